@@ -1,0 +1,49 @@
+# fleetlog — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
+# (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze).
+SYSTEM_PACKAGES := rsyslog systemd-journal-remote poppler-utils systemd
+
+.PHONY: install proto system-deps test test-fast run bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python proto/generate.py
+	touch $(STAMP)
+
+proto: install
+	$(BIN)/python proto/generate.py
+
+# Installs what the tests need when it is missing (apt-get; needs root, as in CI).
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+test: install system-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q tests/unit
+
+run: install
+	$(BIN)/python examples/run_local.py
+
+bench: install system-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+lint: install
+	$(BIN)/ruff check agent collector common tests bench examples proto
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

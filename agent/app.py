@@ -1,0 +1,135 @@
+"""AgentApp: sources -> batcher -> outbox -> shipper, plus metrics and lifecycle.
+
+Checkpoints: a source's position advances only when the batch holding its events is durable
+downstream — acknowledged by the collector (memory outbox) or written to the disk spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+from typing import Any
+
+from agent.batcher import Batcher, SealedBatch
+from agent.config import AgentConfig
+from agent.metrics import AgentMetrics
+from agent.outbox import MemoryOutbox
+from agent.shipper import Shipper
+from agent.sources import build_source
+from agent.sources.base import Source, SourceBatch
+from common.errors import ConfigError
+from common.http_health import HealthServer
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from common.tls import TlsFiles
+
+log = logging.getLogger("fleetlog.agent")
+
+
+def read_token(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        token = pathlib.Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"agent.toml: token_file: cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise ConfigError(f"agent.toml: token_file: {path} is empty")
+    return token
+
+
+class AgentApp:
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        self.state_dir = pathlib.Path(config.state_dir)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"agent.toml: state_dir: cannot create {config.state_dir}: {exc.strerror}") from None
+        self.metrics = AgentMetrics()
+        self.token = read_token(config.token_file)
+        self.sources: list[Source] = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
+        self.outbox = MemoryOutbox(config.spool.max_bytes)
+        self.batcher = Batcher(config.namespace, config.batch.max_events, config.batch.max_bytes,
+                               config.batch.max_wait, config.batch.compression, self.outbox.put,
+                               on_dropped=lambda n: self.metrics.dropped.labels("filtered").inc(n))
+        tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
+        self.shipper = Shipper(
+            collectors=list(config.collectors), node_name=config.node_name, outbox=self.outbox,
+            on_ack=self._on_ack, token=self.token, tls=tls, compression=config.batch.compression,
+            on_state=self._on_state, on_error=lambda reason: self.metrics.send_errors.inc())
+        self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._source_tasks: list[asyncio.Task[Any]] = []
+
+    def _on_read(self, source: str, count: int) -> None:
+        self.metrics.read.labels(source).inc(count)
+
+    def _on_state(self, connected: bool, address: str) -> None:
+        self.metrics.connected.set(1 if connected else 0)
+
+    def _on_ack(self, batch: SealedBatch, reply: pb.IngestReply, latency: float) -> None:
+        self.metrics.acked.inc(batch.events)
+        self.metrics.ack_latency.observe(latency)
+        if reply.dropped:
+            self.metrics.dropped.labels("collector_threshold").inc(reply.dropped)
+        for source, checkpoint in batch.checkpoints:
+            source.commit(checkpoint)
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        self.metrics.spool_events.set(self.outbox.pending_events())
+        self.metrics.spool_bytes.set(self.outbox.pending_bytes())
+
+    async def _emit_from(self, source: Source) -> Any:
+        async def emit(batch: SourceBatch) -> None:
+            await self.batcher.add(batch, source)
+            self._update_gauges()
+        return emit
+
+    async def start(self) -> None:
+        self.http.start()
+        for source in self.sources:
+            self._source_tasks.append(asyncio.create_task(source.run(await self._emit_from(source)),
+                                                          name=f"source:{source.name}"))
+        self._tasks.append(asyncio.create_task(self.batcher.run_timer(), name="batch-timer"))
+        self._tasks.append(asyncio.create_task(self.shipper.run(), name="shipper"))
+        self._tasks.append(asyncio.create_task(self._lag_loop(), name="lag"))
+        for task in self._source_tasks + self._tasks:
+            task.add_done_callback(self._task_done)
+        log.info("agent %s started with %d source(s), collectors %s", self.config.node_name,
+                 len(self.sources), ", ".join(self.config.collectors))
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed: %r", task.get_name(), task.exception())
+
+    async def _lag_loop(self) -> None:
+        while True:
+            for source in self.sources:
+                for label, lag in source.lag_bytes().items():
+                    self.metrics.source_lag.labels(label).set(lag)
+            await asyncio.sleep(1.0)
+
+    async def reload(self, config: AgentConfig) -> None:
+        log.warning("reload: agent configuration changes take effect on restart in this version")
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop reading, seal what was read, give in-flight batches a moment to be acknowledged."""
+        for task in self._source_tasks:
+            task.cancel()
+        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        await self.batcher.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout
+        while self.outbox.pending_events() and loop.time() < deadline and self.shipper.connected_to:
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.http.stop()
+
+    def ready(self) -> tuple[bool, str]:
+        if self.shipper.connected_to:
+            return True, f"connected to {self.shipper.connected_to}"
+        return False, "not connected to a collector"

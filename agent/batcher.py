@@ -1,0 +1,154 @@
+"""From source batches to wire batches.
+
+`ChunkBuilder` turns records into one column-wise `Chunk` per source (applying the source's
+level threshold and field filters). `Batcher` collects chunks until `batch.max_events`,
+`batch.max_bytes` or `batch.max_wait`, then seals a serialized `Batch` (zstd-compressed when
+configured) together with the checkpoints it carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import zstandard
+
+from agent.parse import DEFAULT_LEVEL
+from agent.sources.base import SourceBatch
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from common.timefmt import now_us
+
+
+@dataclass
+class SealedBatch:
+    """A batch ready for the wire: `payload` is a serialized pb.Batch (without sent_at_us)."""
+
+    batch_id: int
+    payload: bytes
+    events: int
+    checkpoints: list[tuple[Any, Any]] = field(default_factory=list)  # (source, checkpoint)
+
+
+def build_chunk(batch: SourceBatch, namespace: str) -> tuple[pb.Chunk, int]:
+    """Records -> a Chunk; returns the chunk and how many records the source filters dropped."""
+    positions, times, messages, request_ids, users, actions = [], [], [], [], [], []
+    apps, pids, fields_json, claims = [], [], [], []
+    levels, flags = bytearray(), bytearray()
+    min_level = batch.min_level
+    event_filter = batch.filters
+    dropped = 0
+    dumps = json.dumps
+    any_claim = False
+    for record in batch.records:
+        parsed = record.parsed
+        level = parsed.level if parsed.level is not None else DEFAULT_LEVEL
+        if level > min_level:
+            dropped += 1
+            continue
+        if event_filter and not event_filter.keep({
+                "user": parsed.user, "request_id": parsed.request_id, "action": parsed.action,
+                "message": parsed.message, "app": record.app, "level": str(level),
+                **{k: str(v) for k, v in (parsed.fields or {}).items()}}):
+            dropped += 1
+            continue
+        positions.append(record.position)
+        times.append(parsed.time_us if parsed.time_us is not None else record.read_time_us)
+        levels.append(level)
+        messages.append(parsed.message)
+        request_ids.append(parsed.request_id)
+        users.append(parsed.user)
+        actions.append(parsed.action)
+        apps.append(record.app)
+        pids.append(record.pid)
+        fields_json.append(dumps(parsed.fields, ensure_ascii=False, separators=(",", ":"), default=str)
+                           if parsed.fields else "")
+        flags.append(record.flags)
+        claims.append(parsed.claimed_host)
+        any_claim = any_claim or bool(parsed.claimed_host)
+    chunk = pb.Chunk(source=batch.source, source_key=batch.source_key, namespace=namespace,
+                     log_type=batch.log_type, level=bytes(levels), flags=bytes(flags))
+    chunk.position.extend(positions)
+    chunk.time_us.extend(times)
+    chunk.message.extend(messages)
+    chunk.request_id.extend(request_ids)
+    chunk.user.extend(users)
+    chunk.action.extend(actions)
+    chunk.app.extend(apps)
+    chunk.pid.extend(pids)
+    chunk.fields_json.extend(fields_json)
+    if any_claim:
+        chunk.claimed_host.extend(claims)
+    return chunk, dropped
+
+
+class Batcher:
+    """Accumulates chunks; `sink` receives each sealed batch (and may wait: backpressure)."""
+
+    def __init__(self, namespace: str, max_events: int, max_bytes: int, max_wait: float, compression: str,
+                 sink: Callable[[SealedBatch], Awaitable[None]], first_batch_id: int = 1,
+                 on_dropped: Callable[[int], None] | None = None):
+        self.namespace = namespace
+        self.max_events, self.max_bytes, self.max_wait = max_events, max_bytes, max_wait
+        self.compression = compression
+        self.sink = sink
+        self.next_id = first_batch_id
+        self.on_dropped = on_dropped
+        self._chunks: list[pb.Chunk] = []
+        self._checkpoints: list[tuple[Any, Any]] = []
+        self._events = 0
+        self._bytes = 0
+        self._lock = asyncio.Lock()
+        self._first_at: float | None = None
+        self._zstd = zstandard.ZstdCompressor(level=1)
+
+    async def add(self, batch: SourceBatch, source: Any) -> None:
+        chunk, dropped = build_chunk(batch, self.namespace)
+        if dropped and self.on_dropped:
+            self.on_dropped(dropped)
+        async with self._lock:
+            if len(chunk.position):
+                self._chunks.append(chunk)
+                self._events += len(chunk.position)
+                self._bytes += batch.read_bytes
+            self._checkpoints.append((source, batch.checkpoint))
+            if self._first_at is None:
+                self._first_at = asyncio.get_running_loop().time()
+            if self._events >= self.max_events or self._bytes >= self.max_bytes:
+                await self._seal()
+
+    async def flush_due(self) -> None:
+        """Seal when the oldest waiting event has waited max_wait (called by a timer task)."""
+        async with self._lock:
+            if self._first_at is not None and asyncio.get_running_loop().time() - self._first_at >= self.max_wait:
+                await self._seal()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self._seal()
+
+    async def run_timer(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.max_wait, 0.05) or 0.01)
+            await self.flush_due()
+
+    async def _seal(self) -> None:
+        if not self._checkpoints:
+            return
+        batch = pb.Batch(batch_id=self.next_id)
+        if self.compression == "zstd" and self._chunks:
+            batch.codec = pb.CODEC_ZSTD
+            batch.packed = self._zstd.compress(pb.Chunks(chunks=self._chunks).SerializeToString())
+        else:
+            batch.chunks.extend(self._chunks)
+        sealed = SealedBatch(self.next_id, batch.SerializeToString(), self._events, self._checkpoints)
+        self.next_id += 1
+        self._chunks, self._checkpoints, self._events, self._bytes, self._first_at = [], [], 0, 0, None
+        await self.sink(sealed)
+
+
+def with_send_time(payload: bytes) -> bytes:
+    """Serialized Batch + sent_at_us: protobuf merges concatenated messages, so the stored payload
+    is sent as is with the send time appended."""
+    return payload + pb.Batch(sent_at_us=now_us()).SerializeToString()

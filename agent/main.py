@@ -1,0 +1,22 @@
+"""`fleetlog-agent --config agent.toml [--check-config]`."""
+
+from __future__ import annotations
+
+import sys
+
+from common.daemon import run_daemon
+
+
+def _make_app(config):
+    from agent.app import AgentApp
+    return AgentApp(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agent.config import load_agent_config
+    return run_daemon("fleetlog-agent", "The fleetlog agent: tails logs and ships them to a collector.",
+                      load_agent_config, _make_app, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

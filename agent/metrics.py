@@ -1,0 +1,21 @@
+"""The agent's Prometheus metrics (SPEC §4.9)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class AgentMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        p = "fleetlog_agent_"
+        self.read = Counter(p + "events_read", "Events read from sources.", ["source"], registry=r)
+        self.acked = Counter(p + "events_acked", "Events the collector acknowledged.", registry=r)
+        self.dropped = Counter(p + "events_dropped", "Events dropped, by reason.", ["reason"], registry=r)
+        self.spool_events = Gauge(p + "spool_events", "Events waiting for acknowledgement.", registry=r)
+        self.spool_bytes = Gauge(p + "spool_bytes", "Bytes waiting for acknowledgement.", registry=r)
+        self.send_errors = Counter(p + "send_errors", "Failed sends and broken streams.", registry=r)
+        self.ack_latency = Histogram(p + "ack_latency_seconds", "Time from sending a batch to its ack.",
+                                     registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.connected = Gauge(p + "connected", "1 while a collector stream is open.", registry=r)
+        self.source_lag = Gauge(p + "source_lag_bytes", "File size minus checkpoint.", ["source"], registry=r)

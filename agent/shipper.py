@@ -1,0 +1,168 @@
+"""The gRPC client: streams sealed batches to a collector and turns acknowledgements into
+commits.
+
+One bidirectional stream at a time. Up to `window` batches are in flight; the collector
+acknowledges each after its storage commit. On any failure the shipper reconnects with
+exponential backoff and jitter, walking the `collectors` list in order (failover), and re-sends
+every unacknowledged batch: the collector deduplicates, so at-least-once transport gives
+exactly-once storage. While on a fallback collector it probes the first one and returns to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Callable
+
+import grpc
+
+from agent.batcher import SealedBatch, with_send_time
+from agent.outbox import Outbox
+from common import __version__
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from common.tls import TlsFiles, channel_credentials
+
+log = logging.getLogger("fleetlog.agent.shipper")
+
+_METHOD = "/fleetlog.v1.Ingest/Stream"
+
+
+def _frame_batch(payload: bytes) -> bytes:
+    """An IngestRequest{batch = payload} built around already-serialized bytes (field 2, LEN)."""
+    length = len(payload)
+    varint = bytearray()
+    while True:
+        byte = length & 0x7F
+        length >>= 7
+        if length:
+            varint.append(byte | 0x80)
+        else:
+            varint.append(byte)
+            break
+    return b"\x12" + bytes(varint) + payload
+
+
+class StreamFailed(Exception):
+    """The stream ended or the collector reported an error; reconnect."""
+
+
+class Shipper:
+    def __init__(self, *, collectors: list[str], node_name: str, outbox: Outbox,
+                 on_ack: Callable[[SealedBatch, pb.IngestReply, float], None],
+                 token: str | None = None, tls: TlsFiles | None = None, compression: str = "gzip",
+                 window: int = 8, backoff_initial: float = 0.1, backoff_max: float = 5.0,
+                 failback_interval: float = 5.0, on_state: Callable[[bool, str], None] | None = None,
+                 on_error: Callable[[str], None] | None = None):
+        self.collectors = collectors
+        self.node_name = node_name
+        self.outbox = outbox
+        self.on_ack = on_ack
+        self.token = token
+        self.tls = tls
+        self.compression = grpc.Compression.Gzip if compression == "gzip" else grpc.Compression.NoCompression
+        self.window = window
+        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.failback_interval = failback_interval
+        self.on_state = on_state or (lambda connected, address: None)
+        self.on_error = on_error or (lambda reason: None)
+        self.connected_to: str | None = None
+        self._sent_at: dict[int, float] = {}
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
+                   ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                   ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
+                   ("grpc.http2.max_pings_without_data", 0), ("grpc.keepalive_permit_without_calls", 1)]
+        if self.tls is not None:
+            return grpc.aio.secure_channel(address, channel_credentials(self.tls), options=options,
+                                           compression=self.compression)
+        return grpc.aio.insecure_channel(address, options=options, compression=self.compression)
+
+    async def run(self) -> None:
+        """Deliver forever (until cancelled)."""
+        failures = 0
+        index = 0
+        while True:
+            address = self.collectors[index]
+            try:
+                await self._session(address, index)
+                failures = 0
+                index = 0  # a session ends normally only to fail back to the first collector
+                continue
+            except (grpc.aio.AioRpcError, StreamFailed, OSError, asyncio.TimeoutError) as exc:
+                reason = (exc.details() if isinstance(exc, grpc.aio.AioRpcError)
+                          else str(exc) or type(exc).__name__)
+                if self.connected_to:
+                    log.warning("lost collector %s: %s", address, reason)
+                else:
+                    log.debug("collector %s unavailable: %s", address, reason)
+                self.on_error(reason or "stream failed")
+            self.connected_to = None
+            self.on_state(False, address)
+            failures += 1
+            index = (index + 1) % len(self.collectors)
+            if index == 0:  # a whole round failed: back off before the next round
+                delay = min(self.backoff_max, self.backoff_initial * 2 ** min(failures, 16))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _session(self, address: str, index: int) -> None:
+        metadata = (("authorization", f"Bearer {self.token}"),) if self.token else None
+        async with self._channel(address) as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout=5.0)
+            stream = channel.stream_stream(_METHOD, request_serializer=None,
+                                           response_deserializer=pb.IngestReply.FromString)
+            call = stream(metadata=metadata)
+            await call.write(pb.IngestRequest(hello=pb.Hello(node_name=self.node_name,
+                                                              agent_version=__version__)).SerializeToString())
+            self.outbox.rewind()
+            self.connected_to = address
+            self.on_state(True, address)
+            log.info("connected to collector %s", address)
+            in_flight = asyncio.Semaphore(self.window)
+            tasks = [asyncio.create_task(self._send_loop(call, in_flight)),
+                     asyncio.create_task(self._ack_loop(call, in_flight))]
+            if index > 0:
+                tasks.append(asyncio.create_task(self._wait_for_primary()))
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # raises the failure that ended the session
+            finally:
+                for task in tasks:
+                    task.cancel()
+                call.cancel()
+            if index > 0:
+                log.info("first collector %s is back; failing back", self.collectors[0])
+
+    async def _send_loop(self, call: grpc.aio.StreamStreamCall, in_flight: asyncio.Semaphore) -> None:
+        while True:
+            await in_flight.acquire()
+            batch = await self.outbox.next_unsent()
+            self._sent_at[batch.batch_id] = time.monotonic()
+            await call.write(_frame_batch(with_send_time(batch.payload)))
+
+    async def _ack_loop(self, call: grpc.aio.StreamStreamCall, in_flight: asyncio.Semaphore) -> None:
+        while True:
+            reply = await call.read()
+            if reply is grpc.aio.EOF:
+                raise StreamFailed("collector closed the stream")
+            if reply.error:
+                raise StreamFailed(f"collector could not store batch {reply.batch_id}: {reply.error}")
+            in_flight.release()
+            sent = self._sent_at.pop(reply.batch_id, None)
+            batch = self.outbox.ack(reply.batch_id)
+            if batch is not None:
+                self.on_ack(batch, reply, time.monotonic() - sent if sent else 0.0)
+
+    async def _wait_for_primary(self) -> None:
+        """Return when the first collector answers again (ends the fallback session)."""
+        while True:
+            await asyncio.sleep(self.failback_interval)
+            try:
+                async with self._channel(self.collectors[0]) as channel:
+                    await asyncio.wait_for(channel.channel_ready(), timeout=1.0)
+                    return
+            except (asyncio.TimeoutError, grpc.aio.AioRpcError, OSError):
+                continue

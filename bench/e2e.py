@@ -1,0 +1,41 @@
+"""End-to-end throughput: file written -> event committed, one agent -> one collector."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+from bench.common import cpu_seconds, peak_rss_mib, write_workload
+from tests.harness import Cluster, wait_for
+
+
+def run_e2e(tmp: pathlib.Path, lines: int, synchronous: str = "full", agents: int = 1,
+            collector_overrides: dict | None = None) -> dict:
+    cluster = Cluster(tmp)
+    try:
+        collector = cluster.collector("bench-collector", storage={"synchronous": synchronous},
+                                      **(collector_overrides or {}))
+        inputs = []
+        for n in range(agents):
+            path = tmp / f"input-{n}.log"
+            write_workload(path, lines // agents, start=n * (lines // agents))
+            inputs.append(path)
+        total = (lines // agents) * agents
+        started = time.monotonic()
+        agent_daemons = [
+            cluster.agent(f"bench-agent-{n}", [collector], [{"type": "file", "paths": [str(inputs[n])]}],
+                          batch={"max_wait": "100ms", "max_events": 5000})
+            for n in range(agents)]
+        wait_for(lambda: collector.metric("fleetlog_collector_events_stored_total") >= total,
+                 timeout=900, what=f"{total} events stored", interval=0.1)
+        elapsed = time.monotonic() - started
+        return {
+            "events": total, "seconds": elapsed, "rate": total / elapsed,
+            "collector_rss_mib": peak_rss_mib(collector.process.pid),
+            "agent_rss_mib": max(peak_rss_mib(a.process.pid) for a in agent_daemons),
+            "collector_cpu": cpu_seconds(collector.process.pid),
+            "agent_cpu": sum(cpu_seconds(a.process.pid) for a in agent_daemons),
+            "input_path": inputs[0],
+        }
+    finally:
+        cluster.stop_all()

@@ -1,0 +1,85 @@
+"""The same workload through rsyslog: an "agent" rsyslogd tails the file (imfile) and forwards
+over TCP (omfwd) to a "central" rsyslogd (imtcp) writing a file (omfile). Loopback only; stops
+only the two processes it started."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
+from bench.common import cpu_seconds, peak_rss_mib
+from tests.harness import free_port
+
+
+def _module_dir() -> str | None:
+    for candidate in pathlib.Path("/usr/lib").rglob("imfile.so"):
+        if "rsyslog" in str(candidate):
+            return str(candidate.parent)
+    return None
+
+
+def run_rsyslog(input_path: pathlib.Path, lines: int, timeout: float = 300) -> dict | None:
+    rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+    modules = _module_dir()
+    if not pathlib.Path(rsyslogd).exists() or modules is None:
+        return None
+    work = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-bench-rsyslog-"))
+    port = free_port()
+    (work / "central").mkdir()
+    (work / "agent").mkdir()
+    out = work / "out.log"
+    (work / "central.conf").write_text(f"""
+global(workDirectory="{work}/central" maxMessageSize="64k")
+module(load="{modules}/imtcp.so")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+template(name="raw" type="string" string="%msg%\\n")
+action(type="omfile" file="{out}" template="raw" asyncWriting="on" ioBufferSize="256k" flushOnTXEnd="off")
+""")
+    (work / "agent.conf").write_text(f"""
+global(workDirectory="{work}/agent" maxMessageSize="64k")
+module(load="{modules}/imfile.so" mode="inotify")
+input(type="imfile" file="{input_path}" tag="app:" readMode="0" freshStartTail="off" persistStateInterval="10000")
+action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp"
+       queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="1024")
+""")
+    procs = []
+    try:
+        central = subprocess.Popen([rsyslogd, "-n", "-f", str(work / "central.conf"), "-i", str(work / "central.pid")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(central)
+        deadline = time.monotonic() + 10
+        import socket
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        started = time.monotonic()
+        agent = subprocess.Popen([rsyslogd, "-n", "-f", str(work / "agent.conf"), "-i", str(work / "agent.pid")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(agent)
+        got = 0
+        while time.monotonic() - started < timeout:
+            if out.exists():
+                with open(out, "rb") as handle:
+                    got = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+            if got >= lines:
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        return {"lines": got, "seconds": elapsed, "rate": got / elapsed,
+                "cpu": cpu_seconds(central.pid) + cpu_seconds(agent.pid),
+                "rss_mib": max(peak_rss_mib(central.pid), peak_rss_mib(agent.pid))}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The central collector: ingest -> identity -> dedup -> classify -> store (+chain) -> forwarders."""

@@ -1,0 +1,273 @@
+"""CollectorApp: the collector's parts wired together — store, writer, identity, classification,
+query engine, metrics, gRPC server — and its lifecycle (start, reload, stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import pathlib
+import time
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from collector.classify import Classifier
+from collector.config import CollectorConfig
+from collector.filters import FilterSpec, build_filter_spec
+from collector.identity import Authenticator, Caller, describe_denial, load_tokens
+from collector.ingest import PreparedBatch
+from collector.internal import InternalEvent, append_internal
+from collector.metrics import CollectorMetrics
+from collector.query import QueryEngine
+from collector.service import AdminService, IngestService, QueryService
+from collector.store.sqlite import SqliteStore
+from collector.writer import StorageWriter
+from common import __version__
+from common.errors import ConfigError
+from common.http_health import HealthServer
+from common.levels import Level
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+from common.tls import TlsFiles, server_credentials
+
+log = logging.getLogger("fleetlog.collector")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen_policy(config: CollectorConfig) -> None:
+    """SPEC §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`."""
+    if config.tls is None and not config.tokens_file and not config.insecure and not _is_loopback(config.listen_host):
+        raise ConfigError(
+            f"collector.toml: listen: refusing to listen on {config.listen} without TLS or tokens_file; "
+            "use a loopback address, configure tls/tokens_file, or set insecure = true")
+
+
+@dataclass
+class NodeState:
+    name: str
+    ip: str = ""
+    streams: int = 0
+    last_seen: float = 0.0
+    events: int = 0
+    last_event_lag: float = 0.0
+    clock_skew: float = 0.0
+
+
+class CollectorApp:
+    def __init__(self, config: CollectorConfig):
+        check_listen_policy(config)
+        self.config = config
+        self.started_at = time.time()
+        self.data_dir = pathlib.Path(config.data_dir)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"collector.toml: data_dir: cannot create {config.data_dir}: {exc.strerror}") from None
+        self.db_path = str(self.data_dir / config.storage.path)
+        self.metrics = CollectorMetrics()
+        self.classifier = Classifier(config)
+        tokens = load_tokens(config.tokens_file) if config.tokens_file else None
+        self.authenticator = Authenticator(tokens, mtls=bool(config.tls and config.tls.require_client_cert))
+        self.store = SqliteStore(self.db_path, config.storage.synchronous, collector=config.node_name)
+        self.writer = StorageWriter(self.store, on_commit=self._after_commit)
+        self.query = QueryEngine(self.db_path)
+        self.nodes: dict[str, NodeState] = {}
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self._committed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.health = health.aio.HealthServicer()
+        self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ])
+        pb_grpc.add_IngestServicer_to_server(IngestService(self), server)
+        pb_grpc.add_QueryServicer_to_server(QueryService(self), server)
+        pb_grpc.add_AdminServicer_to_server(AdminService(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        address = self.config.listen
+        if self.config.tls is not None:
+            tls = self.config.tls
+            creds = server_credentials(TlsFiles(tls.ca, tls.cert, tls.key), tls.require_client_cert)
+            self.port = server.add_secure_port(address, creds)
+        else:
+            self.port = server.add_insecure_port(address)
+        if self.port == 0:
+            raise ConfigError(f"collector.toml: listen: cannot listen on {address}")
+        await server.start()
+        self.server = server
+        self.http.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("fleetlog.v1.Ingest", health_pb2.HealthCheckResponse.SERVING)
+        startup = []
+        if self.store.created:
+            startup.append(InternalEvent("Collector.Database.Create", f"event database created at {self.db_path}",
+                                         tier="permanent"))
+        startup.append(InternalEvent("Collector.Start", f"collector {self.config.node_name} {__version__} started, "
+                                     f"listening on {self.config.listen}", tier="permanent"))
+        await self.writer.call(lambda store: append_internal(store, self.config.node_name, startup))
+        log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
+                 self.port, self.db_path)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let in-flight batches commit, record a clean shutdown, close storage."""
+        if self.server is not None:
+            await self.health.enter_graceful_shutdown()
+            await self.server.stop(grace)
+        stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
+                                    tier="permanent")]
+        await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
+        await asyncio.to_thread(self.writer.stop)
+        self.store.close()
+        self.http.stop()
+
+    async def reload(self, config: CollectorConfig) -> None:
+        """Apply what can change without a restart: thresholds, tiers, retention, forwarders."""
+        if config.listen != self.config.listen or config.tls != self.config.tls:
+            log.warning("listen and tls changes need a restart; keeping %s", self.config.listen)
+            config = replace(config, listen=self.config.listen, tls=self.config.tls)
+        self.config = config
+        self.classifier = Classifier(config)
+
+    def ready(self) -> tuple[bool, str]:
+        if self.server is None:
+            return False, "listener not started"
+        return True, "ready"
+
+    # -- ingest bookkeeping --------------------------------------------------------------------
+
+    def _node(self, name: str) -> NodeState:
+        node = self.nodes.get(name)
+        if node is None:
+            node = self.nodes[name] = NodeState(name)
+        return node
+
+    def agent_connected(self, name: str, ip: str, delta: int) -> None:
+        node = self._node(name)
+        node.streams += delta
+        node.ip = ip or node.ip
+        node.last_seen = time.time()
+        self.metrics.agents_connected.set(sum(1 for n in self.nodes.values() if n.streams > 0))
+
+    def note_batch(self, host: str, sent_at_us: int) -> None:
+        now = time.time()
+        node = self._node(host)
+        node.last_seen = now
+        self.metrics.agent_last_seen.labels(host).set(now)
+        if sent_at_us:
+            node.clock_skew = sent_at_us / 1e6 - now
+            self.metrics.clock_skew.labels(host).set(node.clock_skew)
+
+    def count_received(self, host: str, prepared: PreparedBatch) -> None:
+        self.metrics.received.labels(host).inc(prepared.received)
+        if prepared.dropped_below_level:
+            self.metrics.dropped.labels("below_level").inc(prepared.dropped_below_level)
+        if prepared.denied:
+            self.metrics.dropped.labels("namespace_denied").inc(prepared.denied)
+            for namespace in prepared.denied_namespaces:
+                self._spawn(self.record_denial(None, "ingest", f"node {host} may not write namespace "
+                                               f"{namespace!r}", None, host=host))
+
+    def count_stored(self, host: str, stored: int, duplicates: int) -> None:
+        if stored:
+            self.metrics.stored.labels(host).inc(stored)
+            self._node(host).events += stored
+        if duplicates:
+            self.metrics.duplicate.labels(host).inc(duplicates)
+
+    def _after_commit(self, results: list[Any]) -> None:
+        """Writer thread: wake followers."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._committed.set)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() and log.error(
+            "background task failed: %s", t.exception()))
+
+    # -- internal events -----------------------------------------------------------------------
+
+    async def _internal(self, events: list[InternalEvent]) -> tuple[int, str]:
+        result = await self.writer.call(lambda store: append_internal(store, self.config.node_name, events))
+        return result.last_seq, ""
+
+    async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str]) -> None:
+        text = " ".join(f"--{k.replace('_', '-')}={v!r}" for k, v in sorted(raw_filters.items())) or "(no filters)"
+        await self._internal([InternalEvent("audit/search", f"{purpose}: {text}", user=caller.name,
+                                            fields={"purpose": purpose, "filters": raw_filters,
+                                                    "peer_ip": caller.ip})])
+
+    async def record_denial(self, caller: Caller | None, what: str, why: str,
+                            context: grpc.aio.ServicerContext | None, host: str = "") -> None:
+        message = describe_denial(caller, what, why)
+        log.warning("%s", message)
+        fields = {"operation": what}
+        if context is not None:
+            fields["peer"] = context.peer()
+        await self._internal([InternalEvent("audit/denied", message, level=Level.WARNING,
+                                            user=caller.name if caller else host, fields=fields)])
+
+    async def add_note(self, caller: Caller, text: str) -> tuple[int, str]:
+        seq, _ = await self._internal([InternalEvent("Admin.EventLog.Note", text, user=caller.name,
+                                                     fields={"author": caller.name})])
+        event_id = await asyncio.to_thread(
+            lambda: self.query._reader().scalar("SELECT id FROM events WHERE seq = ?", (seq,)))
+        return seq, event_id or ""
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def filter_spec(self, raw: dict[str, str], caller: Caller) -> FilterSpec:
+        spec = build_filter_spec(raw)
+        if caller.namespaces is not None:
+            spec = replace(spec, allowed_namespaces=tuple(caller.namespaces))
+        return spec
+
+    async def follow(self, spec: FilterSpec, after_seq: int) -> AsyncIterator[list[dict[str, Any]]]:
+        while True:
+            self._committed.clear()
+            found = False
+            pages = self.query.search_by_seq(replace(spec, after_seq=after_seq))
+            for page in await asyncio.to_thread(list, pages):
+                found = True
+                after_seq = page[-1]["seq"]
+                yield page
+            if not found:
+                try:
+                    await asyncio.wait_for(self._committed.wait(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    pass  # poll anyway: a commit signalled before clear() is never missed for long
+
+    async def status(self) -> pb.StatusReply:
+        count, last_seq = await asyncio.to_thread(lambda: (self.query.count(), self.query.last_seq()))
+        storage = self.store.storage_bytes()
+        self.metrics.storage_bytes.set(storage)
+        now = time.time()
+        return pb.StatusReply(
+            version=__version__, uptime_seconds=now - self.started_at, storage_bytes=storage,
+            event_count=count, collector=self.config.node_name, last_seq=last_seq,
+            nodes=[pb.NodeStatus(name=n.name, ip=n.ip, connected=n.streams > 0, last_seen=n.last_seen,
+                                 events=n.events, lag_seconds=max(0.0, now - n.last_seen) if n.streams else 0.0,
+                                 clock_skew_seconds=n.clock_skew)
+                   for n in sorted(self.nodes.values(), key=lambda n: n.name)],
+        )
+
+    async def evidence(self) -> pb.EvidenceReply:
+        return pb.EvidenceReply()
+

@@ -1,0 +1,53 @@
+"""Classification of incoming events: the namespace's minimum level (SPEC §4.5) and the
+retention tier from `retention.rules` (SPEC §4.6). Plain functions, testable without a server."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from collector.config import CollectorConfig, TierRule
+from common.wildcard import wildcard_match
+
+
+def _any(patterns: Sequence[str], value: str) -> bool:
+    return any(wildcard_match(p, value) for p in patterns)
+
+
+def rule_matches(rule: TierRule, *, log_type: str, action: str, namespace: str, source: str, app: str) -> bool:
+    """Every non-empty list of the rule must have a pattern matching the event's value."""
+    return ((not rule.log_type or _any(rule.log_type, log_type))
+            and (not rule.action or _any(rule.action, action))
+            and (not rule.namespace or _any(rule.namespace, namespace))
+            and (not rule.source or _any(rule.source, source))
+            and (not rule.app or _any(rule.app, app)))
+
+
+class Classifier:
+    """Tiers per event, cached per distinct (chunk attributes, action, app): a batch repeats them."""
+
+    def __init__(self, config: CollectorConfig):
+        self.config = config
+        self._cache: dict[tuple[str, str, str, str, str], str] = {}
+
+    def tier(self, *, log_type: str, action: str, namespace: str, source: str, app: str) -> str:
+        key = (log_type, action, namespace, source, app)
+        tier = self._cache.get(key)
+        if tier is None:
+            tier = "general"
+            for rule in self.config.retention.rules:
+                if rule_matches(rule, log_type=log_type, action=action, namespace=namespace,
+                                source=source, app=app):
+                    tier = rule.tier
+                    break
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key] = tier
+        return tier
+
+    def tiers(self, *, log_type: str, namespace: str, source: str, actions: Sequence[str],
+              apps: Sequence[str]) -> list[str]:
+        return [self.tier(log_type=log_type, action=a, namespace=namespace, source=source, app=p)
+                for a, p in zip(actions, apps)]
+
+    def threshold(self, namespace: str) -> int:
+        return int(self.config.namespace_level(namespace))

@@ -1,0 +1,228 @@
+"""collector.toml (SPEC §2). Forwarders are registered by their `type` key."""
+
+from __future__ import annotations
+
+import math
+import socket
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+from common.config import Duration, FieldError, LevelName, load_config
+from common.levels import Level
+
+GENERAL_RETENTION = {"1d", "7d", "30d", "90d", "180d", "1y", "2y", "5y", "10y", "indefinite"}
+SECURITY_RETENTION = {"1y", "2y", "3y", "5y", "7y", "10y", "indefinite"}
+
+
+@dataclass(frozen=True)
+class ServerTlsConfig:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    require_client_cert: bool = False
+
+    def validate(self) -> None:
+        if not (self.cert and self.key):
+            raise FieldError("cert", "a listening collector needs both cert and key")
+        if self.require_client_cert and not self.ca:
+            raise FieldError("ca", "required when require_client_cert = true")
+
+
+@dataclass(frozen=True)
+class ClientTlsConfig:
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = "events.db"
+    synchronous: Literal["full", "normal"] = "full"
+
+
+@dataclass(frozen=True)
+class LevelsConfig:
+    default: LevelName = Level.INFO
+    namespaces: dict[str, LevelName] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class NamespaceRetention:
+    general: Duration | None = None
+    security: Duration | None = None
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """An event matching every given list (wildcards allowed) goes to `tier`."""
+
+    tier: Literal["general", "security"]
+    log_type: list[str] = ()
+    action: list[str] = ()
+    namespace: list[str] = ()
+    source: list[str] = ()
+    app: list[str] = ()
+
+
+DEFAULT_TIER_RULES = (
+    TierRule(tier="security", log_type=("audit", "security")),
+    TierRule(tier="security", action=("user.*", "login*", "password*", "mfa*")),
+)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    general: Duration = 90 * 86400.0
+    security: Duration = 365 * 86400.0
+    purge_interval: Duration = 3600.0
+    namespaces: dict[str, NamespaceRetention] = field(default_factory=lambda: MappingProxyType({}))
+    rules: list[TierRule] = DEFAULT_TIER_RULES
+
+    def validate(self) -> None:
+        if self.purge_interval <= 0 or math.isinf(self.purge_interval):
+            raise FieldError("purge_interval", "must be a positive, finite duration")
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    key: str | None = None
+    checkpoint_every: int = 1000
+    checkpoint_interval: Duration = 10.0
+
+    def validate(self) -> None:
+        if self.checkpoint_every < 1:
+            raise FieldError("checkpoint_every", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = "127.0.0.1:9433"
+
+
+@dataclass(frozen=True)
+class FieldPattern:
+    field: str
+    pattern: str
+
+
+@dataclass(frozen=True)
+class ForwarderFilters:
+    min_level: LevelName = Level.DEBUG
+    log_types: list[str] = ()
+    actions: list[Literal["create", "read", "update", "delete"]] = ()
+    include: list[FieldPattern] = ()
+    exclude: list[FieldPattern] = ()
+
+
+@dataclass(frozen=True)
+class SyslogForwarderConfig:
+    type: Literal["syslog"]
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 514
+    protocol: Literal["udp", "tcp", "tls"] = "tcp"
+    format: Literal["rfc5424", "rfc3164"] = "rfc5424"
+    framing: Literal["octet-counting", "lf"] = "octet-counting"
+    facility: str = "local0"
+    app_name: str = "fleetlog"
+    tls: ClientTlsConfig | None = None
+    min_level: LevelName = Level.DEBUG
+    log_types: list[str] = ()
+    actions: list[Literal["create", "read", "update", "delete"]] = ()
+    include: list[FieldPattern] = ()
+    exclude: list[FieldPattern] = ()
+
+
+@dataclass(frozen=True)
+class JsonlForwarderConfig:
+    type: Literal["jsonl"]
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    min_level: LevelName = Level.DEBUG
+    log_types: list[str] = ()
+    actions: list[Literal["create", "read", "update", "delete"]] = ()
+    include: list[FieldPattern] = ()
+    exclude: list[FieldPattern] = ()
+
+
+@dataclass(frozen=True)
+class FileForwarderConfig:
+    type: Literal["file"]
+    name: str
+    path: str = ""
+    rotate_bytes: int = 0
+    rotate_max: int = 5
+    min_level: LevelName = Level.DEBUG
+    log_types: list[str] = ()
+    actions: list[Literal["create", "read", "update", "delete"]] = ()
+    include: list[FieldPattern] = ()
+    exclude: list[FieldPattern] = ()
+
+
+@dataclass(frozen=True)
+class ConsoleForwarderConfig:
+    type: Literal["console"]
+    name: str
+    min_level: LevelName = Level.DEBUG
+    log_types: list[str] = ()
+    actions: list[Literal["create", "read", "update", "delete"]] = ()
+    include: list[FieldPattern] = ()
+    exclude: list[FieldPattern] = ()
+
+
+ForwarderConfig = SyslogForwarderConfig | JsonlForwarderConfig | FileForwarderConfig | ConsoleForwarderConfig
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    node_name: str = field(default_factory=socket.gethostname)
+    listen: str = "127.0.0.1:7433"
+    data_dir: str = "/var/lib/fleetlog-collector"
+    tls: ServerTlsConfig | None = None
+    tokens_file: str | None = None
+    insecure: bool = False
+    storage: StorageConfig = StorageConfig()
+    levels: LevelsConfig = LevelsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    signing: SigningConfig = SigningConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    forwarders: list[ForwarderConfig] = ()
+    log_level: LevelName = Level.INFO
+    log_file: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_rotate_daily: bool = False
+    log_rotate_max: int = 7
+
+    def validate(self) -> None:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
+        names = [f.name for f in self.forwarders]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                raise FieldError(f"forwarders[{i}].name", f"duplicate forwarder name {name!r}")
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    def namespace_level(self, namespace: str) -> Level:
+        return self.levels.namespaces.get(namespace, self.levels.default)
+
+    def retention_for(self, namespace: str) -> Mapping[str, float]:
+        override = self.retention.namespaces.get(namespace)
+        general = override.general if override and override.general is not None else self.retention.general
+        security = override.security if override and override.security is not None else self.retention.security
+        return {"general": general, "security": security, "permanent": math.inf}
+
+
+def load_collector_config(path: str) -> CollectorConfig:
+    return load_config(CollectorConfig, path)

@@ -1,0 +1,189 @@
+"""Search filters (SPEC §1 "Filters"): validated from what the operator typed into a FilterSpec.
+
+Backend-neutral: storage backends compile a FilterSpec into their own query language. Every
+problem is a UsageError that says which flag and why — never an empty result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from common.errors import UsageError
+from common.levels import Level, parse_level
+from common.timefmt import UTC, datetime_to_us, now_us, parse_rfc3339_us
+from common.units import parse_duration
+from common.wildcard import split_list
+
+# Columns that the `--where` syntax and `--columns` may name (SPEC §3).
+EVENT_FIELDS = ("seq", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
+                "source", "log_type", "app", "pid", "level", "request_id", "user", "action",
+                "message", "fields", "tier", "truncated")
+
+_RELATIVE = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|m|min|h|d|w|y)$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_PREFIX = re.compile(r"^\d{4}(-\d{1,2}(-\d{1,2}([ T]\d{1,2}(:\d{1,2}(:\d{1,2}(\.\d{0,6})?)?)?)?)?)?$")
+
+
+def parse_time_bound(flag: str, text: str, now: int | None = None) -> int:
+    """`--since/--until`: RFC 3339, a date (midnight UTC), or relative to now (`15m`, `7d`)."""
+    text = text.strip()
+    if _RELATIVE.match(text):
+        return (now if now is not None else now_us()) - int(parse_duration(text) * 1_000_000)
+    try:
+        if _DATE_ONLY.match(text):
+            return datetime_to_us(dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC))
+        return parse_rfc3339_us(text)
+    except ValueError:
+        raise UsageError(f"{flag}: cannot read {text!r} as a time (use RFC 3339 such as "
+                         f"2025-12-01T14:30:00Z, a date such as 2025-12-01, or 15m/2h/7d)") from None
+
+
+def date_prefix_range(text: str) -> tuple[str, int, int]:
+    """`--date 2025-12-01 14:3` -> (normalised prefix, start µs, end µs) of the coarse range that
+    the complete components of the prefix name (here the hour 14:00-15:00); the backend also
+    matches the full prefix against the formatted time."""
+    prefix = text.strip().replace("T", " ")
+    if not _DATE_PREFIX.match(prefix):
+        raise UsageError(f"--date: {text!r} is not a date prefix (such as 2025-12, 2025-12-01 or 2025-12-01 14:3)")
+    parts = re.split(r"[- :.]", prefix)
+    complete = parts if prefix[-1:].isdigit() and _component_complete(prefix) else parts[:-1]
+    units = ["year", "month", "day", "hour", "minute", "second"]
+    values = dict(zip(units, (int(p) for p in complete if p)))
+    try:
+        start = dt.datetime(values.get("year", 1970), values.get("month", 1), values.get("day", 1),
+                            values.get("hour", 0), values.get("minute", 0), values.get("second", 0),
+                            tzinfo=UTC)
+    except ValueError as exc:
+        raise UsageError(f"--date: {text!r}: {exc}") from None
+    depth = len(values)
+    if depth == 0:
+        end = dt.datetime(10000 - 1, 12, 31, tzinfo=UTC)
+        start = dt.datetime(1, 1, 1, tzinfo=UTC) if not complete else start
+    elif depth == 1:
+        end = start.replace(year=start.year + 1)
+    elif depth == 2:
+        end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    else:
+        end = start + [dt.timedelta(days=1), dt.timedelta(hours=1), dt.timedelta(minutes=1),
+                       dt.timedelta(seconds=1)][depth - 3]
+    return prefix, datetime_to_us(start), datetime_to_us(end)
+
+
+def _component_complete(prefix: str) -> bool:
+    last = re.split(r"[- :.]", prefix)[-1]
+    return len(last) == (4 if len(prefix) <= 4 else 2) and "." not in prefix
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A value filter: exact values and `*` wildcards, any of which may match."""
+
+    exact: tuple[str, ...] = ()
+    wildcards: tuple[str, ...] = ()
+
+
+def _text_match(value: str, allow_list: bool = True) -> TextMatch | None:
+    if not value:
+        return None
+    items = split_list(value) if allow_list else [value.strip()]
+    return TextMatch(exact=tuple(i for i in items if "*" not in i),
+                     wildcards=tuple(i for i in items if "*" in i))
+
+
+@dataclass(frozen=True)
+class WhereCondition:
+    field: str
+    like: str      # SQL LIKE pattern: % any run, _ one character
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    since_us: int | None = None
+    until_us: int | None = None
+    date_prefix: str | None = None
+    date_range: tuple[int, int] | None = None
+    max_level: int | None = None                 # --min-level: level value <= this
+    levels: tuple[int, ...] = ()
+    request_id: TextMatch | None = None
+    user: TextMatch | None = None
+    host: TextMatch | None = None
+    keywords: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()
+    message_regex: str | None = None
+    log_type: TextMatch | None = None
+    source: TextMatch | None = None
+    namespace: TextMatch | None = None
+    app: TextMatch | None = None
+    action: TextMatch | None = None
+    where: tuple[WhereCondition, ...] = ()
+    allowed_namespaces: tuple[str, ...] | None = None   # RBAC scope; None = all
+    after_seq: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return ""
+
+
+def split_message_terms(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`foo "exact phrase" bar` -> (("foo", "bar"), ("exact phrase",))."""
+    phrases = tuple(p for p in re.findall(r'"([^"]*)"', text) if p.strip())
+    rest = re.sub(r'"[^"]*"', " ", text)
+    if '"' in rest:
+        raise UsageError(f"--message: unbalanced double quote in {text!r}")
+    return tuple(rest.split()), phrases
+
+
+def parse_where(text: str) -> tuple[WhereCondition, ...]:
+    conditions = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        name, sep, pattern = part.partition("=")
+        name = name.strip()
+        if not sep:
+            raise UsageError(f"--where: {part.strip()!r} is not field=pattern")
+        if name not in EVENT_FIELDS:
+            raise UsageError(f"--where: unknown field {name!r} (fields: {', '.join(EVENT_FIELDS)})")
+        conditions.append(WhereCondition(name, pattern.strip()))
+    return tuple(conditions)
+
+
+def _level(flag: str, value: str) -> Level:
+    try:
+        return parse_level(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def build_filter_spec(raw: dict[str, str], *, now: int | None = None) -> FilterSpec:
+    """Validate the raw filter strings (keys as in the Filters proto message)."""
+    get = lambda key: (raw.get(key) or "").strip()  # noqa: E731
+    since = parse_time_bound("--since", get("since"), now) if get("since") else None
+    until = parse_time_bound("--until", get("until"), now) if get("until") else None
+    if since is not None and until is not None and since > until:
+        raise UsageError("--since is later than --until")
+    prefix, date_range = None, None
+    if get("date"):
+        prefix, start, end = date_prefix_range(get("date"))
+        date_range = (start, end)
+    regex = get("message_regex") or None
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise UsageError(f"--message-regex: invalid regular expression {regex!r}: {exc}") from None
+    keywords, phrases = split_message_terms(get("message")) if get("message") else ((), ())
+    return FilterSpec(
+        since_us=since, until_us=until, date_prefix=prefix, date_range=date_range,
+        max_level=int(_level("--min-level", get("min_level"))) if get("min_level") else None,
+        levels=tuple(int(_level("--level", v)) for v in split_list(get("level"))),
+        request_id=_text_match(get("request_id"), allow_list=False),
+        user=_text_match(get("user")), host=_text_match(get("host")),
+        keywords=keywords, phrases=phrases, message_regex=regex,
+        log_type=_text_match(get("log_type")), source=_text_match(get("source")),
+        namespace=_text_match(get("namespace")), app=_text_match(get("app")),
+        action=_text_match(get("action")),
+        where=parse_where(get("where")) if get("where") else (),
+    )

@@ -1,0 +1,131 @@
+"""Who is calling (SPEC §4.1): mTLS client certificate, bearer token, or — only without either,
+on loopback — the name the agent gives itself.
+
+Tokens live only with their holders; tokens_file keeps each one's SHA-256, its name, role and
+namespaces. Identity never comes from an event payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import grpc
+
+from common.config import load_config
+from common.errors import AuthError
+
+Role = Literal["agent", "admin", "auditor", "namespace-admin", "namespace-auditor"]
+READ_ROLES = {"admin", "auditor", "namespace-admin", "namespace-auditor"}
+NAMESPACED_ROLES = {"agent", "namespace-admin", "namespace-auditor"}
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    name: str
+    sha256: str
+    role: Role
+    namespaces: list[str] = ()
+
+
+@dataclass(frozen=True)
+class TokensFile:
+    tokens: list[TokenEntry] = ()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated peer. `namespaces` None = every namespace."""
+
+    name: str
+    role: str
+    ip: str
+    namespaces: tuple[str, ...] | None = None
+    how: str = "trusted"   # "mtls" | "token" | "trusted"
+
+    @property
+    def can_ingest(self) -> bool:
+        return self.role in ("agent", "trusted")
+
+    @property
+    def can_read(self) -> bool:
+        return self.role in READ_ROLES or self.role == "trusted"
+
+    @property
+    def can_note(self) -> bool:
+        return self.role in ("admin", "auditor", "namespace-admin", "trusted")
+
+
+def load_tokens(path: str) -> dict[str, TokenEntry]:
+    """sha256 hex -> entry; ConfigError naming the file and key on any problem."""
+    parsed = load_config(TokensFile, path)
+    by_hash: dict[str, TokenEntry] = {}
+    for entry in parsed.tokens:
+        by_hash[entry.sha256.strip().lower()] = entry
+    return by_hash
+
+
+def peer_ip(context: grpc.aio.ServicerContext) -> str:
+    """"ipv4:127.0.0.1:5000" -> "127.0.0.1"; "ipv6:[::1]:5000" -> "::1"."""
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]").replace("%5B", "").replace("%5D", "")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    return rest or peer
+
+
+def _cert_identity(context: grpc.aio.ServicerContext) -> str | None:
+    auth = context.auth_context() or {}
+    for key in ("x509_common_name", "x509_subject_alternative_name"):
+        values = auth.get(key)
+        if values:
+            return values[0].decode()
+    return None
+
+
+def _bearer(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+    return None
+
+
+class Authenticator:
+    def __init__(self, tokens: dict[str, TokenEntry] | None, mtls: bool):
+        self.tokens = tokens
+        self.mtls = mtls
+
+    @property
+    def open(self) -> bool:
+        """No TLS client certificates and no tokens: loopback-only trust mode."""
+        return not self.tokens and not self.mtls
+
+    def authenticate(self, context: grpc.aio.ServicerContext, claimed_name: str = "") -> Caller:
+        ip = peer_ip(context)
+        token = _bearer(context)
+        if self.tokens and token is not None:
+            digest = hashlib.sha256(token.encode()).hexdigest()
+            entry = next((e for h, e in self.tokens.items() if hmac.compare_digest(h, digest)), None)
+            if entry is None:
+                raise AuthError("unknown token")
+            namespaces = tuple(entry.namespaces) if entry.role in NAMESPACED_ROLES else None
+            return Caller(entry.name, entry.role, ip, namespaces, "token")
+        if self.mtls:
+            name = _cert_identity(context)
+            if name:
+                # A certificate identifies a node: it may ingest, not read (readers use tokens).
+                return Caller(name, "agent", ip, None, "mtls")
+        if self.open:
+            return Caller(claimed_name or "anonymous", "trusted", ip, None, "trusted")
+        raise AuthError("no valid credentials (token or client certificate) presented")
+
+
+def describe_denial(caller: Caller | None, what: str, why: Any) -> str:
+    who = f"{caller.name} ({caller.role})" if caller else "unauthenticated peer"
+    return f"denied {what} for {who}: {why}"

@@ -1,0 +1,207 @@
+"""The embedded SQLite event store.
+
+One writer thread owns the write connection (`SqliteStore`); readers open their own connections
+(`SqliteReader`), which WAL lets run beside the writer. `store_batch` dedups, assigns gapless seqs,
+extends the hash chain and inserts events plus their full-text rows, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sqlite3
+import threading
+from typing import Any, Iterable, Iterator, Sequence
+
+import sqlite_utils
+
+from collector.store import EVENT_COLUMNS, IncomingEvents, StoreResult
+from collector.store.schema import create_schema
+from common import chain
+from common.errors import StorageError
+from common.ids import event_id
+
+_INSERT_EVENT = (
+    "INSERT INTO events(seq, origin, pos, id, time, received_at, host, host_ip, collector, namespace,"
+    " source, log_type, app, pid, level, request_id, user, action, message, fields, tier, truncated,"
+    " hash) VALUES (" + ",".join("?" * 23) + ")"
+)
+_INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"
+_SELECT_COLUMNS = ", ".join(EVENT_COLUMNS)
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        conn.execute("PRAGMA temp_store=MEMORY")
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open the event store: {exc}") from None
+    return conn
+
+
+def row_to_event(row: Sequence[Any]) -> dict[str, Any]:
+    """A stored row (EVENT_COLUMNS order) as the stored-value dict the chain hashes."""
+    return dict(zip(EVENT_COLUMNS, row))
+
+
+class SqliteStore:
+    """The write side. Not thread-safe: call it from one thread (the collector's writer)."""
+
+    def __init__(self, path: str | os.PathLike, synchronous: str = "full", collector: str = ""):
+        self.path = str(path)
+        pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.created = not os.path.exists(self.path)
+        self.collector = collector
+        self.conn = _connect(self.path, synchronous)
+        try:
+            create_schema(sqlite_utils.Database(self.conn))
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot create the schema: {exc}") from None
+        self._origins: dict[tuple[str, str], int] = {
+            (host, key): oid for oid, host, key in self.conn.execute("SELECT id, host, source_key FROM origins")
+        }
+        self.last_seq = int(self._meta("last_seq") or 0)
+        head = self._meta("chain_head")
+        self.chain_head = bytes.fromhex(head) if head else chain.GENESIS
+        self._lock = threading.Lock()
+
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _origin_id(self, host: str, source_key: str) -> int:
+        key = (host, source_key)
+        oid = self._origins.get(key)
+        if oid is None:
+            oid = self.conn.execute(
+                "INSERT INTO origins(host, source_key) VALUES (?, ?) RETURNING id", key).fetchone()[0]
+            self._origins[key] = oid
+        return oid
+
+    def store_batch(self, batches: Sequence[IncomingEvents], received_at_us: int) -> list[StoreResult]:
+        """Store every new event of `batches` in one transaction (see Storage.store_batch)."""
+        with self._lock:
+            origins_before = dict(self._origins)
+            seq, head = self.last_seq, self.chain_head
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                results = []
+                event_rows: list[tuple] = []
+                for incoming in batches:
+                    result, seq, head = self._rows_for(incoming, received_at_us, seq, head, event_rows)
+                    results.append(result)
+                if event_rows:
+                    self.conn.executemany(_INSERT_EVENT, event_rows)
+                    self.conn.executemany(_INSERT_FTS, ((row[0], row[18]) for row in event_rows))
+                    self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                          (("last_seq", str(seq)), ("chain_head", head.hex())))
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._origins = origins_before
+                raise StorageError(f"{self.path}: storing a batch failed: {exc}") from None
+            self.last_seq, self.chain_head = seq, head
+            return results
+
+    def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, head: bytes,
+                  out: list[tuple]) -> tuple[StoreResult, int, bytes]:
+        result = StoreResult()
+        count = len(incoming)
+        if count == 0:
+            return result, seq, head
+        host = incoming.host
+        origin = self._origin_id(host, incoming.source_key)
+        positions = incoming.position
+        low, high = min(positions), max(positions)
+        seen = {pos for (pos,) in self.conn.execute(
+            "SELECT pos FROM events WHERE origin = ? AND pos BETWEEN ? AND ?", (origin, low, high))}
+        canonical, extend = chain.canonical_bytes, chain.extend
+        collector, host_ip, source_key = self.collector, incoming.host_ip, incoming.source_key
+        namespace, source, log_type = incoming.namespace, incoming.source, incoming.log_type
+        duplicates = 0
+        first = seq + 1
+        for i in range(count):
+            pos = positions[i]
+            if pos in seen:
+                duplicates += 1
+                continue
+            seen.add(pos)
+            seq += 1
+            event = {
+                "seq": seq, "id": event_id(host, source_key, pos), "time": incoming.time_us[i],
+                "received_at": received_at, "host": host, "host_ip": host_ip or None,
+                "collector": collector or None, "namespace": namespace, "source": source,
+                "log_type": log_type, "app": incoming.app[i] or None, "pid": incoming.pid[i] or None,
+                "level": incoming.level[i], "request_id": incoming.request_id[i] or None,
+                "user": incoming.user[i] or None, "action": incoming.action[i] or None,
+                "message": incoming.message[i], "fields": incoming.fields_json[i] or None,
+                "tier": incoming.tier[i], "truncated": incoming.flags[i] & 1,
+            }
+            head = extend(head, canonical(event))
+            out.append((seq, origin, pos, event["id"], event["time"], received_at, host, event["host_ip"],
+                        event["collector"], namespace, source, log_type, event["app"], event["pid"],
+                        event["level"], event["request_id"], event["user"], event["action"],
+                        event["message"], event["fields"], event["tier"], event["truncated"], head))
+        result.stored = seq - first + 1
+        result.duplicates = duplicates
+        if result.stored:
+            result.first_seq, result.last_seq = first, seq
+        result.stored_by_host[host] = result.stored
+        result.duplicates_by_host[host] = duplicates
+        return result, seq, head
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # no transaction was open: nothing to undo
+
+    def storage_bytes(self) -> int:
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass  # a busy reader keeps the WAL; it is checkpointed on next open
+            self.conn.close()
+
+
+class SqliteReader:
+    """A read-only view for searches; one per thread (connections are cheap, WAL-concurrent)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                        check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout=10000")
+            self.conn.execute("PRAGMA cache_size=-65536")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{path}: cannot open the event store for reading: {exc}") from None
+
+    def query(self, where: str, params: Iterable[Any], order: str = "asc", limit: int = 0,
+              batch: int = 1000) -> Iterator[list[tuple]]:
+        """Rows (EVENT_COLUMNS order) matching `where`, ordered by (time, seq), in lists of `batch`."""
+        direction = "DESC" if order == "desc" else "ASC"
+        sql = f"SELECT {_SELECT_COLUMNS} FROM events WHERE {where or '1'} ORDER BY time {direction}, seq {direction}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        try:
+            cursor = self.conn.execute(sql, tuple(params))
+            while rows := cursor.fetchmany(batch):
+                yield rows
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: search failed: {exc}") from None
+
+    def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = self.conn.execute(sql, tuple(params)).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,139 @@
+"""Compile a FilterSpec into an SQLite WHERE clause that the schema's indexes can serve.
+
+- time, request_id, user, host: indexed comparisons (`GLOB 'abc*'` on a prefix uses the index);
+- message keywords: the FTS5 index narrows the candidates, then LIKE keeps exact phrases exact;
+- `--where`: SQL LIKE on the column (`time` compared as `YYYY-MM-DD HH:MM:SS.ffffff` text,
+  `level` as its name), the classic audit-search syntax.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+from collector.filters import FilterSpec, TextMatch
+from common.levels import LEVEL_NAMES
+
+_TIME_TEXT = "strftime('%Y-%m-%d %H:%M:%f', time / 1000000.0, 'unixepoch')"
+_TIME_TEXT_US = ("(strftime('%Y-%m-%d %H:%M:%S', time / 1000000, 'unixepoch') || '.' || "
+                 "substr('000000' || (time % 1000000), -6))")
+
+
+def _glob(pattern: str) -> str:
+    """Our `*` wildcard as an SQLite GLOB pattern (other GLOB metacharacters made literal)."""
+    return re.sub(r"([?\[])", r"[\1]", pattern)
+
+
+def _text(column: str, match: TextMatch | None, params: list[Any], also: str | None = None) -> str | None:
+    if match is None:
+        return None
+    parts = []
+    columns = [column] + ([also] if also else [])
+    for col in columns:
+        if match.exact:
+            parts.append(f"{col} IN ({','.join('?' * len(match.exact))})")
+            params.extend(match.exact)
+        for pattern in match.wildcards:
+            parts.append(f"{col} GLOB ?")
+            params.append(_glob(pattern))
+    return "(" + " OR ".join(parts) + ")"
+
+
+def _fts_query(keywords: tuple[str, ...], phrases: tuple[str, ...]) -> str:
+    """Each keyword and phrase becomes a quoted FTS5 string, ANDed; a keyword ending in `*` is a
+    prefix query."""
+    terms = []
+    for word in keywords:
+        prefix = word.endswith("*")
+        core = word.rstrip("*").replace('"', '""')
+        if core:
+            terms.append(f'"{core}"' + ("*" if prefix else ""))
+    for phrase in phrases:
+        terms.append('"' + phrase.replace('"', '""') + '"')
+    return " AND ".join(terms)
+
+
+def _like_literal(text: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def add(clause: str | None) -> None:
+        if clause:
+            clauses.append(clause)
+
+    if spec.since_us is not None:
+        clauses.append("time >= ?")
+        params.append(spec.since_us)
+    if spec.until_us is not None:
+        clauses.append("time <= ?")
+        params.append(spec.until_us)
+    if spec.date_range is not None:
+        clauses.append(f"time >= ? AND time < ? AND {_TIME_TEXT_US} LIKE ? ESCAPE '\\'")
+        params.extend([spec.date_range[0], spec.date_range[1],
+                       re.sub(r"([\\%_])", r"\\\1", spec.date_prefix or "") + "%"])
+    if spec.max_level is not None:
+        clauses.append("level <= ?")
+        params.append(spec.max_level)
+    if spec.levels:
+        clauses.append(f"level IN ({','.join('?' * len(spec.levels))})")
+        params.extend(spec.levels)
+    add(_text("request_id", spec.request_id, params))
+    add(_text("user", spec.user, params))
+    add(_text("host", spec.host, params, also="host_ip"))
+    add(_text("log_type", spec.log_type, params))
+    add(_text("source", spec.source, params))
+    add(_text("namespace", spec.namespace, params))
+    add(_text("app", spec.app, params))
+    add(_text("action", spec.action, params))
+    if spec.keywords or spec.phrases:
+        fts = _fts_query(spec.keywords, spec.phrases)
+        if fts:
+            clauses.append("seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+            params.append(fts)
+        for phrase in spec.phrases:
+            clauses.append("message LIKE ? ESCAPE '\\'")
+            params.append(_like_literal(phrase))
+    if spec.message_regex:
+        clauses.append("regexp(?, message)")
+        params.append(spec.message_regex)
+    for condition in spec.where:
+        if condition.field == "time":
+            column = _TIME_TEXT_US
+        elif condition.field == "received_at":
+            column = _TIME_TEXT_US.replace("time", "received_at")
+        elif condition.field == "level":
+            column = "level_name(level)"
+        else:
+            column = f'"{condition.field}"'
+        clauses.append(f"{column} LIKE ?")
+        params.append(condition.like)
+    if spec.allowed_namespaces is not None:
+        if spec.allowed_namespaces:
+            clauses.append(f"namespace IN ({','.join('?' * len(spec.allowed_namespaces))})")
+            params.extend(spec.allowed_namespaces)
+        else:
+            clauses.append("0")
+    if spec.after_seq:
+        clauses.append("seq > ?")
+        params.append(spec.after_seq)
+    return " AND ".join(clauses), params
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """SQL functions the compiled clauses use: regexp(pattern, text) and level_name(n)."""
+    cache: dict[str, re.Pattern[str]] = {}
+
+    def regexp(pattern: str, text: str | None) -> bool:
+        compiled = cache.get(pattern)
+        if compiled is None:
+            compiled = cache[pattern] = re.compile(pattern)
+        return text is not None and compiled.search(text) is not None
+
+    conn.create_function("regexp", 2, regexp, deterministic=True)
+    conn.create_function("level_name", 1, lambda n: LEVEL_NAMES[n] if n is not None and 0 <= n < 8 else None,
+                         deterministic=True)

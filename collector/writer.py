@@ -1,0 +1,125 @@
+"""The single storage writer with group commit.
+
+SQLite has one writer at a time, and with synchronous=FULL every commit costs an fsync. So all
+ingest streams hand their prepared batches to one thread, which takes everything waiting (up to
+`max_group_events`) into a single transaction and resolves each caller's future after COMMIT:
+acknowledgements are never sent for uncommitted events, and fsyncs are shared under load.
+Other write jobs (notes, purge steps, checkpoints) go through the same queue so they never race
+with ingestion for the write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Sequence
+
+from collector.store import IncomingEvents, StoreResult
+from collector.store.sqlite import SqliteStore
+from common.timefmt import now_us
+
+log = logging.getLogger("fleetlog.collector.writer")
+
+_STOP = object()
+
+
+class _IngestJob:
+    __slots__ = ("events", "future")
+
+    def __init__(self, events: Sequence[IncomingEvents]):
+        self.events = events
+        self.future: Future[list[StoreResult]] = Future()
+
+
+class _CallJob:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[SqliteStore], Any]):
+        self.fn = fn
+        self.future: Future[Any] = Future()
+
+
+class StorageWriter:
+    def __init__(self, store: SqliteStore, max_group_events: int = 50_000,
+                 on_commit: Callable[[list[StoreResult]], None] | None = None):
+        self.store = store
+        self.max_group_events = max_group_events
+        self.on_commit = on_commit
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="storage-writer", daemon=True)
+        self._thread.start()
+
+    async def submit(self, events: Sequence[IncomingEvents]) -> list[StoreResult]:
+        """Store and wait for the commit; raises StorageError when the transaction failed."""
+        job = _IngestJob(events)
+        self._queue.put(job)
+        return await asyncio.wrap_future(job.future)
+
+    async def call(self, fn: Callable[[SqliteStore], Any]) -> Any:
+        """Run fn(store) on the writer thread, between ingest transactions."""
+        job = _CallJob(fn)
+        self._queue.put(job)
+        return await asyncio.wrap_future(job.future)
+
+    def call_sync(self, fn: Callable[[SqliteStore], Any]) -> Any:
+        job = _CallJob(fn)
+        self._queue.put(job)
+        return job.future.result()
+
+    def stop(self) -> None:
+        """Finish every queued job, then stop the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        pending: list[Any] = []
+        while True:
+            job = pending.pop(0) if pending else self._queue.get()
+            if job is _STOP:
+                return
+            if isinstance(job, _CallJob):
+                self._run_call(job)
+                continue
+            group = [job]
+            size = sum(len(e) for e in job.events)
+            while size < self.max_group_events:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(nxt, _IngestJob):
+                    pending.append(nxt)
+                    break
+                group.append(nxt)
+                size += sum(len(e) for e in nxt.events)
+            self._commit_group(group)
+
+    def _run_call(self, job: _CallJob) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        try:
+            job.future.set_result(job.fn(self.store))
+        except BaseException as exc:  # handed to the caller, who decides
+            job.future.set_exception(exc)
+
+    def _commit_group(self, group: list[_IngestJob]) -> None:
+        flat = [events for job in group for events in job.events]
+        try:
+            results = self.store.store_batch(flat, now_us())
+        except BaseException as exc:
+            log.error("storage transaction failed, %d batches not acknowledged: %s", len(group), exc)
+            for job in group:
+                job.future.set_exception(exc)
+            return
+        if self.on_commit is not None:
+            try:
+                self.on_commit(results)
+            except Exception:  # a metrics/follow hook must never undo a commit
+                log.exception("after-commit hook failed")
+        offset = 0
+        for job in group:
+            job.future.set_result(results[offset:offset + len(job.events)])
+            offset += len(job.events)

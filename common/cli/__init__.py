@@ -1,0 +1,1 @@
+"""The `fleetlog` operator CLI: one module per family of subcommands."""

@@ -1,0 +1,54 @@
+"""`fleetlog note` and `fleetlog status`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from common.cli.client import Connection
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    note = subparsers.add_parser("note", parents=parents, help="add an informative note to the event log")
+    note.add_argument("text", metavar="TEXT")
+    note.set_defaults(handler=run_note)
+    status = subparsers.add_parser("status", parents=parents, help="collector health")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=run_status)
+
+
+def run_note(args: argparse.Namespace) -> int:
+    conn = Connection.from_args(args)
+    with conn.channel() as channel:
+        reply = conn.admin(channel).Note(pb.NoteRequest(text=args.text), metadata=conn.metadata)
+    print(f"note stored as seq {reply.seq} (id {reply.id})")
+    return 0
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
+
+
+def run_status(args: argparse.Namespace) -> int:
+    conn = Connection.from_args(args)
+    with conn.channel() as channel:
+        status = conn.query(channel).Status(pb.StatusRequest(), metadata=conn.metadata)
+    if args.format == "json":
+        print(json.dumps(MessageToDict(status, preserving_proto_field_name=True), indent=2))
+        return 0
+    print(f"collector {status.collector}  version {status.version}  up {status.uptime_seconds:.0f}s")
+    print(f"storage   {status.storage_bytes / 1048576:.1f} MiB, {status.event_count} events, last seq {status.last_seq}")
+    print(f"next purge {_when(status.next_purge)}")
+    print(f"{'NODE':<20} {'IP':<16} {'CONNECTED':<9} {'LAST SEEN':<20} {'EVENTS':>10} {'LAG':>6} SKEW")
+    for node in status.nodes:
+        warn = "  WARNING: clock off by more than 1s" if abs(node.clock_skew_seconds) > 1 else ""
+        print(f"{node.name:<20} {node.ip:<16} {'yes' if node.connected else 'no':<9} {_when(node.last_seen):<20} "
+              f"{node.events:>10} {node.lag_seconds:>5.1f}s {node.clock_skew_seconds:+.3f}s{warn}")
+    for fwd in status.forwarders:
+        print(f"forwarder {fwd.name}: {fwd.state}, lag {fwd.lag_events} events")
+    return 0

@@ -1,0 +1,76 @@
+"""The CLI's connection to a collector, and translation of gRPC failures into fleetlog errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import grpc
+
+from common.errors import AuthError, FleetlogError, TransportError, UsageError
+from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+from common.tls import TlsFiles, channel_credentials
+
+DEFAULT_COLLECTOR = "127.0.0.1:7433"
+
+
+@dataclass
+class Connection:
+    address: str
+    token: str | None
+    tls: TlsFiles | None
+
+    @classmethod
+    def from_args(cls, args) -> "Connection":
+        address = args.collector or os.environ.get("FLEETLOG_COLLECTOR") or DEFAULT_COLLECTOR
+        token_file = args.token_file or os.environ.get("FLEETLOG_TOKEN_FILE")
+        token = None
+        if token_file:
+            try:
+                token = pathlib.Path(token_file).read_text().strip()
+            except OSError as exc:
+                raise UsageError(f"--token-file: cannot read {token_file}: {exc.strerror}") from None
+        tls = TlsFiles(args.ca, args.cert, args.key) if (args.ca or args.cert or args.key) else None
+        return cls(address, token, tls)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
+    @contextlib.contextmanager
+    def channel(self) -> Iterator[grpc.Channel]:
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        if self.tls:
+            channel = grpc.secure_channel(self.address, channel_credentials(self.tls), options=options)
+        else:
+            channel = grpc.insecure_channel(self.address, options=options)
+        try:
+            with translate_errors(self.address):
+                yield channel
+        finally:
+            channel.close()
+
+    def query(self, channel: grpc.Channel) -> pb_grpc.QueryStub:
+        return pb_grpc.QueryStub(channel)
+
+    def admin(self, channel: grpc.Channel) -> pb_grpc.AdminStub:
+        return pb_grpc.AdminStub(channel)
+
+
+@contextlib.contextmanager
+def translate_errors(address: str) -> Iterator[None]:
+    try:
+        yield
+    except grpc.RpcError as exc:
+        code = exc.code() if hasattr(exc, "code") else None
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            raise UsageError(details) from None
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            raise AuthError(f"collector {address}: {details}") from None
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise TransportError(f"cannot reach the collector at {address}: {details}") from None
+        raise FleetlogError(f"collector {address}: {details}") from None

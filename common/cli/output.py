@@ -1,0 +1,54 @@
+"""Printing events: table for people, JSON lines and CSV for programs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from typing import Any, Iterable, TextIO
+
+TABLE_COLUMNS = ("time", "level", "host", "request_id", "user", "message")
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def print_table(events: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
+    """Columns sized to their content; the message takes what the terminal has left."""
+    width = shutil.get_terminal_size((160, 24)).columns
+    rows = [[cell(e.get(c)).replace("\n", " ") for c in TABLE_COLUMNS] for e in events]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(TABLE_COLUMNS)]
+    fixed = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    widths[-1] = max(20, min(widths[-1], width - fixed))
+    def line(values: list[str]) -> str:
+        parts = [v.ljust(w)[:w] if i < len(values) - 1 else v[:w] for i, (v, w) in enumerate(zip(values, widths))]
+        return "  ".join(parts).rstrip()
+    out.write(line([c.upper() for c in TABLE_COLUMNS]) + "\n")
+    for row in rows:
+        out.write(line(row) + "\n")
+
+
+def write_json_lines(events: Iterable[dict[str, Any]], out: TextIO = sys.stdout) -> int:
+    count = 0
+    for event in events:
+        out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+class CsvWriter:
+    def __init__(self, out: TextIO, columns: Iterable[str]):
+        self.columns = list(columns)
+        self.writer = csv.writer(out)
+        self.writer.writerow(self.columns)
+
+    def write(self, event: dict[str, Any]) -> None:
+        self.writer.writerow([cell(event.get(c)) for c in self.columns])

@@ -1,0 +1,231 @@
+"""Typed configuration: TOML files loaded into frozen dataclasses.
+
+A config section is a frozen dataclass; its type hints say how each key is read:
+`str`, `int`, `float`, `bool`, `Literal[...]`, `list[X]`, `dict[str, X]`, `X | None`, a nested
+dataclass, a union of dataclasses told apart by their `type` key (how sources and forwarders are
+registered), or `Annotated[T, Converter(...)]` for sizes, durations and levels. Unknown keys are
+errors, and every error names the file, the key path and the problem, e.g.
+`agent.toml: sources[1].start_at: expected "beginning" or "end", got "start"`.
+
+A section may define `validate(self)` that raises `FieldError` for checks across keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from common.errors import ConfigError
+from common.levels import Level, parse_level
+from common.units import format_duration, format_size, parse_duration, parse_size
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Converter:
+    """How to read a value from TOML (`parse`, raising ValueError) and print it back (`show`)."""
+
+    parse: Callable[[Any], Any]
+    show: Callable[[Any], Any]
+
+
+Size = Annotated[int, Converter(parse_size, format_size)]
+Duration = Annotated[float, Converter(parse_duration, format_duration)]
+LevelName = Annotated[Level, Converter(parse_level, lambda level: level.label)]
+
+
+class FieldError(ValueError):
+    """Raised by a section's validate(): `key` is relative to that section."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(problem)
+        self.key = key
+        self.problem = problem
+
+
+class _Invalid(Exception):
+    def __init__(self, where: str, problem: str):
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _describe(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (str, int, float, bool)) else type(value).__name__
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin is Annotated:
+        base, *extras = get_args(hint)
+        converter = next((e for e in extras if isinstance(e, Converter)), None)
+        if converter is None:
+            return _convert(base, value, where)
+        try:
+            return converter.parse(value)
+        except ValueError as exc:
+            raise _Invalid(where, str(exc)) from None
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            expected = " or ".join(json.dumps(c) for c in choices)
+            raise _Invalid(where, f"expected {expected}, got {_describe(value)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None and len(options) < len(get_args(hint)):
+            return None
+        if all(dataclasses.is_dataclass(o) for o in options) and len(options) > 1:
+            return _convert_tagged(options, value, where)
+        if len(options) == 1:
+            return _convert(options[0], value, where)
+        errors = []
+        for option in options:
+            try:
+                return _convert(option, value, where)
+            except _Invalid as exc:
+                errors.append(exc.problem)
+        raise _Invalid(where, "; ".join(errors))
+    if origin is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list):
+            raise _Invalid(where, f"expected a list, got {_describe(value)}")
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        _, item = get_args(hint)
+        if not isinstance(value, dict):
+            raise _Invalid(where, f"expected a table, got {_describe(value)}")
+        return types.MappingProxyType({k: _convert(item, v, _join(where, k)) for k, v in value.items()})
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _Invalid(where, f"expected true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(where, f"expected a whole number, got {_describe(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Invalid(where, f"expected a number, got {_describe(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Invalid(where, f"expected a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"config type {hint!r} is not supported")  # a programming error, not user input
+
+
+def _convert_tagged(options: list[type], value: Any, where: str) -> Any:
+    """Pick the dataclass whose `type: Literal[...]` field admits value["type"]."""
+    by_tag: dict[str, type] = {}
+    for option in options:
+        for tag in get_args(get_type_hints(option, include_extras=True)["type"]):
+            by_tag[tag] = option
+    if not isinstance(value, dict):
+        raise _Invalid(where, f"expected a table, got {_describe(value)}")
+    tag = value.get("type")
+    if tag not in by_tag:
+        expected = " or ".join(json.dumps(t) for t in by_tag)
+        raise _Invalid(_join(where, "type"), f"expected {expected}, got {_describe(tag)}")
+    return _build(by_tag[tag], value, where)
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise _Invalid(where or "(top level)", f"expected a table, got {_describe(data)}")
+    hints = get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise _Invalid(_join(where, key), f"unknown key (known keys: {known})")
+    values = {}
+    for name, field in fields.items():
+        if name in data:
+            values[name] = _convert(hints[name], data[name], _join(where, name))
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise _Invalid(_join(where, name), "required key is missing")
+    obj = cls(**values)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        try:
+            validate()
+        except FieldError as exc:
+            raise _Invalid(_join(where, exc.key), exc.problem) from None
+    return obj
+
+
+def build_config(cls: type[T], data: dict[str, Any], file_label: str) -> T:
+    """Build a config object from parsed TOML; ConfigError names file_label and the key."""
+    try:
+        return _build(cls, data, "")
+    except _Invalid as exc:
+        raise ConfigError(f"{file_label}: {exc.where}: {exc.problem}") from None
+
+
+def read_toml(path: str | pathlib.Path) -> dict[str, Any]:
+    path = pathlib.Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+def load_config(cls: type[T], path: str | pathlib.Path) -> T:
+    """Read and validate a TOML config file into `cls`."""
+    return build_config(cls, read_toml(path), pathlib.Path(path).name)
+
+
+def to_plain(obj: Any) -> Any:
+    """The effective config as plain JSON-able values (durations and sizes spelled as in TOML)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        hints = get_type_hints(type(obj), include_extras=True)
+        return {f.name: _show(hints[f.name], getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return obj
+
+
+def _show(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = get_origin(hint)
+    if origin is Annotated:
+        base, *extras = get_args(hint)
+        converter = next((e for e in extras if isinstance(e, Converter)), None)
+        return converter.show(value) if converter else _show(base, value)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        return _show(options[0], value) if len(options) == 1 else to_plain(value)
+    if origin is list:
+        (item,) = get_args(hint)
+        return [_show(item, v) for v in value]
+    if origin is dict:
+        _, item = get_args(hint)
+        return {k: _show(item, v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value):
+        return to_plain(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "indefinite"
+    return value

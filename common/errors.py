@@ -1,0 +1,39 @@
+"""One exception hierarchy for fleetlog. Errors from the layers below (grpc, sqlite3, ssl, OS)
+are translated into these where they enter, so callers and the CLI handle one family.
+
+The CLI and the daemons map them to exit codes: UsageError/ConfigError -> 2, others -> 1.
+"""
+
+
+class FleetlogError(Exception):
+    """Base of every error fleetlog raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(FleetlogError):
+    """A wrong command-line flag or argument; the message says which and why."""
+
+    exit_code = 2
+
+
+class ConfigError(FleetlogError):
+    """A configuration file is missing, unreadable or invalid; the message names file and key."""
+
+    exit_code = 2
+
+
+class AuthError(FleetlogError):
+    """Authentication failed or the caller's role does not allow the operation."""
+
+
+class TransportError(FleetlogError):
+    """A peer could not be reached, hung up, or answered with an error."""
+
+
+class StorageError(FleetlogError):
+    """The event store could not be opened, read or written."""
+
+
+class VerificationError(FleetlogError):
+    """Tamper evidence does not match: an event or checkpoint was changed, removed or forged."""

@@ -1,0 +1,34 @@
+"""Event times: integers of microseconds since the Unix epoch (UTC) inside fleetlog, RFC 3339
+strings with microseconds and a `Z` at every edge (JSON output, exports, syslog)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def format_us(value: int) -> str:
+    """1764685845123456 -> "2025-12-02T14:30:45.123456Z"."""
+    return (_EPOCH + dt.timedelta(microseconds=value)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def datetime_to_us(value: dt.datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_rfc3339_us(text: str) -> int:
+    """RFC 3339 / ISO 8601 (`Z` or offset; naive means UTC) -> µs; ValueError when unreadable."""
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return datetime_to_us(dt.datetime.fromisoformat(text))

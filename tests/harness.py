@@ -1,0 +1,218 @@
+"""Test harness: real daemons as processes on 127.0.0.1 with free ports and temp dirs.
+
+`Cluster` starts collectors and agents from config dicts, knows only the processes it started,
+and stops them (SIGTERM, then SIGKILL after a deadline). Everything waits by polling with a
+deadline — no fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import tomli_w
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
+             interval: float = 0.05) -> Any:
+    """Poll until predicate() is truthy; return its value or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 — polled conditions may fail until ready
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    e.pop("NOTIFY_SOCKET", None)
+    return e
+
+
+def write_toml(path: pathlib.Path, data: dict[str, Any]) -> pathlib.Path:
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def run_cli(*args: str, timeout: float = 60, input: str | None = None, extra_env: dict | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    e = env()
+    if extra_env:
+        e.update(extra_env)
+    return subprocess.run([sys.executable, "-m", "common.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout, env=e, cwd=ROOT, input=input)
+
+
+def metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, label_text = head.partition("{")
+        if metric != name:
+            continue
+        found = dict(part.split("=", 1) for part in label_text.rstrip("}").split(",") if "=" in part)
+        found = {k: v.strip('"') for k, v in found.items()}
+        if all(found.get(k) == v for k, v in (labels or {}).items()):
+            total += float(value)
+    return total
+
+
+@dataclass
+class Daemon:
+    kind: str
+    config_path: pathlib.Path
+    config: dict[str, Any]
+    log_path: pathlib.Path
+    process: subprocess.Popen | None = None
+    port: int = 0
+    metrics_port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, extra_env: dict | None = None) -> "Daemon":
+        e = env()
+        if extra_env:
+            e.update(extra_env)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", self.kind, "--config", str(self.config_path)],
+                                        stdout=log, stderr=subprocess.STDOUT, env=e, cwd=ROOT)
+        log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> "Daemon":
+        def ready() -> bool:
+            if self.process and self.process.poll() is not None:
+                raise AssertionError(f"{self.kind} exited with {self.process.returncode}:\n{self.log()}")
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2) as response:
+                return response.status == 200
+        wait_for(ready, timeout, f"{self.kind} ready")
+        return self
+
+    def metrics(self) -> str:
+        return metrics_text(self.metrics_port)
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return metric_value(self.metrics(), name, labels)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@dataclass
+class Cluster:
+    tmp: pathlib.Path
+    daemons: list[Daemon] = field(default_factory=list)
+
+    def collector(self, name: str = "collector-1", start: bool = True, **overrides: Any) -> Daemon:
+        port, metrics_port = free_port(), free_port()
+        config: dict[str, Any] = {
+            "node_name": name, "listen": f"127.0.0.1:{port}", "data_dir": str(self.tmp / name / "data"),
+            "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+        }
+        _merge(config, overrides)
+        return self._daemon("collector", name, config, port, metrics_port, start)
+
+    def agent(self, name: str, collectors: list[Daemon] | list[str], sources: list[dict[str, Any]],
+              start: bool = True, **overrides: Any) -> Daemon:
+        metrics_port = free_port()
+        config: dict[str, Any] = {
+            "node_name": name, "state_dir": str(self.tmp / name / "state"),
+            "collectors": [c.address if isinstance(c, Daemon) else c for c in collectors],
+            "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+            "batch": {"max_wait": "50ms"},
+            "sources": sources,
+        }
+        _merge(config, overrides)
+        return self._daemon("agent", name, config, 0, metrics_port, start)
+
+    def _daemon(self, kind: str, name: str, config: dict[str, Any], port: int, metrics_port: int,
+                start: bool) -> Daemon:
+        folder = self.tmp / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = write_toml(folder / f"{kind}.toml", config)
+        daemon = Daemon(kind, path, config, folder / f"{kind}.log", port=port, metrics_port=metrics_port)
+        self.daemons.append(daemon)
+        if start:
+            daemon.start()
+            if kind == "collector":
+                daemon.wait_ready()
+        return daemon
+
+    def rewrite(self, daemon: Daemon, **overrides: Any) -> None:
+        _merge(daemon.config, overrides)
+        write_toml(daemon.config_path, daemon.config)
+
+    def stop_all(self) -> None:
+        for daemon in reversed(self.daemons):
+            daemon.stop()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def search_json(collector: Daemon, *args: str) -> list[dict[str, Any]]:
+    result = run_cli("--collector", collector.address, "search", "--format", "json", "--limit", "0", *args)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def write_lines(path: pathlib.Path, lines: list[str], mode: str = "a") -> None:
+    with open(path, mode) as handle:
+        handle.write("".join(line + "\n" for line in lines))

@@ -1,0 +1,34 @@
+from agent.parse import make_parser, parse_auto
+from common.timefmt import format_us
+
+
+def test_text_line_keeps_key_values_in_message():
+    p = parse_auto("2025-12-02T14:30:45.123456Z INFO req=r00001 user=alice@example.com Login OK seq=7")
+    assert format_us(p.time_us) == "2025-12-02T14:30:45.123456Z"
+    assert p.level == 6
+    assert p.message == "req=r00001 user=alice@example.com Login OK seq=7"
+    assert (p.request_id, p.user, p.action) == ("r00001", "alice@example.com", "")
+    assert p.fields == {"seq": "7"}
+
+
+def test_json_line_maps_known_keys():
+    p = parse_auto('{"@timestamp": "2025-12-02T14:30:45+01:00", "severity": "warn", "msg": "slow", '
+                   '"requestId": "abc", "username": "bob", "event": "user.update", "latency": 12}')
+    assert format_us(p.time_us) == "2025-12-02T13:30:45.000000Z"
+    assert p.level == 4 and p.message == "slow"
+    assert (p.request_id, p.user, p.action) == ("abc", "bob", "user.update")
+    assert p.fields == {"latency": 12}
+
+
+def test_epoch_and_offsets():
+    assert format_us(parse_auto('{"ts": 1764685845.5, "msg": "x"}').time_us) == "2025-12-02T14:30:45.500000Z"
+    assert format_us(parse_auto('{"ts": 1764685845500, "msg": "x"}').time_us) == "2025-12-02T14:30:45.500000Z"
+    assert parse_auto("plain words only").time_us is None
+
+
+def test_regex_parser():
+    parse = make_parser("regex", r"^(?P<time>\S+) \[(?P<level>\w+)\] (?P<rid>\S+) (?P<message>.*)$")
+    p = parse("2025-12-02T14:30:45Z [err] r-9 disk full")
+    assert p.level == 3 and p.request_id == "r-9" and p.message == "disk full"
+    miss = parse("garbage")
+    assert miss.message == "garbage" and miss.fields == {"parse_error": "pattern did not match"}
