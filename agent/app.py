@@ -49,7 +49,8 @@ class AgentApp:
         self.metrics = AgentMetrics()
         self.token = read_token(config.token_file)
         self.sources: list[Source] = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
-        self.outbox = MemoryOutbox(config.spool.max_bytes)
+        # Bounded read-ahead in memory until the disk spool takes over this role.
+        self.outbox = MemoryOutbox(min(config.spool.max_bytes, 16 * 1024 * 1024))
         self.batcher = Batcher(config.namespace, config.batch.max_events, config.batch.max_bytes,
                                config.batch.max_wait, config.batch.compression, self.outbox.put,
                                on_dropped=lambda n: self.metrics.dropped.labels("filtered").inc(n))

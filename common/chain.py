@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring
 
 GENESIS = b"\x00" * 32
 
@@ -24,10 +25,40 @@ CANONICAL_KEYS: tuple[str, ...] = tuple(sorted((
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode
 
+# The writer's hot path fills this template instead of calling json.dumps: strings go through the
+# C string escaper (`quote`), integers as %d, absent values as `null`. It produces the same bytes
+# as json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False);
+# tests/unit/test_chain.py checks the two agree. Arguments, in key order: action, app, collector,
+# fields, host, host_ip, id, level, log_type, message, namespace, pid, received_at, request_id,
+# seq, source, tier, time, truncated, user — strings pre-quoted (or "null"), ints raw.
+TEMPLATE = ("{" + ",".join(f'"{key}":' + ("%d" if key in ("level", "received_at", "seq", "time", "truncated")
+                                          else "%s") for key in CANONICAL_KEYS) + "}")
+NULL = "null"
+quote = encode_basestring
+
+
+def quote_optional(value: str | None) -> str:
+    return NULL if value is None else encode_basestring(value)
+
 
 def canonical_bytes(event: dict) -> bytes:
+    """Canonical bytes of a stored-value event dict (the reference form; see canonical_values)."""
     return _encode({key: event.get(key) for key in CANONICAL_KEYS}).encode()
 
 
+def canonical_values(values: tuple) -> bytes:
+    """Canonical bytes from stored values in CANONICAL_KEYS order, through TEMPLATE."""
+    args = []
+    for key, value in zip(CANONICAL_KEYS, values):
+        if key in ("level", "received_at", "seq", "time", "truncated"):
+            args.append(value)
+        elif key == "pid":
+            args.append(NULL if value is None else str(value))
+        else:
+            args.append(quote_optional(value))
+    return (TEMPLATE % tuple(args)).encode()
+
+
 def extend(previous: bytes, canonical: bytes) -> bytes:
+    """link(n) = SHA-256(link(n-1) || canonical(event n))."""
     return hashlib.sha256(previous + canonical).digest()

@@ -5,7 +5,9 @@ Choices, with the ceilings measured on the 2-core reference machine (WAL, synchr
 (195k rows/s) where a random 16-byte id scatters writes (91k rows/s). So dedup is enforced by
 UNIQUE(origin, pos) — `origin` a small integer for (host, source_key), `pos` the byte offset or
 journal seqnum, increasing per source — and the 128-bit event id is stored but not indexed.
-Optional columns are NULL rather than "" so partial indexes skip them.
+Optional columns are NULL rather than "" so partial indexes skip them. Host filters resolve
+through the small `origins` table to `origin IN (...)`, which the (origin, pos) index serves, so
+events need no host index.
 
 Times are integers of microseconds since the epoch (UTC): compact, and range scans on the time
 index are integer comparisons. `seq` is the rowid: gapless, assigned by the single writer.
@@ -41,15 +43,18 @@ def create_schema(db: sqlite_utils.Database) -> None:
         """
         CREATE UNIQUE INDEX IF NOT EXISTS events_origin_pos ON events(origin, pos);
         CREATE INDEX IF NOT EXISTS events_time ON events(time);
-        CREATE INDEX IF NOT EXISTS events_host_time ON events(host, time);
         CREATE INDEX IF NOT EXISTS events_request_id ON events(request_id) WHERE request_id IS NOT NULL;
         CREATE INDEX IF NOT EXISTS events_user ON events(user) WHERE user IS NOT NULL;
-        CREATE INDEX IF NOT EXISTS events_tier_time ON events(tier, namespace, time);
+        -- Addresses each node was seen from, so `--host IP` resolves to origins without an index
+        -- on every event's host_ip.
+        CREATE TABLE IF NOT EXISTS node_addresses (host TEXT NOT NULL, ip TEXT NOT NULL, PRIMARY KEY (host, ip));
+        -- External-content FTS5: the text lives once, in events.message. No triggers: the single
+        -- writer inserts index rows in the same transaction as the events. columnsize=0: no
+        -- ranking is needed, so the per-row size table is not kept.
+        CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
+            message, content='events', content_rowid='seq', tokenize='unicode61', columnsize=0);
+        -- Links of purged events that verification needs (the chain's signed anchors).
+        CREATE TABLE IF NOT EXISTS chain_anchors (seq INTEGER PRIMARY KEY, link BLOB NOT NULL);
         """
     )
-    if not db["events_fts"].exists():
-        # External-content FTS5: the text lives once, in events.message. No triggers: the single
-        # writer inserts index rows in the same transaction as the events, in one executemany.
-        db["events"].enable_fts(["message"], fts_version="FTS5", create_triggers=False,
-                                tokenize="unicode61")
     db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, replace=True)

@@ -7,6 +7,7 @@ extends the hash chain and inserts events plus their full-text rows, all in one 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import sqlite3
@@ -64,6 +65,7 @@ class SqliteStore:
         self._origins: dict[tuple[str, str], int] = {
             (host, key): oid for oid, host, key in self.conn.execute("SELECT id, host, source_key FROM origins")
         }
+        self._addresses: set[tuple[str, str]] = set(self.conn.execute("SELECT host, ip FROM node_addresses"))
         self.last_seq = int(self._meta("last_seq") or 0)
         head = self._meta("chain_head")
         self.chain_head = bytes.fromhex(head) if head else chain.GENESIS
@@ -119,9 +121,19 @@ class SqliteStore:
         low, high = min(positions), max(positions)
         seen = {pos for (pos,) in self.conn.execute(
             "SELECT pos FROM events WHERE origin = ? AND pos BETWEEN ? AND ?", (origin, low, high))}
-        canonical, extend = chain.canonical_bytes, chain.extend
-        collector, host_ip, source_key = self.collector, incoming.host_ip, incoming.source_key
+        collector, host_ip, source_key = self.collector or None, incoming.host_ip or None, incoming.source_key
         namespace, source, log_type = incoming.namespace, incoming.source, incoming.log_type
+        if host_ip and (host, host_ip) not in self._addresses:
+            self.conn.execute("INSERT OR IGNORE INTO node_addresses(host, ip) VALUES (?, ?)", (host, host_ip))
+            self._addresses.add((host, host_ip))
+        times, levels, messages, flags = incoming.time_us, incoming.level, incoming.message, incoming.flags
+        request_ids, users, actions = incoming.request_id, incoming.user, incoming.action
+        apps, pids, fields, tiers = incoming.app, incoming.pid, incoming.fields_json, incoming.tier
+        # What is the same for the whole chunk is quoted once for the canonical form.
+        template, quote, opt, null, sha256 = chain.TEMPLATE, chain.quote, chain.quote_optional, chain.NULL, hashlib.sha256
+        q_collector, q_host, q_ip = opt(collector), quote(host), opt(host_ip)
+        q_log_type, q_namespace, q_source = opt(log_type), opt(namespace), opt(source)
+        q_tiers: dict[str, str] = {}
         duplicates = 0
         first = seq + 1
         for i in range(count):
@@ -131,21 +143,19 @@ class SqliteStore:
                 continue
             seen.add(pos)
             seq += 1
-            event = {
-                "seq": seq, "id": event_id(host, source_key, pos), "time": incoming.time_us[i],
-                "received_at": received_at, "host": host, "host_ip": host_ip or None,
-                "collector": collector or None, "namespace": namespace, "source": source,
-                "log_type": log_type, "app": incoming.app[i] or None, "pid": incoming.pid[i] or None,
-                "level": incoming.level[i], "request_id": incoming.request_id[i] or None,
-                "user": incoming.user[i] or None, "action": incoming.action[i] or None,
-                "message": incoming.message[i], "fields": incoming.fields_json[i] or None,
-                "tier": incoming.tier[i], "truncated": incoming.flags[i] & 1,
-            }
-            head = extend(head, canonical(event))
-            out.append((seq, origin, pos, event["id"], event["time"], received_at, host, event["host_ip"],
-                        event["collector"], namespace, source, log_type, event["app"], event["pid"],
-                        event["level"], event["request_id"], event["user"], event["action"],
-                        event["message"], event["fields"], event["tier"], event["truncated"], head))
+            eid = event_id(host, source_key, pos)
+            app, pid, rid, user = apps[i] or None, pids[i] or None, request_ids[i] or None, users[i] or None
+            action, field, message, tier = actions[i] or None, fields[i] or None, messages[i], tiers[i]
+            time_us, level, truncated = times[i], levels[i], flags[i] & 1
+            q_tier = q_tiers.get(tier) or q_tiers.setdefault(tier, quote(tier))
+            canonical = template % (
+                opt(action), opt(app), q_collector, opt(field), q_host, q_ip, quote(eid), level, q_log_type,
+                quote(message), q_namespace, null if pid is None else str(pid), received_at, opt(rid), seq, q_source,
+                q_tier, time_us, truncated, opt(user))  # pid: None or a positive int
+            head = sha256(head + canonical.encode()).digest()
+            out.append((seq, origin, pos, eid, time_us, received_at, host, host_ip, collector, namespace,
+                        source, log_type, app, pid, level, rid, user, action, message, field, tier, truncated,
+                        head))
         result.stored = seq - first + 1
         result.duplicates = duplicates
         if result.stored:

@@ -25,18 +25,16 @@ def _glob(pattern: str) -> str:
     return re.sub(r"([?\[])", r"[\1]", pattern)
 
 
-def _text(column: str, match: TextMatch | None, params: list[Any], also: str | None = None) -> str | None:
+def _text(column: str, match: TextMatch | None, params: list[Any]) -> str | None:
     if match is None:
         return None
     parts = []
-    columns = [column] + ([also] if also else [])
-    for col in columns:
-        if match.exact:
-            parts.append(f"{col} IN ({','.join('?' * len(match.exact))})")
-            params.extend(match.exact)
-        for pattern in match.wildcards:
-            parts.append(f"{col} GLOB ?")
-            params.append(_glob(pattern))
+    if match.exact:
+        parts.append(f"{column} IN ({','.join('?' * len(match.exact))})")
+        params.extend(match.exact)
+    for pattern in match.wildcards:
+        parts.append(f"{column} GLOB ?")
+        params.append(_glob(pattern))
     return "(" + " OR ".join(parts) + ")"
 
 
@@ -84,7 +82,15 @@ def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
         params.extend(spec.levels)
     add(_text("request_id", spec.request_id, params))
     add(_text("user", spec.user, params))
-    add(_text("host", spec.host, params, also="host_ip"))
+    if spec.host is not None:
+        # Resolve names and addresses through the small origins/node_addresses tables, so the
+        # (origin, pos) index serves the filter.
+        hosts_params: list[Any] = []
+        by_name = _text("host", spec.host, hosts_params)
+        by_ip = _text("ip", spec.host, hosts_params)
+        clauses.append(f"origin IN (SELECT id FROM origins WHERE {by_name} OR host IN "
+                       f"(SELECT host FROM node_addresses WHERE {by_ip}))")
+        params.extend(hosts_params)
     add(_text("log_type", spec.log_type, params))
     add(_text("source", spec.source, params))
     add(_text("namespace", spec.namespace, params))
