@@ -3,8 +3,15 @@
 Canonical bytes of a stored event: the JSON object of every stored column except `hash` (the
 names of collector.store.EVENT_COLUMNS), keys sorted, no whitespace (`,` and `:`), non-ASCII
 kept as UTF-8, integers as stored (times in µs since the epoch, level 0-7, truncated 0/1), absent
-values as null. link(n) = SHA-256(link(n-1) || canonical(event n)); the link before the first
-event (or the anchor left by a purge) is recorded in a signed checkpoint. docs/tamper-evidence.md
+values as null.
+
+    digest(n) = SHA-256(canonical(event n))
+    link(n)   = SHA-256(link(n-1) || digest(n)),   link(0) = 32 zero bytes
+
+Hashing the digest rather than the bytes lets a partial export (a bundle) prove its events
+against a signed checkpoint by carrying only the 32-byte digests of the events it leaves out.
+A purge keeps, for every run of deleted events, the link of the run's last event in
+chain_anchors, so what remains still verifies. docs/tamper-evidence.md
 describes the format for third-party verifiers.
 """
 
@@ -59,6 +66,14 @@ def canonical_values(values: tuple) -> bytes:
     return (TEMPLATE % tuple(args)).encode()
 
 
+def digest(canonical: bytes) -> bytes:
+    return hashlib.sha256(canonical).digest()
+
+
 def extend(previous: bytes, canonical: bytes) -> bytes:
-    """link(n) = SHA-256(link(n-1) || canonical(event n))."""
-    return hashlib.sha256(previous + canonical).digest()
+    """link(n) = SHA-256(link(n-1) || SHA-256(canonical(event n)))."""
+    return hashlib.sha256(previous + hashlib.sha256(canonical).digest()).digest()
+
+
+def extend_digest(previous: bytes, event_digest: bytes) -> bytes:
+    return hashlib.sha256(previous + event_digest).digest()

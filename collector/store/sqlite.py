@@ -12,6 +12,7 @@ import os
 import pathlib
 import sqlite3
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 import sqlite_utils
@@ -42,6 +43,34 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StorageError(f"{path}: cannot open the event store: {exc}") from None
     return conn
+
+
+@dataclass
+class DeleteResult:
+    count: int = 0
+    oldest_us: int | None = None
+    newest_us: int | None = None
+    ranges: list[tuple[int, int]] = field(default_factory=list)   # inclusive seq ranges
+    anchors_sha256: str = ""
+
+
+def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for seq in seqs:
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
+def anchors_digest(anchors: Sequence[tuple[int, bytes]]) -> str:
+    """SHA-256 over (seq as 8 bytes big-endian || link) of each anchor, in seq order: recorded in
+    the (chained) purge event so a verifier can tell anchors the collector wrote from forged ones."""
+    h = hashlib.sha256()
+    for seq, link in sorted(anchors):
+        h.update(seq.to_bytes(8, "big") + link)
+    return h.hexdigest()
 
 
 def row_to_event(row: Sequence[Any]) -> dict[str, Any]:
@@ -152,7 +181,7 @@ class SqliteStore:
                 opt(action), opt(app), q_collector, opt(field), q_host, q_ip, quote(eid), level, q_log_type,
                 quote(message), q_namespace, null if pid is None else str(pid), received_at, opt(rid), seq, q_source,
                 q_tier, time_us, truncated, opt(user))  # pid: None or a positive int
-            head = sha256(head + canonical.encode()).digest()
+            head = sha256(head + sha256(canonical.encode()).digest()).digest()
             out.append((seq, origin, pos, eid, time_us, received_at, host, host_ip, collector, namespace,
                         source, log_type, app, pid, level, rid, user, action, message, field, tier, truncated,
                         head))
@@ -163,6 +192,42 @@ class SqliteStore:
         result.stored_by_host[host] = result.stored
         result.duplicates_by_host[host] = duplicates
         return result, seq, head
+
+    def delete_events(self, seqs: Sequence[int]) -> DeleteResult:
+        """Delete events by seq in one transaction (callers keep batches small so ingestion never
+        waits long), keeping the rest verifiable: for every deleted seq whose successor is not
+        deleted in this call, its chain link is kept in chain_anchors. Returns what the purge
+        event records: count, time range, the deleted seq ranges and a digest of the anchors."""
+        result = DeleteResult()
+        if not seqs:
+            return result
+        wanted = sorted(set(seqs))
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                rows: list[tuple[int, str, int, bytes]] = []
+                for start in range(0, len(wanted), 500):
+                    part = wanted[start:start + 500]
+                    rows += self.conn.execute(
+                        f"SELECT seq, message, time, hash FROM events WHERE seq IN ({','.join('?' * len(part))})"
+                        " ORDER BY seq", part).fetchall()
+                if rows:
+                    deleted = {row[0] for row in rows}
+                    anchors = [(seq, link) for seq, _, _, link in rows if seq + 1 not in deleted]
+                    self.conn.executemany("INSERT INTO events_fts(events_fts, rowid, message) VALUES('delete', ?, ?)",
+                                          ((seq, message) for seq, message, _, _ in rows))
+                    self.conn.executemany("INSERT OR REPLACE INTO chain_anchors(seq, link) VALUES (?, ?)", anchors)
+                    self.conn.executemany("DELETE FROM events WHERE seq = ?", ((seq,) for seq, _, _, _ in rows))
+                    result.count = len(rows)
+                    result.oldest_us = min(row[2] for row in rows)
+                    result.newest_us = max(row[2] for row in rows)
+                    result.ranges = _ranges(sorted(deleted))
+                    result.anchors_sha256 = anchors_digest(anchors)
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StorageError(f"{self.path}: deleting events failed: {exc}") from None
+        return result
 
     def _rollback(self) -> None:
         try:

@@ -49,3 +49,20 @@ def test_store_links_match_the_reference_canonical_form(tmp_path):
         link = chain.extend(link, chain.canonical_bytes(row_to_event(row)))
         assert stored_links[row[0]] == link
     assert len(rows) == 3
+
+
+def test_delete_events_leaves_anchors_for_every_gap(tmp_path):
+    from collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
+    from tests.unit.store_helpers import incoming
+
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    store.store_batch([incoming("web-1", "k1", list(range(1, 11)))], 1)
+    links = dict(store.conn.execute("SELECT seq, hash FROM events"))
+    result = store.delete_events([2, 3, 4, 7, 10])
+    assert result.count == 5 and result.ranges == [(2, 4), (7, 7), (10, 10)]
+    anchors = dict(store.conn.execute("SELECT seq, link FROM chain_anchors"))
+    assert anchors == {4: links[4], 7: links[7], 10: links[10]}
+    assert result.anchors_sha256 == anchors_digest(list(anchors.items()))
+    reader = SqliteReader(str(tmp_path / "events.db"))
+    assert [r[0] for page in reader.query("", []) for r in page] == [1, 5, 6, 8, 9]
+    assert reader.scalar("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'line'") == 5
