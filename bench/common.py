@@ -6,7 +6,8 @@ import datetime as dt
 import os
 import pathlib
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,13 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError):
         return 0.0
+
+
+@dataclass
+class BenchContext:
+    work: pathlib.Path                 # a temp dir for this run; removed at the end
+    lines: int                         # the end-to-end workload size (--lines)
+    results: dict[str, Any] = field(default_factory=dict)  # figures later sections may reuse
 
 
 @dataclass

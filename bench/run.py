@@ -1,50 +1,68 @@
 """`make bench`: fleetlog measured against the SPEC §5 targets, with rsyslog doing the same job
-in the same run. Prints one table and writes docs/benchmarks.md.
+in the same run. Prints one table (figure | measured | target | pass/fail) and writes it to
+docs/benchmarks.md.
 
-    python bench/run.py [--lines N] [--skip-rsyslog] [--no-write]
+    python bench/run.py [--lines N] [--only NAME,...] [--skip NAME,...] [--no-write]
+
+Each figure lives in its own module under bench/ exposing `run(ctx) -> list[Row]`; SECTIONS
+lists them in the order they run. A section that fails prints its error as a row and the run
+goes on, so one broken figure never hides the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import pathlib
 import shutil
 import sys
 import tempfile
+import time
+import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, Row, machine_description, render_table, today  # noqa: E402
-from bench.e2e import run_e2e  # noqa: E402
-from bench.rsyslog import run_rsyslog  # noqa: E402
+from bench.common import ROOT, BenchContext, Row, machine_description, render_table, today  # noqa: E402
+
+# (name, module): the module's run(ctx) returns the rows of that figure.
+SECTIONS: list[tuple[str, str]] = [
+    ("e2e", "bench.e2e"),
+]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--skip-rsyslog", action="store_true")
+    parser.add_argument("--lines", type=int, default=1_000_000, help="end-to-end workload size")
+    parser.add_argument("--only", default="", help="comma-separated section names to run")
+    parser.add_argument("--skip", default="", help="comma-separated section names to leave out")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
+    known = [name for name, _ in SECTIONS]
+    only = {n for n in args.only.split(",") if n}
+    skip = {n for n in args.skip.split(",") if n}
+    unknown = (only | skip) - set(known)
+    if unknown:
+        print(f"bench: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}",
+              file=sys.stderr)
+        return 2
     rows: list[Row] = []
     work = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
+    ctx = BenchContext(work=work, lines=args.lines, results={})
     try:
-        print(f"end to end: {args.lines:,} lines, one agent -> one collector, synchronous=full ...", flush=True)
-        e2e = run_e2e(work / "e2e", args.lines)
-        rows.append(Row("end-to-end throughput, 1 agent, synchronous=full", f"{e2e['rate']:,.0f} events/s",
-                        ">= 100,000 events/s", e2e["rate"] >= 100_000))
-        rows.append(Row("agent peak RSS", f"{e2e['agent_rss_mib']:.0f} MiB", "< 80 MiB", e2e["agent_rss_mib"] < 80))
-        rows.append(Row("collector peak RSS", f"{e2e['collector_rss_mib']:.0f} MiB", "< 250 MiB",
-                        e2e["collector_rss_mib"] < 250))
-        rows.append(Row("CPU seconds (agent + collector)", f"{e2e['agent_cpu']:.1f} + {e2e['collector_cpu']:.1f} s"))
-        if not args.skip_rsyslog:
-            print("rsyslog, same workload (imfile -> TCP -> omfile) ...", flush=True)
-            rs = run_rsyslog(e2e["input_path"], e2e["events"])
-            if rs is None:
-                rows.append(Row("rsyslog file->tcp->file", "rsyslogd not installed (make system-deps)"))
-            else:
-                rows.append(Row("rsyslog file->tcp->file", f"{rs['rate']:,.0f} lines/s (cpu {rs['cpu']:.1f} s)"))
-                ratio = e2e["rate"] / rs["rate"] if rs["rate"] else 0.0
-                rows.append(Row("ratio fleetlog / rsyslog", f"{ratio:.2f}", ">= 0.5", ratio >= 0.5))
+        for name, module in SECTIONS:
+            if (only and name not in only) or name in skip:
+                continue
+            started = time.monotonic()
+            print(f"== {name} ...", flush=True)
+            try:
+                section_rows = importlib.import_module(module).run(ctx)
+            except Exception as exc:  # noqa: BLE001 — report and go on with the other figures
+                traceback.print_exc()
+                section_rows = [Row(f"{name}: failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:120])]
+            for row in section_rows:
+                print(f"   {row.figure}: {row.measured} {row.verdict}", flush=True)
+            print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
+            rows.extend(section_rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = render_table(rows)
