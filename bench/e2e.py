@@ -42,26 +42,18 @@ def run_e2e(tmp: pathlib.Path, lines: int, synchronous: str = "full", agents: in
 
 
 def run(ctx) -> list:
-    """The end-to-end section: fleetlog, then rsyslog on the same input, and the ratio."""
+    """The end-to-end section: one agent -> one collector, everything committed."""
     from bench.common import Row
-    from bench.rsyslog import run_rsyslog
 
     print(f"   {ctx.lines:,} lines, one agent -> one collector, synchronous=full", flush=True)
     e2e = run_e2e(ctx.work / "e2e", ctx.lines)
     ctx.results["e2e"] = e2e
-    rows = [
+    per_event = lambda cpu: f"{cpu * 1e6 / e2e['events']:.1f}"  # noqa: E731
+    return [
         Row("end-to-end throughput, 1 agent, synchronous=full", f"{e2e['rate']:,.0f} events/s",
             ">= 100,000 events/s", e2e["rate"] >= 100_000),
         Row("agent peak RSS", f"{e2e['agent_rss_mib']:.0f} MiB", "< 80 MiB", e2e["agent_rss_mib"] < 80),
         Row("collector peak RSS", f"{e2e['collector_rss_mib']:.0f} MiB", "< 250 MiB", e2e["collector_rss_mib"] < 250),
-        Row("CPU seconds (agent + collector)", f"{e2e['agent_cpu']:.1f} + {e2e['collector_cpu']:.1f} s"),
+        Row("CPU per event (agent / collector)",
+            f"{per_event(e2e['agent_cpu'])} / {per_event(e2e['collector_cpu'])} µs"),
     ]
-    print("   rsyslog, same workload (imfile -> TCP -> omfile)", flush=True)
-    rs = run_rsyslog(e2e["input_path"], e2e["events"])
-    if rs is None:
-        rows.append(Row("rsyslog file->tcp->file", "rsyslogd not installed (make system-deps)"))
-        return rows
-    rows.append(Row("rsyslog file->tcp->file", f"{rs['rate']:,.0f} lines/s (cpu {rs['cpu']:.1f} s)"))
-    ratio = e2e["rate"] / rs["rate"] if rs["rate"] else 0.0
-    rows.append(Row("ratio fleetlog / rsyslog", f"{ratio:.2f}", ">= 0.5", ratio >= 0.5))
-    return rows

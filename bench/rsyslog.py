@@ -83,3 +83,24 @@ action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp"
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run(ctx) -> list:
+    """rsyslog on the end-to-end section's input file, and the ratio fleetlog / rsyslog."""
+    from bench.common import Row, write_workload
+
+    e2e = ctx.results.get("e2e")
+    if e2e is None:  # run alone: make the same input
+        input_path = ctx.work / "rsyslog-input.log"
+        write_workload(input_path, ctx.lines)
+        events = ctx.lines
+    else:
+        input_path, events = e2e["input_path"], e2e["events"]
+    rs = run_rsyslog(input_path, events)
+    if rs is None:
+        return [Row("rsyslog file->tcp->file", "rsyslogd not installed (make system-deps)")]
+    rows = [Row("rsyslog file->tcp->file, same input", f"{rs['rate']:,.0f} lines/s (cpu {rs['cpu']:.1f} s)")]
+    if e2e is not None:
+        ratio = e2e["rate"] / rs["rate"] if rs["rate"] else 0.0
+        rows.append(Row("ratio fleetlog / rsyslog", f"{ratio:.2f}", ">= 0.5", ratio >= 0.5))
+    return rows

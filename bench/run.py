@@ -27,6 +27,7 @@ from bench.common import ROOT, BenchContext, Row, machine_description, render_ta
 # (name, module): the module's run(ctx) returns the rows of that figure.
 SECTIONS: list[tuple[str, str]] = [
     ("e2e", "bench.e2e"),
+    ("rsyslog", "bench.rsyslog"),
 ]
 
 
