@@ -4,7 +4,7 @@ docs/benchmarks.md.
 
     python bench/run.py [--lines N] [--only NAME,...] [--skip NAME,...] [--no-write]
 
-Each figure lives in its own module under bench/ exposing `run(ctx) -> list[Row]`; SECTIONS
+Each figure lives in its own module under bench/ with a function `(ctx) -> list[Row]`; SECTIONS
 lists them in the order they run. A section that fails prints its error as a row and the run
 goes on, so one broken figure never hides the others.
 """
@@ -22,12 +22,14 @@ import traceback
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, BenchContext, Row, machine_description, render_table, today  # noqa: E402
+from bench.common import ROOT, BenchContext, Row, machine_description, render_table, today
 
-# (name, module): the module's run(ctx) returns the rows of that figure.
-SECTIONS: list[tuple[str, str]] = [
-    ("e2e", "bench.e2e"),
-    ("rsyslog", "bench.rsyslog"),
+# (name, module, function): function(ctx) returns the rows of that figure.
+SECTIONS: list[tuple[str, str, str]] = [
+    ("e2e", "bench.e2e", "run"),
+    ("rsyslog", "bench.rsyslog", "run"),
+    ("e2e-4-agents", "bench.e2e", "run_four_agents"),
+    ("latency", "bench.latency", "run"),
 ]
 
 
@@ -38,7 +40,7 @@ def main() -> int:
     parser.add_argument("--skip", default="", help="comma-separated section names to leave out")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
-    known = [name for name, _ in SECTIONS]
+    known = [name for name, _, _ in SECTIONS]
     only = {n for n in args.only.split(",") if n}
     skip = {n for n in args.skip.split(",") if n}
     unknown = (only | skip) - set(known)
@@ -50,13 +52,13 @@ def main() -> int:
     work = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
     ctx = BenchContext(work=work, lines=args.lines, results={})
     try:
-        for name, module in SECTIONS:
+        for name, module, function in SECTIONS:
             if (only and name not in only) or name in skip:
                 continue
             started = time.monotonic()
             print(f"== {name} ...", flush=True)
             try:
-                section_rows = importlib.import_module(module).run(ctx)
+                section_rows = getattr(importlib.import_module(module), function)(ctx)
             except Exception as exc:  # noqa: BLE001 — report and go on with the other figures
                 traceback.print_exc()
                 section_rows = [Row(f"{name}: failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:120])]
