@@ -1,7 +1,8 @@
 """AgentApp: sources -> batcher -> outbox -> shipper, plus metrics and lifecycle.
 
-Checkpoints: a source's position advances only when the batch holding its events is durable
-downstream — acknowledged by the collector (memory outbox) or written to the disk spool.
+Checkpoints: a source's position advances only when the batch holding its events is durable in
+the disk spool (written and fsynced); the spool keeps the batch until the collector acknowledges
+it, so a crash at any moment loses nothing and re-sends at most what the collector deduplicates.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 from agent.batcher import Batcher, SealedBatch
 from agent.config import AgentConfig
 from agent.metrics import AgentMetrics
-from agent.outbox import MemoryOutbox
 from agent.shipper import Shipper
 from agent.sources import build_source
 from agent.sources.base import Source, SourceBatch
+from agent.spool import DiskSpool
 from common.errors import ConfigError
 from common.http_health import HealthServer
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -49,10 +50,14 @@ class AgentApp:
         self.metrics = AgentMetrics()
         self.token = read_token(config.token_file)
         self.sources: list[Source] = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
-        # Bounded read-ahead in memory until the disk spool takes over this role.
-        self.outbox = MemoryOutbox(min(config.spool.max_bytes, 16 * 1024 * 1024))
+        try:
+            self.outbox = DiskSpool(self.state_dir / "spool", config.spool.max_bytes, config.spool.when_full,
+                                    on_drop=lambda n: self.metrics.dropped.labels("spool_full").inc(n))
+        except OSError as exc:
+            raise ConfigError(f"agent.toml: state_dir: cannot use {config.state_dir}/spool: {exc.strerror}") from None
         self.batcher = Batcher(config.namespace, config.batch.max_events, config.batch.max_bytes,
-                               config.batch.max_wait, config.batch.compression, self.outbox.put,
+                               config.batch.max_wait, config.batch.compression, self._spool_batch,
+                               first_batch_id=self.outbox.next_batch_id,
                                on_dropped=lambda n: self.metrics.dropped.labels("filtered").inc(n))
         tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
         self.shipper = Shipper(
@@ -74,6 +79,11 @@ class AgentApp:
         self.metrics.ack_latency.observe(latency)
         if reply.dropped:
             self.metrics.dropped.labels("collector_threshold").inc(reply.dropped)
+        self._update_gauges()
+
+    async def _spool_batch(self, batch: SealedBatch) -> None:
+        """The batcher's sink: durable in the spool first, then the sources may move on."""
+        await self.outbox.put(batch)
         for source, checkpoint in batch.checkpoints:
             source.commit(checkpoint)
         self._update_gauges()
@@ -128,6 +138,7 @@ class AgentApp:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.outbox.close()
         self.http.stop()
 
     def ready(self) -> tuple[bool, str]:

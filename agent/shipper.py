@@ -68,7 +68,7 @@ class Shipper:
         self.on_state = on_state or (lambda connected, address: None)
         self.on_error = on_error or (lambda reason: None)
         self.connected_to: str | None = None
-        self._sent_at: dict[int, float] = {}
+        self._sent_at: dict[int, float] = {}  # batches sent on the current stream, not yet acked
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -92,6 +92,8 @@ class Shipper:
                 index = 0  # a session ends normally only to fail back to the first collector
                 continue
             except (grpc.aio.AioRpcError, StreamFailed, OSError, asyncio.TimeoutError) as exc:
+                if self.connected_to:
+                    failures = 0  # a stream that worked for a while restarts the backoff
                 reason = (exc.details() if isinstance(exc, grpc.aio.AioRpcError)
                           else str(exc) or type(exc).__name__)
                 if self.connected_to:
@@ -117,6 +119,7 @@ class Shipper:
             await call.write(pb.IngestRequest(hello=pb.Hello(node_name=self.node_name,
                                                               agent_version=__version__)).SerializeToString())
             self.outbox.rewind()
+            self._sent_at.clear()
             self.connected_to = address
             self.on_state(True, address)
             log.info("connected to collector %s", address)
@@ -129,6 +132,14 @@ class Shipper:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # raises the failure that ended the session
+                # The first collector is back: stop sending here and let what is in flight be
+                # acknowledged, so that the batches are not stored by both collectors.
+                tasks[0].cancel()
+                deadline = asyncio.get_running_loop().time() + 5.0
+                while self._sent_at and asyncio.get_running_loop().time() < deadline and not tasks[1].done():
+                    await asyncio.wait([tasks[1]], timeout=0.05)
+                if tasks[1].done():
+                    tasks[1].result()
             finally:
                 for task in tasks:
                     task.cancel()
