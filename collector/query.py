@@ -31,7 +31,7 @@ class QueryEngine:
     def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
                page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Pages of presented events (SPEC §3 output values)."""
-        where, params = compile_where(spec)
+        where, params = compile_where(spec, time_walk_for_host=limit > 0)
         for rows in self._reader().query(where, params, order=order, limit=limit, batch=page_size):
             yield [present(row_to_event(row)) for row in rows]
 

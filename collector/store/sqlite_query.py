@@ -38,25 +38,39 @@ def _text(column: str, match: TextMatch | None, params: list[Any]) -> str | None
     return "(" + " OR ".join(parts) + ")"
 
 
+_TOKEN = re.compile(r"\w+")
+
+
 def _fts_query(keywords: tuple[str, ...], phrases: tuple[str, ...]) -> str:
-    """Each keyword and phrase becomes a quoted FTS5 string, ANDed; a keyword ending in `*` is a
-    prefix query."""
+    """Each keyword and phrase becomes a quoted FTS5 string, ANDed, so nothing the operator types
+    is read as FTS syntax; a keyword ending in `*` is a prefix query. Terms without any word
+    character (`--`, `@`) cannot be indexed and are left to the literal check."""
     terms = []
     for word in keywords:
         prefix = word.endswith("*")
-        core = word.rstrip("*").replace('"', '""')
-        if core:
-            terms.append(f'"{core}"' + ("*" if prefix else ""))
+        core = word.rstrip("*") if prefix else word
+        if _TOKEN.search(core):
+            terms.append('"' + core.replace('"', '""') + '"' + ("*" if prefix else ""))
     for phrase in phrases:
-        terms.append('"' + phrase.replace('"', '""') + '"')
+        if _TOKEN.search(phrase):
+            terms.append('"' + phrase.replace('"', '""') + '"')
     return " AND ".join(terms)
+
+
+def _needs_literal_check(word: str) -> bool:
+    """FTS5 splits `abc-123` or `user@x` into tokens and matches them as a phrase, which would also
+    find `abc 123`; such keywords are checked literally as well."""
+    return not re.fullmatch(r"\w+\*?", word)
 
 
 def _like_literal(text: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
 
 
-def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
+def compile_where(spec: FilterSpec, *, time_walk_for_host: bool = False) -> tuple[str, list[Any]]:
+    """`time_walk_for_host`: for a limited search in time order, match hosts while walking the time
+    index (a host holds a large share of all events: the first N matches come soon) instead of
+    reading every event of the host through (origin, pos) and sorting them all."""
     clauses: list[str] = []
     params: list[Any] = []
 
@@ -88,7 +102,8 @@ def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
         hosts_params: list[Any] = []
         by_name = _text("host", spec.host, hosts_params)
         by_ip = _text("ip", spec.host, hosts_params)
-        clauses.append(f"origin IN (SELECT id FROM origins WHERE {by_name} OR host IN "
+        column = "+origin" if time_walk_for_host else "origin"   # unary + keeps the index out
+        clauses.append(f"{column} IN (SELECT id FROM origins WHERE {by_name} OR host IN "
                        f"(SELECT host FROM node_addresses WHERE {by_ip}))")
         params.extend(hosts_params)
     add(_text("log_type", spec.log_type, params))
@@ -101,9 +116,11 @@ def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
         if fts:
             clauses.append("seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
             params.append(fts)
-        for phrase in spec.phrases:
+        literal = [w for w in spec.keywords if _needs_literal_check(w) and not w.endswith("*")]
+        literal += [w.rstrip("*") for w in spec.keywords if w.endswith("*") and _needs_literal_check(w.rstrip("*"))]
+        for text in literal + list(spec.phrases):
             clauses.append("message LIKE ? ESCAPE '\\'")
-            params.append(_like_literal(phrase))
+            params.append(_like_literal(text))
     if spec.message_regex:
         clauses.append("regexp(?, message)")
         params.append(spec.message_regex)
@@ -116,8 +133,9 @@ def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
             column = "level_name(level)"
         else:
             column = f'"{condition.field}"'
-        clauses.append(f"{column} LIKE ?")
-        params.append(condition.like)
+        # `%` is the only wildcard of this syntax: `_` and `\` are literal.
+        clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+        params.append(re.sub(r"([\\_])", r"\\\1", condition.like))
     if spec.allowed_namespaces is not None:
         if spec.allowed_namespaces:
             clauses.append(f"namespace IN ({','.join('?' * len(spec.allowed_namespaces))})")

@@ -1,0 +1,174 @@
+"""Every filter of SPEC §1 over the known dataset: the exact set of events it returns."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.filters import build_filter_spec
+from collector.query import QueryEngine
+from collector.store.sqlite_query import compile_where
+from common.errors import UsageError
+from common.timefmt import parse_rfc3339_us
+from tests.search_dataset import ALL, build_store, labels
+
+NOW = parse_rfc3339_us("2025-12-02T09:00:00Z")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    path = tmp_path_factory.mktemp("search") / "events.db"
+    build_store(path)
+    return QueryEngine(str(path))
+
+
+def find(engine: QueryEngine, **raw: str) -> set[str]:
+    spec = build_filter_spec(raw, now=NOW)
+    return labels([e for page in engine.search(spec) for e in page])
+
+
+CASES = [
+    ({}, ALL),
+    # time
+    ({"since": "2025-12-01T11:00:00Z"}, ALL - {"e01", "e02", "e09"}),
+    ({"until": "2025-12-01T10:05:00Z"}, {"e01", "e02", "e09"}),
+    ({"since": "2025-12-01", "until": "2025-12-02"}, {"e01", "e02", "e03", "e04", "e10", "e05"}),
+    ({"since": "2025-12-01T11:00:00+01:00", "until": "2025-12-01T11:15:30Z"}, {"e01", "e02", "e03"}),
+    ({"since": "1h"}, {"e06", "e07", "e08"}),           # relative to NOW = 2025-12-02 09:00
+    ({"since": "2d", "until": "22h"}, {"e09", "e01", "e02"}),
+    ({"date": "2025-12-01"}, {"e01", "e02", "e03", "e04", "e10"}),
+    ({"date": "2025-12"}, ALL - {"e08", "e09"}),
+    ({"date": "2025-12-01 1"}, {"e01", "e02", "e03", "e04", "e10"}),
+    ({"date": "2025-12-01 11"}, {"e03", "e04"}),
+    ({"date": "2025-12-01 14:3"}, {"e10"}),
+    ({"date": "2025-12-31 23:59:59.999"}, {"e07"}),
+    ({"date": "2026"}, {"e08"}),
+    # levels
+    ({"min_level": "error"}, {"e03", "e05", "e08", "e10"}),
+    ({"min_level": "crit"}, {"e05", "e08"}),
+    ({"level": "info,debug"}, {"e01", "e04", "e07", "e09"}),
+    ({"level": "WARN"}, {"e02"}),
+    # request id
+    ({"request_id": "req-101"}, {"e03", "e08"}),
+    ({"request_id": "req-10*"}, {"e01", "e02", "e03", "e07", "e08"}),
+    ({"request_id": "req-1"}, set()),
+    ({"request_id": "REQ-300"}, {"e06"}),
+    # user
+    ({"user": "bob"}, {"e03", "e08"}),
+    ({"user": "bob*"}, {"e03", "e05", "e08"}),
+    ({"user": "alice, carol@x,nobody"}, {"e01", "e02", "e06"}),
+    ({"user": "*@x"}, {"e06"}),
+    # host: name or IP, wildcard, list
+    ({"host": "web-1"}, {"e01", "e02", "e06", "e09"}),
+    ({"host": "192.0.2.10"}, {"e04", "e05", "e10"}),
+    ({"host": "web-*"}, ALL - {"e04", "e05", "e10"}),
+    ({"host": "db-1,192.0.2.2"}, {"e03", "e04", "e05", "e07", "e08", "e10"}),
+    ({"host": "192.0.2.*"}, ALL),
+    ({"host": "web"}, set()),
+    # message keywords, phrases, punctuation taken literally
+    ({"message": "payment"}, {"e03"}),
+    ({"message": "PASSWORD"}, {"e03", "e08"}),
+    ({"message": "user deleted"}, {"e10"}),
+    ({"message": "user"}, {"e01", "e06", "e10"}),
+    ({"message": "abc-123"}, {"e02"}),
+    ({"message": "abc 123"}, {"e02", "e04"}),
+    ({"message": '"abc 123"'}, {"e04"}),
+    ({"message": "user@x"}, {"e06"}),
+    ({"message": '"card declined" payment'}, {"e03"}),
+    ({"message": '"declined card"'}, set()),
+    ({"message": "check*"}, {"e04"}),
+    ({"message": "100%"}, {"e07"}),
+    ({"message": "NEAR OR"}, set()),                  # FTS operators are plain words here
+    ({"message": "items=3"}, {"e02"}),
+    # regex
+    ({"message_regex": r"^e0[1-3] "}, {"e01", "e02", "e03"}),
+    ({"message_regex": r"\d+s$"}, {"e09"}),
+    ({"message_regex": "(?i)password"}, {"e03", "e08"}),
+    # exact / wildcard / list on the other columns
+    ({"log_type": "audit,security"}, {"e07", "e08", "e10"}),
+    ({"source": "file:/var/log/postgres.log"}, {"e04", "e05", "e10"}),
+    ({"source": "*shop*"}, {"e01", "e02", "e03", "e06", "e08", "e09"}),
+    ({"namespace": "payments"}, {"e04", "e05", "e10"}),
+    ({"namespace": "stag*"}, {"e09"}),
+    ({"app": "ops"}, {"e07"}),
+    ({"action": "user.*,login"}, {"e01", "e10"}),
+    ({"action": "password.reset"}, {"e08"}),
+    # --where: % only; _ is literal; ; separates
+    ({"where": "time=% 11:%"}, {"e03", "e04"}),
+    ({"where": "action=system%"}, {"e07"}),
+    ({"where": "user=bob_x"}, {"e05"}),
+    ({"where": "user=bo_"}, set()),
+    ({"where": "host=web-%; level=info"}, {"e01", "e07", "e09"}),
+    ({"where": "message=%100\\%%"}, set()),            # backslash is literal too
+    ({"where": "message=%100%%"}, {"e07"}),
+    ({"where": "fields=%api_key%"}, {"e10"}),
+    # AND of several
+    ({"host": "web-*", "min_level": "warning", "since": "2025-12-01"}, {"e02", "e03", "e08"}),
+    ({"user": "bob", "message": "password"}, {"e03", "e08"}),
+]
+
+
+@pytest.mark.parametrize("raw,expected", CASES, ids=[repr(raw) for raw, _ in CASES])
+def test_filter_returns_exact_set(engine, raw, expected):
+    assert find(engine, **raw) == expected
+
+
+def test_order_and_limit(engine):
+    spec = build_filter_spec({})
+    newest = [e["message"][:3] for page in engine.search(spec, order="desc", limit=3) for e in page]
+    assert newest == ["e08", "e07", "e06"]
+    oldest = [e["message"][:3] for page in engine.search(spec, order="asc", limit=2) for e in page]
+    assert oldest == ["e09", "e01"]
+
+
+def test_namespace_scope_limits_every_filter(engine):
+    from dataclasses import replace
+    spec = replace(build_filter_spec({"min_level": "error"}), allowed_namespaces=("payments",))
+    assert labels([e for page in engine.search(spec) for e in page]) == {"e05", "e10"}
+    spec = replace(build_filter_spec({}), allowed_namespaces=())
+    assert labels([e for page in engine.search(spec) for e in page]) == set()
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"min_level": "loud"}, "--min-level: unknown level 'loud'"),
+    ({"level": "info,chatty"}, "--level: unknown level 'chatty'"),
+    ({"message_regex": "(unclosed"}, "--message-regex: invalid regular expression '(unclosed'"),
+    ({"since": "yesterday"}, "--since: cannot read 'yesterday' as a time"),
+    ({"until": "2025-13-01"}, "--until: cannot read '2025-13-01' as a time"),
+    ({"date": "Dec 2025"}, "--date: 'Dec 2025' is not a date prefix"),
+    ({"date": "2025-02-30"}, "--date: '2025-02-30'"),
+    ({"where": "colour=red"}, "--where: unknown field 'colour'"),
+    ({"where": "user"}, "--where: 'user' is not field=pattern"),
+    ({"message": 'say "hi'}, "--message: unbalanced double quote"),
+    ({"since": "2025-12-02", "until": "2025-12-01"}, "--since is later than --until"),
+])
+def test_bad_input_is_a_usage_error(raw, message):
+    with pytest.raises(UsageError) as caught:
+        build_filter_spec(raw)
+    assert str(caught.value).startswith(message)
+
+
+def _plan(engine: QueryEngine, order: str = "desc", **raw: str) -> str:
+    where, params = compile_where(build_filter_spec(raw, now=NOW))
+    sql = (f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where or '1'} "
+           f"ORDER BY time {order}, seq {order} LIMIT 1000")
+    return " | ".join(row[3] for row in engine._reader().conn.execute(sql, params))
+
+
+def test_indexed_filters_use_their_index(engine):
+    assert "INDEX events_time (time>? AND time<?)" in _plan(engine, since="2025-12-01", until="2025-12-02")
+    assert "events_request_id (request_id=?)" in _plan(engine, request_id="req-101")
+    assert "events_request_id (request_id>? AND request_id<?)" in _plan(engine, request_id="req-10*")
+    assert "events_user (user=?)" in _plan(engine, user="bob")
+    assert "events_origin_pos (origin=?)" in _plan(engine, host="web-1")
+    # A time range with another selective filter still walks the time index, never the table.
+    assert "SCAN events" not in _plan(engine, since="2h", message_regex="x").replace("USING INDEX", "")
+
+
+def test_limited_host_search_walks_the_time_index(engine):
+    where, params = compile_where(build_filter_spec({"host": "web-1"}), time_walk_for_host=True)
+    plan = [row[3] for row in engine._reader().conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where} ORDER BY time DESC, seq DESC LIMIT 10", params)]
+    assert plan[0] == "SCAN events USING INDEX events_time" and "USE TEMP B-TREE FOR ORDER BY" not in plan
+    spec = build_filter_spec({"host": "web-1"})
+    assert [e["message"][:3] for page in engine.search(spec, order="desc", limit=3) for e in page] == \
+        ["e06", "e02", "e01"]
