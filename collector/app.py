@@ -64,6 +64,11 @@ class NodeState:
     clock_skew: float = 0.0
 
 
+def chain_head_evidence(store: SqliteStore) -> dict[str, Any]:
+    """Hook for bundles: the chain head (seq, link) as the writer sees it, committed state only."""
+    return {"head_seq": store.last_seq, "head_link_hex": store.chain_head.hex() if store.last_seq else ""}
+
+
 class CollectorApp:
     def __init__(self, config: CollectorConfig):
         check_listen_policy(config)
@@ -269,5 +274,5 @@ class CollectorApp:
         )
 
     async def evidence(self) -> pb.EvidenceReply:
-        return pb.EvidenceReply()
+        return pb.EvidenceReply(**await self.writer.call(chain_head_evidence))
 

@@ -151,6 +151,9 @@ class QueryService(pb_grpc.QueryServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         await self.app.record_search(caller, "follow", raw)
         after = request.after_seq or await asyncio.to_thread(self.app.query.last_seq)
+        # An empty first page tells the client where it starts, so after a reconnect it resumes
+        # from there even if nothing matched before the collector went away.
+        yield pb.EventPage(last_seq=after)
         async for page in self.app.follow(spec, after):
             yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=page[-1]["seq"])
 

@@ -8,12 +8,10 @@ import sys
 import time
 from typing import Any, Iterator
 
-import grpc
-
 from common.cli.client import Connection
 from common.cli.filters import filter_options, filters_from_args
 from common.cli.output import CsvWriter, print_table, write_json_lines
-from common.errors import TransportError, UsageError
+from common.errors import AuthError, FleetlogError, UsageError
 from common.event import FIELD_NAMES
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
@@ -77,7 +75,8 @@ def run_trace(args: argparse.Namespace) -> int:
 
 
 def _follow(conn: Connection, filters: pb.Filters, fmt: str) -> int:
-    """Stream new matches; reconnect (from the last seq seen) when the collector restarts."""
+    """Stream new matches; when the stream breaks (collector restart, network), reconnect with
+    backoff and resume after the last seq the collector confirmed, so nothing is missed or repeated."""
     last_seq = 0
     writer = CsvWriter(sys.stdout, FIELD_NAMES) if fmt == "csv" else None
     delay = 0.2
@@ -87,9 +86,9 @@ def _follow(conn: Connection, filters: pb.Filters, fmt: str) -> int:
                 request = pb.SearchRequest(filters=filters, after_seq=last_seq, purpose="follow")
                 for page in conn.query(channel).Follow(request, metadata=conn.metadata):
                     delay = 0.2
+                    last_seq = max(last_seq, page.last_seq)
                     for text in page.events_json:
                         event = json.loads(text)
-                        last_seq = max(last_seq, event["seq"])
                         if writer:
                             writer.write(event)
                         elif fmt == "json":
@@ -99,9 +98,12 @@ def _follow(conn: Connection, filters: pb.Filters, fmt: str) -> int:
                                              f"{event.get('request_id') or '-'}  {event.get('user') or '-'}  "
                                              f"{event['message']}\n")
                     sys.stdout.flush()
-        except TransportError as exc:
-            sys.stderr.write(f"fleetlog search --follow: {exc}; reconnecting\n")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        except grpc.RpcError:
-            time.sleep(delay)
+            reason = "the collector ended the stream"
+        except (UsageError, AuthError):
+            raise
+        except FleetlogError as exc:
+            reason = str(exc)
+        sys.stderr.write(f"fleetlog search --follow: {reason}; reconnecting\n")
+        sys.stderr.flush()
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)

@@ -217,12 +217,16 @@ class EvidenceRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class EvidenceReply(_message.Message):
-    __slots__ = ("checkpoint_json", "public_keys_pem")
+    __slots__ = ("checkpoint_json", "public_keys_pem", "head_seq", "head_link_hex")
     CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEYS_PEM_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEAD_LINK_HEX_FIELD_NUMBER: _ClassVar[int]
     checkpoint_json: str
     public_keys_pem: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, checkpoint_json: _Optional[str] = ..., public_keys_pem: _Optional[_Iterable[str]] = ...) -> None: ...
+    head_seq: int
+    head_link_hex: str
+    def __init__(self, checkpoint_json: _Optional[str] = ..., public_keys_pem: _Optional[_Iterable[str]] = ..., head_seq: _Optional[int] = ..., head_link_hex: _Optional[str] = ...) -> None: ...
 
 class NoteRequest(_message.Message):
     __slots__ = ("text",)

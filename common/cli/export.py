@@ -1,0 +1,300 @@
+"""`fleetlog export` and `fleetlog bundle`: stream matching events from the collector into a file.
+
+Both read the collector's Search stream page by page and write each event as it arrives, so
+memory stays bounded whatever the row count. The output is written under a temporary name and
+renamed when complete: a failed export never leaves a half file under the requested name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import pathlib
+import re
+import sys
+import tarfile
+import tempfile
+import time
+from typing import Any, Iterator, TextIO
+
+from common.cli.client import Connection
+from common.cli.exporters import EXPORTERS
+from common.cli.filters import filter_options, filters_from_args
+from common.cli.output import TABLE_COLUMNS
+from common.errors import UsageError
+from common.event import FIELD_NAMES
+from common.masking import mask_event
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+BUNDLE_FORMAT = "fleetlog-bundle/1"
+
+
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    export = subparsers.add_parser(
+        "export", parents=parents + [filter_options()], help="export matching events to a file",
+        description="Export matching events, oldest first, to csv, xlsx, pdf or jsonl.")
+    export.add_argument("--format", choices=tuple(EXPORTERS), required=True)
+    export.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    export.add_argument("--columns", metavar="a,b,...",
+                        help="columns to export (default: all fields; pdf: time,level,host,request_id,user,message)")
+    export.add_argument("--limit", type=int, default=0, help="at most N events (default 0 = all)")
+    export.set_defaults(handler=run_export)
+
+    bundle = subparsers.add_parser(
+        "bundle", parents=parents + [filter_options()], help="logs for support, secrets masked",
+        description="Matching events with secrets masked: JSON lines to stdout or --out-file, or with "
+                    "--compress a .tar.gz holding events.jsonl, manifest.json and the public key.")
+    bundle.add_argument("--date-from", metavar="D", default="", help="from this time or date (like --since)")
+    bundle.add_argument("--date-to", metavar="D", default="",
+                        help="up to this time; a date alone includes that whole day")
+    bundle.add_argument("--log-level", metavar="L,..", default="", help="exactly these levels (like --level)")
+    bundle.add_argument("--out-file", metavar="F", help="write here instead of stdout")
+    bundle.add_argument("--compress", action="store_true",
+                        help="write a .tar.gz (default name fleetlog_bundle_YYYY-MM-DD-HHMMSS.tar.gz)")
+    bundle.set_defaults(handler=run_bundle)
+
+
+# -- shared -------------------------------------------------------------------------------------
+
+def parse_columns(text: str | None, default: tuple[str, ...]) -> list[str]:
+    if not text:
+        return list(default)
+    columns = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in columns if c not in FIELD_NAMES]
+    if unknown:
+        raise UsageError(f"--columns: unknown column {unknown[0]!r} (columns: {', '.join(FIELD_NAMES)})")
+    if not columns:
+        raise UsageError("--columns: no column named")
+    return columns
+
+
+def stream_events(conn: Connection, request: pb.SearchRequest) -> Iterator[dict[str, Any]]:
+    with conn.channel() as channel:
+        for page in conn.query(channel).Search(request, metadata=conn.metadata):
+            for text in page.events_json:
+                yield json.loads(text)
+
+
+def describe_filters(filters: pb.Filters) -> str:
+    parts = [f"--{f.name.replace('_', '-')} {getattr(filters, f.name)!r}"
+             for f in pb.Filters.DESCRIPTOR.fields if getattr(filters, f.name)]
+    return " ".join(parts)
+
+
+class Progress:
+    """`exported N events (R/s)` on stderr, redrawn at most 5 times a second, only on a terminal."""
+
+    def __init__(self, what: str, stream: TextIO = sys.stderr):
+        self.what = what
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.count = 0
+        self.started = self.last = time.monotonic()
+        self.spin = 0
+
+    def step(self) -> None:
+        self.count += 1
+        if self.enabled and self.count % 256 == 0:
+            now = time.monotonic()
+            if now - self.last >= 0.2:
+                self.last = now
+                self._draw(now)
+
+    def _draw(self, now: float, final: bool = False) -> None:
+        rate = self.count / max(now - self.started, 1e-6)
+        self.spin = (self.spin + 1) % 20
+        bar = "#" * 20 if final else "".join("#" if (i - self.spin) % 20 < 5 else "." for i in range(20))
+        self.stream.write(f"\r{self.what} [{bar}] {self.count:,} events  {rate:,.0f}/s ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic(), final=True)
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class AtomicFile:
+    """A temporary path beside the target, renamed onto it only when the writer finished."""
+
+    def __init__(self, target: str):
+        self.target = pathlib.Path(target)
+        folder = self.target.parent if str(self.target.parent) else pathlib.Path(".")
+        if not folder.is_dir():
+            raise UsageError(f"--out: directory {folder} does not exist")
+        handle, self.temp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".partial", dir=folder)
+        os.close(handle)
+
+    def commit(self) -> None:
+        os.replace(self.temp, self.target)
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.temp)
+        except OSError:
+            pass
+
+
+# -- export -------------------------------------------------------------------------------------
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise UsageError("--limit: must be 0 (all) or a positive number")
+    columns = parse_columns(args.columns, TABLE_COLUMNS if args.format == "pdf" else FIELD_NAMES)
+    conn = Connection.from_args(args)
+    filters = filters_from_args(args)
+    request = pb.SearchRequest(filters=filters, limit=args.limit, order="asc", purpose="export")
+    out = AtomicFile(args.out)
+    progress = Progress(f"export {args.format}")
+    exporter = None
+    try:
+        events = stream_events(conn, request)
+        first = next(events, None)   # the collector validates the filters before any file is written
+        exporter = EXPORTERS[args.format](out.temp, columns, filters=describe_filters(filters),
+                                          collector=conn.address)
+        if first is not None:
+            exporter.write(first)
+            progress.step()
+            for event in events:
+                exporter.write(event)
+                progress.step()
+        exporter.close()
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    progress.done()
+    sys.stderr.write(f"exported {progress.count} events to {args.out}\n")
+    return 0
+
+
+# -- bundle -------------------------------------------------------------------------------------
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def bundle_filters(args: argparse.Namespace) -> pb.Filters:
+    filters = filters_from_args(args)
+    for flag, value, field in (("--date-from", args.date_from, "since"), ("--date-to", args.date_to, "until"),
+                               ("--log-level", args.log_level, "level")):
+        if not value:
+            continue
+        if getattr(filters, field):
+            raise UsageError(f"{flag} and --{field} name the same filter; give one of them")
+        if field == "until" and _DATE_ONLY.match(value.strip()):
+            value = value.strip() + "T23:59:59.999999Z"   # a date alone: the whole day
+        setattr(filters, field, value)
+    return filters
+
+
+class BundleStats:
+    def __init__(self) -> None:
+        self.events = 0
+        self.masked = 0
+        self.by_level: dict[str, int] = {}
+        self.by_host: dict[str, int] = {}
+        self.first_time = self.last_time = ""
+        self.first_seq = self.last_seq = 0
+
+    def add(self, event: dict[str, Any], masked: bool) -> None:
+        self.events += 1
+        self.masked += masked
+        self.by_level[event["level"]] = self.by_level.get(event["level"], 0) + 1
+        self.by_host[event["host"]] = self.by_host.get(event["host"], 0) + 1
+        if not self.first_time or event["time"] < self.first_time:
+            self.first_time = event["time"]
+        if event["time"] > self.last_time:
+            self.last_time = event["time"]
+        self.first_seq = min(self.first_seq or event["seq"], event["seq"])
+        self.last_seq = max(self.last_seq, event["seq"])
+
+
+def _write_masked(events: Iterator[dict[str, Any]], out: TextIO, stats: BundleStats, progress: Progress) -> None:
+    for event in events:
+        masked, changed = mask_event(event)
+        out.write(json.dumps(masked, ensure_ascii=False, separators=(",", ":")) + "\n")
+        stats.add(event, changed)
+        progress.step()
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    conn = Connection.from_args(args)
+    filters = bundle_filters(args)
+    request = pb.SearchRequest(filters=filters, limit=0, order="asc", purpose="bundle")
+    stats = BundleStats()
+    progress = Progress("bundle")
+    if not args.compress:
+        if not args.out_file:
+            _write_masked(stream_events(conn, request), sys.stdout, stats, progress)
+            return 0
+        out = AtomicFile(args.out_file)
+        try:
+            with open(out.temp, "w", encoding="utf-8") as handle:
+                _write_masked(stream_events(conn, request), handle, stats, progress)
+            out.commit()
+        except BaseException:
+            out.discard()
+            raise
+        progress.done()
+        sys.stderr.write(f"bundled {stats.events} events ({stats.masked} with secrets masked) to {args.out_file}\n")
+        return 0
+
+    target = args.out_file or dt.datetime.now().strftime("fleetlog_bundle_%Y-%m-%d-%H%M%S.tar.gz")
+    out = AtomicFile(target)
+    events_file = AtomicFile(target + ".events")
+    try:
+        with open(events_file.temp, "w", encoding="utf-8") as handle:
+            _write_masked(stream_events(conn, request), handle, stats, progress)
+        with conn.channel() as channel:
+            query = conn.query(channel)
+            status = query.Status(pb.StatusRequest(), metadata=conn.metadata)
+            evidence = query.Evidence(pb.EvidenceRequest(), metadata=conn.metadata)
+        manifest = build_manifest(conn, filters, stats, status, evidence)
+        with tarfile.open(out.temp, "w:gz") as tar:
+            tar.add(events_file.temp, arcname="events.jsonl")
+            _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
+            for index, pem in enumerate(evidence.public_keys_pem):
+                _add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    finally:
+        events_file.discard()
+    progress.done()
+    sys.stderr.write(f"bundled {stats.events} events ({stats.masked} with secrets masked) to {target}\n")
+    return 0
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(time.time())
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_manifest(conn: Connection, filters: pb.Filters, stats: BundleStats, status: pb.StatusReply,
+                   evidence: pb.EvidenceReply) -> dict[str, Any]:
+    checkpoint = json.loads(evidence.checkpoint_json) if evidence.checkpoint_json else None
+    return {
+        "format": BUNDLE_FORMAT,
+        "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "collector": {"name": status.collector, "address": conn.address, "version": status.version},
+        "filters": {f.name: getattr(filters, f.name) for f in pb.Filters.DESCRIPTOR.fields
+                    if getattr(filters, f.name)},
+        "counts": {"events": stats.events, "events_with_secrets_masked": stats.masked,
+                   "by_level": dict(sorted(stats.by_level.items())), "by_host": dict(sorted(stats.by_host.items()))},
+        "time_range": {"first": stats.first_time or None, "last": stats.last_time or None},
+        "seq_range": {"first": stats.first_seq or None, "last": stats.last_seq or None},
+        # The newest signed checkpoint when the collector signs; otherwise (no signing yet) the
+        # chain head, so a reader can still tie the bundle to the store's hash chain.
+        "checkpoint": checkpoint,
+        "chain_head": {"seq": evidence.head_seq, "link": evidence.head_link_hex} if evidence.head_seq else None,
+        "public_key": "signing.pub" if evidence.public_keys_pem else None,
+        "masked": "values of password=, passwd=, pwd=, secret=, token=, api_key= and similar keys, "
+                  "Authorization credentials, PEM private keys; in messages and fields",
+    }
