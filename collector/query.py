@@ -11,11 +11,12 @@ from typing import Any, Iterator
 from collector.filters import FilterSpec
 from collector.store import EVENT_COLUMNS
 from collector.store.sqlite import SqliteReader, row_to_event
-from collector.store.sqlite_query import compile_where, register_functions
+from collector.store.sqlite_query import INDEXED_FILTERS, compile_where, probe_sql, register_functions
 from common.event import present
 
 
 class QueryEngine:
+    COMMON_MATCHES = 20_000
     def __init__(self, db_path: str):
         self.db_path = db_path
         self._local = threading.local()
@@ -31,9 +32,22 @@ class QueryEngine:
     def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
                page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Pages of presented events (SPEC §3 output values)."""
-        where, params = compile_where(spec, time_walk_for_host=limit > 0)
+        where, params = compile_where(spec, walk_time=self._walk_time(spec) if limit else frozenset())
         for rows in self._reader().query(where, params, order=order, limit=limit, batch=page_size):
             yield [present(row_to_event(row)) for row in rows]
+
+    def _walk_time(self, spec: FilterSpec) -> frozenset[str]:
+        """For a limited search in time order: which indexed filters to check while walking the
+        time index. A filter whose value matches few events (under COMMON_MATCHES, counted on its
+        own index) is best served by its index plus a sort; one that matches many events finds its
+        first N matches soon on the time walk, so its index is left out of the plan."""
+        reader = self._reader()
+        common = set()
+        for name in INDEXED_FILTERS:
+            probe = probe_sql(spec, name, self.COMMON_MATCHES)
+            if probe is not None and int(reader.scalar(*probe) or 0) >= self.COMMON_MATCHES:
+                common.add(name)
+        return frozenset(common)
 
     def search_by_seq(self, spec: FilterSpec, *, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Events after spec.after_seq in storage order (for follow)."""

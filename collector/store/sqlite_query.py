@@ -67,10 +67,15 @@ def _like_literal(text: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
 
 
-def compile_where(spec: FilterSpec, *, time_walk_for_host: bool = False) -> tuple[str, list[Any]]:
-    """`time_walk_for_host`: for a limited search in time order, match hosts while walking the time
-    index (a host holds a large share of all events: the first N matches come soon) instead of
-    reading every event of the host through (origin, pos) and sorting them all."""
+# Filters with an index of their own; `walk_time` names those to check row by row while walking
+# the time index instead (see collector/query.py for when that is faster).
+INDEXED_FILTERS = ("request_id", "user", "host", "message")
+
+
+def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset()) -> tuple[str, list[Any]]:
+    """The WHERE clause and its parameters. A column in `walk_time` is written as `+column`, which
+    keeps SQLite from using its index, so a limited search in time order walks the time index and
+    stops after N matches instead of reading every match of a common value and sorting them."""
     clauses: list[str] = []
     params: list[Any] = []
 
@@ -94,15 +99,15 @@ def compile_where(spec: FilterSpec, *, time_walk_for_host: bool = False) -> tupl
     if spec.levels:
         clauses.append(f"level IN ({','.join('?' * len(spec.levels))})")
         params.extend(spec.levels)
-    add(_text("request_id", spec.request_id, params))
-    add(_text("user", spec.user, params))
+    add(_text("+request_id" if "request_id" in walk_time else "request_id", spec.request_id, params))
+    add(_text("+user" if "user" in walk_time else "user", spec.user, params))
     if spec.host is not None:
         # Resolve names and addresses through the small origins/node_addresses tables, so the
         # (origin, pos) index serves the filter.
         hosts_params: list[Any] = []
         by_name = _text("host", spec.host, hosts_params)
         by_ip = _text("ip", spec.host, hosts_params)
-        column = "+origin" if time_walk_for_host else "origin"   # unary + keeps the index out
+        column = "+origin" if "host" in walk_time else "origin"
         clauses.append(f"{column} IN (SELECT id FROM origins WHERE {by_name} OR host IN "
                        f"(SELECT host FROM node_addresses WHERE {by_ip}))")
         params.extend(hosts_params)
@@ -113,7 +118,11 @@ def compile_where(spec: FilterSpec, *, time_walk_for_host: bool = False) -> tupl
     add(_text("action", spec.action, params))
     if spec.keywords or spec.phrases:
         fts = _fts_query(spec.keywords, spec.phrases)
-        if fts:
+        if fts and "message" in walk_time:
+            # A common word: check each row met on the time walk against the index (a rowid seek).
+            clauses.append("EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH ? AND rowid = events.seq)")
+            params.append(fts)
+        elif fts:
             clauses.append("seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
             params.append(fts)
         literal = [w for w in spec.keywords if _needs_literal_check(w) and not w.endswith("*")]
@@ -146,6 +155,21 @@ def compile_where(spec: FilterSpec, *, time_walk_for_host: bool = False) -> tupl
         clauses.append("seq > ?")
         params.append(spec.after_seq)
     return " AND ".join(clauses), params
+
+
+def probe_sql(spec: FilterSpec, name: str, cap: int) -> tuple[str, list[Any]] | None:
+    """SQL counting up to `cap` events that the indexed filter `name` alone matches, read from its
+    own index; None when the spec does not use that filter."""
+    if name == "message":
+        fts = _fts_query(spec.keywords, spec.phrases) if (spec.keywords or spec.phrases) else ""
+        if not fts:
+            return None
+        return f"SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT {int(cap)})", [fts]
+    value = getattr(spec, name)
+    if value is None:
+        return None
+    where, params = compile_where(FilterSpec(**{name: value}))
+    return f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT {int(cap)})", params
 
 
 def register_functions(conn: sqlite3.Connection) -> None:

@@ -164,11 +164,31 @@ def test_indexed_filters_use_their_index(engine):
     assert "SCAN events" not in _plan(engine, since="2h", message_regex="x").replace("USING INDEX", "")
 
 
-def test_limited_host_search_walks_the_time_index(engine):
-    where, params = compile_where(build_filter_spec({"host": "web-1"}), time_walk_for_host=True)
-    plan = [row[3] for row in engine._reader().conn.execute(
+def _plan_walking(engine, walk, **raw):
+    where, params = compile_where(build_filter_spec(raw), walk_time=frozenset(walk))
+    return [row[3] for row in engine._reader().conn.execute(
         f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where} ORDER BY time DESC, seq DESC LIMIT 10", params)]
-    assert plan[0] == "SCAN events USING INDEX events_time" and "USE TEMP B-TREE FOR ORDER BY" not in plan
-    spec = build_filter_spec({"host": "web-1"})
-    assert [e["message"][:3] for page in engine.search(spec, order="desc", limit=3) for e in page] == \
-        ["e06", "e02", "e01"]
+
+
+def test_common_values_are_matched_on_the_time_walk(engine):
+    for walk, raw in ((["host"], {"host": "web-1"}), (["user"], {"user": "bob*"}),
+                      (["message"], {"message": "user"}), (["request_id", "user"], {"request_id": "req-1*", "user": "a*"})):
+        plan = _plan_walking(engine, walk, **raw)
+        assert plan[0].startswith("SCAN events USING") and plan[0].endswith("INDEX events_time") and "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+    # a selective filter keeps its index while a common one is walked
+    assert _plan_walking(engine, ["host"], host="web-1", user="bob")[0] == "SEARCH events USING INDEX events_user (user=?)"
+
+
+@pytest.mark.parametrize("common", [0, 1, 3, 100])
+def test_walking_or_not_the_results_are_the_same(tmp_path_factory, common):
+    """The planner switch (probe counts against COMMON_MATCHES) never changes a result."""
+    path = tmp_path_factory.mktemp("walk") / "events.db"
+    build_store(path)
+    engine = QueryEngine(str(path))
+    engine.COMMON_MATCHES = common or 1
+    for raw, expected in [({"host": "web-1"}, ["e06", "e02", "e01", "e09"]),
+                          ({"message": "user"}, ["e06", "e10", "e01"]),
+                          ({"user": "bob*", "request_id": "req-*"}, ["e08", "e05", "e03"]),
+                          ({"message": "abc-123", "host": "web-*"}, ["e02"])]:
+        got = [e["message"][:3] for page in engine.search(build_filter_spec(raw), order="desc", limit=10) for e in page]
+        assert got == expected, (raw, got)
