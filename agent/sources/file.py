@@ -1,10 +1,24 @@
-"""The file source: tails files matched by globs.
+"""The file source: tails the files matched by globs, through rotation, restarts and bad input.
 
-Identity: a file is known by a fingerprint of its first bytes (`fingerprint_bytes`, after
-`ignored_header_bytes`), not by its path or inode, so a renamed file keeps its identity and its
-checkpoint. Positions are byte offsets of each line's start, which (with the identity) make the
-event's deterministic id. Lines longer than `max_line_bytes` are cut and marked truncated;
-invalid UTF-8 is kept with replacement characters and `fields.invalid_utf8 = true`.
+Identity is content, not path (see file_identity): a renamed file keeps its identity and
+checkpoint; a truncated file (copytruncate) gets a new one; a second file starting with the same
+first line gets an anchored one. Each open file is read through its own descriptor, so a file
+renamed or deleted while open is drained to its end; it is let go only after it has left the
+globs (or was deleted) and stayed at end-of-file for ROTATE_WAIT, and then a last line without
+newline is flushed as-is.
+
+Rotation rules that keep "every line exactly once":
+- rename+create: the old inode keeps its identity and is drained; the new file is new content.
+- copytruncate: the truncation is noticed (size below our offset, or the first line changed)
+  and the identity is released at the position read so far; if the copy is in the globs it takes
+  the identity over from that position (draining what we had not read yet), instead of being
+  read again as a new file.
+- a file whose bytes are, so far, identical to a file being read (a copy in progress, or a new
+  file holding only the same header) is not read until it diverges or the original goes away.
+
+Positions are byte offsets of each line's start (of the first line, for a multiline event); with
+the identity they make the event's deterministic id. A batch's checkpoint never passes a partial
+last line or a held multiline event, so a restart resumes exactly.
 """
 
 from __future__ import annotations
@@ -15,14 +29,26 @@ import hashlib
 import logging
 import os
 import pathlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from agent.checkpoints import CheckpointFile
 from agent.config import FileSourceConfig
 from agent.filters import EventFilter
-from agent.parse import Parsed, make_parser
+from agent.parse import make_parser
 from agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
+from agent.sources.file_identity import (
+    CHECK_BYTES,
+    Fingerprint,
+    check_at,
+    check_of,
+    fingerprint_fd,
+    fingerprint_matches,
+    same_prefix,
+)
+from agent.sources.multiline import JoinedLine, MultilineJoiner
 from common.timefmt import now_us
 from common.wildcard import wildcard_match
 
@@ -31,34 +57,26 @@ log = logging.getLogger("fleetlog.agent.file")
 READ_SIZE = 1024 * 1024
 POLL_INTERVAL = 0.05
 RESCAN_INTERVAL = 1.0
+ROTATE_WAIT = 5.0          # a rotated/deleted file idle this long at its end is let go
+_INVALID_UTF8 = 0x80       # internal flag bit between line splitting and parsing
 
 
 @dataclass
 class _Tail:
+    key: str               # identity: fingerprint, or fingerprint@dev:ino for a colliding file
+    fp: Fingerprint
     path: str
-    identity: str
-    handle: Any
+    fd: int
+    dev: int
+    ino: int
     offset: int            # next byte to read
     committed: int         # durable downstream
     pending: bytes = b""   # partial last line
-    skipping: bool = False # inside an over-long line after its cut
-
-
-def fingerprint(path: str, size: int, skip: int) -> str | None:
-    """Hex digest of bytes [skip, skip+size), or of the first line when the file is shorter;
-    None while the file has no complete first line yet."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(skip)
-            head = handle.read(size)
-    except OSError:
-        return None
-    if len(head) < size:
-        newline = head.find(b"\n")
-        if newline < 0:
-            return None
-        head = head[:newline + 1]
-    return hashlib.sha256(head).hexdigest()[:32]
+    recent: bytes = b""    # the CHECK_BYTES bytes before offset - len(pending)
+    skip_from: int | None = None   # start of an over-long line whose rest is being skipped
+    matched: bool = True   # still matched by the globs at the last scan
+    idle_since: float | None = None
+    joiner: MultilineJoiner | None = None
 
 
 class FileSource:
@@ -66,12 +84,21 @@ class FileSource:
                  on_read: Callable[[str, int], None] | None = None):
         self.config = config
         self.name = config.name or "file-" + hashlib.sha256("\0".join(config.paths).encode()).hexdigest()[:12]
-        self.checkpoints = CheckpointFile(state_dir / "sources" / self.name / "checkpoints.json")
+        checkpoint_path = state_dir / "sources" / self.name / "checkpoints.json"
+        # start_at = "end" applies only on the very first start of this source: after a restart
+        # a file without a checkpoint is new content (rotated in while we were down) and is read
+        # from its beginning, or lines would be lost.
+        self._fresh = not checkpoint_path.exists()
+        self.checkpoints = CheckpointFile(checkpoint_path)
         self.parse = make_parser(config.parser, config.pattern)
         self.filters = EventFilter(config.include, config.exclude_events)
         self.on_read = on_read or (lambda source, n: None)
         self._tails: dict[str, _Tail] = {}
+        self._by_inode: dict[tuple[int, int], str] = {}
+        self._released: dict[str, int] = {}   # identity -> position read, when let go unfinished
         self._first_scan = True
+        self._scan_now = True
+        self._warned: set[str] = set()
 
     # -- discovery -----------------------------------------------------------------------
 
@@ -82,135 +109,368 @@ class FileSource:
                 name = os.path.basename(path)
                 if any(wildcard_match(ex, name) or wildcard_match(ex, path) for ex in self.config.exclude_paths):
                     continue
-                if os.path.isfile(path):
-                    found.add(os.path.abspath(path))
+                found.add(os.path.abspath(path))
         return sorted(found)
 
     def _scan(self) -> None:
+        # Truncations first: a copy must find its original's identity released, not taken.
+        for tail in list(self._tails.values()):
+            self._intact_or_release(tail)
+        seen: set[tuple[int, int]] = set()
         for path in self._matching_paths():
-            if path in self._tails:
-                continue
-            identity = fingerprint(path, self.config.fingerprint_bytes, self.config.ignored_header_bytes)
-            if identity is None:
-                continue
-            saved = self.checkpoints.data.get(identity)
             try:
-                handle = open(path, "rb")
-            except OSError as exc:
-                log.warning("cannot open %s: %s", path, exc.strerror)
+                st = os.stat(path)
+            except OSError:
                 continue
-            if saved is not None:
-                offset = int(saved["offset"])
-            elif self.config.start_at == "end" and self._first_scan:
-                offset = os.fstat(handle.fileno()).st_size
+            if not os.path.isfile(path):
+                continue
+            inode = (st.st_dev, st.st_ino)
+            seen.add(inode)
+            key = self._by_inode.get(inode)
+            if key is not None:
+                self._tails[key].path = path
             else:
-                offset = 0
-            handle.seek(offset)
-            self._tails[path] = _Tail(path, identity, handle, offset, offset)
-            log.info("tailing %s from offset %d", path, offset)
+                self._discover(path)
+        for tail in self._tails.values():
+            tail.matched = (tail.dev, tail.ino) in seen
         self._first_scan = False
+
+    def _discover(self, path: str) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            if path not in self._warned:
+                self._warned.add(path)
+                log.warning("cannot open %s: %s", path, exc.strerror)
+            return
+        kept = False
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in self._by_inode:
+                return
+            fp = fingerprint_fd(fd, self.config.fingerprint_bytes, self.config.ignored_header_bytes)
+            if fp is None:
+                return
+            for other in list(self._tails.values()):
+                if other.fp != fp or not self._intact_or_release(other):
+                    continue
+                if same_prefix(fd, st.st_size, other.fd, os.fstat(other.fd).st_size):
+                    return   # a copy of `other`, or identical so far: decide at a later scan
+            key, offset = self._identity_for(fd, fp, st, path)
+            tail = _Tail(key, fp, path, fd, st.st_dev, st.st_ino, offset, offset,
+                         recent=self._bytes_before(fd, offset))
+            if self.config.multiline is not None:
+                tail.joiner = MultilineJoiner(self.config.multiline.start_pattern,
+                                              self.config.multiline.max_wait, self.config.max_line_bytes)
+            self._tails[key] = tail
+            self._by_inode[(st.st_dev, st.st_ino)] = key
+            kept = True
+            log.info("tailing %s from offset %d (identity %s)", path, offset, key)
+        finally:
+            if not kept:
+                os.close(fd)
+
+    def _identity_for(self, fd: int, fp: Fingerprint, st: os.stat_result, path: str) -> tuple[str, int]:
+        """The checkpoint this file continues, or a new identity; persisted before reading."""
+        data = self.checkpoints.data
+        best: tuple[tuple[bool, int], str, int] | None = None
+        for key, entry in data.items():
+            if key in self._tails or entry.get("fp") != fp.digest or entry.get("fp_len") != fp.length:
+                continue
+            offset = int(entry.get("offset", 0))
+            if st.st_size < offset:
+                continue
+            if entry.get("check") and check_at(fd, offset) != entry["check"]:
+                continue   # same first line, different content before the offset: not this file
+            rank = (entry.get("dev") == st.st_dev and entry.get("ino") == st.st_ino, offset)
+            if best is None or rank > best[0]:
+                best = (rank, key, offset)
+        if best is not None:
+            key = best[1]
+            offset = max(best[2], self._released.pop(key, 0))
+        else:
+            key = fp.digest
+            if key in data or key in self._tails:
+                key = base = f"{fp.digest}@{st.st_dev}:{st.st_ino}"
+                generation = 1
+                while key in data or key in self._tails:
+                    generation += 1
+                    key = f"{base}#{generation}"
+            offset = 0
+            if self.config.start_at == "end" and self._fresh and self._first_scan:
+                offset = _after_last_newline(fd, st.st_size)
+            data[key] = {"fp": fp.digest, "fp_len": fp.length, "offset": offset, "check": check_at(fd, offset)}
+        data[key].update(path=path, dev=st.st_dev, ino=st.st_ino, seen=int(time.time()))
+        self._prune()
+        self.checkpoints.save()
+        return key, offset
+
+    def _prune(self, keep: int = 1000) -> None:
+        data = self.checkpoints.data
+        if len(data) <= keep:
+            return
+        idle = sorted((entry.get("seen", 0), key) for key, entry in data.items() if key not in self._tails)
+        for _, key in idle[:len(data) - keep]:
+            del data[key]
+
+    @staticmethod
+    def _bytes_before(fd: int, offset: int) -> bytes:
+        start = max(0, offset - CHECK_BYTES)
+        try:
+            return os.pread(fd, offset - start, start)
+        except OSError:
+            return b""
+
+    # -- letting go ----------------------------------------------------------------------
+
+    def _intact_or_release(self, tail: _Tail) -> bool:
+        """False (and the tail let go) when its file was truncated or rewritten in place."""
+        try:
+            size = os.fstat(tail.fd).st_size
+        except OSError:
+            size = -1
+        if size >= tail.offset and fingerprint_matches(tail.fd, tail.fp, self.config.ignored_header_bytes) \
+                and self._recent_matches(tail):
+            return True
+        log.info("%s was truncated at offset %d; it is new content now", tail.path, tail.offset)
+        # A copy of it may still hold what we had not read: it continues from here.
+        position = tail.offset - len(tail.pending)
+        if tail.joiner is not None and tail.joiner.held_start is not None:
+            position = tail.joiner.held_start
+        self._released[tail.key] = position
+        self._close(tail)
+        self._scan_now = True
+        return False
+
+    @staticmethod
+    def _recent_matches(tail: _Tail) -> bool:
+        """The bytes before our position are still there: catches a truncation that was written
+        past our offset again before we looked, even under an unchanged first line."""
+        if not tail.recent:
+            return True
+        end = tail.offset - len(tail.pending)
+        try:
+            return os.pread(tail.fd, len(tail.recent), end - len(tail.recent)) == tail.recent
+        except OSError:
+            return False
+
+    def _close(self, tail: _Tail) -> None:
+        self._tails.pop(tail.key, None)
+        self._by_inode.pop((tail.dev, tail.ino), None)
+        try:
+            os.close(tail.fd)
+        except OSError:
+            pass
 
     # -- reading -------------------------------------------------------------------------
 
     async def run(self, emit: Emit) -> None:
         loop = asyncio.get_running_loop()
         last_scan = 0.0
-        while True:
-            if loop.time() - last_scan >= RESCAN_INTERVAL:
-                self._scan()
-                last_scan = loop.time()
-            progressed = False
+        try:
+            while True:
+                now = loop.time()
+                if self._scan_now or now - last_scan >= RESCAN_INTERVAL:
+                    self._scan_now = False
+                    self._scan()
+                    last_scan = now
+                progressed = False
+                for tail in list(self._tails.values()):
+                    batch, more = self._read(tail, now)
+                    progressed = progressed or more
+                    if batch is not None:
+                        await emit(batch)
+                if not progressed:
+                    await asyncio.sleep(POLL_INTERVAL)
+        finally:
             for tail in list(self._tails.values()):
-                batch = self._read(tail)
-                if batch is not None:
-                    progressed = True
-                    await emit(batch)
-            if not progressed:
-                await asyncio.sleep(POLL_INTERVAL)
+                self._close(tail)
 
-    def _read(self, tail: _Tail) -> SourceBatch | None:
-        data = tail.handle.read(READ_SIZE)
-        if not data:
-            return None
-        start = tail.offset - len(tail.pending)
-        tail.offset += len(data)
-        if tail.skipping:
-            # The rest of a line that was cut at max_line_bytes: discard up to its newline.
-            newline = data.find(b"\n")
-            if newline < 0:
-                return self._batch(tail, [], tail.offset, len(data))
-            tail.skipping = False
-            start += newline + 1
-            data = data[newline + 1:]
+    def _read(self, tail: _Tail, now: float) -> tuple[SourceBatch | None, bool]:
+        """One step for one file: (a batch to emit or None, whether bytes were consumed)."""
+        try:
+            st = os.fstat(tail.fd)
+        except OSError:
+            self._close(tail)
+            return None, False
+        if st.st_size == tail.offset:
+            return self._at_end(tail, st, now), False
+        if not self._intact_or_release(tail):
+            return None, False
+        tail.idle_since = None
+        data = os.pread(tail.fd, min(READ_SIZE, st.st_size - tail.offset), tail.offset)
+        if not self._intact_or_release(tail):   # rewritten while we read: those bytes are not its
+            return None, False
+        return self._consume(tail, data, now), True
+
+    def _at_end(self, tail: _Tail, st: os.stat_result, now: float) -> SourceBatch | None:
+        if tail.idle_since is None:
+            tail.idle_since = now
+        gone = not tail.matched or st.st_nlink == 0
+        if gone and now - tail.idle_since >= ROTATE_WAIT:
+            # Let go of a drained rotated/deleted file; its unterminated last line goes as-is.
+            lines: list[JoinedLine] = []
+            if tail.pending:
+                self._split(tail, tail.pending + b"\n", tail.offset - len(tail.pending), now, lines)
+                tail.pending = b""
+            if tail.joiner is not None:
+                tail.joiner.flush(lines)
+            self._close(tail)
+            log.info("let go of %s at offset %d", tail.path, tail.offset)
+            return self._batch(tail, self._parse(lines), tail.offset, check_of(tail.recent), 0)
+        if tail.joiner is not None and tail.joiner.due(now):
+            lines = []
+            tail.joiner.flush(lines)
+            end = tail.offset - len(tail.pending)
+            return self._batch(tail, self._parse(lines), end, check_of(tail.recent), 0)
+        return None
+
+    def _consume(self, tail: _Tail, data: bytes, now: float) -> SourceBatch | None:
+        limit = self.config.max_line_bytes
+        start = tail.offset - len(tail.pending)       # position of buffer[0]
         buffer = tail.pending + data if tail.pending else data
+        before = tail.recent                           # bytes before buffer[0]
+        tail.offset += len(data)
+        if tail.skip_from is not None:
+            # The rest of a line cut at max_line_bytes: discard up to its newline. The checkpoint
+            # stays at the line's start, so a restart re-sends the same (deduplicated) head.
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                tail.recent = _last(before, buffer)
+                return None
+            tail.skip_from = None
+            before = _last(before, buffer[:newline + 1])
+            start += newline + 1
+            buffer = buffer[newline + 1:]
         end = buffer.rfind(b"\n")
+        lines: list[JoinedLine] = []
         if end < 0:
-            if len(buffer) <= self.config.max_line_bytes:
-                tail.pending = buffer
+            if len(buffer) <= limit:
+                tail.pending, tail.recent = buffer, before
                 return None
             # An over-long line with no newline yet: send its first max_line_bytes now.
-            tail.pending, tail.skipping = b"", True
-            records = self._records(buffer[:self.config.max_line_bytes] + b"\n", start, truncated=True)
-            return self._batch(tail, records, tail.offset, len(buffer))
+            self._split(tail, buffer[:limit] + b"\n", start, now, lines, FLAG_TRUNCATED)
+            tail.pending, tail.skip_from, tail.recent = b"", start, _last(before, buffer)
+            return self._batch(tail, self._parse(lines), start, check_of(before), len(buffer))
+        block = buffer[:end + 1]
         tail.pending = buffer[end + 1:]
-        records = self._records(buffer[:end + 1], start)
-        return self._batch(tail, records, start + end + 1, end + 1)
+        tail.recent = _last(before, block)
+        self._split(tail, block, start, now, lines)
+        checkpoint, check = start + end + 1, check_of(tail.recent)
+        if tail.joiner is not None and tail.joiner.held_start is not None:
+            checkpoint, check = tail.joiner.held_start, ""
+        return self._batch(tail, self._parse(lines), checkpoint, check, len(block))
 
-    def _batch(self, tail: _Tail, records: list[Record], checkpoint: int, nbytes: int) -> SourceBatch:
-        self.on_read(self.label(tail), len(records))
-        return SourceBatch(source=self.label(tail), source_key=tail.identity, log_type=self.config.log_type,
-                           records=records, checkpoint=(tail.identity, checkpoint, tail.path),
+    def _split(self, tail: _Tail, block: bytes, start: int, now: float, out: list[JoinedLine],
+               extra_flags: int = 0) -> None:
+        """The newline-terminated lines of `block` (which starts at byte `start`) as text, cut at
+        max_line_bytes; through the multiline joiner when configured. Blank lines are skipped."""
+        limit = self.config.max_line_bytes
+        joiner = tail.joiner
+        append = out.append
+        position = start
+        if block.isascii():
+            # The common case: one decode for the whole block, and characters are bytes.
+            texts = block.decode("ascii").split("\n")
+            texts.pop()
+            for text in texts:
+                line_start = position
+                position += len(text) + 1
+                if not text or text.isspace():
+                    continue
+                flags = extra_flags
+                if len(text) > limit:
+                    text, flags = text[:limit], flags | FLAG_TRUNCATED
+                if text[-1] == "\r":
+                    text = text[:-1]
+                if joiner is None:
+                    append(JoinedLine(line_start, text, flags))
+                else:
+                    joiner.feed(line_start, text, flags, now, out)
+            return
+        raws = block.split(b"\n")
+        raws.pop()
+        for raw in raws:
+            line_start = position
+            position += len(raw) + 1
+            flags = extra_flags
+            if len(raw) > limit:
+                raw, flags = raw[:limit], flags | FLAG_TRUNCATED
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("utf-8", "replace")
+                flags |= _INVALID_UTF8
+            if not text or text.isspace():
+                continue
+            if joiner is None:
+                append(JoinedLine(line_start, text, flags))
+            else:
+                joiner.feed(line_start, text, flags, now, out)
+
+    def _parse(self, lines: list[JoinedLine]) -> list[Record]:
+        parse = self.parse
+        app = self.config.app
+        read_time = now_us()
+        records = []
+        for position, text, flags in lines:
+            parsed = parse(text)
+            if flags & _INVALID_UTF8:
+                flags &= ~_INVALID_UTF8
+                parsed = parsed._replace(fields={**(parsed.fields or {}), "invalid_utf8": True})
+            records.append(Record(position, parsed, app, 0, flags, read_time))
+        return records
+
+    def _batch(self, tail: _Tail, records: list[Record], checkpoint: int, check: str, nbytes: int) -> SourceBatch:
+        label = self.label(tail)
+        self.on_read(label, len(records))
+        return SourceBatch(source=label, source_key=tail.key, log_type=self.config.log_type,
+                           records=records, checkpoint=(tail.key, checkpoint, tail.path, check),
                            read_bytes=nbytes, min_level=int(self.config.min_level),
                            filters=self.filters or None)
 
     def label(self, tail: _Tail) -> str:
         return f"file:{tail.path}"
 
-    def _records(self, block: bytes, start: int, truncated: bool = False) -> list[Record]:
-        """Records of the newline-terminated lines in `block`, which starts at byte `start`."""
-        records: list[Record] = []
-        parse = self.parse
-        limit = self.config.max_line_bytes
-        read_time = now_us()
-        app = self.config.app
-        position = start
-        for raw in block.split(b"\n")[:-1]:
-            line_start = position
-            position += len(raw) + 1
-            flags = FLAG_TRUNCATED if truncated else 0
-            if len(raw) > limit:
-                raw, flags = raw[:limit], FLAG_TRUNCATED
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            try:
-                parsed = parse(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                parsed = parse(raw.decode("utf-8", "replace"))
-                parsed = parsed._replace(fields={**(parsed.fields or {}), "invalid_utf8": True})
-            if not text_is_blank(parsed):
-                records.append(Record(line_start, parsed, app, 0, flags, read_time))
-        return records
-
     # -- commits -------------------------------------------------------------------------
 
     def commit(self, checkpoint: Any) -> None:
-        identity, offset, path = checkpoint
-        self.checkpoints.data[identity] = {"offset": offset, "path": path}
+        key, offset, path, check = checkpoint
+        entry = self.checkpoints.data.setdefault(key, {})
+        entry.update(offset=offset, path=path, check=check, seen=int(time.time()))
         self.checkpoints.save()
-        tail = self._tails.get(path)
-        if tail is not None and tail.identity == identity:
+        tail = self._tails.get(key)
+        if tail is not None:
             tail.committed = offset
 
     def lag_bytes(self) -> dict[str, int]:
         lags = {}
-        for tail in self._tails.values():
+        for tail in list(self._tails.values()):
             try:
-                size = os.fstat(tail.handle.fileno()).st_size
+                size = os.fstat(tail.fd).st_size
             except OSError:
                 continue
             lags[self.label(tail)] = max(0, size - tail.committed)
         return lags
 
 
-def text_is_blank(parsed: Parsed) -> bool:
-    return not parsed.message.strip() and not parsed.fields
+def _last(before: bytes, block: bytes) -> bytes:
+    """The last CHECK_BYTES bytes of before + block, without copying a large block."""
+    if len(block) >= CHECK_BYTES:
+        return block[-CHECK_BYTES:]
+    return (before + block)[-CHECK_BYTES:]
+
+
+def _after_last_newline(fd: int, size: int) -> int:
+    """Where start_at = "end" begins: after the last complete line, so a line being written
+    is read whole."""
+    start = max(0, size - 64 * 1024)
+    try:
+        tail = os.pread(fd, size - start, start)
+    except OSError:
+        return size
+    newline = tail.rfind(b"\n")
+    return start + newline + 1 if newline >= 0 else (size if start else 0)
+
