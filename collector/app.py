@@ -22,6 +22,7 @@ from collector.ingest import PreparedBatch
 from collector.internal import InternalEvent, append_internal
 from collector.metrics import CollectorMetrics
 from collector.query import QueryEngine
+from collector.retention import RetentionScheduler
 from collector.service import AdminService, IngestService, QueryService
 from collector.store.sqlite import SqliteStore
 from collector.writer import StorageWriter
@@ -87,6 +88,9 @@ class CollectorApp:
         self.store = SqliteStore(self.db_path, config.storage.synchronous, collector=config.node_name)
         self.writer = StorageWriter(self.store, on_commit=self._after_commit)
         self.query = QueryEngine(self.db_path)
+        self.metrics.storage_bytes.set_function(self.store.storage_bytes)
+        self.retention = RetentionScheduler(config, self.db_path, self.writer,
+                                            on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n))
         self.nodes: dict[str, NodeState] = {}
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -128,6 +132,7 @@ class CollectorApp:
         startup.append(InternalEvent("Collector.Start", f"collector {self.config.node_name} {__version__} started, "
                                      f"listening on {self.config.listen}", tier="permanent"))
         await self.writer.call(lambda store: append_internal(store, self.config.node_name, startup))
+        self.retention.start()
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
                  self.port, self.db_path)
 
@@ -136,6 +141,7 @@ class CollectorApp:
         if self.server is not None:
             await self.health.enter_graceful_shutdown()
             await self.server.stop(grace)
+        await self.retention.stop()
         stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
                                     tier="permanent")]
         await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
@@ -150,10 +156,13 @@ class CollectorApp:
             config = replace(config, listen=self.config.listen, tls=self.config.tls)
         self.config = config
         self.classifier = Classifier(config)
+        self.retention.reconfigure(config)
 
     def ready(self) -> tuple[bool, str]:
         if self.server is None:
             return False, "listener not started"
+        if not self.writer.alive:
+            return False, "storage writer stopped"
         return True, "ready"
 
     # -- ingest bookkeeping --------------------------------------------------------------------
@@ -267,6 +276,7 @@ class CollectorApp:
         return pb.StatusReply(
             version=__version__, uptime_seconds=now - self.started_at, storage_bytes=storage,
             event_count=count, collector=self.config.node_name, last_seq=last_seq,
+            next_purge=self.retention.next_purge,
             nodes=[pb.NodeStatus(name=n.name, ip=n.ip, connected=n.streams > 0, last_seen=n.last_seen,
                                  events=n.events, lag_seconds=max(0.0, now - n.last_seen) if n.streams else 0.0,
                                  clock_skew_seconds=n.clock_skew)

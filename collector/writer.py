@@ -69,6 +69,10 @@ class StorageWriter:
         self._queue.put(job)
         return job.future.result()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         """Finish every queued job, then stop the thread."""
         self._queue.put(_STOP)

@@ -52,6 +52,8 @@ class DeleteResult:
     newest_us: int | None = None
     ranges: list[tuple[int, int]] = field(default_factory=list)   # inclusive seq ranges
     anchors_sha256: str = ""
+    anchors: list[tuple[int, bytes]] = field(default_factory=list)  # (seq, link) kept in chain_anchors
+    namespaces: dict[str, int] = field(default_factory=dict)        # deleted events per namespace
 
 
 def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
@@ -205,24 +207,27 @@ class SqliteStore:
         with self._lock:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
-                rows: list[tuple[int, str, int, bytes]] = []
+                rows: list[tuple[int, str, int, bytes, str]] = []
                 for start in range(0, len(wanted), 500):
                     part = wanted[start:start + 500]
                     rows += self.conn.execute(
-                        f"SELECT seq, message, time, hash FROM events WHERE seq IN ({','.join('?' * len(part))})"
-                        " ORDER BY seq", part).fetchall()
+                        "SELECT seq, message, time, hash, namespace FROM events"
+                        f" WHERE seq IN ({','.join('?' * len(part))}) ORDER BY seq", part).fetchall()
                 if rows:
                     deleted = {row[0] for row in rows}
-                    anchors = [(seq, link) for seq, _, _, link in rows if seq + 1 not in deleted]
+                    anchors = [(seq, link) for seq, _, _, link, _ in rows if seq + 1 not in deleted]
                     self.conn.executemany("INSERT INTO events_fts(events_fts, rowid, message) VALUES('delete', ?, ?)",
-                                          ((seq, message) for seq, message, _, _ in rows))
+                                          ((seq, message) for seq, message, _, _, _ in rows))
                     self.conn.executemany("INSERT OR REPLACE INTO chain_anchors(seq, link) VALUES (?, ?)", anchors)
-                    self.conn.executemany("DELETE FROM events WHERE seq = ?", ((seq,) for seq, _, _, _ in rows))
+                    self.conn.executemany("DELETE FROM events WHERE seq = ?", ((row[0],) for row in rows))
                     result.count = len(rows)
                     result.oldest_us = min(row[2] for row in rows)
                     result.newest_us = max(row[2] for row in rows)
                     result.ranges = _ranges(sorted(deleted))
+                    result.anchors = anchors
                     result.anchors_sha256 = anchors_digest(anchors)
+                    for row in rows:
+                        result.namespaces[row[4]] = result.namespaces.get(row[4], 0) + 1
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
@@ -277,6 +282,30 @@ class SqliteReader:
     def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
         row = self.conn.execute(sql, tuple(params)).fetchone()
         return row[0] if row else None
+
+    def expired(self, tier: str, default_cutoff_us: int | None, namespace_cutoffs: dict[str, int | None],
+                after: tuple[int, int], limit: int) -> list[tuple[int, int]]:
+        """(time, seq) of up to `limit` events of `tier` older than their namespace's cutoff, after
+        `after` in (time, seq) order. A cutoff of None means "kept indefinitely".
+
+        Walks the time index from the oldest event up to the newest cutoff: reads run beside the
+        writer (WAL), so finding what to delete costs ingestion nothing; only the deletes go
+        through the writer, in small chunks."""
+        cutoffs = [c for c in (default_cutoff_us, *namespace_cutoffs.values()) if c is not None]
+        if not cutoffs:
+            return []
+        never = -(1 << 62)
+        case, params = "?", [default_cutoff_us if default_cutoff_us is not None else never]
+        if namespace_cutoffs:
+            whens = " ".join("WHEN ? THEN ?" for _ in namespace_cutoffs)
+            case = f"CASE namespace {whens} ELSE ? END"
+            params = [v for ns, c in namespace_cutoffs.items() for v in (ns, c if c is not None else never)] + params
+        sql = (f"SELECT time, seq FROM events INDEXED BY events_time WHERE time < ? AND (time, seq) > (?, ?)"
+               f" AND tier = ? AND time < {case} ORDER BY time, seq LIMIT ?")
+        try:
+            return self.conn.execute(sql, (max(cutoffs), after[0], after[1], tier, *params, limit)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: finding expired events failed: {exc}") from None
 
     def close(self) -> None:
         self.conn.close()

@@ -1,0 +1,109 @@
+"""Retention purge over a real SQLite store and the real single writer: which events each tier
+and namespace override keeps, permanent events never purged, chunked deletes, and the purge's
+own security event with the deleted seq ranges and the anchors digest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
+from collector.internal import InternalEvent, append_internal
+from collector.retention import PURGE_ACTION, RetentionScheduler
+from collector.store.sqlite import SqliteStore, anchors_digest
+from collector.writer import StorageWriter
+from common.timefmt import format_us
+from tests.unit.store_helpers import incoming
+
+DAY = 86400 * 1_000_000
+NOW = 1_800_000_000_000_000
+
+
+def _config(**retention) -> CollectorConfig:
+    return CollectorConfig(node_name="c1", retention=RetentionConfig(**retention))
+
+
+def _fill(store: SqliteStore) -> None:
+    ages = [400, 100, 10, 2, 0]   # days
+    times = [NOW - a * DAY for a in ages]
+    for ns in ("default", "staging", "legal"):
+        for tier in ("general", "security"):
+            key = f"{ns}-{tier}"
+            store.store_batch([incoming("web-1", key, list(range(len(ages))), time_us=times, tier=tier, namespace=ns,
+                                        messages=[f"{key} age {a}d" for a in ages])], NOW)
+    # A permanent event from long ago (e.g. the database creation) is never a candidate.
+    append_internal(store, "c1", [InternalEvent("Collector.Start", "ancient start", tier="permanent",
+                                                time_us=NOW - 3000 * DAY)])
+
+
+def _remaining(store: SqliteStore) -> set[str]:
+    return {m for (m,) in store.conn.execute("SELECT message FROM events WHERE action IS NULL OR action != ?",
+                                             (PURGE_ACTION,))}
+
+
+def _run(config: CollectorConfig, store: SqliteStore, chunk: int = 2000):
+    writer = StorageWriter(store)
+    purged: dict[str, int] = {}
+    scheduler = RetentionScheduler(config, store.path, writer, chunk=chunk,
+                                   on_purged=lambda t, n: purged.__setitem__(t, purged.get(t, 0) + n))
+
+    async def go():
+        try:
+            return await scheduler.purge_once(now=NOW)
+        finally:
+            await scheduler.stop()
+    result = asyncio.run(go())
+    writer.stop()
+    return result, purged
+
+
+def test_each_tier_and_namespace_override_keeps_exactly_its_window(tmp_path):
+    store = SqliteStore(tmp_path / "e.db", collector="c1")
+    _fill(store)
+    config = _config(general=30 * 86400, security=365 * 86400,
+                     namespaces={"staging": NamespaceRetention(general=86400),
+                                 "legal": NamespaceRetention(general=float("inf"), security=float("inf"))})
+    runs, purged = _run(config, store, chunk=3)
+
+    expected = {"ancient start"}
+    expected |= {f"default-general age {a}d" for a in (10, 2, 0)}
+    expected |= {f"default-security age {a}d" for a in (100, 10, 2, 0)}
+    expected |= {"staging-general age 0d"}
+    expected |= {f"staging-security age {a}d" for a in (100, 10, 2, 0)}
+    expected |= {f"legal-{t} age {a}d" for t in ("general", "security") for a in (400, 100, 10, 2, 0)}
+    assert _remaining(store) == expected
+    assert purged == {"general": 6, "security": 2}
+
+    # One security-tier event per tier that lost events, with what verification needs.
+    events = store.conn.execute("SELECT tier, level, log_type, host, source, message, fields FROM events"
+                                " WHERE action = ? ORDER BY seq", (PURGE_ACTION,)).fetchall()
+    assert [(e[0], e[2], e[3], e[4]) for e in events] == [("security", "audit", "c1", "collector")] * 2
+    general, security = (json.loads(e[6]) for e in events)
+    assert general["tier"] == "general" and general["count"] == 6
+    assert general["namespaces"] == {"default": 2, "staging": 4}
+    assert general["oldest"] == format_us(NOW - 400 * DAY) == "2025-12-11T08:00:00.000000Z"
+    assert general["newest"] == format_us(NOW - 2 * DAY)       # staging's 1-day window
+    assert security["count"] == 2 and security["namespaces"] == {"default": 1, "staging": 1}
+    assert "deleted 6 general-tier events" in events[0][5]
+    anchors = dict(store.conn.execute("SELECT seq, link FROM chain_anchors"))
+    for fields in (general, security):
+        covered = [(s, link) for s, link in anchors.items()
+                   if any(lo <= s <= hi for lo, hi in fields["seq_ranges"])]
+        assert fields["anchors_sha256"] == anchors_digest(covered)
+        assert sum(hi - lo + 1 for lo, hi in fields["seq_ranges"]) == fields["count"]
+    # Full-text rows went with their events.
+    assert store.conn.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'age'").fetchone()[0] == \
+        len(expected) - 1
+
+
+def test_nothing_expired_records_nothing_and_a_second_run_finds_nothing(tmp_path):
+    store = SqliteStore(tmp_path / "e.db", collector="c1")
+    _fill(store)
+    runs, purged = _run(_config(general=float("inf"), security=float("inf")), store)
+    assert runs == [] and purged == {}
+    before = store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert before == 31
+    runs, _ = _run(_config(general=365 * 86400, security=float("inf")), store)
+    assert [(r.tier, r.count) for r in runs] == [("general", 3)]
+    runs, _ = _run(_config(general=365 * 86400, security=float("inf")), store)
+    assert runs == []
