@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze).
-SYSTEM_PACKAGES := rsyslog systemd-journal-remote poppler-utils systemd
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd
 
 .PHONY: install proto system-deps test test-fast run bench lint clean
 

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from collector.classify import Classifier
 from collector.config import CollectorConfig
 from collector.filters import FilterSpec, build_filter_spec
+from collector.forward import Forwarding
 from collector.identity import Authenticator, Caller, describe_denial, load_tokens
 from collector.ingest import PreparedBatch
 from collector.internal import InternalEvent, append_internal
@@ -98,6 +99,7 @@ class CollectorApp:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.health = health.aio.HealthServicer()
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
+        self.forwarding = Forwarding(self.db_path, self.data_dir, self.metrics, self._record_from_thread)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class CollectorApp:
                                      f"listening on {self.config.listen}", tier="permanent"))
         await self.writer.call(lambda store: append_internal(store, self.config.node_name, startup))
         self.retention.start()
+        self.forwarding.start(list(self.config.forwarders))
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
                  self.port, self.db_path)
 
@@ -145,6 +148,7 @@ class CollectorApp:
         stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
                                     tier="permanent")]
         await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
+        await asyncio.to_thread(self.forwarding.stop)   # cursors saved; the rest is sent after restart
         await asyncio.to_thread(self.writer.stop)
         self.store.close()
         self.http.stop()
@@ -154,6 +158,7 @@ class CollectorApp:
         if config.listen != self.config.listen or config.tls != self.config.tls:
             log.warning("listen and tls changes need a restart; keeping %s", self.config.listen)
             config = replace(config, listen=self.config.listen, tls=self.config.tls)
+        await asyncio.to_thread(self.forwarding.reload, list(config.forwarders))
         self.config = config
         self.classifier = Classifier(config)
         self.retention.reconfigure(config)
@@ -207,9 +212,16 @@ class CollectorApp:
             self.metrics.duplicate.labels(host).inc(duplicates)
 
     def _after_commit(self, results: list[Any]) -> None:
-        """Writer thread: wake followers."""
+        """Writer thread: wake followers and forwarders."""
+        self.forwarding.wake()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._committed.set)
+
+    def _record_from_thread(self, action: str, message: str, level: Level) -> None:
+        """A forwarder thread reports an outage or recovery as an event in the store."""
+        if self._loop is not None:
+            event = InternalEvent(action, message, level=level, tier="general")
+            self._loop.call_soon_threadsafe(lambda: self._spawn(self._internal([event])))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -281,6 +293,8 @@ class CollectorApp:
                                  events=n.events, lag_seconds=max(0.0, now - n.last_seen) if n.streams else 0.0,
                                  clock_skew_seconds=n.clock_skew)
                    for n in sorted(self.nodes.values(), key=lambda n: n.name)],
+            forwarders=[pb.ForwarderStatus(name=name, state=state, lag_events=lag)
+                        for name, state, lag in self.forwarding.status()],
         )
 
     async def evidence(self) -> pb.EvidenceReply:

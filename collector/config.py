@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, Mapping
 
-from common.config import Duration, FieldError, LevelName, load_config
+from common.config import Duration, FieldError, LevelName, Size, load_config
 from common.levels import Level
 
 GENERAL_RETENTION = {"1d", "7d", "30d", "90d", "180d", "1y", "2y", "5y", "10y", "indefinite"}
@@ -135,6 +135,21 @@ class SyslogForwarderConfig:
     include: list[FieldPattern] = ()
     exclude: list[FieldPattern] = ()
 
+    def validate(self) -> None:
+        from collector.forward.syslog_common import facility_code
+        try:
+            facility_code(self.facility)
+        except ValueError as exc:
+            raise FieldError("facility", str(exc)) from None
+        _check_port(self.port)
+        if self.tls is not None and self.protocol != "tls":
+            raise FieldError("tls", f'only used with protocol = "tls", not {self.protocol!r}')
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise FieldError("port", f"expected a port number 1-65535, got {port}")
+
 
 @dataclass(frozen=True)
 class JsonlForwarderConfig:
@@ -148,19 +163,28 @@ class JsonlForwarderConfig:
     include: list[FieldPattern] = ()
     exclude: list[FieldPattern] = ()
 
+    def validate(self) -> None:
+        _check_port(self.port)
+
 
 @dataclass(frozen=True)
 class FileForwarderConfig:
     type: Literal["file"]
     name: str
     path: str = ""
-    rotate_bytes: int = 0
+    rotate_bytes: Size = 0                # 0 = never rotate
     rotate_max: int = 5
     min_level: LevelName = Level.DEBUG
     log_types: list[str] = ()
     actions: list[Literal["create", "read", "update", "delete"]] = ()
     include: list[FieldPattern] = ()
     exclude: list[FieldPattern] = ()
+
+    def validate(self) -> None:
+        if not self.path:
+            raise FieldError("path", "required: the file to append events to")
+        if self.rotate_max < 0:
+            raise FieldError("rotate_max", "must be 0 or more")
 
 
 @dataclass(frozen=True)

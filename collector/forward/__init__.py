@@ -1,0 +1,90 @@
+"""Forwarding stored events to SIEMs and other destinations (SPEC §4.8).
+
+One module per forwarder type, registered below under its config `type`; `Forwarding` runs one
+`ForwarderRunner` per configured forwarder and swaps them on reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+from collector.config import (
+    ConsoleForwarderConfig,
+    FileForwarderConfig,
+    JsonlForwarderConfig,
+    SyslogForwarderConfig,
+)
+from collector.forward.base import Sink
+from collector.forward.console import ConsoleSink
+from collector.forward.cursor import CursorFile
+from collector.forward.file import FileSink
+from collector.forward.jsonl import JsonlSink
+from collector.forward.runner import ForwarderRunner, Recorder
+from collector.forward.syslog import SyslogSink
+from collector.metrics import CollectorMetrics
+
+log = logging.getLogger("fleetlog.collector.forward")
+
+SINKS: dict[type, Callable[[Any], Sink]] = {
+    SyslogForwarderConfig: SyslogSink,
+    JsonlForwarderConfig: JsonlSink,
+    FileForwarderConfig: FileSink,
+    ConsoleForwarderConfig: ConsoleSink,
+}
+
+
+def build_sink(config: Any) -> Sink:
+    return SINKS[type(config)](config)
+
+
+class Forwarding:
+    """The collector's forwarders: started with the collector, replaced on reload when their
+    configuration changed (a renamed forwarder is a new one with its own cursor)."""
+
+    def __init__(self, db_path: str, data_dir: pathlib.Path, metrics: CollectorMetrics,
+                 record: Recorder | None = None):
+        self.db_path, self.metrics, self.record = db_path, metrics, record
+        self.cursor_dir = data_dir / "forwarders"
+        self.runners: dict[str, ForwarderRunner] = {}
+
+    def start(self, configs: list[Any]) -> None:
+        self.reload(configs)
+
+    def reload(self, configs: list[Any]) -> None:
+        """Build the sinks of every new or changed forwarder first (a bad one raises ConfigError
+        and nothing changes), then stop what is gone or replaced (saving its cursor) and start
+        the new ones from their cursors."""
+        wanted = {c.name: c for c in configs}
+        fresh = {name: config for name, config in wanted.items()
+                 if name not in self.runners or self.runners[name].config != config}
+        sinks: dict[str, Sink] = {}
+        try:
+            for name, config in fresh.items():
+                sinks[name] = build_sink(config)
+        except Exception:
+            for sink in sinks.values():
+                sink.close()
+            raise
+        for name in [n for n in self.runners if n not in wanted or n in fresh]:
+            self.runners.pop(name).stop()
+        for name, config in fresh.items():
+            runner = ForwarderRunner(name, config, sinks[name], self.db_path,
+                                     CursorFile(self.cursor_dir, name), self.metrics, self.record)
+            self.runners[name] = runner
+            runner.start()
+            log.info("forwarder %s started: %s, after seq %d", name, runner.sink.target, runner.confirmed)
+
+    def wake(self) -> None:
+        for runner in list(self.runners.values()):
+            runner.wake.set()
+
+    def stop(self) -> None:
+        for runner in list(self.runners.values()):
+            runner.stop()
+        self.runners.clear()
+
+    def status(self) -> list[tuple[str, str, int]]:
+        return [(name, r.state, r.lag) for name, r in sorted(self.runners.items())]

@@ -1,0 +1,79 @@
+"""RFC 5424 syslog messages from fleetlog events.
+
+    <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [fleetlog@32473 ...][fields@32473 ...] BOM MSG
+
+HOSTNAME is the event's origin host, APP-NAME its app (or the forwarder's app_name), PROCID its
+pid, MSGID its action (or log_type). Header fields are PRINTUSASCII with a length limit (§6.2);
+anything else is replaced by `_` and cut, and an empty field is the NILVALUE `-`. Structured data
+param values escape `"`, `\\` and `]` (§6.3.3). The message is MSG-UTF8 (BOM first) when it is not
+plain ASCII, MSG-ANY otherwise (§6.4), so receivers that honour the BOM decode it as UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from collector.forward.syslog_common import pri
+
+# 32473 is the IANA enterprise number reserved for documentation (RFC 5612); fleetlog has none.
+SD_ID = "fleetlog@32473"
+FIELDS_SD_ID = "fields@32473"
+SD_PARAMS = ("request_id", "user", "namespace", "log_type", "tier", "id", "seq")
+BOM = "\ufeff"
+
+_NOT_PRINTUSASCII = re.compile(r"[^\x21-\x7e]")
+_NOT_SD_NAME = re.compile(r'[^\x21-\x7e]|[= \]"]')
+_SD_ESCAPE = re.compile(r'(["\\\]])')
+
+
+def header_field(value: Any, limit: int) -> str:
+    """A header field: PRINTUSASCII only, at most `limit` characters, `-` when empty."""
+    text = _NOT_PRINTUSASCII.sub("_", "" if value is None else str(value))[:limit]
+    return text or "-"
+
+
+def sd_name(name: str) -> str:
+    return _NOT_SD_NAME.sub("_", name)[:32] or "_"
+
+
+def sd_value(value: Any) -> str:
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _SD_ESCAPE.sub(r"\\\1", value)
+
+
+def structured_data(event: dict[str, Any]) -> str:
+    params = " ".join(f'{name}="{sd_value(event[name])}"' for name in SD_PARAMS
+                      if event.get(name) not in (None, ""))
+    sd = f"[{SD_ID} {params}]" if params else f"[{SD_ID}]"
+    fields = event.get("fields") or {}
+    if fields:
+        seen: set[str] = set()
+        parts = []
+        for key, value in fields.items():
+            name = sd_name(key)
+            if name in seen:   # two keys sanitised to the same name: keep the first
+                continue
+            seen.add(name)
+            parts.append(f'{name}="{sd_value(value)}"')
+        sd += f"[{FIELDS_SD_ID} {' '.join(parts)}]"
+    return sd
+
+
+def format_rfc5424(event: dict[str, Any], facility: int, app_name: str) -> str:
+    """One message (without framing) for a presented event (common.event.present)."""
+    message = event.get("message") or ""
+    if not message.isascii():
+        message = BOM + message
+    return " ".join((
+        f"<{pri(facility, event['level'])}>1",
+        event["time"],
+        header_field(event.get("host"), 255),
+        header_field(event.get("app") or app_name, 48),
+        header_field(event.get("pid"), 128),
+        header_field(event.get("action") or event.get("log_type"), 32),
+        structured_data(event),
+        message,
+    ))

@@ -1,0 +1,186 @@
+"""Runs one forwarder: read stored events after its cursor in seq order, filter, send, and move
+the durable cursor only past what the sink confirmed.
+
+Each forwarder has its own thread and its own read-only SQLite connection, so a slow or dead
+destination holds up nothing but itself: ingestion never waits for a forwarder, and forwarders
+never wait for each other. The storage writer's after-commit hook wakes them (`wake`); a one
+second poll covers a missed wake-up.
+
+Delivery is at-least-once: after a failure the sink is reopened and everything after the last
+confirmed seq is sent again. The cursor file is saved at most every `save_interval` while busy
+and at once when idle or stopping, so a collector crash re-sends at most that much.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from collector.forward.base import Sink
+from collector.forward.cursor import CursorFile
+from collector.forward.filters import EventFilter
+from collector.forward.transport import DeliveryError
+from collector.metrics import CollectorMetrics
+from collector.store import EVENT_COLUMNS
+from collector.store.sqlite import row_to_event
+from common.errors import FleetlogError
+from common.event import present
+from common.levels import Level
+
+log = logging.getLogger("fleetlog.collector.forward")
+
+_SELECT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+
+# record(action, message, level): store an event about the forwarder itself (outage, recovery).
+Recorder = Callable[[str, str, Level], None]
+
+
+class ForwarderRunner:
+    batch_events = 1000
+    max_unconfirmed_batches = 4       # then wait for the receiver to acknowledge before sending more
+    save_interval = 0.5
+    backoff_min, backoff_max = 0.2, 10.0
+
+    def __init__(self, name: str, config: Any, sink: Sink, db_path: str, cursor: CursorFile,
+                 metrics: CollectorMetrics, record: Recorder | None = None):
+        self.name, self.config, self.sink, self.db_path = name, config, sink, db_path
+        self.filter = EventFilter.from_config(config)
+        self.cursor_file = cursor
+        self.metrics, self.record = metrics, record
+        self.confirmed = cursor.load()     # raises StorageError for a damaged cursor file
+        self.saved = self.confirmed
+        self.state = "starting"
+        self.lag = 0
+        self.failures = 0
+        self.wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"forwarder-{name}", daemon=True)
+        self._events = metrics.forward_events.labels(name)
+        self._errors = metrics.forward_errors.labels(name)
+        self._lag = metrics.forward_lag.labels(name)
+        self._errors.inc(0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self.wake.set()
+        self._thread.join(min(timeout, 2.0))
+        if self._thread.is_alive():
+            self.sink.abort()          # stuck sending to a dead peer: make that fail now
+            self._thread.join(timeout)
+        self.state = "stopped"
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        reader: sqlite3.Connection | None = None
+        backoff = self.backoff_min
+        sent = self.confirmed          # last seq handed to the sink (confirmed or not)
+        unconfirmed_batches = unconfirmed_events = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if reader is None:
+                        reader = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None)
+                        reader.execute("PRAGMA busy_timeout=10000")
+                    self.wake.clear()
+                    rows = reader.execute(_SELECT, (sent, self.batch_events)).fetchall()
+                    if rows:
+                        selected = [e for e in (present(row_to_event(r)) for r in rows) if self.filter.accepts(e)]
+                        if selected:
+                            self.sink.send(selected)
+                            unconfirmed_batches += 1
+                            unconfirmed_events += len(selected)
+                        sent = rows[-1][0]
+                        wait = unconfirmed_batches >= self.max_unconfirmed_batches
+                        if self.sink.delivered(wait):
+                            self._confirm(sent, unconfirmed_events)
+                            unconfirmed_batches = unconfirmed_events = 0
+                        self._note_lag(reader)
+                        continue
+                    if sent > self.confirmed or unconfirmed_events:
+                        self.sink.delivered(True)
+                        self._confirm(sent, unconfirmed_events)
+                        unconfirmed_batches = unconfirmed_events = 0
+                    self._save(force=True)
+                    self._note_lag(reader)
+                    if self.state != "ok":
+                        self._recovered()
+                    backoff = self.backoff_min
+                    self.wake.wait(1.0)
+                except (DeliveryError, FleetlogError, sqlite3.Error, OSError) as exc:
+                    self._errors.inc()
+                    self._failed(exc)
+                    self.sink.close()
+                    sent = self.confirmed      # resend everything not confirmed
+                    unconfirmed_batches = unconfirmed_events = 0
+                    if isinstance(exc, sqlite3.Error) and reader is not None:
+                        reader.close()
+                        reader = None
+                    self._stopping.wait(backoff * random.uniform(0.8, 1.2))
+                    backoff = min(backoff * 2, self.backoff_max)
+            # Stopping: keep what the receiver already acknowledged, resend the rest next start.
+            try:
+                if self.sink.delivered(False):
+                    self._confirm(sent, unconfirmed_events)
+            except DeliveryError:
+                pass  # unconfirmed: resent after the restart
+            self._save(force=True)
+        except Exception:  # a bug must not kill the thread silently
+            log.exception("forwarder %s stopped by an unexpected error", self.name)
+            self.state = "crashed"
+        finally:
+            self.sink.close()
+            if reader is not None:
+                reader.close()
+
+    def _confirm(self, seq: int, events: int) -> None:
+        if events:
+            self._events.inc(events)
+        self.confirmed = max(self.confirmed, seq)
+        if self.state != "ok" and events:
+            self._recovered()
+        self._save(force=False)
+
+    def _save(self, force: bool) -> None:
+        if self.confirmed == self.saved:
+            return
+        now = time.monotonic()
+        if force or now - getattr(self, "_saved_at", 0.0) >= self.save_interval:
+            self.cursor_file.save(self.confirmed)
+            self.saved, self._saved_at = self.confirmed, now
+
+    def _note_lag(self, reader: sqlite3.Connection) -> None:
+        last = reader.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        self.lag = max(0, last - self.confirmed)
+        self._lag.set(self.lag)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        was_ok = not self.state.startswith("failing")
+        self.state = f"failing: {exc}"
+        if was_ok:
+            message = (f"forwarder {self.name}: {exc}; retrying, events wait in the store "
+                       f"(cursor at seq {self.confirmed})")
+            log.error("%s", message)
+            if self.record is not None:
+                self.record("Collector.Forwarder.Failed", message, Level.ERROR)
+        else:
+            log.debug("forwarder %s still failing: %s", self.name, exc)
+
+    def _recovered(self) -> None:
+        if self.state.startswith("failing"):
+            message = (f"forwarder {self.name}: delivering to {self.sink.target} again "
+                       f"after {self.failures} failed attempts")
+            log.warning("%s", message)
+            if self.record is not None:
+                self.record("Collector.Forwarder.Recovered", message, Level.NOTICE)
+        self.failures = 0
+        self.state = "ok"

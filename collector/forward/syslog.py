@@ -1,0 +1,60 @@
+"""The `syslog` forwarder: RFC 5424 or RFC 3164 over UDP, TCP (octet-counting or LF framing,
+RFC 6587) or TLS (RFC 5425, which uses octet-counting)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.config import SyslogForwarderConfig
+from collector.forward.rfc3164 import format_rfc3164
+from collector.forward.rfc5424 import format_rfc5424
+from collector.forward.syslog_common import facility_code, frame_lf, frame_octet_counting
+from collector.forward.transport import DatagramConnection, StreamConnection, client_tls_context
+
+
+def _cut_utf8(data: bytes, limit: int) -> bytes:
+    """At most `limit` bytes, never ending inside a UTF-8 sequence."""
+    if len(data) <= limit:
+        return data
+    return data[:limit].decode("utf-8", "ignore").encode()
+
+
+class SyslogSink:
+    def __init__(self, config: SyslogForwarderConfig):
+        self.config = config
+        self.facility = facility_code(config.facility)
+        self.format = format_rfc5424 if config.format == "rfc5424" else format_rfc3164
+        # RFC 5425 mandates octet-counting over TLS; `framing` applies to plain TCP.
+        self.frame = frame_lf if config.framing == "lf" and config.protocol == "tcp" else frame_octet_counting
+        if config.protocol == "udp":
+            self.connection: Any = DatagramConnection(config.host, config.port)
+        else:
+            tls = None
+            if config.protocol == "tls":
+                files = config.tls
+                tls = client_tls_context(files.ca if files else None, files.cert if files else None,
+                                         files.key if files else None)
+            self.connection = StreamConnection(config.host, config.port, tls)
+        self.target = self.connection.target
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        return self.format(event, self.facility, self.config.app_name).encode("utf-8", "replace")
+
+    def send(self, events: list[dict[str, Any]]) -> None:
+        if isinstance(self.connection, DatagramConnection):
+            limit = DatagramConnection.MAX_DATAGRAM
+            self.connection.send_all([_cut_utf8(self.encode(e), limit) for e in events])
+        else:
+            self.connection.send(b"".join(self.frame(self.encode(e)) for e in events))
+
+    def delivered(self, wait: bool) -> bool:
+        if isinstance(self.connection, DatagramConnection):
+            return True     # UDP confirms nothing: sent is as delivered as it gets
+        return self.connection.delivered(wait)
+
+    def abort(self) -> None:
+        if isinstance(self.connection, StreamConnection):
+            self.connection.abort()
+
+    def close(self) -> None:
+        self.connection.close()
