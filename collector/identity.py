@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import grpc
 
-from common.config import load_config
+from common.config import FieldError, load_config
 from common.errors import AuthError
 
 Role = Literal["agent", "admin", "auditor", "namespace-admin", "namespace-auditor"]
@@ -28,6 +28,13 @@ class TokenEntry:
     sha256: str
     role: Role
     namespaces: list[str] = ()
+
+    def validate(self) -> None:
+        digest = self.sha256.strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise FieldError("sha256", "expected the 64 hex digits of the token's SHA-256, not the token itself")
+        if not self.name:
+            raise FieldError("name", "must not be empty")
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,23 @@ def _bearer(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
+def _namespaces(entry: TokenEntry) -> tuple[str, ...] | None:
+    """What a token may touch: None = everything (admin, auditor). An agent token that lists no
+    namespaces writes only "default" — never everything by omission."""
+    if entry.role not in NAMESPACED_ROLES:
+        return None
+    if entry.role == "agent" and not entry.namespaces:
+        return ("default",)
+    return tuple(entry.namespaces)
+
+
 class Authenticator:
     def __init__(self, tokens: dict[str, TokenEntry] | None, mtls: bool):
         self.tokens = tokens
         self.mtls = mtls
+        # A certificate names a node; a tokens_file entry of the same name gives it another role
+        # (e.g. an operator's client certificate with role auditor).
+        self.roles_by_name = {entry.name: entry for entry in (tokens or {}).values()}
 
     @property
     def open(self) -> bool:
@@ -114,13 +134,15 @@ class Authenticator:
             entry = next((e for h, e in self.tokens.items() if hmac.compare_digest(h, digest)), None)
             if entry is None:
                 raise AuthError("unknown token")
-            namespaces = tuple(entry.namespaces) if entry.role in NAMESPACED_ROLES else None
-            return Caller(entry.name, entry.role, ip, namespaces, "token")
+            return Caller(entry.name, entry.role, ip, _namespaces(entry), "token")
         if self.mtls:
             name = _cert_identity(context)
             if name:
-                # A certificate identifies a node: it may ingest, not read (readers use tokens).
-                return Caller(name, "agent", ip, None, "mtls")
+                entry = self.roles_by_name.get(name)
+                if entry is None:
+                    # A certificate identifies a node: it may ingest, not read.
+                    return Caller(name, "agent", ip, None, "mtls")
+                return Caller(name, entry.role, ip, _namespaces(entry), "mtls")
         if self.open:
             return Caller(claimed_name or "anonymous", "trusted", ip, None, "trusted")
         raise AuthError("no valid credentials (token or client certificate) presented")

@@ -27,7 +27,8 @@ class Origin:
 
     host: str
     host_ip: str
-    namespaces: tuple[str, ...] = ()   # allowed namespaces; empty = any
+    namespaces: tuple[str, ...] | None = None   # namespaces it may write; None = any
+    claimed: str = ""                  # the name the agent gave itself, when it is not `host`
 
 
 @dataclass
@@ -83,7 +84,7 @@ def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier) -> Pr
         count = _check_columns(chunk)
         prepared.received += count
         namespace = chunk.namespace or "default"
-        if origin.namespaces and namespace not in origin.namespaces:
+        if origin.namespaces is not None and namespace not in origin.namespaces:
             prepared.denied_namespaces.add(namespace)
             prepared.denied += count
             continue
@@ -100,10 +101,12 @@ def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier) -> Pr
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
             level, flags = bytes(level[i] for i in keep), bytes(flags[i] for i in keep)
         if chunk.claimed_host:
-            claims = [chunk.claimed_host[i] for i in keep]
+            claims = [chunk.claimed_host[i] or origin.claimed for i in keep]
             columns["fields_json"] = [
                 _with_claim(fj, claim) if claim and claim != origin.host else fj
                 for fj, claim in zip(columns["fields_json"], claims)]
+        elif origin.claimed and origin.claimed != origin.host:
+            columns["fields_json"] = [_with_claim(fj, origin.claimed) for fj in columns["fields_json"]]
         tiers = classifier.tiers(log_type=chunk.log_type, namespace=namespace, source=chunk.source,
                                  actions=columns["action"], apps=columns["app"])
         prepared.events.append(IncomingEvents(

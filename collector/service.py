@@ -63,7 +63,8 @@ class IngestService(pb_grpc.IngestServicer):
         claimed = first.hello.node_name if first.HasField("hello") else ""
         caller = await _authenticate(app, context, "ingest", claimed)
         await _require(app, context, caller, caller.can_ingest, "ingest")
-        origin = Origin(host=caller.name, host_ip=caller.ip, namespaces=caller.namespaces or ())
+        origin = Origin(host=caller.name, host_ip=caller.ip, namespaces=caller.namespaces,
+                        claimed=claimed if claimed != caller.name else "")
         pending: asyncio.Queue = asyncio.Queue(maxsize=64)
         app.agent_connected(caller.name, caller.ip, +1)
 

@@ -1,0 +1,68 @@
+"""Listen policy, tokens_file validation and origin claims, as plain functions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collector.app import check_listen_policy
+from collector.classify import Classifier
+from collector.config import CollectorConfig, LevelsConfig, ServerTlsConfig
+from collector.identity import load_tokens
+from collector.ingest import Origin, prepare_batch
+from common.errors import ConfigError
+from common.levels import Level
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:7433", "[::1]:7433", "localhost:7433", "127.0.0.9:1"])
+def test_loopback_is_always_allowed(listen):
+    check_listen_policy(CollectorConfig(listen=listen))
+
+
+@pytest.mark.parametrize("extra", [{"insecure": True}, {"tokens_file": "t.toml"},
+                                   {"tls": ServerTlsConfig(cert="c", key="k")}])
+def test_beyond_loopback_needs_tls_tokens_or_insecure(extra):
+    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0:7433 without TLS or tokens_file"):
+        check_listen_policy(CollectorConfig(listen="0.0.0.0:7433"))
+    check_listen_policy(CollectorConfig(listen="0.0.0.0:7433", **extra))
+
+
+def test_tokens_file_holds_hashes_not_tokens(tmp_path):
+    path = tmp_path / "tokens.toml"
+    path.write_text('[[tokens]]\nname = "web-1"\nsha256 = "hunter2"\nrole = "agent"\n')
+    with pytest.raises(ConfigError) as err:
+        load_tokens(str(path))
+    assert str(err.value) == ("tokens.toml: tokens[0].sha256: expected the 64 hex digits of the token's "
+                              "SHA-256, not the token itself")
+    path.write_text(f'[[tokens]]\nname = "web-1"\nsha256 = "{"ab" * 32}"\nrole = "superuser"\n')
+    with pytest.raises(ConfigError, match=r"tokens\[0\]\.role"):
+        load_tokens(str(path))
+
+
+def _chunk(namespace: str, levels: list[int], claims: list[str] | None = None) -> pb.Chunk:
+    n = len(levels)
+    return pb.Chunk(source="file:/a.log", source_key="a", namespace=namespace, log_type="application",
+                    position=list(range(n)), time_us=[1] * n, level=bytes(levels), message=[f"m{i}" for i in range(n)],
+                    request_id=[""] * n, user=[""] * n, action=[""] * n, app=[""] * n, pid=[0] * n,
+                    fields_json=['{"k":"v"}'] + [""] * (n - 1), flags=bytes(n), claimed_host=claims or [])
+
+
+def test_claims_thresholds_and_namespace_limits():
+    classifier = Classifier(CollectorConfig(levels=LevelsConfig(default=Level.WARNING,
+                                                                namespaces={"debugging": Level.DEBUG})))
+    origin = Origin(host="web-1", host_ip="10.0.0.1", namespaces=("default", "debugging"), claimed="db-9")
+    batch = pb.Batch(batch_id=1, chunks=[
+        _chunk("default", [3, 6, 4], claims=["db-1", "", "web-1"]),   # error, info (dropped), warning
+        _chunk("debugging", [7]),
+        _chunk("payments", [3, 3]),                                    # not this node's namespace
+    ])
+    prepared = prepare_batch(batch, origin, classifier)
+    assert (prepared.received, prepared.dropped_below_level, prepared.denied) == (6, 1, 2)
+    assert prepared.denied_namespaces == {"payments"}
+    default, debugging = prepared.events
+    assert (default.host, default.host_ip, list(default.message)) == ("web-1", "10.0.0.1", ["m0", "m2"])
+    # A payload claim wins over the hello's; a payload naming the true host is no claim.
+    assert [json.loads(f) if f else {} for f in default.fields_json] == [{"k": "v", "claimed_host": "db-1"}, {}]
+    assert [json.loads(f) for f in debugging.fields_json] == [{"k": "v", "claimed_host": "db-9"}]
