@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from agent.config import FileSourceConfig, MultilineConfig
 from agent.sources.base import SourceBatch
@@ -81,7 +81,7 @@ class Driver:
         except BaseException as exc:  # noqa: BLE001 — surfaced by wait()
             self.error = exc
 
-    def __enter__(self) -> Driver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
