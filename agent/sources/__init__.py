@@ -4,7 +4,8 @@ plus one builder here."""
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agent.config import FileSourceConfig, SourceConfig
 from agent.sources.base import Source

@@ -8,8 +8,9 @@ only then may the source persist its position past those events.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from agent.parse import Parsed
 
