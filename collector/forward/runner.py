@@ -124,7 +124,7 @@ class ForwarderRunner:
                     if isinstance(exc, sqlite3.Error) and reader is not None:
                         reader.close()
                         reader = None
-                    self._stopping.wait(backoff * random.uniform(0.8, 1.2))
+                    self._pause(reader, backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, self.backoff_max)
             # Stopping: keep what the receiver already acknowledged, resend the rest next start.
             try:
@@ -140,6 +140,22 @@ class ForwarderRunner:
             self.sink.close()
             if reader is not None:
                 reader.close()
+
+    def _pause(self, reader: sqlite3.Connection | None, seconds: float) -> None:
+        """Back off before the next attempt; meanwhile keep the lag gauge current, so an outage
+        shows as growing lag."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            if reader is not None:
+                try:
+                    self._note_lag(reader)
+                except sqlite3.Error:
+                    pass  # the next attempt reopens the reader and reports the error
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.wake.wait(min(remaining, 1.0))
+            self.wake.clear()
 
     def _confirm(self, seq: int, events: int) -> None:
         if events:

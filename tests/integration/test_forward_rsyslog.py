@@ -91,10 +91,11 @@ def test_rsyslog_parses_rfc5424_over_tcp_tls_udp_and_rfc3164(cluster, tmp_path, 
             assert got[i]["msg"] == " " + message.replace("\n", "#012")
 
         for name in ("siem-tcp", "siem-tls", "siem-udp", "siem-3164"):
+            wait_for(lambda name=name: collector.metric("fleetlog_collector_forward_events_total",
+                                                        {"forwarder": name}) == len(TRICKY),
+                     10, f"{name} confirmed every event")
             wait_for(lambda name=name: collector.metric("fleetlog_collector_forward_lag_events",
-                                                        {"forwarder": name}) == 0,
-                     10, f"{name} caught up")
-            assert collector.metric("fleetlog_collector_forward_events_total", {"forwarder": name}) == len(TRICKY)
+                                                        {"forwarder": name}) == 0, 10, f"{name} has no lag")
             assert collector.metric("fleetlog_collector_forward_errors_total", {"forwarder": name}) == 0
     finally:
         rsyslog.stop()
@@ -112,14 +113,16 @@ def test_outage_and_collector_restart_deliver_every_event_once_in_order(cluster,
         write_lines(logs / "app.log", lines[:300])
         cluster.agent("web-1", [collector], [{"type": "file", "paths": [str(logs / "*.log")]}])
         rsyslog.wait_received("tcp", 300)
-        wait_for(lambda: collector.metric("fleetlog_collector_forward_lag_events", {"forwarder": "siem"}) == 0,
-                 10, "forwarder caught up")
+        wait_for(lambda: collector.metric("fleetlog_collector_forward_events_total", {"forwarder": "siem"}) == 300,
+                 10, "delivery of all 300 confirmed")
 
         # A collector restart resumes from the durable cursor: nothing is sent twice.
         collector.stop()
         collector.start().wait_ready()
         write_lines(logs / "app.log", lines[300:600])
         rsyslog.wait_received("tcp", 600)
+        wait_for(lambda: collector.metric("fleetlog_collector_forward_events_total", {"forwarder": "siem"}) == 300,
+                 10, "delivery of the next 300 confirmed")
 
         # The SIEM goes away; ingestion goes on and the forwarder keeps trying.
         rsyslog.stop()
