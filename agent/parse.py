@@ -13,7 +13,8 @@ import calendar
 import datetime as dt
 import json
 import re
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from common.levels import Level, lookup_level
 
@@ -46,7 +47,9 @@ class Parsed(NamedTuple):
 
 # --- time ---------------------------------------------------------------------------------------
 
-_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})?")
+_ISO = re.compile(r"(\d{4}[-/]\d{2}[-/]\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})?")
+# A leading epoch: 10 digits of seconds or 13 of milliseconds, an optional fraction.
+_EPOCH = re.compile(r"(\d{10}|\d{13})(?:\.(\d{1,9}))?(?=\s|$)")
 _SYSLOG = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{2}:\d{2}:\d{2})")
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
                                        "Oct", "Nov", "Dec"), 1)}
@@ -65,7 +68,7 @@ def _iso_seconds(date: str, clock: str, tz: str | None) -> int:
     key = (date, clock, tz or "")
     seconds = _seconds_cache.get(key)
     if seconds is None:
-        naive = dt.datetime.fromisoformat(f"{date}T{clock}")
+        naive = dt.datetime.fromisoformat(f"{date.replace('/', '-')}T{clock}")
         seconds = calendar.timegm(naive.timetuple()) - _tz_offset(tz)
         if len(_seconds_cache) > 100_000:
             _seconds_cache.clear()
@@ -81,12 +84,13 @@ def iso_match_to_us(match: re.Match[str]) -> int:
 
 def _syslog_to_us(match: re.Match[str], now: dt.datetime | None = None) -> int:
     month, day, clock = match.groups()
-    now = now or dt.datetime.now(dt.timezone.utc)
-    year = now.year
-    # A December line read in January belongs to last year.
-    if _MONTHS[month] > now.month + 1:
-        year -= 1
-    return _iso_seconds(f"{year:04d}-{_MONTHS[month]:02d}-{int(day):02d}", clock, None) * 1_000_000
+    now = now or dt.datetime.now(dt.UTC)
+    # Syslog stamps have no year: the current one, unless that puts the line more than a day in
+    # the future (a December line read in January, or in November of the next year's calendar).
+    seconds = _iso_seconds(f"{now.year:04d}-{_MONTHS[month]:02d}-{int(day):02d}", clock, None)
+    if seconds > now.timestamp() + 86400:
+        seconds = _iso_seconds(f"{now.year - 1:04d}-{_MONTHS[month]:02d}-{int(day):02d}", clock, None)
+    return seconds * 1_000_000
 
 
 def parse_time_value(value: Any) -> int | None:
@@ -184,6 +188,22 @@ def parse_text(line: str) -> Parsed:
             rest = line[match.end():].lstrip()
         except ValueError:
             time_us = None
+    elif line[:1] == "[":
+        # `[2025-12-02 14:30:45] ...`: a bracketed timestamp.
+        match = _ISO.match(line, 1)
+        if match and line[match.end():match.end() + 1] == "]":
+            try:
+                time_us = iso_match_to_us(match)
+                rest = line[match.end() + 1:].lstrip()
+            except ValueError:
+                time_us = None
+    elif line[:1].isdigit():
+        match = _EPOCH.match(line)
+        if match:
+            whole, fraction = match.groups()
+            micros = int((fraction + "00000")[:6]) if fraction else 0
+            time_us = int(whole) * 1_000_000 + micros if len(whole) == 10 else int(whole) * 1000 + micros // 1000
+            rest = line[match.end():].lstrip()
     else:
         match = _SYSLOG.match(line)
         if match and match.group(1) in _MONTHS:

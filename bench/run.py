@@ -26,6 +26,7 @@ from bench.common import ROOT, BenchContext, Row, machine_description, render_ta
 
 # (name, module, function): function(ctx) returns the rows of that figure.
 SECTIONS: list[tuple[str, str, str]] = [
+    ("source-read", "bench.source_read", "run"),
     ("e2e", "bench.e2e", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),

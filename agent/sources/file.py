@@ -355,11 +355,37 @@ class FileSource:
         block = buffer[:end + 1]
         tail.pending = buffer[end + 1:]
         tail.recent = _last(before, block)
-        self._split(tail, block, start, now, lines)
         checkpoint, check = start + end + 1, check_of(tail.recent)
+        if tail.joiner is None and block.isascii():
+            return self._batch(tail, self._ascii_records(block, start), checkpoint, check, len(block))
+        self._split(tail, block, start, now, lines)
         if tail.joiner is not None and tail.joiner.held_start is not None:
             checkpoint, check = tail.joiner.held_start, ""
         return self._batch(tail, self._parse(lines), checkpoint, check, len(block))
+
+    def _ascii_records(self, block: bytes, start: int) -> list[Record]:
+        """The hot path (no multiline, ASCII): split, parse and wrap in one pass over the lines."""
+        parse = self.parse
+        limit = self.config.max_line_bytes
+        app = self.config.app
+        read_time = now_us()
+        records: list[Record] = []
+        append = records.append
+        texts = block.decode("ascii").split("\n")
+        texts.pop()
+        position = start
+        for text in texts:
+            line_start = position
+            position += len(text) + 1
+            if not text or text.isspace():
+                continue
+            flags = 0
+            if len(text) > limit:
+                text, flags = text[:limit], FLAG_TRUNCATED
+            if text[-1] == "\r":
+                text = text[:-1]
+            append(Record(line_start, parse(text), app, 0, flags, read_time))
+        return records
 
     def _split(self, tail: _Tail, block: bytes, start: int, now: float, out: list[JoinedLine],
                extra_flags: int = 0) -> None:
