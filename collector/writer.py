@@ -11,6 +11,7 @@ with ingestion for the write lock.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -116,7 +117,7 @@ class StorageWriter:
         except BaseException as exc:
             log.error("storage transaction failed, %d batches not acknowledged: %s", len(group), exc)
             for job in group:
-                job.future.set_exception(exc)
+                _settle(job.future, exception=exc)
             return
         if self.on_commit is not None:
             try:
@@ -125,5 +126,20 @@ class StorageWriter:
                 log.exception("after-commit hook failed")
         offset = 0
         for job in group:
-            job.future.set_result(results[offset:offset + len(job.events)])
+            _settle(job.future, result=results[offset:offset + len(job.events)])
             offset += len(job.events)
+
+
+def _settle(future: Any, result: Any = None, exception: BaseException | None = None) -> None:
+    """Resolve an ingest job's future unless its stream went away meanwhile (the caller cancelled
+    it): the batch stays committed and is deduplicated when the agent sends it again. A cancelled
+    future must not end the writer thread."""
+    if future.cancelled():
+        return
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass  # cancelled between the check and here
