@@ -126,7 +126,8 @@ class CollectorApp:
         self.server = server
         self.http.start()
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set("fleetlog.v1.Ingest", health_pb2.HealthCheckResponse.SERVING)
+        for service in ("fleetlog.v1.Ingest", "fleetlog.v1.Query", "fleetlog.v1.Admin"):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         startup = []
         if self.store.created:
             startup.append(InternalEvent("Collector.Database.Create", f"event database created at {self.db_path}",
