@@ -118,11 +118,6 @@ class ForwarderRunner:
                 except (DeliveryError, FleetlogError, sqlite3.Error, OSError) as exc:
                     self._errors.inc()
                     self._failed(exc)
-                    if reader is not None and not isinstance(exc, sqlite3.Error):
-                        try:
-                            self._note_lag(reader)   # an outage is when the lag matters most
-                        except sqlite3.Error:
-                            pass  # the lag gauge keeps its last value; the next round retries
                     self.sink.close()
                     sent = self.confirmed      # resend everything not confirmed
                     unconfirmed_batches = unconfirmed_events = 0
