@@ -32,6 +32,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
     ("latency", "bench.latency", "run"),
     ("search", "bench.search", "run"),
+    ("purge", "bench.purge", "run"),
 ]
 
 
@@ -40,6 +41,8 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=1_000_000, help="end-to-end workload size")
     parser.add_argument("--search-events", type=int, default=10_000_000,
                         help="events in the search store (built once, kept under var/bench-search/)")
+    parser.add_argument("--purge-events", type=int, default=1_000_000,
+                        help="expired events the retention purge deletes while ingest runs")
     parser.add_argument("--only", default="", help="comma-separated section names to run")
     parser.add_argument("--skip", default="", help="comma-separated section names to leave out")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
@@ -54,7 +57,8 @@ def main() -> int:
         return 2
     rows: list[Row] = []
     work = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
-    ctx = BenchContext(work=work, lines=args.lines, results={"search_events": args.search_events})
+    ctx = BenchContext(work=work, lines=args.lines, results={"search_events": args.search_events,
+                                                                   "purge_events": args.purge_events})
     try:
         for name, module, function in SECTIONS:
             if (only and name not in only) or name in skip:
