@@ -107,3 +107,24 @@ def test_nothing_expired_records_nothing_and_a_second_run_finds_nothing(tmp_path
     assert [(r.tier, r.count) for r in runs] == [("general", 3)]
     runs, _ = _run(_config(general=365 * 86400, security=float("inf")), store)
     assert runs == []
+
+
+def test_tier_rules_match_wildcards_in_order():
+    from collector.classify import Classifier
+    from collector.config import TierRule
+    config = _config(rules=[TierRule(tier="security", log_type=["audit", "security"]),
+                            TierRule(tier="security", action=["user.*", "login*"]),
+                            TierRule(tier="security", namespace=["pay*"], app=["ledger"])])
+    classifier = Classifier(config)
+
+    def tier(log_type="application", action="", namespace="default", app=""):
+        return classifier.tier(log_type=log_type, action=action, namespace=namespace, source="file:/a", app=app)
+    assert tier() == "general"
+    assert tier(log_type="audit") == tier(log_type="security") == "security"
+    assert tier(action="user.create") == tier(action="login") == tier(action="login.failed") == "security"
+    assert tier(action="users.create") == tier(action="relogin") == "general"
+    assert tier(namespace="payments", app="ledger") == "security"
+    assert tier(namespace="payments", app="web") == tier(namespace="default", app="ledger") == "general"
+    assert classifier.tiers(log_type="application", namespace="default", source="s",
+                            actions=["", "mfa.ok", "user.delete"], apps=["", "", ""]) == \
+        ["general", "general", "security"]
