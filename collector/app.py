@@ -37,6 +37,8 @@ from common.tls import TlsFiles, server_credentials
 
 log = logging.getLogger("fleetlog.collector")
 
+DENIAL_AUDIT_INTERVAL = 60.0   # seconds between two audit events for the same node and namespace
+
 
 def _is_loopback(host: str) -> bool:
     if host in ("localhost", ""):
@@ -93,6 +95,7 @@ class CollectorApp:
         self.retention = RetentionScheduler(config, self.db_path, self.writer,
                                             on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n))
         self.nodes: dict[str, NodeState] = {}
+        self._denials_recorded: dict[tuple[str, str], float] = {}
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._committed = asyncio.Event()
@@ -201,9 +204,15 @@ class CollectorApp:
             self.metrics.dropped.labels("below_level").inc(prepared.dropped_below_level)
         if prepared.denied:
             self.metrics.dropped.labels("namespace_denied").inc(prepared.denied)
+            now = time.monotonic()
             for namespace in prepared.denied_namespaces:
-                self._spawn(self.record_denial(None, "ingest", f"node {host} may not write namespace "
-                                               f"{namespace!r}", None, host=host))
+                # One audit event per node and namespace a minute, not one per batch: a
+                # misconfigured agent would otherwise flood the security tier. The metric counts all.
+                if now - self._denials_recorded.get((host, namespace), -DENIAL_AUDIT_INTERVAL) < DENIAL_AUDIT_INTERVAL:
+                    continue
+                self._denials_recorded[(host, namespace)] = now
+                self._spawn(self.record_denial(Caller(host, "agent", self._node(host).ip), "ingest",
+                                               f"may not write namespace {namespace!r}", None))
 
     def count_stored(self, host: str, stored: int, duplicates: int) -> None:
         if stored:

@@ -81,8 +81,14 @@ def test_tokens_origin_roles_and_namespaces(cluster, tmp_path):
     wait_for(lambda: collector.metric("fleetlog_collector_events_dropped_total", {"reason": "namespace_denied"}) == 1,
              30, "namespace denial counted")
     assert not search_json(collector, "--namespace", "payments", "--token-file", tok["root"])
-    wait_for(lambda: any("may not write namespace 'payments'" in d["message"]
-                         for d in _denials(collector, tok["root"])), 10, "namespace denial audited")
+    denial = "denied ingest for web-2 (agent): may not write namespace 'payments'"
+    wait_for(lambda: denial in [d["message"] for d in _denials(collector, tok["root"])], 10,
+             "namespace denial audited")
+    # More of the same is counted, but audited once a minute, not once per batch.
+    write_lines(logs2 / "pay.log", ["2025-12-01T10:00:03Z ERROR second payment"])
+    wait_for(lambda: collector.metric("fleetlog_collector_events_dropped_total", {"reason": "namespace_denied"}) == 2,
+             30, "second namespace denial counted")
+    assert [d["message"] for d in _denials(collector, tok["root"])].count(denial) == 1
 
     # Readers cannot ingest (a real gRPC stream with the auditor's token).
     alice = open(tok["alice"]).read().strip()

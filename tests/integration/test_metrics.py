@@ -132,3 +132,25 @@ def test_every_metric_family_moves_and_health_answers(cluster, tmp_path):
     wait_for(lambda: _get(agent.metrics_port, "/readyz") == (503, "not connected to a collector\n"), 30,
              "agent not ready")
     assert _get(agent.metrics_port, "/healthz") == (200, "ok\n")
+
+
+def test_status_warns_about_a_node_whose_clock_is_skewed(cluster):
+    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+    collector = cluster.collector()
+    chunk = pb.Chunk(source="file:/x.log", source_key="x", namespace="default", log_type="application",
+                     position=[1], time_us=[1], level=bytes([6]), message=["hello"], request_id=[""], user=[""],
+                     action=[""], app=[""], pid=[0], fields_json=[""], flags=bytes(1))
+    ahead_us = int((time.time() + 5.0) * 1e6)   # this node's clock runs 5 s ahead
+    requests = [pb.IngestRequest(hello=pb.Hello(node_name="skewed-1")),
+                pb.IngestRequest(batch=pb.Batch(batch_id=1, sent_at_us=ahead_us, chunks=[chunk]))]
+    with grpc.insecure_channel(collector.address) as channel:
+        [reply] = list(pb_grpc.IngestStub(channel).Stream(iter(requests), timeout=20))
+    assert (reply.stored, reply.error) == (1, "")
+    skew = collector.metric("fleetlog_collector_agent_clock_skew_seconds", {"host": "skewed-1"})
+    assert 4.0 < skew < 5.5
+    text = run_cli("--collector", collector.address, "status")
+    assert text.returncode == 0, text.stderr
+    [line] = [ln for ln in text.stdout.splitlines() if ln.startswith("skewed-1")]
+    assert line.split()[1:3] == ["127.0.0.1", "no"]
+    assert line.endswith("WARNING: clock off by more than 1s")
