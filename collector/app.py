@@ -8,8 +8,9 @@ import ipaddress
 import logging
 import pathlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Any, AsyncIterator
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -287,7 +288,7 @@ class CollectorApp:
             if not found:
                 try:
                     await asyncio.wait_for(self._committed.wait(), timeout=1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass  # poll anyway: a commit signalled before clear() is never missed for long
 
     async def status(self) -> pb.StatusReply:

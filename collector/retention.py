@@ -14,8 +14,9 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from collector.config import CollectorConfig
 from collector.internal import InternalEvent, append_internal
@@ -102,7 +103,7 @@ class TierPurge:
 class RetentionScheduler:
     """Runs `purge_once` every `retention.purge_interval` until stopped."""
 
-    def __init__(self, config: CollectorConfig, db_path: str, writer: "StorageWriter",
+    def __init__(self, config: CollectorConfig, db_path: str, writer: StorageWriter,
                  on_purged: Callable[[str, int], None] | None = None, chunk: int = DEFAULT_CHUNK):
         self.config = config
         self.db_path = db_path
@@ -144,7 +145,7 @@ class RetentionScheduler:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
                     continue   # rescheduled: recompute the delay
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             try:
                 await self.purge_once()
@@ -178,8 +179,9 @@ class RetentionScheduler:
                 if len(rows) < self.chunk:
                     break
             if summary.count:
+                event = summary.event()
                 await self.writer.call(
-                    lambda store, e=summary.event(): append_internal(store, self.config.node_name, [e]))
+                    lambda store, event=event: append_internal(store, self.config.node_name, [event]))
                 log.info("retention purge: %d %s-tier events deleted", summary.count, tier)
                 done.append(summary)
         self.last_run = done

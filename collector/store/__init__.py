@@ -9,8 +9,9 @@ per-event values column-wise) and come back out as plain dicts with the field na
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 # The stored columns, in the order of the `events` table and of every row tuple; SPEC §3 names.
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -61,19 +62,11 @@ class StoreResult:
     stored_by_host: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class PurgeResult:
-    tier: str
-    namespace: str | None
-    count: int
-    oldest_us: int | None
-    newest_us: int | None
-
-
 class Storage(Protocol):
     """What the collector needs from an event store. Implementations are used from one writer
-    thread for `store_batch`/`purge_expired`/`append_internal`, and from any number of reader
-    threads for `search`/`stats`."""
+    thread for `store_batch`/`delete_events`, and from any number of reader threads for
+    `search`/`expired`. Retention (collector/retention.py) is `expired` + `delete_events` in small
+    chunks, so a backend never holds the writer for a whole purge."""
 
     def store_batch(self, batches: Sequence[IncomingEvents], received_at_us: int) -> list[StoreResult]:
         """Store every new event in one transaction; events already stored (same host, source_key,
@@ -82,7 +75,13 @@ class Storage(Protocol):
     def search(self, query: Any) -> Iterator[dict[str, Any]]:
         """Events matching a compiled query, in the query's order."""
 
-    def purge_expired(self, now_us: int, retention: Any) -> list[PurgeResult]:
-        """Delete events older than their tier's retention, in small transactions."""
+    def expired(self, tier: str, default_cutoff_us: int | None, namespace_cutoffs: dict[str, int | None],
+                after: tuple[int, int], limit: int) -> list[tuple[int, int]]:
+        """(time, seq) of the next `limit` events of `tier` older than their namespace's cutoff
+        (None = kept indefinitely), after `after` in (time, seq) order. A reader-side call."""
+
+    def delete_events(self, seqs: Sequence[int]) -> Any:
+        """Delete these events in one transaction, keeping the chain verifiable (anchors for the
+        gaps); returns the count, time range, seq ranges and anchors digest."""
 
     def close(self) -> None: ...

@@ -40,7 +40,7 @@ def _families(text: str) -> set[str]:
 
 
 def test_every_metric_family_moves_and_health_answers(cluster, tmp_path):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     old = (now - dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     recent = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     collector = cluster.collector(
@@ -61,7 +61,7 @@ def test_every_metric_family_moves_and_health_answers(cluster, tmp_path):
 
     c = collector.metrics()
     assert {f"fleetlog_collector_{f}" for f in COLLECTOR_FAMILIES} <= _families(c)
-    value = lambda name, labels=None: collector.metric("fleetlog_collector_" + name, labels)  # noqa: E731
+    value = lambda name, labels=None: collector.metric("fleetlog_collector_" + name, labels)
     assert value("events_received_total", {"host": "web-1"}) == 4
     assert value("events_stored_total", {"host": "web-1"}) == 2
     assert value("events_dropped_total", {"reason": "below_level"}) == 2
@@ -77,7 +77,7 @@ def test_every_metric_family_moves_and_health_answers(cluster, tmp_path):
     wait_for(lambda: agent.metric("fleetlog_agent_events_acked_total") == 4, 30, "agent acked")
     a = agent.metrics()
     assert {f"fleetlog_agent_{f}" for f in AGENT_FAMILIES} <= _families(a)
-    avalue = lambda name, labels=None: agent.metric("fleetlog_agent_" + name, labels)  # noqa: E731
+    avalue = lambda name, labels=None: agent.metric("fleetlog_agent_" + name, labels)
     assert avalue("events_read_total") == 4
     assert avalue("events_dropped_total", {"reason": "collector_threshold"}) == 2
     assert avalue("send_errors_total") >= 1

@@ -12,7 +12,7 @@ AGES = {"400d": 400 * 86400, "100d": 100 * 86400, "10d": 10 * 86400, "2d": 2 * 8
 
 
 def _lines(tag: str) -> list[str]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     lines = []
     for age, seconds in AGES.items():
         stamp = (now - dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -67,3 +67,30 @@ def test_tiers_and_namespace_overrides_are_purged_on_schedule(cluster, tmp_path)
     status = run_cli("--collector", collector.address, "status")
     assert status.returncode == 0, status.stderr
     assert "next purge 20" in status.stdout
+
+
+def test_sighup_applies_new_thresholds_and_retention(cluster, tmp_path):
+    import signal
+    collector = cluster.collector(levels={"default": "error"}, retention={"general": "indefinite",
+                                                                          "purge_interval": "1s"})
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_lines(logs / "app.log", [f"{old} ERROR old error", f"{old} INFO old info"])
+    cluster.agent("web-1", [collector], [{"type": "file", "paths": [str(logs / "*.log")]}])
+    wait_for(lambda: collector.metric("fleetlog_collector_events_received_total", {"host": "web-1"}) == 2, 30,
+             "first lines received")
+    assert [e["message"] for e in search_json(collector, "--host", "web-1")] == ["old error"]
+
+    cluster.rewrite(collector, levels={"default": "info"}, retention={"general": "1d"})
+    collector.process.send_signal(signal.SIGHUP)
+    # After the reload the purge removes the 3-day-old error; new info lines are stored.
+    wait_for(lambda: collector.metric("fleetlog_collector_events_purged_total", {"tier": "general"}) == 1, 30,
+             "old event purged after reload")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_lines(logs / "app.log", [f"{now} INFO fresh info"])
+    wait_for(lambda: [e["message"] for e in search_json(collector, "--host", "web-1")] == ["fresh info"], 30,
+             "info stored after reload")
+
+    empty = run_cli("--collector", collector.address, "note", "  ")
+    assert (empty.returncode, empty.stderr.strip()) == (2, "fleetlog note: note text is empty")

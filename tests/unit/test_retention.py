@@ -63,7 +63,7 @@ def test_each_tier_and_namespace_override_keeps_exactly_its_window(tmp_path):
     config = _config(general=30 * 86400, security=365 * 86400,
                      namespaces={"staging": NamespaceRetention(general=86400),
                                  "legal": NamespaceRetention(general=float("inf"), security=float("inf"))})
-    runs, purged = _run(config, store, chunk=3)
+    _, purged = _run(config, store, chunk=3)
 
     expected = {"ancient start"}
     expected |= {f"default-general age {a}d" for a in (10, 2, 0)}
