@@ -31,6 +31,7 @@ log = logging.getLogger("fleetlog.collector.retention")
 
 PURGED_TIERS = ("general", "security")   # "permanent" is never purged
 PURGE_ACTION = "Collector.Retention.Purge"
+PURGE_FAILED_ACTION = "Collector.Retention.Failed"
 DEFAULT_CHUNK = 2000
 
 
@@ -149,9 +150,20 @@ class RetentionScheduler:
                     pass
             try:
                 await self.purge_once()
-            except Exception as exc:  # noqa: BLE001 — a failed purge is logged and retried next time
-                log.error("retention purge failed, retrying in %ss: %s", self.config.retention.purge_interval, exc)
+            except Exception as exc:  # noqa: BLE001 — a failed purge is recorded and retried next time
+                await self._record_failure(exc)
             self.next_purge = time.time() + self.config.retention.purge_interval
+
+    async def _record_failure(self, exc: Exception) -> None:
+        """SPEC §4.5: fleetlog's own operation failures are recorded at level error."""
+        message = f"retention purge failed, retrying in {self.config.retention.purge_interval:g}s: {exc}"
+        log.error("%s", message)
+        failure = InternalEvent(PURGE_FAILED_ACTION, message, level=Level.ERROR, tier="security",
+                                fields={"error": str(exc)})
+        try:
+            await self.writer.call(lambda store: append_internal(store, self.config.node_name, [failure]))
+        except Exception as again:  # noqa: BLE001 — the store itself is failing: the log line stays
+            log.error("cannot record the purge failure in the store: %s", again)
 
     async def purge_once(self, now: int | None = None) -> list[TierPurge]:
         """Delete every expired event of every tier; record one security event per tier that lost
@@ -165,24 +177,32 @@ class RetentionScheduler:
             summary = TierPurge(tier, cutoffs={
                 "default": format_us(default) if default is not None else "indefinite",
                 **{ns: format_us(c) if c is not None else "indefinite" for ns, c in overrides.items()}})
-            after = (-(1 << 62), 0)
-            while True:
-                rows = await asyncio.to_thread(self._reader.expired, tier, default, overrides, after, self.chunk)
-                if not rows:
-                    break
-                seqs = [seq for _, seq in rows]
-                result: DeleteResult = await self.writer.call(lambda store, seqs=seqs: store.delete_events(seqs))
-                summary.add(result)
-                if self.on_purged is not None and result.count:
-                    self.on_purged(tier, result.count)
-                after = rows[-1]
-                if len(rows) < self.chunk:
-                    break
-            if summary.count:
-                event = summary.event()
-                await self.writer.call(
-                    lambda store, event=event: append_internal(store, self.config.node_name, [event]))
-                log.info("retention purge: %d %s-tier events deleted", summary.count, tier)
-                done.append(summary)
+            try:
+                await self._purge_tier(tier, default, overrides, summary)
+            finally:
+                # Also when the purge is interrupted (shutdown, storage error): whatever was
+                # deleted is recorded, so no event ever disappears without its purge event.
+                if summary.count:
+                    event = summary.event()
+                    await self.writer.call(
+                        lambda store, event=event: append_internal(store, self.config.node_name, [event]))
+                    log.info("retention purge: %d %s-tier events deleted", summary.count, tier)
+                    done.append(summary)
         self.last_run = done
         return done
+
+    async def _purge_tier(self, tier: str, default: int | None, overrides: dict[str, int | None],
+                          summary: TierPurge) -> None:
+        after = (-(1 << 62), 0)
+        while True:
+            rows = await asyncio.to_thread(self._reader.expired, tier, default, overrides, after, self.chunk)
+            if not rows:
+                return
+            seqs = [seq for _, seq in rows]
+            result: DeleteResult = await self.writer.call(lambda store, seqs=seqs: store.delete_events(seqs))
+            summary.add(result)
+            if self.on_purged is not None and result.count:
+                self.on_purged(tier, result.count)
+            after = rows[-1]
+            if len(rows) < self.chunk:
+                return

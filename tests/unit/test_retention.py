@@ -128,3 +128,53 @@ def test_tier_rules_match_wildcards_in_order():
     assert classifier.tiers(log_type="application", namespace="default", source="s",
                             actions=["", "mfa.ok", "user.delete"], apps=["", "", ""]) == \
         ["general", "general", "security"]
+
+
+def test_an_interrupted_purge_still_records_what_it_deleted(tmp_path):
+    store = SqliteStore(tmp_path / "e.db", collector="c1")
+    _fill(store)
+    writer = StorageWriter(store)
+    config = _config(general=30 * 86400, security=float("inf"))
+
+    async def go():
+        task = None
+        scheduler = RetentionScheduler(config, store.path, writer, chunk=2,
+                                       on_purged=lambda tier, n: task.cancel())   # stop after the first chunk
+        task = asyncio.ensure_future(scheduler.purge_once(now=NOW))
+        await asyncio.gather(task, return_exceptions=True)
+        await scheduler.stop()
+        return task.cancelled()
+    assert asyncio.run(go())
+    writer.stop()
+    [fields] = [json.loads(f) for (f,) in store.conn.execute("SELECT fields FROM events WHERE action = ?",
+                                                             (PURGE_ACTION,))]
+    # The two oldest general events (default and staging, 400 days old) went, and are recorded.
+    assert fields["count"] == 2 and fields["seq_ranges"] == [[1, 1], [11, 11]]
+    assert store.conn.execute("SELECT count(*) FROM events WHERE seq IN (1, 11)").fetchone()[0] == 0
+    assert store.conn.execute("SELECT count(*) FROM events WHERE tier = 'general'").fetchone()[0] == 13
+
+
+def test_a_failing_purge_is_recorded_at_level_error_and_retried(tmp_path):
+    store = SqliteStore(tmp_path / "e.db", collector="c1")
+    writer = StorageWriter(store)
+    config = _config(purge_interval=0.05)
+    scheduler = RetentionScheduler(config, str(tmp_path / "missing" / "nope.db"), writer)
+
+    def failures():
+        return store.conn.execute("SELECT level, tier, message FROM events WHERE action = ?",
+                                  ("Collector.Retention.Failed",)).fetchall()
+
+    async def go():
+        scheduler.start()
+        for _ in range(200):
+            if len(failures()) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await scheduler.stop()
+    asyncio.run(go())
+    writer.stop()
+    rows = failures()
+    assert len(rows) >= 2
+    level, tier, message = rows[0]
+    assert (level, tier) == (3, "security")
+    assert message.startswith("retention purge failed, retrying in 0.05s: ") and "nope.db" in message
