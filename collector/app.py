@@ -19,7 +19,7 @@ from collector.classify import Classifier
 from collector.config import CollectorConfig
 from collector.filters import FilterSpec, build_filter_spec
 from collector.forward import Forwarding
-from collector.identity import Authenticator, Caller, describe_denial, load_tokens
+from collector.identity import Authenticator, Caller, describe_denial, load_tokens, peer_ip
 from collector.ingest import PreparedBatch
 from collector.internal import InternalEvent, append_internal
 from collector.metrics import CollectorMetrics
@@ -38,7 +38,10 @@ from common.tls import TlsFiles, server_credentials
 
 log = logging.getLogger("fleetlog.collector")
 
-DENIAL_AUDIT_INTERVAL = 60.0   # seconds between two audit events for the same node and namespace
+# The same denial (message and peer address) is stored at most once per interval; the repeats in
+# between are counted into the next one. A misconfigured agent retrying, or a namespace denied on
+# every batch, would otherwise flood the security tier.
+DENIAL_AUDIT_INTERVAL = 10.0
 
 
 def _is_loopback(host: str) -> bool:
@@ -96,7 +99,7 @@ class CollectorApp:
         self.retention = RetentionScheduler(config, self.db_path, self.writer,
                                             on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n))
         self.nodes: dict[str, NodeState] = {}
-        self._denials_recorded: dict[tuple[str, str], float] = {}
+        self._denials_recorded: dict[tuple[str, str], tuple[float, int]] = {}   # -> (when, repeats since)
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self._committed = asyncio.Event()
@@ -205,13 +208,7 @@ class CollectorApp:
             self.metrics.dropped.labels("below_level").inc(prepared.dropped_below_level)
         if prepared.denied:
             self.metrics.dropped.labels("namespace_denied").inc(prepared.denied)
-            now = time.monotonic()
             for namespace in prepared.denied_namespaces:
-                # One audit event per node and namespace a minute, not one per batch: a
-                # misconfigured agent would otherwise flood the security tier. The metric counts all.
-                if now - self._denials_recorded.get((host, namespace), -DENIAL_AUDIT_INTERVAL) < DENIAL_AUDIT_INTERVAL:
-                    continue
-                self._denials_recorded[(host, namespace)] = now
                 self._spawn(self.record_denial(Caller(host, "agent", self._node(host).ip), "ingest",
                                                f"may not write namespace {namespace!r}", None))
 
@@ -254,10 +251,22 @@ class CollectorApp:
     async def record_denial(self, caller: Caller | None, what: str, why: str,
                             context: grpc.aio.ServicerContext | None, host: str = "") -> None:
         message = describe_denial(caller, what, why)
+        ip = caller.ip if caller else (peer_ip(context) if context is not None else "")
+        now = time.monotonic()
+        last, repeats = self._denials_recorded.get((message, ip), (-DENIAL_AUDIT_INTERVAL, 0))
+        if now - last < DENIAL_AUDIT_INTERVAL:
+            self._denials_recorded[(message, ip)] = (last, repeats + 1)
+            return
+        self._denials_recorded[(message, ip)] = (now, 0)
+        if len(self._denials_recorded) > 10_000:   # bounded: forget the oldest half
+            for key in sorted(self._denials_recorded, key=lambda k: self._denials_recorded[k][0])[:5_000]:
+                del self._denials_recorded[key]
         log.warning("%s", message)
-        fields = {"operation": what}
+        fields: dict[str, Any] = {"operation": what}
         if context is not None:
             fields["peer"] = context.peer()
+        if repeats:
+            fields["repeats_not_recorded"] = repeats
         await self._internal([InternalEvent("audit/denied", message, level=Level.WARNING,
                                             user=caller.name if caller else host, fields=fields)])
 

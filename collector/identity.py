@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import grpc
+from cryptography import x509
 
 from common.config import FieldError, load_config
 from common.errors import AuthError
@@ -86,11 +87,22 @@ def peer_ip(context: grpc.aio.ServicerContext) -> str:
 
 
 def _cert_identity(context: grpc.aio.ServicerContext) -> str | None:
+    """The verified client certificate's CN, or else its first DNS SAN. gRPC reports an empty CN
+    as b"" and mixes SAN types in x509_subject_alternative_name, so the DNS names are read from
+    the certificate itself, in their order."""
     auth = context.auth_context() or {}
-    for key in ("x509_common_name", "x509_subject_alternative_name"):
-        values = auth.get(key)
-        if values:
-            return values[0].decode()
+    common_name = next((v.decode() for v in auth.get("x509_common_name", ()) if v), "")
+    if common_name:
+        return common_name
+    for pem in auth.get("x509_pem_cert", ()):
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except (ValueError, x509.ExtensionNotFound):
+            continue
+        dns = names.get_values_for_type(x509.DNSName)
+        if dns:
+            return dns[0]
     return None
 
 

@@ -40,7 +40,7 @@ class TestCA:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.key = _key()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
                      .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
@@ -56,13 +56,16 @@ class TestCA:
 
     def issue(self, common_name: str, *, server: bool = False, dns: list[str] | None = None,
               ips: list[str] | None = None, file_stem: str | None = None) -> CertFiles:
-        """A leaf certificate; servers get SANs for localhost and 127.0.0.1 by default."""
+        """A leaf certificate; servers get SANs for localhost and 127.0.0.1 by default. An empty
+        common_name leaves the subject empty (identity from the SAN only); name the files with
+        file_stem then."""
         key = _key()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         names: list[x509.GeneralName] = [x509.DNSName(d) for d in (dns or (["localhost"] if server else []))]
         names += [x509.IPAddress(ipaddress.ip_address(i)) for i in (ips or (["127.0.0.1"] if server else []))]
         builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+                                           if common_name else []))
                    .issuer_name(self.cert.subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
