@@ -4,7 +4,6 @@ query engine, metrics, gRPC server — and its lifecycle (start, reload, stop)."
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import pathlib
 import time
@@ -44,21 +43,12 @@ log = logging.getLogger("fleetlog.collector")
 DENIAL_AUDIT_INTERVAL = 10.0
 
 
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_listen_policy(config: CollectorConfig) -> None:
-    """SPEC §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`."""
-    if config.tls is None and not config.tokens_file and not config.insecure and not _is_loopback(config.listen_host):
-        raise ConfigError(
-            f"collector.toml: listen: refusing to listen on {config.listen} without TLS or tokens_file; "
-            "use a loopback address, configure tls/tokens_file, or set insecure = true")
+    """SPEC §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`.
+    (Loading collector.toml checks the same; this guards configs built in code.)"""
+    problem = config.listen_policy_problem()
+    if problem:
+        raise ConfigError(f"collector.toml: listen: {problem}")
 
 
 @dataclass

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Literal
 
 from common.config import Duration, FieldError, LevelName, Size, load_config
 from common.levels import Level
@@ -225,10 +227,20 @@ class CollectorConfig:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not port.isdigit():
             raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
+        problem = self.listen_policy_problem()
+        if problem:
+            raise FieldError("listen", problem)
         names = [f.name for f in self.forwarders]
         for i, name in enumerate(names):
             if names.index(name) != i:
                 raise FieldError(f"forwarders[{i}].name", f"duplicate forwarder name {name!r}")
+
+    def listen_policy_problem(self) -> str | None:
+        """SPEC §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`."""
+        if self.tls is not None or self.tokens_file or self.insecure or _is_loopback(self.listen_host):
+            return None
+        return (f"refusing to listen on {self.listen} without TLS or tokens_file; "
+                "use a loopback address, configure tls/tokens_file, or set insecure = true")
 
     @property
     def listen_host(self) -> str:
@@ -246,6 +258,15 @@ class CollectorConfig:
         general = override.general if override and override.general is not None else self.retention.general
         security = override.security if override and override.security is not None else self.retention.security
         return {"general": general, "security": security, "permanent": math.inf}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_collector_config(path: str) -> CollectorConfig:

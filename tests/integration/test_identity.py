@@ -171,9 +171,16 @@ def test_refuses_to_listen_beyond_loopback_without_tls_or_tokens(tmp_path):
     config = write_toml(tmp_path / "collector.toml", {
         "node_name": "c", "listen": f"0.0.0.0:{port}", "data_dir": str(tmp_path / "data"),
         "metrics": {"listen": f"127.0.0.1:{free_port()}"}})
-    result = subprocess.run([sys.executable, "-m", "collector", "--config", str(config)], capture_output=True,
-                            text=True, timeout=60, env=env(), cwd=ROOT, check=False)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        (f"fleetlog-collector: collector.toml: listen: refusing to listen on 0.0.0.0:{port}"
-         " without TLS or tokens_file; use a loopback address, configure tls/tokens_file, or set insecure = true")]
+    for check in ([], ["--check-config"]):   # refused at start, and by the configuration check
+        result = subprocess.run([sys.executable, "-m", "collector", "--config", str(config), *check],
+                                capture_output=True, text=True, timeout=60, env=env(), cwd=ROOT, check=False)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            (f"fleetlog-collector: collector.toml: listen: refusing to listen on 0.0.0.0:{port}"
+             " without TLS or tokens_file; use a loopback address, configure tls/tokens_file, or set insecure = true")]
+        assert result.stdout == ""
+    insecure = write_toml(tmp_path / "insecure.toml", {"node_name": "c", "listen": f"0.0.0.0:{port}",
+                                                       "insecure": True, "data_dir": str(tmp_path / "data")})
+    result = subprocess.run([sys.executable, "-m", "collector", "--config", str(insecure), "--check-config"],
+                            capture_output=True, text=True, timeout=60, env=env(), cwd=ROOT, check=False)
+    assert result.returncode == 0 and json.loads(result.stdout)["insecure"] is True
