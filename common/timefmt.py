@@ -4,6 +4,7 @@ strings with microseconds and a `Z` at every edge (JSON output, exports, syslog)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 
 UTC = dt.timezone.utc
@@ -14,9 +15,16 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+@functools.lru_cache(maxsize=4096)
+def _format_second(seconds: int) -> str:
+    return (_EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def format_us(value: int) -> str:
-    """1764685845123456 -> "2025-12-02T14:30:45.123456Z"."""
-    return (_EPOCH + dt.timedelta(microseconds=value)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """1764685845123456 -> "2025-12-02T14:30:45.123456Z". Events come in runs within the same
+    second (exports, forwarders), so the formatted second is cached and only µs are added."""
+    seconds, micros = divmod(value, 1_000_000)
+    return f"{_format_second(seconds)}.{micros:06d}Z"
 
 
 def datetime_to_us(value: dt.datetime) -> int:

@@ -11,6 +11,7 @@ plain ASCII, MSG-ANY otherwise (§6.4), so receivers that honour the BOM decode 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -25,11 +26,12 @@ BOM = "\ufeff"
 
 _NOT_PRINTUSASCII = re.compile(r"[^\x21-\x7e]")
 _NOT_SD_NAME = re.compile(r'[^\x21-\x7e]|[= \]"]')
-_SD_ESCAPE = re.compile(r'(["\\\]])')
 
 
+@functools.lru_cache(maxsize=4096)
 def header_field(value: Any, limit: int) -> str:
-    """A header field: PRINTUSASCII only, at most `limit` characters, `-` when empty."""
+    """A header field: PRINTUSASCII only, at most `limit` characters, `-` when empty. Cached:
+    hosts, apps and actions repeat from event to event."""
     text = _NOT_PRINTUSASCII.sub("_", "" if value is None else str(value))[:limit]
     return text or "-"
 
@@ -40,26 +42,30 @@ def sd_name(name: str) -> str:
 
 def sd_value(value: Any) -> str:
     if not isinstance(value, str):
-        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return _SD_ESCAPE.sub(r"\\\1", value)
+        value = str(value) if type(value) is int else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if '"' in value or "\\" in value or "]" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    return value
 
 
 def structured_data(event: dict[str, Any]) -> str:
-    params = " ".join(f'{name}="{sd_value(event[name])}"' for name in SD_PARAMS
-                      if event.get(name) not in (None, ""))
-    sd = f"[{SD_ID} {params}]" if params else f"[{SD_ID}]"
-    fields = event.get("fields") or {}
+    parts = ["[", SD_ID]
+    for name in SD_PARAMS:
+        value = event.get(name)
+        if value is not None and value != "":
+            parts.append(f' {name}="{sd_value(value)}"')
+    parts.append("]")
+    fields = event.get("fields")
     if fields:
+        parts += ["[", FIELDS_SD_ID]
         seen: set[str] = set()
-        parts = []
         for key, value in fields.items():
             name = sd_name(key)
-            if name in seen:   # two keys sanitised to the same name: keep the first
-                continue
-            seen.add(name)
-            parts.append(f'{name}="{sd_value(value)}"')
-        sd += f"[{FIELDS_SD_ID} {' '.join(parts)}]"
-    return sd
+            if name not in seen:    # two keys sanitised to the same name: keep the first
+                seen.add(name)
+                parts.append(f' {name}="{sd_value(value)}"')
+        parts.append("]")
+    return "".join(parts)
 
 
 def format_rfc5424(event: dict[str, Any], facility: int, app_name: str) -> str:
