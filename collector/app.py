@@ -25,6 +25,7 @@ from collector.metrics import CollectorMetrics
 from collector.query import QueryEngine
 from collector.retention import RetentionScheduler
 from collector.service import AdminService, IngestService, QueryService
+from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
 from collector.store.sqlite import SqliteStore
 from collector.writer import StorageWriter
 from common import __version__
@@ -83,6 +84,10 @@ class CollectorApp:
         tokens = load_tokens(config.tokens_file) if config.tokens_file else None
         self.authenticator = Authenticator(tokens, mtls=bool(config.tls and config.tls.require_client_cert))
         self.store = SqliteStore(self.db_path, config.storage.synchronous, collector=config.node_name)
+        key, self.signing_key_path, _ = load_or_create_key(config.signing.key, str(self.data_dir))
+        self.signer = Signer(key, config.node_name, config.signing.checkpoint_every,
+                             on_signed=self.metrics.checkpoints.inc)
+        self._checkpoint_task: asyncio.Task[Any] | None = None
         self.writer = StorageWriter(self.store, on_commit=self._after_commit)
         self.query = QueryEngine(self.db_path)
         self.metrics.storage_bytes.set_function(self.store.storage_bytes)
@@ -125,6 +130,8 @@ class CollectorApp:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         for service in ("fleetlog.v1.Ingest", "fleetlog.v1.Query", "fleetlog.v1.Admin"):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        previous = previous_default_key(config_key=self.config.signing.key, data_dir=str(self.data_dir))
+        await self.writer.call(lambda store: self.signer.attach(store, previous))
         startup = []
         if self.store.created:
             startup.append(InternalEvent("Collector.Database.Create", f"event database created at {self.db_path}",
@@ -134,6 +141,8 @@ class CollectorApp:
         await self.writer.call(lambda store: append_internal(store, self.config.node_name, startup))
         self.retention.start()
         self.forwarding.start(list(self.config.forwarders))
+        await self.writer.call(self.signer.checkpoint_head)
+        self._checkpoint_task = asyncio.ensure_future(self._checkpoint_timer())
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
                  self.port, self.db_path)
 
@@ -145,8 +154,12 @@ class CollectorApp:
         await self.retention.stop()
         stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
                                     tier="permanent")]
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            await asyncio.gather(self._checkpoint_task, return_exceptions=True)
         await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
         await asyncio.to_thread(self.forwarding.stop)   # cursors saved; the rest is sent after restart
+        await self.writer.call(self.signer.checkpoint_head)   # a stopped store is signed to its end
         await asyncio.to_thread(self.writer.stop)
         self.store.close()
         self.http.stop()
@@ -308,5 +321,17 @@ class CollectorApp:
         )
 
     async def evidence(self) -> pb.EvidenceReply:
-        return pb.EvidenceReply(**await self.writer.call(chain_head_evidence))
+        def collect(store: SqliteStore) -> dict[str, Any]:
+            self.signer.checkpoint_head(store)   # a bundle gets a checkpoint covering all it holds
+            return {**chain_head_evidence(store), **evidence_of(store, self.signer.key_id)}
+        return pb.EvidenceReply(**await self.writer.call(collect))
+
+    async def _checkpoint_timer(self) -> None:
+        """Sign the head every checkpoint_interval when events came in since the last checkpoint."""
+        while True:
+            await asyncio.sleep(self.config.signing.checkpoint_interval)
+            try:
+                await self.writer.call(self.signer.checkpoint_head)
+            except Exception as exc:  # noqa: BLE001 — logged; the next interval tries again
+                log.error("signing a checkpoint failed: %s", exc)
 

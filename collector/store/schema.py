@@ -55,6 +55,14 @@ def create_schema(db: sqlite_utils.Database) -> None:
             message, content='events', content_rowid='seq', tokenize='unicode61', columnsize=0);
         -- Links of purged events that verification needs (the chain's signed anchors).
         CREATE TABLE IF NOT EXISTS chain_anchors (seq INTEGER PRIMARY KEY, link BLOB NOT NULL);
+        -- Signed checkpoints (common/checkpoints.py); two keys may sign the same seq at a rotation.
+        CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER NOT NULL, key_id TEXT NOT NULL,
+            collector TEXT NOT NULL, chain_hash TEXT NOT NULL, time INTEGER NOT NULL,
+            signature TEXT NOT NULL, PRIMARY KEY (seq, key_id));
+        -- Every public key that ever signed here, so old checkpoints stay verifiable after a
+        -- rotation (the rotation event in the chain is what makes an old key trusted).
+        CREATE TABLE IF NOT EXISTS signing_keys (key_id TEXT PRIMARY KEY, public_key TEXT NOT NULL,
+            first_seq INTEGER NOT NULL, added_at INTEGER NOT NULL);
         """
     )
     db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, replace=True)

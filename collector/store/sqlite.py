@@ -13,7 +13,7 @@ import pathlib
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import sqlite_utils
 
@@ -100,6 +100,10 @@ class SqliteStore:
         self.last_seq = int(self._meta("last_seq") or 0)
         head = self._meta("chain_head")
         self.chain_head = bytes.fromhex(head) if head else chain.GENESIS
+        self.last_checkpoint_seq = int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0])
+        # Set by the collector's signer: (conn, new event rows, last checkpoint seq) -> new last
+        # checkpoint seq; called inside the transaction so checkpoints commit with their events.
+        self.checkpointer: Callable[[sqlite3.Connection, list[tuple], int], int] | None = None
         self._lock = threading.Lock()
 
     def _meta(self, key: str) -> str | None:
@@ -119,7 +123,7 @@ class SqliteStore:
         """Store every new event of `batches` in one transaction (see Storage.store_batch)."""
         with self._lock:
             origins_before = dict(self._origins)
-            seq, head = self.last_seq, self.chain_head
+            seq, head, checkpoint_seq = self.last_seq, self.chain_head, self.last_checkpoint_seq
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 results = []
@@ -132,12 +136,14 @@ class SqliteStore:
                     self.conn.executemany(_INSERT_FTS, ((row[0], row[18]) for row in event_rows))
                     self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                           (("last_seq", str(seq)), ("chain_head", head.hex())))
+                    if self.checkpointer is not None:
+                        checkpoint_seq = self.checkpointer(self.conn, event_rows, checkpoint_seq)
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
                 self._origins = origins_before
                 raise StorageError(f"{self.path}: storing a batch failed: {exc}") from None
-            self.last_seq, self.chain_head = seq, head
+            self.last_seq, self.chain_head, self.last_checkpoint_seq = seq, head, checkpoint_seq
             return results
 
     def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, head: bytes,

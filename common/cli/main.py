@@ -15,7 +15,7 @@ from common import __version__
 from common.errors import FleetlogError
 
 # Modules that register subcommands, in the order `fleetlog --help` lists them.
-COMMAND_MODULES = ("common.cli.search", "common.cli.export", "common.cli.admin")
+COMMAND_MODULES = ("common.cli.search", "common.cli.export", "common.cli.admin", "common.cli.verify")
 
 
 class ArgumentParser(argparse.ArgumentParser):

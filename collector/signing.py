@@ -1,0 +1,163 @@
+"""The collector's checkpoint signer (SPEC §4.7).
+
+Checkpoints are signed inside the storage transaction that stores the events they cover, every
+`checkpoint_every` events (at exact multiples past the previous checkpoint, using each event's
+stored link), so signing costs one Ed25519 signature per checkpoint and never a transaction of its
+own under load. A timer signs the chain head every `checkpoint_interval` when events arrived but
+no checkpoint followed, and a clean shutdown signs the head, so a stopped collector's database is
+covered to its last event.
+
+The key is `[signing] key` or, when none is configured, `signing.key` in data_dir, generated on
+first start. Every public key that signed is kept in the `signing_keys` table. When the key
+differs from the newest one of the database, the collector records a permanent-tier rotation
+event naming both public keys; the next checkpoint (signed with the new key) covers it, which is
+what lets a verifier holding the new key trust the old key's checkpoints. When the old private
+key is still at hand (the generated data_dir key after switching to a configured one) it also
+signs that event, so the old public key vouches for the new one as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from collector.internal import InternalEvent, append_internal
+from collector.store.sqlite import SqliteStore
+from common.checkpoints import (
+    ROTATION_ACTION,
+    Checkpoint,
+    KeyFileError,
+    key_id,
+    load_private_key,
+    public_pem,
+    write_key_pair,
+)
+from common.errors import ConfigError, StorageError
+from common.timefmt import now_us
+
+log = logging.getLogger("fleetlog.collector.signing")
+
+DEFAULT_KEY_NAME = "signing"
+_INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector, chain_hash, time, signature)"
+                      " VALUES (?, ?, ?, ?, ?, ?)")
+
+
+def load_or_create_key(configured: str | None, data_dir: str) -> tuple[Ed25519PrivateKey, str, bool]:
+    """(key, path, generated). A configured key must exist; the default one is created on first start."""
+    if configured:
+        try:
+            return load_private_key(configured), configured, False
+        except KeyFileError as exc:
+            raise ConfigError(f"collector.toml: signing.key: {exc}") from None
+    path = os.path.join(data_dir, f"{DEFAULT_KEY_NAME}.key")
+    try:
+        if os.path.exists(path):
+            return load_private_key(path), path, False
+        _, _, key = write_key_pair(data_dir, DEFAULT_KEY_NAME)
+    except KeyFileError as exc:
+        raise ConfigError(f"collector.toml: data_dir: {exc}") from None
+    log.info("generated a signing key in %s (key id %s)", path, key_id(key.public_key()))
+    return key, path, True
+
+
+class Signer:
+    """Signs checkpoints for one store; every method runs on the writer thread."""
+
+    def __init__(self, key: Ed25519PrivateKey, collector: str, every: int,
+                 on_signed: Callable[[int], None] | None = None):
+        self.key = key
+        self.key_id = key_id(key.public_key())
+        self.collector = collector
+        self.every = every
+        self.on_signed = on_signed
+
+    def _sign(self, seq: int, link: bytes, key: Ed25519PrivateKey | None = None) -> tuple:
+        key = key or self.key
+        checkpoint = Checkpoint(self.collector, seq, link.hex(), now_us(), key_id(key.public_key())).signed(key)
+        return (checkpoint.seq, checkpoint.key_id, checkpoint.collector, checkpoint.chain_hash, checkpoint.time,
+                checkpoint.signature)
+
+    def in_transaction(self, conn: sqlite3.Connection, rows: list[tuple], last_checkpoint: int) -> int:
+        """The store's checkpointer: sign every `every`-th seq among the new rows (seq first,
+        link last in each row; rows are consecutive seqs)."""
+        first, last = rows[0][0], rows[-1][0]
+        target = max(last_checkpoint + self.every, first)   # overdue (e.g. stored unsigned before): sign now
+        signed = []
+        while target <= last:
+            signed.append(self._sign(target, rows[target - first][-1]))
+            target += self.every
+        if signed:
+            conn.executemany(_INSERT_CHECKPOINT, signed)
+            if self.on_signed is not None:
+                self.on_signed(len(signed))
+            return signed[-1][0]
+        return last_checkpoint
+
+    def checkpoint_head(self, store: SqliteStore, key: Ed25519PrivateKey | None = None) -> bool:
+        """Sign the chain head unless a checkpoint (by this key) already covers it."""
+        if store.last_seq == 0 or (key is None and store.last_checkpoint_seq >= store.last_seq):
+            return False
+        row = self._sign(store.last_seq, store.chain_head, key)
+        try:
+            store.conn.execute(_INSERT_CHECKPOINT, row)   # autocommit: one small transaction
+        except sqlite3.Error as exc:
+            raise StorageError(f"{store.path}: writing a checkpoint failed: {exc}") from None
+        store.last_checkpoint_seq = max(store.last_checkpoint_seq, store.last_seq)
+        if self.on_signed is not None:
+            self.on_signed(1)
+        return True
+
+    def attach(self, store: SqliteStore, previous_key: Ed25519PrivateKey | None = None) -> str | None:
+        """Register the key with the store, recording a rotation when it replaces another key.
+        `previous_key`: the old private key when still at hand, to endorse the new one.
+        Returns the previous key id on a rotation, else None."""
+        store.checkpointer = self.in_transaction
+        newest = store.conn.execute(
+            "SELECT key_id, public_key FROM signing_keys ORDER BY first_seq DESC, added_at DESC LIMIT 1").fetchone()
+        if newest is not None and newest[0] == self.key_id:
+            return None
+        rotated_from = newest[0] if newest is not None else None
+        if newest is not None:
+            old_id, old_pem = newest
+            event = InternalEvent(
+                ROTATION_ACTION, f"signing key rotated: {old_id} -> {self.key_id}", tier="permanent",
+                fields={"previous_key_id": old_id, "previous_public_key": old_pem,
+                        "key_id": self.key_id, "public_key": public_pem(self.key.public_key())})
+            append_internal(store, self.collector, [event])
+            if previous_key is not None and key_id(previous_key.public_key()) == old_id:
+                self.checkpoint_head(store, previous_key)
+            log.warning("signing key rotated: %s -> %s (recorded at seq %d)", old_id, self.key_id, store.last_seq)
+        try:
+            store.conn.execute(
+                "INSERT OR REPLACE INTO signing_keys(key_id, public_key, first_seq, added_at) VALUES (?, ?, ?, ?)",
+                (self.key_id, public_pem(self.key.public_key()), store.last_seq, now_us()))
+        except sqlite3.Error as exc:
+            raise StorageError(f"{store.path}: recording the signing key failed: {exc}") from None
+        return rotated_from
+
+
+def previous_default_key(config_key: str | None, data_dir: str) -> Ed25519PrivateKey | None:
+    """The generated data_dir key when a configured key replaced it: it can endorse the new key."""
+    path = os.path.join(data_dir, f"{DEFAULT_KEY_NAME}.key")
+    if not config_key or os.path.abspath(config_key) == os.path.abspath(path) or not os.path.exists(path):
+        return None
+    try:
+        return load_private_key(path)
+    except KeyFileError:
+        return None   # unreadable: the rotation is then vouched for by the new key only
+
+
+def evidence_of(store: SqliteStore, current_key_id: str) -> dict:
+    """The newest checkpoint (as JSON text) and every public key, the current one first."""
+    row = store.conn.execute(
+        "SELECT collector, seq, chain_hash, time, key_id, signature FROM checkpoints"
+        " ORDER BY seq DESC, key_id = ? DESC LIMIT 1", (current_key_id,)).fetchone()
+    keys = store.conn.execute(
+        "SELECT public_key FROM signing_keys ORDER BY key_id = ? DESC, first_seq DESC", (current_key_id,)).fetchall()
+    checkpoint = json.dumps(Checkpoint(*row).to_json()) if row else ""
+    return {"checkpoint_json": checkpoint, "public_keys_pem": [pem for (pem,) in keys]}

@@ -1,0 +1,291 @@
+"""Offline verification of the tamper evidence of a collector database (SPEC §4.7).
+
+No collector is needed: the chain is recomputed from the stored values (common/chain.py), each
+stored link is compared, gaps in seq must be retention purges (an anchor continues the chain and a
+chained purge event records the deleted ranges), and every checkpoint must carry a valid Ed25519
+signature by a trusted key over the link recomputed at its seq. Trusted keys: the one the operator
+gives, plus keys named by a key-rotation event that a checkpoint of an already trusted key covers.
+Events after the last checkpoint are chained but unsigned; they are held to the head the store
+recorded (meta last_seq/chain_head). The first failure, by seq, is raised as `Tampered`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from common import chain
+from common.checkpoints import (
+    PURGE_ACTION,
+    ROTATION_ACTION,
+    Checkpoint,
+    KeyFileError,
+    key_id,
+    parse_public_pem,
+)
+from common.errors import UsageError, VerificationError
+
+
+class Tampered(VerificationError):
+    """The first bad seq and why."""
+
+    def __init__(self, seq: int, reason: str):
+        super().__init__(f"seq {seq}: {reason}")
+        self.seq = seq
+        self.reason = reason
+
+
+@dataclass
+class Report:
+    events: int = 0
+    checkpoints: int = 0
+    unsigned: int = 0            # events after the last checkpoint
+    last_checkpoint_seq: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"OK: {self.events} events, {self.checkpoints} checkpoints"
+
+
+@dataclass
+class _Rotation:
+    seq: int
+    keys: dict[str, Ed25519PublicKey]
+
+
+class _Failures:
+    """Keeps the failure with the lowest seq."""
+
+    def __init__(self) -> None:
+        self.first: Tampered | None = None
+
+    def add(self, seq: int, reason: str) -> None:
+        if self.first is None or seq < self.first.seq:
+            self.first = Tampered(seq, reason)
+
+    def before(self, seq: int) -> bool:
+        return self.first is None or seq < self.first.seq
+
+
+def _rotation_keys(fields_json: str | None) -> dict[str, Ed25519PublicKey]:
+    """The keys a rotation event names, where each PEM matches its stated id."""
+    try:
+        fields = json.loads(fields_json or "{}")
+    except ValueError:
+        return {}
+    keys = {}
+    for id_field, pem_field in (("previous_key_id", "previous_public_key"), ("key_id", "public_key")):
+        try:
+            key = parse_public_pem(fields.get(pem_field) or "")
+        except KeyFileError:
+            continue
+        if key_id(key) == fields.get(id_field):
+            keys[key_id(key)] = key
+    return keys
+
+
+def _purge_record(fields_json: str | None) -> tuple[list[tuple[int, int]], str]:
+    try:
+        fields = json.loads(fields_json or "{}")
+        ranges = [(int(low), int(high)) for low, high in fields.get("seq_ranges") or []]
+    except (ValueError, TypeError):
+        return [], ""
+    return ranges, str(fields.get("anchors_sha256") or "")
+
+
+def check_checkpoints(checkpoints: list[Checkpoint], links: dict[int, bytes], rotations: list[_Rotation],
+                      trusted: dict[str, Ed25519PublicKey], failures: _Failures, report: Report) -> None:
+    """Signatures, trust and chain hashes of the checkpoints, in seq order."""
+    def sound(cp: Checkpoint) -> bool:
+        key = trusted.get(cp.key_id)
+        link = links.get(cp.seq)
+        return key is not None and cp.signature_valid(key) and (link is None or link.hex() == cp.chain_hash)
+
+    # Trust spreads through rotations a trusted checkpoint covers (both keys of the event).
+    changed = True
+    while changed:
+        changed = False
+        for rotation in rotations:
+            if set(rotation.keys) <= set(trusted):
+                continue
+            if any(cp.seq >= rotation.seq and cp.seq in links and sound(cp) for cp in checkpoints):
+                trusted.update(rotation.keys)
+                changed = True
+
+    previous_good = 0
+    for cp in checkpoints:
+        if not failures.before(cp.seq):
+            break
+        key = trusted.get(cp.key_id)
+        if key is None:
+            failures.add(cp.seq, f"checkpoint signed by key {cp.key_id}, which is neither the given public key "
+                                 "nor one it vouches for through a recorded key rotation (forged checkpoint?)")
+            break
+        if not cp.signature_valid(key):
+            failures.add(cp.seq, f"checkpoint signature by key {cp.key_id} is invalid (forged or altered checkpoint)")
+            break
+        link = links.get(cp.seq)
+        if link is not None and link.hex() != cp.chain_hash:
+            failures.add(cp.seq, f"the events do not match the signed checkpoint: an event after seq {previous_good} "
+                                 f"and up to {cp.seq} was changed, removed, inserted or reordered")
+            break
+        previous_good = cp.seq
+        report.checkpoints += 1
+        report.last_checkpoint_seq = max(report.last_checkpoint_seq, cp.seq)
+
+
+def check_purges(gaps: list[tuple[int, int]], purges: list[tuple[int, list[tuple[int, int]], str]],
+                 anchors: dict[int, bytes], failures: _Failures) -> None:
+    """Every gap lies inside ranges a chained purge event recorded, with the anchors it recorded."""
+    covered: list[tuple[int, int]] = sorted(r for _, ranges, _ in purges for r in ranges)
+    for low, high in gaps:
+        position = low
+        for a, b in covered:
+            if a <= position <= b:
+                position = b + 1
+            if position > high:
+                break
+        if position <= high:
+            failures.add(position, "missing: deleted outside any recorded retention purge")
+    for seq, ranges, digest in purges:
+        if not digest:
+            continue
+        h = hashlib.sha256()
+        for anchor_seq in sorted(anchors):
+            if any(a <= anchor_seq <= b for a, b in ranges):
+                h.update(anchor_seq.to_bytes(8, "big") + anchors[anchor_seq])
+        if h.hexdigest() != digest:
+            failures.add(seq, "the chain anchors of this retention purge differ from the ones it recorded")
+
+
+def resolve_db_path(path: str) -> str:
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "events.db")
+        if os.path.exists(candidate):
+            return candidate
+        found = sorted(name for name in os.listdir(path) if name.endswith(".db"))
+        if len(found) == 1:
+            return os.path.join(path, found[0])
+        raise UsageError(f"--db {path}: no events.db in this directory")
+    if not os.path.exists(path):
+        raise UsageError(f"--db {path}: no such file or directory")
+    return path
+
+
+_COLUMNS = ", ".join(chain.CANONICAL_KEYS) + ", hash"
+_SEQ = chain.CANONICAL_KEYS.index("seq")
+_ACTION = chain.CANONICAL_KEYS.index("action")
+_TIER = chain.CANONICAL_KEYS.index("tier")
+_FIELDS = chain.CANONICAL_KEYS.index("fields")
+
+
+def verify_db(path: str, public_key: Ed25519PublicKey) -> Report:
+    db_path = resolve_db_path(path)
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn.execute("PRAGMA query_only=1")
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise UsageError(f"--db {path}: cannot open as a fleetlog database: {exc}") from None
+    if not {"events", "meta", "chain_anchors"} <= tables:
+        raise UsageError(f"--db {path}: not a fleetlog collector database")
+    try:
+        return _verify_connection(conn, public_key)
+    except sqlite3.Error as exc:
+        raise VerificationError(f"{db_path}: reading the database failed: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> Report:
+    report = Report()
+    failures = _Failures()
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('last_seq', 'chain_head')"))
+    head_seq = int(meta.get("last_seq") or 0)
+    anchors = {int(seq): bytes(link) for seq, link in conn.execute("SELECT seq, link FROM chain_anchors")}
+    checkpoints: list[Checkpoint] = []
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'checkpoints'").fetchone():
+        checkpoints = [Checkpoint(*row) for row in conn.execute(
+            "SELECT collector, seq, chain_hash, time, key_id, signature FROM checkpoints ORDER BY seq, key_id")]
+    wanted = {cp.seq for cp in checkpoints}
+    links: dict[int, bytes] = {}
+    rotations: list[_Rotation] = []
+    purges: list[tuple[int, list[tuple[int, int]], str]] = []
+    gaps: list[tuple[int, int]] = []
+
+    sha256, canonical_values = hashlib.sha256, chain.canonical_values
+    link, expected = chain.GENESIS, 1
+    rows: Iterable[tuple[Any, ...]] = conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq")
+    for row in rows:
+        seq = row[_SEQ]
+        if seq != expected:
+            anchor = anchors.get(seq - 1)
+            if anchor is None:
+                failures.add(expected, "missing: deleted, and no purge anchor continues the chain")
+                break
+            gaps.append((expected, seq - 1))
+            link = anchor
+            if seq - 1 in wanted:
+                links[seq - 1] = anchor
+        try:
+            canonical = canonical_values(row[:-1])
+        except (TypeError, ValueError):
+            failures.add(seq, "stored values are not of the stored types (altered row)")
+            break
+        link = sha256(link + sha256(canonical).digest()).digest()
+        if link != row[-1]:
+            failures.add(seq, "the event does not match its chain link (changed, inserted or moved)")
+            break
+        if seq in wanted:
+            links[seq] = link
+        action = row[_ACTION]
+        if action == ROTATION_ACTION and row[_TIER] == "permanent":
+            rotations.append(_Rotation(seq, _rotation_keys(row[_FIELDS])))
+        elif action == PURGE_ACTION:
+            ranges, digest = _purge_record(row[_FIELDS])
+            purges.append((seq, ranges, digest))
+        report.events += 1
+        expected = seq + 1
+    else:
+        _check_head(expected - 1, link, head_seq, meta.get("chain_head") or "", anchors, gaps, wanted, links, failures)
+
+    if failures.first is None:   # a broken chain hides later purge records: judge gaps only on a whole chain
+        check_purges(gaps, purges, anchors, failures)
+    check_checkpoints(checkpoints, links, rotations, {key_id(public_key): public_key}, failures, report)
+    if failures.first is not None:
+        raise failures.first
+    if report.events and not report.checkpoints:
+        raise Tampered(1 if not gaps else gaps[0][1] + 1, "no signed checkpoint covers the events")
+    report.unsigned = max(0, head_seq - report.last_checkpoint_seq)
+    return report
+
+
+def _check_head(last_seq: int, link: bytes, head_seq: int, head_hex: str, anchors: dict[int, bytes],
+                gaps: list[tuple[int, int]], wanted: set[int], links: dict[int, bytes], failures: _Failures) -> None:
+    """The events must end at the head the store recorded (a purge may have removed the last ones)."""
+    if head_seq > last_seq:
+        anchor = anchors.get(head_seq)
+        if anchor is None:
+            failures.add(last_seq + 1, f"missing: the store's head is seq {head_seq} but the events end at "
+                                       f"seq {last_seq} (tail removed)")
+            return
+        gaps.append((last_seq + 1, head_seq))
+        link = anchor
+        if head_seq in wanted:
+            links[head_seq] = anchor
+    elif head_seq < last_seq:
+        failures.add(head_seq + 1, f"beyond the store's recorded head (seq {head_seq}): appended after the fact")
+        return
+    if head_seq and link.hex() != head_hex:
+        failures.add(head_seq, "the chain head differs from the one the store recorded")
+    for cp_seq in sorted(wanted):
+        if cp_seq > head_seq:
+            failures.add(head_seq + 1, f"missing: a checkpoint covers seq {cp_seq}, beyond the last event")
+            break
