@@ -155,7 +155,7 @@ def test_bundle_masks_secrets_and_describes_itself(collector, tmp_path):
                  "--log-type", "application,audit", "--out-file", str(target), "--compress")
     assert result.returncode == 0, result.stderr
     with tarfile.open(target) as tar:
-        assert sorted(tar.getnames()) == ["events.jsonl", "manifest.json"]   # no signing key configured yet
+        assert sorted(tar.getnames()) == ["events.jsonl", "manifest.json", "signing.pub"]   # the generated key
         events = [json.loads(line) for line in tar.extractfile("events.jsonl")]
         manifest = json.loads(tar.extractfile("manifest.json").read())
     assert [e["message"][:3] for e in events] == ["e01", "e02", "e03", "e10", "e06"]
@@ -174,7 +174,7 @@ def test_bundle_masks_secrets_and_describes_itself(collector, tmp_path):
                                   "by_level": {"error": 2, "info": 1, "notice": 1, "warning": 1},
                                   "by_host": {"db-1": 1, "web-1": 3, "web-2": 1}}
     assert manifest["time_range"] == {"first": "2025-12-01T10:00:00.000000Z", "last": "2025-12-02T08:30:00.000000Z"}
-    assert manifest["checkpoint"] is None and manifest["chain_head"]["seq"] >= 11
+    assert manifest["checkpoint"]["seq"] == manifest["chain_head"]["seq"] >= 11   # signed up to the head
     assert len(manifest["chain_head"]["link"]) == 64
 
     plain = cli(collector, "bundle", "--log-level", "alert,critical")
