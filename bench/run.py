@@ -33,6 +33,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("latency", "bench.latency", "run"),
     ("search", "bench.search", "run"),
     ("purge", "bench.purge", "run"),
+    ("forward", "bench.forward", "run"),
 ]
 
 
