@@ -229,3 +229,32 @@ def test_namespace_roles_see_only_their_namespaces(cluster, tmp_path):
                                                           ("audit/denied", "web-1")}
     assert any(a["user"] == "pay" and a["message"] == "search: --min-level='error'" for a in audits)
     assert any(a["user"] == "pay" and a["message"] == "export: (no filters)" for a in audits)
+
+
+def test_progress_bar_only_on_a_terminal(collector, tmp_path):
+    import os
+    import pty
+    import sys
+
+    from tests.harness import ROOT, env
+    controller, terminal = pty.openpty()
+    target = tmp_path / "p.csv"
+    process = subprocess.Popen([sys.executable, "-m", "common.cli.main", "--collector", collector.address, "export",
+                                "--format", "csv", "--out", str(target)], stderr=terminal, stdout=subprocess.DEVNULL,
+                               env=env(), cwd=ROOT)
+    os.close(terminal)
+    assert process.wait(60) == 0
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    text = seen.decode()
+    total = sum(1 for _ in open(target)) - 1
+    assert f"\rexport csv [####################] {total:,} events" in text
+    assert text.rstrip().endswith(f"exported {total} events to {target}")
