@@ -70,14 +70,16 @@ def run_daemon(prog: str, description: str, load: Callable[[str], Any],
 
 async def _serve(prog: str, path: str, load: Callable[[str], Any], make_app: Callable[[Any], DaemonApp],
                  config: Any) -> int:
-    app = make_app(config)
-    await app.start()
+    # Handlers go in before start: /readyz answers once start is under way, and a SIGTERM that
+    # arrives then must mean a clean stop, not the default kill.
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reloads: asyncio.Queue[None] = asyncio.Queue()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
+    app = make_app(config)
+    await app.start()
     notify("READY=1")
     tasks = [asyncio.create_task(_reload_loop(prog, path, load, app, reloads))]
     interval = watchdog_interval()
