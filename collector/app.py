@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from collector.classify import Classifier
+from collector.admission import EventBudget
 from collector.config import CollectorConfig
 from collector.filters import FilterSpec, build_filter_spec
 from collector.forward import Forwarding
@@ -42,6 +43,9 @@ log = logging.getLogger("fleetlog.collector")
 # between are counted into the next one. A misconfigured agent retrying, or a namespace denied on
 # every batch, would otherwise flood the security tier.
 DENIAL_AUDIT_INTERVAL = 10.0
+# Events received but not yet committed, across all agents (collector/admission.py): about
+# 1 KiB each while they wait, and enough for the writer's groups to share fsyncs.
+ADMITTED_EVENTS = 20_000
 
 
 def check_listen_policy(config: CollectorConfig) -> None:
@@ -89,6 +93,7 @@ class CollectorApp:
                              on_signed=self.metrics.checkpoints.inc)
         self._checkpoint_task: asyncio.Task[Any] | None = None
         self.writer = StorageWriter(self.store, on_commit=self._after_commit)
+        self.admission = EventBudget(ADMITTED_EVENTS)
         self.query = QueryEngine(self.db_path)
         self.metrics.storage_bytes.set_function(self.store.storage_bytes)
         self.retention = RetentionScheduler(config, self.db_path, self.writer,

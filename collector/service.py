@@ -102,12 +102,16 @@ class IngestService(pb_grpc.IngestServicer):
             done.set_result(pb.IngestReply(batch_id=batch.batch_id, error=str(exc)))
             return batch.batch_id, done
         app.count_received(origin.host, prepared)
+        admitted = sum(len(events) for events in prepared.events)
+        await app.admission.acquire(admitted)   # this stream reads nothing more until it fits
 
         async def commit() -> pb.IngestReply:
             try:
                 results = await app.writer.submit(prepared.events) if prepared.events else []
             except StorageError as exc:
                 return pb.IngestReply(batch_id=batch.batch_id, error=str(exc))
+            finally:
+                await app.admission.release(admitted)
             stored = sum(r.stored for r in results)
             duplicates = sum(r.duplicates for r in results)
             app.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)

@@ -30,6 +30,7 @@ _INSERT_EVENT = (
 )
 _INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"
 _SELECT_COLUMNS = ", ".join(EVENT_COLUMNS)
+READER_CACHE_KIB = 8 * 1024
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -267,7 +268,10 @@ class SqliteReader:
             self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                         check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout=10000")
-            self.conn.execute("PRAGMA cache_size=-65536")
+            # Small: there is one reader per thread, and each page cache is the process's memory
+            # (SPEC §5: collector RSS < 250 MiB at any store size). The kernel's page cache, which
+            # is not ours, keeps hot pages anyway.
+            self.conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open the event store for reading: {exc}") from None
 
