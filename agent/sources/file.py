@@ -54,7 +54,7 @@ from common.wildcard import wildcard_match
 
 log = logging.getLogger("fleetlog.agent.file")
 
-READ_SIZE = 1024 * 1024
+READ_SIZE = 256 * 1024
 POLL_INTERVAL = 0.05
 RESCAN_INTERVAL = 1.0
 ROTATE_WAIT = 5.0          # a rotated/deleted file idle this long at its end is let go
