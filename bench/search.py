@@ -177,8 +177,31 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row(f"search {figure}: p50 / p95 ({min(counts)}-{max(counts)} rows)",
                             f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms", f"< {target * 1000:.0f} ms",
                             p95 < target))
+        rows.append(_rss_while_ingesting(ctx, cluster, collector, events))
     finally:
         cluster.stop_all()
     ctx.results["search"] = {r.figure: r.measured for r in rows}
     return rows
 
+
+
+INGEST_LINES = 100_000
+
+
+def _rss_while_ingesting(ctx: BenchContext, cluster, collector, events: int) -> Row:
+    """The collector's peak RSS over a store of `events`: it has answered the queries above, and
+    now an agent ships INGEST_LINES more (they stay in the reused store: 1 % per run)."""
+    from bench.common import peak_rss_mib, write_workload
+    from tests.harness import wait_for
+
+    before = collector.metric("fleetlog_collector_events_stored_total")
+    path = ctx.work / "search" / "ingest.log"
+    # Lines of another run would be duplicates (same content, same ids): start where none was.
+    write_workload(path, INGEST_LINES, start=int(time.time()) * 100)
+    cluster.agent("bench-search-agent", [collector], [{"type": "file", "paths": [str(path)]}],
+                  batch={"max_wait": "100ms", "max_events": 5000})
+    wait_for(lambda: collector.metric("fleetlog_collector_events_stored_total") >= before + INGEST_LINES,
+             timeout=300, what=f"{INGEST_LINES} events stored", interval=0.2)
+    rss = peak_rss_mib(collector.process.pid)
+    return Row(f"collector peak RSS, {events:,} stored events (searches + ingest)", f"{rss:.0f} MiB",
+               "< 250 MiB", rss < 250)
