@@ -28,6 +28,7 @@ from bench.common import ROOT, BenchContext, Row, machine_description, render_ta
 SECTIONS: list[tuple[str, str, str]] = [
     ("source-read", "bench.source_read", "run"),
     ("e2e", "bench.e2e", "run"),
+    ("sqlite-ceiling", "bench.sqlite_ceiling", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
     ("latency", "bench.latency", "run"),

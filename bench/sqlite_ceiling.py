@@ -1,0 +1,79 @@
+"""What SQLite alone can store on this machine with the collector's real schema: the ceiling under
+the end-to-end figure.
+
+Rows shaped like the e2e workload's (same widths, same request_id/user spread) are built in Python
+before the clock starts; the timed part is only `executemany` into `events` and `events_fts` plus
+COMMIT, 20,000 rows per transaction (a full writer group), WAL, `synchronous = full`, the
+writer's 64 MiB page cache. The variants drop the full-text index and the secondary indexes, to
+show what each costs. Everything the collector does in Python (decoding, ids, the hash chain) comes
+on top of these figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+
+from bench.common import BenchContext, Row
+from collector.store.schema import create_schema
+from collector.store.sqlite import _INSERT_EVENT, _INSERT_FTS, _connect
+
+ROWS = 200_000
+GROUP = 20_000
+SECONDARY = ("events_time", "events_request_id", "events_user")
+
+
+def _rows(count: int) -> list[tuple]:
+    base = 1_764_686_245_000_000
+    return [
+        (i + 1, 1, i * 121, hashlib.md5(str(i).encode()).hexdigest(), base + i, base + count,
+         "bench-agent", "127.0.0.1", "bench-collector", "default", "file:/var/log/app.log", "application",
+         None, None, 6, f"r{i % 9973:05d}", f"user{i % 97}@example.com", None,
+         f"2025-12-02T14:30:45.{i % 1000000:06d}Z INFO req=r{i % 9973:05d} user=user{i % 97}@example.com "
+         f"Authentication SUCCESS via LDAP seq={i:09d}", f'{{"seq":"{i:09d}"}}', "general", 0,
+         hashlib.sha256(str(i).encode()).digest())
+        for i in range(count)]
+
+
+def _insert_rate(path: str, rows: list[tuple], fts: bool, secondary: bool) -> float:
+    import sqlite_utils
+
+    conn = _connect(path, "full")
+    create_schema(sqlite_utils.Database(conn))
+    if not fts:
+        conn.execute("DROP TABLE events_fts")
+    if not secondary:
+        for index in SECONDARY:
+            conn.execute(f"DROP INDEX {index}")
+    started = time.perf_counter()
+    for first in range(0, len(rows), GROUP):
+        group = rows[first:first + GROUP]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_INSERT_EVENT, group)
+        if fts:
+            conn.executemany(_INSERT_FTS, [(row[0], row[18]) for row in group])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(rows) / elapsed
+
+
+def run(ctx: BenchContext) -> list[Row]:
+    rows = _rows(ROWS)
+    variants = [
+        ("full schema (unique origin+pos, time/request_id/user indexes, FTS5)", True, True),
+        ("without the FTS5 index", False, True),
+        ("without FTS5 and the time/request_id/user indexes", False, False),
+    ]
+    out = []
+    for n, (label, fts, secondary) in enumerate(variants):
+        folder = ctx.work / f"sqlite-ceiling-{n}"
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            rate = _insert_rate(str(folder / "events.db"), rows, fts, secondary)
+        except sqlite3.Error as exc:
+            out.append(Row(f"SQLite insert ceiling, {label}", f"failed: {exc}"))
+            continue
+        out.append(Row(f"SQLite insert ceiling, {label}", f"{rate:,.0f} rows/s"))
+    return out
