@@ -45,6 +45,10 @@ def create_schema(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS events_time ON events(time);
         CREATE INDEX IF NOT EXISTS events_request_id ON events(request_id) WHERE request_id IS NOT NULL;
         CREATE INDEX IF NOT EXISTS events_user ON events(user) WHERE user IS NOT NULL;
+        -- Level filters: warning and worse are a small share of most logs, so a partial index of
+        -- them costs info/debug traffic nothing and lets `--min-level error` walk only severe
+        -- events in time order (the query adds the literal `level <= 4` that selects it).
+        CREATE INDEX IF NOT EXISTS events_severe ON events(time) WHERE level <= 4;
         -- Addresses each node was seen from, so `--host IP` resolves to origins without an index
         -- on every event's host_ip.
         CREATE TABLE IF NOT EXISTS node_addresses (host TEXT NOT NULL, ip TEXT NOT NULL, PRIMARY KEY (host, ip));
