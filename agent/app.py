@@ -26,6 +26,9 @@ from common.tls import TlsFiles
 
 log = logging.getLogger("fleetlog.agent")
 
+# Settings a SIGHUP cannot change in a running agent (sources and their filters can).
+RESTART_KEYS = ("node_name", "namespace", "state_dir", "collectors", "token_file", "tls", "spool", "batch", "metrics")
+
 
 def read_token(path: str | None) -> str | None:
     if not path:
@@ -92,7 +95,7 @@ class AgentApp:
         self.metrics.spool_events.set(self.outbox.pending_events())
         self.metrics.spool_bytes.set(self.outbox.pending_bytes())
 
-    async def _emit_from(self, source: Source) -> Any:
+    def _emitter(self, source: Source) -> Any:
         async def emit(batch: SourceBatch) -> None:
             await self.batcher.add(batch, source)
             self._update_gauges()
@@ -100,13 +103,11 @@ class AgentApp:
 
     async def start(self) -> None:
         self.http.start()
-        for source in self.sources:
-            self._source_tasks.append(asyncio.create_task(source.run(await self._emit_from(source)),
-                                                          name=f"source:{source.name}"))
+        self._start_sources(self.sources)
         self._tasks.append(asyncio.create_task(self.batcher.run_timer(), name="batch-timer"))
         self._tasks.append(asyncio.create_task(self.shipper.run(), name="shipper"))
         self._tasks.append(asyncio.create_task(self._lag_loop(), name="lag"))
-        for task in self._source_tasks + self._tasks:
+        for task in self._tasks:
             task.add_done_callback(self._task_done)
         log.info("agent %s started with %d source(s), collectors %s", self.config.node_name,
                  len(self.sources), ", ".join(self.config.collectors))
@@ -123,14 +124,43 @@ class AgentApp:
             await asyncio.sleep(1.0)
 
     async def reload(self, config: AgentConfig) -> None:
-        log.warning("reload: agent configuration changes take effect on restart in this version")
+        """Apply new sources and their parsing and filters. The running sources stop as they do at a
+        clean stop: what they read is sealed into the spool and checkpointed first, so the new
+        sources (which load the checkpoints) resume exactly there — nothing lost, nothing read
+        twice. Connection, spool and batch settings need a restart; the log says which changed."""
+        needs_restart = [key for key in RESTART_KEYS if getattr(config, key) != getattr(self.config, key)]
+        if needs_restart:
+            log.warning("reload: %s changed; these take effect at the next restart", ", ".join(needs_restart))
+        if config.sources == self.config.sources:
+            return
+        await self._stop_sources()
+        try:
+            sources = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
+        except ConfigError:
+            sources = [build_source(s, self.state_dir, self._on_read) for s in self.config.sources]
+            self._start_sources(sources)
+            raise
+        self._start_sources(sources)
+        self.config = config
+        log.info("reload: %d source(s) now running", len(sources))
 
-    async def stop(self, drain_timeout: float = 5.0) -> None:
-        """Stop reading, seal what was read, give in-flight batches a moment to be acknowledged."""
+    async def _stop_sources(self) -> None:
         for task in self._source_tasks:
             task.cancel()
         await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        self._source_tasks = []
         await self.batcher.flush()
+
+    def _start_sources(self, sources: list[Source]) -> None:
+        self.sources = sources
+        for source in sources:
+            task = asyncio.create_task(source.run(self._emitter(source)), name=f"source:{source.name}")
+            task.add_done_callback(self._task_done)
+            self._source_tasks.append(task)
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop reading, seal what was read, give in-flight batches a moment to be acknowledged."""
+        await self._stop_sources()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_timeout
         while self.outbox.pending_events() and loop.time() < deadline and self.shipper.connected_to:

@@ -54,8 +54,7 @@ def run_daemon(prog: str, description: str, load: Callable[[str], Any],
         sys.stdout.write("\n")
         return 0
     try:
-        setup_logging(config.log_level, config.log_file, config.log_format, config.log_rotate_daily,
-                      config.log_rotate_max)
+        _apply_logging(config)
     except OSError as exc:
         sys.stderr.write(f"{prog}: log_file: cannot open {config.log_file}: {exc.strerror}\n")
         return 2
@@ -94,6 +93,11 @@ async def _serve(prog: str, path: str, load: Callable[[str], Any], make_app: Cal
     return 0
 
 
+def _apply_logging(config: Any) -> None:
+    setup_logging(config.log_level, config.log_file, config.log_format, config.log_rotate_daily,
+                  config.log_rotate_max)
+
+
 async def _reload_loop(prog: str, path: str, load: Callable[[str], Any], app: DaemonApp,
                        reloads: asyncio.Queue[None]) -> None:
     while True:
@@ -102,9 +106,12 @@ async def _reload_loop(prog: str, path: str, load: Callable[[str], Any], app: Da
         try:
             config = load(path)
             await app.reload(config)
+            _apply_logging(config)
             log.info("%s reloaded %s", prog, path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
+        except OSError as exc:
+            log.error("reload: log_file: cannot open %s: %s; logging unchanged", config.log_file, exc.strerror)
         notify("READY=1")
 
 

@@ -3,6 +3,7 @@ with `log_level` in the eight fleetlog levels and optional daily rotation."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import logging.handlers
@@ -19,7 +20,8 @@ _TO_LOGGING = {
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        data = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
+        time = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
+        data = {"time": time.replace("+00:00", "Z"), "level": record.levelname.lower(),
                 "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
