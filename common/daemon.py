@@ -14,7 +14,8 @@ import json
 import logging
 import signal
 import sys
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from common.config import to_plain
 from common.errors import ConfigError, FleetlogError
