@@ -15,7 +15,8 @@ from common import __version__
 from common.errors import FleetlogError
 
 # Modules that register subcommands, in the order `fleetlog --help` lists them.
-COMMAND_MODULES = ("common.cli.search", "common.cli.export", "common.cli.admin", "common.cli.verify")
+COMMAND_MODULES = ("common.cli.search", "common.cli.export", "common.cli.admin", "common.cli.verify",
+                   "common.cli.support")
 
 
 class ArgumentParser(argparse.ArgumentParser):
