@@ -4,6 +4,7 @@ query engine, metrics, gRPC server — and its lifecycle (start, reload, stop)."
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import pathlib
 import time
@@ -14,8 +15,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from collector.classify import Classifier
 from collector.admission import EventBudget
+from collector.classify import Classifier
 from collector.config import CollectorConfig
 from collector.filters import FilterSpec, build_filter_spec
 from collector.forward import Forwarding
@@ -30,11 +31,13 @@ from collector.signing import Signer, evidence_of, load_or_create_key, previous_
 from collector.store.sqlite import SqliteStore
 from collector.writer import StorageWriter
 from common import __version__
+from common.bundle_attestation import Attestation
 from common.errors import ConfigError
 from common.http_health import HealthServer
 from common.levels import Level
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+from common.timefmt import now_us
 from common.tls import TlsFiles, server_credentials
 
 log = logging.getLogger("fleetlog.collector")
@@ -325,11 +328,16 @@ class CollectorApp:
                         for name, state, lag in self.forwarding.status()],
         )
 
-    async def evidence(self) -> pb.EvidenceReply:
+    async def evidence(self, request: pb.EvidenceRequest) -> pb.EvidenceReply:
         def collect(store: SqliteStore) -> dict[str, Any]:
             self.signer.checkpoint_head(store)   # a bundle gets a checkpoint covering all it holds
             return {**chain_head_evidence(store), **evidence_of(store, self.signer.key_id)}
-        return pb.EvidenceReply(**await self.writer.call(collect))
+        reply = pb.EvidenceReply(**await self.writer.call(collect))
+        if request.bundle_digests_sha256:
+            attestation = Attestation(self.config.node_name, request.bundle_events, request.bundle_digests_sha256,
+                                      now_us(), self.signer.key_id).signed(self.signer.key)
+            reply.bundle_attestation_json = json.dumps(attestation.to_json())
+        return reply
 
     async def _checkpoint_timer(self) -> None:
         """Sign the head every checkpoint_interval when events came in since the last checkpoint."""

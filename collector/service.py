@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from typing import TYPE_CHECKING, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -33,7 +35,7 @@ def filters_to_dict(filters: pb.Filters) -> dict[str, str]:
     return {key: getattr(filters, key) for key in _FILTER_KEYS if getattr(filters, key)}
 
 
-async def _authenticate(app: "CollectorApp", context: grpc.aio.ServicerContext, what: str,
+async def _authenticate(app: CollectorApp, context: grpc.aio.ServicerContext, what: str,
                         claimed: str = "") -> Caller:
     try:
         return app.authenticator.authenticate(context, claimed)
@@ -43,7 +45,7 @@ async def _authenticate(app: "CollectorApp", context: grpc.aio.ServicerContext, 
         raise  # abort raises; this keeps type checkers content
 
 
-async def _require(app: "CollectorApp", context: grpc.aio.ServicerContext, caller: Caller, allowed: bool,
+async def _require(app: CollectorApp, context: grpc.aio.ServicerContext, caller: Caller, allowed: bool,
                    what: str) -> None:
     if not allowed:
         await app.record_denial(caller, what, f"role {caller.role} may not {what}", context)
@@ -51,10 +53,10 @@ async def _require(app: "CollectorApp", context: grpc.aio.ServicerContext, calle
 
 
 class IngestService(pb_grpc.IngestServicer):
-    def __init__(self, app: "CollectorApp"):
+    def __init__(self, app: CollectorApp):
         self.app = app
 
-    async def Stream(self, request_iterator: AsyncIterator[pb.IngestRequest],  # noqa: N802
+    async def Stream(self, request_iterator: AsyncIterator[pb.IngestRequest],
                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.IngestReply]:
         app = self.app
         first = await anext(aiter(request_iterator), None)
@@ -81,7 +83,7 @@ class IngestService(pb_grpc.IngestServicer):
         reader = asyncio.create_task(read_batches())
         try:
             while (item := await pending.get()) is not None:
-                batch_id, job = item
+                _batch_id, job = item
                 yield await job
             await reader
         finally:
@@ -123,7 +125,7 @@ class IngestService(pb_grpc.IngestServicer):
 
 
 class QueryService(pb_grpc.QueryServicer):
-    def __init__(self, app: "CollectorApp"):
+    def __init__(self, app: CollectorApp):
         self.app = app
 
     async def _reader(self, context: grpc.aio.ServicerContext, what: str) -> Caller:
@@ -131,7 +133,7 @@ class QueryService(pb_grpc.QueryServicer):
         await _require(self.app, context, caller, caller.can_read, what)
         return caller
 
-    async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+    async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
         caller = await self._reader(context, "search")
         raw = filters_to_dict(request.filters)
         try:
@@ -147,7 +149,7 @@ class QueryService(pb_grpc.QueryServicer):
         except StorageError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
-    async def Follow(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+    async def Follow(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
         caller = await self._reader(context, "follow")
         raw = filters_to_dict(request.filters)
         try:
@@ -162,20 +164,22 @@ class QueryService(pb_grpc.QueryServicer):
         async for page in self.app.follow(spec, after):
             yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=page[-1]["seq"])
 
-    async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+    async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):
         await self._reader(context, "status")
         return await self.app.status()
 
-    async def Evidence(self, request: pb.EvidenceRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+    async def Evidence(self, request: pb.EvidenceRequest, context: grpc.aio.ServicerContext):
         await self._reader(context, "evidence")
-        return await self.app.evidence()
+        if request.bundle_digests_sha256 and not re.fullmatch(r"[0-9a-f]{64}", request.bundle_digests_sha256):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bundle_digests_sha256: expected 64 hex digits")
+        return await self.app.evidence(request)
 
 
 class AdminService(pb_grpc.AdminServicer):
-    def __init__(self, app: "CollectorApp"):
+    def __init__(self, app: CollectorApp):
         self.app = app
 
-    async def Note(self, request: pb.NoteRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+    async def Note(self, request: pb.NoteRequest, context: grpc.aio.ServicerContext):
         caller = await _authenticate(self.app, context, "note")
         await _require(self.app, context, caller, caller.can_note, "add notes")
         if not request.text.strip():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -18,8 +19,10 @@ import sys
 import tarfile
 import tempfile
 import time
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
+from common.bundle_attestation import line_digest
 from common.cli.client import Connection
 from common.cli.exporters import EXPORTERS
 from common.cli.filters import filter_options, filters_from_args
@@ -206,16 +209,19 @@ class BundleStats:
         self.by_host[event["host"]] = self.by_host.get(event["host"], 0) + 1
         if not self.first_time or event["time"] < self.first_time:
             self.first_time = event["time"]
-        if event["time"] > self.last_time:
-            self.last_time = event["time"]
+        self.last_time = max(self.last_time, event["time"])
         self.first_seq = min(self.first_seq or event["seq"], event["seq"])
         self.last_seq = max(self.last_seq, event["seq"])
 
 
-def _write_masked(events: Iterator[dict[str, Any]], out: TextIO, stats: BundleStats, progress: Progress) -> None:
+def _write_masked(events: Iterator[dict[str, Any]], out: TextIO, stats: BundleStats, progress: Progress,
+                  digests: TextIO | None = None) -> None:
     for event in events:
         masked, changed = mask_event(event)
-        out.write(json.dumps(masked, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
+        out.write(line + "\n")
+        if digests is not None:
+            digests.write(f"{masked.get('seq', 0)} {line_digest(line.encode())}\n")
         stats.add(event, changed)
         progress.step()
 
@@ -245,16 +251,23 @@ def run_bundle(args: argparse.Namespace) -> int:
     target = args.out_file or dt.datetime.now().strftime("fleetlog_bundle_%Y-%m-%d-%H%M%S.tar.gz")
     out = AtomicFile(target)
     events_file = AtomicFile(target + ".events")
+    digests_file = AtomicFile(target + ".digests")
     try:
-        with open(events_file.temp, "w", encoding="utf-8") as handle:
-            _write_masked(stream_events(conn, request), handle, stats, progress)
+        with open(events_file.temp, "w", encoding="utf-8") as handle, \
+                open(digests_file.temp, "w", encoding="ascii") as digests:
+            _write_masked(stream_events(conn, request), handle, stats, progress, digests)
+        with open(digests_file.temp, "rb") as digests:
+            digests_sha256 = hashlib.file_digest(digests, "sha256").hexdigest()
         with conn.channel() as channel:
             query = conn.query(channel)
             status = query.Status(pb.StatusRequest(), metadata=conn.metadata)
-            evidence = query.Evidence(pb.EvidenceRequest(), metadata=conn.metadata)
+            # The collector signs what this bundle holds (common/bundle_attestation.py).
+            evidence = query.Evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
+                                                         bundle_events=stats.events), metadata=conn.metadata)
         manifest = build_manifest(conn, filters, stats, status, evidence)
         with tarfile.open(out.temp, "w:gz") as tar:
             tar.add(events_file.temp, arcname="events.jsonl")
+            tar.add(digests_file.temp, arcname="digests.txt")
             _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
             for index, pem in enumerate(evidence.public_keys_pem):
                 _add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
@@ -264,6 +277,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         raise
     finally:
         events_file.discard()
+        digests_file.discard()
     progress.done()
     sys.stderr.write(f"bundled {stats.events} events ({stats.masked} with secrets masked) to {target}\n")
     return 0
@@ -282,7 +296,7 @@ def build_manifest(conn: Connection, filters: pb.Filters, stats: BundleStats, st
     checkpoint = json.loads(evidence.checkpoint_json) if evidence.checkpoint_json else None
     return {
         "format": BUNDLE_FORMAT,
-        "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "collector": {"name": status.collector, "address": conn.address, "version": status.version},
         "filters": {f.name: getattr(filters, f.name) for f in pb.Filters.DESCRIPTOR.fields
                     if getattr(filters, f.name)},
@@ -295,6 +309,8 @@ def build_manifest(conn: Connection, filters: pb.Filters, stats: BundleStats, st
         "checkpoint": checkpoint,
         "chain_head": {"seq": evidence.head_seq, "link": evidence.head_link_hex} if evidence.head_seq else None,
         "public_key": "signing.pub" if evidence.public_keys_pem else None,
+        # The collector's signature over digests.txt: `fleetlog verify --bundle` checks each event.
+        "attestation": json.loads(evidence.bundle_attestation_json) if evidence.bundle_attestation_json else None,
         "masked": "values of password=, passwd=, pwd=, secret=, token=, api_key= and similar keys, "
                   "Authorization credentials, PEM private keys; in messages and fields",
     }

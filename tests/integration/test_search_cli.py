@@ -155,7 +155,7 @@ def test_bundle_masks_secrets_and_describes_itself(collector, tmp_path):
                  "--log-type", "application,audit", "--out-file", str(target), "--compress")
     assert result.returncode == 0, result.stderr
     with tarfile.open(target) as tar:
-        assert sorted(tar.getnames()) == ["events.jsonl", "manifest.json", "signing.pub"]   # the generated key
+        assert sorted(tar.getnames()) == ["digests.txt", "events.jsonl", "manifest.json", "signing.pub"]   # the generated key
         events = [json.loads(line) for line in tar.extractfile("events.jsonl")]
         manifest = json.loads(tar.extractfile("manifest.json").read())
     assert [e["message"][:3] for e in events] == ["e01", "e02", "e03", "e10", "e06"]

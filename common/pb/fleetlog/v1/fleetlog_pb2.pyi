@@ -213,20 +213,26 @@ class StatusReply(_message.Message):
     def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
 class EvidenceRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("bundle_digests_sha256", "bundle_events")
+    BUNDLE_DIGESTS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    bundle_digests_sha256: str
+    bundle_events: int
+    def __init__(self, bundle_digests_sha256: _Optional[str] = ..., bundle_events: _Optional[int] = ...) -> None: ...
 
 class EvidenceReply(_message.Message):
-    __slots__ = ("checkpoint_json", "public_keys_pem", "head_seq", "head_link_hex")
+    __slots__ = ("checkpoint_json", "public_keys_pem", "head_seq", "head_link_hex", "bundle_attestation_json")
     CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEYS_PEM_FIELD_NUMBER: _ClassVar[int]
     HEAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     HEAD_LINK_HEX_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_ATTESTATION_JSON_FIELD_NUMBER: _ClassVar[int]
     checkpoint_json: str
     public_keys_pem: _containers.RepeatedScalarFieldContainer[str]
     head_seq: int
     head_link_hex: str
-    def __init__(self, checkpoint_json: _Optional[str] = ..., public_keys_pem: _Optional[_Iterable[str]] = ..., head_seq: _Optional[int] = ..., head_link_hex: _Optional[str] = ...) -> None: ...
+    bundle_attestation_json: str
+    def __init__(self, checkpoint_json: _Optional[str] = ..., public_keys_pem: _Optional[_Iterable[str]] = ..., head_seq: _Optional[int] = ..., head_link_hex: _Optional[str] = ..., bundle_attestation_json: _Optional[str] = ...) -> None: ...
 
 class NoteRequest(_message.Message):
     __slots__ = ("text",)

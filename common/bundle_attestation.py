@@ -1,0 +1,73 @@
+"""What makes a bundle verifiable on its own (SPEC §4.7, `fleetlog verify --bundle`).
+
+A bundle's events are a filtered subset with secrets masked, so they cannot be re-chained like a
+database. Instead the collector vouches for the file as it was written: `digests.txt` has one line
+`SEQ DIGEST` per line of events.jsonl (DIGEST = the first 32 hex digits of SHA-256 over the exact
+bytes of that line, without its newline), and the collector signs, with its checkpoint key,
+
+    {"collector": C, "digests_sha256": SHA-256 hex of digests.txt, "events": N, "key_id": K,
+     "time": T (µs since epoch), "type": "fleetlog-bundle/1"}
+
+as canonical JSON (sorted keys, compact, UTF-8), the same way as checkpoints. The `type` keeps
+the signature from passing for a checkpoint and vice versa. A changed, removed, inserted or
+reordered event then shows as the first line whose digest or seq disagrees, and the manifest's
+signed checkpoint still ties the bundle to the collector's chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ATTESTATION_TYPE = "fleetlog-bundle/1"
+
+
+def line_digest(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Attestation:
+    collector: str
+    events: int
+    digests_sha256: str
+    time: int
+    key_id: str
+    signature: str = ""   # hex
+
+    def message(self) -> bytes:
+        return json.dumps({"collector": self.collector, "digests_sha256": self.digests_sha256,
+                           "events": self.events, "key_id": self.key_id, "time": self.time,
+                           "type": ATTESTATION_TYPE}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+
+    def signed(self, key: Ed25519PrivateKey) -> Attestation:
+        return Attestation(self.collector, self.events, self.digests_sha256, self.time, self.key_id,
+                           key.sign(self.message()).hex())
+
+    def signature_valid(self, key: Ed25519PublicKey) -> bool:
+        try:
+            key.verify(bytes.fromhex(self.signature), self.message())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": ATTESTATION_TYPE, "collector": self.collector, "events": self.events,
+                "digests_sha256": self.digests_sha256, "time": self.time, "key_id": self.key_id,
+                "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attestation:
+        try:
+            if data["type"] != ATTESTATION_TYPE:
+                raise ValueError(f"type {data['type']!r}")
+            return cls(str(data["collector"]), int(data["events"]), str(data["digests_sha256"]),
+                       int(data["time"]), str(data["key_id"]), str(data["signature"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed bundle attestation: {exc}") from None

@@ -1,0 +1,120 @@
+"""`fleetlog verify --bundle FILE`: a bundle checked with nothing but itself.
+
+In order: the public keys in the bundle; the manifest's checkpoint, signed by one of them (the
+collector's chain state when the bundle was made); the collector's attestation of digests.txt
+(common/bundle_attestation.py), signed by the same collector; then every line of events.jsonl
+against digests.txt — seq and digest, in order, none missing or extra; then the manifest's counts.
+The first disagreement fails with the seq it concerns. What a bundle cannot show: events the
+filters left out, or the unmasked values (only the collector's store has those; `verify --db`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from common.bundle_attestation import Attestation, line_digest
+from common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
+from common.errors import UsageError, VerificationError
+from common.verify import Report, Tampered
+
+
+def _members(path: str) -> dict[str, bytes]:
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    except FileNotFoundError:
+        raise UsageError(f"--bundle: {path} does not exist") from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UsageError(f"--bundle: {path} is not a bundle written by `fleetlog bundle --compress` ({exc})") from None
+
+
+def _keys(files: dict[str, bytes]) -> dict[str, Ed25519PublicKey]:
+    keys = {}
+    for name, data in files.items():
+        if name.endswith(".pub"):
+            try:
+                key = parse_public_pem(data, name)
+            except KeyFileError as exc:
+                raise VerificationError(f"bundle: {exc}") from None
+            keys[key_id(key)] = key
+    if not keys:
+        raise VerificationError("bundle: no public key inside (signing.pub); nothing to verify against")
+    return keys
+
+
+def _signed_by(keys: dict[str, Ed25519PublicKey], item: Any, what: str) -> None:
+    key = keys.get(item.key_id)
+    if key is None:
+        raise VerificationError(f"bundle: the {what} is signed by key {item.key_id}, which the bundle does not hold")
+    if not item.signature_valid(key):
+        raise VerificationError(f"bundle: the {what}'s signature is not valid for key {item.key_id}")
+
+
+def verify_bundle(path: str) -> Report:
+    files = _members(path)
+    for name in ("manifest.json", "events.jsonl", "digests.txt"):
+        if name not in files:
+            raise VerificationError(f"bundle: {name} is missing")
+    try:
+        manifest = json.loads(files["manifest.json"])
+    except ValueError as exc:
+        raise VerificationError(f"bundle: manifest.json is not JSON ({exc})") from None
+    keys = _keys(files)
+    report = Report()
+
+    if manifest.get("checkpoint"):
+        try:
+            checkpoint = Checkpoint.from_json(manifest["checkpoint"])
+        except ValueError as exc:
+            raise VerificationError(f"bundle: {exc}") from None
+        _signed_by(keys, checkpoint, "checkpoint")
+        report.checkpoints, report.last_checkpoint_seq = 1, checkpoint.seq
+    else:
+        report.notes.append("the bundle holds no signed checkpoint (made before the collector signed any)")
+
+    if not manifest.get("attestation"):
+        raise VerificationError("bundle: manifest.json has no attestation; the events cannot be checked")
+    try:
+        attestation = Attestation.from_json(manifest["attestation"])
+    except ValueError as exc:
+        raise VerificationError(f"bundle: {exc}") from None
+    _signed_by(keys, attestation, "attestation")
+    if manifest.get("checkpoint") and attestation.collector != checkpoint.collector:
+        raise VerificationError(f"bundle: attested by {attestation.collector}, checkpoint of {checkpoint.collector}")
+    if hashlib.sha256(files["digests.txt"]).hexdigest() != attestation.digests_sha256:
+        raise VerificationError("bundle: digests.txt is not the one the collector signed")
+
+    digests = files["digests.txt"].decode("ascii", errors="replace").splitlines()
+    events = files["events.jsonl"].split(b"\n")
+    if events and events[-1] == b"":
+        events.pop()
+    if len(digests) != attestation.events:
+        raise VerificationError(f"bundle: digests.txt has {len(digests)} lines, the attestation {attestation.events}")
+    for index, entry in enumerate(digests):
+        seq_text, _, digest = entry.partition(" ")
+        seq = int(seq_text) if seq_text.isdigit() else 0
+        if index >= len(events):
+            raise Tampered(seq, "event removed from events.jsonl")
+        line = events[index]
+        try:
+            event_seq = int(json.loads(line).get("seq", 0))
+        except (ValueError, AttributeError):
+            raise Tampered(seq, "events.jsonl line is not a JSON event") from None
+        if event_seq != seq:
+            raise Tampered(seq, f"events.jsonl has seq {event_seq} where the collector attested seq {seq} "
+                                "(an event removed, inserted or moved)")
+        if line_digest(line) != digest:
+            raise Tampered(seq, "event changed since the collector attested the bundle")
+    if len(events) > len(digests):
+        raise VerificationError(f"bundle: {len(events) - len(digests)} events in events.jsonl that the collector "
+                                "did not attest (inserted)")
+    counted = (manifest.get("counts") or {}).get("events")
+    if counted != len(events):
+        raise VerificationError(f"bundle: manifest.json counts {counted} events, events.jsonl holds {len(events)}")
+    report.events = len(events)
+    return report
