@@ -29,6 +29,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("source-read", "bench.source_read", "run"),
     ("e2e", "bench.e2e", "run"),
     ("sqlite-ceiling", "bench.sqlite_ceiling", "run"),
+    ("signing", "bench.signing", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
     ("latency", "bench.latency", "run"),
