@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
@@ -91,7 +91,7 @@ class Shipper:
                 failures = 0
                 index = 0  # a session ends normally only to fail back to the first collector
                 continue
-            except (grpc.aio.AioRpcError, StreamFailed, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, grpc.aio.AioRpcError, StreamFailed, OSError) as exc:
                 if self.connected_to:
                     failures = 0  # a stream that worked for a while restarts the backoff
                 reason = (exc.details() if isinstance(exc, grpc.aio.AioRpcError)
@@ -175,5 +175,5 @@ class Shipper:
                 async with self._channel(self.collectors[0]) as channel:
                     await asyncio.wait_for(channel.channel_ready(), timeout=1.0)
                     return
-            except (asyncio.TimeoutError, grpc.aio.AioRpcError, OSError):
+            except (TimeoutError, grpc.aio.AioRpcError, OSError):
                 continue

@@ -24,8 +24,8 @@ import os
 import pathlib
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from agent.batcher import SealedBatch
 
@@ -181,7 +181,7 @@ class DiskSpool:
         if self._write_handle is not None:
             self._write_handle.close()
         segment = Segment(self.dir / f"{first_id:020d}.seg", first_id)
-        self._write_handle = open(segment.path, "ab")
+        self._write_handle = open(segment.path, "ab")  # noqa: SIM115 — kept open across puts
         _fsync_dir(self.dir)
         self._segments.append(segment)
         return segment
@@ -274,7 +274,7 @@ class DiskSpool:
             if self._read_offset < segment.size:
                 if self._read_path != segment.path:
                     self._close_reader()
-                    self._read_handle = open(segment.path, "rb")
+                    self._read_handle = open(segment.path, "rb")  # noqa: SIM115 — kept open across reads
                     self._read_path = segment.path
                 frame = read_frame(self._read_handle, self._read_offset, segment.size)
                 if frame is None:  # cannot happen for frames this process wrote; skip the rest

@@ -30,8 +30,8 @@ def _rows(count: int) -> list[tuple]:
         (i + 1, 1, i * 121, hashlib.md5(str(i).encode()).hexdigest(), base + i, base + count,
          "bench-agent", "127.0.0.1", "bench-collector", "default", "file:/var/log/app.log", "application",
          None, None, 6, f"r{i % 9973:05d}", f"user{i % 97}@example.com", None,
-         f"2025-12-02T14:30:45.{i % 1000000:06d}Z INFO req=r{i % 9973:05d} user=user{i % 97}@example.com "
-         f"Authentication SUCCESS via LDAP seq={i:09d}", f'{{"seq":"{i:09d}"}}', "general", 0,
+         (f"2025-12-02T14:30:45.{i % 1000000:06d}Z INFO req=r{i % 9973:05d} user=user{i % 97}@example.com "
+          f"Authentication SUCCESS via LDAP seq={i:09d}"), f'{{"seq":"{i:09d}"}}', "general", 0,
          hashlib.sha256(str(i).encode()).digest())
         for i in range(count)]
 

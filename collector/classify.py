@@ -3,7 +3,7 @@ retention tier from `retention.rules` (SPEC §4.6). Plain functions, testable wi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from collector.config import CollectorConfig, TierRule
 from common.wildcard import wildcard_match

@@ -224,7 +224,7 @@ class CollectorConfig:
     log_rotate_max: int = 7
 
     def validate(self) -> None:
-        host, sep, port = self.listen.rpartition(":")
+        _host, sep, port = self.listen.rpartition(":")
         if not sep or not port.isdigit():
             raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
         problem = self.listen_policy_problem()

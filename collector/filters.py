@@ -159,7 +159,7 @@ def _level(flag: str, value: str) -> Level:
 
 def build_filter_spec(raw: dict[str, str], *, now: int | None = None) -> FilterSpec:
     """Validate the raw filter strings (keys as in the Filters proto message)."""
-    get = lambda key: (raw.get(key) or "").strip()  # noqa: E731
+    get = lambda key: (raw.get(key) or "").strip()
     since = parse_time_bound("--since", get("since"), now) if get("since") else None
     until = parse_time_bound("--until", get("until"), now) if get("until") else None
     if since is not None and until is not None and since > until:

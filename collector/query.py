@@ -6,7 +6,8 @@ Runs in worker threads (SQLite reads block); the gRPC handlers in service.py onl
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from collector.filters import FilterSpec
 from collector.store import EVENT_COLUMNS

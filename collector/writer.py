@@ -15,8 +15,9 @@ import concurrent.futures
 import logging
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from collector.store import IncomingEvents, StoreResult
 from collector.store.sqlite import SqliteStore
@@ -107,14 +108,14 @@ class StorageWriter:
             return
         try:
             job.future.set_result(job.fn(self.store))
-        except BaseException as exc:  # handed to the caller, who decides
+        except BaseException as exc:  # noqa: BLE001 — handed to the caller, who decides
             job.future.set_exception(exc)
 
     def _commit_group(self, group: list[_IngestJob]) -> None:
         flat = [events for job in group for events in job.events]
         try:
             results = self.store.store_batch(flat, now_us())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 — every waiting stream must hear of it
             log.error("storage transaction failed, %d batches not acknowledged: %s", len(group), exc)
             for job in group:
                 _settle(job.future, exception=exc)

@@ -19,8 +19,9 @@ import pathlib
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from common.errors import ConfigError
 from common.levels import Level, parse_level

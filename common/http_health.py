@@ -9,7 +9,7 @@ from __future__ import annotations
 import http.server
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -31,7 +31,7 @@ class HealthServer:
         registry_ref, ready_ref = registry, ready
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     self._send(200, generate_latest(registry_ref), CONTENT_TYPE_LATEST)
@@ -50,7 +50,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass  # scrapes are not worth a log line each
 
         try:

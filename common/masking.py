@@ -20,7 +20,7 @@ _KEY_VALUE = re.compile(
 _AUTHORIZATION = re.compile(r"(?i)(\b(?:authorization|proxy-authorization)\s*[=:]\s*[\"']?\s*(?:bearer|basic|token)\s+)"
                             r"([^\s\"',;]+)")
 _BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})")
-_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.S)
+_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.DOTALL)
 _SECRET_KEY = re.compile(r"(?i)" + _SECRET_WORDS)
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import time
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -29,7 +29,7 @@ def parse_size(value: str | int) -> int:
     raise ValueError(f"expected a size such as \"64KiB\" or \"256MiB\", got {value!r}")
 
 
-def parse_duration(value: str | int | float) -> float:
+def parse_duration(value: str | float) -> float:
     """Seconds from a number or a string such as `500ms`, `15m`, `90d`; `indefinite` is inf."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return float(value)

@@ -10,7 +10,7 @@ import re
 def compile_wildcard(pattern: str) -> re.Pattern[str]:
     """`*` matches any run of characters; everything else is literal; the whole value must match."""
     return re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern)) + r"\Z",
-                      re.S)
+                      re.DOTALL)
 
 
 def wildcard_match(pattern: str, value: str | None) -> bool:

@@ -58,9 +58,9 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     processes = []
     for name in ("collector", "agent"):
-        log = open(VAR / f"{name}.log", "ab")
-        processes.append(subprocess.Popen([sys.executable, "-m", name, "--config", str(VAR / f"{name}.toml")],
-                                          stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
+        with open(VAR / f"{name}.log", "ab") as log:   # the daemon keeps its own copy of the descriptor
+            processes.append(subprocess.Popen([sys.executable, "-m", name, "--config", str(VAR / f"{name}.toml")],
+                                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
         wait_ready(COLLECTOR_METRICS if name == "collector" else AGENT_METRICS, processes[-1], name)
     fleetlog = f"{ROOT / '.venv' / 'bin' / 'fleetlog'}"
     print(f"""

@@ -30,7 +30,7 @@ def generate(out_dir: pathlib.Path) -> None:
         sys.exit(f"protoc failed with exit code {rc}")
     for path in out_dir.rglob("*.py*"):
         text = path.read_text()
-        fixed = re.sub(r"^from fleetlog\.v1 import", "from common.pb.fleetlog.v1 import", text, flags=re.M)
+        fixed = re.sub(r"^from fleetlog\.v1 import", "from common.pb.fleetlog.v1 import", text, flags=re.MULTILINE)
         if fixed != text:
             path.write_text(fixed)
     for pkg in [out_dir, *[p for p in out_dir.rglob("*") if p.is_dir() and p.name != "__pycache__"]]:

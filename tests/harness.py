@@ -16,8 +16,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import tomli_w
 
@@ -64,7 +65,7 @@ def run_cli(*args: str, timeout: float = 60, input: str | None = None, extra_env
     if extra_env:
         e.update(extra_env)
     return subprocess.run([sys.executable, "-m", "common.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, env=e, cwd=ROOT, input=input)
+                          timeout=timeout, env=e, cwd=ROOT, input=input, check=False)
 
 
 def metrics_text(port: int) -> str:
@@ -103,17 +104,16 @@ class Daemon:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, extra_env: dict | None = None) -> "Daemon":
+    def start(self, extra_env: dict | None = None) -> Daemon:
         e = env()
         if extra_env:
             e.update(extra_env)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", self.kind, "--config", str(self.config_path)],
-                                        stdout=log, stderr=subprocess.STDOUT, env=e, cwd=ROOT)
-        log.close()
+        with open(self.log_path, "ab") as log:   # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([sys.executable, "-m", self.kind, "--config", str(self.config_path)],
+                                            stdout=log, stderr=subprocess.STDOUT, env=e, cwd=ROOT)
         return self
 
-    def wait_ready(self, timeout: float = 30.0) -> "Daemon":
+    def wait_ready(self, timeout: float = 30.0) -> Daemon:
         def ready() -> bool:
             if self.process and self.process.poll() is not None:
                 raise AssertionError(f"{self.kind} exited with {self.process.returncode}:\n{self.log()}")

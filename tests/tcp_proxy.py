@@ -28,7 +28,7 @@ class CuttingProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "CuttingProxy":
+    def start(self) -> CuttingProxy:
         self._thread.start()
         if not self._ready.wait(10):
             raise AssertionError("proxy did not start")

@@ -12,8 +12,9 @@ import os
 import pathlib
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import sqlite_utils
 

@@ -31,7 +31,7 @@ def run_note(args: argparse.Namespace) -> int:
 
 
 def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else "never"
 
 
 def run_status(args: argparse.Namespace) -> int:

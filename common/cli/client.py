@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import grpc
 
@@ -24,7 +24,7 @@ class Connection:
     tls: TlsFiles | None
 
     @classmethod
-    def from_args(cls, args) -> "Connection":
+    def from_args(cls, args) -> Connection:
         address = args.collector or os.environ.get("FLEETLOG_COLLECTOR") or DEFAULT_COLLECTOR
         token_file = args.token_file or os.environ.get("FLEETLOG_TOKEN_FILE")
         token = None

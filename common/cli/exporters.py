@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from common.cli.output import cell
 
@@ -25,7 +26,7 @@ class Exporter(Protocol):
 
 class CsvExporter:
     def __init__(self, path: str, columns: Sequence[str], **_: Any):
-        self.handle = open(path, "w", newline="", encoding="utf-8")
+        self.handle = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 — closed in close()
         self.columns = list(columns)
         self.writer = csv.writer(self.handle)
         self.writer.writerow(self.columns)
@@ -39,7 +40,7 @@ class CsvExporter:
 
 class JsonlExporter:
     def __init__(self, path: str, columns: Sequence[str], **_: Any):
-        self.handle = open(path, "w", encoding="utf-8")
+        self.handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 — closed in close()
         self.columns = list(columns)
 
     def write(self, event: dict[str, Any]) -> None:
@@ -117,7 +118,7 @@ class PdfExporter:
         self.columns = list(columns)
         self.count = 0
         self.subtitle = _latin1(f"filters: {filters or '(none)'}   collector: {collector}   generated: "
-                                f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}")
+                                f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
 
         class _Pdf(FPDF):
             def header(self) -> None:

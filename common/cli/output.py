@@ -6,7 +6,8 @@ import csv
 import json
 import shutil
 import sys
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 TABLE_COLUMNS = ("time", "level", "host", "request_id", "user", "message")
 
@@ -32,8 +33,7 @@ def print_table(events: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
         parts = [v.ljust(w)[:w] if i < len(values) - 1 else v[:w] for i, (v, w) in enumerate(zip(values, widths))]
         return "  ".join(parts).rstrip()
     out.write(line([c.upper() for c in TABLE_COLUMNS]) + "\n")
-    for row in rows:
-        out.write(line(row) + "\n")
+    out.writelines(line(row) + "\n" for row in rows)
 
 
 def write_json_lines(events: Iterable[dict[str, Any]], out: TextIO = sys.stdout) -> int:

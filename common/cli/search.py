@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from common.cli.client import Connection
 from common.cli.filters import filter_options, filters_from_args

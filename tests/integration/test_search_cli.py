@@ -80,7 +80,7 @@ def test_export_every_format(collector, tmp_path):
     done = cli(collector, "export", "--format", "csv", "--out", str(out / "all.csv"), "--namespace", "payments")
     assert done.returncode == 0, done.stderr
     assert done.stderr == "exported 3 events to " + str(out / "all.csv") + "\n"   # no progress bar off a terminal
-    rows = list(csv.DictReader(open(out / "all.csv", newline="")))
+    rows = list(csv.DictReader((out / "all.csv").read_text().splitlines()))
     assert list(rows[0]) == ["seq", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
                              "source", "log_type", "app", "pid", "level", "request_id", "user", "action",
                              "message", "fields", "tier", "truncated"]
@@ -91,7 +91,7 @@ def test_export_every_format(collector, tmp_path):
     columns = "time,host,message"
     assert cli(collector, "export", "--format", "jsonl", "--out", str(out / "e.jsonl"), "--columns", columns,
                "--user", "bob*").returncode == 0
-    records = [json.loads(line) for line in open(out / "e.jsonl")]
+    records = [json.loads(line) for line in (out / "e.jsonl").read_text().splitlines()]
     assert records == [
         {"time": "2025-12-01T11:15:30.000000Z", "host": "web-2",
          "message": "e03 payment failed: card declined password=hunter2"},
@@ -219,7 +219,7 @@ def test_namespace_roles_see_only_their_namespaces(cluster, tmp_path):
     export = tmp_path / "pay.jsonl"
     assert cli(collector, "--token-file", _token_file(tmp_path, "pay"), "export", "--format", "jsonl",
                "--out", str(export)).returncode == 0
-    assert labels([json.loads(line) for line in open(export)]) == {"e04", "e05", "e10"}
+    assert labels([json.loads(line) for line in export.read_text().splitlines()]) == {"e04", "e05", "e10"}
 
     denied = search("web-1")
     assert denied.returncode == 1 and "role 'agent' may not search" in denied.stderr
@@ -255,6 +255,6 @@ def test_progress_bar_only_on_a_terminal(collector, tmp_path):
         seen += chunk
     os.close(controller)
     text = seen.decode()
-    total = sum(1 for _ in open(target)) - 1
+    total = len(target.read_text().splitlines()) - 1
     assert f"\rexport csv [####################] {total:,} events" in text
     assert text.rstrip().endswith(f"exported {total} events to {target}")

@@ -6,7 +6,7 @@ from common import chain
 
 def _event(rng: random.Random) -> dict:
     # Stored values: optional text is None when absent (the store never keeps "" there).
-    text = lambda: rng.choice(["plain", 'quo"te', "back\\\\slash", "nl\\n", "ünïcödé ✓", "\\u0001ctl", "]"])  # noqa: E731
+    text = lambda: rng.choice(["plain", 'quo"te', "back\\\\slash", "nl\\n", "ünïcödé ✓", "\\u0001ctl", "]"])
     return {
         "seq": rng.randint(1, 10**9), "id": "ab" * 16, "time": rng.randint(0, 2**52), "received_at": rng.randint(0, 2**52),
         "host": text() or "h", "host_ip": rng.choice([None, "127.0.0.1"]), "collector": rng.choice([None, "c1"]),
