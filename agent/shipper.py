@@ -44,6 +44,11 @@ def _frame_batch(payload: bytes) -> bytes:
     return b"\x12" + bytes(varint) + payload
 
 
+# Status codes that mean "not you, not now": retried, but slowly and logged once.
+REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+WORKING_AFTER = 10.0
+backoff_sleep = asyncio.sleep   # the wait between rounds of retries (tests record it instead)
+
 class StreamFailed(Exception):
     """The stream ended or the collector reported an error; reconnect."""
 
@@ -69,6 +74,12 @@ class Shipper:
         self.on_error = on_error or (lambda reason: None)
         self.connected_to: str | None = None
         self._sent_at: dict[int, float] = {}  # batches sent on the current stream, not yet acked
+        # Whether the current stream proved it works (an acknowledgement, or WORKING_AFTER seconds
+        # without failing): only such a stream resets the backoff. A collector that refuses us
+        # fails right after the hello, and retrying that at once would be a storm.
+        self._stream_acked = False
+        self._stream_opened = 0.0
+        self._refused_reason: str | None = None
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -92,14 +103,19 @@ class Shipper:
                 index = 0  # a session ends normally only to fail back to the first collector
                 continue
             except (TimeoutError, grpc.aio.AioRpcError, StreamFailed, OSError) as exc:
-                if self.connected_to:
-                    failures = 0  # a stream that worked for a while restarts the backoff
                 reason = (exc.details() if isinstance(exc, grpc.aio.AioRpcError)
                           else str(exc) or type(exc).__name__)
-                if self.connected_to:
+                refused = isinstance(exc, grpc.aio.AioRpcError) and exc.code() in REFUSALS
+                if refused:
+                    if reason != self._refused_reason:   # once per cause, not once per retry
+                        log.error("collector %s refused this agent: %s", address, reason)
+                    self._refused_reason = reason
+                elif self.connected_to:
                     log.warning("lost collector %s: %s", address, reason)
                 else:
                     log.debug("collector %s unavailable: %s", address, reason)
+                if self.connected_to and not refused and self._stream_worked():
+                    failures = 0
                 self.on_error(reason or "stream failed")
             self.connected_to = None
             self.on_state(False, address)
@@ -107,7 +123,10 @@ class Shipper:
             index = (index + 1) % len(self.collectors)
             if index == 0:  # a whole round failed: back off before the next round
                 delay = min(self.backoff_max, self.backoff_initial * 2 ** min(failures, 16))
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                await backoff_sleep(delay * random.uniform(0.5, 1.0))
+
+    def _stream_worked(self) -> bool:
+        return self._stream_acked or asyncio.get_running_loop().time() - self._stream_opened >= WORKING_AFTER
 
     async def _session(self, address: str, index: int) -> None:
         metadata = (("authorization", f"Bearer {self.token}"),) if self.token else None
@@ -121,6 +140,7 @@ class Shipper:
             self.outbox.rewind()
             self._sent_at.clear()
             self.connected_to = address
+            self._stream_acked, self._stream_opened = False, asyncio.get_running_loop().time()
             self.on_state(True, address)
             log.info("connected to collector %s", address)
             in_flight = asyncio.Semaphore(self.window)
@@ -162,6 +182,7 @@ class Shipper:
             if reply.error:
                 raise StreamFailed(f"collector could not store batch {reply.batch_id}: {reply.error}")
             in_flight.release()
+            self._stream_acked, self._refused_reason = True, None
             sent = self._sent_at.pop(reply.batch_id, None)
             batch = self.outbox.ack(reply.batch_id)
             if batch is not None:
