@@ -69,3 +69,41 @@ def run_four_agents(ctx) -> list:
                 ">= 100,000 events/s", result["rate"] >= 100_000),
             Row("collector peak RSS, 4 agents", f"{result['collector_rss_mib']:.0f} MiB", "< 250 MiB",
                 result["collector_rss_mib"] < 250)]
+
+
+def run_with_restart(ctx) -> list:
+    """One agent -> one collector, the collector stopped and started again on the same data_dir
+    when half the lines are stored: throughput over the whole run, and every line stored once."""
+    import sqlite3
+
+    from bench.common import Row
+
+    lines = min(ctx.lines, 400_000)
+    tmp = ctx.work / "e2e-restart"
+    print(f"   {lines:,} lines, the collector restarted halfway", flush=True)
+    cluster = Cluster(tmp)
+    try:
+        collector = cluster.collector("bench-collector", storage={"synchronous": "full"})
+        path = tmp / "input.log"
+        write_workload(path, lines)
+        started = time.monotonic()
+        cluster.agent("bench-agent", [collector], [{"type": "file", "paths": [str(path)]}],
+                      batch={"max_wait": "100ms", "max_events": 5000})
+        wait_for(lambda: collector.metric("fleetlog_collector_events_stored_total") >= lines // 2,
+                 timeout=600, what="half the lines stored", interval=0.05)
+        collector.stop()
+        collector.start()
+        collector.wait_ready()
+        db = tmp / "bench-collector" / "data" / "events.db"
+
+        def stored() -> int:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                return conn.execute("SELECT count(*) FROM events WHERE host = 'bench-agent'").fetchone()[0]
+        wait_for(lambda: stored() >= lines, timeout=600, what=f"{lines} events stored", interval=0.2)
+        elapsed = time.monotonic() - started
+        count = stored()
+    finally:
+        cluster.stop_all()
+    return [Row("end-to-end throughput with one collector restart", f"{lines / elapsed:,.0f} events/s"),
+            Row("events stored after the restart (exactly once)", f"{count:,} of {lines:,}", f"{lines:,}",
+                count == lines)]

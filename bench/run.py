@@ -32,6 +32,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("signing", "bench.signing", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
+    ("e2e-restart", "bench.e2e", "run_with_restart"),
     ("latency", "bench.latency", "run"),
     ("search", "bench.search", "run"),
     ("purge", "bench.purge", "run"),
@@ -59,6 +60,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
     rows: list[Row] = []
+    run_started = time.monotonic()
     work = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
     ctx = BenchContext(work=work, lines=args.lines, results={"search_events": args.search_events,
                                                                    "purge_events": args.purge_events})
@@ -82,15 +84,18 @@ def main() -> int:
     table = render_table(rows)
     print()
     print(table)
+    minutes = (time.monotonic() - run_started) / 60
+    print(f"whole run: {minutes:.1f} min")
     if not args.no_write:
-        write_report(table)
+        write_report(table, minutes)
     return 0
 
 
-def write_report(table: str) -> None:
+def write_report(table: str, minutes: float) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     intro = path.read_text().split("<!-- results -->")[0] if path.exists() else "# Benchmarks\n\n"
-    path.write_text(f"{intro}<!-- results -->\n## Latest run\n\n{today()} on {machine_description()}\n\n{table}\n")
+    path.write_text(f"{intro}<!-- results -->\n## Latest run\n\n{today()} on {machine_description()}, "
+                    f"the whole run {minutes:.1f} min\n\n{table}\n")
     print(f"\nwritten to {path.relative_to(ROOT)}")
 
 
