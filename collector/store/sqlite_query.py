@@ -126,8 +126,10 @@ def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset()) 
     if spec.keywords or spec.phrases:
         fts = _fts_query(spec.keywords, spec.phrases)
         if fts and "message" in walk_time:
-            # A common word: check each row met on the time walk against the index (a rowid seek).
-            clauses.append("EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH ? AND rowid = events.seq)")
+            # A common word: SQLite builds the set of matching seqs once, then checks each row met
+            # on the time walk against it (`+seq` keeps it from driving the query by that set).
+            # A per-row FTS lookup instead (EXISTS ... rowid = seq) took seconds over 10M events.
+            clauses.append("+seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
             params.append(fts)
         elif fts:
             clauses.append("seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
