@@ -33,6 +33,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("rsyslog", "bench.rsyslog", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
     ("e2e-restart", "bench.e2e", "run_with_restart"),
+    ("spool-rss", "bench.spool_rss", "run"),
     ("latency", "bench.latency", "run"),
     ("search", "bench.search", "run"),
     ("purge", "bench.purge", "run"),
