@@ -127,7 +127,9 @@ def _queries(events: int) -> dict[str, list[dict[str, str]]]:
     }
 
 
-TARGETS = {"time range (1 h)": 0.2, "request id": 0.2, "user": 0.2, "host": 0.2, "keyword": 1.0, "regex": 1.0}
+# SPEC §5: indexed searches < 200 ms, keyword < 1 s. It sets none for a regex, which no index can
+# serve: one that matches nothing reads every message (the p95 below is that full scan).
+TARGETS = {"time range (1 h)": 0.2, "request id": 0.2, "user": 0.2, "host": 0.2, "keyword": 1.0, "regex": None}
 
 
 def _measure(address: str, filters: dict[str, str]) -> tuple[float, int]:
@@ -174,9 +176,12 @@ def run(ctx: BenchContext) -> list[Row]:
             p50 = statistics.median(timings)
             p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
             target = TARGETS[figure]
-            rows.append(Row(f"search {figure}: p50 / p95 ({min(counts)}-{max(counts)} rows)",
-                            f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms", f"< {target * 1000:.0f} ms",
-                            p95 < target))
+            measured = f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms"
+            label = f"search {figure}: p50 / p95 ({min(counts)}-{max(counts)} rows)"
+            if target is None:
+                rows.append(Row(label, measured, "none in SPEC §5"))
+            else:
+                rows.append(Row(label, measured, f"< {target * 1000:.0f} ms", p95 < target))
         rows.append(_rss_while_ingesting(ctx, cluster, collector, events))
     finally:
         cluster.stop_all()
