@@ -17,12 +17,10 @@ signed checkpoint still ties the bundle to the collector's chain.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from common.checkpoints import SignedStatement
 
 ATTESTATION_TYPE = "fleetlog-bundle/1"
 
@@ -32,35 +30,14 @@ def line_digest(line: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class Attestation:
+class Attestation(SignedStatement):
+    TYPE = ATTESTATION_TYPE
     collector: str
     events: int
     digests_sha256: str
     time: int
     key_id: str
     signature: str = ""   # hex
-
-    def message(self) -> bytes:
-        return json.dumps({"collector": self.collector, "digests_sha256": self.digests_sha256,
-                           "events": self.events, "key_id": self.key_id, "time": self.time,
-                           "type": ATTESTATION_TYPE}, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()
-
-    def signed(self, key: Ed25519PrivateKey) -> Attestation:
-        return Attestation(self.collector, self.events, self.digests_sha256, self.time, self.key_id,
-                           key.sign(self.message()).hex())
-
-    def signature_valid(self, key: Ed25519PublicKey) -> bool:
-        try:
-            key.verify(bytes.fromhex(self.signature), self.message())
-        except (InvalidSignature, ValueError):
-            return False
-        return True
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": ATTESTATION_TYPE, "collector": self.collector, "events": self.events,
-                "digests_sha256": self.digests_sha256, "time": self.time, "key_id": self.key_id,
-                "signature": self.signature}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Attestation:

@@ -13,6 +13,7 @@ docs/tamper-evidence.md describes the format for third-party verifiers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -111,24 +112,22 @@ def write_key_pair(directory: str, name: str = "signing") -> tuple[str, str, Ed2
     return private_path, public_path, key
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    collector: str
-    seq: int
-    chain_hash: str      # hex of link(seq)
-    time: int            # µs since the epoch
-    key_id: str
-    signature: str = ""  # hex of the Ed25519 signature
+class SignedStatement:
+    """What checkpoints and bundle attestations share: the signed bytes are the canonical JSON
+    (sorted keys, compact, UTF-8) of the dataclass's fields except `signature`, plus `type`."""
+
+    TYPE = ""
+    signature: str
+
+    def statement(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "signature"}
 
     def message(self) -> bytes:
-        """The signed bytes (see the module docstring)."""
-        return json.dumps({"chain_hash": self.chain_hash, "collector": self.collector, "key_id": self.key_id,
-                           "seq": self.seq, "time": self.time, "type": CHECKPOINT_TYPE},
-                          sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps({**self.statement(), "type": self.TYPE}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
 
-    def signed(self, key: Ed25519PrivateKey) -> Checkpoint:
-        return Checkpoint(self.collector, self.seq, self.chain_hash, self.time, self.key_id,
-                          key.sign(self.message()).hex())
+    def signed(self, key: Ed25519PrivateKey) -> Any:
+        return dataclasses.replace(self, signature=key.sign(self.message()).hex())
 
     def signature_valid(self, key: Ed25519PublicKey) -> bool:
         try:
@@ -138,9 +137,18 @@ class Checkpoint:
         return True
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": CHECKPOINT_TYPE, "collector": self.collector, "seq": self.seq,
-                "chain_hash": self.chain_hash, "time": self.time, "key_id": self.key_id,
-                "signature": self.signature}
+        return {"type": self.TYPE, **self.statement(), "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class Checkpoint(SignedStatement):
+    TYPE = CHECKPOINT_TYPE
+    collector: str
+    seq: int
+    chain_hash: str      # hex of link(seq)
+    time: int            # µs since the epoch
+    key_id: str
+    signature: str = ""  # hex of the Ed25519 signature
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:
