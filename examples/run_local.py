@@ -31,7 +31,7 @@ collectors = ["127.0.0.1:{COLLECTOR_PORT}"]
 listen = "127.0.0.1:{AGENT_METRICS}"
 [[sources]]
 type = "file"
-paths = ["{ROOT / 'examples' / 'logs'}/*.log"]
+paths = ["{ROOT / 'examples' / 'logs'}/*.log", "{VAR / 'demo'}/*.log"]
 log_type = "application"
 """
 
@@ -53,6 +53,7 @@ def wait_ready(port: int, process: subprocess.Popen, name: str) -> None:
 
 def main() -> None:
     VAR.mkdir(exist_ok=True)
+    (VAR / "demo").mkdir(exist_ok=True)   # lines you append here are shipped too (the sample logs stay untouched)
     (VAR / "collector.toml").write_text(COLLECTOR_TOML)
     (VAR / "agent.toml").write_text(AGENT_TOML)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -73,7 +74,7 @@ Try, in another terminal:
   {fleetlog} trace req-7f3a
   {fleetlog} search --user alice --min-level warning
   {fleetlog} search --message '"password incorrect"' --format json
-  {fleetlog} search --follow          (then: echo "$(date -u +%FT%TZ) ERROR req=r1 user=bob it broke" >> examples/logs/app.log)
+  {fleetlog} search --follow          (then: echo "$(date -u +%FT%TZ) ERROR req=r1 user=bob it broke" >> var/demo/app.log)
   {fleetlog} status
 
 Ctrl-C stops both.""", flush=True)
