@@ -4,14 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
-# (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd
+# (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
+# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev
 
 .PHONY: install proto system-deps test test-fast run bench lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py common/_chain_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -30,7 +31,8 @@ system-deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
-test: install system-deps
+# system-deps first: the install builds the C step against OpenSSL's headers.
+test: system-deps install
 	$(BIN)/python -m pytest -q
 
 test-fast: install
@@ -39,7 +41,7 @@ test-fast: install
 run: install
 	$(BIN)/python examples/run_local.py
 
-bench: install system-deps
+bench: system-deps install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: install

@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from json.encoder import encode_basestring
+
+try:  # the writer's step in C (setup.py builds it where OpenSSL's headers are installed)
+    from common._chain_native import link_rows as _native_link_rows
+except ImportError:  # pragma: no cover - exercised by tests through _python_link_rows
+    _native_link_rows = None
 
 GENESIS = b"\x00" * 32
 
@@ -64,6 +70,46 @@ def canonical_values(values: tuple) -> bytes:
         else:
             args.append(quote_optional(value))
     return (TEMPLATE % tuple(args)).encode()
+
+
+def link_rows(head: bytes, rows: list[list], columns: Sequence[int], link_column: int) -> bytes:
+    """Extend the chain over `rows` (the writer's new events, in seq order): row[columns[k]] is
+    the value of CANONICAL_KEYS[k]; each row's link is stored in row[link_column]. Returns the
+    last link. One call per transaction: the C version does the whole batch without a
+    Python-level call per event (its cost is what issue 7's < 10 % target measures)."""
+    if _native_link_rows is not None:
+        return _native_link_rows(head, rows, CANONICAL_KEYS, tuple(columns), link_column)
+    return _python_link_rows(head, rows, columns, link_column)
+
+
+NATIVE = _native_link_rows is not None  # shown by `make bench` beside the chain's cost
+
+
+def _json_scalar(value) -> str:
+    if value is None:
+        return NULL
+    if value.__class__ is str:
+        return encode_basestring(value)
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(int(value))
+
+
+_SCALARS_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in CANONICAL_KEYS) + "}"
+
+
+def _python_link_rows(head: bytes, rows: list[list], columns: Sequence[int], link_column: int) -> bytes:
+    """The same as the C version, for where it could not be built: about 5 µs per event instead
+    of 0.7 (one Python call per value; the earlier per-column template in the writer was 2.3)."""
+    sha256, scalar, template = hashlib.sha256, _json_scalar, _SCALARS_TEMPLATE
+    links = []
+    for row in rows:
+        canonical = template % tuple([scalar(row[c]) for c in columns])
+        head = sha256(head + sha256(canonical.encode()).digest()).digest()
+        links.append(head)
+    for row, link in zip(rows, links):  # every row or none, as in C
+        row[link_column] = link
+    return head
 
 
 def digest(canonical: bytes) -> bytes:

@@ -24,11 +24,14 @@ from common import chain
 from common.errors import StorageError
 from common.ids import event_id
 
-_INSERT_EVENT = (
-    "INSERT INTO events(seq, origin, pos, id, time, received_at, host, host_ip, collector, namespace,"
-    " source, log_type, app, pid, level, request_id, user, action, message, fields, tier, truncated,"
-    " hash) VALUES (" + ",".join("?" * 23) + ")"
-)
+# The writer's row, in this column order; the chain fills in `hash` (the last) for a whole batch.
+_ROW_COLUMNS = ("seq", "origin", "pos", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
+                "source", "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",
+                "tier", "truncated", "hash")
+_INSERT_EVENT = f"INSERT INTO events({', '.join(_ROW_COLUMNS)}) VALUES ({','.join('?' * len(_ROW_COLUMNS))})"
+_CHAIN_COLUMNS = tuple(_ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
+_HASH_COLUMN = _ROW_COLUMNS.index("hash")
+_MESSAGE_COLUMN = _ROW_COLUMNS.index("message")
 _INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"
 _SELECT_COLUMNS = ", ".join(EVENT_COLUMNS)
 READER_CACHE_KIB = 8 * 1024
@@ -129,13 +132,15 @@ class SqliteStore:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 results = []
-                event_rows: list[tuple] = []
+                event_rows: list[list] = []
                 for incoming in batches:
-                    result, seq, head = self._rows_for(incoming, received_at_us, seq, head, event_rows)
+                    result, seq = self._rows_for(incoming, received_at_us, seq, event_rows)
                     results.append(result)
                 if event_rows:
+                    # Inside the transaction: no acknowledged event is ever unchained.
+                    head = chain.link_rows(head, event_rows, _CHAIN_COLUMNS, _HASH_COLUMN)
                     self.conn.executemany(_INSERT_EVENT, event_rows)
-                    self.conn.executemany(_INSERT_FTS, ((row[0], row[18]) for row in event_rows))
+                    self.conn.executemany(_INSERT_FTS, ((row[0], row[_MESSAGE_COLUMN]) for row in event_rows))
                     self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                           (("last_seq", str(seq)), ("chain_head", head.hex())))
                     if self.checkpointer is not None:
@@ -148,12 +153,13 @@ class SqliteStore:
             self.last_seq, self.chain_head, self.last_checkpoint_seq = seq, head, checkpoint_seq
             return results
 
-    def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, head: bytes,
-                  out: list[tuple]) -> tuple[StoreResult, int, bytes]:
+    def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int,
+                  out: list[list]) -> tuple[StoreResult, int]:
+        """Append the new events of one chunk to `out` as rows (_ROW_COLUMNS, hash still None)."""
         result = StoreResult()
         count = len(incoming)
         if count == 0:
-            return result, seq, head
+            return result, seq
         host = incoming.host
         origin = self._origin_id(host, incoming.source_key)
         positions = incoming.position
@@ -168,11 +174,6 @@ class SqliteStore:
         times, levels, messages, flags = incoming.time_us, incoming.level, incoming.message, incoming.flags
         request_ids, users, actions = incoming.request_id, incoming.user, incoming.action
         apps, pids, fields, tiers = incoming.app, incoming.pid, incoming.fields_json, incoming.tier
-        # What is the same for the whole chunk is quoted once for the canonical form.
-        template, quote, opt, null, sha256 = chain.TEMPLATE, chain.quote, chain.quote_optional, chain.NULL, hashlib.sha256
-        q_collector, q_host, q_ip = opt(collector), quote(host), opt(host_ip)
-        q_log_type, q_namespace, q_source = opt(log_type), opt(namespace), opt(source)
-        q_tiers: dict[str, str] = {}
         duplicates = 0
         first = seq + 1
         for i in range(count):
@@ -182,26 +183,18 @@ class SqliteStore:
                 continue
             seen.add(pos)
             seq += 1
-            eid = event_id(host, source_key, pos)
-            app, pid, rid, user = apps[i] or None, pids[i] or None, request_ids[i] or None, users[i] or None
-            action, field, message, tier = actions[i] or None, fields[i] or None, messages[i], tiers[i]
-            time_us, level, truncated = times[i], levels[i], flags[i] & 1
-            q_tier = q_tiers.get(tier) or q_tiers.setdefault(tier, quote(tier))
-            canonical = template % (
-                opt(action), opt(app), q_collector, opt(field), q_host, q_ip, quote(eid), level, q_log_type,
-                quote(message), q_namespace, null if pid is None else str(pid), received_at, opt(rid), seq, q_source,
-                q_tier, time_us, truncated, opt(user))  # pid: None or a positive int
-            head = sha256(head + sha256(canonical.encode()).digest()).digest()
-            out.append((seq, origin, pos, eid, time_us, received_at, host, host_ip, collector, namespace,
-                        source, log_type, app, pid, level, rid, user, action, message, field, tier, truncated,
-                        head))
+            # Absent optional values are stored (and hashed) as NULL, never "" or 0.
+            out.append([seq, origin, pos, event_id(host, source_key, pos), times[i], received_at, host, host_ip,
+                        collector, namespace, source, log_type, apps[i] or None, pids[i] or None, levels[i],
+                        request_ids[i] or None, users[i] or None, actions[i] or None, messages[i],
+                        fields[i] or None, tiers[i], flags[i] & 1, None])
         result.stored = seq - first + 1
         result.duplicates = duplicates
         if result.stored:
             result.first_seq, result.last_seq = first, seq
         result.stored_by_host[host] = result.stored
         result.duplicates_by_host[host] = duplicates
-        return result, seq, head
+        return result, seq
 
     def delete_events(self, seqs: Sequence[int]) -> DeleteResult:
         """Delete events by seq in one transaction (callers keep batches small so ingestion never

@@ -1,0 +1,335 @@
+/* The writer's hash-chain step in C: canonical JSON + SHA-256 + link for a whole batch in one call.
+ *
+ * The canonical form and the chain are defined in common/chain.py (and docs/tamper-evidence.md);
+ * this produces the same bytes as its reference (json.dumps with sort_keys, compact separators,
+ * ensure_ascii=False, UTF-8) for the value types the store keeps: None, int, bool and str.
+ * tests/unit/test_chain_native.py compares the two. Python's per-event cost of the same work
+ * (formatting 20 fields, two hashlib calls) was ~2.3 us; here it is a fraction of that.
+ *
+ *   link_rows(head: bytes, rows: list[list], keys: tuple[str], columns: tuple[int], link_column: int) -> bytes
+ *
+ * For each row, the canonical object is {keys[k]: row[columns[k]]} in the given key order (the
+ * caller passes the keys sorted); its link is stored in row[link_column] and the last link is
+ * returned. Nothing is changed if any row fails (TypeError, UnicodeEncodeError). Rows are lists
+ * so the link goes into the row the writer built, without a second copy of it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#define BLOCK_ROWS 256
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} Buffer;
+
+static int buffer_grow(Buffer *buf, size_t extra) {
+    size_t cap = buf->cap ? buf->cap : 4096;
+    while (cap < buf->len + extra)
+        cap *= 2;
+    char *data = PyMem_Realloc(buf->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    buf->data = data;
+    buf->cap = cap;
+    return 0;
+}
+
+static inline int buffer_reserve(Buffer *buf, size_t extra) {
+    return buf->len + extra <= buf->cap ? 0 : buffer_grow(buf, extra);
+}
+
+static inline int buffer_add(Buffer *buf, const char *bytes, size_t n) {
+    if (buffer_reserve(buf, n) < 0)
+        return -1;
+    memcpy(buf->data + buf->len, bytes, n);
+    buf->len += n;
+    return 0;
+}
+
+/* Which bytes a JSON string must escape: control characters, '"' and '\\'. */
+static unsigned char needs_escape[256];
+
+static void init_escape_table(void) {
+    for (int c = 0; c < 0x20; c++)
+        needs_escape[c] = 1;
+    needs_escape['"'] = needs_escape['\\'] = 1;
+}
+
+/* A JSON string as json.encoder.encode_basestring writes it, then UTF-8: '"' and '\\' escaped,
+ * \b \f \n \r \t in short form, other control characters as \u00xx (lowercase hex), everything
+ * else as is. Working on UTF-8 bytes is safe: bytes of multi-byte sequences are all >= 0x80.
+ * Runs that need no escaping (nearly all text) are copied whole. */
+static int add_json_string(Buffer *buf, PyObject *text) {
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n;
+    const char *s;
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {  /* the common case: the str's own bytes are UTF-8 */
+        s = (const char *)PyUnicode_DATA(text);
+        n = PyUnicode_GET_LENGTH(text);
+    } else if ((s = PyUnicode_AsUTF8AndSize(text, &n)) == NULL) {
+        return -1;
+    }
+    if (buffer_reserve(buf, (size_t)n * 6 + 2) < 0)
+        return -1;
+    char *out = buf->data + buf->len;
+    *out++ = '"';
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!needs_escape[c])
+            continue;
+        memcpy(out, s + run, (size_t)(i - run));
+        out += i - run;
+        run = i + 1;
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\r': *out++ = 'r'; break;
+        case '\t': *out++ = 't'; break;
+        default:
+            *out++ = 'u'; *out++ = '0'; *out++ = '0';
+            *out++ = hex[c >> 4]; *out++ = hex[c & 0xf];
+        }
+    }
+    memcpy(out, s + run, (size_t)(n - run));
+    out += n - run;
+    *out++ = '"';
+    buf->len = (size_t)(out - buf->data);
+    return 0;
+}
+
+/* Decimal digits of a 64-bit integer (snprintf was a fifth of the whole call). */
+static int add_integer(Buffer *buf, long long number) {
+    char digits[24], *end = digits + sizeof digits, *p = end;
+    unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+    do {
+        *--p = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (number < 0)
+        *--p = '-';
+    return buffer_add(buf, p, (size_t)(end - p));
+}
+
+static int add_value(Buffer *buf, PyObject *value) {
+    if (value == Py_None)
+        return buffer_add(buf, "null", 4);
+    if (PyUnicode_Check(value))
+        return add_json_string(buf, value);
+    if (PyBool_Check(value))
+        return value == Py_True ? buffer_add(buf, "true", 4) : buffer_add(buf, "false", 5);
+    if (PyLong_Check(value)) {
+        int overflow = 0;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (number == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow)
+            return add_integer(buf, number);
+        /* beyond 64 bits: Python's own decimal form, as json writes it */
+        PyObject *digits = PyObject_Str(value);
+        if (digits == NULL)
+            return -1;
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(digits, &n);
+        int rc = s == NULL ? -1 : buffer_add(buf, s, (size_t)n);
+        Py_DECREF(digits);
+        return rc;
+    }
+    PyErr_Format(PyExc_TypeError, "the canonical form has no encoding for %.100s values",
+                 Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+/* One canonical key: `{"key":` for the first, `,"key":` for the rest, followed by the encoding
+ * of the last value seen in its column. Values that repeat from row to row (host, source, tier,
+ * the receive time, small ints: the same object) are then copied, not encoded again. */
+typedef struct {
+    Py_ssize_t index;    /* the row column holding this key's value */
+    size_t prefix_len;
+    PyObject *last;      /* strong reference, so the pointer cannot be reused while cached */
+    Buffer encoded;      /* prefix, then the encoding of `last` */
+} Column;
+
+static int columns_init(Column *cols, PyObject *keys, PyObject *indexes, Py_ssize_t count) {
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, k);
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys must be str");
+            return -1;
+        }
+        cols[k].index = PyLong_AsSsize_t(PyTuple_GET_ITEM(indexes, k));
+        if (cols[k].index < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "columns must be non-negative");
+            return -1;
+        }
+        if (buffer_add(&cols[k].encoded, k == 0 ? "{" : ",", 1) < 0 || add_json_string(&cols[k].encoded, key) < 0 ||
+            buffer_add(&cols[k].encoded, ":", 1) < 0)
+            return -1;
+        cols[k].prefix_len = cols[k].encoded.len;
+    }
+    return 0;
+}
+
+static void columns_free(Column *cols, Py_ssize_t count) {
+    for (Py_ssize_t k = 0; cols != NULL && k < count; k++) {
+        Py_XDECREF(cols[k].last);
+        PyMem_Free(cols[k].encoded.data);
+    }
+    PyMem_Free(cols);
+}
+
+/* Append one row's canonical object to `out`. */
+static int add_row(Buffer *out, PyObject *row, Column *cols, Py_ssize_t count) {
+    Py_ssize_t width = PyList_GET_SIZE(row);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Column *col = &cols[k];
+        if (col->index >= width) {
+            PyErr_SetString(PyExc_IndexError, "a column index is past the end of a row");
+            return -1;
+        }
+        PyObject *value = PyList_GET_ITEM(row, col->index);
+        if (value != col->last) {
+            col->encoded.len = col->prefix_len;
+            if (add_value(&col->encoded, value) < 0)
+                return -1;
+            Py_INCREF(value);
+            Py_XSETREF(col->last, value);
+        }
+        if (buffer_add(out, col->encoded.data, col->encoded.len) < 0)
+            return -1;
+    }
+    return buffer_add(out, "}", 1);
+}
+
+static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer head;
+    PyObject *rows, *keys, *columns;
+    Py_ssize_t link_column;
+    if (!PyArg_ParseTuple(args, "y*O!O!O!n:link_rows", &head, &PyList_Type, &rows, &PyTuple_Type, &keys,
+                          &PyTuple_Type, &columns, &link_column))
+        return NULL;
+
+    PyObject *result = NULL;
+    Buffer canonical = {0};
+    size_t *event_ends = NULL;
+    Column *cols = NULL;
+    unsigned char *links = NULL;
+    EVP_MD *sha256 = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    Py_ssize_t key_count = PyTuple_GET_SIZE(keys), row_count = PyList_GET_SIZE(rows);
+
+    if (head.len != 32 || key_count != PyTuple_GET_SIZE(columns) || key_count == 0 || link_column < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "head must be 32 bytes, keys/columns non-empty and equal in length, link_column >= 0");
+        goto done;
+    }
+    cols = PyMem_Calloc((size_t)key_count, sizeof *cols);
+    event_ends = PyMem_Calloc(BLOCK_ROWS + 1, sizeof *event_ends);
+    links = PyMem_Malloc(32 * ((size_t)row_count + 1));
+    if (!cols || !event_ends || !links) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (columns_init(cols, keys, columns, key_count) < 0)
+        goto done;
+
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    ctx = EVP_MD_CTX_new();
+    if (sha256 == NULL || ctx == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL has no SHA-256");
+        goto done;
+    }
+    memcpy(links, head.buf, 32);
+    int failed = 0;
+    /* Blocks of rows, so the buffer stays small enough to live in the CPU cache. */
+    for (Py_ssize_t block = 0; block < row_count && !failed; block += BLOCK_ROWS) {
+        Py_ssize_t block_end = block + BLOCK_ROWS < row_count ? block + BLOCK_ROWS : row_count;
+        /* 1. The block's canonical bytes into one buffer (needs the GIL: reads Python objects). */
+        canonical.len = 0;
+        for (Py_ssize_t i = block; i < block_end; i++) {
+            PyObject *row = PyList_GET_ITEM(rows, i);
+            if (!PyList_Check(row) || link_column >= PyList_GET_SIZE(row)) {
+                PyErr_SetString(PyExc_TypeError, "rows must be lists that have the link column");
+                goto done;
+            }
+            if (add_row(&canonical, row, cols, key_count) < 0)
+                goto done;
+            event_ends[i - block + 1] = canonical.len;
+        }
+        /* 2. Digests and links, without the GIL (the collector's receiving thread runs meanwhile). */
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = block; i < block_end && !failed; i++) {
+            unsigned char pair[64];
+            unsigned int size;
+            size_t from = event_ends[i - block], to = event_ends[i - block + 1];
+            memcpy(pair, links + 32 * i, 32);
+            failed = !EVP_DigestInit_ex(ctx, sha256, NULL) ||
+                     !EVP_DigestUpdate(ctx, canonical.data + from, to - from) ||
+                     !EVP_DigestFinal_ex(ctx, pair + 32, &size) ||
+                     !EVP_DigestInit_ex(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, pair, 64) ||
+                     !EVP_DigestFinal_ex(ctx, links + 32 * (i + 1), &size);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    if (failed) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
+        goto done;
+    }
+
+    /* 3. Only now change the rows: every row or none. */
+    PyObject **made = PyMem_Calloc((size_t)row_count + 1, sizeof *made);
+    if (made == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < row_count; i++) {
+        made[i] = PyBytes_FromStringAndSize((const char *)links + 32 * (i + 1), 32);
+        if (made[i] == NULL) {
+            for (Py_ssize_t j = 0; j < i; j++)
+                Py_DECREF(made[j]);
+            PyMem_Free(made);
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < row_count; i++)
+        PyList_SetItem(PyList_GET_ITEM(rows, i), link_column, made[i]);  /* steals made[i] */
+    PyMem_Free(made);
+    result = PyBytes_FromStringAndSize((const char *)links + 32 * row_count, 32);
+
+done:
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(sha256);
+    columns_free(cols, key_count);
+    PyMem_Free(canonical.data);
+    PyMem_Free(event_ends);
+    PyMem_Free(links);
+    PyBuffer_Release(&head);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"link_rows", link_rows, METH_VARARGS,
+     "link_rows(head, rows, keys, columns, link_column) -> head: store each row's chain link in it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_chain_native", "The hash chain's per-batch step in C (see common/chain.py).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__chain_native(void) {
+    init_escape_table();
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,105 @@
+"""The writer's chain step in C (common/_chain_native.c) against the reference canonical form.
+
+The import is not guarded: `make test` builds the extension (setup.py; OpenSSL's headers come
+with the system packages), and a missing build must fail here rather than pass on the fallback.
+"""
+
+import json
+import random
+
+import pytest
+
+from common import _chain_native, chain
+
+KEYS = chain.CANONICAL_KEYS
+COLUMNS = tuple(range(len(KEYS)))
+LINK = len(KEYS)
+# Every ASCII character (controls, quote, backslash, DEL), and non-ASCII from 2, 3 and 4 UTF-8 bytes,
+# the JavaScript line separators json leaves alone, and the replacement character.
+ALPHABET = [chr(c) for c in range(0x80)] + ["é", "ß", "✓", "€", "\u2028", "\u2029", "\ufffd", "😀", "𝄞"]
+
+
+def _value(rng: random.Random):
+    kind = rng.random()
+    if kind < 0.15:
+        return None
+    if kind < 0.35:
+        return rng.choice([0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**70, rng.randint(-10**15, 10**15)])
+    if kind < 0.4:
+        return rng.choice([True, False])
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 40)))
+
+
+def _reference(head: bytes, rows: list[list]) -> tuple[bytes, list[bytes]]:
+    links = []
+    for row in rows:
+        event = dict(zip(KEYS, row))
+        head = chain.extend(head, json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+        links.append(head)
+    return head, links
+
+
+def _rows(rng: random.Random, count: int) -> list[list]:
+    return [[_value(rng) for _ in KEYS] + [None] for _ in range(count)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_links_equal_the_reference_for_any_stored_value(seed):
+    rng = random.Random(seed)
+    rows = _rows(rng, 700)  # more than one of the C code's 256-row blocks
+    start = bytes(range(32))
+    expected_head, expected_links = _reference(start, rows)
+    fallback_rows = [list(row) for row in rows]
+
+    head = _chain_native.link_rows(start, rows, KEYS, COLUMNS, LINK)
+
+    assert head == expected_head
+    assert [row[LINK] for row in rows] == expected_links
+    assert chain._python_link_rows(start, fallback_rows, COLUMNS, LINK) == expected_head
+    assert [row[LINK] for row in fallback_rows] == expected_links
+
+
+def test_values_repeated_from_row_to_row_are_encoded_per_row():
+    """The C code reuses the encoding of a value seen in the row before (same object); a value that
+    changes and changes back must still be encoded each time."""
+    a, b = "host-a", "host-\"b\""
+    rows = [[a if i % 3 else b, i, None] + ["x"] * (len(KEYS) - 3) + [None] for i in range(600)]
+    head = _chain_native.link_rows(chain.GENESIS, rows, KEYS, COLUMNS, LINK)
+    assert (head, [row[LINK] for row in rows]) == _reference(chain.GENESIS, [row[:LINK] for row in rows])
+
+
+def test_the_writer_step_uses_the_store_row_layout():
+    """chain.link_rows with the writer's column map links exactly the canonical form of its rows."""
+    from collector.store import sqlite as writer
+
+    row = [7, 1, 120, "ab" * 16, 1_700_000_000_000_000, 1_700_000_000_500_000, "web-1", "10.0.0.5", "c1", "default",
+           "file:/var/log/auth.log", "audit", "sshd", 4242, 5, "req-1", "alice", "login", 'msg "quoted" ✓', '{"k":"v"}',
+           "security", 0, None]
+    event = {name: row[index] for name, index in zip(KEYS, writer._CHAIN_COLUMNS)}
+    head = chain.link_rows(chain.GENESIS, [row], writer._CHAIN_COLUMNS, writer._HASH_COLUMN)
+    assert head == row[writer._HASH_COLUMN] == chain.extend(chain.GENESIS, chain.canonical_bytes(event))
+    assert chain.NATIVE
+
+
+@pytest.mark.parametrize("bad, error", [(1.5, TypeError), (b"bytes", TypeError), ("lone \ud800 surrogate", UnicodeEncodeError)])
+def test_a_value_without_a_canonical_form_changes_no_row(bad, error):
+    rows = _rows(random.Random(1), 300)
+    rows[299][5] = bad  # in the second block: the first block's links are computed by then
+    with pytest.raises(error):
+        _chain_native.link_rows(chain.GENESIS, rows, KEYS, COLUMNS, LINK)
+    assert all(row[LINK] is None for row in rows)
+
+
+def test_no_rows_leave_the_head_as_it_was():
+    head = bytes(range(32))
+    assert _chain_native.link_rows(head, [], KEYS, COLUMNS, LINK) == head
+
+
+@pytest.mark.parametrize("head, rows, error", [
+    (b"short", [], ValueError),
+    (bytes(32), [(1, 2)], TypeError),            # tuples cannot take the link
+    (bytes(32), [[1, 2]], TypeError),            # no link column
+])
+def test_misuse_is_an_exception_not_a_crash(head, rows, error):
+    with pytest.raises(error):
+        _chain_native.link_rows(head, rows, KEYS, COLUMNS, LINK)
