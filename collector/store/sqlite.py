@@ -150,6 +150,12 @@ class SqliteStore:
                 self._rollback()
                 self._origins = origins_before
                 raise StorageError(f"{self.path}: storing a batch failed: {exc}") from None
+            except BaseException:
+                # A value the chain cannot encode (or any other surprise) must not leave the
+                # transaction open: every later batch would fail to BEGIN.
+                self._rollback()
+                self._origins = origins_before
+                raise
             self.last_seq, self.chain_head, self.last_checkpoint_seq = seq, head, checkpoint_seq
             return results
 

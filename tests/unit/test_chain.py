@@ -66,3 +66,19 @@ def test_delete_events_leaves_anchors_for_every_gap(tmp_path):
     reader = SqliteReader(str(tmp_path / "events.db"))
     assert [r[0] for page in reader.query("", []) for r in page] == [1, 5, 6, 8, 9]
     assert reader.scalar("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'line'") == 5
+
+
+def test_a_batch_the_chain_cannot_encode_is_rolled_back_and_the_next_one_stores(tmp_path):
+    import pytest
+
+    from collector.store.sqlite import SqliteStore
+    from tests.unit.store_helpers import incoming
+
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    bad = incoming("web-1", "k1", [1, 2])
+    bad.pid = [0, 1.5]  # no canonical form for a float
+    with pytest.raises(TypeError):
+        store.store_batch([bad], 1)
+    results = store.store_batch([incoming("web-1", "k1", [1, 2, 3])], 2)
+    assert results[0].stored == 3 and results[0].first_seq == 1
+    assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 3
