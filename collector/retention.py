@@ -144,7 +144,8 @@ class RetentionScheduler:
             if delay > 0:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                     continue   # rescheduled: recompute the delay
                 except TimeoutError:
                     pass
