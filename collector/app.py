@@ -49,6 +49,18 @@ DENIAL_AUDIT_INTERVAL = 10.0
 # Events received but not yet committed, across all agents (collector/admission.py): about
 # 1 KiB each while they wait, and enough for the writer's groups to share fsyncs.
 ADMITTED_EVENTS = 20_000
+# The stop's steps and their bounds in seconds (README "Stopping"); STOP_BOUND is their sum plus
+# a margin, after which common/daemon.py ends the process anyway.
+STOP_STEPS = {
+    "stopping the gRPC server": 7.0,       # 5 s for in-flight batches to commit, then cancelled
+    "stopping retention": 3.0,
+    "stopping the checkpoint timer": 2.0,
+    "recording the stop event": 5.0,
+    "stopping the forwarders": 8.0,
+    "signing the store's head": 5.0,
+    "stopping the storage writer": 5.0,
+}
+STOP_BOUND = sum(STOP_STEPS.values()) + 5.0
 
 
 def check_listen_policy(config: CollectorConfig) -> None:
@@ -95,6 +107,8 @@ class CollectorApp:
         self.signer = Signer(key, config.node_name, config.signing.checkpoint_every,
                              on_signed=self.metrics.checkpoints.inc)
         self._checkpoint_task: asyncio.Task[Any] | None = None
+        self.stop_bound = STOP_BOUND
+        self.stop_step = "not stopping"
         self.writer = StorageWriter(self.store, on_commit=self._after_commit)
         self.admission = EventBudget(ADMITTED_EVENTS)
         self.query = QueryEngine(self.db_path)
@@ -154,23 +168,50 @@ class CollectorApp:
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
                  self.port, self.db_path)
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, let in-flight batches commit, record a clean shutdown, close storage."""
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight batches commit, record a clean shutdown, close storage.
+        Every step is bounded (STOP_STEPS); one that overruns is logged and the stop goes on, so the
+        whole stop ends within STOP_BOUND. Only committed batches were acknowledged, so a step left
+        unfinished loses nothing: agents re-send the rest, forwarders resume from their cursors."""
         if self.server is not None:
-            await self.health.enter_graceful_shutdown()
-            await self.server.stop(grace)
-        await self.retention.stop()
-        stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
-                                    tier="permanent")]
+            await self._stop_step("stopping the gRPC server", self._stop_server())
+        await self._stop_step("stopping retention", self.retention.stop())
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
-            await asyncio.gather(self._checkpoint_task, return_exceptions=True)
-        await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
-        await asyncio.to_thread(self.forwarding.stop)   # cursors saved; the rest is sent after restart
-        await self.writer.call(self.signer.checkpoint_head)   # a stopped store is signed to its end
-        await asyncio.to_thread(self.writer.stop)
-        self.store.close()
+            await self._stop_step("stopping the checkpoint timer", asyncio.wait({self._checkpoint_task}))
+        stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
+                                    tier="permanent")]
+        await self._stop_step("recording the stop event",
+                              self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event)))
+        # Cursors are saved; the rest is sent after restart.
+        await self._stop_step("stopping the forwarders", asyncio.to_thread(self.forwarding.stop))
+        await self._stop_step("signing the store's head",   # a stopped store is signed to its end
+                              self.writer.call(self.signer.checkpoint_head))
+        if await self._stop_step("stopping the storage writer", asyncio.to_thread(self.writer.stop)):
+            self.store.close()
         self.http.stop()
+
+    async def _stop_server(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        assert self.server is not None
+        await self.server.stop(STOP_STEPS["stopping the gRPC server"] - 2.0)
+
+    async def _stop_step(self, step: str, work: Any) -> bool:
+        """Run one step of the stop within its bound; False (and an error line) when it overran."""
+        self.stop_step = step
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=STOP_STEPS[step])
+        if not done:
+            task.cancel()
+            log.error("stop: %s did not finish within %.0f s; going on without it", step, STOP_STEPS[step])
+            return False
+        if task.exception() is not None:
+            log.error("stop: %s failed: %s", step, task.exception())
+            return False
+        return True
+
+    def stop_progress(self) -> str:
+        return self.stop_step
 
     async def reload(self, config: CollectorConfig) -> None:
         """Apply what can change without a restart: thresholds, tiers, retention, forwarders."""
@@ -307,7 +348,8 @@ class CollectorApp:
                 yield page
             if not found:
                 try:
-                    await asyncio.wait_for(self._committed.wait(), timeout=1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._committed.wait()
                 except TimeoutError:
                     pass  # poll anyway: a commit signalled before clear() is never missed for long
 
