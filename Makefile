@@ -32,8 +32,11 @@ system-deps:
 	fi
 
 # system-deps first: the install builds the C step against OpenSSL's headers.
+# The suite cannot hang: each test has a 180 s timeout (pyproject) and a 300 s hard bound
+# (tests/conftest.py), and the whole run a wall-clock limit, so `make test` ends, pass or fail.
+TEST_TIME_LIMIT ?= 14m
 test: system-deps install
-	$(BIN)/python -m pytest -q
+	timeout --kill-after=30s $(TEST_TIME_LIMIT) $(BIN)/python -m pytest -q
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit

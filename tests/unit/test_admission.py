@@ -3,6 +3,7 @@
 import asyncio
 
 from collector.admission import EventBudget
+from tests.bounded import run_bounded
 
 
 def test_a_batch_waits_until_committed_events_free_the_budget():
@@ -28,7 +29,7 @@ def test_a_batch_waits_until_committed_events_free_the_budget():
         order.append(f"in use {budget.in_use}")
         return order
 
-    assert asyncio.run(scenario()) == ["in use 10000", "in use 6000", "third admitted", "in use 5000"]
+    assert run_bounded(scenario(), timeout=30) == ["in use 10000", "in use 6000", "third admitted", "in use 5000"]
 
 
 def test_a_batch_larger_than_the_budget_is_let_in_alone():
@@ -37,4 +38,4 @@ def test_a_batch_larger_than_the_budget_is_let_in_alone():
         await asyncio.wait_for(budget.acquire(50_000), 5)
         return budget.in_use
 
-    assert asyncio.run(scenario()) == 50_000
+    assert run_bounded(scenario(), timeout=30) == 50_000
