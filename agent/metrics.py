@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from common.metrics import register_standard
 
+DROP_REASONS = ("spool_full", "filtered", "collector_threshold")
+
 
 class AgentMetrics:
     def __init__(self) -> None:
@@ -23,4 +25,8 @@ class AgentMetrics:
         self.source_lag = Gauge(p + "source_lag_bytes", "File size minus checkpoint.", ["source"], registry=r)
         # Beside spool_bytes, so an alert can say "80 % full" without copying the config into the rule.
         self.spool_max_bytes = Gauge(p + "spool_max_bytes", "spool.max_bytes as configured.", registry=r)
+        # Every reason from the start, at 0: a series that first appears at 1 is invisible to
+        # increase() and rate(), so the first events dropped would raise no alert.
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
         register_standard(r, "agent")

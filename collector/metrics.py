@@ -12,7 +12,10 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from collector.retention import PURGED_TIERS
 from common.metrics import register_standard
+
+DROP_REASONS = ("below_level", "namespace_denied", "bad_batch")
 
 
 def filesystem_bytes(path: str) -> tuple[int, int]:
@@ -70,6 +73,12 @@ class CollectorMetrics:
         self.purge_interval = Gauge(p + "purge_interval_seconds", "retention.purge_interval as configured.",
                                     registry=r)
         self.purge_failures = Counter(p + "purge_failures", "Retention purges that failed.", registry=r)
+        # Every known reason and tier from the start, at 0: a series that first appears at 1 is
+        # invisible to increase() and rate(), so the first rejected batch would raise no alert.
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
+        for tier in PURGED_TIERS:
+            self.purged.labels(tier)
         register_standard(r, "collector")
 
     def watch_filesystem(self, path: str) -> None:

@@ -62,6 +62,13 @@ def test_both_daemons_expose_process_metrics_build_info_and_alert_gauges(cluster
     assert agent.metric("fleetlog_build_info", {"daemon": "collector"}) == 0
 
     assert agent.metric("fleetlog_agent_spool_max_bytes") == 4 * MiB
+    # Counters an alert watches with increase() exist at 0 before their first event.
+    for reason in ("spool_full", "filtered", "collector_threshold"):
+        assert f'fleetlog_agent_events_dropped_total{{reason="{reason}"}} 0.0' in agent.metrics()
+    for reason in ("below_level", "namespace_denied", "bad_batch"):
+        assert f'fleetlog_collector_events_dropped_total{{reason="{reason}"}} 0.0' in collector.metrics()
+    for tier in ("general", "security"):
+        assert f'fleetlog_collector_events_purged_total{{tier="{tier}"}} 0.0' in collector.metrics()
     value = lambda name: collector.metric("fleetlog_collector_" + name)
     assert value("ready") == 1
     st = os.statvfs(collector.config["data_dir"])
