@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -98,7 +99,12 @@ def parse_time_value(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:     # an integer beyond any float
+            return None
+        if not math.isfinite(number):   # `time=inf`, `time=nan`, `time=1e400`: no time
+            return None
         if number > 1e17:     # ns
             return int(number / 1000)
         if number > 1e14:     # µs
