@@ -5,14 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
-# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev
+# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py),
+# prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus
 
 .PHONY: install proto system-deps test test-fast run bench lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py common/_chain_native.c
+$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -59,6 +59,7 @@ class AgentApp:
         except OSError as exc:
             raise ConfigError(f"agent.toml: state_dir: cannot create {config.state_dir}: {exc.strerror}") from None
         self.metrics = AgentMetrics()
+        self.metrics.spool_max_bytes.set(config.spool.max_bytes)
         self.token = read_token(config.token_file)
         self.sources: list[Source] = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -104,17 +105,18 @@ class CollectorApp:
         self.authenticator = Authenticator(tokens, mtls=bool(config.tls and config.tls.require_client_cert))
         self.store = SqliteStore(self.db_path, config.storage.synchronous, collector=config.node_name)
         key, self.signing_key_path, _ = load_or_create_key(config.signing.key, str(self.data_dir))
-        self.signer = Signer(key, config.node_name, config.signing.checkpoint_every,
-                             on_signed=self.metrics.checkpoints.inc)
+        self.signer = Signer(key, config.node_name, config.signing.checkpoint_every, on_signed=self._signed)
+        self.metrics.checkpoint_time.set(self.store.last_checkpoint_time())
         self._checkpoint_task: asyncio.Task[Any] | None = None
         self.stop_bound = STOP_BOUND
         self.stop_step = "not stopping"
         self.writer = StorageWriter(self.store, on_commit=self._after_commit)
         self.admission = EventBudget(ADMITTED_EVENTS)
         self.query = QueryEngine(self.db_path)
-        self.metrics.storage_bytes.set_function(self.store.storage_bytes)
         self.retention = RetentionScheduler(config, self.db_path, self.writer,
-                                            on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n))
+                                            on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n),
+                                            on_run=self._purge_ran)
+        self._watch(config)
         self.nodes: dict[str, NodeState] = {}
         self._denials_recorded: dict[tuple[str, str], tuple[float, int]] = {}   # -> (when, repeats since)
         self.server: grpc.aio.Server | None = None
@@ -126,6 +128,28 @@ class CollectorApp:
         self.forwarding = Forwarding(self.db_path, self.data_dir, self.metrics, self._record_from_thread)
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _watch(self, config: CollectorConfig) -> None:
+        """Gauges read at each scrape, and the configured intervals the alert rules compare with."""
+        m = self.metrics
+        m.storage_bytes.set_function(self.store.storage_bytes)
+        m.watch_filesystem(os.path.dirname(os.path.abspath(self.db_path)))
+        m.ready.set_function(lambda: 1 if self.ready()[0] else 0)
+        m.chain_head_seq.set_function(lambda: self.store.last_seq)
+        m.checkpoint_seq.set_function(lambda: self.store.last_checkpoint_seq)
+        m.next_purge.set_function(lambda: self.retention.next_purge)
+        m.checkpoint_interval.set(config.signing.checkpoint_interval)
+        m.purge_interval.set(config.retention.purge_interval)
+
+    def _signed(self, count: int) -> None:
+        self.metrics.checkpoints.inc(count)
+        self.metrics.checkpoint_time.set(time.time())
+
+    def _purge_ran(self, ok: bool) -> None:
+        if ok:
+            self.metrics.last_purge.set(time.time())
+        else:
+            self.metrics.purge_failures.inc()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -222,6 +246,8 @@ class CollectorApp:
         self.config = config
         self.classifier = Classifier(config)
         self.retention.reconfigure(config)
+        self.metrics.checkpoint_interval.set(config.signing.checkpoint_interval)
+        self.metrics.purge_interval.set(config.retention.purge_interval)
 
     def ready(self) -> tuple[bool, str]:
         if self.server is None:

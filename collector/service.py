@@ -111,6 +111,7 @@ class IngestService(pb_grpc.IngestServicer):
             try:
                 results = await app.writer.submit(prepared.events) if prepared.events else []
             except StorageError as exc:
+                app.metrics.ingest_errors.inc()
                 return pb.IngestReply(batch_id=batch.batch_id, error=str(exc))
             finally:
                 await app.admission.release(admitted)

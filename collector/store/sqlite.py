@@ -247,6 +247,11 @@ class SqliteStore:
         except sqlite3.Error:
             pass  # no transaction was open: nothing to undo
 
+    def last_checkpoint_time(self) -> float:
+        """Unix seconds of the newest signed checkpoint; 0 when none was signed yet."""
+        row = self.conn.execute("SELECT max(time) FROM checkpoints").fetchone()
+        return (row[0] or 0) / 1e6
+
     def storage_bytes(self) -> int:
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
