@@ -20,11 +20,13 @@ from collector.classify import Classifier
 from collector.config import CollectorConfig
 from collector.filters import FilterSpec, build_filter_spec
 from collector.forward import Forwarding
+from collector.gate import AuthGate
 from collector.identity import Authenticator, Caller, describe_denial, load_tokens, peer_ip
-from collector.ingest import PreparedBatch
+from collector.ingest import IngestLimits, PreparedBatch
 from collector.internal import InternalEvent, append_internal
 from collector.metrics import CollectorMetrics
 from collector.query import QueryEngine
+from collector.rejections import Rejections
 from collector.retention import RetentionScheduler
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
@@ -46,9 +48,27 @@ log = logging.getLogger("fleetlog.collector")
 # between are counted into the next one. A misconfigured agent retrying, or a namespace denied on
 # every batch, would otherwise flood the security tier.
 DENIAL_AUDIT_INTERVAL = 10.0
-# Events received but not yet committed, across all agents (collector/admission.py): about
-# 1 KiB each while they wait, and enough for the writer's groups to share fsyncs.
-ADMITTED_EVENTS = 20_000
+# How long a connection may take to become an HTTP/2 connection (TLS and the client preface): a
+# peer that connects and sends nothing holds a descriptor for no longer than this.
+HANDSHAKE_TIMEOUT_MS = 10_000
+
+
+def grpc_server_options(config: CollectorConfig) -> list[tuple[str, int]]:
+    """Bounds on what one peer may hold: message size (gRPC refuses larger ones with
+    RESOURCE_EXHAUSTED before reading them into memory), streams per connection, and keepalive
+    enforcement (agents ping every 10 s; a peer pinging more often than every 5 s without data
+    is sent GOAWAY after two strikes)."""
+    return [
+        ("grpc.max_receive_message_length", config.ingest.max_message_bytes),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.max_concurrent_streams", config.ingest.max_streams_per_connection),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+    ]
 
 
 def check_listen_policy(config: CollectorConfig) -> None:
@@ -96,7 +116,9 @@ class CollectorApp:
                              on_signed=self.metrics.checkpoints.inc)
         self._checkpoint_task: asyncio.Task[Any] | None = None
         self.writer = StorageWriter(self.store, on_commit=self._after_commit)
-        self.admission = EventBudget(ADMITTED_EVENTS)
+        self.admission = EventBudget(config.ingest.max_pending_events, config.ingest.max_pending_bytes)
+        self.ingest_limits = IngestLimits(config.ingest.max_message_bytes, config.ingest.max_batch_events)
+        self.rejections = Rejections(self.metrics.requests_rejected)
         self.query = QueryEngine(self.db_path)
         self.metrics.storage_bytes.set_function(self.store.storage_bytes)
         self.retention = RetentionScheduler(config, self.db_path, self.writer,
@@ -115,11 +137,8 @@ class CollectorApp:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ])
-        pb_grpc.add_IngestServicer_to_server(IngestService(self), server)
+        server = grpc.aio.server(options=grpc_server_options(self.config), interceptors=[AuthGate(self)])
+        server.add_generic_rpc_handlers((IngestService(self).handler(),))
         pb_grpc.add_QueryServicer_to_server(QueryService(self), server)
         pb_grpc.add_AdminServicer_to_server(AdminService(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -28,6 +28,9 @@ class CollectorMetrics:
                                  ["forwarder"], registry=r)
         self.forward_errors = Counter(p + "forward_errors", "Forwarder delivery failures.", ["forwarder"],
                                       registry=r)
+        self.requests_rejected = Counter(
+            p + "requests_rejected", "Requests refused for what the peer sent (malformed, over a limit, "
+            "unauthenticated), by reason.", ["reason"], registry=r)
         self.checkpoints = Counter(p + "checkpoints", "Signed checkpoints written.", registry=r)
         self.clock_skew = Gauge(p + "agent_clock_skew_seconds", "Agent clock minus collector clock.",
                                 ["host"], registry=r)

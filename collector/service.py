@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from collector.identity import Caller
-from collector.ingest import BadBatch, Origin, prepare_batch
+from collector.identity import Caller, peer_ip
+from collector.ingest import BadBatch, Origin, decode_request, prepare_chunks, unpack
 from common.errors import AuthError, StorageError, UsageError
 from common.event import to_json
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -52,60 +52,96 @@ async def _require(app: CollectorApp, context: grpc.aio.ServicerContext, caller:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"role {caller.role!r} may not {what}")
 
 
-class IngestService(pb_grpc.IngestServicer):
+class IngestService:
+    """Ingest/Stream, registered with a raw-bytes deserializer: grpc hands over the message bytes
+    and this service decodes them (collector/ingest.py), so a corrupt frame is refused with
+    INVALID_ARGUMENT and a reason instead of grpc's "Unexpected DecodeError" and a traceback, and
+    with tokens or mTLS configured nothing is decoded before the peer is authenticated."""
+
     def __init__(self, app: CollectorApp):
         self.app = app
 
-    async def Stream(self, request_iterator: AsyncIterator[pb.IngestRequest],
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler("fleetlog.v1.Ingest", {
+            "Stream": grpc.stream_stream_rpc_method_handler(
+                self.Stream, request_deserializer=None,
+                response_serializer=pb.IngestReply.SerializeToString)})
+
+    async def Stream(self, request_iterator: AsyncIterator[bytes],
                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.IngestReply]:
         app = self.app
-        first = await anext(aiter(request_iterator), None)
-        if first is None:
+        peer = peer_ip(context)
+        caller: Caller | None = None
+        if not app.authenticator.open:
+            # Credentials are in the connection and the metadata: authenticate before reading.
+            caller = await _authenticate(app, context, "ingest")
+        first_raw = await anext(aiter(request_iterator), None)
+        if first_raw is None:
             return
+        try:
+            first = decode_request(first_raw)
+        except BadBatch as exc:
+            await self._refuse(context, peer, exc)
         claimed = first.hello.node_name if first.HasField("hello") else ""
-        caller = await _authenticate(app, context, "ingest", claimed)
+        if caller is None:
+            caller = await _authenticate(app, context, "ingest", claimed)
         await _require(app, context, caller, caller.can_ingest, "ingest")
         origin = Origin(host=caller.name, host_ip=caller.ip, namespaces=caller.namespaces,
                         claimed=claimed if claimed != caller.name else "")
+        # Futures of acknowledgements in batch order; a BadBatch ends the stream after the acks
+        # of every batch before it were sent (those batches stay stored).
         pending: asyncio.Queue = asyncio.Queue(maxsize=64)
         app.agent_connected(caller.name, caller.ip, +1)
 
         async def read_batches() -> None:
             try:
                 if first.HasField("batch"):
-                    await pending.put(await self._submit(first.batch, origin))
-                async for request in request_iterator:
+                    await pending.put(await self._submit(first.batch, len(first_raw), origin))
+                async for raw in request_iterator:
+                    await app.admission.acquire(0, len(raw))   # nothing more is read until it fits
+                    try:
+                        request = decode_request(raw)
+                    finally:
+                        await app.admission.release(0, len(raw))
                     if request.HasField("batch"):
-                        await pending.put(await self._submit(request.batch, origin))
+                        await pending.put(await self._submit(request.batch, len(raw), origin))
+            except BadBatch as exc:
+                await pending.put(exc)
             finally:
                 await pending.put(None)
 
         reader = asyncio.create_task(read_batches())
         try:
             while (item := await pending.get()) is not None:
-                _batch_id, job = item
-                yield await job
+                if isinstance(item, BadBatch):
+                    await self._refuse(context, peer, item)
+                yield await item
             await reader
         finally:
             reader.cancel()
             app.agent_connected(caller.name, caller.ip, -1)
 
-    async def _submit(self, batch: pb.Batch, origin: Origin) -> tuple[int, asyncio.Future]:
-        """Prepare a batch and hand it to the writer; the returned future resolves to its ack."""
+    async def _refuse(self, context: grpc.aio.ServicerContext, peer: str, exc: BadBatch) -> None:
+        self.app.rejections.refuse(peer, exc.reason, str(exc))
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    async def _submit(self, batch: pb.Batch, wire_bytes: int, origin: Origin) -> asyncio.Future:
+        """Admit, prepare and hand a batch to the writer; the returned future resolves to its ack.
+        Raises BadBatch (nothing of the batch is stored)."""
         app = self.app
         started = time.perf_counter()
         app.note_batch(origin.host, batch.sent_at_us)
+        # The budget is taken before the batch becomes Python objects (about 1 KiB per event):
+        # while it is spent this stream reads nothing more and gRPC's flow control holds the peer.
+        unpacked = unpack(batch, app.ingest_limits)
+        cost = (unpacked.events, wire_bytes + unpacked.payload_bytes)
+        await app.admission.acquire(*cost)
         try:
-            prepared = prepare_batch(batch, origin, app.classifier)
-        except BadBatch as exc:
-            app.metrics.dropped.labels("bad_batch").inc()
-            log.error("from %s: %s", origin.host, exc)
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(pb.IngestReply(batch_id=batch.batch_id, error=str(exc)))
-            return batch.batch_id, done
+            prepared = prepare_chunks(unpacked, origin, app.classifier)
+        except BadBatch:
+            await app.admission.release(*cost)
+            raise
         app.count_received(origin.host, prepared)
-        admitted = sum(len(events) for events in prepared.events)
-        await app.admission.acquire(admitted)   # this stream reads nothing more until it fits
 
         async def commit() -> pb.IngestReply:
             try:
@@ -113,7 +149,7 @@ class IngestService(pb_grpc.IngestServicer):
             except StorageError as exc:
                 return pb.IngestReply(batch_id=batch.batch_id, error=str(exc))
             finally:
-                await app.admission.release(admitted)
+                await app.admission.release(*cost)
             stored = sum(r.stored for r in results)
             duplicates = sum(r.duplicates for r in results)
             app.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
@@ -121,7 +157,7 @@ class IngestService(pb_grpc.IngestServicer):
             return pb.IngestReply(batch_id=batch.batch_id, stored=stored, duplicates=duplicates,
                                   dropped=prepared.dropped_below_level + prepared.denied)
 
-        return batch.batch_id, asyncio.ensure_future(commit())
+        return asyncio.ensure_future(commit())
 
 
 class QueryService(pb_grpc.QueryServicer):
