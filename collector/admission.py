@@ -26,7 +26,7 @@ class EventBudget:
 
     def _fits(self, events: int, nbytes: int) -> bool:
         # A batch larger than the whole budget is let in alone, so it cannot wait forever.
-        if self.in_use == 0 and self.bytes_in_use == 0:
+        if self.in_use <= 0 and self.bytes_in_use <= 0:
             return True
         return self.in_use + events <= self.max_events and self.bytes_in_use + nbytes <= self.max_bytes
 
@@ -36,6 +36,22 @@ class EventBudget:
             await self._freed.wait_for(lambda: self._fits(events, nbytes))
             self.in_use += events
             self.bytes_in_use += nbytes
+
+    def add(self, events: int, nbytes: int = 0) -> None:
+        """Take more without waiting: what a batch turned out to cost once decoded (its events, a
+        compressed payload's expansion) on top of its message bytes, which were acquired before
+        decoding. Waiting here, holding the decoded message, would keep two copies per stream;
+        the overshoot is at most one batch per stream and stops everyone's next read."""
+        self.in_use += events
+        self.bytes_in_use += nbytes
+
+    async def wait_for_room(self) -> None:
+        """Wait while the byte budget is spent, without taking any of it: a stream calls this
+        before reading its next message, so a flood stops being pulled off the sockets (the
+        bytes stay in the peers) instead of piling up here as messages waiting for admission.
+        Nothing is reserved, so idle streams never hold budget they do not use."""
+        async with self._freed:
+            await self._freed.wait_for(lambda: self.bytes_in_use < self.max_bytes or self.in_use == 0)
 
     async def release(self, events: int, nbytes: int = 0) -> None:
         async with self._freed:

@@ -111,11 +111,11 @@ class IngestConfig:
     The agents' batches must fit: an agent's batch is about its batch.max_bytes of lines plus
     one source read, and about twice that on the wire when lines carry key=value fields."""
 
-    max_message_bytes: Size = 16 * 1024 * 1024      # one gRPC message, after gzip/zstd expansion
+    max_message_bytes: Size = 4 * 1024 * 1024       # one gRPC message, after gzip/zstd expansion
     max_batch_events: int = 50_000
     max_pending_events: int = 20_000                 # received, not yet committed, all agents
-    max_pending_bytes: Size = 64 * 1024 * 1024
-    max_streams_per_connection: int = 16
+    max_pending_bytes: Size = 32 * 1024 * 1024
+    max_streams_per_connection: int = 8
 
     def validate(self) -> None:
         if not 64 * 1024 <= self.max_message_bytes <= 1024 * 1024 * 1024:

@@ -35,7 +35,7 @@ class BadBatch(FleetlogError):
 class IngestLimits:
     """What one peer may make the collector hold: collector.toml [ingest]."""
 
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 50_000
 
 

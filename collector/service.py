@@ -93,24 +93,45 @@ class IngestService:
         pending: asyncio.Queue = asyncio.Queue(maxsize=64)
         app.agent_connected(caller.name, caller.ip, +1)
 
-        async def read_batches() -> None:
+        first_batch = first.batch if first.HasField("batch") else None
+        first_size = len(first_raw)
+        del first, first_raw   # a message of up to max_message_bytes is not kept for the stream's life
+
+        async def read_batches(batch: pb.Batch | None, size: int) -> None:
             try:
-                if first.HasField("batch"):
-                    await pending.put(await self._submit(first.batch, len(first_raw), origin))
-                async for raw in request_iterator:
-                    await app.admission.acquire(0, len(raw))   # nothing more is read until it fits
+                if batch is not None:
+                    await app.admission.acquire(0, size)
+                    await pending.put(await self._submit(batch, size, origin))
+                batch = None
+                messages = aiter(request_iterator)
+                while True:
+                    await app.admission.wait_for_room()
+                    raw = await anext(messages, None)
+                    if raw is None:
+                        break
+                    size = len(raw)
+                    # The message's bytes are taken before it is decoded and kept until its
+                    # commit: a stream waiting here holds one message, nothing decoded.
+                    await app.admission.acquire(0, size)
                     try:
                         request = decode_request(raw)
-                    finally:
-                        await app.admission.release(0, len(raw))
+                    except BadBatch:
+                        await app.admission.release(0, size)
+                        raise
+                    raw = None
                     if request.HasField("batch"):
-                        await pending.put(await self._submit(request.batch, len(raw), origin))
+                        batch, request = request.batch, None
+                        await pending.put(await self._submit(batch, size, origin))
+                        batch = None   # only the prepared events are kept until the commit
+                    else:
+                        await app.admission.release(0, size)
             except BadBatch as exc:
                 await pending.put(exc)
             finally:
                 await pending.put(None)
 
-        reader = asyncio.create_task(read_batches())
+        reader = asyncio.create_task(read_batches(first_batch, first_size))
+        del first_batch
         try:
             while (item := await pending.get()) is not None:
                 if isinstance(item, BadBatch):
@@ -126,18 +147,21 @@ class IngestService:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     async def _submit(self, batch: pb.Batch, wire_bytes: int, origin: Origin) -> asyncio.Future:
-        """Admit, prepare and hand a batch to the writer; the returned future resolves to its ack.
-        Raises BadBatch (nothing of the batch is stored)."""
+        """Prepare a batch whose `wire_bytes` the caller took from the admission budget, and hand
+        it to the writer; the returned future resolves to its ack, and the budget is given back
+        after the commit. Raises BadBatch (nothing of the batch is stored, the budget is back)."""
         app = self.app
         started = time.perf_counter()
+        batch_id = batch.batch_id
         app.note_batch(origin.host, batch.sent_at_us)
-        # The budget is taken before the batch becomes Python objects (about 1 KiB per event):
-        # while it is spent this stream reads nothing more and gRPC's flow control holds the peer.
-        unpacked = unpack(batch, app.ingest_limits)
-        cost = (unpacked.events, wire_bytes + unpacked.payload_bytes)
-        await app.admission.acquire(*cost)
+        cost = (0, wire_bytes)
         try:
+            unpacked = unpack(batch, app.ingest_limits)
+            del batch
+            cost = (unpacked.events, wire_bytes + unpacked.payload_bytes)
+            app.admission.add(unpacked.events, unpacked.payload_bytes)
             prepared = prepare_chunks(unpacked, origin, app.classifier)
+            del unpacked
         except BadBatch:
             await app.admission.release(*cost)
             raise
@@ -147,14 +171,14 @@ class IngestService:
             try:
                 results = await app.writer.submit(prepared.events) if prepared.events else []
             except StorageError as exc:
-                return pb.IngestReply(batch_id=batch.batch_id, error=str(exc))
+                return pb.IngestReply(batch_id=batch_id, error=str(exc))
             finally:
                 await app.admission.release(*cost)
             stored = sum(r.stored for r in results)
             duplicates = sum(r.duplicates for r in results)
             app.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
             app.count_stored(origin.host, stored, duplicates)
-            return pb.IngestReply(batch_id=batch.batch_id, stored=stored, duplicates=duplicates,
+            return pb.IngestReply(batch_id=batch_id, stored=stored, duplicates=duplicates,
                                   dropped=prepared.dropped_below_level + prepared.denied)
 
         return asyncio.ensure_future(commit())
