@@ -34,7 +34,7 @@ from collector.store.sqlite import SqliteStore
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
-from common.errors import ConfigError
+from common.errors import ConfigError, StorageError
 from common.http_health import HealthServer
 from common.levels import Level
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -83,6 +83,17 @@ def check_listen_policy(config: CollectorConfig) -> None:
         raise ConfigError(f"collector.toml: listen: {problem}")
 
 
+def _check_writable(folder: pathlib.Path) -> None:
+    """A data_dir that cannot be written is said plainly at start (SQLite would say "unable to
+    open database file"), before anything in it is touched."""
+    probe = folder / ".fleetlog-write-probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"collector.toml: data_dir: cannot write in {folder}: {exc.strerror}") from None
+
+
 @dataclass
 class NodeState:
     name: str
@@ -109,6 +120,7 @@ class CollectorApp:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"collector.toml: data_dir: cannot create {config.data_dir}: {exc.strerror}") from None
+        _check_writable(self.data_dir)
         self.db_path = str(self.data_dir / config.storage.path)
         self.metrics = CollectorMetrics()
         self.classifier = Classifier(config)
@@ -188,9 +200,15 @@ class CollectorApp:
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
             await asyncio.gather(self._checkpoint_task, return_exceptions=True)
-        await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
+        try:
+            await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
+        except StorageError as exc:   # e.g. a full disk: stopping must still work
+            log.error("recording the clean stop failed: %s", exc)
         await asyncio.to_thread(self.forwarding.stop)   # cursors saved; the rest is sent after restart
-        await self.writer.call(self.signer.checkpoint_head)   # a stopped store is signed to its end
+        try:
+            await self.writer.call(self.signer.checkpoint_head)   # a stopped store is signed to its end
+        except StorageError as exc:
+            log.error("signing the last checkpoint failed: %s", exc)
         await asyncio.to_thread(self.writer.stop)
         self.store.close()
         self.http.stop()
@@ -210,6 +228,8 @@ class CollectorApp:
             return False, "listener not started"
         if not self.writer.alive:
             return False, "storage writer stopped"
+        if self.writer.fault:
+            return False, f"storage not writable: {self.writer.fault}"
         return True, "ready"
 
     # -- ingest bookkeeping --------------------------------------------------------------------
@@ -366,6 +386,8 @@ class CollectorApp:
         """Sign the head every checkpoint_interval when events came in since the last checkpoint."""
         while True:
             await asyncio.sleep(self.config.signing.checkpoint_interval)
+            if self.writer.fault:
+                continue   # said once by the writer; the head is signed once it can be written
             try:
                 await self.writer.call(self.signer.checkpoint_head)
             except Exception as exc:  # noqa: BLE001 — logged; the next interval tries again

@@ -52,6 +52,16 @@ async def _require(app: CollectorApp, context: grpc.aio.ServicerContext, caller:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"role {caller.role!r} may not {what}")
 
 
+async def _audit(app: CollectorApp, context: grpc.aio.ServicerContext, caller: Caller, purpose: str,
+                 raw: dict[str, str]) -> None:
+    """Record a search before answering it; when it cannot be recorded (storage not writable),
+    the search is refused: SPEC §1 wants every search audited."""
+    try:
+        await app.record_search(caller, purpose, raw)
+    except StorageError as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this search in the audit log: {exc}")
+
+
 class IngestService:
     """Ingest/Stream, registered with a raw-bytes deserializer: grpc hands over the message bytes
     and this service decodes them (collector/ingest.py), so a corrupt frame is refused with
@@ -200,7 +210,7 @@ class QueryService(pb_grpc.QueryServicer):
             spec = self.app.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await self.app.record_search(caller, request.purpose or "search", raw)
+        await _audit(self.app, context, caller, request.purpose or "search", raw)
         order = "desc" if request.order == "desc" else "asc"
         pages = self.app.query.search(spec, order=order, limit=request.limit)
         try:
@@ -216,7 +226,7 @@ class QueryService(pb_grpc.QueryServicer):
             spec = self.app.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await self.app.record_search(caller, "follow", raw)
+        await _audit(self.app, context, caller, "follow", raw)
         after = request.after_seq or await asyncio.to_thread(self.app.query.last_seq)
         # An empty first page tells the client where it starts, so after a reconnect it resumes
         # from there even if nothing matched before the collector went away.
@@ -244,5 +254,8 @@ class AdminService(pb_grpc.AdminServicer):
         await _require(self.app, context, caller, caller.can_note, "add notes")
         if not request.text.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "note text is empty")
-        seq, event_id = await self.app.add_note(caller, request.text)
+        try:
+            seq, event_id = await self.app.add_note(caller, request.text)
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store the note: {exc}")
         return pb.NoteReply(seq=seq, id=event_id)

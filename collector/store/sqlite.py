@@ -154,7 +154,8 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 self._rollback()
                 self._origins = origins_before
-                raise StorageError(f"{self.path}: storing a batch failed: {exc}") from None
+                # `from exc`: the writer reads sqlite_errorname, and waits out a full disk.
+                raise StorageError(f"{self.path}: storing a batch failed: {exc}") from exc
             except BaseException:
                 # A value the chain cannot encode (or any other surprise) must not leave the
                 # transaction open: every later batch would fail to BEGIN.
