@@ -172,6 +172,9 @@ class AgentApp:
         self.http.stop()
 
     def ready(self) -> tuple[bool, str]:
+        fault = getattr(self.outbox, "fault", None)
+        if fault:
+            return False, f"reading paused: {fault}"
         if self.shipper.connected_to:
             return True, f"connected to {self.shipper.connected_to}"
         return False, "not connected to a collector"
