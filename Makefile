@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py).
 SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev
 
-.PHONY: install proto system-deps test test-fast run bench lint clean
+.PHONY: install proto system-deps test test-fast run bench fuzz lint clean
 
 install: $(STAMP)
 
@@ -43,6 +43,12 @@ run: install
 
 bench: system-deps install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Coverage-guided fuzzing (atheris) of every parser that reads outside data, FUZZ_SECONDS per
+# target (13 targets: about 4 minutes in all). Findings: var/fuzz/; see tests/fuzz/run.py.
+FUZZ_SECONDS ?= 12
+fuzz: install
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 lint: install
 	$(BIN)/ruff check agent collector common tests bench examples proto
