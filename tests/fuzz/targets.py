@@ -327,7 +327,7 @@ def toml_config_values(data: bytes) -> None:
 # -- collector: syslog formatters ------------------------------------------------------------------
 
 _HEADER = re.compile(
-    rb"<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) ([\x21-\x7e]{1,255}) ([\x21-\x7e]{1,48}) "
+    rb"<(\d{1,3})>1 ((?:[01]\d{3}|20\d\d)-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z|-) ([\x21-\x7e]{1,255}) ([\x21-\x7e]{1,48}) "
     rb"([\x21-\x7e]{1,128}) ([\x21-\x7e]{1,32}) ")
 
 
@@ -417,7 +417,7 @@ def syslog_rfc3164(data: bytes) -> None:
     given = Input(data)
     message = format_rfc3164(_event(given), given.int() % 24, given.text(10) or "fleetlog").encode("utf-8", "replace")
     match = re.match(rb"<(\d{1,3})>(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d "
-                     rb"([\x21-\x7e]+) ([A-Za-z0-9_.\-/]{1,32}(?:\[\d+\])?): ", message)
+                     rb"([A-Za-z0-9._-]*[A-Za-z0-9]) ([A-Za-z0-9_.\-/]{1,32}(?:\[\d+\])?): ", message)
     assert match, message[:120]
     assert int(match.group(1)) <= 191
     assert frame_lf(message).count(b"\n") == 1
