@@ -451,8 +451,11 @@ def bundle_verify(data: bytes) -> None:
         members = dict(seed_members())
         for _ in range(given.int() % 3 + 1):           # change, drop or add members
             name = given.pick(sorted(members) + ["extra.pub", "digests.txt"])
-            action = given.int() % 3
-            if action == 0:
+            action = given.int() % 4
+            if action == 3:                          # another JSON shape where an object belongs
+                members[name] = json.dumps(given.pick([[], "s", 1, None, {"counts": [3]}, {"attestation": 5},
+                                                       {"checkpoint": []}])).encode()
+            elif action == 0:
                 members.pop(name, None)
             elif action == 1:
                 original = members.get(name, b"")

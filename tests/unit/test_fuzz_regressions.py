@@ -43,3 +43,19 @@ def test_times_before_the_year_1000_are_rfc3339_and_syslog_can_write_them():
     event = {"time": format_us(31_536_000_000_000 * -1900), "level": "info", "host": "h", "message": "m"}
     assert format_rfc5424(event, 1, "app").startswith("<14>1 0071-04-06T00:00:00.000000Z h app ")
     assert format_rfc3164(event, 1, "app").startswith("<14>")
+
+
+def test_a_bundle_manifest_with_counts_of_another_shape_is_a_verification_error(tmp_path):
+    import json
+
+    from common.errors import VerificationError
+    from common.verify_bundle import verify_bundle
+    from tests.fuzz.bundle_seed import seed_members
+    from tests.fuzz.targets import _tar
+    members = dict(seed_members())
+    manifest = json.loads(members["manifest.json"])
+    manifest["counts"] = [3]
+    members["manifest.json"] = json.dumps(manifest).encode()
+    (tmp_path / "b.tar.gz").write_bytes(_tar(members))
+    with pytest.raises(VerificationError, match="manifest.json counts None events"):
+        verify_bundle(str(tmp_path / "b.tar.gz"))
