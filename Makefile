@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 # prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard).
 SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus
 
-.PHONY: install proto system-deps test test-fast run bench lint clean
+.PHONY: install proto system-deps test test-fast run bench fuzz lint clean
 
 install: $(STAMP)
 
@@ -47,6 +47,12 @@ run: install
 
 bench: system-deps install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Coverage-guided fuzzing (atheris) of every parser that reads outside data, FUZZ_SECONDS per
+# target (12 targets: about 4 minutes in all). Findings: var/fuzz/; see tests/fuzz/run.py.
+FUZZ_SECONDS ?= 12
+fuzz: install
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 lint: install
 	$(BIN)/ruff check agent collector common tests bench examples proto

@@ -209,6 +209,9 @@ class AgentApp:
         return f"{self.stop_step}; {self.outbox.pending_events()} event(s) stay in the spool"
 
     def ready(self) -> tuple[bool, str]:
+        fault = getattr(self.outbox, "fault", None)
+        if fault:
+            return False, f"reading paused: {fault}"
         if self.shipper.connected_to:
             return True, f"connected to {self.shipper.connected_to}"
         return False, "not connected to a collector"

@@ -44,8 +44,11 @@ def _frame_batch(payload: bytes) -> bytes:
     return b"\x12" + bytes(varint) + payload
 
 
-# Status codes that mean "not you, not now": retried, but slowly and logged once.
-REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+# Status codes that mean "not you, not now": retried, but slowly and logged once. A collector
+# refuses a batch it cannot accept (INVALID_ARGUMENT: malformed; RESOURCE_EXHAUSTED: larger than
+# its ingest limits) and the same batch is sent again, so that too is a refusal, not an outage.
+REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED)
 WORKING_AFTER = 10.0
 backoff_sleep = asyncio.sleep   # the wait between rounds of retries (tests record it instead)
 

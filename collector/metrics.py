@@ -47,12 +47,15 @@ class CollectorMetrics:
                                  ["forwarder"], registry=r)
         self.forward_errors = Counter(p + "forward_errors", "Forwarder delivery failures.", ["forwarder"],
                                       registry=r)
+        self.requests_rejected = Counter(
+            p + "requests_rejected", "Requests refused for what the peer sent (malformed, over a limit, "
+            "unauthenticated), by reason.", ["reason"], registry=r)
         self.checkpoints = Counter(p + "checkpoints", "Signed checkpoints written.", registry=r)
         self.clock_skew = Gauge(p + "agent_clock_skew_seconds", "Agent clock minus collector clock.",
                                 ["host"], registry=r)
         self.ready = Gauge(p + "ready", "1 when the collector is ready (as /readyz), else 0.", registry=r)
-        self.ingest_errors = Counter(p + "ingest_errors", "Batches refused because storing them failed "
-                                     "(the agent keeps and re-sends them).", registry=r)
+        self.ingest_errors = Counter(p + "ingest_errors", "Storage transactions of ingested batches that failed "
+                                     "(held and retried, or refused; agents keep and re-send them).", registry=r)
         self.filesystem_size = Gauge(p + "storage_filesystem_size_bytes",
                                      "Size of the file system holding data_dir.", registry=r)
         self.filesystem_avail = Gauge(p + "storage_filesystem_avail_bytes",

@@ -21,6 +21,7 @@ import faulthandler
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -102,6 +103,7 @@ def run_daemon(prog: str, description: str, load: Callable[[str], Any],
     except OSError as exc:
         sys.stderr.write(f"{prog}: log_file: cannot open {config.log_file}: {exc.strerror}\n")
         return 2
+    _raise_open_files_limit()
     guards: list[StopGuard] = []
     try:
         return asyncio.run(_serve(prog, args.config, load, make_app, config, guards))
@@ -154,6 +156,20 @@ async def _serve(prog: str, path: str, load: Callable[[str], Any], make_app: Cal
         task.cancel()
     await app.stop()
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit (as Go and systemd services commonly do): every
+    agent, scrape and CLI call is a descriptor, and 1024 is a small number for a collector with
+    a fleet (and with whatever else connects to its ports). Under the systemd units the limits
+    are equal (LimitNOFILE=), so setrlimit, which their syscall filter forbids, is never called."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open files limit from %d: %s", soft, exc)
 
 
 def _apply_logging(config: Any) -> None:

@@ -44,7 +44,9 @@ def _check_process_metrics(daemon, started: float, ready: float) -> None:
 def test_both_daemons_expose_process_metrics_build_info_and_alert_gauges(cluster, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
-    write_lines(logs / "app.log", [f"2026-01-01T00:00:0{i}Z INFO line {i}" for i in range(5)])
+    # Times of today: the collector purges every second here, and older lines would be expired.
+    today = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    write_lines(logs / "app.log", [f"{today}.{i:06d}Z INFO line {i}" for i in range(5)])
     started = time.time()
     collector = cluster.collector(signing={"checkpoint_interval": "1s"},
                                   retention={"purge_interval": "1s"})
