@@ -39,6 +39,7 @@ _STOP = object()
 # collector: space freed, a file system remounted read-write, a device back.
 TRANSIENT = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY")
 RETRY_MAX = 2.0
+FAULT_LOG_INTERVAL = 60.0
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -74,6 +75,8 @@ class StorageWriter:
         self._queue: queue.Queue[Any] = queue.Queue()
         self.fault: str | None = None          # why the storage is not writable now, or None
         self._stop_requested = False
+        self._fault_logged_at = -FAULT_LOG_INTERVAL
+        self._fault_logged = False
         self._thread = threading.Thread(target=self._run, name="storage-writer", daemon=True)
         self._thread.start()
 
@@ -154,7 +157,8 @@ class StorageWriter:
                     _settle(job.future, exception=exc)
                 return
         if self.fault is not None:
-            log.warning("storage writable again; committed the %d batches held since: %s", len(group), self.fault)
+            log.log(logging.WARNING if self._fault_logged else logging.DEBUG,
+                    "storage writable again; committed the %d batches held since: %s", len(group), self.fault)
             self.fault = None
         if self.on_commit is not None:
             try:
@@ -171,8 +175,15 @@ class StorageWriter:
         """Wait `delay` before retrying the group. Ingest jobs arriving meanwhile join it (the
         admission budget bounds them); other jobs fail at once; a stop ends the waiting."""
         if self.fault is None:
-            log.error("storage not writable, holding %d batches and acknowledging nothing until it is "
-                      "(agents keep their events): %s", len(group), exc)
+            # A nearly full disk flaps (a small commit fits in freed pages, the next does not):
+            # one ERROR line per FAULT_LOG_INTERVAL, the episodes in between at debug level.
+            now = time.monotonic()
+            self._fault_logged = now - self._fault_logged_at >= FAULT_LOG_INTERVAL
+            if self._fault_logged:
+                self._fault_logged_at = now
+            log.log(logging.ERROR if self._fault_logged else logging.DEBUG,
+                    "storage not writable, holding %d batches and acknowledging nothing until it is "
+                    "(agents keep their events): %s", len(group), exc)
         self.fault = str(exc)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:

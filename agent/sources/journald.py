@@ -73,16 +73,17 @@ def parse_cursor(cursor: str) -> tuple[str, int] | None:
     """(sequence-number id, sequence number) of a journal cursor."""
     parts = dict(item.split("=", 1) for item in cursor.split(";") if "=" in item)
     try:
-        seqnum = int(parts["i"], 16)
+        seqnum_id, seqnum = parts["s"], int(parts["i"], 16)
     except (KeyError, ValueError):
         return None
     # The position on the wire is a uint64 the collector stores as a signed 64-bit integer.
-    return (parts["s"], seqnum) if 0 <= seqnum < 1 << 63 else None
+    return (seqnum_id, seqnum) if 0 <= seqnum < 1 << 63 else None
 
 
 def entry_to_record(entry: dict[str, Any]) -> tuple[str, str, Record] | None:
     """(source label, source key, record) of one journalctl JSON entry; None without a cursor."""
-    located = parse_cursor(entry.get("__CURSOR", ""))
+    cursor = entry.get("__CURSOR")
+    located = parse_cursor(cursor) if isinstance(cursor, str) else None
     if located is None:
         return None
     seqnum_id, seqnum = located

@@ -131,3 +131,26 @@ def test_a_read_only_data_dir_is_a_one_line_error_and_the_store_is_untouched(clu
         assert "Traceback" not in done.stderr and lines, done.stderr
         assert lines[-1].endswith(f"data_dir: cannot write in {data}: Read-only file system"), lines[-1]
         assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+
+
+def test_a_collector_stopped_while_its_disk_is_full_exits_cleanly_and_loses_nothing(cluster, tmp_path):
+    logs, data = tmp_path / "logs", tmp_path / "collector-data"
+    logs.mkdir()
+    with tmpfs(data, "12m"):
+        try:
+            collector = cluster.collector(data_dir=str(data))
+            agent = cluster.agent(HOST, [collector], [{"type": "file", "paths": [str(logs / "*.log")]}])
+            write_lines(logs / "app.log", numbered(0, 1_000))
+            wait_stored(collector, HOST, 1_000)
+            filler = fill(data)
+            write_lines(logs / "app.log", numbered(1_000, 2_000))
+            wait_for(lambda: _readyz(collector)[0] == 503, 30, "/readyz reporting the full disk")
+            assert collector.stop(timeout=30) == 0          # SIGTERM while holding batches: no hang
+            assert "Traceback" not in collector.log()
+            filler.unlink()
+            collector.start().wait_ready()
+            wait_stored(collector, HOST, 3_000)
+            wait_for(lambda: _spooled(agent) == 0, 30, "the agent's spool drained")
+            assert_exactly_once(collector, HOST, range(3_000))
+        finally:
+            cluster.stop_all()
