@@ -87,14 +87,15 @@ class ConnectionPool:
         self.size = size
         self._open: OrderedDict[str, sqlite3.Connection] = OrderedDict()
 
-    def get(self, name: str) -> sqlite3.Connection | None:
-        """The connection to partition `name`; None when its file is gone (dropped meanwhile)."""
+    def get(self, name: str, create: bool = False) -> sqlite3.Connection | None:
+        """The connection to partition `name`; None when its file is gone (dropped meanwhile),
+        unless `create` (the writer, for a new partition)."""
         conn = self._open.get(name)
         if conn is not None:
             self._open.move_to_end(name)
             return conn
         path = partition_path(self.main_path, name)
-        if not path.exists():
+        if not create and not path.exists():
             return None
         try:
             conn = self.opener(str(path))
