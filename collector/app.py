@@ -28,10 +28,10 @@ from collector.internal import InternalEvent, append_internal
 from collector.metrics import CollectorMetrics
 from collector.query import QueryEngine
 from collector.rejections import Rejections
-from collector.retention import RetentionScheduler
+from collector.retention import RetentionScheduler, recover_pending
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
-from collector.store.sqlite import SqliteStore
+from collector.store import EventWriter, open_backend
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
@@ -118,7 +118,7 @@ class NodeState:
     clock_skew: float = 0.0
 
 
-def chain_head_evidence(store: SqliteStore) -> dict[str, Any]:
+def chain_head_evidence(store: EventWriter) -> dict[str, Any]:
     """Hook for bundles: the chain head (seq, link) as the writer sees it, committed state only."""
     return {"head_seq": store.last_seq, "head_link_hex": store.chain_head.hex() if store.last_seq else ""}
 
@@ -134,12 +134,13 @@ class CollectorApp:
         except OSError as exc:
             raise ConfigError(f"collector.toml: data_dir: cannot create {config.data_dir}: {exc.strerror}") from None
         _check_writable(self.data_dir)
-        self.db_path = str(self.data_dir / config.storage.path)
         self.metrics = CollectorMetrics()
         self.classifier = Classifier(config)
         tokens = load_tokens(config.tokens_file) if config.tokens_file else None
         self.authenticator = Authenticator(tokens, mtls=bool(config.tls and config.tls.require_client_cert))
-        self.store = SqliteStore(self.db_path, config.storage.synchronous, collector=config.node_name)
+        self.backend = open_backend(config, str(self.data_dir))
+        self.store = self.backend.writer
+        self.db_path = self.backend.location
         key, self.signing_key_path, _ = load_or_create_key(config.signing.key, str(self.data_dir))
         self.signer = Signer(key, config.node_name, config.signing.checkpoint_every, on_signed=self._signed)
         self.metrics.checkpoint_time.set(self.store.last_checkpoint_time())
@@ -151,8 +152,8 @@ class CollectorApp:
         self.admission = EventBudget(config.ingest.max_pending_events, config.ingest.max_pending_bytes)
         self.ingest_limits = IngestLimits(config.ingest.max_message_bytes, config.ingest.max_batch_events)
         self.rejections = Rejections(self.metrics.requests_rejected)
-        self.query = QueryEngine(self.db_path)
-        self.retention = RetentionScheduler(config, self.db_path, self.writer,
+        self.query = QueryEngine(self.backend.reader)
+        self.retention = RetentionScheduler(config, self.backend.reader, self.writer,
                                             on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n),
                                             on_run=self._purge_ran)
         self._watch(config)
@@ -164,7 +165,7 @@ class CollectorApp:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.health = health.aio.HealthServicer()
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
-        self.forwarding = Forwarding(self.db_path, self.data_dir, self.metrics, self._record_from_thread)
+        self.forwarding = Forwarding(self.backend, self.metrics, self._record_from_thread)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -214,6 +215,7 @@ class CollectorApp:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         previous = previous_default_key(config_key=self.config.signing.key, data_dir=str(self.data_dir))
         await self.writer.call(lambda store: self.signer.attach(store, previous))
+        await self.writer.call(lambda store: recover_pending(store, self.config.node_name))
         startup = []
         if self.store.created:
             startup.append(InternalEvent("Collector.Database.Create", f"event database created at {self.db_path}",
@@ -248,7 +250,7 @@ class CollectorApp:
         await self._stop_step("signing the store's head",   # a stopped store is signed to its end
                               self.writer.call(self.signer.checkpoint_head))
         if await self._stop_step("stopping the storage writer", asyncio.to_thread(self.writer.stop)):
-            self.store.close()
+            self.backend.close()
         self.http.stop()
 
     async def _stop_server(self) -> None:
@@ -389,8 +391,7 @@ class CollectorApp:
     async def add_note(self, caller: Caller, text: str) -> tuple[int, str]:
         seq, _ = await self._internal([InternalEvent("Admin.EventLog.Note", text, user=caller.name,
                                                      fields={"author": caller.name})])
-        event_id = await asyncio.to_thread(
-            lambda: self.query._reader().scalar("SELECT id FROM events WHERE seq = ?", (seq,)))
+        event_id = await asyncio.to_thread(self.query.event_id, self.store.chain, seq)
         return seq, event_id or ""
 
     # -- queries -------------------------------------------------------------------------------
@@ -402,23 +403,24 @@ class CollectorApp:
         return spec
 
     async def follow(self, spec: FilterSpec, after_seq: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of matching events as they are committed, after `after_seq` (the wire format of
+        one chain: the cursor {chain: after_seq})."""
+        cursor = {self.store.chain: after_seq}
         while True:
             self._committed.clear()
-            found = False
-            pages = self.query.search_by_seq(replace(spec, after_seq=after_seq))
-            for page in await asyncio.to_thread(list, pages):
-                found = True
-                after_seq = page[-1]["seq"]
-                yield page
-            if not found:
-                try:
-                    async with asyncio.timeout(1.0):
-                        await self._committed.wait()
-                except TimeoutError:
-                    pass  # poll anyway: a commit signalled before clear() is never missed for long
+            events, cursor = await asyncio.to_thread(self.query.read_after, spec, cursor)
+            if events:
+                yield events
+                continue
+            try:
+                async with asyncio.timeout(1.0):
+                    await self._committed.wait()
+            except TimeoutError:
+                pass  # poll anyway: a commit signalled before clear() is never missed for long
 
     async def status(self) -> pb.StatusReply:
-        count, last_seq = await asyncio.to_thread(lambda: (self.query.count(), self.query.last_seq()))
+        stored = await asyncio.to_thread(self.query.status)
+        count, last_seq = stored.event_count, stored.last_seq
         storage = self.store.storage_bytes()
         self.metrics.storage_bytes.set(storage)
         now = time.time()
@@ -435,7 +437,7 @@ class CollectorApp:
         )
 
     async def evidence(self, request: pb.EvidenceRequest) -> pb.EvidenceReply:
-        def collect(store: SqliteStore) -> dict[str, Any]:
+        def collect(store: EventWriter) -> dict[str, Any]:
             self.signer.checkpoint_head(store)   # a bundle gets a checkpoint covering all it holds
             return {**chain_head_evidence(store), **evidence_of(store, self.signer.key_id)}
         reply = pb.EvidenceReply(**await self.writer.call(collect))

@@ -43,6 +43,13 @@ class StorageConfig:
     backend: Literal["sqlite"] = "sqlite"
     path: str = "events.db"
     synchronous: Literal["full", "normal"] = "full"
+    # Events are stored in one partition per tier and period of event time; retention drops
+    # whole partitions (docs/storage-model.md). Changing it applies to new partitions.
+    partition_period: Duration = 86400.0
+
+    def validate(self) -> None:
+        if not 60 <= self.partition_period < math.inf:
+            raise FieldError("partition_period", "must be a finite duration of at least 1m")
 
 
 @dataclass(frozen=True)

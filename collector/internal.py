@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.store import IncomingEvents, StoreResult
-from collector.store.sqlite import SqliteStore
+from collector.store import EventWriter, IncomingEvents, StoreResult
 from common.levels import Level
 from common.timefmt import now_us
 
@@ -31,12 +30,19 @@ class InternalEvent:
     time_us: int = 0
 
 
-def append_internal(store: SqliteStore, node_name: str, events: list[InternalEvent],
+def append_internal(store: EventWriter, node_name: str, events: list[InternalEvent],
                     namespace: str = "default") -> StoreResult:
     """Store internal events in one transaction; call on the writer thread."""
-    first = store.last_seq + 1
     now = now_us()
-    incoming = IncomingEvents(
+    return store.store_batch([internal_batch(store, node_name, events, namespace, now)], now)[0]
+
+
+def internal_batch(store: EventWriter, node_name: str, events: list[InternalEvent],
+                   namespace: str = "default", now: int = 0) -> IncomingEvents:
+    """Internal events as one ingest chunk, to store next (on the writer thread)."""
+    first = store.last_seq + 1
+    now = now or now_us()
+    return IncomingEvents(
         host=node_name, host_ip="", source_key=INTERNAL_SOURCE_KEY, source=INTERNAL_SOURCE,
         namespace=namespace, log_type="audit",
         position=list(range(first, first + len(events))),
@@ -53,4 +59,3 @@ def append_internal(store: SqliteStore, node_name: str, events: list[InternalEve
         flags=bytes(len(events)),
         tier=[e.tier for e in events],
     )
-    return store.store_batch([incoming], now)[0]

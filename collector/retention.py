@@ -2,15 +2,21 @@
 retention — per tier, with per-namespace overrides — and record each purge as a security-tier
 event. Permanent events are never candidates.
 
-Ingestion must never pause for long, so a purge is many small steps: a reader connection finds
-the next chunk of expired events beside the writer (WAL reads do not block it), then one
-`writer.call` deletes that chunk in one short transaction. Ingest batches queued meanwhile are
-committed between two chunks, so the longest pause is one chunk's delete, not the whole purge.
+Deleting must cost next to nothing whatever the volume (issue 21), and ingestion must never pause
+for long (docs/storage-model.md §3). Per tier, a purge:
+1. asks the store which partitions hold only expired events, reads each one's seq ranges and
+   anchors beside the writer (a reader), and writes the anchors in small writer steps;
+2. deletes row by row, in small chunks, only what expires inside partitions that stay (a namespace
+   with a shorter retention; a migrated single-file store), each chunk journaled with the anchors;
+3. in one writer transaction, unlists the expired partitions and stores the tier's purge event
+   (which also covers step 2); their files are deleted after. Dropping costs milliseconds.
+A purge that a crash interrupted in step 2 is recorded at the next start (`recover_pending`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -19,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collector.config import CollectorConfig
-from collector.internal import InternalEvent, append_internal
-from collector.store.sqlite import DeleteResult, SqliteReader, anchors_digest
+from collector.internal import InternalEvent, append_internal, internal_batch
+from collector.store import DeleteResult, EventReader, EventWriter, anchors_digest
 from common.levels import Level
 from common.timefmt import format_us, now_us
 
@@ -33,6 +39,7 @@ PURGED_TIERS = ("general", "security")   # "permanent" is never purged
 PURGE_ACTION = "Collector.Retention.Purge"
 PURGE_FAILED_ACTION = "Collector.Retention.Failed"
 DEFAULT_CHUNK = 2000
+ANCHOR_CHUNK = 20_000          # anchors written per writer step ahead of a drop
 
 
 def _cutoff(now: int, retention_seconds: float) -> int | None:
@@ -65,6 +72,25 @@ class TierPurge:
     ranges: list[list[int]] = field(default_factory=list)
     anchors: list[tuple[int, bytes]] = field(default_factory=list)
     cutoffs: dict[str, str] = field(default_factory=dict)
+    partitions: list[str] = field(default_factory=list)   # dropped whole
+    recovered: bool = False     # recorded at start, after a crash interrupted the purge
+
+    def state(self, extra: DeleteResult | None = None) -> str:
+        """The journal of a purge in progress (anchors are in the store; their digest is taken
+        again when the journal is recovered)."""
+        copy = TierPurge(self.tier, self.count, self.oldest_us, self.newest_us, dict(self.namespaces),
+                         [list(r) for r in self.ranges], [], dict(self.cutoffs), list(self.partitions))
+        if extra is not None:
+            copy.add(extra)
+        return json.dumps({"tier": copy.tier, "count": copy.count, "oldest": copy.oldest_us, "newest": copy.newest_us,
+                           "namespaces": copy.namespaces, "ranges": copy.merged_ranges(), "cutoffs": copy.cutoffs,
+                           "partitions": copy.partitions})
+
+    @classmethod
+    def from_state(cls, text: str) -> TierPurge:
+        data = json.loads(text)
+        return cls(data["tier"], int(data["count"]), data["oldest"], data["newest"], dict(data["namespaces"]),
+                   [list(r) for r in data["ranges"]], [], dict(data["cutoffs"]), list(data["partitions"]))
 
     def add(self, result: DeleteResult) -> None:
         if not result.count:
@@ -89,10 +115,15 @@ class TierPurge:
 
     def event(self) -> InternalEvent:
         span = f"{format_us(self.oldest_us)} .. {format_us(self.newest_us)}" if self.count else "-"
+        fields: dict[str, Any] = {}
+        if self.partitions:
+            fields["partitions"] = self.partitions
+        if self.recovered:
+            fields["recovered"] = True
         return InternalEvent(
             PURGE_ACTION, f"retention purge: deleted {self.count} {self.tier}-tier events with times {span}",
             level=Level.INFO, tier="security",
-            fields={"tier": self.tier, "count": self.count,
+            fields={**fields, "tier": self.tier, "count": self.count,
                     "oldest": format_us(self.oldest_us) if self.oldest_us is not None else None,
                     "newest": format_us(self.newest_us) if self.newest_us is not None else None,
                     "namespaces": self.namespaces, "cutoffs": self.cutoffs,
@@ -104,11 +135,11 @@ class TierPurge:
 class RetentionScheduler:
     """Runs `purge_once` every `retention.purge_interval` until stopped."""
 
-    def __init__(self, config: CollectorConfig, db_path: str, writer: StorageWriter,
+    def __init__(self, config: CollectorConfig, open_reader: Callable[[], EventReader], writer: StorageWriter,
                  on_purged: Callable[[str, int], None] | None = None, chunk: int = DEFAULT_CHUNK,
                  on_run: Callable[[bool], None] | None = None):
         self.config = config
-        self.db_path = db_path
+        self.open_reader = open_reader
         self.writer = writer
         self.on_purged = on_purged
         self.on_run = on_run         # after each scheduled run: True when it succeeded
@@ -116,7 +147,7 @@ class RetentionScheduler:
         self.next_purge = 0.0        # unix seconds; shown by `fleetlog status`
         self.last_run: list[TierPurge] = []
         self._task: asyncio.Task[Any] | None = None
-        self._reader: SqliteReader | None = None
+        self._reader: EventReader | None = None
         self._wake = asyncio.Event()
 
     def start(self) -> None:
@@ -178,39 +209,92 @@ class RetentionScheduler:
         events. Returns what was deleted, per tier."""
         now = now if now is not None else now_us()
         if self._reader is None:
-            self._reader = SqliteReader(self.db_path)
+            self._reader = self.open_reader()
         done: list[TierPurge] = []
         for tier in PURGED_TIERS:
             default, overrides = tier_cutoffs(self.config, tier, now)
             summary = TierPurge(tier, cutoffs={
                 "default": format_us(default) if default is not None else "indefinite",
                 **{ns: format_us(c) if c is not None else "indefinite" for ns, c in overrides.items()}})
+            scanned: dict[str, tuple[int, DeleteResult]] = {}   # partition -> (max_seq when read, what it holds)
             try:
-                await self._purge_tier(tier, default, overrides, summary)
+                await self._scan_expired_partitions(tier, default, overrides, scanned)
+                await self._delete_rows(tier, default, overrides, summary)
             finally:
                 # Also when the purge is interrupted (shutdown, storage error): whatever was
-                # deleted is recorded, so no event ever disappears without its purge event.
+                # deleted is recorded, so no event ever disappears without its purge event; the
+                # partitions go in the same transaction as the record.
+                if scanned or summary.count:
+                    dropped = await self.writer.call(
+                        lambda store, t=tier, s=summary, p=scanned: self._drop_and_record(store, t, s, p))
+                    if dropped and self.on_purged is not None:
+                        self.on_purged(tier, dropped)
                 if summary.count:
-                    event = summary.event()
-                    await self.writer.call(
-                        lambda store, event=event: append_internal(store, self.config.node_name, [event]))
-                    log.info("retention purge: %d %s-tier events deleted", summary.count, tier)
+                    log.info("retention purge: %d %s-tier events deleted (%d partitions dropped whole)",
+                             summary.count, tier, len(summary.partitions))
                     done.append(summary)
         self.last_run = done
         return done
 
-    async def _purge_tier(self, tier: str, default: int | None, overrides: dict[str, int | None],
-                          summary: TierPurge) -> None:
+    def _drop_and_record(self, store: EventWriter, tier: str, summary: TierPurge,
+                         scanned: dict[str, tuple[int, DeleteResult]]) -> int:
+        """Writer thread: unlist the scanned partitions and store the tier's purge event, in one
+        transaction. Returns the events dropped with whole partitions."""
+        expected = {name: max_seq for name, (max_seq, _) in scanned.items()}
+        dropped_events = 0
+
+        def record(dropped: list[Any]) -> list[Any]:
+            nonlocal dropped_events
+            for part in dropped:
+                scan = scanned[part.name][1]
+                summary.add(scan)
+                summary.partitions.append(part.name)
+                dropped_events += scan.count
+            if not summary.count:
+                return []
+            return [internal_batch(store, self.config.node_name, [summary.event()])]
+
+        store.drop_partitions(tier, expected, record)
+        return dropped_events
+
+    async def _scan_expired_partitions(self, tier: str, default: int | None, overrides: dict[str, int | None],
+                                       scanned: dict[str, tuple[int, DeleteResult]]) -> None:
+        """Step 1: what each wholly expired partition holds, and its anchors in the store."""
+        parts = await self.writer.call(lambda store: store.droppable(tier, default, overrides))
+        for part in parts:
+            scan = await asyncio.to_thread(self._reader.scan_partition, part)
+            for start in range(0, len(scan.anchors), ANCHOR_CHUNK):
+                chunk = scan.anchors[start:start + ANCHOR_CHUNK]
+                await self.writer.call(lambda store, chunk=chunk: store.add_anchors(chunk))
+            scanned[part.name] = (part.max_seq, scan)   # dropped only if it has not grown since
+
+    async def _delete_rows(self, tier: str, default: int | None, overrides: dict[str, int | None],
+                           summary: TierPurge) -> None:
+        """Step 2: what expires inside partitions that stay, in small journaled chunks."""
         after = (-(1 << 62), 0)
         while True:
             rows = await asyncio.to_thread(self._reader.expired, tier, default, overrides, after, self.chunk)
             if not rows:
                 return
             seqs = [seq for _, seq in rows]
-            result: DeleteResult = await self.writer.call(lambda store, seqs=seqs: store.delete_events(seqs))
+            result: DeleteResult = await self.writer.call(
+                lambda store, seqs=seqs: store.delete_events(seqs, journal=lambda r: (tier, summary.state(r))))
             summary.add(result)
             if self.on_purged is not None and result.count:
                 self.on_purged(tier, result.count)
             after = rows[-1]
             if len(rows) < self.chunk:
                 return
+
+
+def recover_pending(store: EventWriter, node_name: str) -> int:
+    """Writer thread, at start: record the purge event of every row purge a crash interrupted
+    (its journal lists what was deleted; the anchors are in the store). Returns how many."""
+    pending = store.pending_purges()
+    for tier, state in pending:
+        summary = TierPurge.from_state(state)
+        summary.recovered = True
+        summary.anchors = store.anchors_within([tuple(r) for r in summary.merged_ranges()])
+        log.warning("recording the %s-tier retention purge a stop interrupted (%d events deleted)", tier, summary.count)
+        store.drop_partitions(tier, {}, lambda dropped, s=summary: [internal_batch(store, node_name, [s.event()])])
+    return len(pending)

@@ -6,12 +6,12 @@ corrupt protobuf, columns that disagree, unknown codecs. Every call has a deadli
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import grpc
 
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from tests.bounded import run_bounded
 
 METHOD = "/fleetlog.v1.Ingest/Stream"
 
@@ -64,4 +64,4 @@ def _try_decode(frame: bytes) -> pb.IngestRequest | None:
 
 
 def run(coro, timeout: float = 60.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return run_bounded(coro, timeout)

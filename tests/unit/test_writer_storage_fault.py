@@ -12,6 +12,7 @@ import pytest
 from collector.store.sqlite import SqliteStore
 from collector.writer import StorageWriter
 from common.errors import StorageError
+from tests.bounded import run_bounded
 from tests.unit.store_helpers import incoming
 
 
@@ -38,7 +39,7 @@ def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, 
 
     try:
         with caplog.at_level(logging.DEBUG, logger="fleetlog.collector.writer"):
-            assert asyncio.run(scenario()) == [200, 50]
+            assert run_bounded(scenario(), timeout=120) == [200, 50]
         assert writer.fault is None
         assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 260
         levels = [(r.levelname, r.getMessage().split(",")[0].split(";")[0]) for r in caplog.records
