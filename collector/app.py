@@ -29,6 +29,7 @@ from collector.retention import RetentionScheduler
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
 from collector.store.sqlite import SqliteStore
+from collector.web import WebConsole
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
@@ -110,6 +111,7 @@ class CollectorApp:
         self.health = health.aio.HealthServicer()
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
         self.forwarding = Forwarding(self.db_path, self.data_dir, self.metrics, self._record_from_thread)
+        self.web: WebConsole | None = WebConsole(self, config.web, config.tls) if config.web else None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -151,11 +153,15 @@ class CollectorApp:
         self.forwarding.start(list(self.config.forwarders))
         await self.writer.call(self.signer.checkpoint_head)
         self._checkpoint_task = asyncio.ensure_future(self._checkpoint_timer())
+        if self.web is not None:
+            await self.web.start()
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
                  self.port, self.db_path)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let in-flight batches commit, record a clean shutdown, close storage."""
+        if self.web is not None:
+            await self.web.stop()
         if self.server is not None:
             await self.health.enter_graceful_shutdown()
             await self.server.stop(grace)
@@ -177,6 +183,9 @@ class CollectorApp:
         if config.listen != self.config.listen or config.tls != self.config.tls:
             log.warning("listen and tls changes need a restart; keeping %s", self.config.listen)
             config = replace(config, listen=self.config.listen, tls=self.config.tls)
+        if config.web != self.config.web:
+            log.warning("[web] changes need a restart; keeping the console as it is")
+            config = replace(config, web=self.config.web)
         await asyncio.to_thread(self.forwarding.reload, list(config.forwarders))
         self.config = config
         self.classifier = Classifier(config)
@@ -253,16 +262,20 @@ class CollectorApp:
         result = await self.writer.call(lambda store: append_internal(store, self.config.node_name, events))
         return result.last_seq, ""
 
-    async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str]) -> None:
+    async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str],
+                            via: str = "") -> None:
+        """`via` names a front end other than gRPC (the console: "web")."""
         text = " ".join(f"--{k.replace('_', '-')}={v!r}" for k, v in sorted(raw_filters.items())) or "(no filters)"
+        fields: dict[str, Any] = {"purpose": purpose, "filters": raw_filters, "peer_ip": caller.ip}
+        if via:
+            fields["via"] = via
         await self._internal([InternalEvent("audit/search", f"{purpose}: {text}", user=caller.name,
-                                            fields={"purpose": purpose, "filters": raw_filters,
-                                                    "peer_ip": caller.ip})])
+                                            fields=fields)])
 
     async def record_denial(self, caller: Caller | None, what: str, why: str,
-                            context: grpc.aio.ServicerContext | None, host: str = "") -> None:
+                            context: grpc.aio.ServicerContext | None, host: str = "", ip: str = "") -> None:
         message = describe_denial(caller, what, why)
-        ip = caller.ip if caller else (peer_ip(context) if context is not None else "")
+        ip = caller.ip if caller else (peer_ip(context) if context is not None else ip)
         now = time.monotonic()
         last, repeats = self._denials_recorded.get((message, ip), (-DENIAL_AUDIT_INTERVAL, 0))
         if now - last < DENIAL_AUDIT_INTERVAL:
@@ -327,6 +340,11 @@ class CollectorApp:
             forwarders=[pb.ForwarderStatus(name=name, state=state, lag_events=lag)
                         for name, state, lag in self.forwarding.status()],
         )
+
+    async def chain_status(self) -> dict[str, Any]:
+        """The chain head and the newest signed checkpoint, read without signing anything."""
+        return await self.writer.call(lambda store: {**chain_head_evidence(store),
+                                                      **evidence_of(store, self.signer.key_id)})
 
     async def evidence(self, request: pb.EvidenceRequest) -> pb.EvidenceReply:
         def collect(store: SqliteStore) -> dict[str, Any]:

@@ -59,6 +59,23 @@ class QueryEngine:
         if rows:
             yield [present(row_to_event(row)) for row in rows]
 
+    def time_span(self, spec: FilterSpec) -> tuple[int, int] | None:
+        """(oldest, newest) time of the matching events, each read from one end of the time order."""
+        where, params = compile_where(spec)
+        reader = self._reader()
+        ends = [reader.scalar(f"SELECT time FROM events WHERE {where or '1'} ORDER BY time {direction} LIMIT 1",
+                              params) for direction in ("ASC", "DESC")]
+        return None if ends[0] is None else (int(ends[0]), int(ends[1]))
+
+    def histogram(self, spec: FilterSpec, start_us: int, width_us: int, buckets: int) -> list[tuple[int, int, int]]:
+        """(bucket index, level, count) of the matching events in [start, start + buckets * width)."""
+        where, params = compile_where(spec)
+        sql = (f"SELECT (time - ?) / ?, level, count(*) FROM events WHERE time >= ? AND time < ?"
+               f"{' AND ' + where if where else ''} GROUP BY 1, 2")
+        rows = self._reader().conn.execute(
+            sql, [start_us, width_us, start_us, start_us + buckets * width_us, *params]).fetchall()
+        return [(int(b), int(level), int(n)) for b, level, n in rows]
+
     def count(self) -> int:
         return int(self._reader().scalar("SELECT count(*) FROM events") or 0)
 
