@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
-# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev
+# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py),
+# chromium (the web console's browser tests, driven by Playwright with Debian's browser).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev chromium
 
 .PHONY: install proto system-deps test test-fast run bench lint clean
 

@@ -133,8 +133,13 @@ async def notes(request: web.Request) -> web.StreamResponse:
     return web.Response(status=302, headers={"Location": "/events?action=Admin.EventLog.Note"})
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)
+
+
 def add_routes(application: web.Application) -> None:
     application.router.add_get("/", home)
+    application.router.add_get("/favicon.ico", favicon)
     application.router.add_get("/signin", signin_page)
     application.router.add_post("/signin", signin)
     application.router.add_post("/signout", signout)

@@ -171,6 +171,8 @@ async def status(app: CollectorApp) -> dict[str, Any]:
     reply = await app.status()
     chain = await app.chain_status()
     checkpoint = json.loads(chain["checkpoint_json"]) if chain.get("checkpoint_json") else None
+    if checkpoint:
+        checkpoint["time_rfc3339"] = format_us(int(checkpoint["time"]))
     return {
         "collector": reply.collector, "version": reply.version, "uptime_seconds": round(reply.uptime_seconds, 1),
         "storage_bytes": reply.storage_bytes, "event_count": reply.event_count, "last_seq": reply.last_seq,

@@ -125,7 +125,7 @@ function drawChart(data) {
     area.textContent = "No events in range.";
     return;
   }
-  const width = area.clientWidth || 800, height = area.clientHeight || 120, bottom = 14;
+  const width = area.clientWidth || 800, height = 110, bottom = 14;
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
@@ -143,7 +143,7 @@ function drawChart(data) {
       rect.setAttribute("y", String(y - h));
       rect.setAttribute("width", String(Math.max(1, barWidth - 2)));
       rect.setAttribute("height", String(h));
-      rect.setAttribute("class", level);
+      rect.setAttribute("class", "lv-" + level);
       const title = document.createElementNS(SVG, "title");
       title.textContent = `${bucket.start}: ${n} ${level}`;
       rect.appendChild(title);
@@ -172,7 +172,7 @@ function drawChart(data) {
   for (const level of LEVELS) {
     const item = document.createElement("span");
     const swatch = document.createElement("span");
-    swatch.className = "swatch " + level;
+    swatch.className = "swatch lv-" + level;
     item.appendChild(swatch);
     item.appendChild(document.createTextNode(level));
     legend.appendChild(item);

@@ -9,13 +9,20 @@ function cell(tr, text, className) {
   return td;
 }
 
+function sizeText(bytes) {
+  const units = ["Bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return unit ? `${value.toFixed(1)} ${units[unit]}` : `${bytes} Bytes`;
+}
+
 function render(s) {
   const values = {
     collector: s.collector, version: s.version, uptime_seconds: `${s.uptime_seconds} s`,
-    storage_bytes: `${s.storage_bytes} bytes`, event_count: String(s.event_count),
+    storage_bytes: sizeText(s.storage_bytes), event_count: String(s.event_count),
     next_purge: s.next_purge || "none scheduled",
     chain_head: `seq ${s.chain_head.seq} · ${s.chain_head.link.slice(0, 16)}`,
-    last_checkpoint: s.last_checkpoint ? `seq ${s.last_checkpoint.seq} at ${s.last_checkpoint.time}` : "none yet",
+    last_checkpoint: s.last_checkpoint ? `seq ${s.last_checkpoint.seq} at ${s.last_checkpoint.time_rfc3339}` : "none yet",
   };
   for (const td of document.querySelectorAll("#collector td[data-key]")) td.textContent = values[td.dataset.key];
   const nodes = document.querySelector("#nodes tbody");
