@@ -134,6 +134,10 @@ class CollectorApp:
             self.port = server.add_insecure_port(address)
         if self.port == 0:
             raise ConfigError(f"collector.toml: listen: cannot listen on {address}")
+        if self.web is not None:
+            # First, so a console that cannot listen stops the start with nothing else running;
+            # and before readiness: ready means the console answers too.
+            await self.web.start()
         await server.start()
         self.server = server
         self.http.start()
@@ -153,8 +157,6 @@ class CollectorApp:
         self.forwarding.start(list(self.config.forwarders))
         await self.writer.call(self.signer.checkpoint_head)
         self._checkpoint_task = asyncio.ensure_future(self._checkpoint_timer())
-        if self.web is not None:
-            await self.web.start()
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
                  self.port, self.db_path)
 

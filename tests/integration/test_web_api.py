@@ -379,3 +379,51 @@ def test_console_over_tls_sets_secure_cookies(cluster, tmp_path: pathlib.Path):
     reply = client.post_form("/signin", {"token": console.tokens["root"]})
     assert reply.status == 303 and "Secure" in reply.headers["Set-Cookie"]
     assert client.get("/api/v1/status").json()["collector"] == "collector-1"
+
+
+def test_client_certificate_signs_in_with_its_tokens_file_role(cluster, tmp_path: pathlib.Path):
+    import ssl
+
+    from tests.certs import TestCA
+    from tests.harness import free_port, write_toml
+    from tests.web_console import write_tokens
+    ca = TestCA(tmp_path / "ca")
+    server = ca.issue("collector-1", server=True)
+    tokens_file, tokens, _ = write_tokens(tmp_path)
+    table = write_toml(tmp_path / "tokens-mtls.toml", {"tokens": [
+        *__import__("tomllib").loads(pathlib.Path(tokens_file).read_text())["tokens"],
+        {"name": "ops-laptop", "sha256": "0" * 64, "role": "auditor", "namespaces": []}]})
+    port = free_port()
+    cluster.collector(tokens_file=str(table), web={"listen": f"127.0.0.1:{port}"},
+                      tls={"cert": server.cert, "key": server.key, "ca": str(ca.ca_path), "require_client_cert": True})
+
+    def client(cert) -> Http:
+        context = ssl.create_default_context(cafile=str(ca.ca_path))
+        if cert is not None:
+            context.load_cert_chain(cert.cert, cert.key)
+        return Http(f"https://127.0.0.1:{port}", context=context)
+
+    ops = client(ca.issue("ops-laptop"))
+    assert ops.get("/api/v1/status").status == 200       # the certificate alone identifies the caller
+    assert ops.get("/api/v1/events?user=x").status == 200
+    reply = ops.post_form("/signin", {"token": ""})         # and signs in without a token
+    assert reply.status == 303 and "Secure" in reply.headers["Set-Cookie"]
+    assert "ops-laptop (auditor)" in ops.get("/events").text
+    assert client(None).get("/api/v1/status").status == 401
+    node = client(ca.issue("web-9"))                        # a node's certificate: role agent
+    assert node.get("/api/v1/status").json() == {"error": "role 'agent' may not use the console"}
+    assert client(None).request("GET", "/api/v1/status", headers={
+        "Authorization": f"Bearer {tokens['audrey']}"}).status == 200
+
+
+def test_console_port_in_use_is_a_one_line_config_error(cluster):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        collector = cluster.collector(start=False, web={"listen": f"127.0.0.1:{port}"})
+        collector.start()
+        assert collector.process.wait(30) == 2
+    log = collector.log()
+    assert f"collector.toml: web.listen: cannot listen on 127.0.0.1:{port}" in log and "Traceback" not in log
