@@ -14,6 +14,7 @@ from collector.web import queries
 from collector.web.auth import COOKIE, Denied
 from collector.web.context import TEMPLATES_KEY, auth_of, collector_of, require_caller
 from common.errors import AuthError, UsageError
+from common.event import FIELD_NAMES
 from common.levels import LEVEL_NAMES
 
 TITLE_FILTERS = ("since", "until", "min_level", "level", "message", "message_regex", "where", "namespace",
@@ -103,6 +104,7 @@ async def events(request: web.Request) -> web.Response:
     caller = require_caller(request)
     query = dict(request.query)
     context: dict[str, Any] = {"query": query, "error": "", "page": None, "columns": list(queries.TABLE_COLUMNS),
+                               "default_columns": queries.TABLE_COLUMNS, "all_fields": FIELD_NAMES,
                                "link": lambda **changes: "/events?" + queries.page_links(query, **changes),
                                "query_string": queries.page_links(query, _next=None, columns=None, limit=None,
                                                                   order=None)}

@@ -89,6 +89,19 @@ def test_sign_in_filter_by_user_and_level_then_trace_across_two_nodes(page, cons
     assert page.locator("#trace tbody td.num").all_inner_texts() == ["+0.000 ms", "+100.000 ms", "+200.000 ms",
                                                                      "+300.000 ms"]
     page.screenshot(path=str(DOCS / "console-trace.png"), full_page=True)
+    # More columns on demand; the choice is in the URL too.
+    page.go_back()
+    page.wait_for_url("**level=warning*")
+    page.click("details.columns summary")
+    page.check(".column-choice[value=seq]")
+    page.check(".column-choice[value=namespace]")
+    page.uncheck(".column-choice[value=request_id]")
+    page.click("#apply")
+    page.wait_for_url("**columns=time%2Clevel%2Cuser%2Cmessage%2Chost%2Cseq%2Cnamespace*")
+    assert page.locator("#events thead tr:first-child th").all_inner_texts() == [
+        "time", "level", "user", "message", "host", "seq", "namespace"]
+    assert column(page, "namespace") == ["default"]
+    page.goto(console.base + "/trace/req-7f3a")
     # A click on a host filters by it.
     page.click("#trace tbody td.host a >> nth=1")
     page.wait_for_url("**/events?host=web-2")

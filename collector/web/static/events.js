@@ -12,6 +12,13 @@ function filterQuery() {
 
 // -- filters: a shareable URL without empty parameters -------------------------------------
 document.getElementById("filters").addEventListener("submit", () => {
+  // More columns on demand: the ticked columns, in the table's order; none when the default.
+  const choices = document.querySelector(".column-choices");
+  const picked = [...document.querySelectorAll(".column-choice:checked")].map((box) => box.value);
+  const ordered = choices.dataset.default.split(",").filter((c) => picked.includes(c))
+    .concat(picked.filter((c) => !choices.dataset.default.split(",").includes(c)));
+  document.getElementById("columns-input").value =
+    ordered.join(",") === choices.dataset.default || !ordered.length ? "" : ordered.join(",");
   for (const input of document.querySelectorAll("[form=filters]")) {
     if (input.name && !input.value) input.disabled = true;
   }
