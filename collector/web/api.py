@@ -128,7 +128,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def add_routes(application: web.Application) -> None:
     application.router.add_get("/api/v1/events", events)
-    application.router.add_get("/api/v1/trace/{request_id}", trace)
+    application.router.add_get("/api/v1/trace/{request_id:.+}", trace)
     application.router.add_get("/api/v1/status", status)
     application.router.add_get("/api/v1/histogram", histogram)
     application.router.add_post("/api/v1/notes", notes)

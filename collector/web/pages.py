@@ -146,6 +146,6 @@ def add_routes(application: web.Application) -> None:
     application.router.add_post("/signin", signin)
     application.router.add_post("/signout", signout)
     application.router.add_get("/events", events)
-    application.router.add_get("/trace/{request_id}", trace)
+    application.router.add_get("/trace/{request_id:.+}", trace)
     application.router.add_get("/status", status)
     application.router.add_get("/notes", notes)

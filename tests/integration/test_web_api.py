@@ -194,6 +194,9 @@ def test_trace_lists_the_steps_from_both_nodes_oldest_first(console):
     audit = console.cli_events("--action", "audit/search", "--user", "audrey")[-1]
     assert audit["fields"]["purpose"] == "trace" and audit["fields"]["via"] == "web"
     assert api(console, "audrey").get("/api/v1/trace/req-7f3a?x=1").status == 400
+    # Any request id, slashes and spaces included, has a trace URL.
+    assert api(console, "audrey").get("/api/v1/trace/a%2Fb%20c").json()["request_id"] == "a/b c"
+    assert api(console, "audrey").get("/trace/a/b%20c").status == 200
 
 
 def test_status_lists_nodes_chain_and_checkpoint(console):
