@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
 # gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py),
-# prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus
+# prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
+# chromium (the web console's browser tests, driven by Playwright with Debian's browser).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus chromium
 
 .PHONY: install proto system-deps test test-fast run bench fuzz lint clean
 

@@ -36,6 +36,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("spool-rss", "bench.spool_rss", "run"),
     ("latency", "bench.latency", "run"),
     ("search", "bench.search", "run"),
+    ("web", "bench.web", "run"),
     ("purge", "bench.purge", "run"),
     ("insert-rate", "bench.insert_rate", "run"),
     ("forward", "bench.forward", "run"),

@@ -32,6 +32,7 @@ from collector.retention import RetentionScheduler, recover_pending
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
 from collector.store import EventWriter, open_backend
+from collector.web import WebConsole
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
@@ -52,6 +53,7 @@ DENIAL_AUDIT_INTERVAL = 10.0
 # The stop's steps and their bounds in seconds (README "Stopping"); STOP_BOUND is their sum plus
 # a margin, after which common/daemon.py ends the process anyway.
 STOP_STEPS = {
+    "stopping the web console": 3.0,
     "stopping the gRPC server": 7.0,       # 5 s for in-flight batches to commit, then cancelled
     "stopping retention": 3.0,
     "stopping the checkpoint timer": 2.0,
@@ -166,6 +168,7 @@ class CollectorApp:
         self.health = health.aio.HealthServicer()
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
         self.forwarding = Forwarding(self.backend, self.metrics, self._record_from_thread)
+        self.web: WebConsole | None = WebConsole(self, config.web, config.tls) if config.web else None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -207,6 +210,10 @@ class CollectorApp:
             self.port = server.add_insecure_port(address)
         if self.port == 0:
             raise ConfigError(f"collector.toml: listen: cannot listen on {address}")
+        if self.web is not None:
+            # First, so a console that cannot listen stops the start with nothing else running;
+            # and before readiness: ready means the console answers too.
+            await self.web.start()
         await server.start()
         self.server = server
         self.http.start()
@@ -235,6 +242,8 @@ class CollectorApp:
         Every step is bounded (STOP_STEPS); one that overruns is logged and the stop goes on, so the
         whole stop ends within STOP_BOUND. Only committed batches were acknowledged, so a step left
         unfinished loses nothing: agents re-send the rest, forwarders resume from their cursors."""
+        if self.web is not None:
+            await self._stop_step("stopping the web console", self.web.stop())
         if self.server is not None:
             await self._stop_step("stopping the gRPC server", self._stop_server())
         await self._stop_step("stopping retention", self.retention.stop())
@@ -280,6 +289,9 @@ class CollectorApp:
         if config.listen != self.config.listen or config.tls != self.config.tls:
             log.warning("listen and tls changes need a restart; keeping %s", self.config.listen)
             config = replace(config, listen=self.config.listen, tls=self.config.tls)
+        if config.web != self.config.web:
+            log.warning("[web] changes need a restart; keeping the console as it is")
+            config = replace(config, web=self.config.web)
         await asyncio.to_thread(self.forwarding.reload, list(config.forwarders))
         self.config = config
         self.classifier = Classifier(config)
@@ -360,16 +372,20 @@ class CollectorApp:
         result = await self.writer.call(lambda store: append_internal(store, self.config.node_name, events))
         return result.last_seq, ""
 
-    async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str]) -> None:
+    async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str],
+                            via: str = "") -> None:
+        """`via` names a front end other than gRPC (the console: "web")."""
         text = " ".join(f"--{k.replace('_', '-')}={v!r}" for k, v in sorted(raw_filters.items())) or "(no filters)"
+        fields: dict[str, Any] = {"purpose": purpose, "filters": raw_filters, "peer_ip": caller.ip}
+        if via:
+            fields["via"] = via
         await self._internal([InternalEvent("audit/search", f"{purpose}: {text}", user=caller.name,
-                                            fields={"purpose": purpose, "filters": raw_filters,
-                                                    "peer_ip": caller.ip})])
+                                            fields=fields)])
 
     async def record_denial(self, caller: Caller | None, what: str, why: str,
-                            context: grpc.aio.ServicerContext | None, host: str = "") -> None:
+                            context: grpc.aio.ServicerContext | None, host: str = "", ip: str = "") -> None:
         message = describe_denial(caller, what, why)
-        ip = caller.ip if caller else (peer_ip(context) if context is not None else "")
+        ip = caller.ip if caller else (peer_ip(context) if context is not None else ip)
         now = time.monotonic()
         last, repeats = self._denials_recorded.get((message, ip), (-DENIAL_AUDIT_INTERVAL, 0))
         if now - last < DENIAL_AUDIT_INTERVAL:
@@ -435,6 +451,11 @@ class CollectorApp:
             forwarders=[pb.ForwarderStatus(name=name, state=state, lag_events=lag)
                         for name, state, lag in self.forwarding.status()],
         )
+
+    async def chain_status(self) -> dict[str, Any]:
+        """The chain head and the newest signed checkpoint, read without signing anything."""
+        return await self.writer.call(lambda store: {**chain_head_evidence(store),
+                                                      **evidence_of(store, self.signer.key_id)})
 
     async def evidence(self, request: pb.EvidenceRequest) -> pb.EvidenceReply:
         def collect(store: EventWriter) -> dict[str, Any]:

@@ -230,6 +230,21 @@ class ConsoleForwarderConfig:
     exclude: list[FieldPattern] = ()
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    """`[web]`: the console (SPEC §8). Absent section: no console."""
+
+    listen: str = "127.0.0.1:8433"
+    session_lifetime: Duration = 8 * 3600.0
+
+    def validate(self) -> None:
+        _host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
+        if not 60 <= self.session_lifetime <= 30 * 86400:
+            raise FieldError("session_lifetime", "must be between 1m and 30d")
+
+
 ForwarderConfig = SyslogForwarderConfig | JsonlForwarderConfig | FileForwarderConfig | ConsoleForwarderConfig
 
 
@@ -248,6 +263,7 @@ class CollectorConfig:
     metrics: MetricsConfig = MetricsConfig()
     ingest: IngestConfig = IngestConfig()
     forwarders: list[ForwarderConfig] = ()
+    web: WebConfig | None = None
     log_level: LevelName = Level.INFO
     log_file: str | None = None
     log_format: Literal["text", "json"] = "text"
@@ -261,6 +277,11 @@ class CollectorConfig:
         problem = self.listen_policy_problem()
         if problem:
             raise FieldError("listen", problem)
+        if self.web is not None and not (self.tls is not None or self.insecure
+                                         or _is_loopback(self.web.listen.rpartition(":")[0].strip("[]"))):
+            raise FieldError("web.listen", f"refusing to serve the console on {self.web.listen} without TLS "
+                             "(tokens would cross the network in clear); use a loopback address, "
+                             "configure tls, or set insecure = true")
         names = [f.name for f in self.forwarders]
         for i, name in enumerate(names):
             if names.index(name) != i:

@@ -120,6 +120,10 @@ class FilterSpec:
     where: tuple[WhereCondition, ...] = ()
     allowed_namespaces: tuple[str, ...] | None = None   # RBAC scope; None = all
     after_seq: int = 0
+    # Keyset paging (the console's `_next`): strictly before / after this (time, seq) in the
+    # (time, seq) order of searches, so page 10,000 costs what page 1 costs.
+    before_key: tuple[int, int] | None = None
+    after_key: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
 
     def describe(self) -> str:

@@ -159,22 +159,30 @@ class Authenticator:
             return None
         return "no valid credentials (token or client certificate) presented"
 
+    def token_caller(self, token: str, ip: str) -> Caller:
+        """The holder of a bearer token (gRPC metadata or the web console); AuthError if unknown."""
+        entry = self._entry(token)
+        if entry is None:
+            raise AuthError("unknown token")
+        return Caller(entry.name, entry.role, ip, _namespaces(entry), "token")
+
+    def certificate_caller(self, name: str, ip: str) -> Caller:
+        """The holder of a verified client certificate named `name` (CN or first DNS SAN)."""
+        entry = self.roles_by_name.get(name)
+        if entry is None:
+            # A certificate identifies a node: it may ingest, not read.
+            return Caller(name, "agent", ip, None, "mtls")
+        return Caller(name, entry.role, ip, _namespaces(entry), "mtls")
+
     def authenticate(self, context: grpc.aio.ServicerContext, claimed_name: str = "") -> Caller:
         ip = peer_ip(context)
         token = _bearer(context)
         if self.tokens and token is not None:
-            entry = self._entry(token)
-            if entry is None:
-                raise AuthError("unknown token")
-            return Caller(entry.name, entry.role, ip, _namespaces(entry), "token")
+            return self.token_caller(token, ip)
         if self.mtls:
             name = _cert_identity(context)
             if name:
-                entry = self.roles_by_name.get(name)
-                if entry is None:
-                    # A certificate identifies a node: it may ingest, not read.
-                    return Caller(name, "agent", ip, None, "mtls")
-                return Caller(name, entry.role, ip, _namespaces(entry), "mtls")
+                return self.certificate_caller(name, ip)
         if self.open:
             return Caller(claimed_name or "anonymous", "trusted", ip, None, "trusted")
         raise AuthError("no valid credentials (token or client certificate) presented")

@@ -52,6 +52,14 @@ class QueryEngine:
     def status(self) -> StoreStatus:
         return self._reader().status()
 
+    def time_span(self, spec: FilterSpec) -> tuple[int, int] | None:
+        """(oldest, newest) time of the matching events (the console's chart range)."""
+        return self._reader().time_span(spec)
+
+    def histogram(self, spec: FilterSpec, start_us: int, width_us: int, buckets: int) -> list[tuple[int, int, int]]:
+        """(bucket index, level, count) of the matching events in [start, start + buckets * width)."""
+        return self._reader().histogram(spec, start_us, width_us, buckets)
+
     def count(self) -> int:
         return self.status().event_count
 

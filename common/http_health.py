@@ -86,7 +86,8 @@ class HealthServer:
             if self.connections > MAX_CONNECTIONS:
                 return
             try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+                async with asyncio.timeout(HEAD_TIMEOUT):   # not wait_for: it can drop a cancellation
+                    head = await reader.readuntil(b"\r\n\r\n")
             except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                 return   # idle, slow, oversized or gone: nothing worth answering
             try:
@@ -98,7 +99,8 @@ class HealthServer:
                          % (code, _REASONS[code].encode(), ctype.encode(), len(body)))
             if not head.startswith(b"HEAD "):
                 writer.write(body)
-            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await writer.drain()
         except (TimeoutError, ConnectionError):
             pass   # a client that stopped reading; the answer was for it alone
         finally:

@@ -13,7 +13,7 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
-COLLECTOR_PORT, COLLECTOR_METRICS, AGENT_METRICS = 7433, 9433, 9434
+COLLECTOR_PORT, COLLECTOR_METRICS, AGENT_METRICS, WEB_PORT = 7433, 9433, 9434, 8433
 
 COLLECTOR_TOML = f"""\
 node_name = "collector-1"
@@ -21,6 +21,8 @@ listen = "127.0.0.1:{COLLECTOR_PORT}"
 data_dir = "{VAR / 'collector'}"
 [metrics]
 listen = "127.0.0.1:{COLLECTOR_METRICS}"
+[web]
+listen = "127.0.0.1:{WEB_PORT}"
 """
 
 AGENT_TOML = f"""\
@@ -67,6 +69,7 @@ def main() -> None:
     print(f"""
 fleetlog is running: collector on 127.0.0.1:{COLLECTOR_PORT}, agent web-1 tailing examples/logs/*.log
   store    {VAR / 'collector' / 'events.db'}   logs  {VAR}/collector.log, {VAR}/agent.log
+  console  http://127.0.0.1:{WEB_PORT}/events   (no tokens_file here: loopback-only, no sign-in)
   metrics  http://127.0.0.1:{COLLECTOR_METRICS}/metrics   http://127.0.0.1:{AGENT_METRICS}/metrics
 
 Try, in another terminal:

@@ -218,6 +218,12 @@ class EventReader(Protocol):
         all. Follow and forwarders advance their cursor to each chain's last row. Nothing is ever
         skipped: a chain's rows become visible in seq order (one writer per chain)."""
 
+    def time_span(self, spec: FilterSpec) -> tuple[int, int] | None:
+        """(oldest, newest) time of the events matching `spec`; None when none does."""
+
+    def histogram(self, spec: FilterSpec, start_us: int, width_us: int, buckets: int) -> list[tuple[int, int, int]]:
+        """(bucket index, level, count) of the matching events in [start, start + buckets * width)."""
+
     def event_id(self, chain: str, seq: int) -> str | None: ...
 
     def scan_partition(self, part: Any) -> DeleteResult:

@@ -177,6 +177,13 @@ def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset(),
     if spec.after_seq:
         clauses.append("seq > ?")
         params.append(spec.after_seq)
+    # `time <= ?` alone bounds the time index range; the OR only breaks ties within one microsecond.
+    if spec.before_key is not None:
+        clauses.append("time <= ? AND (time < ? OR seq < ?)")
+        params.extend([spec.before_key[0], spec.before_key[0], spec.before_key[1]])
+    if spec.after_key is not None:
+        clauses.append("time >= ? AND (time > ? OR seq > ?)")
+        params.extend([spec.after_key[0], spec.after_key[0], spec.after_key[1]])
     return " AND ".join(clauses), params
 
 

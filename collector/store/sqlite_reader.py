@@ -9,6 +9,7 @@ disjoint ones are read one after the other, so a limited search stops as soon as
 
 from __future__ import annotations
 
+import collections
 import heapq
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,8 @@ MAIN_CACHE_KIB = 2 * 1024
 PARTITION_CACHE_KIB = 1024
 OPEN_PARTITIONS = 32
 _NEVER = -(1 << 62)
+
+_TIME = EVENT_COLUMNS.index("time")
 
 
 def _open_partition(path: str) -> sqlite3.Connection:
@@ -268,6 +271,35 @@ class SqliteReader:
         result.anchors = [(seq, bytes(link)) for seq, link in ends]
         result.anchors_sha256 = anchors_digest(result.anchors)
         return result
+
+    def time_span(self, spec: FilterSpec) -> tuple[int, int] | None:
+        """(oldest, newest) time of the matching events, or None when nothing matches."""
+        ends = [next(self.search(spec, order=order, limit=1, page_size=1), None) for order in ("asc", "desc")]
+        if ends[0] is None or ends[1] is None:
+            return None
+        return int(ends[0][0][_TIME]), int(ends[1][0][_TIME])
+
+    def histogram(self, spec: FilterSpec, start_us: int, width_us: int, buckets: int) -> list[tuple[int, int, int]]:
+        """(bucket, level, count) of the matching events in [start, start + buckets * width),
+        summed over the partitions that overlap it."""
+        end_us = start_us + buckets * width_us
+        head, parts = self.snapshot()
+        origin_ids = self._origin_ids(spec)
+        where, params = compile_where(spec, origin_ids=origin_ids)
+        sql = (f"SELECT (time - ?) / ?, level, count(*) FROM events WHERE time >= ? AND time < ? AND seq <= ?"
+               f"{' AND ' + where if where else ''} GROUP BY 1, 2")
+        counts: collections.Counter[tuple[int, int]] = collections.Counter()
+        try:
+            for part in parts:
+                if part.max_time < start_us or part.min_time >= end_us or (conn := self._conn(part)) is None:
+                    continue
+                for bucket, level, count in conn.execute(sql, [start_us, width_us, start_us, end_us, head, *params]):
+                    counts[(int(bucket), int(level))] += count
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: counting events failed: {exc}") from None
+        finally:
+            self.pool.trim()
+        return [(bucket, level, count) for (bucket, level), count in sorted(counts.items())]
 
     # -- SQL-level access (tests and tools) --------------------------------------------------------
 

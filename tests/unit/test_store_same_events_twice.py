@@ -3,7 +3,7 @@ stream what its old stream had queued, or a peer doing it on purpose. The second
 duplicate; it must not fail the whole group (and with it other agents' batches)."""
 
 from collector.store.sqlite import SqliteStore
-from tests.unit.store_helpers import incoming
+from tests.unit.store_helpers import event_count, incoming
 
 
 def test_a_batch_repeated_within_one_transaction_is_stored_once(tmp_path):
@@ -13,6 +13,6 @@ def test_a_batch_repeated_within_one_transaction_is_stored_once(tmp_path):
         results = store.store_batch([incoming("web-1", "a.log", [0, 1, 2]), other,
                                      incoming("web-1", "a.log", [1, 2, 3])], 1_700_000_000_000_000)
         assert [(r.stored, r.duplicates) for r in results] == [(3, 0), (2, 0), (1, 2)]
-        assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 6
+        assert event_count(store) == 6
     finally:
         store.close()

@@ -13,14 +13,16 @@ from collector.store.sqlite import SqliteStore
 from collector.writer import StorageWriter
 from common.errors import StorageError
 from tests.bounded import run_bounded
-from tests.unit.store_helpers import incoming
+from tests.unit.store_helpers import event_count, incoming
 
 
 def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, caplog):
     store = SqliteStore(str(tmp_path / "events.db"), "normal", collector="c1")
     store.store_batch([incoming("web-1", "a.log", list(range(10)))], 1)
-    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
-    store.conn.execute(f"PRAGMA max_page_count={pages}")
+    # Every file of the store (the main file and the partition these events go to) stops growing.
+    files = [store.conn] + [store.partition_conn(part.name) for part in store.partitions()]
+    for conn in files:
+        conn.execute(f"PRAGMA max_page_count={conn.execute('PRAGMA page_count').fetchone()[0]}")
     writer = StorageWriter(store)
 
     async def scenario() -> list[int]:
@@ -33,7 +35,8 @@ def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, 
         with pytest.raises(StorageError, match="storage not writable"):
             await asyncio.wait_for(writer.call(lambda s: s.last_seq), 5)   # refused at once, no wait
         assert not first.done() and not second.done()
-        store.conn.execute("PRAGMA max_page_count=1000000")
+        for conn in files:
+            conn.execute("PRAGMA max_page_count=1000000")
         results = await asyncio.wait_for(asyncio.gather(first, second), 30)
         return [r.stored for batch in results for r in batch]
 
@@ -41,7 +44,7 @@ def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, 
         with caplog.at_level(logging.DEBUG, logger="fleetlog.collector.writer"):
             assert run_bounded(scenario(), timeout=120) == [200, 50]
         assert writer.fault is None
-        assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 260
+        assert event_count(store) == 260
         levels = [(r.levelname, r.getMessage().split(",")[0].split(";")[0]) for r in caplog.records
                   if r.levelno >= logging.WARNING]
         assert levels == [("ERROR", "storage not writable"), ("WARNING", "storage writable again")]

@@ -1,0 +1,9 @@
+"""The web console (SPEC §8): pages and a JSON API served by the collector itself.
+
+Views (pages.py, api.py), templates/ and static/ live side by side; queries.py is the one bridge
+to the collector's query engine, downloads.py reuses the CLI's exporters and bundle code.
+"""
+
+from collector.web.server import WebConsole
+
+__all__ = ["WebConsole"]

@@ -1,0 +1,188 @@
+"""The console's side of the query layer: query-string parameters -> the CLI's filters (one parser,
+one set of messages: collector/filters.py), keyset paging tokens, and the data every page and its
+JSON twin show. Pages and API call the same functions here, so they cannot drift apart.
+
+Blocking reads run in worker threads through the collector's QueryEngine; nothing here talks to
+a database driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from collector.filters import FilterSpec
+from collector.identity import Caller
+from common.errors import UsageError
+from common.event import FIELD_NAMES
+from common.levels import LEVEL_NAMES
+from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from common.timefmt import format_us, parse_rfc3339_us
+
+if TYPE_CHECKING:
+    from collector.app import CollectorApp
+
+# The CLI's filter flags without dashes, `-` written `_` (SPEC §8): the Filters message's fields.
+FILTER_KEYS: tuple[str, ...] = tuple(f.name for f in pb.Filters.DESCRIPTOR.fields)
+PAGE_KEYS = ("limit", "order", "_next")
+TABLE_COLUMNS = ("time", "level", "request_id", "user", "message", "host")
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+TRACE_MAX = 10_000
+HISTOGRAM_BUCKETS = 60
+_NEXT = re.compile(r"^(-?\d+)\.(\d+)$")
+
+
+def raw_filters(query: Mapping[str, str], also: tuple[str, ...] = ()) -> dict[str, str]:
+    """The non-empty filters of a query string; an unknown parameter is an error (a typo such as
+    `usr=alice` must not silently return everything)."""
+    for key in query:
+        if key not in FILTER_KEYS and key not in also:
+            raise UsageError(f"unknown query parameter {key!r} (filters: {', '.join(FILTER_KEYS)}"
+                             + (f"; also: {', '.join(also)}" if also else "") + ")")
+    return {key: query[key].strip() for key in FILTER_KEYS if query.get(key, "").strip()}
+
+
+def parse_limit(text: str | None) -> int:
+    if not text:
+        return DEFAULT_LIMIT
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise UsageError(f"limit: expected a number from 1 to {MAX_LIMIT}, got {text!r}")
+    return int(text)
+
+
+def parse_order(text: str | None) -> str:
+    if text in (None, "", "desc", "asc"):
+        return text or "desc"
+    raise UsageError(f"order: expected asc or desc, got {text!r}")
+
+
+def next_token(event: dict[str, Any]) -> str:
+    return f"{parse_rfc3339_us(event['time'])}.{event['seq']}"
+
+
+def parse_next(text: str) -> tuple[int, int]:
+    match = _NEXT.match(text)
+    if not match:
+        raise UsageError(f"_next: {text!r} is not a paging token from a previous page")
+    return int(match.group(1)), int(match.group(2))
+
+
+def page_links(query: Mapping[str, str], **changes: str | None) -> str:
+    """The query string with some parameters changed (None removes one), for links and forms."""
+    from urllib.parse import urlencode
+    merged = {k: v for k, v in query.items() if v}
+    for key, value in changes.items():
+        if value:
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    return urlencode(merged)
+
+
+async def _events(app: CollectorApp, spec: FilterSpec, order: str, limit: int) -> list[dict[str, Any]]:
+    def first_page() -> list[dict[str, Any]]:
+        pages = app.query.search(spec, order=order, limit=limit, page_size=limit)
+        return next(pages, [])
+    return await asyncio.to_thread(first_page)
+
+
+async def search_events(app: CollectorApp, caller: Caller, query: Mapping[str, str],
+                        also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One page of events (newest first unless order=asc) and the token of the next."""
+    raw = raw_filters(query, PAGE_KEYS + also)
+    limit = parse_limit(query.get("limit"))
+    order = parse_order(query.get("order"))
+    spec = app.filter_spec(raw, caller)
+    if query.get("_next"):
+        key = parse_next(query["_next"])
+        spec = replace(spec, before_key=key) if order == "desc" else replace(spec, after_key=key)
+    await app.record_search(caller, "search", raw, via="web")
+    started = time.perf_counter()
+    rows = await _events(app, spec, order, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"filters": raw, "order": order, "limit": limit, "events": rows,
+            "next": next_token(rows[-1]) if more else None,
+            "query_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+async def trace(app: CollectorApp, caller: Caller, request_id: str) -> dict[str, Any]:
+    """Every event of one request, oldest first, with the time since the first step."""
+    raw = {"request_id": request_id}
+    spec = app.filter_spec(raw, caller)
+    await app.record_search(caller, "trace", raw, via="web")
+    rows = await _events(app, spec, "asc", TRACE_MAX + 1)
+    truncated = len(rows) > TRACE_MAX
+    rows = rows[:TRACE_MAX]
+    first = parse_rfc3339_us(rows[0]["time"]) if rows else 0
+    for row in rows:
+        row["since_first_ms"] = round((parse_rfc3339_us(row["time"]) - first) / 1000, 3)
+    return {"request_id": request_id, "events": rows, "nodes": sorted({r["host"] for r in rows}),
+            "truncated": truncated}
+
+
+async def histogram(app: CollectorApp, caller: Caller, query: Mapping[str, str]) -> dict[str, Any]:
+    """Counts over time by level for the chart. The range is since/until when given, else the day
+    up to the newest matching event (a bounded scan whatever the store's size)."""
+    raw = raw_filters(query, PAGE_KEYS + ("buckets",))
+    spec = app.filter_spec(raw, caller)
+    buckets = HISTOGRAM_BUCKETS
+    if query.get("buckets"):
+        if not query["buckets"].isdigit() or not 1 <= int(query["buckets"]) <= 500:
+            raise UsageError(f"buckets: expected a number from 1 to 500, got {query['buckets']!r}")
+        buckets = int(query["buckets"])
+
+    def compute() -> dict[str, Any]:
+        start, end = spec.since_us, spec.until_us
+        if start is None or end is None:
+            span = app.query.time_span(spec)
+            if span is None:
+                return {"start": None, "end": None, "width_ms": 0, "buckets": []}
+            end = end if end is not None else span[1] + 1
+            start = start if start is not None else max(span[0], end - 86_400_000_000)
+        width = max(1, -(-(end - start) // buckets))
+        counts = [dict.fromkeys(LEVEL_NAMES, 0) for _ in range(buckets)]
+        for index, level, count in app.query.histogram(spec, start, width, buckets):
+            if 0 <= index < buckets:
+                counts[index][LEVEL_NAMES[level]] += count
+        return {"start": format_us(start), "end": format_us(start + width * buckets), "width_ms": width / 1000,
+                "buckets": [{"start": format_us(start + i * width), "counts": c} for i, c in enumerate(counts)]}
+    return await asyncio.to_thread(compute)
+
+
+def columns_of(text: str | None) -> list[str]:
+    """`columns=a,b` (more columns on demand); the table's default otherwise."""
+    if not text:
+        return list(TABLE_COLUMNS)
+    columns = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in columns if c not in FIELD_NAMES]
+    if unknown or not columns:
+        raise UsageError(f"columns: unknown column {(unknown or [''])[0]!r} (columns: {', '.join(FIELD_NAMES)})")
+    return columns
+
+
+async def status(app: CollectorApp) -> dict[str, Any]:
+    """The collector, its nodes (with clock skew), forwarders, storage and the signed chain."""
+    reply = await app.status()
+    chain = await app.chain_status()
+    checkpoint = json.loads(chain["checkpoint_json"]) if chain.get("checkpoint_json") else None
+    if checkpoint:
+        checkpoint["time_rfc3339"] = format_us(int(checkpoint["time"]))
+    return {
+        "collector": reply.collector, "version": reply.version, "uptime_seconds": round(reply.uptime_seconds, 1),
+        "storage_bytes": reply.storage_bytes, "event_count": reply.event_count, "last_seq": reply.last_seq,
+        "next_purge": format_us(int(reply.next_purge * 1e6)) if reply.next_purge else None,
+        "chain_head": {"seq": chain.get("head_seq", 0), "link": chain.get("head_link_hex", "")},
+        "last_checkpoint": checkpoint,
+        "nodes": [{"name": n.name, "ip": n.ip, "connected": n.connected,
+                   "last_seen": format_us(int(n.last_seen * 1e6)) if n.last_seen else None,
+                   "events": n.events, "lag_seconds": round(n.lag_seconds, 3),
+                   "clock_skew_seconds": round(n.clock_skew_seconds, 3),
+                   "clock_warning": abs(n.clock_skew_seconds) > 1.0} for n in reply.nodes],
+        "forwarders": [{"name": f.name, "state": f.state, "lag_events": f.lag_events} for f in reply.forwarders],
+    }

@@ -1,0 +1,148 @@
+"""The console's HTTP server: aiohttp on the collector's own asyncio loop, beside grpc.aio, so the
+views reach the query engine, the follow path and the writer directly (no second process, no
+copy of the query code).
+
+HTTPS with the collector's certificate when `[tls]` is set (client certificates requested when
+mTLS is on); every response carries a Content-Security-Policy without inline scripts and with no
+origin but the collector's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import ssl
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from aiohttp import web
+
+from collector.config import ServerTlsConfig, WebConfig
+from collector.web import api, pages
+from collector.web.auth import ConsoleAuth, Denied
+from collector.web.context import APP_KEY, AUTH_KEY, TEMPLATES_KEY, NotSignedIn
+from common.errors import AuthError, ConfigError, StorageError, UsageError
+
+if TYPE_CHECKING:
+    from collector.app import CollectorApp
+
+log = logging.getLogger("fleetlog.collector.web")
+HERE = pathlib.Path(__file__).resolve().parent
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",   # "no-referrer" would make browsers send `Origin: null`
+}
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _error(request: web.Request, status: int, message: str) -> web.StreamResponse:
+    if _is_api(request):
+        return web.json_response({"error": message}, status=status)
+    return pages.render_error(request, status, message)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Domain errors become HTTP statuses with one-line messages (the CLI's own for filters);
+    never a traceback."""
+    app: CollectorApp = request.app[APP_KEY]
+    try:
+        return await handler(request)
+    except NotSignedIn:
+        if _is_api(request):
+            return web.json_response({"error": "sign in: send Authorization: Bearer TOKEN or the session cookie"},
+                                     status=401, headers={"WWW-Authenticate": 'Bearer realm="fleetlog"'})
+        return web.Response(status=302, headers={"Location": pages.signin_url(request)})
+    except AuthError as exc:
+        await app.record_denial(None, f"web {request.method} {request.path}", str(exc), None,
+                                ip=request.remote or "")
+        return _error(request, 401, str(exc))
+    except Denied as exc:
+        await app.record_denial(exc.caller, f"web {request.method} {request.path}", str(exc), None,
+                                ip=request.remote or "")
+        return _error(request, 403, str(exc))
+    except UsageError as exc:
+        return _error(request, 400, str(exc))
+    except StorageError as exc:
+        log.error("console: %s", exc)
+        return _error(request, 503, str(exc))
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response, streamed ones included, gets the security headers."""
+    response.headers.update(SECURITY_HEADERS)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def build_application(collector: CollectorApp, config: WebConfig, secure: bool) -> web.Application:
+    application = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+    application[APP_KEY] = collector
+    application[AUTH_KEY] = ConsoleAuth(collector.authenticator, config.session_lifetime, secure)
+    application[TEMPLATES_KEY] = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    application.on_response_prepare.append(_headers)
+    pages.add_routes(application)
+    api.add_routes(application)
+    application.router.add_static("/static/", HERE / "static")
+    return application
+
+
+def _ssl_context(tls: ServerTlsConfig, mtls: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(tls.cert or "", tls.key or "")
+        if tls.ca and mtls:
+            context.load_verify_locations(tls.ca)
+            # Optional at the TLS layer: a browser without a certificate still reaches the
+            # sign-in page; a presented certificate must verify against the CA.
+            context.verify_mode = ssl.CERT_OPTIONAL
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"collector.toml: tls: cannot load the certificate for the console: {exc}") from None
+    return context
+
+
+class WebConsole:
+    """Started and stopped with the collector (collector/app.py)."""
+
+    def __init__(self, collector: CollectorApp, config: WebConfig, tls: ServerTlsConfig | None):
+        self.collector = collector
+        self.config = config
+        self.tls = tls
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    async def start(self) -> None:
+        host, _, port = self.config.listen.rpartition(":")
+        host = host.strip("[]")
+        context = _ssl_context(self.tls, self.collector.authenticator.mtls) if self.tls is not None else None
+        application = build_application(self.collector, self.config, secure=context is not None)
+        self.runner = web.AppRunner(application, access_log=None, shutdown_timeout=2.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, int(port), ssl_context=context)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.runner.cleanup()
+            raise ConfigError(f"collector.toml: web.listen: cannot listen on {self.config.listen}: "
+                              f"{exc.strerror or exc}") from None
+        sockets = site._server.sockets if site._server else []   # the bound port when listen says :0
+        self.port = sockets[0].getsockname()[1] if sockets else int(port)
+        log.info("web console on %s://%s:%d/", self.scheme, host, self.port)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
