@@ -1,4 +1,5 @@
-/* The agent's text-line parse in C: agent/parse.py's parse_text for ASCII lines.
+/* The agent's hot path in C: agent/parse.py's parse_text for ASCII lines, and the file source's
+ * split of an ASCII block into Records around it (ascii_records).
  *
  * parse_text(line) returns the same Parsed that agent.parse.parse_text returns, or None when the
  * line needs the Python code: it is not ASCII, starts with "{" (JSON), starts with a syslog
@@ -427,21 +428,10 @@ static PyObject *build(PyObject *time_us, PyObject *level, PyObject *message, Py
     return parsed;
 }
 
-static PyObject *parse_text(PyObject *self, PyObject *line)
+/* The Parsed of the ASCII text s[0:n] (`line` is that text as a str, or NULL to make one), or
+ * None where Python must decide. */
+static PyObject *parse_core(uchar *s, Py_ssize_t n, PyObject *line)
 {
-    (void)self;
-    if (parsed_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_parse_native.init() was not called");
-        return NULL;
-    }
-    if (!PyUnicode_Check(line)) {
-        PyErr_SetString(PyExc_TypeError, "parse_text expects str");
-        return NULL;
-    }
-    if (!PyUnicode_IS_ASCII(line))
-        Py_RETURN_NONE;
-    uchar *s = PyUnicode_1BYTE_DATA(line);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(line);
     if (n > 0 && s[0] == '{')
         Py_RETURN_NONE;   /* maybe JSON: parse_auto's business */
 
@@ -490,7 +480,10 @@ static PyObject *parse_text(PyObject *self, PyObject *line)
     }
 
     PyObject *time_us = has_time ? PyLong_FromLongLong(us) : (Py_INCREF(Py_None), Py_None);
-    PyObject *message = time_us ? PyUnicode_Substring(line, rest, n) : NULL;
+    PyObject *message = NULL;
+    if (time_us != NULL)
+        message = line ? PyUnicode_Substring(line, rest, n)
+                       : PyUnicode_FromStringAndSize((const char *)s + rest, n - rest);
     PyObject *known[T_COUNT] = {NULL};
     PyObject *result = NULL, *pairs = NULL, *fields = NULL;
     if (message == NULL)
@@ -540,6 +533,105 @@ done:
     return result;
 }
 
+static int ready(void)
+{
+    if (parsed_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_parse_native.init() was not called");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *parse_text(PyObject *self, PyObject *line)
+{
+    (void)self;
+    if (!ready())
+        return NULL;
+    if (!PyUnicode_Check(line)) {
+        PyErr_SetString(PyExc_TypeError, "parse_text expects str");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(line))
+        Py_RETURN_NONE;
+    return parse_core(PyUnicode_1BYTE_DATA(line), PyUnicode_GET_LENGTH(line), line);
+}
+
+/* agent/sources/file.py's _ascii_records for parser = "auto": the newline-terminated lines of an
+ * ASCII block (starting at byte `start` of the file) as Records, blank lines skipped, cut at
+ * `limit` (flag 1, truncated), a trailing CR dropped, each parsed here or by `fallback`. */
+static PyObject *ascii_records(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer block;
+    Py_ssize_t start, limit;
+    PyObject *app, *read_time, *fallback;
+    PyTypeObject *record_type;
+    if (!ready())
+        return NULL;
+    if (!PyArg_ParseTuple(args, "y*nnOOO!O", &block, &start, &limit, &app, &read_time, &PyType_Type,
+                          &record_type, &fallback))
+        return NULL;
+    PyObject *records = PyList_New(0);
+    PyObject *zero = PyLong_FromLong(0), *truncated = PyLong_FromLong(1);
+    uchar *s = block.buf;
+    Py_ssize_t n = block.len, p = 0;
+    if (records == NULL || zero == NULL || truncated == NULL)
+        goto fail;
+    while (p < n) {
+        uchar *newline = memchr(s + p, '\n', n - p);
+        if (newline == NULL)
+            break;   /* no partial last line here: the caller keeps it */
+        Py_ssize_t first = p, len = newline - (s + p);
+        p += len + 1;
+        Py_ssize_t i = 0;
+        while (i < len && is_space(s[first + i]))
+            i++;
+        if (i == len)
+            continue;   /* empty or whitespace only */
+        PyObject *flags = zero;
+        if (len > limit) {
+            len = limit;
+            flags = truncated;
+        }
+        if (s[first + len - 1] == '\r')
+            len--;
+        PyObject *parsed = parse_core(s + first, len, NULL);
+        if (parsed == Py_None) {
+            Py_DECREF(parsed);
+            PyObject *text = PyUnicode_FromStringAndSize((const char *)s + first, len);
+            parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
+            Py_XDECREF(text);
+        }
+        PyObject *position = parsed ? PyLong_FromSsize_t(start + first) : NULL;
+        PyObject *record = position ? record_type->tp_alloc(record_type, 6) : NULL;
+        if (record == NULL) {
+            Py_XDECREF(parsed);
+            Py_XDECREF(position);
+            goto fail;
+        }
+        PyObject *items[6] = {position, parsed, app, zero, flags, read_time};
+        for (int k = 0; k < 6; k++) {
+            if (k >= 2)
+                Py_INCREF(items[k]);
+            PyTuple_SET_ITEM(record, k, items[k]);
+        }
+        int failed = PyList_Append(records, record) < 0;
+        Py_DECREF(record);
+        if (failed)
+            goto fail;
+    }
+    Py_DECREF(zero);
+    Py_DECREF(truncated);
+    PyBuffer_Release(&block);
+    return records;
+fail:
+    Py_XDECREF(records);
+    Py_XDECREF(zero);
+    Py_XDECREF(truncated);
+    PyBuffer_Release(&block);
+    return NULL;
+}
+
 static PyObject *init(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -565,6 +657,8 @@ static PyMethodDef methods[] = {
      "init(Parsed, levels, targets): the Parsed type, {lower-case level name: int}, {key: target index}."},
     {"parse_text", parse_text, METH_O,
      "parse_text(line) -> Parsed, or None where agent.parse's Python code must decide."},
+    {"ascii_records", ascii_records, METH_VARARGS,
+     "ascii_records(block, start, limit, app, read_time_us, Record, fallback) -> [Record]"},
     {NULL, NULL, 0, NULL},
 };
 

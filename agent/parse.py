@@ -268,9 +268,8 @@ def python_parse_auto(line: str) -> Parsed:
     return parse_text(line)
 
 
-def _native_parse_text() -> Callable[[str], Parsed | None] | None:
-    """parse_text of agent/_parse_native.c for ASCII text lines (None where Python must decide),
-    or None when the extension is not built."""
+def _load_native() -> Any:
+    """agent/_parse_native.c, set up with this module's tables; None when it is not built."""
     try:
         from agent import _parse_native
     except ImportError:
@@ -279,10 +278,14 @@ def _native_parse_text() -> Callable[[str], Parsed | None] | None:
     index = {name: i for i, name in enumerate(("request_id", "user", "action", "level", "time", "message", "host"))}
     _parse_native.init(Parsed, {name: int(level) for name, level in _ALIASES.items()},
                        {key: index[target] for key, target in _TARGET.items()})
-    return _parse_native.parse_text
+    return _parse_native
 
 
-native_parse_text = _native_parse_text()
+_native = _load_native()
+# parse_text for ASCII text lines in C (None where Python must decide), or None when not built.
+native_parse_text: Callable[[str], Parsed | None] | None = _native.parse_text if _native else None
+# The file source's split+parse of an ASCII block for parser = "auto" (see _parse_native.c).
+native_ascii_records: Callable[..., list] | None = _native.ascii_records if _native else None
 
 
 def _parse_auto_native(line: str) -> Parsed:

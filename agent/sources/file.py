@@ -37,7 +37,7 @@ from typing import Any
 from agent.checkpoints import CheckpointFile
 from agent.config import FileSourceConfig
 from agent.filters import EventFilter
-from agent.parse import make_parser
+from agent.parse import make_parser, native_ascii_records, python_parse_auto
 from agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
 from agent.sources.file_identity import (
     CHECK_BYTES,
@@ -91,6 +91,8 @@ class FileSource:
         self._fresh = not checkpoint_path.exists()
         self.checkpoints = CheckpointFile(checkpoint_path)
         self.parse = make_parser(config.parser, config.pattern)
+        # parser = "auto" on ASCII blocks: split, parse and wrap in C when the extension is built.
+        self.native_records = native_ascii_records if config.parser == "auto" else None
         self.filters = EventFilter(config.include, config.exclude_events)
         self.on_read = on_read or (lambda source, n: None)
         self._tails: dict[str, _Tail] = {}
@@ -369,6 +371,8 @@ class FileSource:
         limit = self.config.max_line_bytes
         app = self.config.app
         read_time = now_us()
+        if self.native_records is not None:
+            return self.native_records(block, start, limit, app, read_time, Record, python_parse_auto)
         records: list[Record] = []
         append = records.append
         texts = block.decode("ascii").split("\n")

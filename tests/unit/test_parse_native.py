@@ -15,6 +15,7 @@ import pytest
 
 from agent import _parse_native  # noqa: F401 — the build must exist
 from agent.parse import native_parse_text, parse_auto, parse_text, python_parse_auto
+from agent.sources.file import FileSource
 from common.levels import _ALIASES
 from tests.unit.file_source_helpers import Driver, file_config
 
@@ -134,13 +135,38 @@ def test_native_and_python_agree_on_hostile_lines(line):
     assert _same(parse_auto(line), python_parse_auto(line))
 
 
+def _no_read_time(records):
+    return [(r.position, r.parsed, list((r.parsed.fields or {}).items()), r.app, r.pid, r.flags) for r in records]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_and_python_split_an_ascii_block_into_the_same_records(tmp_path, seed):
+    """FileSource._ascii_records: blank and whitespace-only lines skipped, CR dropped, lines cut at
+    max_line_bytes and flagged, a partial last line left out."""
+    rng = random.Random(seed)
+    native = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=64, app="web"), tmp_path / "n")
+    python = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=64, app="web"), tmp_path / "p")
+    python.native_records, python.parse = None, python_parse_auto
+    assert native.native_records is not None
+    for _ in range(200):
+        lines = []
+        for _ in range(rng.randint(0, 40)):
+            line = random_line(rng).encode("ascii", "replace").replace(b"\n", b"")
+            lines.append(line + rng.choice([b"", b"\r", b" ", b"\r\r", b"x" * rng.randint(0, 100)]))
+            lines.append(rng.choice([b"", b"", b" ", b"\t\x0b", b"\r", b"\x1c"]))
+        block = b"\n".join(lines) + rng.choice([b"\n", b"\npartial", b""])
+        start = rng.randint(0, 10**12)
+        assert _no_read_time(native._ascii_records(block, start)) == _no_read_time(python._ascii_records(block, start))
+
+
 def _read_all(path, state, parse, **config):
     driver = Driver(file_config([str(path)], **config), state)
     driver.source.parse = parse
+    if parse is python_parse_auto:
+        driver.source.native_records = None
     with driver:
         driver.wait(lambda c: c.has("END OF FILE"), 60, "the last line")
-    return [(r.position, r.parsed, list((r.parsed.fields or {}).items()), r.app, r.pid, r.flags)
-            for r in sorted(driver.collected.records(), key=lambda r: r.position)]
+    return _no_read_time(sorted(driver.collected.records(), key=lambda r: r.position))
 
 
 @pytest.mark.parametrize("multiline", [None, {"start_pattern": r"^\d{4}-", "max_wait": 0.1}])
