@@ -1,5 +1,6 @@
-/* The agent's hot path in C: agent/parse.py's parse_text for ASCII lines, and the file source's
- * split of an ASCII block into Records around it (ascii_records).
+/* The agent's hot path in C: agent/parse.py's parse_text for ASCII lines, the file source's
+ * split of an ASCII block into Records around it (ascii_records), and the batcher's columns of a
+ * Chunk from Records (columns).
  *
  * parse_text(line) returns the same Parsed that agent.parse.parse_text returns, or None when the
  * line needs the Python code: it is not ASCII, starts with "{" (JSON), starts with a syslog
@@ -632,6 +633,164 @@ fail:
     return NULL;
 }
 
+/* json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode(fields) for a dict of ASCII
+ * str to ASCII str; anything else goes to `fallback` (the Python encoder). */
+static PyObject *encode_fields(PyObject *fields, PyObject *fallback)
+{
+    static const char hex[] = "0123456789abcdef";
+    PyObject *key, *value;
+    Py_ssize_t pos = 0, size = 2;
+    while (PyDict_Next(fields, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key) || !PyUnicode_CheckExact(value)
+            || !PyUnicode_IS_ASCII(value))
+            return PyObject_CallOneArg(fallback, fields);
+        size += 6 * (PyUnicode_GET_LENGTH(key) + PyUnicode_GET_LENGTH(value)) + 6;   /* worst case: \u00XX */
+    }
+    char *out = PyMem_Malloc(size), *w = out;
+    if (out == NULL)
+        return PyErr_NoMemory();
+    *w++ = '{';
+    pos = 0;
+    int first = 1;
+    while (PyDict_Next(fields, &pos, &key, &value)) {
+        if (!first)
+            *w++ = ',';
+        first = 0;
+        for (int part = 0; part < 2; part++) {
+            PyObject *text = part ? value : key;
+            uchar *t = PyUnicode_1BYTE_DATA(text);
+            Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+            *w++ = '"';
+            for (Py_ssize_t i = 0; i < n; i++) {
+                unsigned c = t[i];
+                switch (c) {
+                case '"': *w++ = '\\'; *w++ = '"'; break;
+                case '\\': *w++ = '\\'; *w++ = '\\'; break;
+                case '\n': *w++ = '\\'; *w++ = 'n'; break;
+                case '\r': *w++ = '\\'; *w++ = 'r'; break;
+                case '\t': *w++ = '\\'; *w++ = 't'; break;
+                case '\b': *w++ = '\\'; *w++ = 'b'; break;
+                case '\f': *w++ = '\\'; *w++ = 'f'; break;
+                default:
+                    if (c < 0x20) {
+                        memcpy(w, "\\u00", 4);
+                        w += 4;
+                        *w++ = hex[c >> 4];
+                        *w++ = hex[c & 15];
+                    } else {
+                        *w++ = (char)c;
+                    }
+                }
+            }
+            *w++ = '"';
+            if (!part)
+                *w++ = ':';
+        }
+    }
+    *w++ = '}';
+    PyObject *encoded = PyUnicode_FromStringAndSize(out, w - out);
+    PyMem_Free(out);
+    return encoded;
+}
+
+/* agent/batcher.py's build_chunk loop without source filters: the Records' columns.
+ * columns(records, min_level, default_level, encode) -> (positions, times, levels, messages,
+ * request_ids, users, actions, apps, pids, fields_json, flags, claims or None, dropped) */
+static PyObject *columns(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *records, *encode;
+    long min_level, default_level;
+    if (!PyArg_ParseTuple(args, "O!llO", &PyList_Type, &records, &min_level, &default_level, &encode))
+        return NULL;
+    enum { POS, TIME, MSG, RID, USER, ACTION, APP, PID, FIELDS, CLAIM, NLISTS };
+    PyObject *lists[NLISTS] = {NULL};
+    Py_ssize_t count = PyList_GET_SIZE(records), kept = 0, dropped = 0;
+    int any_claim = 0;
+    char *levels = PyMem_Malloc(count + 1), *flags = PyMem_Malloc(count + 1);
+    PyObject *result = NULL;
+    if (levels == NULL || flags == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int i = 0; i < NLISTS; i++)
+        if ((lists[i] = PyList_New(0)) == NULL)
+            goto done;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *record = PyList_GET_ITEM(records, r);
+        if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 6
+            || !PyTuple_Check(PyTuple_GET_ITEM(record, 1)) || PyTuple_GET_SIZE(PyTuple_GET_ITEM(record, 1)) != 8) {
+            PyErr_SetString(PyExc_TypeError, "columns expects Records of Parsed");
+            goto done;
+        }
+        PyObject *parsed = PyTuple_GET_ITEM(record, 1);
+        PyObject *level_obj = PyTuple_GET_ITEM(parsed, 1);
+        long level = default_level;
+        if (level_obj != Py_None) {
+            level = PyLong_AsLong(level_obj);
+            if (level == -1 && PyErr_Occurred())
+                goto done;
+        }
+        if (level > min_level) {
+            dropped++;
+            continue;
+        }
+        long flag = PyLong_AsLong(PyTuple_GET_ITEM(record, 4));
+        if (flag == -1 && PyErr_Occurred())
+            goto done;
+        if (level < 0 || level > 255 || flag < 0 || flag > 255) {
+            PyErr_SetString(PyExc_ValueError, "byte must be in range(0, 256)");
+            goto done;
+        }
+        PyObject *time_us = PyTuple_GET_ITEM(parsed, 0);
+        PyObject *fields = PyTuple_GET_ITEM(parsed, 6);
+        PyObject *encoded;
+        if (fields != Py_None && PyObject_IsTrue(fields)) {
+            encoded = PyDict_CheckExact(fields) ? encode_fields(fields, encode) : PyObject_CallOneArg(encode, fields);
+            if (encoded == NULL)
+                goto done;
+        } else {
+            encoded = PyUnicode_FromStringAndSize("", 0);
+        }
+        PyObject *claim = PyTuple_GET_ITEM(parsed, 7);
+        PyObject *values[NLISTS] = {
+            PyTuple_GET_ITEM(record, 0), time_us != Py_None ? time_us : PyTuple_GET_ITEM(record, 5),
+            PyTuple_GET_ITEM(parsed, 2), PyTuple_GET_ITEM(parsed, 3), PyTuple_GET_ITEM(parsed, 4),
+            PyTuple_GET_ITEM(parsed, 5), PyTuple_GET_ITEM(record, 2), PyTuple_GET_ITEM(record, 3), encoded, claim};
+        int failed = 0;
+        for (int i = 0; i < NLISTS && !failed; i++)
+            failed = PyList_Append(lists[i], values[i]) < 0;
+        Py_DECREF(encoded);
+        if (failed)
+            goto done;
+        int truthy = PyObject_IsTrue(claim);
+        if (truthy < 0)
+            goto done;
+        any_claim |= truthy;
+        levels[kept] = (char)level;
+        flags[kept] = (char)flag;
+        kept++;
+    }
+    {
+        PyObject *level_bytes = PyBytes_FromStringAndSize(levels, kept);
+        PyObject *flag_bytes = PyBytes_FromStringAndSize(flags, kept);
+        if (level_bytes && flag_bytes) {
+            PyObject *claims = any_claim ? lists[CLAIM] : Py_None;
+            result = Py_BuildValue("(OOOOOOOOOOOOn)", lists[POS], lists[TIME], level_bytes, lists[MSG], lists[RID],
+                                   lists[USER], lists[ACTION], lists[APP], lists[PID], lists[FIELDS], flag_bytes,
+                                   claims, dropped);
+        }
+        Py_XDECREF(level_bytes);
+        Py_XDECREF(flag_bytes);
+    }
+done:
+    for (int i = 0; i < NLISTS; i++)
+        Py_XDECREF(lists[i]);
+    PyMem_Free(levels);
+    PyMem_Free(flags);
+    return result;
+}
+
 static PyObject *init(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -657,6 +816,8 @@ static PyMethodDef methods[] = {
      "init(Parsed, levels, targets): the Parsed type, {lower-case level name: int}, {key: target index}."},
     {"parse_text", parse_text, METH_O,
      "parse_text(line) -> Parsed, or None where agent.parse's Python code must decide."},
+    {"columns", columns, METH_VARARGS,
+     "columns(records, min_level, default_level, encode) -> the columns of a Chunk and the count dropped"},
     {"ascii_records", ascii_records, METH_VARARGS,
      "ascii_records(block, start, limit, app, read_time_us, Record, fallback) -> [Record]"},
     {NULL, NULL, 0, NULL},

@@ -46,7 +46,7 @@ def test_a_time_value_beyond_year_9999_is_no_time():
     """`{"time": 1e22}` once made a time the wire cannot carry (the batcher raised), and
     `{"time": 5e20}` one no edge can format (year 15,800)."""
     for value in ("1e22", "5e20", "-1e300", '"1e22"', "-62135596800000001"):
-        parsed = parse_auto('{"time": %s, "msg": "x"}' % value)
+        parsed = parse_auto('{"time": ' + value + ', "msg": "x"}')
         assert parsed.time_us is None, value
     assert format_us(parse_auto('{"time": 2.5e20, "msg": "x"}').time_us).startswith("9892-")   # ns
     assert parse_auto('{"time": 2.6e20, "msg": "x"}').time_us is None

@@ -1,7 +1,8 @@
-"""The agent's text-line parse in C (agent/_parse_native.c) against the Python reference
-(agent/parse.py): the same Parsed for every line — random lines built from every shape the `auto`
-parser knows and from hostile bytes — and the same records out of a real FileSource reading
-invalid UTF-8, NUL bytes, 10 MB lines, CR/LF mixes and multiline events.
+"""The agent's hot path in C (agent/_parse_native.c) against the Python reference (agent/parse.py,
+the file source, the batcher): the same Parsed for every line — random lines built from every
+shape the `auto` parser knows and from hostile bytes — the same records out of a real FileSource
+reading invalid UTF-8, NUL bytes, 10 MB lines, CR/LF mixes and multiline events, and the same
+serialized Chunk out of the batcher.
 
 The import is not guarded: `make test` builds the extension, and a missing build must fail here
 rather than pass on the fallback.
@@ -9,12 +10,15 @@ rather than pass on the fallback.
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from agent import _parse_native  # noqa: F401 — the build must exist
+from agent.batcher import build_chunk
 from agent.parse import native_parse_text, parse_auto, parse_text, python_parse_auto
+from agent.sources.base import Record, SourceBatch
 from agent.sources.file import FileSource
 from common.levels import _ALIASES
 from tests.unit.file_source_helpers import Driver, file_config
@@ -196,3 +200,28 @@ def test_a_file_of_hostile_bytes_gives_the_same_records_through_either_parse(tmp
     python = _read_all(path, tmp_path / "python", python_parse_auto, **config)
     assert len(native) > 1000 if multiline is None else len(native) > 50
     assert native == python
+
+
+def _json_line(rng: random.Random) -> str:
+    values = ["x", "é\u2028", 'q"\\\n\t\x00\x1f\x7f', 12, -1.5, 1e300, True, None, [1, "a"], {"n": {"m": "é"}}, ""]
+    data = {rng.choice(KEYS + ["k", "n", "é"]): rng.choice(values) for _ in range(rng.randint(0, 6))}
+    return json.dumps(data, ensure_ascii=rng.random() < 0.5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_native_and_python_build_the_same_chunk(seed):
+    """batcher.build_chunk: the same serialized Chunk from either way, whatever the records hold
+    (no level, claimed hosts, truncated flags, fields with escapes, non-ASCII and non-string values)
+    and whatever the source's min_level drops."""
+    rng = random.Random(seed)
+    for _ in range(100):
+        records = []
+        for position in range(rng.randint(0, 60)):
+            line = _json_line(rng) if rng.random() < 0.3 else random_line(rng)
+            records.append(Record(position * 100, parse_auto(line), rng.choice(["", "web", "é"]),
+                                  rng.choice([0, 1, 65535]), rng.choice([0, 1]), rng.randint(0, 2**62)))
+        batch = SourceBatch("file:/x.log", "key", "application", records, None, min_level=rng.randint(0, 7))
+        native, native_dropped = build_chunk(batch, "default")
+        python, python_dropped = build_chunk(batch, "default", native=False)
+        assert native_dropped == python_dropped
+        assert native.SerializeToString() == python.SerializeToString()
