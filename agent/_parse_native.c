@@ -557,9 +557,94 @@ static PyObject *parse_text(PyObject *self, PyObject *line)
     return parse_core(PyUnicode_1BYTE_DATA(line), PyUnicode_GET_LENGTH(line), line);
 }
 
-/* agent/sources/file.py's _ascii_records for parser = "auto": the newline-terminated lines of an
- * ASCII block (starting at byte `start` of the file) as Records, blank lines skipped, cut at
- * `limit` (flag 1, truncated), a trailing CR dropped, each parsed here or by `fallback`. */
+/* parsed._replace(fields={**(parsed.fields or {}), "invalid_utf8": True}) */
+static PyObject *mark_invalid_utf8(PyObject *parsed)
+{
+    if (!PyTuple_Check(parsed) || PyTuple_GET_SIZE(parsed) != 8) {
+        PyErr_SetString(PyExc_TypeError, "the fallback parser must return a Parsed");
+        return NULL;
+    }
+    PyObject *fields = PyDict_New(), *old = PyTuple_GET_ITEM(parsed, 6);
+    int truthy = fields ? PyObject_IsTrue(old) : -1;
+    if (truthy < 0 || (truthy && PyDict_Update(fields, old) < 0)
+        || PyDict_SetItemString(fields, "invalid_utf8", Py_True) < 0) {
+        Py_XDECREF(fields);
+        return NULL;
+    }
+    PyTypeObject *type = Py_TYPE(parsed);
+    PyObject *marked = type->tp_alloc(type, 8);
+    if (marked == NULL) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++) {
+        PyObject *item = i == 6 ? fields : PyTuple_GET_ITEM(parsed, i);
+        if (i != 6)
+            Py_INCREF(item);
+        PyTuple_SET_ITEM(marked, i, item);
+    }
+    return marked;
+}
+
+/* One line of a block that is not all ASCII, as FileSource._split and _parse take it: decoded
+ * (invalid UTF-8 replaced and marked), skipped when blank (Unicode whitespace); NULL with
+ * *skip set for a blank line, NULL without it on error. */
+static PyObject *parse_raw_line(uchar *s, Py_ssize_t len, PyObject *fallback, int *skip)
+{
+    *skip = 0;
+    int ascii = 1;
+    for (Py_ssize_t i = 0; i < len && ascii; i++)
+        ascii = s[i] < 0x80;
+    if (ascii) {
+        Py_ssize_t i = 0;
+        while (i < len && is_space(s[i]))
+            i++;
+        if (i == len) {
+            *skip = 1;
+            return NULL;
+        }
+        PyObject *parsed = parse_core(s, len, NULL);
+        if (parsed != Py_None)
+            return parsed;
+        Py_DECREF(parsed);
+        PyObject *text = PyUnicode_FromStringAndSize((const char *)s, len);
+        parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
+        Py_XDECREF(text);
+        return parsed;
+    }
+    int invalid = 0;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)s, len, NULL);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return NULL;
+        PyErr_Clear();
+        text = PyUnicode_DecodeUTF8((const char *)s, len, "replace");
+        if (text == NULL)
+            return NULL;
+        invalid = 1;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    while (i < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+        i++;
+    if (i == n) {
+        Py_DECREF(text);
+        *skip = 1;
+        return NULL;
+    }
+    PyObject *parsed = PyObject_CallOneArg(fallback, text);
+    Py_DECREF(text);
+    if (parsed != NULL && invalid)
+        Py_SETREF(parsed, mark_invalid_utf8(parsed));
+    return parsed;
+}
+
+/* agent/sources/file.py's FileSource._records for parser = "auto": the newline-terminated lines of
+ * a block (starting at byte `start` of the file) as Records, cut at `limit` (flag 1, truncated),
+ * a trailing CR dropped, blank lines skipped, each parsed here or by `fallback`. An all-ASCII block
+ * is taken as the Python hot path takes it (blank test first); any other block as _split and
+ * _parse take it (cut, CR, decode, then the blank test), line by line. */
 static PyObject *ascii_records(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -576,6 +661,9 @@ static PyObject *ascii_records(PyObject *self, PyObject *args)
     PyObject *zero = PyLong_FromLong(0), *truncated = PyLong_FromLong(1);
     uchar *s = block.buf;
     Py_ssize_t n = block.len, p = 0;
+    int block_ascii = 1;
+    for (Py_ssize_t i = 0; i < n && block_ascii; i++)
+        block_ascii = s[i] < 0x80;
     if (records == NULL || zero == NULL || truncated == NULL)
         goto fail;
     while (p < n) {
@@ -584,24 +672,37 @@ static PyObject *ascii_records(PyObject *self, PyObject *args)
             break;   /* no partial last line here: the caller keeps it */
         Py_ssize_t first = p, len = newline - (s + p);
         p += len + 1;
-        Py_ssize_t i = 0;
-        while (i < len && is_space(s[first + i]))
-            i++;
-        if (i == len)
-            continue;   /* empty or whitespace only */
-        PyObject *flags = zero;
-        if (len > limit) {
-            len = limit;
-            flags = truncated;
-        }
-        if (s[first + len - 1] == '\r')
-            len--;
-        PyObject *parsed = parse_core(s + first, len, NULL);
-        if (parsed == Py_None) {
-            Py_DECREF(parsed);
-            PyObject *text = PyUnicode_FromStringAndSize((const char *)s + first, len);
-            parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
-            Py_XDECREF(text);
+        PyObject *flags = zero, *parsed;
+        if (block_ascii) {
+            Py_ssize_t i = 0;
+            while (i < len && is_space(s[first + i]))
+                i++;
+            if (i == len)
+                continue;   /* empty or whitespace only */
+            if (len > limit) {
+                len = limit;
+                flags = truncated;
+            }
+            if (s[first + len - 1] == '\r')
+                len--;
+            parsed = parse_core(s + first, len, NULL);
+            if (parsed == Py_None) {
+                Py_DECREF(parsed);
+                PyObject *text = PyUnicode_FromStringAndSize((const char *)s + first, len);
+                parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
+                Py_XDECREF(text);
+            }
+        } else {
+            if (len > limit) {
+                len = limit;
+                flags = truncated;
+            }
+            if (len > 0 && s[first + len - 1] == '\r')
+                len--;
+            int skip;
+            parsed = parse_raw_line(s + first, len, fallback, &skip);
+            if (skip)
+                continue;
         }
         PyObject *position = parsed ? PyLong_FromSsize_t(start + first) : NULL;
         PyObject *record = position ? record_type->tp_alloc(record_type, 6) : NULL;

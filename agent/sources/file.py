@@ -358,15 +358,17 @@ class FileSource:
         tail.pending = buffer[end + 1:]
         tail.recent = _last(before, block)
         checkpoint, check = start + end + 1, check_of(tail.recent)
-        if tail.joiner is None and block.isascii():
-            return self._batch(tail, self._ascii_records(block, start), checkpoint, check, len(block))
+        if tail.joiner is None and (self.native_records is not None or block.isascii()):
+            return self._batch(tail, self._records(block, start), checkpoint, check, len(block))
         self._split(tail, block, start, now, lines)
         if tail.joiner is not None and tail.joiner.held_start is not None:
             checkpoint, check = tail.joiner.held_start, ""
         return self._batch(tail, self._parse(lines), checkpoint, check, len(block))
 
-    def _ascii_records(self, block: bytes, start: int) -> list[Record]:
-        """The hot path (no multiline, ASCII): split, parse and wrap in one pass over the lines."""
+    def _records(self, block: bytes, start: int) -> list[Record]:
+        """The hot path (no multiline): split, parse and wrap in one pass over the lines. In C for
+        parser = "auto" (any bytes: what _split and _parse do for a block that is not ASCII, it
+        does too); else here, for ASCII blocks."""
         parse = self.parse
         limit = self.config.max_line_bytes
         app = self.config.app

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import types
 
 import pytest
 
@@ -145,7 +146,7 @@ def _no_read_time(records):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_native_and_python_split_an_ascii_block_into_the_same_records(tmp_path, seed):
-    """FileSource._ascii_records: blank and whitespace-only lines skipped, CR dropped, lines cut at
+    """FileSource._records of an ASCII block: blank and whitespace-only lines skipped, CR dropped, lines cut at
     max_line_bytes and flagged, a partial last line left out."""
     rng = random.Random(seed)
     native = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=64, app="web"), tmp_path / "n")
@@ -160,7 +161,43 @@ def test_native_and_python_split_an_ascii_block_into_the_same_records(tmp_path, 
             lines.append(rng.choice([b"", b"", b" ", b"\t\x0b", b"\r", b"\x1c"]))
         block = b"\n".join(lines) + rng.choice([b"\n", b"\npartial", b""])
         start = rng.randint(0, 10**12)
-        assert _no_read_time(native._ascii_records(block, start)) == _no_read_time(python._ascii_records(block, start))
+        assert _no_read_time(native._records(block, start)) == _no_read_time(_python_records(python, block, start))
+
+
+def _python_records(source, block, start):
+    """What FileSource does with a block of whole lines in Python (no multiline joiner)."""
+    if block.isascii():
+        return source._records(block, start)
+    lines = []
+    source._split(types.SimpleNamespace(joiner=None), block, start, 0.0, lines)
+    return source._parse(lines)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_and_python_split_any_bytes_into_the_same_records(tmp_path, seed):
+    """A block that is not ASCII: invalid UTF-8 kept with replacement characters and
+    fields.invalid_utf8, Unicode whitespace-only lines skipped, cuts at max_line_bytes in bytes
+    (even inside a character), CR dropped before decoding."""
+    rng = random.Random(100 + seed)
+    native = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=48), tmp_path / "n")
+    python = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=48), tmp_path / "p")
+    python.native_records, python.parse = None, python_parse_auto
+    pieces = [b"\xc3\xa9", b"\xe2\x9c\x93", b"\xf0\x9f\x98\x80", b"\xff", b"\xc3", b"\xe2\x9c", b"\x80",
+              b"\xed\xa0\x80", b"\xc2\x85", b"\xc2\xa0", b"\xe2\x80\xa8", b"\x00", b"\r", b" ", b"\t", b"="]
+    for _ in range(200):
+        lines = []
+        for _ in range(rng.randint(1, 30)):
+            line = random_line(rng).encode("utf-8", "replace").replace(b"\n", b"")
+            for _ in range(rng.randint(0, 3)):
+                at = rng.randint(0, len(line))
+                line = line[:at] + rng.choice(pieces) + line[at:]
+            lines.append(line + rng.choice([b"", b"\r", b"x" * rng.randint(0, 60)]))
+            lines.append(rng.choice([b"", b" ", b"\xc2\xa0", b"\xe2\x80\xa8 ", b"\xc2\x85\r", b"\x1c"]))
+        block = b"\n".join(lines) + b"\n"
+        if block.isascii():
+            block += b"\xff\n"
+        start = rng.randint(0, 10**12)
+        assert _no_read_time(native._records(block, start)) == _no_read_time(_python_records(python, block, start))
 
 
 def _read_all(path, state, parse, **config):
