@@ -91,7 +91,7 @@ class FileSource:
         self._fresh = not checkpoint_path.exists()
         self.checkpoints = CheckpointFile(checkpoint_path)
         self.parse = make_parser(config.parser, config.pattern)
-        # parser = "auto" on ASCII blocks: split, parse and wrap in C when the extension is built.
+        # parser = "auto": blocks are split, parsed and wrapped in C when the extension is built.
         self.native_records = native_ascii_records if config.parser == "auto" else None
         self.filters = EventFilter(config.include, config.exclude_events)
         self.on_read = on_read or (lambda source, n: None)
