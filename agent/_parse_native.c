@@ -429,52 +429,70 @@ static PyObject *build(PyObject *time_us, PyObject *level, PyObject *message, Py
     return parsed;
 }
 
-/* The Parsed of the ASCII text s[0:n] (`line` is that text as a str, or NULL to make one), or
- * None where Python must decide. */
-static PyObject *parse_core(uchar *s, Py_ssize_t n, PyObject *line)
-{
-    if (n > 0 && s[0] == '{')
-        Py_RETURN_NONE;   /* maybe JSON: parse_auto's business */
+/* What parse_core finds before it makes any object: the time, the leading level word, where the
+ * message starts — pure C, so a block's lines are scanned with the GIL released. */
+typedef struct {
+    int python;                 /* agent/parse.py must decide (JSON, a syslog stamp) */
+    int has_time;
+    int64_t us;
+    Py_ssize_t rest;            /* the message's start after the time */
+    Py_ssize_t level_end, ws, we;   /* the level pattern's end (-1: none) and its word */
+} head_scan;
 
-    int has_time = 0;
-    int64_t us = 0;
-    Py_ssize_t rest = 0;
+static void scan_head(uchar *s, Py_ssize_t n, head_scan *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->level_end = -1;
+    if (n > 0 && s[0] == '{') {
+        h->python = 1;   /* maybe JSON: parse_auto's business */
+        return;
+    }
     iso_match m;
     Py_ssize_t e = match_iso(s, 0, n, &m);
     if (e >= 0) {
-        if (iso_to_us(s, &m, &us) == 0) {
-            has_time = 1;
-            rest = lstrip(s, e, n);
+        if (iso_to_us(s, &m, &h->us) == 0) {
+            h->has_time = 1;
+            h->rest = lstrip(s, e, n);
         }
     } else if (n > 0 && s[0] == '[') {
         e = match_iso(s, 1, n, &m);
-        if (e >= 0 && e < n && s[e] == ']' && iso_to_us(s, &m, &us) == 0) {
-            has_time = 1;
-            rest = lstrip(s, e + 1, n);
+        if (e >= 0 && e < n && s[e] == ']' && iso_to_us(s, &m, &h->us) == 0) {
+            h->has_time = 1;
+            h->rest = lstrip(s, e + 1, n);
         }
     } else if (n > 0 && is_digit(s[0])) {
-        e = match_epoch(s, n, &us);
+        e = match_epoch(s, n, &h->us);
         if (e >= 0) {
-            has_time = 1;
-            rest = lstrip(s, e, n);
+            h->has_time = 1;
+            h->rest = lstrip(s, e, n);
         }
     } else if (looks_syslog(s, n)) {
-        Py_RETURN_NONE;   /* the year comes from today's date: parse.py decides */
+        h->python = 1;   /* the year comes from today's date: parse.py decides */
+        return;
     }
+    h->level_end = match_level(s, h->rest, n, &h->ws, &h->we);
+}
 
+/* The Parsed of the ASCII text s[0:n] from its head scan (`line` is that text as a str, or NULL
+ * to make one), or None where Python must decide. */
+static PyObject *parse_scanned(uchar *s, Py_ssize_t n, PyObject *line, const head_scan *h)
+{
+    if (h->python)
+        Py_RETURN_NONE;
+    int has_time = h->has_time;
+    int64_t us = h->us;
+    Py_ssize_t rest = h->rest;
     PyObject *level = Py_None;
     Py_INCREF(level);
-    Py_ssize_t ws, we;
-    e = match_level(s, rest, n, &ws, &we);
-    if (e >= 0) {
-        PyObject *found = level_of(s, ws, we);
+    if (h->level_end >= 0) {
+        PyObject *found = level_of(s, h->ws, h->we);
         if (found == NULL) {
             Py_DECREF(level);
             return NULL;
         }
         if (found != Py_None) {
             Py_SETREF(level, found);
-            rest = e;
+            rest = h->level_end;
         } else {
             Py_DECREF(found);
         }
@@ -532,6 +550,14 @@ done:
     Py_XDECREF(pairs);
     Py_XDECREF(fields);
     return result;
+}
+
+/* The Parsed of the ASCII text s[0:n], or None where Python must decide. */
+static PyObject *parse_core(uchar *s, Py_ssize_t n, PyObject *line)
+{
+    head_scan h;
+    scan_head(s, n, &h);
+    return parse_scanned(s, n, line, &h);
 }
 
 static int ready(void)
@@ -640,11 +666,43 @@ static PyObject *parse_raw_line(uchar *s, Py_ssize_t len, PyObject *fallback, in
     return parsed;
 }
 
+#define SCAN_LINES 1024
+
+typedef struct {
+    Py_ssize_t first, len;
+    int truncated;
+    head_scan head;
+} line_scan;
+
+/* records.append(Record(position, parsed, app, 0, flags, read_time)); steals `parsed` (NULL: an
+ * error already set). */
+static int append_record(PyObject *records, PyTypeObject *record_type, Py_ssize_t position_value,
+                         PyObject *parsed, PyObject *app, PyObject *zero, PyObject *flags, PyObject *read_time)
+{
+    PyObject *position = parsed ? PyLong_FromSsize_t(position_value) : NULL;
+    PyObject *record = position ? record_type->tp_alloc(record_type, 6) : NULL;
+    if (record == NULL) {
+        Py_XDECREF(parsed);
+        Py_XDECREF(position);
+        return -1;
+    }
+    PyObject *items[6] = {position, parsed, app, zero, flags, read_time};
+    for (int k = 0; k < 6; k++) {
+        if (k >= 2)
+            Py_INCREF(items[k]);
+        PyTuple_SET_ITEM(record, k, items[k]);
+    }
+    int failed = PyList_Append(records, record) < 0;
+    Py_DECREF(record);
+    return failed ? -1 : 0;
+}
+
 /* agent/sources/file.py's FileSource._records for parser = "auto": the newline-terminated lines of
  * a block (starting at byte `start` of the file) as Records, cut at `limit` (flag 1, truncated),
  * a trailing CR dropped, blank lines skipped, each parsed here or by `fallback`. An all-ASCII block
- * is taken as the Python hot path takes it (blank test first); any other block as _split and
- * _parse take it (cut, CR, decode, then the blank test), line by line. */
+ * is taken as the Python hot path takes it (blank test first), its lines scanned with the GIL
+ * released; any other block as _split and _parse take it (cut, CR, decode, then the blank test),
+ * line by line. */
 static PyObject *ascii_records(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -662,71 +720,89 @@ static PyObject *ascii_records(PyObject *self, PyObject *args)
     uchar *s = block.buf;
     Py_ssize_t n = block.len, p = 0;
     int block_ascii = 1;
+    line_scan *scans = NULL;
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n && block_ascii; i++)
         block_ascii = s[i] < 0x80;
+    Py_END_ALLOW_THREADS
     if (records == NULL || zero == NULL || truncated == NULL)
         goto fail;
-    while (p < n) {
+    if (block_ascii) {
+        /* Scan up to SCAN_LINES lines without the GIL (the bytes object cannot change), then
+         * make their objects with it: memory stays bounded whatever the block holds. */
+        if ((scans = PyMem_Malloc(sizeof(line_scan) * SCAN_LINES)) == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        while (p < n) {
+            int count = 0;
+            Py_BEGIN_ALLOW_THREADS
+            while (p < n && count < SCAN_LINES) {
+                uchar *newline = memchr(s + p, '\n', n - p);
+                if (newline == NULL) {
+                    p = n;   /* no partial last line here: the caller keeps it */
+                    break;
+                }
+                line_scan *l = &scans[count];
+                l->first = p;
+                l->len = newline - (s + p);
+                p += l->len + 1;
+                Py_ssize_t i = 0;
+                while (i < l->len && is_space(s[l->first + i]))
+                    i++;
+                if (i == l->len)
+                    continue;   /* empty or whitespace only */
+                l->truncated = l->len > limit;
+                if (l->truncated)
+                    l->len = limit;
+                if (s[l->first + l->len - 1] == '\r')
+                    l->len--;
+                scan_head(s + l->first, l->len, &l->head);
+                count++;
+            }
+            Py_END_ALLOW_THREADS
+            for (int k = 0; k < count; k++) {
+                line_scan *l = &scans[k];
+                PyObject *parsed = parse_scanned(s + l->first, l->len, NULL, &l->head);
+                if (parsed == Py_None) {
+                    Py_DECREF(parsed);
+                    PyObject *text = PyUnicode_FromStringAndSize((const char *)s + l->first, l->len);
+                    parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
+                    Py_XDECREF(text);
+                }
+                if (append_record(records, record_type, start + l->first, parsed, app, zero,
+                                  l->truncated ? truncated : zero, read_time) < 0)
+                    goto fail;
+            }
+        }
+    }
+    while (p < n) {   /* a block that is not all ASCII: line by line, with the GIL */
         uchar *newline = memchr(s + p, '\n', n - p);
         if (newline == NULL)
             break;   /* no partial last line here: the caller keeps it */
         Py_ssize_t first = p, len = newline - (s + p);
         p += len + 1;
-        PyObject *flags = zero, *parsed;
-        if (block_ascii) {
-            Py_ssize_t i = 0;
-            while (i < len && is_space(s[first + i]))
-                i++;
-            if (i == len)
-                continue;   /* empty or whitespace only */
-            if (len > limit) {
-                len = limit;
-                flags = truncated;
-            }
-            if (s[first + len - 1] == '\r')
-                len--;
-            parsed = parse_core(s + first, len, NULL);
-            if (parsed == Py_None) {
-                Py_DECREF(parsed);
-                PyObject *text = PyUnicode_FromStringAndSize((const char *)s + first, len);
-                parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
-                Py_XDECREF(text);
-            }
-        } else {
-            if (len > limit) {
-                len = limit;
-                flags = truncated;
-            }
-            if (len > 0 && s[first + len - 1] == '\r')
-                len--;
-            int skip;
-            parsed = parse_raw_line(s + first, len, fallback, &skip);
-            if (skip)
-                continue;
+        PyObject *flags = zero;
+        if (len > limit) {
+            len = limit;
+            flags = truncated;
         }
-        PyObject *position = parsed ? PyLong_FromSsize_t(start + first) : NULL;
-        PyObject *record = position ? record_type->tp_alloc(record_type, 6) : NULL;
-        if (record == NULL) {
-            Py_XDECREF(parsed);
-            Py_XDECREF(position);
-            goto fail;
-        }
-        PyObject *items[6] = {position, parsed, app, zero, flags, read_time};
-        for (int k = 0; k < 6; k++) {
-            if (k >= 2)
-                Py_INCREF(items[k]);
-            PyTuple_SET_ITEM(record, k, items[k]);
-        }
-        int failed = PyList_Append(records, record) < 0;
-        Py_DECREF(record);
-        if (failed)
+        if (len > 0 && s[first + len - 1] == '\r')
+            len--;
+        int skip;
+        PyObject *parsed = parse_raw_line(s + first, len, fallback, &skip);
+        if (skip)
+            continue;
+        if (append_record(records, record_type, start + first, parsed, app, zero, flags, read_time) < 0)
             goto fail;
     }
+    PyMem_Free(scans);
     Py_DECREF(zero);
     Py_DECREF(truncated);
     PyBuffer_Release(&block);
     return records;
 fail:
+    PyMem_Free(scans);
     Py_XDECREF(records);
     Py_XDECREF(zero);
     Py_XDECREF(truncated);
