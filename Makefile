@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
-# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py),
+# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step, and
+# agent/_parse_native.c, the agent's read+parse; see setup.py),
 # prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
 # chromium (the web console's browser tests, driven by Playwright with Debian's browser).
 SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus chromium

@@ -3,8 +3,9 @@
 common/_chain_native.c is the writer's hash-chain step (needs OpenSSL's headers: libssl-dev). It is
 optional: where it cannot be built, the install still succeeds and common/chain.py falls back to
 its pure-Python form (same bytes, slower); `make test` installs libssl-dev and checks it is built.
-agent/_parse_native.c is the agent's text-line parse (agent/parse.py falls back to Python the same
-way; tests/unit/test_parse_native.py holds both to the same output).
+agent/_parse_native.c is the agent's hot path: split, parse, the batch's columns (agent/parse.py,
+the file source and the batcher fall back to Python the same way; tests/unit/test_parse_native.py
+holds both to the same output).
 """
 
 from setuptools import Extension, setup

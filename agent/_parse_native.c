@@ -1,4 +1,6 @@
-/* The agent's text-line parse in C: agent/parse.py's parse_text for ASCII lines.
+/* The agent's hot path in C: agent/parse.py's parse_text for ASCII lines, the file source's
+ * split of an ASCII block into Records around it (ascii_records), and the batcher's columns of a
+ * Chunk from Records (columns).
  *
  * parse_text(line) returns the same Parsed that agent.parse.parse_text returns, or None when the
  * line needs the Python code: it is not ASCII, starts with "{" (JSON), starts with a syslog
@@ -427,70 +429,80 @@ static PyObject *build(PyObject *time_us, PyObject *level, PyObject *message, Py
     return parsed;
 }
 
-static PyObject *parse_text(PyObject *self, PyObject *line)
-{
-    (void)self;
-    if (parsed_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_parse_native.init() was not called");
-        return NULL;
-    }
-    if (!PyUnicode_Check(line)) {
-        PyErr_SetString(PyExc_TypeError, "parse_text expects str");
-        return NULL;
-    }
-    if (!PyUnicode_IS_ASCII(line))
-        Py_RETURN_NONE;
-    uchar *s = PyUnicode_1BYTE_DATA(line);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(line);
-    if (n > 0 && s[0] == '{')
-        Py_RETURN_NONE;   /* maybe JSON: parse_auto's business */
+/* What parse_core finds before it makes any object: the time, the leading level word, where the
+ * message starts — pure C, so a block's lines are scanned with the GIL released. */
+typedef struct {
+    int python;                 /* agent/parse.py must decide (JSON, a syslog stamp) */
+    int has_time;
+    int64_t us;
+    Py_ssize_t rest;            /* the message's start after the time */
+    Py_ssize_t level_end, ws, we;   /* the level pattern's end (-1: none) and its word */
+} head_scan;
 
-    int has_time = 0;
-    int64_t us = 0;
-    Py_ssize_t rest = 0;
+static void scan_head(uchar *s, Py_ssize_t n, head_scan *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->level_end = -1;
+    if (n > 0 && s[0] == '{') {
+        h->python = 1;   /* maybe JSON: parse_auto's business */
+        return;
+    }
     iso_match m;
     Py_ssize_t e = match_iso(s, 0, n, &m);
     if (e >= 0) {
-        if (iso_to_us(s, &m, &us) == 0) {
-            has_time = 1;
-            rest = lstrip(s, e, n);
+        if (iso_to_us(s, &m, &h->us) == 0) {
+            h->has_time = 1;
+            h->rest = lstrip(s, e, n);
         }
     } else if (n > 0 && s[0] == '[') {
         e = match_iso(s, 1, n, &m);
-        if (e >= 0 && e < n && s[e] == ']' && iso_to_us(s, &m, &us) == 0) {
-            has_time = 1;
-            rest = lstrip(s, e + 1, n);
+        if (e >= 0 && e < n && s[e] == ']' && iso_to_us(s, &m, &h->us) == 0) {
+            h->has_time = 1;
+            h->rest = lstrip(s, e + 1, n);
         }
     } else if (n > 0 && is_digit(s[0])) {
-        e = match_epoch(s, n, &us);
+        e = match_epoch(s, n, &h->us);
         if (e >= 0) {
-            has_time = 1;
-            rest = lstrip(s, e, n);
+            h->has_time = 1;
+            h->rest = lstrip(s, e, n);
         }
     } else if (looks_syslog(s, n)) {
-        Py_RETURN_NONE;   /* the year comes from today's date: parse.py decides */
+        h->python = 1;   /* the year comes from today's date: parse.py decides */
+        return;
     }
+    h->level_end = match_level(s, h->rest, n, &h->ws, &h->we);
+}
 
+/* The Parsed of the ASCII text s[0:n] from its head scan (`line` is that text as a str, or NULL
+ * to make one), or None where Python must decide. */
+static PyObject *parse_scanned(uchar *s, Py_ssize_t n, PyObject *line, const head_scan *h)
+{
+    if (h->python)
+        Py_RETURN_NONE;
+    int has_time = h->has_time;
+    int64_t us = h->us;
+    Py_ssize_t rest = h->rest;
     PyObject *level = Py_None;
     Py_INCREF(level);
-    Py_ssize_t ws, we;
-    e = match_level(s, rest, n, &ws, &we);
-    if (e >= 0) {
-        PyObject *found = level_of(s, ws, we);
+    if (h->level_end >= 0) {
+        PyObject *found = level_of(s, h->ws, h->we);
         if (found == NULL) {
             Py_DECREF(level);
             return NULL;
         }
         if (found != Py_None) {
             Py_SETREF(level, found);
-            rest = e;
+            rest = h->level_end;
         } else {
             Py_DECREF(found);
         }
     }
 
     PyObject *time_us = has_time ? PyLong_FromLongLong(us) : (Py_INCREF(Py_None), Py_None);
-    PyObject *message = time_us ? PyUnicode_Substring(line, rest, n) : NULL;
+    PyObject *message = NULL;
+    if (time_us != NULL)
+        message = line ? PyUnicode_Substring(line, rest, n)
+                       : PyUnicode_FromStringAndSize((const char *)s + rest, n - rest);
     PyObject *known[T_COUNT] = {NULL};
     PyObject *result = NULL, *pairs = NULL, *fields = NULL;
     if (message == NULL)
@@ -540,6 +552,422 @@ done:
     return result;
 }
 
+/* The Parsed of the ASCII text s[0:n], or None where Python must decide. */
+static PyObject *parse_core(uchar *s, Py_ssize_t n, PyObject *line)
+{
+    head_scan h;
+    scan_head(s, n, &h);
+    return parse_scanned(s, n, line, &h);
+}
+
+static int ready(void)
+{
+    if (parsed_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_parse_native.init() was not called");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *parse_text(PyObject *self, PyObject *line)
+{
+    (void)self;
+    if (!ready())
+        return NULL;
+    if (!PyUnicode_Check(line)) {
+        PyErr_SetString(PyExc_TypeError, "parse_text expects str");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(line))
+        Py_RETURN_NONE;
+    return parse_core(PyUnicode_1BYTE_DATA(line), PyUnicode_GET_LENGTH(line), line);
+}
+
+/* parsed._replace(fields={**(parsed.fields or {}), "invalid_utf8": True}) */
+static PyObject *mark_invalid_utf8(PyObject *parsed)
+{
+    if (!PyTuple_Check(parsed) || PyTuple_GET_SIZE(parsed) != 8) {
+        PyErr_SetString(PyExc_TypeError, "the fallback parser must return a Parsed");
+        return NULL;
+    }
+    PyObject *fields = PyDict_New(), *old = PyTuple_GET_ITEM(parsed, 6);
+    int truthy = fields ? PyObject_IsTrue(old) : -1;
+    if (truthy < 0 || (truthy && PyDict_Update(fields, old) < 0)
+        || PyDict_SetItemString(fields, "invalid_utf8", Py_True) < 0) {
+        Py_XDECREF(fields);
+        return NULL;
+    }
+    PyTypeObject *type = Py_TYPE(parsed);
+    PyObject *marked = type->tp_alloc(type, 8);
+    if (marked == NULL) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++) {
+        PyObject *item = i == 6 ? fields : PyTuple_GET_ITEM(parsed, i);
+        if (i != 6)
+            Py_INCREF(item);
+        PyTuple_SET_ITEM(marked, i, item);
+    }
+    return marked;
+}
+
+/* One line of a block that is not all ASCII, as FileSource._split and _parse take it: decoded
+ * (invalid UTF-8 replaced and marked), skipped when blank (Unicode whitespace); NULL with
+ * *skip set for a blank line, NULL without it on error. */
+static PyObject *parse_raw_line(uchar *s, Py_ssize_t len, PyObject *fallback, int *skip)
+{
+    *skip = 0;
+    int ascii = 1;
+    for (Py_ssize_t i = 0; i < len && ascii; i++)
+        ascii = s[i] < 0x80;
+    if (ascii) {
+        Py_ssize_t i = 0;
+        while (i < len && is_space(s[i]))
+            i++;
+        if (i == len) {
+            *skip = 1;
+            return NULL;
+        }
+        PyObject *parsed = parse_core(s, len, NULL);
+        if (parsed != Py_None)
+            return parsed;
+        Py_DECREF(parsed);
+        PyObject *text = PyUnicode_FromStringAndSize((const char *)s, len);
+        parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
+        Py_XDECREF(text);
+        return parsed;
+    }
+    int invalid = 0;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)s, len, NULL);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            return NULL;
+        PyErr_Clear();
+        text = PyUnicode_DecodeUTF8((const char *)s, len, "replace");
+        if (text == NULL)
+            return NULL;
+        invalid = 1;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    while (i < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+        i++;
+    if (i == n) {
+        Py_DECREF(text);
+        *skip = 1;
+        return NULL;
+    }
+    PyObject *parsed = PyObject_CallOneArg(fallback, text);
+    Py_DECREF(text);
+    if (parsed != NULL && invalid)
+        Py_SETREF(parsed, mark_invalid_utf8(parsed));
+    return parsed;
+}
+
+#define SCAN_LINES 1024
+
+typedef struct {
+    Py_ssize_t first, len;
+    int truncated;
+    head_scan head;
+} line_scan;
+
+/* records.append(Record(position, parsed, app, 0, flags, read_time)); steals `parsed` (NULL: an
+ * error already set). */
+static int append_record(PyObject *records, PyTypeObject *record_type, Py_ssize_t position_value,
+                         PyObject *parsed, PyObject *app, PyObject *zero, PyObject *flags, PyObject *read_time)
+{
+    PyObject *position = parsed ? PyLong_FromSsize_t(position_value) : NULL;
+    PyObject *record = position ? record_type->tp_alloc(record_type, 6) : NULL;
+    if (record == NULL) {
+        Py_XDECREF(parsed);
+        Py_XDECREF(position);
+        return -1;
+    }
+    PyObject *items[6] = {position, parsed, app, zero, flags, read_time};
+    for (int k = 0; k < 6; k++) {
+        if (k >= 2)
+            Py_INCREF(items[k]);
+        PyTuple_SET_ITEM(record, k, items[k]);
+    }
+    int failed = PyList_Append(records, record) < 0;
+    Py_DECREF(record);
+    return failed ? -1 : 0;
+}
+
+/* agent/sources/file.py's FileSource._records for parser = "auto": the newline-terminated lines of
+ * a block (starting at byte `start` of the file) as Records, cut at `limit` (flag 1, truncated),
+ * a trailing CR dropped, blank lines skipped, each parsed here or by `fallback`. An all-ASCII block
+ * is taken as the Python hot path takes it (blank test first), its lines scanned with the GIL
+ * released; any other block as _split and _parse take it (cut, CR, decode, then the blank test),
+ * line by line. */
+static PyObject *ascii_records(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer block;
+    Py_ssize_t start, limit;
+    PyObject *app, *read_time, *fallback;
+    PyTypeObject *record_type;
+    if (!ready())
+        return NULL;
+    if (!PyArg_ParseTuple(args, "y*nnOOO!O", &block, &start, &limit, &app, &read_time, &PyType_Type,
+                          &record_type, &fallback))
+        return NULL;
+    PyObject *records = PyList_New(0);
+    PyObject *zero = PyLong_FromLong(0), *truncated = PyLong_FromLong(1);
+    uchar *s = block.buf;
+    Py_ssize_t n = block.len, p = 0;
+    int block_ascii = 1;
+    line_scan *scans = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && block_ascii; i++)
+        block_ascii = s[i] < 0x80;
+    Py_END_ALLOW_THREADS
+    if (records == NULL || zero == NULL || truncated == NULL)
+        goto fail;
+    if (block_ascii) {
+        /* Scan up to SCAN_LINES lines without the GIL (the bytes object cannot change), then
+         * make their objects with it: memory stays bounded whatever the block holds. */
+        if ((scans = PyMem_Malloc(sizeof(line_scan) * SCAN_LINES)) == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        while (p < n) {
+            int count = 0;
+            Py_BEGIN_ALLOW_THREADS
+            while (p < n && count < SCAN_LINES) {
+                uchar *newline = memchr(s + p, '\n', n - p);
+                if (newline == NULL) {
+                    p = n;   /* no partial last line here: the caller keeps it */
+                    break;
+                }
+                line_scan *l = &scans[count];
+                l->first = p;
+                l->len = newline - (s + p);
+                p += l->len + 1;
+                Py_ssize_t i = 0;
+                while (i < l->len && is_space(s[l->first + i]))
+                    i++;
+                if (i == l->len)
+                    continue;   /* empty or whitespace only */
+                l->truncated = l->len > limit;
+                if (l->truncated)
+                    l->len = limit;
+                if (s[l->first + l->len - 1] == '\r')
+                    l->len--;
+                scan_head(s + l->first, l->len, &l->head);
+                count++;
+            }
+            Py_END_ALLOW_THREADS
+            for (int k = 0; k < count; k++) {
+                line_scan *l = &scans[k];
+                PyObject *parsed = parse_scanned(s + l->first, l->len, NULL, &l->head);
+                if (parsed == Py_None) {
+                    Py_DECREF(parsed);
+                    PyObject *text = PyUnicode_FromStringAndSize((const char *)s + l->first, l->len);
+                    parsed = text ? PyObject_CallOneArg(fallback, text) : NULL;
+                    Py_XDECREF(text);
+                }
+                if (append_record(records, record_type, start + l->first, parsed, app, zero,
+                                  l->truncated ? truncated : zero, read_time) < 0)
+                    goto fail;
+            }
+        }
+    }
+    while (p < n) {   /* a block that is not all ASCII: line by line, with the GIL */
+        uchar *newline = memchr(s + p, '\n', n - p);
+        if (newline == NULL)
+            break;   /* no partial last line here: the caller keeps it */
+        Py_ssize_t first = p, len = newline - (s + p);
+        p += len + 1;
+        PyObject *flags = zero;
+        if (len > limit) {
+            len = limit;
+            flags = truncated;
+        }
+        if (len > 0 && s[first + len - 1] == '\r')
+            len--;
+        int skip;
+        PyObject *parsed = parse_raw_line(s + first, len, fallback, &skip);
+        if (skip)
+            continue;
+        if (append_record(records, record_type, start + first, parsed, app, zero, flags, read_time) < 0)
+            goto fail;
+    }
+    PyMem_Free(scans);
+    Py_DECREF(zero);
+    Py_DECREF(truncated);
+    PyBuffer_Release(&block);
+    return records;
+fail:
+    PyMem_Free(scans);
+    Py_XDECREF(records);
+    Py_XDECREF(zero);
+    Py_XDECREF(truncated);
+    PyBuffer_Release(&block);
+    return NULL;
+}
+
+/* json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode(fields) for a dict of ASCII
+ * str to ASCII str; anything else goes to `fallback` (the Python encoder). */
+static PyObject *encode_fields(PyObject *fields, PyObject *fallback)
+{
+    static const char hex[] = "0123456789abcdef";
+    PyObject *key, *value;
+    Py_ssize_t pos = 0, size = 2;
+    while (PyDict_Next(fields, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key) || !PyUnicode_CheckExact(value)
+            || !PyUnicode_IS_ASCII(value))
+            return PyObject_CallOneArg(fallback, fields);
+        size += 6 * (PyUnicode_GET_LENGTH(key) + PyUnicode_GET_LENGTH(value)) + 6;   /* worst case: \u00XX */
+    }
+    char *out = PyMem_Malloc(size), *w = out;
+    if (out == NULL)
+        return PyErr_NoMemory();
+    *w++ = '{';
+    pos = 0;
+    int first = 1;
+    while (PyDict_Next(fields, &pos, &key, &value)) {
+        if (!first)
+            *w++ = ',';
+        first = 0;
+        for (int part = 0; part < 2; part++) {
+            PyObject *text = part ? value : key;
+            uchar *t = PyUnicode_1BYTE_DATA(text);
+            Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+            *w++ = '"';
+            for (Py_ssize_t i = 0; i < n; i++) {
+                unsigned c = t[i];
+                switch (c) {
+                case '"': *w++ = '\\'; *w++ = '"'; break;
+                case '\\': *w++ = '\\'; *w++ = '\\'; break;
+                case '\n': *w++ = '\\'; *w++ = 'n'; break;
+                case '\r': *w++ = '\\'; *w++ = 'r'; break;
+                case '\t': *w++ = '\\'; *w++ = 't'; break;
+                case '\b': *w++ = '\\'; *w++ = 'b'; break;
+                case '\f': *w++ = '\\'; *w++ = 'f'; break;
+                default:
+                    if (c < 0x20) {
+                        memcpy(w, "\\u00", 4);
+                        w += 4;
+                        *w++ = hex[c >> 4];
+                        *w++ = hex[c & 15];
+                    } else {
+                        *w++ = (char)c;
+                    }
+                }
+            }
+            *w++ = '"';
+            if (!part)
+                *w++ = ':';
+        }
+    }
+    *w++ = '}';
+    PyObject *encoded = PyUnicode_FromStringAndSize(out, w - out);
+    PyMem_Free(out);
+    return encoded;
+}
+
+/* agent/batcher.py's build_chunk loop without source filters: the Records' columns.
+ * columns(records, min_level, default_level, encode) -> (positions, times, levels, messages,
+ * request_ids, users, actions, apps, pids, fields_json, flags, claims or None, dropped) */
+static PyObject *columns(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *records, *encode;
+    long min_level, default_level;
+    if (!PyArg_ParseTuple(args, "O!llO", &PyList_Type, &records, &min_level, &default_level, &encode))
+        return NULL;
+    enum { POS, TIME, MSG, RID, USER, ACTION, APP, PID, FIELDS, CLAIM, NLISTS };
+    PyObject *lists[NLISTS] = {NULL};
+    Py_ssize_t count = PyList_GET_SIZE(records), kept = 0, dropped = 0;
+    int any_claim = 0;
+    char *levels = PyMem_Malloc(count + 1), *flags = PyMem_Malloc(count + 1);
+    PyObject *result = NULL;
+    if (levels == NULL || flags == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int i = 0; i < NLISTS; i++)
+        if ((lists[i] = PyList_New(0)) == NULL)
+            goto done;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *record = PyList_GET_ITEM(records, r);
+        if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) != 6
+            || !PyTuple_Check(PyTuple_GET_ITEM(record, 1)) || PyTuple_GET_SIZE(PyTuple_GET_ITEM(record, 1)) != 8) {
+            PyErr_SetString(PyExc_TypeError, "columns expects Records of Parsed");
+            goto done;
+        }
+        PyObject *parsed = PyTuple_GET_ITEM(record, 1);
+        PyObject *level_obj = PyTuple_GET_ITEM(parsed, 1);
+        long level = default_level;
+        if (level_obj != Py_None) {
+            level = PyLong_AsLong(level_obj);
+            if (level == -1 && PyErr_Occurred())
+                goto done;
+        }
+        if (level > min_level) {
+            dropped++;
+            continue;
+        }
+        long flag = PyLong_AsLong(PyTuple_GET_ITEM(record, 4));
+        if (flag == -1 && PyErr_Occurred())
+            goto done;
+        if (level < 0 || level > 255 || flag < 0 || flag > 255) {
+            PyErr_SetString(PyExc_ValueError, "byte must be in range(0, 256)");
+            goto done;
+        }
+        PyObject *time_us = PyTuple_GET_ITEM(parsed, 0);
+        PyObject *fields = PyTuple_GET_ITEM(parsed, 6);
+        PyObject *encoded;
+        if (fields != Py_None && PyObject_IsTrue(fields)) {
+            encoded = PyDict_CheckExact(fields) ? encode_fields(fields, encode) : PyObject_CallOneArg(encode, fields);
+            if (encoded == NULL)
+                goto done;
+        } else {
+            encoded = PyUnicode_FromStringAndSize("", 0);
+        }
+        PyObject *claim = PyTuple_GET_ITEM(parsed, 7);
+        PyObject *values[NLISTS] = {
+            PyTuple_GET_ITEM(record, 0), time_us != Py_None ? time_us : PyTuple_GET_ITEM(record, 5),
+            PyTuple_GET_ITEM(parsed, 2), PyTuple_GET_ITEM(parsed, 3), PyTuple_GET_ITEM(parsed, 4),
+            PyTuple_GET_ITEM(parsed, 5), PyTuple_GET_ITEM(record, 2), PyTuple_GET_ITEM(record, 3), encoded, claim};
+        int failed = 0;
+        for (int i = 0; i < NLISTS && !failed; i++)
+            failed = PyList_Append(lists[i], values[i]) < 0;
+        Py_DECREF(encoded);
+        if (failed)
+            goto done;
+        int truthy = PyObject_IsTrue(claim);
+        if (truthy < 0)
+            goto done;
+        any_claim |= truthy;
+        levels[kept] = (char)level;
+        flags[kept] = (char)flag;
+        kept++;
+    }
+    {
+        PyObject *level_bytes = PyBytes_FromStringAndSize(levels, kept);
+        PyObject *flag_bytes = PyBytes_FromStringAndSize(flags, kept);
+        if (level_bytes && flag_bytes) {
+            PyObject *claims = any_claim ? lists[CLAIM] : Py_None;
+            result = Py_BuildValue("(OOOOOOOOOOOOn)", lists[POS], lists[TIME], level_bytes, lists[MSG], lists[RID],
+                                   lists[USER], lists[ACTION], lists[APP], lists[PID], lists[FIELDS], flag_bytes,
+                                   claims, dropped);
+        }
+        Py_XDECREF(level_bytes);
+        Py_XDECREF(flag_bytes);
+    }
+done:
+    for (int i = 0; i < NLISTS; i++)
+        Py_XDECREF(lists[i]);
+    PyMem_Free(levels);
+    PyMem_Free(flags);
+    return result;
+}
+
 static PyObject *init(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -565,6 +993,10 @@ static PyMethodDef methods[] = {
      "init(Parsed, levels, targets): the Parsed type, {lower-case level name: int}, {key: target index}."},
     {"parse_text", parse_text, METH_O,
      "parse_text(line) -> Parsed, or None where agent.parse's Python code must decide."},
+    {"columns", columns, METH_VARARGS,
+     "columns(records, min_level, default_level, encode) -> the columns of a Chunk and the count dropped"},
+    {"ascii_records", ascii_records, METH_VARARGS,
+     "ascii_records(block, start, limit, app, read_time_us, Record, fallback) -> [Record]"},
     {NULL, NULL, 0, NULL},
 };
 

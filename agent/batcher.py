@@ -16,7 +16,7 @@ from typing import Any
 
 import zstandard
 
-from agent.parse import DEFAULT_LEVEL
+from agent.parse import DEFAULT_LEVEL, native_columns
 from agent.sources.base import SourceBatch
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from common.timefmt import now_us
@@ -36,8 +36,14 @@ class SealedBatch:
 _encode_fields = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
-def build_chunk(batch: SourceBatch, namespace: str) -> tuple[pb.Chunk, int]:
-    """Records -> a Chunk; returns the chunk and how many records the source filters dropped."""
+def build_chunk(batch: SourceBatch, namespace: str, native: bool = True) -> tuple[pb.Chunk, int]:
+    """Records -> a Chunk; returns the chunk and how many records the source filters dropped.
+    Without field filters the columns are built in C when the extension is (same values)."""
+    if native and native_columns is not None and not batch.filters:
+        (positions, times, levels, messages, request_ids, users, actions, apps, pids, fields_json, flags,
+         claims, dropped) = native_columns(batch.records, batch.min_level, DEFAULT_LEVEL, _encode_fields)
+        return _chunk(batch, namespace, positions, times, levels, messages, request_ids, users, actions, apps,
+                      pids, fields_json, flags, claims), dropped
     positions, times, messages, request_ids, users, actions = [], [], [], [], [], []
     apps, pids, fields_json, claims = [], [], [], []
     levels, flags = bytearray(), bytearray()
@@ -71,6 +77,13 @@ def build_chunk(batch: SourceBatch, namespace: str) -> tuple[pb.Chunk, int]:
         flags.append(record.flags)
         claims.append(parsed.claimed_host)
         any_claim = any_claim or bool(parsed.claimed_host)
+    return _chunk(batch, namespace, positions, times, levels, messages, request_ids, users, actions, apps, pids,
+                  fields_json, flags, claims if any_claim else None), dropped
+
+
+def _chunk(batch: SourceBatch, namespace: str, positions: list, times: list, levels: bytes | bytearray,
+           messages: list, request_ids: list, users: list, actions: list, apps: list, pids: list,
+           fields_json: list, flags: bytes | bytearray, claims: list | None) -> pb.Chunk:
     chunk = pb.Chunk(source=batch.source, source_key=batch.source_key, namespace=namespace,
                      log_type=batch.log_type, level=bytes(levels), flags=bytes(flags))
     chunk.position.extend(positions)
@@ -82,9 +95,9 @@ def build_chunk(batch: SourceBatch, namespace: str) -> tuple[pb.Chunk, int]:
     chunk.app.extend(apps)
     chunk.pid.extend(pids)
     chunk.fields_json.extend(fields_json)
-    if any_claim:
+    if claims is not None:
         chunk.claimed_host.extend(claims)
-    return chunk, dropped
+    return chunk
 
 
 class Batcher:

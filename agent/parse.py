@@ -94,8 +94,19 @@ def _syslog_to_us(match: re.Match[str], now: dt.datetime | None = None) -> int:
     return seconds * 1_000_000
 
 
+# The times an event can carry: those of datetime (years 1-9999), which every edge formats.
+MIN_TIME_US = -62_135_596_800 * 1_000_000
+MAX_TIME_US = 253_402_300_799_999_999
+
+
 def parse_time_value(value: Any) -> int | None:
-    """A time from a JSON value: ISO 8601 text, syslog text, or epoch seconds/ms/µs."""
+    """A time from a JSON value: ISO 8601 text, syslog text, or epoch seconds/ms/µs; None for
+    anything outside years 1-9999 (a number that large is not a time, and would not fit the wire)."""
+    us = _time_value(value)
+    return us if us is None or MIN_TIME_US <= us <= MAX_TIME_US else None
+
+
+def _time_value(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -127,7 +138,7 @@ def parse_time_value(value: Any) -> int | None:
             except ValueError:
                 return None
         try:
-            return parse_time_value(float(text))
+            return _time_value(float(text))
         except ValueError:
             return None
     return None
@@ -268,9 +279,8 @@ def python_parse_auto(line: str) -> Parsed:
     return parse_text(line)
 
 
-def _native_parse_text() -> Callable[[str], Parsed | None] | None:
-    """parse_text of agent/_parse_native.c for ASCII text lines (None where Python must decide),
-    or None when the extension is not built."""
+def _load_native() -> Any:
+    """agent/_parse_native.c, set up with this module's tables; None when it is not built."""
     try:
         from agent import _parse_native
     except ImportError:
@@ -279,10 +289,16 @@ def _native_parse_text() -> Callable[[str], Parsed | None] | None:
     index = {name: i for i, name in enumerate(("request_id", "user", "action", "level", "time", "message", "host"))}
     _parse_native.init(Parsed, {name: int(level) for name, level in _ALIASES.items()},
                        {key: index[target] for key, target in _TARGET.items()})
-    return _parse_native.parse_text
+    return _parse_native
 
 
-native_parse_text = _native_parse_text()
+_native = _load_native()
+# parse_text for ASCII text lines in C (None where Python must decide), or None when not built.
+native_parse_text: Callable[[str], Parsed | None] | None = _native.parse_text if _native else None
+# The file source's split+parse of an ASCII block for parser = "auto" (see _parse_native.c).
+native_ascii_records: Callable[..., list] | None = _native.ascii_records if _native else None
+# The batcher's columns of a Chunk from Records (see _parse_native.c), or None when not built.
+native_columns: Callable[..., tuple] | None = _native.columns if _native else None
 
 
 def _parse_auto_native(line: str) -> Parsed:

@@ -38,6 +38,10 @@ def write_structured(path: pathlib.Path, count: int) -> None:
 
 
 def worker(path: str, parser: str) -> dict:
+    if parser.endswith("-python"):
+        # The pure-Python fallback, as on a machine where agent/_parse_native.c is not built.
+        sys.modules["agent._parse_native"] = None
+        parser = parser.removesuffix("-python")
     from agent.config import FileSourceConfig
     from agent.sources.file import FileSource
 
@@ -89,7 +93,8 @@ def run(ctx) -> list[Row]:
     for label, path, parser, target in (
             ("plain lines, parser=plain", plain, "plain", True),
             ("plain lines, parser=auto", plain, "auto", True),
-            ("time+level+key=value lines, parser=auto", structured, "auto", False)):
+            ("time+level+key=value lines, parser=auto", structured, "auto", False),
+            ("time+level+key=value lines, parser=auto, Python fallback", structured, "auto-python", False)):
         result = _measure(path, parser)
         rate = result["lines"] / result["cpu"] if result["cpu"] else 0.0
         peak = max(peak, result["rss_mib"])

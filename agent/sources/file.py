@@ -37,7 +37,7 @@ from typing import Any
 from agent.checkpoints import CheckpointFile
 from agent.config import FileSourceConfig
 from agent.filters import EventFilter
-from agent.parse import make_parser
+from agent.parse import make_parser, native_ascii_records, python_parse_auto
 from agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
 from agent.sources.file_identity import (
     CHECK_BYTES,
@@ -91,6 +91,8 @@ class FileSource:
         self._fresh = not checkpoint_path.exists()
         self.checkpoints = CheckpointFile(checkpoint_path)
         self.parse = make_parser(config.parser, config.pattern)
+        # parser = "auto": blocks are split, parsed and wrapped in C when the extension is built.
+        self.native_records = native_ascii_records if config.parser == "auto" else None
         self.filters = EventFilter(config.include, config.exclude_events)
         self.on_read = on_read or (lambda source, n: None)
         self._tails: dict[str, _Tail] = {}
@@ -356,19 +358,23 @@ class FileSource:
         tail.pending = buffer[end + 1:]
         tail.recent = _last(before, block)
         checkpoint, check = start + end + 1, check_of(tail.recent)
-        if tail.joiner is None and block.isascii():
-            return self._batch(tail, self._ascii_records(block, start), checkpoint, check, len(block))
+        if tail.joiner is None and (self.native_records is not None or block.isascii()):
+            return self._batch(tail, self._records(block, start), checkpoint, check, len(block))
         self._split(tail, block, start, now, lines)
         if tail.joiner is not None and tail.joiner.held_start is not None:
             checkpoint, check = tail.joiner.held_start, ""
         return self._batch(tail, self._parse(lines), checkpoint, check, len(block))
 
-    def _ascii_records(self, block: bytes, start: int) -> list[Record]:
-        """The hot path (no multiline, ASCII): split, parse and wrap in one pass over the lines."""
+    def _records(self, block: bytes, start: int) -> list[Record]:
+        """The hot path (no multiline): split, parse and wrap in one pass over the lines. In C for
+        parser = "auto" (any bytes: what _split and _parse do for a block that is not ASCII, it
+        does too); else here, for ASCII blocks."""
         parse = self.parse
         limit = self.config.max_line_bytes
         app = self.config.app
         read_time = now_us()
+        if self.native_records is not None:
+            return self.native_records(block, start, limit, app, read_time, Record, python_parse_auto)
         records: list[Record] = []
         append = records.append
         texts = block.decode("ascii").split("\n")

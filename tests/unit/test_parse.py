@@ -40,3 +40,14 @@ def test_a_time_value_beyond_any_clock_is_no_time_not_a_crash():
                  '{"time": 1e400, "msg": "x"}', '{"time": ' + "9" * 400 + ', "msg": "x"}'):
         parsed = parse_auto(line)
         assert parsed.time_us is None or line.startswith("2025"), line
+
+
+def test_a_time_value_beyond_year_9999_is_no_time():
+    """`{"time": 1e22}` once made a time the wire cannot carry (the batcher raised), and
+    `{"time": 5e20}` one no edge can format (year 15,800)."""
+    for value in ("1e22", "5e20", "-1e300", '"1e22"', "-62135596800000001"):
+        parsed = parse_auto('{"time": ' + value + ', "msg": "x"}')
+        assert parsed.time_us is None, value
+    assert format_us(parse_auto('{"time": 2.5e20, "msg": "x"}').time_us).startswith("9892-")   # ns
+    assert parse_auto('{"time": 2.6e20, "msg": "x"}').time_us is None
+    assert parse_auto('{"time": -62135596800, "msg": "x"}').time_us == -62135596800 * 1_000_000

@@ -1,7 +1,8 @@
-"""The agent's text-line parse in C (agent/_parse_native.c) against the Python reference
-(agent/parse.py): the same Parsed for every line — random lines built from every shape the `auto`
-parser knows and from hostile bytes — and the same records out of a real FileSource reading
-invalid UTF-8, NUL bytes, 10 MB lines, CR/LF mixes and multiline events.
+"""The agent's hot path in C (agent/_parse_native.c) against the Python reference (agent/parse.py,
+the file source, the batcher): the same Parsed for every line — random lines built from every
+shape the `auto` parser knows and from hostile bytes — the same records out of a real FileSource
+reading invalid UTF-8, NUL bytes, 10 MB lines, CR/LF mixes and multiline events, and the same
+serialized Chunk out of the batcher.
 
 The import is not guarded: `make test` builds the extension, and a missing build must fail here
 rather than pass on the fallback.
@@ -9,12 +10,17 @@ rather than pass on the fallback.
 
 from __future__ import annotations
 
+import json
 import random
+import types
 
 import pytest
 
 from agent import _parse_native  # noqa: F401 — the build must exist
+from agent.batcher import build_chunk
 from agent.parse import native_parse_text, parse_auto, parse_text, python_parse_auto
+from agent.sources.base import Record, SourceBatch
+from agent.sources.file import FileSource
 from common.levels import _ALIASES
 from tests.unit.file_source_helpers import Driver, file_config
 
@@ -134,13 +140,75 @@ def test_native_and_python_agree_on_hostile_lines(line):
     assert _same(parse_auto(line), python_parse_auto(line))
 
 
+def _no_read_time(records):
+    return [(r.position, r.parsed, list((r.parsed.fields or {}).items()), r.app, r.pid, r.flags) for r in records]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_and_python_split_an_ascii_block_into_the_same_records(tmp_path, seed):
+    """FileSource._records of an ASCII block: blank and whitespace-only lines skipped, CR dropped, lines cut at
+    max_line_bytes and flagged, a partial last line left out."""
+    rng = random.Random(seed)
+    native = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=64, app="web"), tmp_path / "n")
+    python = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=64, app="web"), tmp_path / "p")
+    python.native_records, python.parse = None, python_parse_auto
+    assert native.native_records is not None
+    for round_ in range(200):
+        lines = []
+        # Now and then more lines than the C code scans per release of the GIL (1,024).
+        for _ in range(rng.randint(0, 40) if round_ % 50 else rng.randint(1024, 3000)):
+            line = random_line(rng).encode("ascii", "replace").replace(b"\n", b"")
+            lines.append(line + rng.choice([b"", b"\r", b" ", b"\r\r", b"x" * rng.randint(0, 100)]))
+            lines.append(rng.choice([b"", b"", b" ", b"\t\x0b", b"\r", b"\x1c"]))
+        block = b"\n".join(lines) + rng.choice([b"\n", b"\npartial", b""])
+        start = rng.randint(0, 10**12)
+        assert _no_read_time(native._records(block, start)) == _no_read_time(_python_records(python, block, start))
+
+
+def _python_records(source, block, start):
+    """What FileSource does with a block of whole lines in Python (no multiline joiner)."""
+    if block.isascii():
+        return source._records(block, start)
+    lines = []
+    source._split(types.SimpleNamespace(joiner=None), block, start, 0.0, lines)
+    return source._parse(lines)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_and_python_split_any_bytes_into_the_same_records(tmp_path, seed):
+    """A block that is not ASCII: invalid UTF-8 kept with replacement characters and
+    fields.invalid_utf8, Unicode whitespace-only lines skipped, cuts at max_line_bytes in bytes
+    (even inside a character), CR dropped before decoding."""
+    rng = random.Random(100 + seed)
+    native = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=48), tmp_path / "n")
+    python = FileSource(file_config([str(tmp_path / "x.log")], max_line_bytes=48), tmp_path / "p")
+    python.native_records, python.parse = None, python_parse_auto
+    pieces = [b"\xc3\xa9", b"\xe2\x9c\x93", b"\xf0\x9f\x98\x80", b"\xff", b"\xc3", b"\xe2\x9c", b"\x80",
+              b"\xed\xa0\x80", b"\xc2\x85", b"\xc2\xa0", b"\xe2\x80\xa8", b"\x00", b"\r", b" ", b"\t", b"="]
+    for _ in range(200):
+        lines = []
+        for _ in range(rng.randint(1, 30)):
+            line = random_line(rng).encode("utf-8", "replace").replace(b"\n", b"")
+            for _ in range(rng.randint(0, 3)):
+                at = rng.randint(0, len(line))
+                line = line[:at] + rng.choice(pieces) + line[at:]
+            lines.append(line + rng.choice([b"", b"\r", b"x" * rng.randint(0, 60)]))
+            lines.append(rng.choice([b"", b" ", b"\xc2\xa0", b"\xe2\x80\xa8 ", b"\xc2\x85\r", b"\x1c"]))
+        block = b"\n".join(lines) + b"\n"
+        if block.isascii():
+            block += b"\xff\n"
+        start = rng.randint(0, 10**12)
+        assert _no_read_time(native._records(block, start)) == _no_read_time(_python_records(python, block, start))
+
+
 def _read_all(path, state, parse, **config):
     driver = Driver(file_config([str(path)], **config), state)
     driver.source.parse = parse
+    if parse is python_parse_auto:
+        driver.source.native_records = None
     with driver:
         driver.wait(lambda c: c.has("END OF FILE"), 60, "the last line")
-    return [(r.position, r.parsed, list((r.parsed.fields or {}).items()), r.app, r.pid, r.flags)
-            for r in sorted(driver.collected.records(), key=lambda r: r.position)]
+    return _no_read_time(sorted(driver.collected.records(), key=lambda r: r.position))
 
 
 @pytest.mark.parametrize("multiline", [None, {"start_pattern": r"^\d{4}-", "max_wait": 0.1}])
@@ -170,3 +238,28 @@ def test_a_file_of_hostile_bytes_gives_the_same_records_through_either_parse(tmp
     python = _read_all(path, tmp_path / "python", python_parse_auto, **config)
     assert len(native) > 1000 if multiline is None else len(native) > 50
     assert native == python
+
+
+def _json_line(rng: random.Random) -> str:
+    values = ["x", "é\u2028", 'q"\\\n\t\x00\x1f\x7f', 12, -1.5, 1e300, True, None, [1, "a"], {"n": {"m": "é"}}, ""]
+    data = {rng.choice(KEYS + ["k", "n", "é"]): rng.choice(values) for _ in range(rng.randint(0, 6))}
+    return json.dumps(data, ensure_ascii=rng.random() < 0.5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_native_and_python_build_the_same_chunk(seed):
+    """batcher.build_chunk: the same serialized Chunk from either way, whatever the records hold
+    (no level, claimed hosts, truncated flags, fields with escapes, non-ASCII and non-string values)
+    and whatever the source's min_level drops."""
+    rng = random.Random(seed)
+    for _ in range(100):
+        records = []
+        for position in range(rng.randint(0, 60)):
+            line = _json_line(rng) if rng.random() < 0.3 else random_line(rng)
+            records.append(Record(position * 100, parse_auto(line), rng.choice(["", "web", "é"]),
+                                  rng.choice([0, 1, 65535]), rng.choice([0, 1]), rng.randint(0, 2**62)))
+        batch = SourceBatch("file:/x.log", "key", "application", records, None, min_level=rng.randint(0, 7))
+        native, native_dropped = build_chunk(batch, "default")
+        python, python_dropped = build_chunk(batch, "default", native=False)
+        assert native_dropped == python_dropped
+        assert native.SerializeToString() == python.SerializeToString()
