@@ -64,6 +64,7 @@ def grpc_server_options(config: CollectorConfig) -> list[tuple[str, int]]:
         ("grpc.max_concurrent_streams", config.ingest.max_streams_per_connection),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.ping_timeout_ms", 20_000),   # else grpc waits 60 s for a ping's answer
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 2),
