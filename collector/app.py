@@ -288,8 +288,18 @@ class CollectorApp:
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() and log.error(
-            "background task failed: %s", t.exception()))
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if isinstance(exc, StorageError) and self.writer.fault:
+            # An internal event (a forwarder's outage, a denial) that cannot be stored while the
+            # storage is not writable: the writer has said so once; not a line per event.
+            log.debug("not recorded while storage is not writable: %s", exc)
+            return
+        log.error("background task failed: %s", exc)
 
     # -- internal events -----------------------------------------------------------------------
 
