@@ -84,10 +84,12 @@ class TextMatch:
     wildcards: tuple[str, ...] = ()
 
 
-def _text_match(value: str, allow_list: bool = True) -> TextMatch | None:
+def _text_match(value: str, allow_list: bool = True, flag: str = "") -> TextMatch | None:
     if not value:
         return None
     items = split_list(value) if allow_list else [value.strip()]
+    if not items:   # `,` alone: no value at all, which used to reach SQL as `()` (found by fuzzing)
+        raise UsageError(f"{flag}: no value in {value!r}")
     return TextMatch(exact=tuple(i for i in items if "*" not in i),
                      wildcards=tuple(i for i in items if "*" in i))
 
@@ -182,11 +184,11 @@ def build_filter_spec(raw: dict[str, str], *, now: int | None = None) -> FilterS
         since_us=since, until_us=until, date_prefix=prefix, date_range=date_range,
         max_level=int(_level("--min-level", get("min_level"))) if get("min_level") else None,
         levels=tuple(int(_level("--level", v)) for v in split_list(get("level"))),
-        request_id=_text_match(get("request_id"), allow_list=False),
-        user=_text_match(get("user")), host=_text_match(get("host")),
+        request_id=_text_match(get("request_id"), allow_list=False, flag="--request-id"),
+        user=_text_match(get("user"), flag="--user"), host=_text_match(get("host"), flag="--host"),
         keywords=keywords, phrases=phrases, message_regex=regex,
-        log_type=_text_match(get("log_type")), source=_text_match(get("source")),
-        namespace=_text_match(get("namespace")), app=_text_match(get("app")),
-        action=_text_match(get("action")),
+        log_type=_text_match(get("log_type"), flag="--log-type"), source=_text_match(get("source"), flag="--source"),
+        namespace=_text_match(get("namespace"), flag="--namespace"), app=_text_match(get("app"), flag="--app"),
+        action=_text_match(get("action"), flag="--action"),
         where=parse_where(get("where")) if get("where") else (),
     )
