@@ -26,11 +26,17 @@ _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_PREFIX = re.compile(r"^\d{4}(-\d{1,2}(-\d{1,2}([ T]\d{1,2}(:\d{1,2}(:\d{1,2}(\.\d{0,6})?)?)?)?)?)?$")
 
 
+_EARLIEST_US = -62_135_596_800_000_000   # 0001-01-01T00:00:00Z
+
+
 def parse_time_bound(flag: str, text: str, now: int | None = None) -> int:
     """`--since/--until`: RFC 3339, a date (midnight UTC), or relative to now (`15m`, `7d`)."""
     text = text.strip()
     if _RELATIVE.match(text):
-        return (now if now is not None else now_us()) - int(parse_duration(text) * 1_000_000)
+        value = (now if now is not None else now_us()) - int(parse_duration(text) * 1_000_000)
+        if value < _EARLIEST_US:   # beyond any stored time and SQLite's integers (found by fuzzing)
+            raise UsageError(f"{flag}: {text!r} reaches back before the year 1")
+        return value
     try:
         if _DATE_ONLY.match(text):
             return datetime_to_us(dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC))
