@@ -91,7 +91,11 @@ class Shipper:
     def _channel(self, address: str) -> grpc.aio.Channel:
         options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
                    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                   # grpc core waits grpc.http2.ping_timeout_ms (60 s by default), not only
+                   # keepalive_timeout_ms, for a ping's answer: without it a collector that is
+                   # frozen (SIGSTOP, a hung VM) goes unnoticed for minutes.
                    ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
+                   ("grpc.http2.ping_timeout_ms", 5_000),
                    ("grpc.http2.max_pings_without_data", 0), ("grpc.keepalive_permit_without_calls", 1)]
         if self.tls is not None:
             return grpc.aio.secure_channel(address, channel_credentials(self.tls), options=options,

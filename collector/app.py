@@ -79,6 +79,7 @@ def grpc_server_options(config: CollectorConfig) -> list[tuple[str, int]]:
         ("grpc.max_concurrent_streams", config.ingest.max_streams_per_connection),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.ping_timeout_ms", 20_000),   # else grpc waits 60 s for a ping's answer
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_ping_strikes", 2),
@@ -363,8 +364,18 @@ class CollectorApp:
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() and log.error(
-            "background task failed: %s", t.exception()))
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if isinstance(exc, StorageError) and self.writer.fault:
+            # An internal event (a forwarder's outage, a denial) that cannot be stored while the
+            # storage is not writable: the writer has said so once; not a line per event.
+            log.debug("not recorded while storage is not writable: %s", exc)
+            return
+        log.error("background task failed: %s", exc)
 
     # -- internal events -----------------------------------------------------------------------
 

@@ -26,11 +26,17 @@ _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_PREFIX = re.compile(r"^\d{4}(-\d{1,2}(-\d{1,2}([ T]\d{1,2}(:\d{1,2}(:\d{1,2}(\.\d{0,6})?)?)?)?)?)?$")
 
 
+_EARLIEST_US = -62_135_596_800_000_000   # 0001-01-01T00:00:00Z
+
+
 def parse_time_bound(flag: str, text: str, now: int | None = None) -> int:
     """`--since/--until`: RFC 3339, a date (midnight UTC), or relative to now (`15m`, `7d`)."""
     text = text.strip()
     if _RELATIVE.match(text):
-        return (now if now is not None else now_us()) - int(parse_duration(text) * 1_000_000)
+        value = (now if now is not None else now_us()) - int(parse_duration(text) * 1_000_000)
+        if value < _EARLIEST_US:   # beyond any stored time and SQLite's integers (found by fuzzing)
+            raise UsageError(f"{flag}: {text!r} reaches back before the year 1")
+        return value
     try:
         if _DATE_ONLY.match(text):
             return datetime_to_us(dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC))
@@ -84,10 +90,12 @@ class TextMatch:
     wildcards: tuple[str, ...] = ()
 
 
-def _text_match(value: str, allow_list: bool = True) -> TextMatch | None:
+def _text_match(value: str, allow_list: bool = True, flag: str = "") -> TextMatch | None:
     if not value:
         return None
     items = split_list(value) if allow_list else [value.strip()]
+    if not items:   # `,` alone: no value at all, which used to reach SQL as `()` (found by fuzzing)
+        raise UsageError(f"{flag}: no value in {value!r}")
     return TextMatch(exact=tuple(i for i in items if "*" not in i),
                      wildcards=tuple(i for i in items if "*" in i))
 
@@ -186,11 +194,11 @@ def build_filter_spec(raw: dict[str, str], *, now: int | None = None) -> FilterS
         since_us=since, until_us=until, date_prefix=prefix, date_range=date_range,
         max_level=int(_level("--min-level", get("min_level"))) if get("min_level") else None,
         levels=tuple(int(_level("--level", v)) for v in split_list(get("level"))),
-        request_id=_text_match(get("request_id"), allow_list=False),
-        user=_text_match(get("user")), host=_text_match(get("host")),
+        request_id=_text_match(get("request_id"), allow_list=False, flag="--request-id"),
+        user=_text_match(get("user"), flag="--user"), host=_text_match(get("host"), flag="--host"),
         keywords=keywords, phrases=phrases, message_regex=regex,
-        log_type=_text_match(get("log_type")), source=_text_match(get("source")),
-        namespace=_text_match(get("namespace")), app=_text_match(get("app")),
-        action=_text_match(get("action")),
+        log_type=_text_match(get("log_type"), flag="--log-type"), source=_text_match(get("source"), flag="--source"),
+        namespace=_text_match(get("namespace"), flag="--namespace"), app=_text_match(get("app"), flag="--app"),
+        action=_text_match(get("action"), flag="--action"),
         where=parse_where(get("where")) if get("where") else (),
     )

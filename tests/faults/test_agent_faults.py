@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import urllib.error
 import urllib.request
 
@@ -109,3 +110,27 @@ def test_the_log_directory_disappears_and_comes_back(cluster, tmp_path):
     assert_exactly_once(collector, HOST, range(2_500))
     assert _read_total(agent) == 2_500
     assert "Traceback" not in agent.log()
+
+
+def test_a_collector_frozen_with_sigstop_loses_nothing_and_stores_nothing_twice(cluster, tmp_path):
+    """A collector that stops answering without closing anything (SIGSTOP: a hung machine, a
+    stalled VM): the agent notices by its keepalive, keeps reading into its spool, and once the
+    collector runs again everything arrives exactly once."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    collector = cluster.collector()
+    agent = cluster.agent(HOST, [collector], [{"type": "file", "paths": [str(logs / "*.log")]}])
+    write_lines(logs / "app.log", numbered(0, 1_000))
+    wait_stored(collector, HOST, 1_000)
+    collector.process.send_signal(signal.SIGSTOP)
+    try:
+        write_lines(logs / "app.log", numbered(1_000, 4_000))
+        wait_for(lambda: _read_total(agent) == 5_000, 30, "the agent reading on into its spool")
+        wait_for(lambda: metric_value(agent.metrics(), "fleetlog_agent_connected") == 0, 60,
+                 "the agent noticing the frozen collector (keepalive)")
+    finally:
+        collector.process.send_signal(signal.SIGCONT)
+    wait_stored(collector, HOST, 5_000, timeout=90)
+    wait_for(lambda: metric_value(agent.metrics(), "fleetlog_agent_spool_events") == 0, 60, "spool drained")
+    assert_exactly_once(collector, HOST, range(5_000))
+    assert "Traceback" not in agent.log() and "Traceback" not in collector.log()

@@ -71,7 +71,7 @@ def test_the_collectors_disk_fills_and_everything_arrives_once_space_is_freed(cl
             wait_for(lambda: _spooled(agent) >= 1_000, 30, "the new lines spooled")
             assert stored_count(collector, HOST) < 6_000
             # One line when it starts, not one per batch or per retry.
-            assert len(_lines_with(collector, "storage not writable")) == 1, _lines_with(collector, "storage not writable")
+            assert len(_lines_with(collector, "storage not writable")) == 1, "\n".join(_lines_with(collector, "storage not writable"))
 
             filler.unlink()
             wait_stored(collector, HOST, 6_000)

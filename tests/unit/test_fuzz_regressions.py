@@ -59,3 +59,20 @@ def test_a_bundle_manifest_with_counts_of_another_shape_is_a_verification_error(
     (tmp_path / "b.tar.gz").write_bytes(_tar(members))
     with pytest.raises(VerificationError, match="manifest.json counts None events"):
         verify_bundle(str(tmp_path / "b.tar.gz"))
+
+
+@pytest.mark.parametrize("key", ["log_type", "user", "host", "source", "namespace", "app", "action"])
+def test_a_list_filter_without_any_value_is_a_usage_error(key):
+    from collector.filters import build_filter_spec
+    from common.errors import UsageError
+    with pytest.raises(UsageError, match=f"--{key.replace('_', '-')}: no value in ', ,'"):
+        build_filter_spec({key: ", ,"})
+
+
+def test_a_relative_time_too_far_back_is_a_usage_error():
+    from collector.filters import build_filter_spec
+    from common.errors import UsageError
+    with pytest.raises(UsageError, match="--until: '11111111111111111m' reaches back before the year 1"):
+        build_filter_spec({"until": "11111111111111111m"})
+    assert build_filter_spec({"since": "3650d"}, now=1_700_000_000_000_000).since_us == (
+        1_700_000_000_000_000 - 3650 * 86400 * 1_000_000)
