@@ -104,25 +104,31 @@ class SqliteReader:
         remaining = limit
         try:
             for cluster in _clusters(parts, desc):
-                streams = []
-                for part in cluster:
-                    conn = self._conn(part)
-                    if conn is None:
-                        continue    # dropped since the snapshot
-                    walk = self._walk_time(conn, spec, origin_ids) if limit else frozenset()
-                    where, params = compile_where(spec, walk_time=walk, origin_ids=origin_ids)
-                    streams.append(_rows(conn, f"({where or '1'}) AND seq <= ?", [*params, head], desc, remaining))
-                rows = streams[0] if len(streams) == 1 else heapq.merge(
-                    *streams, key=lambda r: (r[2], r[0]), reverse=desc)
-                for row in rows:
-                    page.append(row)
-                    if len(page) >= page_size:
-                        yield page
-                        page = []
-                    if limit:
-                        remaining -= 1
-                        if remaining == 0:
-                            break
+                names = [part.name for part in cluster]
+                self.pool.hold(names, +1)
+                try:
+                    streams = []
+                    for part in cluster:
+                        conn = self._conn(part)
+                        if conn is None:
+                            continue    # dropped since the snapshot
+                        walk = self._walk_time(conn, spec, origin_ids) if limit else frozenset()
+                        where, params = compile_where(spec, walk_time=walk, origin_ids=origin_ids)
+                        streams.append(_rows(conn, f"({where or '1'}) AND seq <= ?", [*params, head], desc,
+                                             remaining))
+                    rows = streams[0] if len(streams) == 1 else heapq.merge(
+                        *streams, key=lambda r: (r[2], r[0]), reverse=desc)
+                    for row in rows:
+                        page.append(row)
+                        if len(page) >= page_size:
+                            yield page
+                            page = []
+                        if limit:
+                            remaining -= 1
+                            if remaining == 0:
+                                break
+                finally:
+                    self.pool.hold(names, -1)
                 if limit and remaining == 0:
                     break
         except sqlite3.Error as exc:
@@ -238,6 +244,21 @@ class SqliteReader:
         finally:
             self.pool.trim()
         return sorted(found)[:limit]
+
+    def droppable(self, tier: str, default_cutoff_us: int | None,
+                  namespace_cutoffs: dict[str, int | None]) -> list[Partition]:
+        """Partitions of `tier` whose every event is expired: the period is past the cutoff of
+        every namespace it holds (an indefinite retention keeps the partition)."""
+        _, parts = self.snapshot()
+        namespaces = self._namespaces()
+        found = []
+        for part in parts:
+            if part.tier != tier:
+                continue
+            cutoffs = [namespace_cutoffs.get(ns, default_cutoff_us) for ns in namespaces.get(part.id, {})]
+            if all(c is not None and part.period_end <= c for c in cutoffs or [default_cutoff_us]):
+                found.append(part)
+        return found
 
     def scan_partition(self, part: Partition) -> DeleteResult:
         """What dropping `part` (as of its max_seq then) removes: count, time span, namespaces,
