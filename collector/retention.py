@@ -259,14 +259,18 @@ class RetentionScheduler:
 
     async def _scan_expired_partitions(self, tier: str, default: int | None, overrides: dict[str, int | None],
                                        scanned: dict[str, tuple[int, DeleteResult]]) -> None:
-        """Step 1: what each wholly expired partition holds, and its anchors in the store."""
-        parts = await self.writer.call(lambda store: store.droppable(tier, default, overrides))
+        """Step 1: what each wholly expired partition holds, read beside the writer, and its
+        anchors in the store in a few writer steps (each writer step waits for the ingest queued
+        before it, so there are few of them)."""
+        parts = await asyncio.to_thread(self._reader.droppable, tier, default, overrides)
+        found: dict[str, tuple[int, DeleteResult]] = {}
         for part in parts:
-            scan = await asyncio.to_thread(self._reader.scan_partition, part)
-            for start in range(0, len(scan.anchors), ANCHOR_CHUNK):
-                chunk = scan.anchors[start:start + ANCHOR_CHUNK]
-                await self.writer.call(lambda store, chunk=chunk: store.add_anchors(chunk))
-            scanned[part.name] = (part.max_seq, scan)   # dropped only if it has not grown since
+            found[part.name] = (part.max_seq, await asyncio.to_thread(self._reader.scan_partition, part))
+        anchors = [anchor for _, scan in found.values() for anchor in scan.anchors]
+        for start in range(0, len(anchors), ANCHOR_CHUNK):
+            chunk = anchors[start:start + ANCHOR_CHUNK]
+            await self.writer.call(lambda store, chunk=chunk: store.add_anchors(chunk))
+        scanned.update(found)   # dropped only if they have not grown since they were read
 
     async def _delete_rows(self, tier: str, default: int | None, overrides: dict[str, int | None],
                            summary: TierPurge) -> None:

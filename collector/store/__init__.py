@@ -161,11 +161,6 @@ class EventWriter(Protocol):
         (tier, state): stored with the anchors, so a purge a crash interrupts is still recorded
         (`pending_purges`). Used for what expires inside partitions that stay."""
 
-    def droppable(self, tier: str, default_cutoff_us: int | None,
-                  namespace_cutoffs: dict[str, int | None]) -> list[Any]:
-        """Partitions of `tier` (objects with .name, .tier, .max_seq, .count) whose every event has
-        expired: the period is past the cutoff of every namespace in it (None = indefinite)."""
-
     def add_anchors(self, anchors: Sequence[tuple[int, bytes]]) -> None:
         """Store chain anchors ahead of a drop (harmless on their own)."""
 
@@ -225,6 +220,11 @@ class EventReader(Protocol):
         """(bucket index, level, count) of the matching events in [start, start + buckets * width)."""
 
     def event_id(self, chain: str, seq: int) -> str | None: ...
+
+    def droppable(self, tier: str, default_cutoff_us: int | None,
+                  namespace_cutoffs: dict[str, int | None]) -> list[Any]:
+        """Partitions of `tier` (objects with .name, .tier, .max_seq, .count) whose every event has
+        expired: the period is past the cutoff of every namespace in it (None = indefinite)."""
 
     def scan_partition(self, part: Any) -> DeleteResult:
         """What dropping `part` removes (up to its max_seq as listed): count, time span,

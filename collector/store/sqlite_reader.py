@@ -92,7 +92,7 @@ class SqliteReader:
         return [oid for (oid,) in self.conn.execute(sql, params)]
 
     def _conn(self, part: Partition) -> sqlite3.Connection | None:
-        return self.pool.get(part.name)
+        return self.pool.get(part.name, key=(part.id, part.name))
 
     # -- EventReader -------------------------------------------------------------------------
 
@@ -107,25 +107,31 @@ class SqliteReader:
         remaining = limit
         try:
             for cluster in _clusters(parts, desc):
-                streams = []
-                for part in cluster:
-                    conn = self._conn(part)
-                    if conn is None:
-                        continue    # dropped since the snapshot
-                    walk = self._walk_time(conn, spec, origin_ids) if limit else frozenset()
-                    where, params = compile_where(spec, walk_time=walk, origin_ids=origin_ids)
-                    streams.append(_rows(conn, f"({where or '1'}) AND seq <= ?", [*params, head], desc, remaining))
-                rows = streams[0] if len(streams) == 1 else heapq.merge(
-                    *streams, key=lambda r: (r[2], r[0]), reverse=desc)
-                for row in rows:
-                    page.append(row)
-                    if len(page) >= page_size:
-                        yield page
-                        page = []
-                    if limit:
-                        remaining -= 1
-                        if remaining == 0:
-                            break
+                names = [(part.id, part.name) for part in cluster]
+                self.pool.hold(names, +1)
+                try:
+                    streams = []
+                    for part in cluster:
+                        conn = self._conn(part)
+                        if conn is None:
+                            continue    # dropped since the snapshot
+                        walk = self._walk_time(conn, spec, origin_ids) if limit else frozenset()
+                        where, params = compile_where(spec, walk_time=walk, origin_ids=origin_ids)
+                        streams.append(_rows(conn, f"({where or '1'}) AND seq <= ?", [*params, head], desc,
+                                             remaining))
+                    rows = streams[0] if len(streams) == 1 else heapq.merge(
+                        *streams, key=lambda r: (r[2], r[0]), reverse=desc)
+                    for row in rows:
+                        page.append(row)
+                        if len(page) >= page_size:
+                            yield page
+                            page = []
+                        if limit:
+                            remaining -= 1
+                            if remaining == 0:
+                                break
+                finally:
+                    self.pool.hold(names, -1)
                 if limit and remaining == 0:
                     break
         except sqlite3.Error as exc:
@@ -242,33 +248,52 @@ class SqliteReader:
             self.pool.trim()
         return sorted(found)[:limit]
 
+    def droppable(self, tier: str, default_cutoff_us: int | None,
+                  namespace_cutoffs: dict[str, int | None]) -> list[Partition]:
+        """Partitions of `tier` whose every event is expired: the period is past the cutoff of
+        every namespace it holds (an indefinite retention keeps the partition)."""
+        _, parts = self.snapshot()
+        namespaces = self._namespaces()
+        found = []
+        for part in parts:
+            if part.tier != tier:
+                continue
+            cutoffs = [namespace_cutoffs.get(ns, default_cutoff_us) for ns in namespaces.get(part.id, {})]
+            if all(c is not None and part.period_end <= c for c in cutoffs or [default_cutoff_us]):
+                found.append(part)
+        return found
+
     def scan_partition(self, part: Partition) -> DeleteResult:
         """What dropping `part` (as of its max_seq then) removes: count, time span, namespaces,
-        seq ranges and the anchors (link of every range end), all computed in SQL off the writer."""
+        seq ranges and the anchors (link of every range end). One pass over the partition's
+        rowids (the runs of consecutive seqs, by window function), the rest from indexes and the
+        catalogue; a run of SQLite with the GIL released, beside the writer."""
         conn = self._conn(part)
         result = DeleteResult()
         if conn is None:
             return result
-        bound = (part.max_seq,)
         try:
-            count, oldest, newest = conn.execute(
-                "SELECT count(*), min(time), max(time) FROM events WHERE seq <= ?", bound).fetchone()
-            if not count:
+            runs = conn.execute(
+                "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS run"
+                " FROM events WHERE seq <= ?) GROUP BY run ORDER BY 1", (part.max_seq,)).fetchall()
+            if not runs:
                 return result
-            result.count, result.oldest_us, result.newest_us = count, oldest, newest
-            result.namespaces = dict(conn.execute(
-                "SELECT namespace, count(*) FROM events WHERE seq <= ? GROUP BY namespace", bound).fetchall())
-            starts = [s for (s,) in conn.execute(
-                "SELECT seq FROM events e WHERE seq <= ? AND NOT EXISTS"
-                " (SELECT 1 FROM events f WHERE f.seq = e.seq - 1) ORDER BY seq", bound)]
-            ends = conn.execute(
-                "SELECT seq, hash FROM events e WHERE seq <= ? AND NOT EXISTS"
-                " (SELECT 1 FROM events f WHERE f.seq = e.seq + 1 AND f.seq <= ?) ORDER BY seq",
-                (part.max_seq, part.max_seq)).fetchall()
+            # A row that arrived after the catalogue was read has a higher seq: the drop then
+            # finds max_seq changed and keeps the partition, so min/max over all rows are right.
+            oldest, newest = conn.execute("SELECT min(time), max(time) FROM events").fetchone()
+            ends = [end for _, end in runs]
+            links: dict[int, bytes] = {}
+            for start in range(0, len(ends), 500):
+                chunk = ends[start:start + 500]
+                links.update(conn.execute(f"SELECT seq, hash FROM events WHERE seq IN ({','.join('?' * len(chunk))})",
+                                          chunk).fetchall())
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: reading partition {part.name} failed: {exc}") from None
-        result.ranges = [(start, end) for start, (end, _) in zip(starts, ends)]
-        result.anchors = [(seq, bytes(link)) for seq, link in ends]
+        result.count = sum(end - start + 1 for start, end in runs)
+        result.oldest_us, result.newest_us = oldest, newest
+        result.namespaces = dict(self._namespaces().get(part.id, {}))
+        result.ranges = [(start, end) for start, end in runs]
+        result.anchors = [(end, bytes(links[end])) for end in ends]
         result.anchors_sha256 = anchors_digest(result.anchors)
         return result
 

@@ -514,21 +514,6 @@ class SqliteStore:
             self.pool.trim()
         return result
 
-    def droppable(self, tier: str, default_cutoff_us: int | None,
-                  namespace_cutoffs: dict[str, int | None]) -> list[Partition]:
-        """Partitions of `tier` whose every event is expired: the period is past the cutoff of
-        every namespace it holds (an indefinite retention keeps the partition)."""
-        found = []
-        for part in self.partitions():
-            if part.tier != tier:
-                continue
-            namespaces = [ns for ns, n in self._namespaces.get(part.id, {}).items() if n > 0]
-            cutoffs = [namespace_cutoffs.get(ns, default_cutoff_us)
-                       for ns in namespaces] or [default_cutoff_us]
-            if all(c is not None and part.period_end <= c for c in cutoffs):
-                found.append(replace(part))
-        return found
-
     def add_anchors(self, anchors: Sequence[tuple[int, bytes]]) -> None:
         """Anchors ahead of a drop (harmless alone: they only continue the chain over a gap)."""
         with self._lock:
