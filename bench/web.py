@@ -3,7 +3,8 @@ and the API's first page under 300 ms for the filters the CLI benchmark measures
 
 A real collector with `[web]` serves the store; each figure is the p50/p95 of the 20 queries of
 that kind from bench/search.py, timed on loopback from the request to the last byte of the reply
-(the server's time plus a loopback round trip): `/api/v1/events?...` (JSON, 100 events, newest
+(the server's time plus a loopback round trip); regex queries are left out (no index serves
+them: one matching nothing is the search section's full scan): `/api/v1/events?...` (JSON, 100 events, newest
 first) and `/events?...` (the HTML page with the same 100 rows). The chart's counts
 (`/api/v1/histogram`, the day up to the newest match when no range is given) are measured too,
 without a target. Each request is audited like a CLI search, as in production.
@@ -58,15 +59,17 @@ def run(ctx: BenchContext) -> list[Row]:
     cluster.collector("bench-collector", data_dir=str(path.parent), web={"listen": f"127.0.0.1:{port}"})
     base = f"http://127.0.0.1:{port}"
     try:
-        queries = {"no filter (newest first)": [{}] * 20, **_queries(events)}
+        # Not the regex queries: one that matches nothing reads all 10M messages (the search
+        # section's full-scan figure, 8-60 s each on a shared machine) whatever the front end.
+        queries = {"no filter (newest first)": [{}] * 20,
+                   **{k: v for k, v in _queries(events).items() if k != "regex"}}
         for figure, filter_list in queries.items():
             for label, route in (("API first page", "/api/v1/events"), ("events page", "/events")):
                 urls = [f"{base}{route}?{urllib.parse.urlencode(f)}" for f in filter_list]
                 _get(urls[0])   # warm the query plan
                 p50, p95 = _percentiles([_get(url) for url in urls])
                 rows.append(Row(f"web {label}, {figure}: p50 / p95", f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms",
-                                "none (full scan)" if figure == "regex" else f"< {TARGET_SECONDS * 1000:.0f} ms",
-                                None if figure == "regex" else p95 < TARGET_SECONDS))
+                                f"< {TARGET_SECONDS * 1000:.0f} ms", p95 < TARGET_SECONDS))
         # Keyset paging: 20 pages deep, each page costs what the first costs (never OFFSET).
         for label, filters in (("no filter", {}), ("user", _queries(events)["user"][0])):
             url, timings = f"{base}/api/v1/events?{urllib.parse.urlencode(filters)}", []
