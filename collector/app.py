@@ -29,7 +29,6 @@ from collector.retention import RetentionScheduler
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
 from collector.store.sqlite import SqliteStore
-from collector.web import WebConsole
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
@@ -111,7 +110,11 @@ class CollectorApp:
         self.health = health.aio.HealthServicer()
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
         self.forwarding = Forwarding(self.db_path, self.data_dir, self.metrics, self._record_from_thread)
-        self.web: WebConsole | None = WebConsole(self, config.web, config.tls) if config.web else None
+        self.web = None
+        if config.web is not None:
+            # Imported here: aiohttp and Jinja2 are loaded only by a collector with a console.
+            from collector.web import WebConsole
+            self.web = WebConsole(self, config.web, config.tls)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
