@@ -6,14 +6,15 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
 # gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py),
+# prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
 # chromium (the web console's browser tests, driven by Playwright with Debian's browser).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev chromium
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus chromium
 
-.PHONY: install proto system-deps test test-fast run bench lint clean
+.PHONY: install proto system-deps test test-fast run bench fuzz lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py common/_chain_native.c
+$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -33,8 +34,11 @@ system-deps:
 	fi
 
 # system-deps first: the install builds the C step against OpenSSL's headers.
+# The suite cannot hang: each test has a 180 s timeout (pyproject) and a 300 s hard bound
+# (tests/conftest.py), and the whole run a wall-clock limit, so `make test` ends, pass or fail.
+TEST_TIME_LIMIT ?= 14m
 test: system-deps install
-	$(BIN)/python -m pytest -q
+	timeout --kill-after=30s $(TEST_TIME_LIMIT) $(BIN)/python -m pytest -q
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
@@ -44,6 +48,12 @@ run: install
 
 bench: system-deps install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Coverage-guided fuzzing (atheris) of every parser that reads outside data, FUZZ_SECONDS per
+# target (12 targets: about 4 minutes in all). Findings: var/fuzz/; see tests/fuzz/run.py.
+FUZZ_SECONDS ?= 12
+fuzz: install
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 lint: install
 	$(BIN)/ruff check agent collector common tests bench examples proto

@@ -3,11 +3,16 @@
 common/_chain_native.c is the writer's hash-chain step (needs OpenSSL's headers: libssl-dev). It is
 optional: where it cannot be built, the install still succeeds and common/chain.py falls back to
 its pure-Python form (same bytes, slower); `make test` installs libssl-dev and checks it is built.
+agent/_parse_native.c is the agent's text-line parse (agent/parse.py falls back to Python the same
+way; tests/unit/test_parse_native.py holds both to the same output).
 """
 
 from setuptools import Extension, setup
 
+FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+
 setup(ext_modules=[
     Extension("common._chain_native", ["common/_chain_native.c"], libraries=["crypto"],
-              extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"], optional=True),
+              extra_compile_args=FLAGS, optional=True),
+    Extension("agent._parse_native", ["agent/_parse_native.c"], extra_compile_args=FLAGS, optional=True),
 ])

@@ -27,6 +27,14 @@ from common.tls import TlsFiles
 log = logging.getLogger("fleetlog.agent")
 
 # Settings a SIGHUP cannot change in a running agent (sources and their filters can).
+# Stop bounds (README "Stopping"): the spool gets DRAIN_TIMEOUT to be acknowledged; sealing the last
+# batch and ending the tasks are bounded too, and STOP_BOUND is the whole stop's ceiling, after
+# which common/daemon.py ends the process anyway (the spool is on disk: nothing is lost).
+DRAIN_TIMEOUT = 5.0
+SEAL_TIMEOUT = 2.0
+TASK_TIMEOUT = 2.0
+STOP_BOUND = DRAIN_TIMEOUT + SEAL_TIMEOUT + TASK_TIMEOUT + 3.0
+
 RESTART_KEYS = ("node_name", "namespace", "state_dir", "collectors", "token_file", "tls", "spool", "batch", "metrics")
 
 
@@ -51,6 +59,7 @@ class AgentApp:
         except OSError as exc:
             raise ConfigError(f"agent.toml: state_dir: cannot create {config.state_dir}: {exc.strerror}") from None
         self.metrics = AgentMetrics()
+        self.metrics.spool_max_bytes.set(config.spool.max_bytes)
         self.token = read_token(config.token_file)
         self.sources: list[Source] = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
         try:
@@ -70,6 +79,8 @@ class AgentApp:
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
         self._tasks: list[asyncio.Task[Any]] = []
         self._source_tasks: list[asyncio.Task[Any]] = []
+        self.stop_bound = STOP_BOUND
+        self.stop_step = "not stopping"
 
     def _on_read(self, source: str, count: int) -> None:
         self.metrics.read.labels(source).inc(count)
@@ -144,12 +155,23 @@ class AgentApp:
         self.config = config
         log.info("reload: %d source(s) now running", len(sources))
 
-    async def _stop_sources(self) -> None:
+    async def _stop_sources(self, bound: float = 5.0) -> None:
+        """Cancel the sources and seal what they read into the spool. Bounded: with the spool full
+        (`when_full = "block"`) sealing cannot finish; then what was read stays unsealed and
+        uncheckpointed, so it is read again at the next start — nothing is lost."""
+        self.stop_step = "stopping the sources"
         for task in self._source_tasks:
             task.cancel()
-        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        if self._source_tasks:
+            await asyncio.wait(self._source_tasks, timeout=bound)
         self._source_tasks = []
-        await self.batcher.flush()
+        self.stop_step = "sealing the last batch into the spool"
+        flush = asyncio.create_task(self.batcher.flush(), name="seal-last-batch")
+        done, _ = await asyncio.wait({flush}, timeout=bound)
+        if not done:
+            flush.cancel()
+            log.warning("stop: the spool is full; %d event(s) read but not sealed will be read again at the "
+                        "next start", self.batcher.pending_events())
 
     def _start_sources(self, sources: list[Source]) -> None:
         self.sources = sources
@@ -158,20 +180,38 @@ class AgentApp:
             task.add_done_callback(self._task_done)
             self._source_tasks.append(task)
 
-    async def stop(self, drain_timeout: float = 5.0) -> None:
-        """Stop reading, seal what was read, give in-flight batches a moment to be acknowledged."""
-        await self._stop_sources()
+    async def stop(self) -> None:
+        """Stop reading, seal what was read, give in-flight batches DRAIN_TIMEOUT to be acknowledged,
+        then stop shipping. Every step is bounded, so the whole stop takes at most STOP_BOUND; what
+        is not acknowledged by then stays in the spool for the next start."""
+        await self._stop_sources(bound=SEAL_TIMEOUT)
+        self.stop_step = "waiting for the collector to acknowledge the spool"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + drain_timeout
+        deadline = loop.time() + DRAIN_TIMEOUT
         while self.outbox.pending_events() and loop.time() < deadline and self.shipper.connected_to:
             await asyncio.sleep(0.05)
+        self.stop_step = "stopping the shipper"
+        self.shipper.stop()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.wait(self._tasks, timeout=TASK_TIMEOUT)
+        stuck = [task.get_name() for task in self._tasks if not task.done()]
+        if stuck:
+            log.error("stop: %s did not end within %.0f s; stopping without it", ", ".join(stuck), TASK_TIMEOUT)
+        self.stop_step = "closing the spool"
         self.outbox.close()
+        if self.outbox.pending_events():
+            log.info("stop: %d event(s) stay in the spool for the next start", self.outbox.pending_events())
         self.http.stop()
 
+    def stop_progress(self) -> str:
+        """What the stop is doing now, for the error line when it overruns STOP_BOUND."""
+        return f"{self.stop_step}; {self.outbox.pending_events()} event(s) stay in the spool"
+
     def ready(self) -> tuple[bool, str]:
+        fault = getattr(self.outbox, "fault", None)
+        if fault:
+            return False, f"reading paused: {fault}"
         if self.shipper.connected_to:
             return True, f"connected to {self.shipper.connected_to}"
         return False, "not connected to a collector"

@@ -128,6 +128,10 @@ class Batcher:
             if self._first_at is not None and asyncio.get_running_loop().time() - self._first_at >= self.max_wait:
                 await self._seal()
 
+    def pending_events(self) -> int:
+        """Events read but not yet sealed into a batch."""
+        return self._events
+
     async def flush(self) -> None:
         async with self._lock:
             await self._seal()

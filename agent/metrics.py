@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from common.metrics import register_standard
+
+DROP_REASONS = ("spool_full", "filtered", "collector_threshold")
+
 
 class AgentMetrics:
     def __init__(self) -> None:
@@ -19,3 +23,10 @@ class AgentMetrics:
                                      registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.connected = Gauge(p + "connected", "1 while a collector stream is open.", registry=r)
         self.source_lag = Gauge(p + "source_lag_bytes", "File size minus checkpoint.", ["source"], registry=r)
+        # Beside spool_bytes, so an alert can say "80 % full" without copying the config into the rule.
+        self.spool_max_bytes = Gauge(p + "spool_max_bytes", "spool.max_bytes as configured.", registry=r)
+        # Every reason from the start, at 0: a series that first appears at 1 is invisible to
+        # increase() and rate(), so the first events dropped would raise no alert.
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
+        register_standard(r, "agent")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -98,7 +99,12 @@ def parse_time_value(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:     # an integer beyond any float
+            return None
+        if not math.isfinite(number):   # `time=inf`, `time=nan`, `time=1e400`: no time
+            return None
         if number > 1e17:     # ns
             return int(number / 1000)
         if number > 1e14:     # µs
@@ -253,12 +259,38 @@ def parse_json(line: str) -> Parsed | None:
     )
 
 
-def parse_auto(line: str) -> Parsed:
+def python_parse_auto(line: str) -> Parsed:
+    """`auto` in Python: the reference the C step is held to, and its fallback."""
     if line[:1] == "{":
         parsed = parse_json(line)
         if parsed is not None:
             return parsed
     return parse_text(line)
+
+
+def _native_parse_text() -> Callable[[str], Parsed | None] | None:
+    """parse_text of agent/_parse_native.c for ASCII text lines (None where Python must decide),
+    or None when the extension is not built."""
+    try:
+        from agent import _parse_native
+    except ImportError:
+        return None
+    from common.levels import _ALIASES
+    index = {name: i for i, name in enumerate(("request_id", "user", "action", "level", "time", "message", "host"))}
+    _parse_native.init(Parsed, {name: int(level) for name, level in _ALIASES.items()},
+                       {key: index[target] for key, target in _TARGET.items()})
+    return _parse_native.parse_text
+
+
+native_parse_text = _native_parse_text()
+
+
+def _parse_auto_native(line: str) -> Parsed:
+    parsed = native_parse_text(line)
+    return parsed if parsed is not None else python_parse_auto(line)
+
+
+parse_auto = _parse_auto_native if native_parse_text is not None else python_parse_auto
 
 
 def make_regex_parser(pattern: str) -> Callable[[str], Parsed]:

@@ -44,8 +44,11 @@ def _frame_batch(payload: bytes) -> bytes:
     return b"\x12" + bytes(varint) + payload
 
 
-# Status codes that mean "not you, not now": retried, but slowly and logged once.
-REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+# Status codes that mean "not you, not now": retried, but slowly and logged once. A collector
+# refuses a batch it cannot accept (INVALID_ARGUMENT: malformed; RESOURCE_EXHAUSTED: larger than
+# its ingest limits) and the same batch is sent again, so that too is a refusal, not an outage.
+REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED)
 WORKING_AFTER = 10.0
 backoff_sleep = asyncio.sleep   # the wait between rounds of retries (tests record it instead)
 
@@ -80,6 +83,10 @@ class Shipper:
         self._stream_acked = False
         self._stream_opened = 0.0
         self._refused_reason: str | None = None
+        # Set by stop(). The run loop checks it as well as relying on cancellation, because a
+        # cancellation can be lost inside a library (Python 3.11's asyncio.wait_for drops one that
+        # arrives in the same loop step as the result): a stopped shipper must stop regardless.
+        self._stopped = asyncio.Event()
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -91,18 +98,24 @@ class Shipper:
                                            compression=self.compression)
         return grpc.aio.insecure_channel(address, options=options, compression=self.compression)
 
+    def stop(self) -> None:
+        """Make `run` return at its next step; the caller cancels the task as well."""
+        self._stopped.set()
+
     async def run(self) -> None:
-        """Deliver forever (until cancelled)."""
+        """Deliver until stopped or cancelled."""
         failures = 0
         index = 0
-        while True:
+        while not self._stopped.is_set():
             address = self.collectors[index]
             try:
                 await self._session(address, index)
                 failures = 0
                 index = 0  # a session ends normally only to fail back to the first collector
                 continue
-            except (TimeoutError, grpc.aio.AioRpcError, StreamFailed, OSError) as exc:
+            # InvalidStateError: a write on a call the collector has already ended (it refused the
+            # hello before we wrote it); RpcError covers grpc's other call failures.
+            except (TimeoutError, grpc.RpcError, StreamFailed, OSError, asyncio.InvalidStateError) as exc:
                 reason = (exc.details() if isinstance(exc, grpc.aio.AioRpcError)
                           else str(exc) or type(exc).__name__)
                 refused = isinstance(exc, grpc.aio.AioRpcError) and exc.code() in REFUSALS
@@ -131,7 +144,9 @@ class Shipper:
     async def _session(self, address: str, index: int) -> None:
         metadata = (("authorization", f"Bearer {self.token}"),) if self.token else None
         async with self._channel(address) as channel:
-            await asyncio.wait_for(channel.channel_ready(), timeout=5.0)
+            # asyncio.timeout, not wait_for: wait_for can drop a cancellation (see __init__).
+            async with asyncio.timeout(5.0):
+                await channel.channel_ready()
             stream = channel.stream_stream(_METHOD, request_serializer=None,
                                            response_deserializer=pb.IngestReply.FromString)
             call = stream(metadata=metadata)
@@ -148,10 +163,13 @@ class Shipper:
                      asyncio.create_task(self._ack_loop(call, in_flight))]
             if index > 0:
                 tasks.append(asyncio.create_task(self._wait_for_primary()))
+            tasks.append(asyncio.create_task(self._stopped.wait()))
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # raises the failure that ended the session
+                if self._stopped.is_set():
+                    return
                 # The first collector is back: stop sending here and let what is in flight be
                 # acknowledged, so that the batches are not stored by both collectors.
                 tasks[0].cancel()
@@ -194,7 +212,8 @@ class Shipper:
             await asyncio.sleep(self.failback_interval)
             try:
                 async with self._channel(self.collectors[0]) as channel:
-                    await asyncio.wait_for(channel.channel_ready(), timeout=1.0)
+                    async with asyncio.timeout(1.0):
+                        await channel.channel_ready()
                     return
-            except (TimeoutError, grpc.aio.AioRpcError, OSError):
+            except (TimeoutError, grpc.RpcError, OSError):
                 continue

@@ -118,6 +118,7 @@ class DiskSpool:
         self._events = 0
         self._bytes = 0
         self.acked_upto = 0                 # every id <= this is acknowledged (or dropped)
+        self.fault: str | None = None       # why the last write failed, until one succeeds
         self._acked_above: set[int] = set()  # acknowledged out of order
         self._in_flight: dict[int, tuple[int, int]] = {}  # sent, unacked: id -> (events, frame bytes)
         self._read_segment = 0              # index into _segments
@@ -180,16 +181,30 @@ class DiskSpool:
     def _open_segment(self, first_id: int) -> Segment:
         if self._write_handle is not None:
             self._write_handle.close()
+            self._write_handle = None      # not a closed handle, if opening the next one fails
         segment = Segment(self.dir / f"{first_id:020d}.seg", first_id)
-        self._write_handle = open(segment.path, "ab")  # noqa: SIM115 — kept open across puts
+        self._write_handle = open(segment.path, "ab", buffering=0)  # noqa: SIM115 — kept open across puts
         _fsync_dir(self.dir)
         self._segments.append(segment)
         return segment
 
-    def _write(self, frame: bytes) -> None:
-        self._write_handle.write(frame)
-        self._write_handle.flush()
-        os.fdatasync(self._write_handle.fileno())
+    def _write(self, frame: bytes, durable_size: int) -> None:
+        """Append one frame and fdatasync it. On failure (a full disk, an I/O error) the segment
+        is cut back to its durable frames, so a retry never appends after a torn one; unbuffered
+        writes, so no half-written buffer is flushed again later."""
+        fd = self._write_handle.fileno()
+        try:
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fdatasync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, durable_size)
+            except OSError as exc:
+                log.error("spool: cannot cut %s back to %d bytes: %s", self._segments[-1].path.name,
+                          durable_size, exc.strerror)
+            raise
 
     async def put(self, batch: SealedBatch) -> None:
         """Append and fsync the batch; returns once it is durable. When full: waits (`block`)
@@ -205,12 +220,30 @@ class DiskSpool:
                 while self._bytes + len(frame) > self.max_bytes and self._bytes > 0:
                     if not self._drop_oldest_segment():
                         break
-            segment = self._segments[-1] if self._segments and self._write_handle else None
-            if segment is None or segment.size >= self.segment_bytes:
-                segment = self._open_segment(batch.batch_id)
         # The write and fsync run in a thread so the event loop keeps shipping meanwhile; the
         # reader sees the frame only once segment.size covers it, i.e. once it is durable.
-        await asyncio.to_thread(self._write, frame)
+        delay = 0.05
+        while True:
+            try:
+                async with self._changed:
+                    segment = self._segments[-1] if self._segments and self._write_handle else None
+                    if segment is None or segment.size >= self.segment_bytes:
+                        segment = self._open_segment(batch.batch_id)
+                await asyncio.to_thread(self._write, frame, segment.size)
+                break
+            except OSError as exc:
+                # A full (or failing) state disk: the batch is not durable, so the sources'
+                # checkpoints stay where they are and reading waits here (the log files are the
+                # buffer). Shipping goes on; acknowledged segments give space back.
+                if self.fault is None:
+                    log.error("spool: cannot write in %s (%s); reading paused until it can",
+                              self.dir, exc.strerror)
+                self.fault = f"cannot write the spool in {self.dir}: {exc.strerror}"
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+        if self.fault is not None:
+            log.warning("spool: writable again, reading resumes")
+            self.fault = None
         async with self._changed:
             segment.size += len(frame)
             segment.last_id = batch.batch_id

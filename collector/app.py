@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -20,11 +21,13 @@ from collector.classify import Classifier
 from collector.config import CollectorConfig
 from collector.filters import FilterSpec, build_filter_spec
 from collector.forward import Forwarding
+from collector.gate import AuthGate
 from collector.identity import Authenticator, Caller, describe_denial, load_tokens, peer_ip
-from collector.ingest import PreparedBatch
+from collector.ingest import IngestLimits, PreparedBatch
 from collector.internal import InternalEvent, append_internal
 from collector.metrics import CollectorMetrics
 from collector.query import QueryEngine
+from collector.rejections import Rejections
 from collector.retention import RetentionScheduler
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
@@ -32,7 +35,7 @@ from collector.store.sqlite import SqliteStore
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
-from common.errors import ConfigError
+from common.errors import ConfigError, StorageError
 from common.http_health import HealthServer
 from common.levels import Level
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -46,9 +49,44 @@ log = logging.getLogger("fleetlog.collector")
 # between are counted into the next one. A misconfigured agent retrying, or a namespace denied on
 # every batch, would otherwise flood the security tier.
 DENIAL_AUDIT_INTERVAL = 10.0
-# Events received but not yet committed, across all agents (collector/admission.py): about
-# 1 KiB each while they wait, and enough for the writer's groups to share fsyncs.
-ADMITTED_EVENTS = 20_000
+# The stop's steps and their bounds in seconds (README "Stopping"); STOP_BOUND is their sum plus
+# a margin, after which common/daemon.py ends the process anyway.
+STOP_STEPS = {
+    "stopping the web console": 3.0,       # 2 s for open requests (a live tail, a download), then cancelled
+    "stopping the gRPC server": 7.0,       # 5 s for in-flight batches to commit, then cancelled
+    "stopping retention": 3.0,
+    "stopping the checkpoint timer": 2.0,
+    "recording the stop event": 5.0,
+    "stopping the forwarders": 8.0,
+    "signing the store's head": 5.0,
+    "stopping the storage writer": 5.0,
+}
+STOP_BOUND = sum(STOP_STEPS.values()) + 5.0
+# How long a connection may take to become an HTTP/2 connection (TLS and the client preface): a
+# peer that connects and sends nothing holds a descriptor for no longer than this.
+HANDSHAKE_TIMEOUT_MS = 10_000
+
+
+def grpc_server_options(config: CollectorConfig) -> list[tuple[str, int]]:
+    """Bounds on what one peer may hold: message size (gRPC refuses larger ones with
+    RESOURCE_EXHAUSTED before reading them into memory), streams per connection, and keepalive
+    enforcement (agents ping every 10 s; a peer pinging more often than every 5 s without data
+    is sent GOAWAY after two strikes)."""
+    return [
+        ("grpc.max_receive_message_length", config.ingest.max_message_bytes),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.max_concurrent_streams", config.ingest.max_streams_per_connection),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        # Without BDP probing a stream's receive window stays small unless its handler is
+        # reading: a stream waiting for admission holds one message, not megabytes more in
+        # grpc's buffers (measured: 16 flooding streams, peak RSS 511 -> 329 MiB).
+        ("grpc.http2.bdp_probe", 0),
+    ]
 
 
 def check_listen_policy(config: CollectorConfig) -> None:
@@ -57,6 +95,17 @@ def check_listen_policy(config: CollectorConfig) -> None:
     problem = config.listen_policy_problem()
     if problem:
         raise ConfigError(f"collector.toml: listen: {problem}")
+
+
+def _check_writable(folder: pathlib.Path) -> None:
+    """A data_dir that cannot be written is said plainly at start (SQLite would say "unable to
+    open database file"), before anything in it is touched."""
+    probe = folder / ".fleetlog-write-probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"collector.toml: data_dir: cannot write in {folder}: {exc.strerror}") from None
 
 
 @dataclass
@@ -85,6 +134,7 @@ class CollectorApp:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"collector.toml: data_dir: cannot create {config.data_dir}: {exc.strerror}") from None
+        _check_writable(self.data_dir)
         self.db_path = str(self.data_dir / config.storage.path)
         self.metrics = CollectorMetrics()
         self.classifier = Classifier(config)
@@ -92,15 +142,21 @@ class CollectorApp:
         self.authenticator = Authenticator(tokens, mtls=bool(config.tls and config.tls.require_client_cert))
         self.store = SqliteStore(self.db_path, config.storage.synchronous, collector=config.node_name)
         key, self.signing_key_path, _ = load_or_create_key(config.signing.key, str(self.data_dir))
-        self.signer = Signer(key, config.node_name, config.signing.checkpoint_every,
-                             on_signed=self.metrics.checkpoints.inc)
+        self.signer = Signer(key, config.node_name, config.signing.checkpoint_every, on_signed=self._signed)
+        self.metrics.checkpoint_time.set(self.store.last_checkpoint_time())
         self._checkpoint_task: asyncio.Task[Any] | None = None
-        self.writer = StorageWriter(self.store, on_commit=self._after_commit)
-        self.admission = EventBudget(ADMITTED_EVENTS)
+        self.stop_bound = STOP_BOUND
+        self.stop_step = "not stopping"
+        self.writer = StorageWriter(self.store, on_commit=self._after_commit,
+                                    on_failed_commit=lambda exc: self.metrics.ingest_errors.inc())
+        self.admission = EventBudget(config.ingest.max_pending_events, config.ingest.max_pending_bytes)
+        self.ingest_limits = IngestLimits(config.ingest.max_message_bytes, config.ingest.max_batch_events)
+        self.rejections = Rejections(self.metrics.requests_rejected)
         self.query = QueryEngine(self.db_path)
-        self.metrics.storage_bytes.set_function(self.store.storage_bytes)
         self.retention = RetentionScheduler(config, self.db_path, self.writer,
-                                            on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n))
+                                            on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n),
+                                            on_run=self._purge_ran)
+        self._watch(config)
         self.nodes: dict[str, NodeState] = {}
         self._denials_recorded: dict[tuple[str, str], tuple[float, int]] = {}   # -> (when, repeats since)
         self.server: grpc.aio.Server | None = None
@@ -118,13 +174,32 @@ class CollectorApp:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def _watch(self, config: CollectorConfig) -> None:
+        """Gauges read at each scrape, and the configured intervals the alert rules compare with."""
+        m = self.metrics
+        m.storage_bytes.set_function(self.store.storage_bytes)
+        m.watch_filesystem(os.path.dirname(os.path.abspath(self.db_path)))
+        m.ready.set_function(lambda: 1 if self.ready()[0] else 0)
+        m.chain_head_seq.set_function(lambda: self.store.last_seq)
+        m.checkpoint_seq.set_function(lambda: self.store.last_checkpoint_seq)
+        m.next_purge.set_function(lambda: self.retention.next_purge)
+        m.checkpoint_interval.set(config.signing.checkpoint_interval)
+        m.purge_interval.set(config.retention.purge_interval)
+
+    def _signed(self, count: int) -> None:
+        self.metrics.checkpoints.inc(count)
+        self.metrics.checkpoint_time.set(time.time())
+
+    def _purge_ran(self, ok: bool) -> None:
+        if ok:
+            self.metrics.last_purge.set(time.time())
+        else:
+            self.metrics.purge_failures.inc()
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ])
-        pb_grpc.add_IngestServicer_to_server(IngestService(self), server)
+        server = grpc.aio.server(options=grpc_server_options(self.config), interceptors=[AuthGate(self)])
+        server.add_generic_rpc_handlers((IngestService(self).handler(),))
         pb_grpc.add_QueryServicer_to_server(QueryService(self), server)
         pb_grpc.add_AdminServicer_to_server(AdminService(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -163,25 +238,52 @@ class CollectorApp:
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, address,
                  self.port, self.db_path)
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, let in-flight batches commit, record a clean shutdown, close storage."""
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight batches commit, record a clean shutdown, close storage.
+        Every step is bounded (STOP_STEPS); one that overruns is logged and the stop goes on, so the
+        whole stop ends within STOP_BOUND. Only committed batches were acknowledged, so a step left
+        unfinished loses nothing: agents re-send the rest, forwarders resume from their cursors."""
         if self.web is not None:
-            await self.web.stop()
+            await self._stop_step("stopping the web console", self.web.stop())
         if self.server is not None:
-            await self.health.enter_graceful_shutdown()
-            await self.server.stop(grace)
-        await self.retention.stop()
-        stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
-                                    tier="permanent")]
+            await self._stop_step("stopping the gRPC server", self._stop_server())
+        await self._stop_step("stopping retention", self.retention.stop())
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
-            await asyncio.gather(self._checkpoint_task, return_exceptions=True)
-        await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
-        await asyncio.to_thread(self.forwarding.stop)   # cursors saved; the rest is sent after restart
-        await self.writer.call(self.signer.checkpoint_head)   # a stopped store is signed to its end
-        await asyncio.to_thread(self.writer.stop)
-        self.store.close()
+            await self._stop_step("stopping the checkpoint timer", asyncio.wait({self._checkpoint_task}))
+        stop_event = [InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
+                                    tier="permanent")]
+        await self._stop_step("recording the stop event",
+                              self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event)))
+        # Cursors are saved; the rest is sent after restart.
+        await self._stop_step("stopping the forwarders", asyncio.to_thread(self.forwarding.stop))
+        await self._stop_step("signing the store's head",   # a stopped store is signed to its end
+                              self.writer.call(self.signer.checkpoint_head))
+        if await self._stop_step("stopping the storage writer", asyncio.to_thread(self.writer.stop)):
+            self.store.close()
         self.http.stop()
+
+    async def _stop_server(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        assert self.server is not None
+        await self.server.stop(STOP_STEPS["stopping the gRPC server"] - 2.0)
+
+    async def _stop_step(self, step: str, work: Any) -> bool:
+        """Run one step of the stop within its bound; False (and an error line) when it overran."""
+        self.stop_step = step
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=STOP_STEPS[step])
+        if not done:
+            task.cancel()
+            log.error("stop: %s did not finish within %.0f s; going on without it", step, STOP_STEPS[step])
+            return False
+        if task.exception() is not None:
+            log.error("stop: %s failed: %s", step, task.exception())
+            return False
+        return True
+
+    def stop_progress(self) -> str:
+        return self.stop_step
 
     async def reload(self, config: CollectorConfig) -> None:
         """Apply what can change without a restart: thresholds, tiers, retention, forwarders."""
@@ -195,12 +297,16 @@ class CollectorApp:
         self.config = config
         self.classifier = Classifier(config)
         self.retention.reconfigure(config)
+        self.metrics.checkpoint_interval.set(config.signing.checkpoint_interval)
+        self.metrics.purge_interval.set(config.retention.purge_interval)
 
     def ready(self) -> tuple[bool, str]:
         if self.server is None:
             return False, "listener not started"
         if not self.writer.alive:
             return False, "storage writer stopped"
+        if self.writer.fault:
+            return False, f"storage not writable: {self.writer.fault}"
         return True, "ready"
 
     # -- ingest bookkeeping --------------------------------------------------------------------
@@ -325,7 +431,8 @@ class CollectorApp:
                 yield page
             if not found:
                 try:
-                    await asyncio.wait_for(self._committed.wait(), timeout=1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._committed.wait()
                 except TimeoutError:
                     pass  # poll anyway: a commit signalled before clear() is never missed for long
 
@@ -366,6 +473,8 @@ class CollectorApp:
         """Sign the head every checkpoint_interval when events came in since the last checkpoint."""
         while True:
             await asyncio.sleep(self.config.signing.checkpoint_interval)
+            if self.writer.fault:
+                continue   # said once by the writer; the head is signed once it can be written
             try:
                 await self.writer.call(self.signer.checkpoint_head)
             except Exception as exc:  # noqa: BLE001 — logged; the next interval tries again

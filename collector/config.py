@@ -105,6 +105,29 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    """What one peer may make the collector hold (README "Limits on what peers send").
+
+    The agents' batches must fit: an agent's batch is about its batch.max_bytes of lines plus
+    one source read, and about twice that on the wire when lines carry key=value fields."""
+
+    max_message_bytes: Size = 4 * 1024 * 1024       # one gRPC message, after gzip/zstd expansion
+    max_batch_events: int = 50_000
+    max_pending_events: int = 20_000                 # received, not yet committed, all agents
+    max_pending_bytes: Size = 32 * 1024 * 1024
+    max_streams_per_connection: int = 8
+
+    def validate(self) -> None:
+        if not 64 * 1024 <= self.max_message_bytes <= 1024 * 1024 * 1024:
+            raise FieldError("max_message_bytes", "must be between 64KiB and 1GiB")
+        for name in ("max_batch_events", "max_pending_events", "max_streams_per_connection"):
+            if getattr(self, name) < 1:
+                raise FieldError(name, "must be at least 1")
+        if self.max_pending_bytes < self.max_message_bytes:
+            raise FieldError("max_pending_bytes", "must be at least max_message_bytes (one message must fit)")
+
+
+@dataclass(frozen=True)
 class FieldPattern:
     field: str
     pattern: str
@@ -231,6 +254,7 @@ class CollectorConfig:
     retention: RetentionConfig = RetentionConfig()
     signing: SigningConfig = SigningConfig()
     metrics: MetricsConfig = MetricsConfig()
+    ingest: IngestConfig = IngestConfig()
     forwarders: list[ForwarderConfig] = ()
     web: WebConfig | None = None
     log_level: LevelName = Level.INFO

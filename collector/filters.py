@@ -163,6 +163,9 @@ def _level(flag: str, value: str) -> Level:
 
 def build_filter_spec(raw: dict[str, str], *, now: int | None = None) -> FilterSpec:
     """Validate the raw filter strings (keys as in the Filters proto message)."""
+    for key, value in raw.items():
+        if "\x00" in (value or ""):   # SQLite would cut the query text there (found by fuzzing)
+            raise UsageError(f"--{key.replace('_', '-')}: contains a NUL character")
     get = lambda key: (raw.get(key) or "").strip()
     since = parse_time_bound("--since", get("since"), now) if get("since") else None
     until = parse_time_bound("--until", get("until"), now) if get("until") else None

@@ -107,7 +107,11 @@ def _cert_identity(context: grpc.aio.ServicerContext) -> str | None:
 
 
 def _bearer(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
+    return bearer_token(context.invocation_metadata())
+
+
+def bearer_token(metadata: Any) -> str | None:
+    for key, value in metadata or ():
         if key == "authorization":
             scheme, _, token = value.partition(" ")
             if scheme.lower() == "bearer" and token:
@@ -138,10 +142,26 @@ class Authenticator:
         """No TLS client certificates and no tokens: loopback-only trust mode."""
         return not self.tokens and not self.mtls
 
+    def _entry(self, token: str) -> TokenEntry | None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        return next((e for h, e in (self.tokens or {}).items() if hmac.compare_digest(h, digest)), None)
+
+    def refusal(self, metadata: Any) -> str | None:
+        """Why a call with this metadata will be refused whatever it sends, or None. Checked
+        before grpc decodes the request (collector/gate.py); a client certificate was already
+        verified by the TLS handshake when mTLS is required. Same rules as authenticate()."""
+        if self.open:
+            return None
+        token = bearer_token(metadata)
+        if self.tokens and token is not None:
+            return None if self._entry(token) is not None else "unknown token"
+        if self.mtls:
+            return None
+        return "no valid credentials (token or client certificate) presented"
+
     def token_caller(self, token: str, ip: str) -> Caller:
         """The holder of a bearer token (gRPC metadata or the web console); AuthError if unknown."""
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        entry = next((e for h, e in (self.tokens or {}).items() if hmac.compare_digest(h, digest)), None)
+        entry = self._entry(token)
         if entry is None:
             raise AuthError("unknown token")
         return Caller(entry.name, entry.role, ip, _namespaces(entry), "token")

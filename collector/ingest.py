@@ -1,7 +1,9 @@
 """Turn a received ingest Batch into storable events: decompress, attach the authenticated origin,
 apply the namespace threshold (dropped events are counted, not stored) and classify tiers.
 
-Plain functions over protobuf messages: the gRPC handler only calls `prepare_batch`.
+Plain functions over protobuf messages: the gRPC handler calls `decode_request`, `unpack` (to
+know what admitting a batch costs) and `prepare_chunks`. Every check of what a peer sent lives
+here and raises BadBatch with a reason a person can act on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 import zstandard
+from google.protobuf.message import DecodeError
 
 from collector.classify import Classifier
 from collector.store import IncomingEvents
@@ -18,7 +21,31 @@ from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
 class BadBatch(FleetlogError):
-    """A batch that cannot be decoded or whose columns disagree in length."""
+    """A request that cannot be decoded, or whose contents break the wire contract (columns of
+    different lengths, values out of range, limits exceeded). `reason` is a short fixed label
+    (the metric label of fleetlog_collector_requests_rejected_total); the message says what a
+    person must change."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one peer may make the collector hold: collector.toml [ingest]."""
+
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_batch_events: int = 50_000
+
+
+# Event times the rest of the collector can represent (RFC 3339 years 0001-9999) and positions
+# that fit SQLite's signed 64-bit INTEGER: anything outside would fail a whole group commit, or
+# every later search, instead of this one batch.
+MIN_TIME_US = -62_135_596_800_000_000
+MAX_TIME_US = 253_402_300_799_999_999
+MAX_POSITION = (1 << 63) - 1
+MAX_LEVEL = 7
 
 
 @dataclass(frozen=True)
@@ -43,27 +70,113 @@ class PreparedBatch:
 _zstd = zstandard.ZstdDecompressor()
 
 
-def batch_chunks(batch: pb.Batch) -> list[pb.Chunk]:
+def decode_request(raw: bytes) -> pb.IngestRequest:
+    """Wire bytes -> IngestRequest, or BadBatch. The service registers raw-bytes deserializers so
+    that this, not grpc, decodes what a peer sent (and only once the peer is authenticated)."""
+    try:
+        return pb.IngestRequest.FromString(raw)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise BadBatch("corrupt_message", f"message of {len(raw)} bytes is not a valid "
+                       f"fleetlog.v1.IngestRequest ({exc or 'protobuf decode error'}); "
+                       "is the client speaking the fleetlog v1 protocol?") from None
+
+
+@dataclass
+class Unpacked:
+    """A batch's chunks, decompressed and decoded, with what admitting them costs."""
+
+    batch_id: int
+    chunks: list[pb.Chunk]
+    events: int
+    payload_bytes: int       # decompressed size of a packed payload (0 when sent uncompressed)
+
+
+def _unpack_zstd(batch: pb.Batch, limits: IngestLimits) -> bytes:
+    """Decompress at most max_message_bytes: a small frame may declare or expand to gigabytes."""
+    try:
+        parts, size = [], 0
+        with _zstd.stream_reader(batch.packed) as reader:
+            while size <= limits.max_message_bytes and (part := reader.read(1 << 20)):
+                parts.append(part)
+                size += len(part)
+        data = b"".join(parts)
+    except (zstandard.ZstdError, ValueError) as exc:
+        raise BadBatch("bad_compression", f"batch {batch.batch_id}: cannot decode its zstd payload: {exc}") from None
+    if len(data) > limits.max_message_bytes:
+        raise BadBatch("too_large", f"batch {batch.batch_id}: zstd payload expands beyond "
+                       f"ingest.max_message_bytes ({limits.max_message_bytes} bytes); send smaller batches "
+                       "(agent batch.max_bytes) or raise the collector's limit")
+    return data
+
+
+def unpack(batch: pb.Batch, limits: IngestLimits = IngestLimits()) -> Unpacked:
+    """The chunks of a batch and their event count; BadBatch for an unknown codec, a corrupt or
+    oversized payload, or more events than ingest.max_batch_events."""
+    chunks, payload = _chunks(batch, limits)
+    events = sum(len(chunk.position) for chunk in chunks)
+    if events > limits.max_batch_events:
+        raise BadBatch("too_many_events", f"batch {batch.batch_id}: {events} events, more than "
+                       f"ingest.max_batch_events ({limits.max_batch_events}); lower the agent's "
+                       "batch.max_events or raise the collector's limit")
+    return Unpacked(batch.batch_id, chunks, events, payload)
+
+
+def _chunks(batch: pb.Batch, limits: IngestLimits) -> tuple[list[pb.Chunk], int]:
     if batch.codec == pb.CODEC_NONE:
-        return list(batch.chunks)
+        if batch.packed:
+            raise BadBatch("bad_compression", f"batch {batch.batch_id}: packed payload without a codec")
+        return list(batch.chunks), 0
     if batch.codec == pb.CODEC_ZSTD:
+        if batch.chunks:
+            raise BadBatch("bad_columns", f"batch {batch.batch_id}: both chunks and a packed payload")
+        data = _unpack_zstd(batch, limits)
         try:
-            chunks = pb.Chunks.FromString(_zstd.decompress(batch.packed))
-        except (zstandard.ZstdError, ValueError) as exc:
-            raise BadBatch(f"batch {batch.batch_id}: cannot decode zstd payload: {exc}") from None
-        return list(chunks.chunks)
-    raise BadBatch(f"batch {batch.batch_id}: unknown codec {batch.codec}")
+            chunks = pb.Chunks.FromString(data)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            raise BadBatch("corrupt_message", f"batch {batch.batch_id}: its zstd payload is not a valid "
+                           f"fleetlog.v1.Chunks message ({exc or 'protobuf decode error'})") from None
+        return list(chunks.chunks), len(data)
+    raise BadBatch("unknown_codec", f"batch {batch.batch_id}: unknown codec {batch.codec} "
+                   "(this collector knows CODEC_NONE = 0 and CODEC_ZSTD = 1; use compression "
+                   '"zstd", "gzip" or "none")')
+
+
+_COLUMNS = ("time_us", "level", "message", "request_id", "user", "action", "app", "pid", "fields_json", "flags")
 
 
 def _check_columns(chunk: pb.Chunk) -> int:
+    """Every per-event column has one value per event, and every value is one the store and the
+    queries can hold; BadBatch names the first that is not."""
     count = len(chunk.position)
-    lengths = (len(chunk.time_us), len(chunk.level), len(chunk.message), len(chunk.request_id),
-               len(chunk.user), len(chunk.action), len(chunk.app), len(chunk.pid),
-               len(chunk.fields_json), len(chunk.flags))
-    if any(n != count for n in lengths):
-        raise BadBatch(f"chunk of {chunk.source!r}: columns of different lengths {count} vs {lengths}")
+    where = f"chunk of source {chunk.source!r}"
+    for name in _COLUMNS:
+        n = len(getattr(chunk, name))
+        if n != count:
+            raise BadBatch("bad_columns", f"{where}: column {name} has {n} values for {count} events "
+                           "(every per-event column must have one value per position)")
     if chunk.claimed_host and len(chunk.claimed_host) != count:
-        raise BadBatch(f"chunk of {chunk.source!r}: claimed_host column length {len(chunk.claimed_host)}")
+        raise BadBatch("bad_columns", f"{where}: column claimed_host has {len(chunk.claimed_host)} values "
+                       f"for {count} events")
+    if count == 0:
+        return 0
+    if max(chunk.level) > MAX_LEVEL:
+        raise BadBatch("bad_value", f"{where}: level {max(chunk.level)} out of range (0 emergency .. 7 debug)")
+    if max(chunk.position) > MAX_POSITION:
+        raise BadBatch("bad_value", f"{where}: position {max(chunk.position)} beyond 2^63-1")
+    times = chunk.time_us
+    if min(times) < MIN_TIME_US or max(times) > MAX_TIME_US:
+        bad = next(t for t in times if not MIN_TIME_US <= t <= MAX_TIME_US)
+        raise BadBatch("bad_value", f"{where}: time_us {bad} outside the years 0001-9999")
+    loads = json.loads
+    for i, text in enumerate(chunk.fields_json):
+        if not text:
+            continue
+        try:
+            if type(loads(text)) is not dict:
+                raise ValueError("not an object")
+        except (ValueError, RecursionError):
+            raise BadBatch("bad_value", f"{where}: fields_json of event {i} is not a JSON object "
+                           "(send \"\" for no fields)") from None
     return count
 
 
@@ -78,10 +191,16 @@ def _with_claim(fields_json: str, claimed: str) -> str:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
-def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier) -> PreparedBatch:
+def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier,
+                  limits: IngestLimits = IngestLimits()) -> PreparedBatch:
+    return prepare_chunks(unpack(batch, limits), origin, classifier)
+
+
+def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -> PreparedBatch:
+    """Check every chunk first (BadBatch: nothing of the batch is stored), then build its events."""
+    counts = [_check_columns(chunk) for chunk in unpacked.chunks]
     prepared = PreparedBatch(events=[])
-    for chunk in batch_chunks(batch):
-        count = _check_columns(chunk)
+    for chunk, count in zip(unpacked.chunks, counts):
         prepared.received += count
         namespace = chunk.namespace or "default"
         if origin.namespaces is not None and namespace not in origin.namespaces:

@@ -1,8 +1,27 @@
-"""The collector's Prometheus metrics (SPEC §4.9), in one registry per collector process."""
+"""The collector's Prometheus metrics (SPEC §4.9), in one registry per collector process.
+
+Beyond SPEC's list, the gauges the shipped alert rules (deploy/prometheus/fleetlog-alerts.yml)
+need to decide alone: readiness, the file system under data_dir, the chain head against the last
+signed checkpoint, and the purge schedule — each with the configured interval beside it, so a
+rule compares against the collector's own settings instead of a number copied into the rule.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from collector.retention import PURGED_TIERS
+from common.metrics import register_standard
+
+DROP_REASONS = ("below_level", "namespace_denied", "bad_batch")
+
+
+def filesystem_bytes(path: str) -> tuple[int, int]:
+    """(size, available to an unprivileged writer) of the file system holding `path`."""
+    st = os.statvfs(path)
+    return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 
 class CollectorMetrics:
@@ -28,6 +47,44 @@ class CollectorMetrics:
                                  ["forwarder"], registry=r)
         self.forward_errors = Counter(p + "forward_errors", "Forwarder delivery failures.", ["forwarder"],
                                       registry=r)
+        self.requests_rejected = Counter(
+            p + "requests_rejected", "Requests refused for what the peer sent (malformed, over a limit, "
+            "unauthenticated), by reason.", ["reason"], registry=r)
         self.checkpoints = Counter(p + "checkpoints", "Signed checkpoints written.", registry=r)
         self.clock_skew = Gauge(p + "agent_clock_skew_seconds", "Agent clock minus collector clock.",
                                 ["host"], registry=r)
+        self.ready = Gauge(p + "ready", "1 when the collector is ready (as /readyz), else 0.", registry=r)
+        self.ingest_errors = Counter(p + "ingest_errors", "Storage transactions of ingested batches that failed "
+                                     "(held and retried, or refused; agents keep and re-send them).", registry=r)
+        self.filesystem_size = Gauge(p + "storage_filesystem_size_bytes",
+                                     "Size of the file system holding data_dir.", registry=r)
+        self.filesystem_avail = Gauge(p + "storage_filesystem_avail_bytes",
+                                      "Bytes still available on the file system holding data_dir.", registry=r)
+        self.chain_head_seq = Gauge(p + "chain_head_seq", "Sequence number of the newest stored event.",
+                                    registry=r)
+        self.checkpoint_seq = Gauge(p + "last_checkpoint_seq", "Sequence number the newest signed "
+                                    "checkpoint covers.", registry=r)
+        self.checkpoint_time = Gauge(p + "last_checkpoint_timestamp_seconds",
+                                     "When the newest checkpoint was signed (0: none yet).", registry=r)
+        self.checkpoint_interval = Gauge(p + "checkpoint_interval_seconds",
+                                         "signing.checkpoint_interval as configured.", registry=r)
+        self.next_purge = Gauge(p + "next_purge_timestamp_seconds", "When the next retention purge is due.",
+                                registry=r)
+        self.last_purge = Gauge(p + "last_purge_timestamp_seconds",
+                                "When the last retention purge finished without error (0: none yet).",
+                                registry=r)
+        self.purge_interval = Gauge(p + "purge_interval_seconds", "retention.purge_interval as configured.",
+                                    registry=r)
+        self.purge_failures = Counter(p + "purge_failures", "Retention purges that failed.", registry=r)
+        # Every known reason and tier from the start, at 0: a series that first appears at 1 is
+        # invisible to increase() and rate(), so the first rejected batch would raise no alert.
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
+        for tier in PURGED_TIERS:
+            self.purged.labels(tier)
+        register_standard(r, "collector")
+
+    def watch_filesystem(self, path: str) -> None:
+        """The size and free space under `path`, read at each scrape."""
+        self.filesystem_size.set_function(lambda: filesystem_bytes(path)[0])
+        self.filesystem_avail.set_function(lambda: filesystem_bytes(path)[1])

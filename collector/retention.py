@@ -105,11 +105,13 @@ class RetentionScheduler:
     """Runs `purge_once` every `retention.purge_interval` until stopped."""
 
     def __init__(self, config: CollectorConfig, db_path: str, writer: StorageWriter,
-                 on_purged: Callable[[str, int], None] | None = None, chunk: int = DEFAULT_CHUNK):
+                 on_purged: Callable[[str, int], None] | None = None, chunk: int = DEFAULT_CHUNK,
+                 on_run: Callable[[bool], None] | None = None):
         self.config = config
         self.db_path = db_path
         self.writer = writer
         self.on_purged = on_purged
+        self.on_run = on_run         # after each scheduled run: True when it succeeded
         self.chunk = chunk
         self.next_purge = 0.0        # unix seconds; shown by `fleetlog status`
         self.last_run: list[TierPurge] = []
@@ -144,14 +146,20 @@ class RetentionScheduler:
             if delay > 0:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                     continue   # rescheduled: recompute the delay
                 except TimeoutError:
                     pass
             try:
                 await self.purge_once()
             except Exception as exc:  # noqa: BLE001 — a failed purge is recorded and retried next time
+                if self.on_run is not None:
+                    self.on_run(False)
                 await self._record_failure(exc)
+            else:
+                if self.on_run is not None:
+                    self.on_run(True)
             self.next_purge = time.time() + self.config.retention.purge_interval
 
     async def _record_failure(self, exc: Exception) -> None:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from collector.identity import Caller
-from collector.ingest import BadBatch, Origin, prepare_batch
+from collector.identity import Caller, peer_ip
+from collector.ingest import BadBatch, Origin, decode_request, prepare_chunks, unpack
 from common.errors import AuthError, StorageError, UsageError
 from common.event import to_json
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -52,76 +52,146 @@ async def _require(app: CollectorApp, context: grpc.aio.ServicerContext, caller:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"role {caller.role!r} may not {what}")
 
 
-class IngestService(pb_grpc.IngestServicer):
+async def _audit(app: CollectorApp, context: grpc.aio.ServicerContext, caller: Caller, purpose: str,
+                 raw: dict[str, str]) -> None:
+    """Record a search before answering it; when it cannot be recorded (storage not writable),
+    the search is refused: SPEC §1 wants every search audited."""
+    try:
+        await app.record_search(caller, purpose, raw)
+    except StorageError as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this search in the audit log: {exc}")
+
+
+class IngestService:
+    """Ingest/Stream, registered with a raw-bytes deserializer: grpc hands over the message bytes
+    and this service decodes them (collector/ingest.py), so a corrupt frame is refused with
+    INVALID_ARGUMENT and a reason instead of grpc's "Unexpected DecodeError" and a traceback, and
+    with tokens or mTLS configured nothing is decoded before the peer is authenticated."""
+
     def __init__(self, app: CollectorApp):
         self.app = app
 
-    async def Stream(self, request_iterator: AsyncIterator[pb.IngestRequest],
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler("fleetlog.v1.Ingest", {
+            "Stream": grpc.stream_stream_rpc_method_handler(
+                self.Stream, request_deserializer=None,
+                response_serializer=pb.IngestReply.SerializeToString)})
+
+    async def Stream(self, request_iterator: AsyncIterator[bytes],
                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.IngestReply]:
         app = self.app
-        first = await anext(aiter(request_iterator), None)
-        if first is None:
+        peer = peer_ip(context)
+        caller: Caller | None = None
+        if not app.authenticator.open:
+            # Credentials are in the connection and the metadata: authenticate before reading.
+            caller = await _authenticate(app, context, "ingest")
+        first_raw = await anext(aiter(request_iterator), None)
+        if first_raw is None:
             return
+        try:
+            first = decode_request(first_raw)
+        except BadBatch as exc:
+            await self._refuse(context, peer, exc)
         claimed = first.hello.node_name if first.HasField("hello") else ""
-        caller = await _authenticate(app, context, "ingest", claimed)
+        if caller is None:
+            caller = await _authenticate(app, context, "ingest", claimed)
         await _require(app, context, caller, caller.can_ingest, "ingest")
         origin = Origin(host=caller.name, host_ip=caller.ip, namespaces=caller.namespaces,
                         claimed=claimed if claimed != caller.name else "")
+        # Futures of acknowledgements in batch order; a BadBatch ends the stream after the acks
+        # of every batch before it were sent (those batches stay stored).
         pending: asyncio.Queue = asyncio.Queue(maxsize=64)
         app.agent_connected(caller.name, caller.ip, +1)
 
-        async def read_batches() -> None:
+        first_batch = first.batch if first.HasField("batch") else None
+        first_size = len(first_raw)
+        del first, first_raw   # a message of up to max_message_bytes is not kept for the stream's life
+
+        async def read_batches(batch: pb.Batch | None, size: int) -> None:
             try:
-                if first.HasField("batch"):
-                    await pending.put(await self._submit(first.batch, origin))
-                async for request in request_iterator:
+                if batch is not None:
+                    await app.admission.acquire(0, size)
+                    await pending.put(await self._submit(batch, size, origin))
+                batch = None
+                messages = aiter(request_iterator)
+                while True:
+                    await app.admission.wait_for_room()
+                    raw = await anext(messages, None)
+                    if raw is None:
+                        break
+                    size = len(raw)
+                    # The message's bytes are taken before it is decoded and kept until its
+                    # commit: a stream waiting here holds one message, nothing decoded.
+                    await app.admission.acquire(0, size)
+                    try:
+                        request = decode_request(raw)
+                    except BadBatch:
+                        await app.admission.release(0, size)
+                        raise
+                    raw = None
                     if request.HasField("batch"):
-                        await pending.put(await self._submit(request.batch, origin))
+                        batch, request = request.batch, None
+                        await pending.put(await self._submit(batch, size, origin))
+                        batch = None   # only the prepared events are kept until the commit
+                    else:
+                        await app.admission.release(0, size)
+            except BadBatch as exc:
+                await pending.put(exc)
             finally:
                 await pending.put(None)
 
-        reader = asyncio.create_task(read_batches())
+        reader = asyncio.create_task(read_batches(first_batch, first_size))
+        del first_batch
         try:
             while (item := await pending.get()) is not None:
-                _batch_id, job = item
-                yield await job
+                if isinstance(item, BadBatch):
+                    await self._refuse(context, peer, item)
+                yield await item
             await reader
         finally:
             reader.cancel()
             app.agent_connected(caller.name, caller.ip, -1)
 
-    async def _submit(self, batch: pb.Batch, origin: Origin) -> tuple[int, asyncio.Future]:
-        """Prepare a batch and hand it to the writer; the returned future resolves to its ack."""
+    async def _refuse(self, context: grpc.aio.ServicerContext, peer: str, exc: BadBatch) -> None:
+        self.app.rejections.refuse(peer, exc.reason, str(exc))
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    async def _submit(self, batch: pb.Batch, wire_bytes: int, origin: Origin) -> asyncio.Future:
+        """Prepare a batch whose `wire_bytes` the caller took from the admission budget, and hand
+        it to the writer; the returned future resolves to its ack, and the budget is given back
+        after the commit. Raises BadBatch (nothing of the batch is stored, the budget is back)."""
         app = self.app
         started = time.perf_counter()
+        batch_id = batch.batch_id
         app.note_batch(origin.host, batch.sent_at_us)
+        cost = (0, wire_bytes)
         try:
-            prepared = prepare_batch(batch, origin, app.classifier)
-        except BadBatch as exc:
-            app.metrics.dropped.labels("bad_batch").inc()
-            log.error("from %s: %s", origin.host, exc)
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(pb.IngestReply(batch_id=batch.batch_id, error=str(exc)))
-            return batch.batch_id, done
+            unpacked = unpack(batch, app.ingest_limits)
+            del batch
+            cost = (unpacked.events, wire_bytes + unpacked.payload_bytes)
+            app.admission.add(unpacked.events, unpacked.payload_bytes)
+            prepared = prepare_chunks(unpacked, origin, app.classifier)
+            del unpacked
+        except BadBatch:
+            await app.admission.release(*cost)
+            raise
         app.count_received(origin.host, prepared)
-        admitted = sum(len(events) for events in prepared.events)
-        await app.admission.acquire(admitted)   # this stream reads nothing more until it fits
 
         async def commit() -> pb.IngestReply:
             try:
                 results = await app.writer.submit(prepared.events) if prepared.events else []
             except StorageError as exc:
-                return pb.IngestReply(batch_id=batch.batch_id, error=str(exc))
+                return pb.IngestReply(batch_id=batch_id, error=str(exc))
             finally:
-                await app.admission.release(admitted)
+                await app.admission.release(*cost)
             stored = sum(r.stored for r in results)
             duplicates = sum(r.duplicates for r in results)
             app.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
             app.count_stored(origin.host, stored, duplicates)
-            return pb.IngestReply(batch_id=batch.batch_id, stored=stored, duplicates=duplicates,
+            return pb.IngestReply(batch_id=batch_id, stored=stored, duplicates=duplicates,
                                   dropped=prepared.dropped_below_level + prepared.denied)
 
-        return batch.batch_id, asyncio.ensure_future(commit())
+        return asyncio.ensure_future(commit())
 
 
 class QueryService(pb_grpc.QueryServicer):
@@ -140,7 +210,7 @@ class QueryService(pb_grpc.QueryServicer):
             spec = self.app.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await self.app.record_search(caller, request.purpose or "search", raw)
+        await _audit(self.app, context, caller, request.purpose or "search", raw)
         order = "desc" if request.order == "desc" else "asc"
         pages = self.app.query.search(spec, order=order, limit=request.limit)
         try:
@@ -156,7 +226,7 @@ class QueryService(pb_grpc.QueryServicer):
             spec = self.app.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await self.app.record_search(caller, "follow", raw)
+        await _audit(self.app, context, caller, "follow", raw)
         after = request.after_seq or await asyncio.to_thread(self.app.query.last_seq)
         # An empty first page tells the client where it starts, so after a reconnect it resumes
         # from there even if nothing matched before the collector went away.
@@ -184,5 +254,8 @@ class AdminService(pb_grpc.AdminServicer):
         await _require(self.app, context, caller, caller.can_note, "add notes")
         if not request.text.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "note text is empty")
-        seq, event_id = await self.app.add_note(caller, request.text)
+        try:
+            seq, event_id = await self.app.add_note(caller, request.text)
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store the note: {exc}")
         return pb.NoteReply(seq=seq, id=event_id)

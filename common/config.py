@@ -139,7 +139,7 @@ def _convert_tagged(options: list[type], value: Any, where: str) -> Any:
     if not isinstance(value, dict):
         raise _Invalid(where, f"expected a table, got {_describe(value)}")
     tag = value.get("type")
-    if tag not in by_tag:
+    if not isinstance(tag, str) or tag not in by_tag:   # a table or list is no tag (found by fuzzing)
         expected = " or ".join(json.dumps(t) for t in by_tag)
         raise _Invalid(_join(where, "type"), f"expected {expected}, got {_describe(tag)}")
     return _build(by_tag[tag], value, where)

@@ -1,7 +1,14 @@
 """What both daemons share: flags, --check-config, logging, signals, systemd notification.
 
 `run_daemon` owns the process lifecycle; the app object owns the work. The app provides
-`async start()`, `async stop()`, `async reload(config)` and `ready() -> (bool, str)`.
+`async start()`, `async stop()`, `async reload(config)`, `ready() -> (bool, str)`, and for a
+bounded stop `stop_bound` (seconds) and `stop_progress() -> str`.
+
+A stop always ends: once SIGTERM arrives, a watchdog thread (StopGuard) gives the app's stop and
+asyncio's own shutdown `stop_bound` seconds, then logs one error line naming the step that did
+not finish and ends the process; a C-level faulthandler timer backs that thread up in case the
+interpreter itself is wedged. Both daemons keep what matters on disk before they acknowledge it
+(the agent's spool, the collector's committed store), so ending there loses nothing.
 Exit codes: 0 clean stop, 1 runtime failure, 2 usage or configuration error, each with one line
 on stderr — never a traceback for a user error.
 """
@@ -10,10 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
+import os
+import resource
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -24,12 +35,45 @@ from common.sdnotify import notify, watchdog_interval
 
 log = logging.getLogger("fleetlog.daemon")
 
+DEFAULT_STOP_BOUND = 20.0   # a stop requested before the app exists
+
 
 class DaemonApp(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def reload(self, config: Any) -> None: ...
     def ready(self) -> tuple[bool, str]: ...
+    stop_bound: float
+    def stop_progress(self) -> str: ...
+
+
+class StopGuard:
+    """Ends the process if a stop overruns its bound, whatever the event loop is doing."""
+
+    def __init__(self, prog: str, bound: float, progress: Callable[[], str]):
+        self.prog, self.bound, self.progress = prog, bound, progress
+        self._done = threading.Event()
+
+    def arm(self) -> None:
+        threading.Thread(target=self._watch, name="stop-guard", daemon=True).start()
+        # Backstop for an interpreter that never lets the thread above run: dump every stack to
+        # stderr and exit from C.
+        faulthandler.dump_traceback_later(self.bound + 10, exit=True)
+
+    def disarm(self) -> None:
+        self._done.set()
+        faulthandler.cancel_dump_traceback_later()
+
+    def _watch(self) -> None:
+        if self._done.wait(self.bound):
+            return
+        try:
+            step = self.progress()
+        except Exception as exc:  # noqa: BLE001 - the exit must happen whatever the app's state
+            step = f"unknown ({exc!r})"
+        log.error("%s: stop did not finish within %.0f s (%s); exiting anyway", self.prog, self.bound, step)
+        logging.shutdown()
+        os._exit(1)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -59,24 +103,44 @@ def run_daemon(prog: str, description: str, load: Callable[[str], Any],
     except OSError as exc:
         sys.stderr.write(f"{prog}: log_file: cannot open {config.log_file}: {exc.strerror}\n")
         return 2
+    _raise_open_files_limit()
+    guards: list[StopGuard] = []
     try:
-        return asyncio.run(_serve(prog, args.config, load, make_app, config))
+        return asyncio.run(_serve(prog, args.config, load, make_app, config, guards))
     except FleetlogError as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         return 0
+    finally:
+        # Disarmed only here: asyncio.run's own shutdown (cancelling leftover tasks, joining the
+        # default executor's threads) happens inside the bound too.
+        for guard in guards:
+            guard.disarm()
 
 
 async def _serve(prog: str, path: str, load: Callable[[str], Any], make_app: Callable[[Any], DaemonApp],
-                 config: Any) -> int:
+                 config: Any, guards: list[StopGuard]) -> int:
     # Handlers go in before start: /readyz answers once start is under way, and a SIGTERM that
     # arrives then must mean a clean stop, not the default kill.
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reloads: asyncio.Queue[None] = asyncio.Queue()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    app: DaemonApp | None = None
+
+    def request_stop() -> None:
+        # The guard is armed at the signal itself, so a start that never finishes is bounded too.
+        if stopping.is_set():
+            return
+        stopping.set()
+        bound = app.stop_bound if app is not None else DEFAULT_STOP_BOUND
+        progress = app.stop_progress if app is not None else (lambda: "starting")
+        guard = StopGuard(prog, bound, progress)
+        guards.append(guard)
+        guard.arm()
+
+    loop.add_signal_handler(signal.SIGTERM, request_stop)
+    loop.add_signal_handler(signal.SIGINT, request_stop)
     loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
     app = make_app(config)
     await app.start()
@@ -87,11 +151,25 @@ async def _serve(prog: str, path: str, load: Callable[[str], Any], make_app: Cal
         tasks.append(asyncio.create_task(_watchdog(interval)))
     await stopping.wait()
     notify("STOPPING=1")
-    log.info("%s stopping", prog)
+    log.info("%s stopping (at most %.0f s)", prog, app.stop_bound)
     for task in tasks:
         task.cancel()
     await app.stop()
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit (as Go and systemd services commonly do): every
+    agent, scrape and CLI call is a descriptor, and 1024 is a small number for a collector with
+    a fleet (and with whatever else connects to its ports). Under the systemd units the limits
+    are equal (LimitNOFILE=), so setrlimit, which their syscall filter forbids, is never called."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open files limit from %d: %s", soft, exc)
 
 
 def _apply_logging(config: Any) -> None:

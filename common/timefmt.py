@@ -17,7 +17,9 @@ def now_us() -> int:
 
 @functools.lru_cache(maxsize=4096)
 def _format_second(seconds: int) -> str:
-    return (_EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): glibc writes the year 1 as "1", which is no RFC 3339 (found by fuzzing).
+    when = _EPOCH + dt.timedelta(seconds=seconds)
+    return f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
 
 
 def format_us(value: int) -> str:

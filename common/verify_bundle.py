@@ -64,6 +64,8 @@ def verify_bundle(path: str) -> Report:
         manifest = json.loads(files["manifest.json"])
     except ValueError as exc:
         raise VerificationError(f"bundle: manifest.json is not JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise VerificationError("bundle: manifest.json is not a JSON object")
     keys = _keys(files)
     report = Report()
 
@@ -113,7 +115,8 @@ def verify_bundle(path: str) -> Report:
     if len(events) > len(digests):
         raise VerificationError(f"bundle: {len(events) - len(digests)} events in events.jsonl that the collector "
                                 "did not attest (inserted)")
-    counted = (manifest.get("counts") or {}).get("events")
+    counts = manifest.get("counts")
+    counted = counts.get("events") if isinstance(counts, dict) else None
     if counted != len(events):
         raise VerificationError(f"bundle: manifest.json counts {counted} events, events.jsonl holds {len(events)}")
     report.events = len(events)

@@ -1,3 +1,4 @@
+import faulthandler
 import pathlib
 
 import pytest
@@ -13,3 +14,19 @@ def cluster(tmp_path: pathlib.Path):
         yield c
     finally:
         c.stop_all()
+
+
+# pytest-timeout (180 s, pyproject) fails a slow test with a signal, but a test stuck where a
+# signal cannot end it (asyncio.run's cleanup waiting on a task that ignores cancellation, a
+# thread join) would still hang the run. This bound fires from a C thread: it dumps every stack
+# and ends the run, which CI reports as a failure instead of running into its time limit.
+HARD_TEST_BOUND = 300
+
+
+@pytest.fixture(autouse=True)
+def _hard_bound_per_test():
+    faulthandler.dump_traceback_later(HARD_TEST_BOUND, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()

@@ -99,6 +99,7 @@ class Daemon:
     process: subprocess.Popen | None = None
     port: int = 0
     metrics_port: int = 0
+    prefix: list[str] = field(default_factory=list)   # e.g. setpriv, to run with fewer privileges
 
     @property
     def address(self) -> str:
@@ -109,7 +110,7 @@ class Daemon:
         if extra_env:
             e.update(extra_env)
         with open(self.log_path, "ab") as log:   # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen([sys.executable, "-m", self.kind, "--config", str(self.config_path)],
+            self.process = subprocess.Popen([*self.prefix, sys.executable, "-m", self.kind, "--config", str(self.config_path)],
                                             stdout=log, stderr=subprocess.STDOUT, env=e, cwd=ROOT)
         return self
 

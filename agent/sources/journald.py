@@ -38,6 +38,7 @@ log = logging.getLogger("fleetlog.agent.journald")
 JOURNALCTL = "journalctl"
 READ_SIZE = 1024 * 1024
 MAX_MESSAGE_CHARS = 64 * 1024
+MAX_TIME_US = 253_402_300_799_999_999        # 9999-12-31T23:59:59.999999Z, as the collector accepts
 RESTART_DELAYS = (0.5, 1, 2, 5, 10, 30)   # backoff when journalctl exits or cannot start
 
 # Journal fields that are metadata of the entry rather than the application's own fields.
@@ -72,14 +73,17 @@ def parse_cursor(cursor: str) -> tuple[str, int] | None:
     """(sequence-number id, sequence number) of a journal cursor."""
     parts = dict(item.split("=", 1) for item in cursor.split(";") if "=" in item)
     try:
-        return parts["s"], int(parts["i"], 16)
+        seqnum_id, seqnum = parts["s"], int(parts["i"], 16)
     except (KeyError, ValueError):
         return None
+    # The position on the wire is a uint64 the collector stores as a signed 64-bit integer.
+    return (seqnum_id, seqnum) if 0 <= seqnum < 1 << 63 else None
 
 
 def entry_to_record(entry: dict[str, Any]) -> tuple[str, str, Record] | None:
     """(source label, source key, record) of one journalctl JSON entry; None without a cursor."""
-    located = parse_cursor(entry.get("__CURSOR", ""))
+    cursor = entry.get("__CURSOR")
+    located = parse_cursor(cursor) if isinstance(cursor, str) else None
     if located is None:
         return None
     seqnum_id, seqnum = located
@@ -92,11 +96,15 @@ def entry_to_record(entry: dict[str, Any]) -> tuple[str, str, Record] | None:
         time_us = int(entry["__REALTIME_TIMESTAMP"])
     except (KeyError, ValueError, TypeError):
         time_us = None
+    if time_us is not None and not 0 <= time_us <= MAX_TIME_US:
+        time_us = None   # beyond what the wire and the collector take (found by fuzzing): read time
     app = _decode(entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM"))[0]
     try:
         pid = int(_decode(entry.get("_PID") or entry.get("SYSLOG_PID") or 0)[0] or 0)
     except ValueError:
         pid = 0
+    if not 0 <= pid < 1 << 32:
+        pid = 0          # the wire's pid is a uint32
     own = {key.lower(): _decode(value)[0] for key, value in entry.items()
            if not key.startswith("_") and key not in _TRUSTED_OR_PROTOCOL}
     known, fields = _apply_keys(own) if own else ({}, None)
@@ -223,7 +231,8 @@ class JournaldSource:
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), 5)
+            async with asyncio.timeout(5):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

@@ -22,7 +22,7 @@ from collector.forward.console import ConsoleSink
 from collector.forward.cursor import CursorFile
 from collector.forward.file import FileSink
 from collector.forward.jsonl import JsonlSink
-from collector.forward.runner import ForwarderRunner, Recorder
+from collector.forward.runner import ForwarderRunner, Recorder, stop_runners
 from collector.forward.syslog import SyslogSink
 from collector.metrics import CollectorMetrics
 
@@ -82,8 +82,7 @@ class Forwarding:
             runner.wake.set()
 
     def stop(self) -> None:
-        for runner in list(self.runners.values()):
-            runner.stop()
+        stop_runners(list(self.runners.values()))
         self.runners.clear()
 
     def status(self) -> list[tuple[str, str, int]]:

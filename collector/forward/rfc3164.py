@@ -15,7 +15,10 @@ from collector.forward.syslog_common import pri
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _NOT_TAG = re.compile(r"[^A-Za-z0-9_.\-/]")
-_NOT_HOST = re.compile(r"[^\x21-\x7e]")
+# rsyslog's RFC 3164 parser takes a HOSTNAME of letters, digits, `.`, `_` and `-` that ends in a
+# letter or digit; anything else (`[`, `/`, `@`, a trailing `_` ...) makes it read the host as the
+# tag (found by fuzzing against a real rsyslog).
+_NOT_HOST = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def timestamp(rfc3339: str) -> str:
@@ -27,5 +30,5 @@ def format_rfc3164(event: dict[str, Any], facility: int, app_name: str) -> str:
     tag = _NOT_TAG.sub("_", event.get("app") or app_name)[:32] or "fleetlog"
     if event.get("pid"):
         tag += f"[{event['pid']}]"
-    host = _NOT_HOST.sub("_", event.get("host") or "") or "-"
+    host = _NOT_HOST.sub("_", event.get("host") or "").rstrip("._-") or "unknown"
     return f"<{pri(facility, event['level'])}>{timestamp(event['time'])} {host} {tag}: {event.get('message') or ''}"

@@ -2,7 +2,8 @@
 
     <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [fleetlog@32473 ...][fields@32473 ...] BOM MSG
 
-HOSTNAME is the event's origin host, APP-NAME its app (or the forwarder's app_name), PROCID its
+TIMESTAMP is the event's time (`-` from the year 2100 on, which rsyslog refuses; the time is then
+the `time` param of the fleetlog SD element). HOSTNAME is the event's origin host, APP-NAME its app (or the forwarder's app_name), PROCID its
 pid, MSGID its action (or log_type). Header fields are PRINTUSASCII with a length limit (§6.2);
 anything else is replaced by `_` and cut, and an empty field is the NILVALUE `-`. Structured data
 param values escape `"`, `\\` and `]` (§6.3.3). The message is MSG-UTF8 (BOM first) when it is not
@@ -48,8 +49,20 @@ def sd_value(value: Any) -> str:
     return value
 
 
+# rsyslog refuses an RFC 3339 TIMESTAMP from the year 2100 on and then parses none of the header
+# (found by fuzzing against a real rsyslog): such a time is sent as `time` in the structured
+# data, with the NILVALUE in the header.
+LAST_HEADER_YEAR = "2099"
+
+
+def header_timestamp(time: str) -> str:
+    return time if time[:4] <= LAST_HEADER_YEAR else "-"
+
+
 def structured_data(event: dict[str, Any]) -> str:
     parts = ["[", SD_ID]
+    if header_timestamp(event["time"]) == "-":
+        parts.append(f' time="{sd_value(event["time"])}"')
     for name in SD_PARAMS:
         value = event.get(name)
         if value is not None and value != "":
@@ -75,7 +88,7 @@ def format_rfc5424(event: dict[str, Any], facility: int, app_name: str) -> str:
         message = BOM + message
     return " ".join((
         f"<{pri(facility, event['level'])}>1",
-        event["time"],
+        header_timestamp(event["time"]),
         header_field(event.get("host"), 255),
         header_field(event.get("app") or app_name, 48),
         header_field(event.get("pid"), 128),

@@ -68,14 +68,17 @@ class ForwarderRunner:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
         self._stopping.set()
         self.wake.set()
-        self._thread.join(min(timeout, 2.0))
-        if self._thread.is_alive():
-            self.sink.abort()          # stuck sending to a dead peer: make that fail now
-            self._thread.join(timeout)
-        self.state = "stopped"
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread; True when it has ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        stop_runners([self], timeout)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -200,3 +203,20 @@ class ForwarderRunner:
                 self.record("Collector.Forwarder.Recovered", message, Level.NOTICE)
         self.failures = 0
         self.state = "ok"
+
+
+def stop_runners(runners: list[ForwarderRunner], timeout: float = 5.0) -> None:
+    """Stop several forwarders at once: all are asked first, so the wait is the slowest one's,
+    not the sum. One still sending to a dead peer after 2 s has its connection aborted."""
+    for runner in runners:
+        runner.request_stop()
+    deadline = time.monotonic() + min(timeout, 2.0)
+    stuck = [r for r in runners if not r.join(max(0.0, deadline - time.monotonic()))]
+    for runner in stuck:
+        runner.sink.abort()          # stuck sending to a dead peer: make that fail now
+    deadline = time.monotonic() + timeout
+    for runner in stuck:
+        if not runner.join(max(0.0, deadline - time.monotonic())):
+            log.error("forwarder %s did not stop within %.0f s", runner.name, timeout)
+    for runner in runners:
+        runner.state = "stopped"

@@ -133,8 +133,13 @@ class SqliteStore:
                 self.conn.execute("BEGIN IMMEDIATE")
                 results = []
                 event_rows: list[list] = []
+                # Positions taken earlier in this transaction: the same events may come twice in
+                # one group (an agent re-sending on a new stream what the old one had queued, or
+                # a peer doing it on purpose), and the second copy is a duplicate, not a failure
+                # of the whole group on the unique index.
+                taken: dict[int, set[int]] = {}
                 for incoming in batches:
-                    result, seq = self._rows_for(incoming, received_at_us, seq, event_rows)
+                    result, seq = self._rows_for(incoming, received_at_us, seq, event_rows, taken)
                     results.append(result)
                 if event_rows:
                     # Inside the transaction: no acknowledged event is ever unchained.
@@ -149,7 +154,8 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 self._rollback()
                 self._origins = origins_before
-                raise StorageError(f"{self.path}: storing a batch failed: {exc}") from None
+                # `from exc`: the writer reads sqlite_errorname, and waits out a full disk.
+                raise StorageError(f"{self.path}: storing a batch failed: {exc}") from exc
             except BaseException:
                 # A value the chain cannot encode (or any other surprise) must not leave the
                 # transaction open: every later batch would fail to BEGIN.
@@ -160,7 +166,7 @@ class SqliteStore:
             return results
 
     def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int,
-                  out: list[list]) -> tuple[StoreResult, int]:
+                  out: list[list], taken: dict[int, set[int]]) -> tuple[StoreResult, int]:
         """Append the new events of one chunk to `out` as rows (_ROW_COLUMNS, hash still None)."""
         result = StoreResult()
         count = len(incoming)
@@ -170,8 +176,9 @@ class SqliteStore:
         origin = self._origin_id(host, incoming.source_key)
         positions = incoming.position
         low, high = min(positions), max(positions)
-        seen = {pos for (pos,) in self.conn.execute(
-            "SELECT pos FROM events WHERE origin = ? AND pos BETWEEN ? AND ?", (origin, low, high))}
+        seen = taken.setdefault(origin, set())
+        seen.update(pos for (pos,) in self.conn.execute(
+            "SELECT pos FROM events WHERE origin = ? AND pos BETWEEN ? AND ?", (origin, low, high)))
         collector, host_ip, source_key = self.collector or None, incoming.host_ip or None, incoming.source_key
         namespace, source, log_type = incoming.namespace, incoming.source, incoming.log_type
         if host_ip and (host, host_ip) not in self._addresses:
@@ -246,6 +253,11 @@ class SqliteStore:
             self.conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass  # no transaction was open: nothing to undo
+
+    def last_checkpoint_time(self) -> float:
+        """Unix seconds of the newest signed checkpoint; 0 when none was signed yet."""
+        row = self.conn.execute("SELECT max(time) FROM checkpoints").fetchone()
+        return (row[0] or 0) / 1e6
 
     def storage_bytes(self) -> int:
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))

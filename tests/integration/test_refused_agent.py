@@ -11,6 +11,7 @@ import logging
 from agent import shipper as shipper_module
 from agent.shipper import Shipper
 from agent.spool import DiskSpool
+from tests.bounded import run_bounded
 from tests.harness import write_toml
 
 
@@ -39,7 +40,7 @@ def test_a_refused_agent_backs_off_and_logs_the_refusal_once(cluster, tmp_path, 
         await asyncio.gather(task, return_exceptions=True)
 
     with caplog.at_level(logging.INFO, logger="fleetlog.agent.shipper"):
-        asyncio.run(scenario())
+        run_bounded(scenario(), timeout=60)
     assert len(delays) >= 8 and len(errors) >= 8
     # Exponential with jitter in [0.5, 1]: 0.2, 0.4, 0.8, ... capped at 5 s.
     for n, delay in enumerate(delays[:8], start=1):

@@ -32,3 +32,11 @@ def test_regex_parser():
     assert p.level == 3 and p.request_id == "r-9" and p.message == "disk full"
     miss = parse("garbage")
     assert miss.message == "garbage" and miss.fields == {"parse_error": "pattern did not match"}
+
+
+def test_a_time_value_beyond_any_clock_is_no_time_not_a_crash():
+    """`time=inf` or a 400-digit epoch once raised OverflowError out of the parser."""
+    for line in ("2025-12-02T14:30:45Z INFO a time=inf", "x time=inf", "x time=-inf", "x time=nan", "x time=1e400",
+                 '{"time": 1e400, "msg": "x"}', '{"time": ' + "9" * 400 + ', "msg": "x"}'):
+        parsed = parse_auto(line)
+        assert parsed.time_us is None or line.startswith("2025"), line

@@ -13,6 +13,7 @@ from collector.retention import PURGE_ACTION, RetentionScheduler
 from collector.store.sqlite import SqliteStore, anchors_digest
 from collector.writer import StorageWriter
 from common.timefmt import format_us
+from tests.bounded import run_bounded
 from tests.unit.store_helpers import incoming
 
 DAY = 86400 * 1_000_000
@@ -52,7 +53,7 @@ def _run(config: CollectorConfig, store: SqliteStore, chunk: int = 2000):
             return await scheduler.purge_once(now=NOW)
         finally:
             await scheduler.stop()
-    result = asyncio.run(go())
+    result = run_bounded(go(), timeout=120)
     writer.stop()
     return result, purged
 
@@ -144,7 +145,7 @@ def test_an_interrupted_purge_still_records_what_it_deleted(tmp_path):
         await asyncio.gather(task, return_exceptions=True)
         await scheduler.stop()
         return task.cancelled()
-    assert asyncio.run(go())
+    assert run_bounded(go(), timeout=120)
     writer.stop()
     [fields] = [json.loads(f) for (f,) in store.conn.execute("SELECT fields FROM events WHERE action = ?",
                                                              (PURGE_ACTION,))]
@@ -171,7 +172,7 @@ def test_a_failing_purge_is_recorded_at_level_error_and_retried(tmp_path):
                 break
             await asyncio.sleep(0.02)
         await scheduler.stop()
-    asyncio.run(go())
+    run_bounded(go(), timeout=120)
     writer.stop()
     rows = failures()
     assert len(rows) >= 2

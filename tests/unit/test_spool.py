@@ -9,6 +9,7 @@ import pytest
 
 from agent.batcher import SealedBatch
 from agent.spool import HEADER, DiskSpool
+from tests.bounded import run_bounded
 
 
 def _batch(batch_id: int, events: int = 3, size: int = 300) -> SealedBatch:
@@ -16,7 +17,7 @@ def _batch(batch_id: int, events: int = 3, size: int = 300) -> SealedBatch:
 
 
 def _run(coro):
-    return asyncio.run(coro)
+    return run_bounded(coro, timeout=60)
 
 
 async def _take(spool: DiskSpool, count: int) -> list[SealedBatch]:

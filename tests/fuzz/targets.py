@@ -1,0 +1,477 @@
+"""Fuzz targets: every parser that reads outside data, each a function of one byte string.
+
+A target raises only when it finds a bug: an exception the code should have turned into its own
+error (BadBatch, UsageError, ConfigError, VerificationError), or output that breaks a property
+(an ingest batch that passes validation but cannot be presented, a syslog frame rsyslog would
+not parse). The same functions run under atheris (`make fuzz`, coverage-guided) and, with the
+inputs it found, as regression tests in the normal suite (tests/unit/test_fuzz_regressions.py);
+so they depend on nothing but the standard library and fleetlog.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+TARGETS: dict[str, Callable[[bytes], None]] = {}
+
+
+def target(fn: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    TARGETS[fn.__name__] = fn
+    return fn
+
+
+class Input:
+    """Structured values drawn from the fuzzer's bytes (like atheris' FuzzedDataProvider, but
+    plain Python, so regression tests run without atheris)."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def int(self, nbytes: int = 1) -> int:
+        chunk = self.data[self.pos:self.pos + nbytes]
+        self.pos += nbytes
+        return int.from_bytes(chunk.ljust(nbytes, b"\0"), "little")
+
+    def signed(self, nbytes: int) -> int:
+        value = self.int(nbytes)
+        return value - (1 << (8 * nbytes - 1))
+
+    def pick(self, options: list[Any] | tuple[Any, ...]) -> Any:
+        return options[self.int() % len(options)]
+
+    def bytes(self, limit: int = 64) -> bytes:
+        n = min(self.int(), limit)
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def text(self, limit: int = 64) -> str:
+        return self.bytes(limit).decode("utf-8", "replace")
+
+    def rest(self) -> bytes:
+        chunk, self.pos = self.data[self.pos:], len(self.data)
+        return chunk
+
+
+# -- collector: the ingest decoding path ----------------------------------------------------------
+
+def _classifier():
+    from collector.classify import Classifier
+    from collector.config import CollectorConfig
+    global _CLASSIFIER
+    if "_CLASSIFIER" not in globals():
+        _CLASSIFIER = Classifier(CollectorConfig(node_name="fuzz", data_dir=tempfile.gettempdir()))
+    return _CLASSIFIER
+
+
+def _ingest(raw: bytes) -> None:
+    from collector.ingest import BadBatch, IngestLimits, Origin, decode_request, prepare_chunks, unpack
+    from common.event import present
+    limits = IngestLimits(max_message_bytes=1 << 20, max_batch_events=10_000)
+    try:
+        request = decode_request(raw)
+        if not request.HasField("batch"):
+            return
+        prepared = prepare_chunks(unpack(request.batch, limits), Origin("fuzz", "127.0.0.1", claimed="other"),
+                                  _classifier())
+    except BadBatch as exc:
+        assert exc.reason and str(exc)
+        return
+    # What passed validation must be storable and presentable (SPEC §3 output values).
+    for events in prepared.events:
+        for i in range(len(events)):
+            present({"time": events.time_us[i], "received_at": 0, "level": events.level[i],
+                     "fields": events.fields_json[i] or None, "truncated": events.flags[i] & 1})
+            assert 0 <= events.position[i] < 1 << 63
+
+
+@target
+def ingest_bytes(data: bytes) -> None:
+    """Whatever a peer sends on Ingest/Stream, as raw message bytes."""
+    _ingest(data)
+
+
+@target
+def ingest_batch(data: bytes) -> None:
+    """Well-formed protobuf with fuzzed contents: column lengths, levels, times, positions,
+    codecs, fields_json, zstd payloads."""
+    import zstandard
+
+    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    given = Input(data)
+    chunks = []
+    for _ in range(given.int() % 3 + 1):
+        n = given.int() % 5
+        lengths = {name: n + (given.int() % 3 - 1 if given.int() % 6 == 0 else 0) for name in (
+            "time_us", "level", "message", "fields_json", "flags", "pid")}
+        chunks.append(pb.Chunk(
+            source=given.text(20), source_key=given.text(10), namespace=given.pick(["", "default", "x"]),
+            log_type=given.text(8),
+            position=[given.int(8) for _ in range(n)],
+            time_us=[given.signed(8) for _ in range(max(0, lengths["time_us"]))],
+            level=bytes(given.int() % 10 for _ in range(max(0, lengths["level"]))),
+            message=[given.text(30) for _ in range(max(0, lengths["message"]))],
+            request_id=[""] * n, user=[given.text(5) for _ in range(n)], action=[given.text(8) for _ in range(n)],
+            app=[""] * n, pid=[given.int(4) for _ in range(max(0, lengths["pid"]))],
+            fields_json=[given.pick(["", "{}", '{"a":1}', "[]", "null", "{", given.text(20)])
+                         for _ in range(max(0, lengths["fields_json"]))],
+            flags=bytes(given.int() for _ in range(max(0, lengths["flags"]))),
+            claimed_host=[given.text(5) for _ in range(n)] if given.int() % 4 == 0 else []))
+    batch = pb.Batch(batch_id=given.int(8), codec=given.pick([0, 0, 1, 1, 2]))
+    if batch.codec == pb.CODEC_ZSTD:
+        packed = zstandard.ZstdCompressor().compress(pb.Chunks(chunks=chunks).SerializeToString())
+        cut = given.int(2)
+        batch.packed = packed[:cut] if cut % 5 == 0 else packed
+    else:
+        batch.chunks.extend(chunks)
+    _ingest(pb.IngestRequest(batch=batch).SerializeToString())
+
+
+# -- agent: line parsers, multiline joining, journal mapping --------------------------------------
+
+def _agent_chunk(records: list[Any]) -> None:
+    """The agent must be able to put whatever it parsed on the wire."""
+    from agent.batcher import build_chunk
+    from agent.sources.base import SourceBatch
+    from common.levels import Level
+    batch = SourceBatch(source="file:/fuzz.log", source_key="k", log_type="application", records=records,
+                        checkpoint=None, read_bytes=0, min_level=int(Level.DEBUG))
+    chunk, _ = build_chunk(batch, "default")
+    chunk.SerializeToString()
+
+
+def _check_parsed(parsed: Any) -> None:
+    assert parsed.level is None or 0 <= parsed.level <= 7, parsed.level
+    assert isinstance(parsed.message, str)
+    if parsed.time_us is not None:
+        from collector.ingest import MAX_TIME_US, MIN_TIME_US
+        assert MIN_TIME_US <= parsed.time_us <= MAX_TIME_US, parsed.time_us
+
+
+def _decode_line(raw: bytes) -> str:
+    """As the file source does: UTF-8, else with replacement characters."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+@target
+def agent_parsers(data: bytes) -> None:
+    """auto, json, plain and regex parsers over one line (invalid UTF-8 included)."""
+    from agent.parse import make_parser
+    from agent.sources.base import Record
+    line = _decode_line(data)
+    records = []
+    for kind, pattern in (("auto", ""), ("json", ""), ("plain", ""),
+                          ("regex", r"^(?P<time>\S+) (?P<level>\w+) (?P<request_id>\S+)? ?(?P<message>.*)")):
+        parsed = make_parser(kind, pattern)(line)
+        _check_parsed(parsed)
+        records.append(Record(len(records), parsed, "", 0, 0, parsed.time_us or 0))
+    _agent_chunk(records)
+
+
+@target
+def agent_multiline(data: bytes) -> None:
+    """Lines joined by a start pattern: nothing lost or reordered, events never over the limit."""
+    from agent.sources.multiline import MultilineJoiner
+    given = Input(data)
+    limit = given.int() % 64 + 1
+    joiner = MultilineJoiner(given.pick([r"^\d{4}-", r"^\S", r"^(INFO|ERROR)"]), 1.0, limit)
+    out: list[Any] = []
+    lines, position = [], 0
+    while given.pos < len(data):
+        line = _decode_line(given.bytes(40)).replace("\n", " ")
+        lines.append(line)
+        joiner.feed(position, line, 0, float(position), out)
+        position += len(line) + 1
+    joiner.flush(out)
+    assert [j.position for j in out] == sorted(j.position for j in out)
+    for joined in out:
+        assert len(joined.text) <= limit
+    if all(not j.flags for j in out):
+        assert "\n".join(j.text for j in out) == "\n".join(lines)
+
+
+@target
+def journal_entry(data: bytes) -> None:
+    """One line of `journalctl --output=json`, as the journald source maps it."""
+    from agent.sources.journald import entry_to_record
+    try:
+        entry = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(entry, dict):
+        return
+    mapped = entry_to_record(entry)
+    if mapped is None:
+        return
+    _label, _key, record = mapped
+    _check_parsed(record.parsed)
+    _agent_chunk([record])
+
+
+# -- collector: search filters and --where ---------------------------------------------------------
+
+FILTER_KEYS = ("since", "until", "date", "min_level", "level", "request_id", "user", "host", "message",
+               "message_regex", "log_type", "source", "namespace", "app", "action", "where")
+
+
+def _query_engine():
+    global _ENGINE
+    if "_ENGINE" not in globals():
+        from collector.query import QueryEngine
+        from collector.store.sqlite import SqliteStore
+        from tests.unit.store_helpers import incoming
+        path = os.path.join(tempfile.mkdtemp(prefix="fleetlog-fuzz-"), "events.db")
+        store = SqliteStore(path, "normal", collector="fuzz")
+        store.store_batch([incoming("web-1", "a.log", list(range(20)), users=[f"u{i % 3}" for i in range(20)],
+                                    messages=[f"line {i} \"quoted\" user=x%_ 100%" for i in range(20)])],
+                          1_700_000_000_000_000)
+        store.close()
+        _ENGINE = QueryEngine(path)
+    return _ENGINE
+
+
+@target
+def search_filters(data: bytes) -> None:
+    """Filters as an operator types them: a usage error naming the flag, or a query that runs."""
+    from collector.filters import build_filter_spec
+    from common.errors import UsageError
+    given = Input(data)
+    raw = {given.pick(FILTER_KEYS): given.text(40) for _ in range(given.int() % 4 + 1)}
+    try:
+        spec = build_filter_spec(raw, now=1_700_000_000_000_000)
+    except UsageError as exc:
+        assert str(exc).startswith("--"), str(exc)
+        return
+    for page in _query_engine().search(spec, limit=given.pick([0, 5])):
+        assert isinstance(page, list)
+
+
+@target
+def where_parser(data: bytes) -> None:
+    """The classic `--where 'field=pat; field2=pat'` syntax."""
+    from collector.filters import build_filter_spec
+    from common.errors import UsageError
+    try:
+        spec = build_filter_spec({"where": _decode_line(data)})
+    except UsageError as exc:
+        assert "--where" in str(exc), str(exc)
+        return
+    list(_query_engine().search(spec, limit=5))
+
+
+# -- both daemons: TOML configuration --------------------------------------------------------------
+
+_TOML_DIR = tempfile.mkdtemp(prefix="fleetlog-fuzz-toml-")
+
+
+@target
+def toml_config(data: bytes) -> None:
+    """agent.toml, collector.toml and tokens.toml loaders: a ConfigError or a config."""
+    from agent.config import AgentConfig
+    from collector.config import CollectorConfig
+    from collector.identity import TokensFile
+    from common.config import load_config
+    from common.errors import ConfigError
+    given = Input(data)
+    cls = given.pick([AgentConfig, CollectorConfig, TokensFile])
+    path = os.path.join(_TOML_DIR, "fuzz.toml")
+    with open(path, "wb") as handle:
+        handle.write(given.rest())
+    try:
+        load_config(cls, path)
+    except ConfigError as exc:
+        assert "\n" not in str(exc).strip() or "invalid TOML" in str(exc), str(exc)
+
+
+@target
+def toml_config_values(data: bytes) -> None:
+    """Valid TOML with fuzzed values in real keys (sizes, durations, levels, lists, tables)."""
+    from agent.config import AgentConfig
+    from collector.config import CollectorConfig
+    from common.config import build_config
+    from common.errors import ConfigError
+    given = Input(data)
+    values = [given.text(12), given.signed(4), [given.text(6)], {"x": given.text(4)}, True, 1.5e300,
+              float("nan"), -1, 0, "1KiB", "90d", "indefinite", "warning"]
+    agent_keys = {"spool": ["max_bytes", "when_full"], "batch": ["max_events", "max_bytes", "max_wait", "compression"],
+                  "": ["node_name", "collectors", "state_dir", "namespace"]}
+    collector_keys = {"retention": ["general", "security", "purge_interval"], "ingest": ["max_message_bytes",
+                      "max_batch_events", "max_pending_bytes"], "signing": ["checkpoint_every", "checkpoint_interval"],
+                      "levels": ["default"], "": ["listen", "insecure"]}
+    cls, keys = given.pick([(AgentConfig, agent_keys), (CollectorConfig, collector_keys)])
+    data_dict: dict[str, Any] = {"collectors": ["127.0.0.1:1"]} if cls is AgentConfig else {}
+    for _ in range(given.int() % 4 + 1):
+        table = given.pick(list(keys))
+        key = given.pick(keys[table])
+        (data_dict.setdefault(table, {}) if table else data_dict)[key] = given.pick(values)
+    if cls is AgentConfig and given.int() % 2:
+        data_dict["sources"] = [{"type": given.pick(["file", "journald", "x"]), "paths": [given.text(8)],
+                                 "parser": given.pick(["auto", "regex", "json"]), "pattern": given.text(12),
+                                 "multiline": {"start_pattern": given.text(8)}, "max_line_bytes": given.pick(values)}]
+    try:
+        build_config(cls, data_dict, "fuzz.toml")
+    except ConfigError:
+        pass
+
+
+# -- collector: syslog formatters ------------------------------------------------------------------
+
+_HEADER = re.compile(
+    rb"<(\d{1,3})>1 ((?:[01]\d{3}|20\d\d)-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z|-) ([\x21-\x7e]{1,255}) ([\x21-\x7e]{1,48}) "
+    rb"([\x21-\x7e]{1,128}) ([\x21-\x7e]{1,32}) ")
+
+
+def _event(given: Input) -> dict[str, Any]:
+    from collector.ingest import MAX_TIME_US, MIN_TIME_US
+    from common.levels import LEVEL_NAMES
+    from common.timefmt import format_us
+    fields = {given.text(10): given.pick([given.text(20), given.signed(4), None, [1, "]"], {"a": '"'}])
+              for _ in range(given.int() % 4)}
+    when = MIN_TIME_US + given.int(8) % (MAX_TIME_US - MIN_TIME_US)   # what ingest lets be stored
+    return {"time": format_us(when), "level": given.pick(LEVEL_NAMES), "host": given.text(20),
+            "app": given.text(10) or None, "pid": given.pick([None, given.int(4)]), "action": given.text(10),
+            "log_type": given.text(6), "request_id": given.text(10), "user": given.text(10),
+            "message": given.text(80), "fields": fields, "namespace": "default", "source": given.text(10),
+            "seq": given.int(4), "id": "ab", "tier": "general", "collector": "c"}
+
+
+def _sd_name(frame: bytes, i: int) -> int:
+    """End of an SD-NAME at i: 1-32 PRINTUSASCII except '=', SP, ']' and '"'."""
+    j = i
+    while j < len(frame) and 0x21 <= frame[j] <= 0x7E and frame[j] not in b'= ]"':
+        j += 1
+    assert 1 <= j - i <= 32, (frame[i:i + 40], j - i)
+    return j
+
+
+def _structured_data_end(frame: bytes, i: int) -> int:
+    """RFC 5424 §6.3, strictly: `-` or SD-ELEMENTs `[SD-ID *(SP PARAM-NAME="PARAM-VALUE")]`, where
+    the value escapes `"`, `\\` and `]` with a backslash (the formatter escapes every backslash)."""
+    if frame[i:i + 1] == b"-":
+        return i + 1
+    assert frame[i:i + 1] == b"[", frame[i:i + 40]
+    while frame[i:i + 1] == b"[":
+        i = _sd_name(frame, i + 1)
+        while frame[i:i + 1] == b" ":
+            i = _sd_name(frame, i + 1)
+            assert frame[i:i + 2] == b'="', frame[i:i + 40]
+            i += 2
+            while True:
+                c = frame[i:i + 1]
+                assert c, "value not closed"
+                if c == b"\\":
+                    assert frame[i + 1:i + 2] in (b'"', b"\\", b"]"), frame[i:i + 10]
+                    i += 2
+                elif c == b'"':
+                    i += 1
+                    break
+                else:
+                    assert c != b"]", frame[i - 20:i + 20]
+                    i += 1
+        assert frame[i:i + 1] == b"]", frame[i:i + 40]
+        i += 1
+    return i
+
+
+def _check_rfc5424(frame: bytes) -> None:
+    """The grammar of RFC 5424 §6 as rsyslog's parser needs it: header fields of PRINTUSASCII
+    within their lengths, SD elements with valid names and escaped values, then the message."""
+    header = _HEADER.match(frame)
+    assert header, frame[:120]
+    assert 0 <= int(header.group(1)) <= 191
+    end = _structured_data_end(frame, header.end())
+    assert frame[end:] == b"" or frame[end:end + 1] == b" ", frame[end:end + 40]
+    frame.decode("utf-8")
+
+
+@target
+def syslog_rfc5424(data: bytes) -> None:
+    """Whatever an event holds, the RFC 5424 frame is well-formed, and framing keeps it one frame."""
+    from collector.forward.rfc5424 import format_rfc5424
+    from collector.forward.syslog_common import frame_lf, frame_octet_counting
+    given = Input(data)
+    message = format_rfc5424(_event(given), given.int() % 24, given.text(10) or "fleetlog").encode("utf-8", "replace")
+    _check_rfc5424(message)
+    lf = frame_lf(message)
+    assert lf.count(b"\n") == 1 and lf.endswith(b"\n")
+    counted = frame_octet_counting(message)
+    length, _, body = counted.partition(b" ")
+    assert int(length) == len(body)
+
+
+@target
+def syslog_rfc3164(data: bytes) -> None:
+    """RFC 3164: `<PRI>Mmm dd hh:mm:ss HOST TAG: MSG` with a host and tag rsyslog can split."""
+    from collector.forward.rfc3164 import format_rfc3164
+    from collector.forward.syslog_common import frame_lf
+    given = Input(data)
+    message = format_rfc3164(_event(given), given.int() % 24, given.text(10) or "fleetlog").encode("utf-8", "replace")
+    match = re.match(rb"<(\d{1,3})>(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d "
+                     rb"([A-Za-z0-9._-]*[A-Za-z0-9]) ([A-Za-z0-9_.\-/]{1,32}(?:\[\d+\])?): ", message)
+    assert match, message[:120]
+    assert int(match.group(1)) <= 191
+    assert frame_lf(message).count(b"\n") == 1
+
+
+# -- CLI: bundle verification ---------------------------------------------------------------------
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+_BUNDLE_PATH = os.path.join(tempfile.mkdtemp(prefix="fleetlog-fuzz-bundle-"), "bundle.tar.gz")
+
+
+@target
+def bundle_verify(data: bytes) -> None:
+    """`fleetlog verify --bundle`: any file is a usage error or a verification verdict."""
+    from common.errors import UsageError, VerificationError
+    from common.verify_bundle import verify_bundle
+    given = Input(data)
+    if given.int() % 4 == 0:
+        content = given.rest()                       # any bytes as the file
+    else:
+        from tests.fuzz.bundle_seed import seed_members
+        members = dict(seed_members())
+        for _ in range(given.int() % 3 + 1):           # change, drop or add members
+            name = given.pick(sorted(members) + ["extra.pub", "digests.txt"])
+            action = given.int() % 4
+            if action == 3:                          # another JSON shape where an object belongs
+                members[name] = json.dumps(given.pick([[], "s", 1, None, {"counts": [3]}, {"attestation": 5},
+                                                       {"checkpoint": []}])).encode()
+            elif action == 0:
+                members.pop(name, None)
+            elif action == 1:
+                original = members.get(name, b"")
+                at = given.int(2) % (len(original) + 1)
+                members[name] = original[:at] + given.bytes(16) + original[at + given.int() % 8:]
+            else:
+                members[name] = given.bytes(200)
+        content = _tar(members)
+    with open(_BUNDLE_PATH, "wb") as handle:
+        handle.write(content)
+    try:
+        verify_bundle(_BUNDLE_PATH)
+    except (UsageError, VerificationError) as exc:
+        assert str(exc)
+
+
+def run_one(name: str, data: bytes) -> None:
+    TARGETS[name](data)
+

@@ -1,0 +1,172 @@
+"""The agent's text-line parse in C (agent/_parse_native.c) against the Python reference
+(agent/parse.py): the same Parsed for every line — random lines built from every shape the `auto`
+parser knows and from hostile bytes — and the same records out of a real FileSource reading
+invalid UTF-8, NUL bytes, 10 MB lines, CR/LF mixes and multiline events.
+
+The import is not guarded: `make test` builds the extension, and a missing build must fail here
+rather than pass on the fallback.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from agent import _parse_native  # noqa: F401 — the build must exist
+from agent.parse import native_parse_text, parse_auto, parse_text, python_parse_auto
+from common.levels import _ALIASES
+from tests.unit.file_source_helpers import Driver, file_config
+
+WHITESPACE = [" ", "  ", "\t", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\n", ""]
+LEVEL_WORDS = list(_ALIASES) + ["infoo", "warnings", "xx", "abcdefghijklmn", "abcdefghijklm", "8", "9", "10"]
+KEYS = ["request_id", "req", "req_id", "rid", "requestId", "user", "user_name", "username", "user_id", "action",
+        "event", "level", "severity", "lvl", "time", "timestamp", "ts", "@timestamp", "msg", "message", "host",
+        "hostname", "seq", "a.b", "x-y", "@k", "_u", "k9", "9k", "é"]
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(n))
+
+
+def _iso(rng: random.Random) -> str:
+    year = rng.choice(["2025", "0000", "0001", "9999", "1970", "2024", "2100", _digits(rng, 4)])
+    month = rng.choice(["01", "02", "12", "00", "13", _digits(rng, 2)])
+    day = rng.choice(["01", "28", "29", "30", "31", "00", "32", _digits(rng, 2)])
+    clock = ":".join(rng.choice(["00", "23", "24", "59", "60", _digits(rng, 2)]) for _ in range(3))
+    text = f"{year}{rng.choice('-/')}{month}{rng.choice('-/')}{day}{rng.choice('T ')}{clock}"
+    if rng.random() < 0.6:
+        text += rng.choice(".,") + _digits(rng, rng.randint(0, 12))
+    if rng.random() < 0.6:
+        text += rng.choice(["Z", "z", "+02:00", "-05:30", "+0100", "+01", "+01:", "+1:00", "-23:59", "+99:99",
+                            "+01:0", "+0"])
+    return text
+
+
+def _epoch(rng: random.Random) -> str:
+    text = _digits(rng, rng.choice([9, 10, 11, 12, 13, 14]))
+    if rng.random() < 0.5:
+        text += "." + _digits(rng, rng.randint(0, 11))
+    return text
+
+
+def _syslog(rng: random.Random) -> str:
+    return f"{rng.choice(['Dec', 'Jan', 'Feb', 'Foo', 'DEC', 'dec'])}{rng.choice([' ', '  ', '   '])}" \
+           f"{rng.randint(0, 40)} {_digits(rng, 2)}:{_digits(rng, 2)}:{_digits(rng, 2)}"
+
+
+def _value(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.3:
+        inner = "".join(rng.choice(['a', ' ', '\\', '"', '\\"', '\\\\', ',', ';', '=', '\n', 'é'])
+                        for _ in range(rng.randint(0, 8)))
+        return '"' + inner + rng.choice(['"', '', '\\"', '\\'])
+    if kind < 0.4:
+        return rng.choice(["", ",", ";", " "])
+    if kind < 0.5:
+        return rng.choice(["inf", "nan", "1e400", "1764685845", "2025-12-02T14:30:45Z", "Dec  2 14:30:45", "-1"])
+    return "".join(rng.choice("abcXYZ019._-@:/=\"'") for _ in range(rng.randint(1, 10)))
+
+
+def _pairs(rng: random.Random) -> str:
+    parts = []
+    for _ in range(rng.randint(0, 6)):
+        before = rng.choice(["", "", "x", "1", ".", "-", "@", "_", "(", "[", '"'])
+        parts.append(f"{before}{rng.choice(KEYS)}={_value(rng)}")
+        parts.append(rng.choice([" ", ", ", ";", "", "\t", " word "]))
+    return "".join(parts)
+
+
+def _junk(rng: random.Random) -> str:
+    alphabet = [chr(c) for c in range(0x80)] + ["é", "\ufffd", "\u2028", "😀", "\x85", "\xa0"]
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+
+
+def random_line(rng: random.Random) -> str:
+    head = rng.choice([_iso, _iso, _epoch, _syslog, lambda r: "[" + _iso(r) + rng.choice(["]", "", ")"]),
+                       lambda r: "", lambda r: "{", lambda r: _junk(r)[:3]])(rng)
+    level = rng.choice(LEVEL_WORDS)
+    level = "".join(c.upper() if rng.random() < 0.3 else c for c in level)
+    level = rng.choice(["", "[", ""]) + level + rng.choice(["", "]", ":", "]:", ":]", ""])
+    parts = [head, rng.choice(WHITESPACE), level if rng.random() < 0.8 else "", rng.choice(WHITESPACE),
+             rng.choice(["message text", "", "a=b", "disk 91%", _junk(rng)]), rng.choice(WHITESPACE), _pairs(rng)]
+    if rng.random() < 0.1:
+        parts.append(_junk(rng))
+    return "".join(parts)
+
+
+def _same(native, reference) -> bool:
+    """Equal Parsed values, and the same order of fields (they are JSON-encoded in that order)."""
+    return native == reference and list((native.fields or {}).items()) == list((reference.fields or {}).items())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_native_and_python_give_the_same_parsed_for_random_lines(seed):
+    rng = random.Random(seed)
+    handled = 0
+    for _ in range(5000):
+        line = random_line(rng)
+        native = native_parse_text(line)
+        if native is not None:
+            handled += 1
+            assert _same(native, parse_text(line)), line
+        assert _same(parse_auto(line), python_parse_auto(line)), line
+    assert handled > 1500   # the C step really carries the common shapes (the rest is hostile on purpose)
+
+
+@pytest.mark.parametrize("line", [
+    "", " ", "\x00", "\x00\x00INFO", "2025-12-02T14:30:45Z\x00INFO x", "INFO\x00 x=1", "x=\x00",
+    "2025-12-02T14:30:45.1234567890Z INFO frac", "2025-02-29T00:00:00Z no leap", "2024-02-29T00:00:00Z leap",
+    "0000-01-01T00:00:00Z year zero", "9999-12-31T23:59:59.999999-23:59 last", "2025-12-02T14:30:45+01:0 short tz",
+    "[2025-12-02T14:30:45Z]INFO tight", "[2025-12-02T14:30:45Z x", "1764685845 INFO", "1764685845.1234567891 x",
+    "17646858451 eleven", "1764685845250.5 ms", "1764685845\tINFO tab", "1764685845", "INFO", "[5] msg",
+    "[INFO] x", "[INFO x", "info:", "WARN:]x", "ABCDEFGHIJKLM x", "ABCDEFGHIJKLMN x", "err\x1cx",
+    'a="unterminated', 'a="x\\"', 'a="x\\\ny"', 'a="x\ny" b=1', 'a="\\\\\\"" b', "a=1 a=2 req=1 rid=2",
+    "time=inf", "x ts=1764685845 INFO", "x level= warn lvl=crit", "x level=' warn '", "k=v,w=x;y=z",
+    "é INFO non-ascii", "2025-12-02T14:30:45Z INFO caf\u00e9 user=é", "{\"msg\": \"json\"}", "{not json",
+    "Dec  2 14:30:45 host sshd[1]: x", "Foo  2 14:30:45 not a month", "x" * 100_000 + " user=a",
+    "2025-12-02T14:30:45Z INFO " + "k=v " * 5000,
+])
+def test_native_and_python_agree_on_hostile_lines(line):
+    native = native_parse_text(line)
+    if native is not None:
+        assert _same(native, parse_text(line))
+    assert _same(parse_auto(line), python_parse_auto(line))
+
+
+def _read_all(path, state, parse, **config):
+    driver = Driver(file_config([str(path)], **config), state)
+    driver.source.parse = parse
+    with driver:
+        driver.wait(lambda c: c.has("END OF FILE"), 60, "the last line")
+    return [(r.position, r.parsed, list((r.parsed.fields or {}).items()), r.app, r.pid, r.flags)
+            for r in sorted(driver.collected.records(), key=lambda r: r.position)]
+
+
+@pytest.mark.parametrize("multiline", [None, {"start_pattern": r"^\d{4}-", "max_wait": 0.1}])
+def test_a_file_of_hostile_bytes_gives_the_same_records_through_either_parse(tmp_path, multiline):
+    rng = random.Random(7)
+    chunks = []
+    for i in range(3000):
+        kind = rng.random()
+        if kind < 0.6:
+            line = random_line(rng).replace("\n", " ").encode("utf-8", "surrogatepass")
+        elif kind < 0.7:
+            line = bytes(rng.randrange(256) for _ in range(rng.randint(0, 60))).replace(b"\n", b"")
+        elif kind < 0.8:
+            line = b"2025-12-02T14:30:45Z ERROR bad \xff\xfe utf8 user=\xc3 req=r1"
+        elif kind < 0.9:
+            line = b"\x00" * rng.randint(1, 5) + b" INFO nul " + b"\x00 k=\x00v"
+        else:
+            line = f"    at frame {i} (File.java:{i})".encode()
+        chunks.append(line + rng.choice([b"\n", b"\r\n", b"\r\r\n", b"\n\r\n", b"\n\n"]))
+        if i == 1500:
+            chunks.append(b"2025-12-02T14:30:45Z INFO huge " + b"x=y " * (10 * 1024 * 1024 // 4) + b"\n")
+    chunks.append(b"2025-12-02T14:30:45Z INFO END OF FILE\n")
+    path = tmp_path / "hostile.log"
+    path.write_bytes(b"".join(chunks))
+    config = {"max_line_bytes": 16 * 1024 * 1024} if multiline is None else {"multiline": multiline}
+    native = _read_all(path, tmp_path / "native", parse_auto, **config)
+    python = _read_all(path, tmp_path / "python", python_parse_auto, **config)
+    assert len(native) > 1000 if multiline is None else len(native) > 50
+    assert native == python

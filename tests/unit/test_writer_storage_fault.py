@@ -1,0 +1,49 @@
+"""The storage writer on a store that cannot grow (issue 20): a real SQLITE_FULL (SQLite's
+max_page_count), batches held and retried instead of failed, one line when it starts and one
+when it ends, other write jobs refused at once, everything committed once the limit is raised."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from collector.store.sqlite import SqliteStore
+from collector.writer import StorageWriter
+from common.errors import StorageError
+from tests.unit.store_helpers import incoming
+
+
+def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, caplog):
+    store = SqliteStore(str(tmp_path / "events.db"), "normal", collector="c1")
+    store.store_batch([incoming("web-1", "a.log", list(range(10)))], 1)
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count={pages}")
+    writer = StorageWriter(store)
+
+    async def scenario() -> list[int]:
+        big = [f"{'x' * 2000} {i}" for i in range(200)]
+        first = asyncio.ensure_future(writer.submit([incoming("web-1", "a.log", list(range(10, 210)), messages=big)]))
+        second = asyncio.ensure_future(writer.submit([incoming("web-2", "b.log", list(range(50)))]))
+        while writer.fault is None:
+            await asyncio.sleep(0.01)
+        assert "database or disk is full" in writer.fault
+        with pytest.raises(StorageError, match="storage not writable"):
+            await asyncio.wait_for(writer.call(lambda s: s.last_seq), 5)   # refused at once, no wait
+        assert not first.done() and not second.done()
+        store.conn.execute("PRAGMA max_page_count=1000000")
+        results = await asyncio.wait_for(asyncio.gather(first, second), 30)
+        return [r.stored for batch in results for r in batch]
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="fleetlog.collector.writer"):
+            assert asyncio.run(scenario()) == [200, 50]
+        assert writer.fault is None
+        assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 260
+        levels = [(r.levelname, r.getMessage().split(",")[0].split(";")[0]) for r in caplog.records
+                  if r.levelno >= logging.WARNING]
+        assert levels == [("ERROR", "storage not writable"), ("WARNING", "storage writable again")]
+    finally:
+        writer.stop()
+        store.close()
