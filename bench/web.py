@@ -3,10 +3,11 @@ and the API's first page under 300 ms for the filters the CLI benchmark measures
 
 A real collector with `[web]` serves the store; each figure is the p50/p95 of the 20 queries of
 that kind from bench/search.py, timed on loopback from the request to the last byte of the reply
-(the server's time plus a loopback round trip): `/api/v1/events?...` (JSON, 100 events, newest
-first) and `/events?...` (the HTML page with the same 100 rows). The chart's counts
-(`/api/v1/histogram`, the day up to the newest match when no range is given) are measured too,
-without a target. Each request is audited like a CLI search, as in production.
+(the server's time plus a loopback round trip); regex queries are left out (no index serves
+them: one matching nothing is the search section's full scan): `/api/v1/events?...` (JSON, 100 events, newest
+first; beside it the query engine's own time from the reply) and `/events?...` (the HTML page with
+the same 100 rows). The chart's counts (`/api/v1/histogram` over one day, ~333,000 events, and
+over 1 h) are measured too, without a target. Each request is audited like a CLI search, as in production.
 
     python bench/run.py --only web [--search-events N]
 """
@@ -20,18 +21,28 @@ import urllib.parse
 import urllib.request
 
 from bench.common import BenchContext, Row
-from bench.search import _queries, build, db_path, stored_events
+from bench.search import BASE_US, _queries, build, db_path, stored_events
 
 TARGET_SECONDS = 0.3
+DAY_US = 86_400 * 1_000_000
 
 
-def _get(url: str) -> float:
+def _rfc(us: int) -> str:
+    import datetime as dt
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _get(url: str, query_times: list[float] | None = None) -> float:
+    """Seconds to the reply's last byte; for the JSON API also the engine's own time (query_ms)."""
     started = time.perf_counter()
     with urllib.request.urlopen(url, timeout=120) as response:
-        response.read()
+        body = response.read()
         if response.status != 200:
             raise RuntimeError(f"{url}: HTTP {response.status}")
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if query_times is not None:
+        query_times.append(json.loads(body)["query_ms"] / 1000)
+    return elapsed
 
 
 def _percentiles(timings: list[float]) -> tuple[float, float]:
@@ -58,15 +69,22 @@ def run(ctx: BenchContext) -> list[Row]:
     cluster.collector("bench-collector", data_dir=str(path.parent), web={"listen": f"127.0.0.1:{port}"})
     base = f"http://127.0.0.1:{port}"
     try:
-        queries = {"no filter (newest first)": [{}] * 20, **_queries(events)}
+        # Not the regex queries: one that matches nothing reads all 10M messages (the search
+        # section's full-scan figure, 8-60 s each on a shared machine) whatever the front end.
+        queries = {"no filter (newest first)": [{}] * 20,
+                   **{k: v for k, v in _queries(events).items() if k != "regex"}}
         for figure, filter_list in queries.items():
             for label, route in (("API first page", "/api/v1/events"), ("events page", "/events")):
                 urls = [f"{base}{route}?{urllib.parse.urlencode(f)}" for f in filter_list]
                 _get(urls[0])   # warm the query plan
-                p50, p95 = _percentiles([_get(url) for url in urls])
-                rows.append(Row(f"web {label}, {figure}: p50 / p95", f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms",
-                                "none (full scan)" if figure == "regex" else f"< {TARGET_SECONDS * 1000:.0f} ms",
-                                None if figure == "regex" else p95 < TARGET_SECONDS))
+                engine: list[float] | None = [] if route.startswith("/api/") else None
+                p50, p95 = _percentiles([_get(url, engine) for url in urls])
+                measured = f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms"
+                if engine:
+                    q50, q95 = _percentiles(engine)
+                    measured += f" (query {q50 * 1000:.0f} / {q95 * 1000:.0f} ms)"
+                rows.append(Row(f"web {label}, {figure}: p50 / p95", measured,
+                                f"< {TARGET_SECONDS * 1000:.0f} ms", p95 < TARGET_SECONDS))
         # Keyset paging: 20 pages deep, each page costs what the first costs (never OFFSET).
         for label, filters in (("no filter", {}), ("user", _queries(events)["user"][0])):
             url, timings = f"{base}/api/v1/events?{urllib.parse.urlencode(filters)}", []
@@ -82,11 +100,14 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row(f"web API pages 1-{len(timings)} via _next, {label}: p50 / p95",
                             f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms", f"< {TARGET_SECONDS * 1000:.0f} ms",
                             p95 < TARGET_SECONDS))
-        chart = [f"{base}/api/v1/histogram?{urllib.parse.urlencode(f)}"
-                 for f in ([{}] * 5 + _queries(events)["time range (1 h)"][:5])]
-        p50, p95 = _percentiles([_get(url) for url in chart])
-        rows.append(Row(f"web chart counts (no range: the last day of {events:,}; 1 h ranges): p50 / p95",
-                        f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms", "none"))
+        # The chart over one day of the store (~333,000 events) and over 1 h ranges.
+        days = [{"since": _rfc(BASE_US + d * DAY_US), "until": _rfc(BASE_US + (d + 1) * DAY_US)}
+                for d in range(0, 30, 3)]
+        for label, filter_list in (("1 day", days), ("1 h", _queries(events)["time range (1 h)"][:10])):
+            p50, p95 = _percentiles([_get(f"{base}/api/v1/histogram?{urllib.parse.urlencode(f)}")
+                                     for f in filter_list])
+            rows.append(Row(f"web chart counts, {label} range: p50 / p95",
+                            f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms", "none"))
     finally:
         cluster.stop_all()
     ctx.results["web"] = {r.figure: r.measured for r in rows}

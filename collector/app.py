@@ -32,7 +32,6 @@ from collector.retention import RetentionScheduler, recover_pending
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
 from collector.store import EventWriter, open_backend
-from collector.web import WebConsole
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
@@ -53,7 +52,7 @@ DENIAL_AUDIT_INTERVAL = 10.0
 # The stop's steps and their bounds in seconds (README "Stopping"); STOP_BOUND is their sum plus
 # a margin, after which common/daemon.py ends the process anyway.
 STOP_STEPS = {
-    "stopping the web console": 3.0,
+    "stopping the web console": 3.0,       # 2 s for open requests (a live tail, a download), then cancelled
     "stopping the gRPC server": 7.0,       # 5 s for in-flight batches to commit, then cancelled
     "stopping retention": 3.0,
     "stopping the checkpoint timer": 2.0,
@@ -169,7 +168,11 @@ class CollectorApp:
         self.health = health.aio.HealthServicer()
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
         self.forwarding = Forwarding(self.backend, self.metrics, self._record_from_thread)
-        self.web: WebConsole | None = WebConsole(self, config.web, config.tls) if config.web else None
+        self.web = None
+        if config.web is not None:
+            # Imported here: aiohttp and Jinja2 are loaded only by a collector with a console.
+            from collector.web import WebConsole
+            self.web = WebConsole(self, config.web, config.tls)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -47,3 +47,18 @@ def test_small_bench_run_reports_every_figure_of_its_sections():
         assert figure in rows, f"{figure!r} missing from:\n{result.stdout[-3000:]}"
         assert number.match(rows[figure]) and unit in rows[figure], (figure, rows[figure])
     assert "docs/benchmarks.md" not in result.stdout  # --no-write left the report alone
+
+
+def test_web_console_bench_section_reports_its_figures():
+    """bench/web.py over a small search store (20,000 events) instead of 10 million."""
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--only", "web", "--search-events", "20000", "--no-write"],
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = _table(result.stdout)
+    assert not [figure for figure in rows if "failed" in figure], result.stdout[-3000:]
+    for kind in ("no filter (newest first)", "time range (1 h)", "request id", "user", "host", "keyword"):
+        for label in ("API first page", "events page"):
+            assert re.match(r"^\d+ ms / \d+ ms", rows[f"web {label}, {kind}: p50 / p95"])
+    assert re.match(r"^\d+ ms / \d+ ms", rows["web API pages 1-20 via _next, no filter: p50 / p95"])
+    assert re.match(r"^\d+ ms / \d+ ms", rows["web chart counts, 1 day range: p50 / p95"])
