@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
-# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev
+# gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step; see setup.py),
+# postgresql (the tests start their own server in a temporary directory; tests/pg.py).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev postgresql
 
 .PHONY: install proto system-deps test test-fast run bench lint clean
 
