@@ -1,0 +1,248 @@
+"""The PostgreSQL event store: one more backend behind collector/store (SPEC §7).
+
+Several collectors share one database. Each appends to its own chain (chain = its node_name): a
+gapless seq and hash links that only this collector extends, so no sequence is shared across
+collectors and consumers read with a cursor per chain (docs/storage-model.md).
+
+`store_batch`, in one transaction:
+1. lock this collector's row of `chains` (its seq and head come from the database, never only
+   from memory, so an unknown commit outcome after a lost connection cannot fork the chain);
+2. claim the events' keys in the ledger `event_keys` (INSERT ... ON CONFLICT DO NOTHING
+   RETURNING), in (origin, pos) order so two collectors claiming overlapping batches wait for
+   each other instead of deadlocking; only the keys this transaction won become events;
+3. number and link them, COPY them into the partitioned `events`, sign checkpoints, move the
+   chain row; COMMIT. Only then is the batch acknowledged.
+Origins and the day partitions the batch needs are created before, in their own short
+transactions: they are harmless when the batch then fails, and keeping them out of the batch's
+transaction keeps its lock order simple.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+
+from collector.store import IncomingEvents, StoreResult, pg_schema
+from collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
+from common import chain
+from common.errors import StorageError
+from common.ids import event_id
+from common.timefmt import now_us
+
+log = logging.getLogger("fleetlog.collector.store.postgres")
+
+# The writer's row (as in the SQLite backend), then the chain's name for COPY.
+ROW_COLUMNS = ("seq", "origin", "pos", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
+               "source", "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",
+               "tier", "truncated", "hash")
+_CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
+_HASH_COLUMN = ROW_COLUMNS.index("hash")
+_TIME_COLUMN = ROW_COLUMNS.index("time")
+_TIER_COLUMN = ROW_COLUMNS.index("tier")
+_COPY_EVENTS = "COPY events ({}) FROM STDIN".format(", ".join(['"user"' if c == "user" else c
+                                                                for c in ("chain", *ROW_COLUMNS)]))
+
+
+def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
+    """A connection, or StorageError with libpq's reason in one line."""
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.Error as exc:
+        raise StorageError(f"cannot reach the database at {mask_dsn(dsn)}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+# Checkpointer: (new event rows in ROW_COLUMNS order, last checkpoint seq) -> (checkpoint rows
+# (seq, key_id, collector, chain_hash, time, signature) to store with them, new last checkpoint seq).
+Checkpointer = Callable[[list[list], int], tuple[list[tuple], int]]
+
+
+class PostgresStore:
+    """The write side of one collector. Not thread-safe: the collector's writer thread calls it."""
+
+    def __init__(self, dsn: str, collector: str):
+        if not collector:
+            raise StorageError("a PostgreSQL store needs the collector's node_name (its chain)")
+        self.dsn = dsn
+        self.chain_name = collector
+        self.collector = collector
+        self.conn = connect(dsn)
+        pg_schema.migrate(self.conn, collector)
+        self.created = False
+        self._origins: dict[tuple[str, str], int] = {}
+        self._addresses: set[tuple[str, str]] = set()
+        self._partitions: set[tuple[str, int]] = set()
+        self.checkpointer: Checkpointer | None = None
+        self._lock = threading.Lock()
+        self._run(self._load)
+
+    # -- connection handling ------------------------------------------------------------------
+
+    def _run(self, fn: Callable[[], Any], what: str = "the event store") -> Any:
+        """Run fn on a live connection; a lost connection is reopened on the next call, and its
+        error comes back as StorageError (the batch is not acknowledged; the agent re-sends)."""
+        if self.conn.closed:
+            self.conn = connect(self.dsn)
+        try:
+            return fn()
+        except psycopg.Error as exc:
+            if self.conn.closed or isinstance(exc, psycopg.OperationalError):
+                try:
+                    self.conn.close()
+                except psycopg.Error:
+                    pass   # already gone
+            raise StorageError(f"{what} ({mask_dsn(self.dsn)}): {_first_line(exc)}") from None
+
+    def _load(self) -> None:
+        now = now_us()
+        row = self.conn.execute(
+            "INSERT INTO chains(chain, head, created_at) VALUES (%s, %s, %s) ON CONFLICT (chain) DO NOTHING"
+            " RETURNING chain", (self.chain_name, chain.GENESIS, now)).fetchone()
+        self.created = row is not None
+        self.last_seq, self.chain_head, self.last_checkpoint_seq = self.conn.execute(
+            "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain_name,)).fetchone()
+        self.chain_head = bytes(self.chain_head)
+        self._origins = {(host, key): oid for oid, host, key in self.conn.execute(
+            "SELECT id, host, source_key FROM origins")}
+        self._addresses = {(h, ip) for h, ip in self.conn.execute("SELECT host, ip FROM node_addresses")}
+        self._partitions = pg_schema.create_partitions(self.conn, pg_schema.days_ahead(now))
+
+    def ensure_partitions(self, wanted: set[tuple[str, int]]) -> None:
+        missing = wanted - self._partitions
+        if missing:
+            self._partitions = pg_schema.create_partitions(self.conn, missing)
+
+    def _origin_id(self, host: str, source_key: str) -> int:
+        key = (host, source_key)
+        oid = self._origins.get(key)
+        if oid is None:
+            # Autocommit, outside the batch: another collector may add the same origin at once.
+            self.conn.execute("INSERT INTO origins(host, source_key) VALUES (%s, %s) ON CONFLICT DO NOTHING", key)
+            oid = self.conn.execute("SELECT id FROM origins WHERE host = %s AND source_key = %s", key).fetchone()[0]
+            self._origins[key] = oid
+        return oid
+
+    # -- the write path -----------------------------------------------------------------------
+
+    def store_batch(self, batches: Sequence[IncomingEvents], received_at_us: int) -> list[StoreResult]:
+        """Store every new event of `batches` in one transaction (see the module docstring)."""
+        with self._lock:
+            return self._run(lambda: self._store(batches, received_at_us), "storing a batch failed")
+
+    def _store(self, batches: Sequence[IncomingEvents], received_at: int) -> list[StoreResult]:
+        # Before the transaction: origins, node addresses and the partitions the events need.
+        origins = [self._origin_id(b.host, b.source_key) if len(b) else 0 for b in batches]
+        days: set[tuple[str, int]] = set()
+        for incoming in batches:
+            if incoming.host_ip and (incoming.host, incoming.host_ip) not in self._addresses:
+                self.conn.execute("INSERT INTO node_addresses(host, ip) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                                  (incoming.host, incoming.host_ip))
+                self._addresses.add((incoming.host, incoming.host_ip))
+            for tier, time_us in zip(incoming.tier, incoming.time_us):
+                if tier != "permanent":
+                    days.add((tier, pg_schema.day_start(time_us)))
+        self.ensure_partitions(days)
+
+        # Candidates: each (origin, pos) once per call; repeats inside the call are duplicates.
+        candidates: dict[tuple[int, int], tuple[int, int]] = {}   # key -> (batch index, event index)
+        for b, incoming in enumerate(batches):
+            origin = origins[b]
+            for i, pos in enumerate(incoming.position):
+                candidates.setdefault((origin, pos), (b, i))
+        keys = sorted(candidates)
+        with self.conn.transaction():
+            last_seq, head, checkpoint_seq = self.conn.execute(
+                "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s FOR UPDATE",
+                (self.chain_name,)).fetchone()
+            head = bytes(head)
+            won: set[tuple[int, int]] = set()
+            if keys:
+                won = {(o, p) for o, p in self.conn.execute(
+                    "INSERT INTO event_keys(origin, pos) SELECT o, p FROM unnest(%s::bigint[], %s::bigint[]) AS k(o, p)"
+                    " ORDER BY o, p ON CONFLICT DO NOTHING RETURNING origin, pos",
+                    ([k[0] for k in keys], [k[1] for k in keys]))}
+            results, rows, seq = self._rows(batches, origins, won, candidates, received_at, last_seq)
+            checkpoints: list[tuple] = []
+            if rows:
+                head = chain.link_rows(head, rows, _CHAIN_COLUMNS, _HASH_COLUMN)
+                with self.conn.cursor().copy(_COPY_EVENTS) as copy:
+                    name = self.chain_name
+                    for row in rows:
+                        copy.write_row((name, *row))
+                if self.checkpointer is not None:
+                    checkpoints, checkpoint_seq = self.checkpointer(rows, checkpoint_seq)
+                    self._insert_checkpoints(checkpoints)
+                self.conn.execute("UPDATE chains SET last_seq = %s, head = %s, last_checkpoint_seq = %s"
+                                  " WHERE chain = %s", (seq, head, checkpoint_seq, self.chain_name))
+        self.last_seq, self.chain_head, self.last_checkpoint_seq = seq, head, checkpoint_seq
+        return results
+
+    def _rows(self, batches: Sequence[IncomingEvents], origins: list[int], won: set[tuple[int, int]],
+              candidates: dict[tuple[int, int], tuple[int, int]], received_at: int,
+              seq: int) -> tuple[list[StoreResult], list[list], int]:
+        results = []
+        rows: list[list] = []
+        collector = self.collector
+        for b, incoming in enumerate(batches):
+            result = StoreResult()
+            results.append(result)
+            if not len(incoming):
+                continue
+            origin, host, source_key = origins[b], incoming.host, incoming.source_key
+            host_ip = incoming.host_ip or None
+            first = seq + 1
+            for i, pos in enumerate(incoming.position):
+                key = (origin, pos)
+                if key not in won or candidates[key] != (b, i):
+                    result.duplicates += 1
+                    continue
+                seq += 1
+                rows.append([seq, origin, pos, event_id(host, source_key, pos), incoming.time_us[i], received_at,
+                             host, host_ip, collector, incoming.namespace, incoming.source, incoming.log_type,
+                             incoming.app[i] or None, incoming.pid[i] or None, incoming.level[i],
+                             incoming.request_id[i] or None, incoming.user[i] or None, incoming.action[i] or None,
+                             incoming.message[i], incoming.fields_json[i] or None, incoming.tier[i],
+                             incoming.flags[i] & 1, None])
+            result.stored = seq - first + 1
+            if result.stored:
+                result.first_seq, result.last_seq = first, seq
+            result.stored_by_host[host] = result.stored
+            result.duplicates_by_host[host] = result.duplicates
+        return results, rows, seq
+
+    def _insert_checkpoints(self, checkpoints: list[tuple]) -> None:
+        if checkpoints:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO checkpoints(chain, seq, key_id, collector, chain_hash, time, signature)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (chain, seq, key_id) DO UPDATE SET"
+                    " collector = EXCLUDED.collector, chain_hash = EXCLUDED.chain_hash, time = EXCLUDED.time,"
+                    " signature = EXCLUDED.signature", [(self.chain_name, *cp) for cp in checkpoints])
+
+    def add_checkpoint(self, checkpoint: tuple) -> None:
+        """Store one checkpoint of this chain's head (seq, key_id, collector, chain_hash, time, signature)."""
+        with self._lock:
+            def write() -> None:
+                with self.conn.transaction():
+                    self._insert_checkpoints([checkpoint])
+                    self.conn.execute("UPDATE chains SET last_checkpoint_seq = greatest(last_checkpoint_seq, %s)"
+                                      " WHERE chain = %s", (checkpoint[0], self.chain_name))
+            self._run(write, "writing a checkpoint failed")
+        self.last_checkpoint_seq = max(self.last_checkpoint_seq, checkpoint[0])
+
+    def storage_bytes(self) -> int:
+        with self._lock:
+            return int(self._run(lambda: self.conn.execute("SELECT pg_database_size(current_database())")
+                                 .fetchone()[0], "reading the database size failed"))
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
