@@ -60,11 +60,6 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-# Checkpointer: (new event rows in ROW_COLUMNS order, last checkpoint seq) -> (checkpoint rows
-# (seq, key_id, collector, chain_hash, time, signature) to store with them, new last checkpoint seq).
-Checkpointer = Callable[[list[list], int], tuple[list[tuple], int]]
-
-
 class PostgresStore:
     """The write side of one collector. Not thread-safe: the collector's writer thread calls it."""
 
@@ -72,7 +67,7 @@ class PostgresStore:
         if not collector:
             raise StorageError("a PostgreSQL store needs the collector's node_name (its chain)")
         self.dsn = dsn
-        self.chain_name = collector
+        self.chain = collector
         self.collector = collector
         self.conn = connect(dsn)
         pg_schema.migrate(self.conn, collector)
@@ -80,7 +75,7 @@ class PostgresStore:
         self._origins: dict[tuple[str, str], int] = {}
         self._addresses: set[tuple[str, str]] = set()
         self._partitions: set[tuple[str, int]] = set()
-        self.checkpointer: Checkpointer | None = None
+        self.checkpointer: Callable[[list[list], int], list[tuple]] | None = None
         self._lock = threading.Lock()
         self._run(self._load)
 
@@ -105,10 +100,10 @@ class PostgresStore:
         now = now_us()
         row = self.conn.execute(
             "INSERT INTO chains(chain, head, created_at) VALUES (%s, %s, %s) ON CONFLICT (chain) DO NOTHING"
-            " RETURNING chain", (self.chain_name, chain.GENESIS, now)).fetchone()
+            " RETURNING chain", (self.chain, chain.GENESIS, now)).fetchone()
         self.created = row is not None
         self.last_seq, self.chain_head, self.last_checkpoint_seq = self.conn.execute(
-            "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain_name,)).fetchone()
+            "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain,)).fetchone()
         self.chain_head = bytes(self.chain_head)
         self._origins = {(host, key): oid for oid, host, key in self.conn.execute(
             "SELECT id, host, source_key FROM origins")}
@@ -161,7 +156,7 @@ class PostgresStore:
         with self.conn.transaction():
             last_seq, head, checkpoint_seq = self.conn.execute(
                 "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s FOR UPDATE",
-                (self.chain_name,)).fetchone()
+                (self.chain,)).fetchone()
             head = bytes(head)
             won: set[tuple[int, int]] = set()
             if keys:
@@ -174,14 +169,15 @@ class PostgresStore:
             if rows:
                 head = chain.link_rows(head, rows, _CHAIN_COLUMNS, _HASH_COLUMN)
                 with self.conn.cursor().copy(_COPY_EVENTS) as copy:
-                    name = self.chain_name
+                    name = self.chain
                     for row in rows:
                         copy.write_row((name, *row))
                 if self.checkpointer is not None:
-                    checkpoints, checkpoint_seq = self.checkpointer(rows, checkpoint_seq)
+                    checkpoints = self.checkpointer(rows, checkpoint_seq)
                     self._insert_checkpoints(checkpoints)
+                    checkpoint_seq = max([checkpoint_seq, *(cp[0] for cp in checkpoints)])
                 self.conn.execute("UPDATE chains SET last_seq = %s, head = %s, last_checkpoint_seq = %s"
-                                  " WHERE chain = %s", (seq, head, checkpoint_seq, self.chain_name))
+                                  " WHERE chain = %s", (seq, head, checkpoint_seq, self.chain))
         self.last_seq, self.chain_head, self.last_checkpoint_seq = seq, head, checkpoint_seq
         return results
 
@@ -225,7 +221,7 @@ class PostgresStore:
                     "INSERT INTO checkpoints(chain, seq, key_id, collector, chain_hash, time, signature)"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (chain, seq, key_id) DO UPDATE SET"
                     " collector = EXCLUDED.collector, chain_hash = EXCLUDED.chain_hash, time = EXCLUDED.time,"
-                    " signature = EXCLUDED.signature", [(self.chain_name, *cp) for cp in checkpoints])
+                    " signature = EXCLUDED.signature", [(self.chain, *cp) for cp in checkpoints])
 
     def add_checkpoint(self, checkpoint: tuple) -> None:
         """Store one checkpoint of this chain's head (seq, key_id, collector, chain_hash, time, signature)."""
@@ -234,7 +230,7 @@ class PostgresStore:
                 with self.conn.transaction():
                     self._insert_checkpoints([checkpoint])
                     self.conn.execute("UPDATE chains SET last_checkpoint_seq = greatest(last_checkpoint_seq, %s)"
-                                      " WHERE chain = %s", (checkpoint[0], self.chain_name))
+                                      " WHERE chain = %s", (checkpoint[0], self.chain))
             self._run(write, "writing a checkpoint failed")
         self.last_checkpoint_seq = max(self.last_checkpoint_seq, checkpoint[0])
 
