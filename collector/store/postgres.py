@@ -19,14 +19,16 @@ transaction keeps its lock order simple.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from collector.store import IncomingEvents, StoreResult, pg_schema
+from collector.store import IncomingEvents, StoreResult, pg_retention, pg_schema
 from collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
 from common import chain
 from common.errors import StorageError
@@ -45,6 +47,34 @@ _TIME_COLUMN = ROW_COLUMNS.index("time")
 _TIER_COLUMN = ROW_COLUMNS.index("tier")
 _COPY_EVENTS = "COPY events ({}) FROM STDIN".format(", ".join(['"user"' if c == "user" else c
                                                                 for c in ("chain", *ROW_COLUMNS)]))
+
+
+@dataclass
+class DeleteResult:
+    count: int = 0
+    oldest_us: int | None = None
+    newest_us: int | None = None
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    anchors_sha256: str = ""
+    anchors: list[tuple[int, bytes]] = field(default_factory=list)
+    namespaces: dict[str, int] = field(default_factory=dict)
+
+
+def anchors_digest(anchors: Sequence[tuple[int, bytes]]) -> str:
+    h = hashlib.sha256()
+    for seq, link in sorted(anchors):
+        h.update(seq.to_bytes(8, "big") + link)
+    return h.hexdigest()
+
+
+def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for seq in seqs:
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
 
 
 def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
@@ -233,6 +263,82 @@ class PostgresStore:
                                       " WHERE chain = %s", (checkpoint[0], self.chain))
             self._run(write, "writing a checkpoint failed")
         self.last_checkpoint_seq = max(self.last_checkpoint_seq, checkpoint[0])
+
+    # -- signing keys and checkpoints (per chain) -------------------------------------------
+
+    def newest_signing_key(self) -> tuple[str, str] | None:
+        row = self._query("SELECT key_id, public_key FROM signing_keys WHERE chain = %s"
+                          " ORDER BY first_seq DESC, added_at DESC LIMIT 1", (self.chain,))
+        return (row[0][0], row[0][1]) if row else None
+
+    def add_signing_key(self, key_id: str, public_pem: str, first_seq: int, added_at_us: int) -> None:
+        with self._lock:
+            self._run(lambda: self.conn.execute(
+                "INSERT INTO signing_keys(chain, key_id, public_key, first_seq, added_at) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (chain, key_id) DO UPDATE SET public_key = EXCLUDED.public_key,"
+                " first_seq = EXCLUDED.first_seq, added_at = EXCLUDED.added_at",
+                (self.chain, key_id, public_pem, first_seq, added_at_us)), "recording the signing key failed")
+
+    def latest_checkpoint(self, prefer_key_id: str) -> tuple | None:
+        rows = self._query("SELECT seq, key_id, collector, chain_hash, time, signature FROM checkpoints"
+                           " WHERE chain = %s ORDER BY seq DESC, key_id = %s DESC LIMIT 1", (self.chain, prefer_key_id))
+        return tuple(rows[0]) if rows else None
+
+    def public_keys(self, first_key_id: str) -> list[str]:
+        return [pem for (pem,) in self._query(
+            "SELECT public_key FROM signing_keys WHERE chain = %s ORDER BY key_id = %s DESC, first_seq DESC",
+            (self.chain, first_key_id))]
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._run(lambda: self.conn.execute(sql, params).fetchall(), "reading the store failed")
+
+    # -- retention ------------------------------------------------------------------------------
+
+    def delete_events(self, seqs: Sequence[int]) -> DeleteResult:
+        """Delete events of this chain by seq in one short transaction, keeping the rest
+        verifiable: the link of every deleted seq whose successor stays is kept as an anchor."""
+        result = DeleteResult()
+        if not seqs:
+            return result
+        wanted = sorted(set(seqs))
+
+        def delete() -> None:
+            with self.conn.transaction():
+                rows = self.conn.execute(
+                    "DELETE FROM events WHERE chain = %s AND seq = ANY(%s)"
+                    " RETURNING seq, time, hash, namespace, origin, pos", (self.chain, wanted)).fetchall()
+                if not rows:
+                    return
+                rows.sort()
+                deleted = {row[0] for row in rows}
+                anchors = [(seq, bytes(link)) for seq, _, link, _, _, _ in rows if seq + 1 not in deleted]
+                with self.conn.cursor() as cur:
+                    cur.executemany("INSERT INTO chain_anchors(chain, seq, link) VALUES (%s, %s, %s)"
+                                    " ON CONFLICT DO NOTHING", [(self.chain, seq, link) for seq, link in anchors])
+                self.conn.execute("DELETE FROM event_keys k USING unnest(%s::bigint[], %s::bigint[]) AS d(o, p)"
+                                  " WHERE k.origin = d.o AND k.pos = d.p",
+                                  ([r[4] for r in rows], [r[5] for r in rows]))
+                result.count = len(rows)
+                result.oldest_us = min(r[1] for r in rows)
+                result.newest_us = max(r[1] for r in rows)
+                result.ranges = _ranges(sorted(deleted))
+                result.anchors = anchors
+                result.anchors_sha256 = anchors_digest(anchors)
+                for row in rows:
+                    result.namespaces[row[3]] = result.namespaces.get(row[3], 0) + 1
+        with self._lock:
+            self._run(delete, "deleting events failed")
+        return result
+
+    def drop_partitions(self, tier: str, default_cutoff_us: int | None,
+                        namespace_cutoffs: dict[str, int | None]) -> dict[str, DeleteResult] | None:
+        """Drop every day partition of `tier` whose events have all expired; returns what went,
+        per chain (each chain's purge record: seq ranges and the anchors kept). One collector at a
+        time purges (an advisory lock): None when another one holds it."""
+        with self._lock:
+            return self._run(lambda: pg_retention.drop_expired(self.conn, tier, default_cutoff_us,
+                                                               namespace_cutoffs), "dropping expired partitions failed")
 
     def storage_bytes(self) -> int:
         with self._lock:
