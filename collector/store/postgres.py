@@ -19,10 +19,11 @@ transaction keeps its lock order simple.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,15 @@ def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.Error as exc:
         raise StorageError(f"cannot reach the database at {mask_dsn(dsn)}: {_first_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def translate(what: str) -> Iterator[None]:
+    """psycopg's errors become StorageError (one line) at this boundary."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise StorageError(f"{what}: {_first_line(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:
