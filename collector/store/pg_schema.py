@@ -94,6 +94,10 @@ MIGRATIONS: list[tuple[int, str]] = [
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
+class SchemaTooNew(StorageError):
+    """The database was migrated by a newer fleetlog: waiting will not help, upgrading will."""
+
+
 def migrate(conn: psycopg.Connection, applied_by: str) -> int:
     """Bring the schema to LATEST_VERSION (an autocommit connection); returns the version found
     before. Refuses a newer schema. One collector at a time: the others wait on the lock and then
@@ -105,7 +109,7 @@ def migrate(conn: psycopg.Connection, applied_by: str) -> int:
                          " applied_at timestamptz NOT NULL DEFAULT now(), applied_by text NOT NULL)")
             found = conn.execute("SELECT coalesce(max(version), 0) FROM fleetlog_schema").fetchone()[0]
             if found > LATEST_VERSION:
-                raise StorageError(
+                raise SchemaTooNew(
                     f"the database schema is version {found}, made by a newer fleetlog; this collector "
                     f"knows versions up to {LATEST_VERSION}: upgrade it (refusing to touch a newer schema)")
             for version, sql in MIGRATIONS:
