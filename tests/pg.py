@@ -38,7 +38,8 @@ def _bin_dir() -> pathlib.Path:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable     # fsync on (benchmarks, beside SQLite's synchronous=full)
         self.bin = _bin_dir()
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-pg-"))
         self.data = self.root / "data"
@@ -59,13 +60,14 @@ class PgServer:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the server and wait until it accepts connections."""
-        # fsync off: the tests kill collectors, never the machine; it keeps commits cheap on a
-        # shared 2-core box. Sockets in our own directory, TCP on loopback only.
+        # fsync off for tests: they kill collectors, never the machine; it keeps commits cheap on
+        # a shared 2-core box. Sockets in our own directory, TCP on loopback only.
+        sync = "on" if self.durable else "off"
         with open(self.root / "server.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
                  "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-                 "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
+                 "-c", f"fsync={sync}", "-c", f"full_page_writes={sync}", "-c", "max_connections=300",
                  "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"],
                 stdout=log, stderr=log, start_new_session=True, **self._as)
         deadline = time.monotonic() + timeout
