@@ -16,7 +16,7 @@ from bench.common import BenchContext, Row
 from collector.config import CollectorConfig, RetentionConfig
 from collector.retention import RetentionScheduler
 from collector.store import IncomingEvents
-from collector.store.sqlite import SqliteStore
+from collector.store.sqlite import SqliteReader, SqliteStore
 from collector.writer import StorageWriter
 from common.timefmt import now_us
 
@@ -81,7 +81,7 @@ async def _measure(path: str) -> dict[str, float]:
     config = CollectorConfig(node_name="bench-collector",
                              retention=RetentionConfig(general=30 * 86400.0, purge_interval=3600.0))
     purged = [0]
-    scheduler = RetentionScheduler(config, path, writer, on_purged=lambda tier, n: purged.__setitem__(0, purged[0] + n))
+    scheduler = RetentionScheduler(config, lambda: SqliteReader(path), writer, on_purged=lambda tier, n: purged.__setitem__(0, purged[0] + n))
     try:
         # A baseline: the same ingest for 3 s with no purge running.
         before: list[float] = []

@@ -28,7 +28,7 @@ from collector.query import QueryEngine
 from collector.retention import RetentionScheduler
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
-from collector.store.sqlite import SqliteStore
+from collector.store import EventWriter, open_backend
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
@@ -70,7 +70,7 @@ class NodeState:
     clock_skew: float = 0.0
 
 
-def chain_head_evidence(store: SqliteStore) -> dict[str, Any]:
+def chain_head_evidence(store: EventWriter) -> dict[str, Any]:
     """Hook for bundles: the chain head (seq, link) as the writer sees it, committed state only."""
     return {"head_seq": store.last_seq, "head_link_hex": store.chain_head.hex() if store.last_seq else ""}
 
@@ -85,21 +85,22 @@ class CollectorApp:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"collector.toml: data_dir: cannot create {config.data_dir}: {exc.strerror}") from None
-        self.db_path = str(self.data_dir / config.storage.path)
         self.metrics = CollectorMetrics()
         self.classifier = Classifier(config)
         tokens = load_tokens(config.tokens_file) if config.tokens_file else None
         self.authenticator = Authenticator(tokens, mtls=bool(config.tls and config.tls.require_client_cert))
-        self.store = SqliteStore(self.db_path, config.storage.synchronous, collector=config.node_name)
+        self.backend = open_backend(config, str(self.data_dir))
+        self.store = self.backend.writer
+        self.db_path = self.backend.location
         key, self.signing_key_path, _ = load_or_create_key(config.signing.key, str(self.data_dir))
         self.signer = Signer(key, config.node_name, config.signing.checkpoint_every,
                              on_signed=self.metrics.checkpoints.inc)
         self._checkpoint_task: asyncio.Task[Any] | None = None
         self.writer = StorageWriter(self.store, on_commit=self._after_commit)
         self.admission = EventBudget(ADMITTED_EVENTS)
-        self.query = QueryEngine(self.db_path)
+        self.query = QueryEngine(self.backend.reader)
         self.metrics.storage_bytes.set_function(self.store.storage_bytes)
-        self.retention = RetentionScheduler(config, self.db_path, self.writer,
+        self.retention = RetentionScheduler(config, self.backend.reader, self.writer,
                                             on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n))
         self.nodes: dict[str, NodeState] = {}
         self._denials_recorded: dict[tuple[str, str], tuple[float, int]] = {}   # -> (when, repeats since)
@@ -109,7 +110,7 @@ class CollectorApp:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.health = health.aio.HealthServicer()
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
-        self.forwarding = Forwarding(self.db_path, self.data_dir, self.metrics, self._record_from_thread)
+        self.forwarding = Forwarding(self.backend, self.metrics, self._record_from_thread)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ class CollectorApp:
         await asyncio.to_thread(self.forwarding.stop)   # cursors saved; the rest is sent after restart
         await self.writer.call(self.signer.checkpoint_head)   # a stopped store is signed to its end
         await asyncio.to_thread(self.writer.stop)
-        self.store.close()
+        self.backend.close()
         self.http.stop()
 
     async def reload(self, config: CollectorConfig) -> None:
@@ -284,8 +285,7 @@ class CollectorApp:
     async def add_note(self, caller: Caller, text: str) -> tuple[int, str]:
         seq, _ = await self._internal([InternalEvent("Admin.EventLog.Note", text, user=caller.name,
                                                      fields={"author": caller.name})])
-        event_id = await asyncio.to_thread(
-            lambda: self.query._reader().scalar("SELECT id FROM events WHERE seq = ?", (seq,)))
+        event_id = await asyncio.to_thread(self.query.event_id, self.store.chain, seq)
         return seq, event_id or ""
 
     # -- queries -------------------------------------------------------------------------------
@@ -297,22 +297,23 @@ class CollectorApp:
         return spec
 
     async def follow(self, spec: FilterSpec, after_seq: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of matching events as they are committed, after `after_seq` (the wire format of
+        one chain: the cursor {chain: after_seq})."""
+        cursor = {self.store.chain: after_seq}
         while True:
             self._committed.clear()
-            found = False
-            pages = self.query.search_by_seq(replace(spec, after_seq=after_seq))
-            for page in await asyncio.to_thread(list, pages):
-                found = True
-                after_seq = page[-1]["seq"]
-                yield page
-            if not found:
-                try:
-                    await asyncio.wait_for(self._committed.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass  # poll anyway: a commit signalled before clear() is never missed for long
+            events, cursor = await asyncio.to_thread(self.query.read_after, spec, cursor)
+            if events:
+                yield events
+                continue
+            try:
+                await asyncio.wait_for(self._committed.wait(), timeout=1.0)
+            except TimeoutError:
+                pass  # poll anyway: a commit signalled before clear() is never missed for long
 
     async def status(self) -> pb.StatusReply:
-        count, last_seq = await asyncio.to_thread(lambda: (self.query.count(), self.query.last_seq()))
+        stored = await asyncio.to_thread(self.query.status)
+        count, last_seq = stored.event_count, stored.last_seq
         storage = self.store.storage_bytes()
         self.metrics.storage_bytes.set(storage)
         now = time.time()
@@ -329,7 +330,7 @@ class CollectorApp:
         )
 
     async def evidence(self, request: pb.EvidenceRequest) -> pb.EvidenceReply:
-        def collect(store: SqliteStore) -> dict[str, Any]:
+        def collect(store: EventWriter) -> dict[str, Any]:
             self.signer.checkpoint_head(store)   # a bundle gets a checkpoint covering all it holds
             return {**chain_head_evidence(store), **evidence_of(store, self.signer.key_id)}
         reply = pb.EvidenceReply(**await self.writer.call(collect))

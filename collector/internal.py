@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.store import IncomingEvents, StoreResult
-from collector.store.sqlite import SqliteStore
+from collector.store import EventWriter, IncomingEvents, StoreResult
 from common.levels import Level
 from common.timefmt import now_us
 
@@ -31,7 +30,7 @@ class InternalEvent:
     time_us: int = 0
 
 
-def append_internal(store: SqliteStore, node_name: str, events: list[InternalEvent],
+def append_internal(store: EventWriter, node_name: str, events: list[InternalEvent],
                     namespace: str = "default") -> StoreResult:
     """Store internal events in one transaction; call on the writer thread."""
     first = store.last_seq + 1

@@ -1,66 +1,59 @@
-"""The query side of the collector: search, follow and status over a storage reader.
+"""The query side of the collector: search, follow and status over storage readers.
 
-Runs in worker threads (SQLite reads block); the gRPC handlers in service.py only translate.
+Runs in worker threads (storage reads block); the gRPC handlers in service.py only translate.
+Each thread keeps its own reader (collector.store.EventReader).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from collector.filters import FilterSpec
-from collector.store import EVENT_COLUMNS
-from collector.store.sqlite import SqliteReader, row_to_event
-from collector.store.sqlite_query import INDEXED_FILTERS, compile_where, probe_sql, register_functions
+from collector.store import Cursor, EventReader, StoreStatus, row_to_event
 from common.event import present
 
 
 class QueryEngine:
-    COMMON_MATCHES = 20_000
-    def __init__(self, db_path: str):
-        self.db_path = db_path
+    def __init__(self, open_reader: Callable[[], EventReader] | str):
+        if isinstance(open_reader, str):   # a path: the SQLite store there (tests, tools)
+            from collector.store.sqlite import SqliteReader
+            path = open_reader
+            open_reader = lambda: SqliteReader(path)
+        self._open_reader = open_reader
         self._local = threading.local()
 
-    def _reader(self) -> SqliteReader:
+    def _reader(self) -> Any:
         reader = getattr(self._local, "reader", None)
         if reader is None:
-            reader = SqliteReader(self.db_path)
-            register_functions(reader.conn)
-            self._local.reader = reader
+            reader = self._local.reader = self._open_reader()
         return reader
 
     def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
                page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Pages of presented events (SPEC §3 output values)."""
-        where, params = compile_where(spec, walk_time=self._walk_time(spec) if limit else frozenset())
-        for rows in self._reader().query(where, params, order=order, limit=limit, batch=page_size):
+        for rows in self._reader().search(spec, order=order, limit=limit, page_size=page_size):
             yield [present(row_to_event(row)) for row in rows]
 
-    def _walk_time(self, spec: FilterSpec) -> frozenset[str]:
-        """For a limited search in time order: which indexed filters to check while walking the
-        time index. A filter whose value matches few events (under COMMON_MATCHES, counted on its
-        own index) is best served by its index plus a sort; one that matches many events finds its
-        first N matches soon on the time walk, so its index is left out of the plan."""
-        reader = self._reader()
-        common = set()
-        for name in INDEXED_FILTERS:
-            probe = probe_sql(spec, name, self.COMMON_MATCHES)
-            if probe is not None and int(reader.scalar(*probe) or 0) >= self.COMMON_MATCHES:
-                common.add(name)
-        return frozenset(common)
+    def read_after(self, spec: FilterSpec, cursor: Cursor, *,
+                   page_size: int = 1000) -> tuple[list[dict[str, Any]], Cursor]:
+        """Matching events after `cursor` (for follow) and the cursor past them."""
+        events: list[dict[str, Any]] = []
+        cursor = dict(cursor)
+        for chain, rows in self._reader().read_after(cursor, spec, page_size):
+            events.extend(present(row_to_event(row)) for row in rows)
+            cursor[chain] = rows[-1][0]
+        return events, cursor
 
-    def search_by_seq(self, spec: FilterSpec, *, page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Events after spec.after_seq in storage order (for follow)."""
-        where, params = compile_where(spec)
-        reader = self._reader()
-        sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE {where or '1'} ORDER BY seq ASC LIMIT {page_size}")
-        rows = reader.conn.execute(sql, params).fetchall()
-        if rows:
-            yield [present(row_to_event(row)) for row in rows]
+    def event_id(self, chain: str, seq: int) -> str | None:
+        return self._reader().event_id(chain, seq)
+
+    def status(self) -> StoreStatus:
+        return self._reader().status()
 
     def count(self) -> int:
-        return int(self._reader().scalar("SELECT count(*) FROM events") or 0)
+        return self.status().event_count
 
     def last_seq(self) -> int:
-        return int(self._reader().scalar("SELECT max(seq) FROM events") or 0)
+        return self.status().last_seq

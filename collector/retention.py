@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from collector.config import CollectorConfig
 from collector.internal import InternalEvent, append_internal
-from collector.store.sqlite import DeleteResult, SqliteReader, anchors_digest
+from collector.store import DeleteResult, EventReader, anchors_digest
 from common.levels import Level
 from common.timefmt import format_us, now_us
 
@@ -104,17 +104,17 @@ class TierPurge:
 class RetentionScheduler:
     """Runs `purge_once` every `retention.purge_interval` until stopped."""
 
-    def __init__(self, config: CollectorConfig, db_path: str, writer: StorageWriter,
+    def __init__(self, config: CollectorConfig, open_reader: Callable[[], EventReader], writer: StorageWriter,
                  on_purged: Callable[[str, int], None] | None = None, chunk: int = DEFAULT_CHUNK):
         self.config = config
-        self.db_path = db_path
+        self.open_reader = open_reader
         self.writer = writer
         self.on_purged = on_purged
         self.chunk = chunk
         self.next_purge = 0.0        # unix seconds; shown by `fleetlog status`
         self.last_run: list[TierPurge] = []
         self._task: asyncio.Task[Any] | None = None
-        self._reader: SqliteReader | None = None
+        self._reader: EventReader | None = None
         self._wake = asyncio.Event()
 
     def start(self) -> None:
@@ -170,7 +170,7 @@ class RetentionScheduler:
         events. Returns what was deleted, per tier."""
         now = now if now is not None else now_us()
         if self._reader is None:
-            self._reader = SqliteReader(self.db_path)
+            self._reader = self.open_reader()
         done: list[TierPurge] = []
         for tier in PURGED_TIERS:
             default, overrides = tier_cutoffs(self.config, tier, now)

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.internal import InternalEvent, append_internal
-from collector.store.sqlite import SqliteStore
+from collector.store import CheckpointRow, EventWriter
 from common.checkpoints import (
     ROTATION_ACTION,
     Checkpoint,
@@ -37,14 +36,12 @@ from common.checkpoints import (
     public_pem,
     write_key_pair,
 )
-from common.errors import ConfigError, StorageError
+from common.errors import ConfigError
 from common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.signing")
 
 DEFAULT_KEY_NAME = "signing"
-_INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector, chain_hash, time, signature)"
-                      " VALUES (?, ?, ?, ?, ?, ?)")
 
 
 def load_or_create_key(configured: str | None, data_dir: str) -> tuple[Ed25519PrivateKey, str, bool]:
@@ -76,49 +73,41 @@ class Signer:
         self.every = every
         self.on_signed = on_signed
 
-    def _sign(self, seq: int, link: bytes, key: Ed25519PrivateKey | None = None) -> tuple:
+    def _sign(self, seq: int, link: bytes, key: Ed25519PrivateKey | None = None) -> CheckpointRow:
         key = key or self.key
         checkpoint = Checkpoint(self.collector, seq, link.hex(), now_us(), key_id(key.public_key())).signed(key)
         return (checkpoint.seq, checkpoint.key_id, checkpoint.collector, checkpoint.chain_hash, checkpoint.time,
                 checkpoint.signature)
 
-    def in_transaction(self, conn: sqlite3.Connection, rows: list[tuple], last_checkpoint: int) -> int:
-        """The store's checkpointer: sign every `every`-th seq among the new rows (seq first,
-        link last in each row; rows are consecutive seqs)."""
+    def in_transaction(self, rows: list[list], last_checkpoint: int) -> list[CheckpointRow]:
+        """The store's checkpointer (collector.store.Checkpointer): sign every `every`-th seq among
+        the new rows (seq first, link last in each row; rows are consecutive seqs); the store
+        writes them in the transaction of the rows."""
         first, last = rows[0][0], rows[-1][0]
         target = max(last_checkpoint + self.every, first)   # overdue (e.g. stored unsigned before): sign now
         signed = []
         while target <= last:
             signed.append(self._sign(target, rows[target - first][-1]))
             target += self.every
-        if signed:
-            conn.executemany(_INSERT_CHECKPOINT, signed)
-            if self.on_signed is not None:
-                self.on_signed(len(signed))
-            return signed[-1][0]
-        return last_checkpoint
+        if signed and self.on_signed is not None:
+            self.on_signed(len(signed))
+        return signed
 
-    def checkpoint_head(self, store: SqliteStore, key: Ed25519PrivateKey | None = None) -> bool:
+    def checkpoint_head(self, store: EventWriter, key: Ed25519PrivateKey | None = None) -> bool:
         """Sign the chain head unless a checkpoint (by this key) already covers it."""
         if store.last_seq == 0 or (key is None and store.last_checkpoint_seq >= store.last_seq):
             return False
-        row = self._sign(store.last_seq, store.chain_head, key)
-        try:
-            store.conn.execute(_INSERT_CHECKPOINT, row)   # autocommit: one small transaction
-        except sqlite3.Error as exc:
-            raise StorageError(f"{store.path}: writing a checkpoint failed: {exc}") from None
-        store.last_checkpoint_seq = max(store.last_checkpoint_seq, store.last_seq)
+        store.add_checkpoint(self._sign(store.last_seq, store.chain_head, key))
         if self.on_signed is not None:
             self.on_signed(1)
         return True
 
-    def attach(self, store: SqliteStore, previous_key: Ed25519PrivateKey | None = None) -> str | None:
+    def attach(self, store: EventWriter, previous_key: Ed25519PrivateKey | None = None) -> str | None:
         """Register the key with the store, recording a rotation when it replaces another key.
         `previous_key`: the old private key when still at hand, to endorse the new one.
         Returns the previous key id on a rotation, else None."""
         store.checkpointer = self.in_transaction
-        newest = store.conn.execute(
-            "SELECT key_id, public_key FROM signing_keys ORDER BY first_seq DESC, added_at DESC LIMIT 1").fetchone()
+        newest = store.newest_signing_key()
         if newest is not None and newest[0] == self.key_id:
             return None
         rotated_from = newest[0] if newest is not None else None
@@ -132,12 +121,7 @@ class Signer:
             if previous_key is not None and key_id(previous_key.public_key()) == old_id:
                 self.checkpoint_head(store, previous_key)
             log.warning("signing key rotated: %s -> %s (recorded at seq %d)", old_id, self.key_id, store.last_seq)
-        try:
-            store.conn.execute(
-                "INSERT OR REPLACE INTO signing_keys(key_id, public_key, first_seq, added_at) VALUES (?, ?, ?, ?)",
-                (self.key_id, public_pem(self.key.public_key()), store.last_seq, now_us()))
-        except sqlite3.Error as exc:
-            raise StorageError(f"{store.path}: recording the signing key failed: {exc}") from None
+        store.add_signing_key(self.key_id, public_pem(self.key.public_key()), store.last_seq, now_us())
         return rotated_from
 
 
@@ -152,12 +136,11 @@ def previous_default_key(config_key: str | None, data_dir: str) -> Ed25519Privat
         return None   # unreadable: the rotation is then vouched for by the new key only
 
 
-def evidence_of(store: SqliteStore, current_key_id: str) -> dict:
+def evidence_of(store: EventWriter, current_key_id: str) -> dict:
     """The newest checkpoint (as JSON text) and every public key, the current one first."""
-    row = store.conn.execute(
-        "SELECT collector, seq, chain_hash, time, key_id, signature FROM checkpoints"
-        " ORDER BY seq DESC, key_id = ? DESC LIMIT 1", (current_key_id,)).fetchone()
-    keys = store.conn.execute(
-        "SELECT public_key FROM signing_keys ORDER BY key_id = ? DESC, first_seq DESC", (current_key_id,)).fetchall()
-    checkpoint = json.dumps(Checkpoint(*row).to_json()) if row else ""
-    return {"checkpoint_json": checkpoint, "public_keys_pem": [pem for (pem,) in keys]}
+    row = store.latest_checkpoint(current_key_id)
+    checkpoint = ""
+    if row is not None:
+        seq, kid, collector, chain_hash, time_us, signature = row
+        checkpoint = json.dumps(Checkpoint(collector, seq, chain_hash, time_us, kid, signature).to_json())
+    return {"checkpoint_json": checkpoint, "public_keys_pem": store.public_keys(current_key_id)}

@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from collector.store import IncomingEvents, StoreResult
-from collector.store.sqlite import SqliteStore
+from collector.store import EventWriter, IncomingEvents, StoreResult
 from common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.writer")
@@ -39,13 +38,13 @@ class _IngestJob:
 class _CallJob:
     __slots__ = ("fn", "future")
 
-    def __init__(self, fn: Callable[[SqliteStore], Any]):
+    def __init__(self, fn: Callable[[EventWriter], Any]):
         self.fn = fn
         self.future: Future[Any] = Future()
 
 
 class StorageWriter:
-    def __init__(self, store: SqliteStore, max_group_events: int = 50_000,
+    def __init__(self, store: EventWriter, max_group_events: int = 50_000,
                  on_commit: Callable[[list[StoreResult]], None] | None = None):
         self.store = store
         self.max_group_events = max_group_events
@@ -60,13 +59,13 @@ class StorageWriter:
         self._queue.put(job)
         return await asyncio.wrap_future(job.future)
 
-    async def call(self, fn: Callable[[SqliteStore], Any]) -> Any:
+    async def call(self, fn: Callable[[EventWriter], Any]) -> Any:
         """Run fn(store) on the writer thread, between ingest transactions."""
         job = _CallJob(fn)
         self._queue.put(job)
         return await asyncio.wrap_future(job.future)
 
-    def call_sync(self, fn: Callable[[SqliteStore], Any]) -> Any:
+    def call_sync(self, fn: Callable[[EventWriter], Any]) -> Any:
         job = _CallJob(fn)
         self._queue.put(job)
         return job.future.result()

@@ -7,7 +7,6 @@ One module per forwarder type, registered below under its config `type`; `Forwar
 from __future__ import annotations
 
 import logging
-import pathlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +18,12 @@ from collector.config import (
 )
 from collector.forward.base import Sink
 from collector.forward.console import ConsoleSink
-from collector.forward.cursor import CursorFile
 from collector.forward.file import FileSink
 from collector.forward.jsonl import JsonlSink
 from collector.forward.runner import ForwarderRunner, Recorder
 from collector.forward.syslog import SyslogSink
 from collector.metrics import CollectorMetrics
+from collector.store import Backend
 
 log = logging.getLogger("fleetlog.collector.forward")
 
@@ -44,10 +43,8 @@ class Forwarding:
     """The collector's forwarders: started with the collector, replaced on reload when their
     configuration changed (a renamed forwarder is a new one with its own cursor)."""
 
-    def __init__(self, db_path: str, data_dir: pathlib.Path, metrics: CollectorMetrics,
-                 record: Recorder | None = None):
-        self.db_path, self.metrics, self.record = db_path, metrics, record
-        self.cursor_dir = data_dir / "forwarders"
+    def __init__(self, backend: Backend, metrics: CollectorMetrics, record: Recorder | None = None):
+        self.backend, self.metrics, self.record = backend, metrics, record
         self.runners: dict[str, ForwarderRunner] = {}
 
     def start(self, configs: list[Any]) -> None:
@@ -71,11 +68,10 @@ class Forwarding:
         for name in [n for n in self.runners if n not in wanted or n in fresh]:
             self.runners.pop(name).stop()
         for name, config in fresh.items():
-            runner = ForwarderRunner(name, config, sinks[name], self.db_path,
-                                     CursorFile(self.cursor_dir, name), self.metrics, self.record)
+            runner = ForwarderRunner(name, config, sinks[name], self.backend, self.metrics, self.record)
             self.runners[name] = runner
             runner.start()
-            log.info("forwarder %s started: %s, after seq %d", name, runner.sink.target, runner.confirmed)
+            log.info("forwarder %s started: %s, after seq %s", name, runner.sink.target, runner.position())
 
     def wake(self) -> None:
         for runner in list(self.runners.values()):

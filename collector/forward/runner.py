@@ -1,40 +1,37 @@
 """Runs one forwarder: read stored events after its cursor in seq order, filter, send, and move
 the durable cursor only past what the sink confirmed.
 
-Each forwarder has its own thread and its own read-only SQLite connection, so a slow or dead
+Each forwarder has its own thread and its own storage reader, so a slow or dead
 destination holds up nothing but itself: ingestion never waits for a forwarder, and forwarders
 never wait for each other. The storage writer's after-commit hook wakes them (`wake`); a one
 second poll covers a missed wake-up.
 
 Delivery is at-least-once: after a failure the sink is reopened and everything after the last
-confirmed seq is sent again. The cursor file is saved at most every `save_interval` while busy
-and at once when idle or stopping, so a collector crash re-sends at most that much.
+confirmed cursor is sent again. The cursor (collector.store.Cursor: chain -> seq, kept by the
+backend's CursorStore) is saved at most every `save_interval` while busy and at once when idle or
+stopping, so a collector crash re-sends at most that much. The forwarder sends only while it
+holds its lease (always, for SQLite; one collector of a cluster at a time, for PostgreSQL).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from collector.forward.base import Sink
-from collector.forward.cursor import CursorFile
 from collector.forward.filters import EventFilter
 from collector.forward.transport import DeliveryError
 from collector.metrics import CollectorMetrics
-from collector.store import EVENT_COLUMNS
-from collector.store.sqlite import row_to_event
-from common.errors import FleetlogError
+from collector.store import Backend, Cursor, EventReader, row_to_event
+from common.errors import FleetlogError, StorageError
 from common.event import present
 from common.levels import Level
 
 log = logging.getLogger("fleetlog.collector.forward")
-
-_SELECT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 
 # record(action, message, level): store an event about the forwarder itself (outage, recovery).
 Recorder = Callable[[str, str, Level], None]
@@ -46,14 +43,15 @@ class ForwarderRunner:
     save_interval = 0.5
     backoff_min, backoff_max = 0.2, 10.0
 
-    def __init__(self, name: str, config: Any, sink: Sink, db_path: str, cursor: CursorFile,
+    def __init__(self, name: str, config: Any, sink: Sink, backend: Backend,
                  metrics: CollectorMetrics, record: Recorder | None = None):
-        self.name, self.config, self.sink, self.db_path = name, config, sink, db_path
+        self.name, self.config, self.sink, self.backend = name, config, sink, backend
         self.filter = EventFilter.from_config(config)
-        self.cursor_file = cursor
+        self.cursor_store = backend.cursor_store(name)
+        self.lease = backend.lease(name)
         self.metrics, self.record = metrics, record
-        self.confirmed = cursor.load()     # raises StorageError for a damaged cursor file
-        self.saved = self.confirmed
+        self.confirmed: Cursor = self.cursor_store.load()   # raises StorageError for a damaged cursor
+        self.saved = dict(self.confirmed)
         self.state = "starting"
         self.lag = 0
         self.failures = 0
@@ -80,32 +78,36 @@ class ForwarderRunner:
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        reader: sqlite3.Connection | None = None
+        reader: EventReader | None = None
         backoff = self.backoff_min
-        sent = self.confirmed          # last seq handed to the sink (confirmed or not)
+        sent = dict(self.confirmed)    # cursor past what was handed to the sink (confirmed or not)
         unconfirmed_batches = unconfirmed_events = 0
         try:
             while not self._stopping.is_set():
                 try:
                     if reader is None:
-                        reader = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None)
-                        reader.execute("PRAGMA busy_timeout=10000")
+                        reader = self.backend.reader()
                     self.wake.clear()
-                    rows = reader.execute(_SELECT, (sent, self.batch_events)).fetchall()
-                    if rows:
+                    if not self.lease.held():
+                        self.state = "standby: another collector holds the lease"
+                        self.wake.wait(1.0)
+                        continue
+                    pages = reader.read_after(sent, None, self.batch_events)
+                    if pages:
+                        rows = [row for _, chain_rows in pages for row in chain_rows]
                         selected = [e for e in (present(row_to_event(r)) for r in rows) if self.filter.accepts(e)]
                         if selected:
                             self.sink.send(selected)
                             unconfirmed_batches += 1
                             unconfirmed_events += len(selected)
-                        sent = rows[-1][0]
+                        sent = {**sent, **{chain: chain_rows[-1][0] for chain, chain_rows in pages}}
                         wait = unconfirmed_batches >= self.max_unconfirmed_batches
                         if self.sink.delivered(wait):
                             self._confirm(sent, unconfirmed_events)
                             unconfirmed_batches = unconfirmed_events = 0
                         self._note_lag(reader)
                         continue
-                    if sent > self.confirmed or unconfirmed_events:
+                    if sent != self.confirmed or unconfirmed_events:
                         self.sink.delivered(True)
                         self._confirm(sent, unconfirmed_events)
                         unconfirmed_batches = unconfirmed_events = 0
@@ -115,13 +117,13 @@ class ForwarderRunner:
                         self._recovered()
                     backoff = self.backoff_min
                     self.wake.wait(1.0)
-                except (DeliveryError, FleetlogError, sqlite3.Error, OSError) as exc:
+                except (DeliveryError, FleetlogError, OSError) as exc:
                     self._errors.inc()
                     self._failed(exc)
                     self.sink.close()
-                    sent = self.confirmed      # resend everything not confirmed
+                    sent = dict(self.confirmed)      # resend everything not confirmed
                     unconfirmed_batches = unconfirmed_events = 0
-                    if isinstance(exc, sqlite3.Error) and reader is not None:
+                    if isinstance(exc, StorageError) and reader is not None:
                         reader.close()
                         reader = None
                     self._pause(reader, backoff * random.uniform(0.8, 1.2))
@@ -140,8 +142,9 @@ class ForwarderRunner:
             self.sink.close()
             if reader is not None:
                 reader.close()
+            self.lease.release()
 
-    def _pause(self, reader: sqlite3.Connection | None, seconds: float) -> None:
+    def _pause(self, reader: EventReader | None, seconds: float) -> None:
         """Back off before the next attempt; meanwhile keep the lag gauge current, so an outage
         shows as growing lag."""
         deadline = time.monotonic() + seconds
@@ -149,7 +152,7 @@ class ForwarderRunner:
             if reader is not None:
                 try:
                     self._note_lag(reader)
-                except sqlite3.Error:
+                except StorageError:
                     pass  # the next attempt reopens the reader and reports the error
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -157,10 +160,11 @@ class ForwarderRunner:
             self.wake.wait(min(remaining, 1.0))
             self.wake.clear()
 
-    def _confirm(self, seq: int, events: int) -> None:
+    def _confirm(self, cursor: Cursor, events: int) -> None:
         if events:
             self._events.inc(events)
-        self.confirmed = max(self.confirmed, seq)
+        self.confirmed = {chain: max(seq, self.confirmed.get(chain, 0)) for chain, seq in {**self.confirmed,
+                                                                                           **cursor}.items()}
         if self.state != "ok" and events:
             self._recovered()
         self._save(force=False)
@@ -170,13 +174,17 @@ class ForwarderRunner:
             return
         now = time.monotonic()
         if force or now - getattr(self, "_saved_at", 0.0) >= self.save_interval:
-            self.cursor_file.save(self.confirmed)
-            self.saved, self._saved_at = self.confirmed, now
+            self.cursor_store.save(self.confirmed)
+            self.saved, self._saved_at = dict(self.confirmed), now
 
-    def _note_lag(self, reader: sqlite3.Connection) -> None:
-        last = reader.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-        self.lag = max(0, last - self.confirmed)
+    def _note_lag(self, reader: EventReader) -> None:
+        heads = reader.heads()
+        self.lag = sum(max(0, head - self.confirmed.get(chain, 0)) for chain, head in heads.items())
         self._lag.set(self.lag)
+
+    def position(self) -> str:
+        """The confirmed cursor for people: one chain's seq, or chain:seq pairs."""
+        return describe_cursor(self.confirmed)
 
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
@@ -184,7 +192,7 @@ class ForwarderRunner:
         self.state = f"failing: {exc}"
         if was_ok:
             message = (f"forwarder {self.name}: {exc}; retrying, events wait in the store "
-                       f"(cursor at seq {self.confirmed})")
+                       f"(cursor at seq {self.position()})")
             log.error("%s", message)
             if self.record is not None:
                 self.record("Collector.Forwarder.Failed", message, Level.ERROR)
@@ -200,3 +208,9 @@ class ForwarderRunner:
                 self.record("Collector.Forwarder.Recovered", message, Level.NOTICE)
         self.failures = 0
         self.state = "ok"
+
+
+def describe_cursor(cursor: Cursor) -> str:
+    if len(cursor) <= 1:
+        return str(next(iter(cursor.values()), 0))
+    return ", ".join(f"{chain}:{seq}" for chain, seq in sorted(cursor.items()))

@@ -1,24 +1,49 @@
-"""Event storage behind one narrow interface (SPEC §7).
+"""Event storage behind one narrow interface (SPEC §7, docs/storage-model.md).
 
-The collector talks to storage only through `Storage`; the SQLite backend is the embedded
-default, and a PostgreSQL backend later is one more implementation of the same class shape.
+The rest of the collector — query, retention, forwarding, signing, the console — talks to storage
+only through the types of this module; nothing outside `collector/store/` imports a database
+driver. A backend is one module (`sqlite.py` today, `postgres*.py` next) that provides:
+
+- `Backend`      opened once per collector (`open_backend`): hands out the one `EventWriter`,
+                 an `EventReader` per reading thread, forwarder cursors and leases;
+- `EventWriter`  the write side, used from ONE thread (collector/writer.py): store a batch,
+                 delete events for retention, record checkpoints and signing keys;
+- `EventReader`  the read side, one per thread: search, read-after-cursor (follow, forwarders),
+                 expired events (retention), status;
+- `CursorStore`  a forwarder's durable cursor; `Lease` the right to run a forwarder (trivially
+                 held for SQLite, an advisory lock in PostgreSQL).
+
+Model (docs/storage-model.md): a **chain** is what one writer appends (gapless `seq`, hash links,
+signed checkpoints); events are identified by (chain, seq). A **cursor** maps chain -> last seq
+seen; with one chain it degenerates to one seq, which is today's follow/forward wire format.
 
 Events enter as `IncomingEvents` (one per ingest chunk: what repeats is stored once, the
-per-event values column-wise) and come back out as plain dicts with the field names of SPEC §3.
+per-event values column-wise) and come back out as row tuples in `EVENT_COLUMNS` order
+(`row_to_event` makes them SPEC §3 dicts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-# The stored columns, in the order of the `events` table and of every row tuple; SPEC §3 names.
+if TYPE_CHECKING:
+    from collector.filters import FilterSpec
+
+# The stored columns, in the order of every row tuple a reader returns; SPEC §3 names.
 EVENT_COLUMNS: tuple[str, ...] = (
     "seq", "id", "time", "received_at", "host", "host_ip", "collector", "namespace", "source",
     "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",
     "tier", "truncated",
 )
+
+# A signed checkpoint as stored: (seq, key_id, collector, chain_hash hex, time µs, signature).
+CheckpointRow = tuple[int, str, str, str, int, str]
+
+# A cursor: chain id -> the last seq a consumer has dealt with (absent chain = nothing seen).
+Cursor = dict[str, int]
 
 
 @dataclass
@@ -62,26 +87,172 @@ class StoreResult:
     stored_by_host: dict[str, int] = field(default_factory=dict)
 
 
-class Storage(Protocol):
-    """What the collector needs from an event store. Implementations are used from one writer
-    thread for `store_batch`/`delete_events`, and from any number of reader threads for
-    `search`/`expired`. Retention (collector/retention.py) is `expired` + `delete_events` in small
-    chunks, so a backend never holds the writer for a whole purge."""
+@dataclass
+class DeleteResult:
+    """What one retention step removed from one chain: what its purge event records."""
+
+    count: int = 0
+    oldest_us: int | None = None
+    newest_us: int | None = None
+    ranges: list[tuple[int, int]] = field(default_factory=list)     # inclusive seq ranges
+    anchors_sha256: str = ""
+    anchors: list[tuple[int, bytes]] = field(default_factory=list)  # (seq, link) kept as anchors
+    namespaces: dict[str, int] = field(default_factory=dict)        # deleted events per namespace
+
+
+@dataclass
+class StoreStatus:
+    """What `fleetlog status` shows of the store."""
+
+    event_count: int
+    heads: Cursor                # chain -> last committed seq
+    storage_bytes: int = 0
+
+    @property
+    def last_seq(self) -> int:
+        """The single-chain view of today's wire format (the highest head)."""
+        return max(self.heads.values(), default=0)
+
+
+def anchors_digest(anchors: Sequence[tuple[int, bytes]]) -> str:
+    """SHA-256 over (seq as 8 bytes big-endian || link) of each anchor, in seq order: recorded in
+    the (chained) purge event so a verifier can tell anchors the collector wrote from forged ones."""
+    h = hashlib.sha256()
+    for seq, link in sorted(anchors):
+        h.update(seq.to_bytes(8, "big") + link)
+    return h.hexdigest()
+
+
+def row_to_event(row: Sequence[Any]) -> dict[str, Any]:
+    """A stored row (EVENT_COLUMNS order) as the stored-value dict the chain hashes."""
+    return dict(zip(EVENT_COLUMNS, row))
+
+
+# The signer's hook, called by the writer inside the storing transaction:
+# (new rows of one chain: seq first, link last, consecutive seqs; last checkpoint seq)
+# -> checkpoints to store in the same transaction (so checkpoints commit with their events).
+Checkpointer = Callable[[list[list[Any]], int], list[CheckpointRow]]
+
+
+class EventWriter(Protocol):
+    """The write side. Used from one thread only (collector/writer.py runs every write job on its
+    own thread, so ingest, purge steps, notes and checkpoints never race for the write lock).
+
+    Single-chain state, as of the last commit: `chain` (its id), `last_seq`, `chain_head` (link of
+    `last_seq`, chain.GENESIS when empty), `last_checkpoint_seq`. `created` is True when this
+    open created the store (the collector records a permanent "database created" event)."""
+
+    chain: str
+    created: bool
+    last_seq: int
+    chain_head: bytes
+    last_checkpoint_seq: int
+    checkpointer: Checkpointer | None
 
     def store_batch(self, batches: Sequence[IncomingEvents], received_at_us: int) -> list[StoreResult]:
         """Store every new event in one transaction; events already stored (same host, source_key,
-        position) are counted as duplicates. Returns one result per input, after commit."""
+        position; across every partition and tier) are counted as duplicates. Returns one result
+        per input, after commit; raises StorageError and stores nothing when it fails."""
 
-    def search(self, query: Any) -> Iterator[dict[str, Any]]:
-        """Events matching a compiled query, in the query's order."""
+    def delete_events(self, seqs: Sequence[int]) -> DeleteResult:
+        """Delete these events of this chain in one short transaction, keeping the chain verifiable
+        (an anchor for the link of every deleted seq whose successor stays)."""
+
+    def drop_expired(self, tier: str, default_cutoff_us: int | None,
+                     namespace_cutoffs: dict[str, int | None]) -> DeleteResult | None:
+        """Drop whole partitions of `tier` that hold only expired events (whatever they hold, in
+        milliseconds) and return what was dropped — or None when the backend has no partitions
+        (the caller then deletes row by row through `expired` + `delete_events`)."""
+
+    def add_checkpoint(self, row: CheckpointRow) -> None:
+        """Store one signed checkpoint (its own small transaction)."""
+
+    def newest_signing_key(self) -> tuple[str, str] | None:
+        """(key_id, public key PEM) of the key that signed last, None for a new store."""
+
+    def add_signing_key(self, key_id: str, public_pem: str, first_seq: int, added_at_us: int) -> None:
+        """Record a public key that signs this chain from `first_seq` on."""
+
+    def latest_checkpoint(self, prefer_key_id: str) -> CheckpointRow | None:
+        """The newest checkpoint (by `prefer_key_id` where two keys signed the same seq)."""
+
+    def public_keys(self, first_key_id: str) -> list[str]:
+        """Every public key PEM that ever signed, `first_key_id`'s first."""
+
+    def storage_bytes(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class EventReader(Protocol):
+    """The read side, one per thread; reads run beside the writer and see committed state only."""
+
+    def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
+               page_size: int = 1000) -> Iterator[list[tuple]]:
+        """Rows (EVENT_COLUMNS order) matching `spec`, in (time, seq) order (`desc` newest first),
+        at most `limit` (0 = all), in pages of `page_size`. spec.after_seq is ignored here."""
+
+    def read_after(self, cursor: Cursor, spec: FilterSpec | None = None,
+                   limit: int = 1000) -> list[tuple[str, list[tuple]]]:
+        """Events after `cursor`, per chain in seq order: [(chain, rows)], at most `limit` rows in
+        all. Follow and forwarders advance their cursor to each chain's last row. Nothing is ever
+        skipped: a chain's rows become visible in seq order (one writer per chain)."""
+
+    def event_id(self, chain: str, seq: int) -> str | None: ...
 
     def expired(self, tier: str, default_cutoff_us: int | None, namespace_cutoffs: dict[str, int | None],
                 after: tuple[int, int], limit: int) -> list[tuple[int, int]]:
         """(time, seq) of the next `limit` events of `tier` older than their namespace's cutoff
-        (None = kept indefinitely), after `after` in (time, seq) order. A reader-side call."""
+        (None = kept indefinitely), after `after` in (time, seq) order."""
 
-    def delete_events(self, seqs: Sequence[int]) -> Any:
-        """Delete these events in one transaction, keeping the chain verifiable (anchors for the
-        gaps); returns the count, time range, seq ranges and anchors digest."""
+    def heads(self) -> Cursor:
+        """chain -> last committed seq (cheap: forwarders poll it for their lag)."""
+
+    def status(self) -> StoreStatus:
+        """Event count, heads and bytes on disk (may count: not for hot loops)."""
 
     def close(self) -> None: ...
+
+
+class CursorStore(Protocol):
+    """A forwarder's durable cursor (saved atomically: a crash leaves the old or the new one)."""
+
+    def load(self) -> Cursor: ...
+
+    def save(self, cursor: Cursor) -> None: ...
+
+
+class Lease(Protocol):
+    """The right to run one forwarder. `held()` is checked before each send; SQLite's lease is
+    always held (one collector per store); PostgreSQL's is an advisory lock another collector
+    takes over when its holder dies."""
+
+    def held(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class Backend(Protocol):
+    """One open store. `writer` is created at open; `reader()` gives a new reader (callers keep
+    one per thread); `created` tells whether this open created the store."""
+
+    writer: EventWriter
+    location: str                 # what log lines and events name (a path or a DSN without password)
+
+    def reader(self) -> EventReader: ...
+
+    def cursor_store(self, forwarder: str) -> CursorStore: ...
+
+    def lease(self, forwarder: str) -> Lease: ...
+
+    def close(self) -> None: ...
+
+
+def open_backend(config: Any, data_dir: str) -> Backend:
+    """The store `config.storage` names (collector.toml [storage]), under `data_dir`."""
+    backend = getattr(config.storage, "backend", "sqlite")
+    if backend == "sqlite":
+        from collector.store.sqlite import SqliteBackend
+        return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name)
+    from common.errors import ConfigError
+    raise ConfigError(f"collector.toml: storage.backend: unknown backend {backend!r}")

@@ -7,22 +7,36 @@ extends the hash chain and inserts events plus their full-text rows, all in one 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from collector.store import EVENT_COLUMNS, IncomingEvents, StoreResult
+from collector.store import (
+    EVENT_COLUMNS,
+    Checkpointer,
+    CheckpointRow,
+    Cursor,
+    DeleteResult,
+    IncomingEvents,
+    StoreResult,
+    StoreStatus,
+    anchors_digest,
+    row_to_event,  # noqa: F401 — re-exported: tools and tests take the row helpers from here
+)
 from collector.store.schema import create_schema
+from collector.store.sqlite_query import INDEXED_FILTERS, compile_where, probe_sql, register_functions
 from common import chain
 from common.errors import StorageError
 from common.ids import event_id
+
+if TYPE_CHECKING:
+    from collector.filters import FilterSpec
 
 # The writer's row, in this column order; the chain fills in `hash` (the last) for a whole batch.
 _ROW_COLUMNS = ("seq", "origin", "pos", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
@@ -34,6 +48,10 @@ _HASH_COLUMN = _ROW_COLUMNS.index("hash")
 _MESSAGE_COLUMN = _ROW_COLUMNS.index("message")
 _INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"
 _SELECT_COLUMNS = ", ".join(EVENT_COLUMNS)
+_INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector, chain_hash, time, signature)"
+                      " VALUES (?, ?, ?, ?, ?, ?)")
+# SQLite has one chain per store (issue 19's writer shards will add more); its id.
+CHAIN = "main"
 READER_CACHE_KIB = 8 * 1024
 
 
@@ -50,17 +68,6 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-@dataclass
-class DeleteResult:
-    count: int = 0
-    oldest_us: int | None = None
-    newest_us: int | None = None
-    ranges: list[tuple[int, int]] = field(default_factory=list)   # inclusive seq ranges
-    anchors_sha256: str = ""
-    anchors: list[tuple[int, bytes]] = field(default_factory=list)  # (seq, link) kept in chain_anchors
-    namespaces: dict[str, int] = field(default_factory=dict)        # deleted events per namespace
-
-
 def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
     ranges: list[tuple[int, int]] = []
     for seq in seqs:
@@ -71,22 +78,11 @@ def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-def anchors_digest(anchors: Sequence[tuple[int, bytes]]) -> str:
-    """SHA-256 over (seq as 8 bytes big-endian || link) of each anchor, in seq order: recorded in
-    the (chained) purge event so a verifier can tell anchors the collector wrote from forged ones."""
-    h = hashlib.sha256()
-    for seq, link in sorted(anchors):
-        h.update(seq.to_bytes(8, "big") + link)
-    return h.hexdigest()
-
-
-def row_to_event(row: Sequence[Any]) -> dict[str, Any]:
-    """A stored row (EVENT_COLUMNS order) as the stored-value dict the chain hashes."""
-    return dict(zip(EVENT_COLUMNS, row))
-
-
 class SqliteStore:
-    """The write side. Not thread-safe: call it from one thread (the collector's writer)."""
+    """The write side (collector.store.EventWriter). Not thread-safe: call it from one thread
+    (the collector's writer)."""
+
+    chain = CHAIN
 
     def __init__(self, path: str | os.PathLike, synchronous: str = "full", collector: str = ""):
         self.path = str(path)
@@ -106,9 +102,9 @@ class SqliteStore:
         head = self._meta("chain_head")
         self.chain_head = bytes.fromhex(head) if head else chain.GENESIS
         self.last_checkpoint_seq = int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0])
-        # Set by the collector's signer: (conn, new event rows, last checkpoint seq) -> new last
-        # checkpoint seq; called inside the transaction so checkpoints commit with their events.
-        self.checkpointer: Callable[[sqlite3.Connection, list[tuple], int], int] | None = None
+        # Set by the collector's signer (collector.store.Checkpointer); called inside the
+        # transaction so checkpoints commit with their events.
+        self.checkpointer: Checkpointer | None = None
         self._lock = threading.Lock()
 
     def _meta(self, key: str) -> str | None:
@@ -144,7 +140,10 @@ class SqliteStore:
                     self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                           (("last_seq", str(seq)), ("chain_head", head.hex())))
                     if self.checkpointer is not None:
-                        checkpoint_seq = self.checkpointer(self.conn, event_rows, checkpoint_seq)
+                        signed = self.checkpointer(event_rows, checkpoint_seq)
+                        if signed:
+                            self.conn.executemany(_INSERT_CHECKPOINT, signed)
+                            checkpoint_seq = signed[-1][0]
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
@@ -241,6 +240,42 @@ class SqliteStore:
                 raise StorageError(f"{self.path}: deleting events failed: {exc}") from None
         return result
 
+    def drop_expired(self, tier: str, default_cutoff_us: int | None,
+                     namespace_cutoffs: dict[str, int | None]) -> DeleteResult | None:
+        """A single-file store has no partitions: retention deletes row by row."""
+        return None
+
+    def add_checkpoint(self, row: CheckpointRow) -> None:
+        with self._lock:
+            try:
+                self.conn.execute(_INSERT_CHECKPOINT, row)   # autocommit: one small transaction
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: writing a checkpoint failed: {exc}") from None
+            self.last_checkpoint_seq = max(self.last_checkpoint_seq, row[0])
+
+    def newest_signing_key(self) -> tuple[str, str] | None:
+        row = self.conn.execute(
+            "SELECT key_id, public_key FROM signing_keys ORDER BY first_seq DESC, added_at DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def add_signing_key(self, key_id: str, public_pem: str, first_seq: int, added_at_us: int) -> None:
+        try:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO signing_keys(key_id, public_key, first_seq, added_at) VALUES (?, ?, ?, ?)",
+                (key_id, public_pem, first_seq, added_at_us))
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: recording the signing key failed: {exc}") from None
+
+    def latest_checkpoint(self, prefer_key_id: str) -> CheckpointRow | None:
+        row = self.conn.execute(
+            "SELECT seq, key_id, collector, chain_hash, time, signature FROM checkpoints"
+            " ORDER BY seq DESC, key_id = ? DESC LIMIT 1", (prefer_key_id,)).fetchone()
+        return tuple(row) if row else None
+
+    def public_keys(self, first_key_id: str) -> list[str]:
+        return [pem for (pem,) in self.conn.execute(
+            "SELECT public_key FROM signing_keys ORDER BY key_id = ? DESC, first_seq DESC", (first_key_id,))]
+
     def _rollback(self) -> None:
         try:
             self.conn.execute("ROLLBACK")
@@ -248,7 +283,7 @@ class SqliteStore:
             pass  # no transaction was open: nothing to undo
 
     def storage_bytes(self) -> int:
-        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+        return store_bytes(self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -260,7 +295,11 @@ class SqliteStore:
 
 
 class SqliteReader:
-    """A read-only view for searches; one per thread (connections are cheap, WAL-concurrent)."""
+    """The read side (collector.store.EventReader): one per thread (connections are cheap and run
+    beside the writer under WAL)."""
+
+    # A filter value matching at least this many events is "common" (see _walk_time).
+    COMMON_MATCHES = 20_000
 
     def __init__(self, path: str):
         self.path = path
@@ -272,8 +311,57 @@ class SqliteReader:
             # (SPEC §5: collector RSS < 250 MiB at any store size). The kernel's page cache, which
             # is not ours, keeps hot pages anyway.
             self.conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+            register_functions(self.conn)
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open the event store for reading: {exc}") from None
+
+    # -- EventReader -------------------------------------------------------------------------
+
+    def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
+               page_size: int = 1000) -> Iterator[list[tuple]]:
+        spec = replace(spec, after_seq=0) if spec.after_seq else spec
+        where, params = compile_where(spec, walk_time=self._walk_time(spec) if limit else frozenset())
+        yield from self.query(where, params, order=order, limit=limit, batch=page_size)
+
+    def _walk_time(self, spec: FilterSpec) -> frozenset[str]:
+        """For a limited search in time order: which indexed filters to check while walking the
+        time index. A filter whose value matches few events (under COMMON_MATCHES, counted on its
+        own index) is best served by its index plus a sort; one that matches many events finds its
+        first N matches soon on the time walk, so its index is left out of the plan."""
+        common = set()
+        for name in INDEXED_FILTERS:
+            probe = probe_sql(spec, name, self.COMMON_MATCHES)
+            if probe is not None and int(self.scalar(*probe) or 0) >= self.COMMON_MATCHES:
+                common.add(name)
+        return frozenset(common)
+
+    def read_after(self, cursor: Cursor, spec: FilterSpec | None = None,
+                   limit: int = 1000) -> list[tuple[str, list[tuple]]]:
+        after = cursor.get(CHAIN, 0)
+        if spec is None:
+            where, params = "seq > ?", [after]
+        else:
+            where, params = compile_where(replace(spec, after_seq=0))
+            where, params = f"{where or '1'} AND seq > ?", [*params, after]
+        try:
+            rows = self.conn.execute(f"SELECT {_SELECT_COLUMNS} FROM events WHERE {where} ORDER BY seq LIMIT ?",
+                                     (*params, int(limit))).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: reading new events failed: {exc}") from None
+        return [(CHAIN, rows)] if rows else []
+
+    def event_id(self, chain: str, seq: int) -> str | None:
+        return self.scalar("SELECT id FROM events WHERE seq = ?", (seq,))
+
+    def heads(self) -> Cursor:
+        head = int(self.scalar("SELECT max(seq) FROM events") or 0)
+        return {CHAIN: head} if head else {}
+
+    def status(self) -> StoreStatus:
+        count = int(self.scalar("SELECT count(*) FROM events") or 0)
+        return StoreStatus(event_count=count, heads=self.heads(), storage_bytes=store_bytes(self.path))
+
+    # -- SQL-level access (the SQLite backend and its tests) ---------------------------------
 
     def query(self, where: str, params: Iterable[Any], order: str = "asc", limit: int = 0,
               batch: int = 1000) -> Iterator[list[tuple]]:
@@ -290,7 +378,10 @@ class SqliteReader:
             raise StorageError(f"{self.path}: search failed: {exc}") from None
 
     def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        row = self.conn.execute(sql, tuple(params)).fetchone()
+        try:
+            row = self.conn.execute(sql, tuple(params)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: reading the store failed: {exc}") from None
         return row[0] if row else None
 
     def expired(self, tier: str, default_cutoff_us: int | None, namespace_cutoffs: dict[str, int | None],
@@ -319,3 +410,60 @@ class SqliteReader:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def store_bytes(path: str) -> int:
+    """Bytes on disk of a store file and its WAL."""
+    return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+
+
+class _CursorFileStore:
+    """A forwarder cursor in a file under data_dir/forwarders (collector/forward/cursor.py), with
+    the file format of one chain: {"seq": N}."""
+
+    def __init__(self, file: Any):
+        self.file = file
+
+    def load(self) -> Cursor:
+        seq = self.file.load()
+        return {CHAIN: seq} if seq else {}
+
+    def save(self, cursor: Cursor) -> None:
+        self.file.save(cursor.get(CHAIN, 0))
+
+
+class _LocalLease:
+    """One collector owns an SQLite store, so it always holds every forwarder's lease."""
+
+    def held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+class SqliteBackend:
+    """The embedded store under data_dir (collector.store.Backend)."""
+
+    def __init__(self, data_dir: str | os.PathLike, path: str = "events.db", synchronous: str = "full",
+                 collector: str = ""):
+        self.data_dir = pathlib.Path(data_dir)
+        self.location = str(self.data_dir / path)
+        self.writer = SqliteStore(self.location, synchronous, collector=collector)
+
+    @property
+    def created(self) -> bool:
+        return self.writer.created
+
+    def reader(self) -> SqliteReader:
+        return SqliteReader(self.location)
+
+    def cursor_store(self, forwarder: str) -> _CursorFileStore:
+        from collector.forward.cursor import CursorFile  # the file format lives with the forwarders
+        return _CursorFileStore(CursorFile(self.data_dir / "forwarders", forwarder))
+
+    def lease(self, forwarder: str) -> _LocalLease:
+        return _LocalLease()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -10,7 +10,7 @@ import json
 from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
 from collector.internal import InternalEvent, append_internal
 from collector.retention import PURGE_ACTION, RetentionScheduler
-from collector.store.sqlite import SqliteStore, anchors_digest
+from collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
 from collector.writer import StorageWriter
 from common.timefmt import format_us
 from tests.unit.store_helpers import incoming
@@ -44,7 +44,7 @@ def _remaining(store: SqliteStore) -> set[str]:
 def _run(config: CollectorConfig, store: SqliteStore, chunk: int = 2000):
     writer = StorageWriter(store)
     purged: dict[str, int] = {}
-    scheduler = RetentionScheduler(config, store.path, writer, chunk=chunk,
+    scheduler = RetentionScheduler(config, lambda: SqliteReader(store.path), writer, chunk=chunk,
                                    on_purged=lambda t, n: purged.__setitem__(t, purged.get(t, 0) + n))
 
     async def go():
@@ -138,7 +138,7 @@ def test_an_interrupted_purge_still_records_what_it_deleted(tmp_path):
 
     async def go():
         task = None
-        scheduler = RetentionScheduler(config, store.path, writer, chunk=2,
+        scheduler = RetentionScheduler(config, lambda: SqliteReader(store.path), writer, chunk=2,
                                        on_purged=lambda tier, n: task.cancel())   # stop after the first chunk
         task = asyncio.ensure_future(scheduler.purge_once(now=NOW))
         await asyncio.gather(task, return_exceptions=True)
@@ -158,7 +158,7 @@ def test_a_failing_purge_is_recorded_at_level_error_and_retried(tmp_path):
     store = SqliteStore(tmp_path / "e.db", collector="c1")
     writer = StorageWriter(store)
     config = _config(purge_interval=0.05)
-    scheduler = RetentionScheduler(config, str(tmp_path / "missing" / "nope.db"), writer)
+    scheduler = RetentionScheduler(config, lambda: SqliteReader(str(tmp_path / "missing" / "nope.db")), writer)
 
     def failures():
         return store.conn.execute("SELECT level, tier, message FROM events WHERE action = ?",
