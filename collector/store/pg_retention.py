@@ -18,11 +18,9 @@ queue behind it (the drop is retried at the next purge).
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
-from collector.store import pg_schema
+from collector.store import DeleteResult, anchors_digest, pg_schema
 
 LOCK_TIMEOUT = "2s"
 
@@ -43,12 +41,12 @@ def _droppable(conn: psycopg.Connection, table: str, end: int, default: int | No
                             (sorted(ok),)).fetchone()[0]
 
 
-def _record(conn: psycopg.Connection, table: str, result_type: Any) -> dict[str, Any]:
+def _record(conn: psycopg.Connection, table: str) -> dict[str, DeleteResult]:
     """Per chain: count, time range, namespaces, seq ranges and anchors of the partition's events."""
-    out: dict[str, Any] = {}
+    out: dict[str, DeleteResult] = {}
     for chain, count, oldest, newest in conn.execute(
             f"SELECT chain, count(*), min(time), max(time) FROM {table} GROUP BY chain"):
-        out[chain] = result_type(count=count, oldest_us=oldest, newest_us=newest)
+        out[chain] = DeleteResult(count=count, oldest_us=oldest, newest_us=newest)
     for chain, namespace, count in conn.execute(f"SELECT chain, namespace, count(*) FROM {table} GROUP BY 1, 2"):
         out[chain].namespaces[namespace] = count
     # Gaps and islands: consecutive seqs share seq - row_number().
@@ -65,15 +63,13 @@ def _record(conn: psycopg.Connection, table: str, result_type: Any) -> dict[str,
 
 
 def drop_expired(conn: psycopg.Connection, tier: str, default: int | None,
-                 overrides: dict[str, int | None]) -> dict[str, Any] | None:
+                 overrides: dict[str, int | None]) -> dict[str, DeleteResult] | None:
     """Drop the expired day partitions of `tier` (an autocommit connection). Returns
     {chain: DeleteResult} summed over what was dropped, or None when another collector purges."""
-    from collector.store.postgres import DeleteResult, anchors_digest
-
     if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                         (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE)).fetchone()[0]:
         return None
-    results: dict[str, Any] = {}
+    results: dict[str, DeleteResult] = {}
     try:
         for part_tier, start in sorted(pg_schema.existing_partitions(conn)):
             end = start + pg_schema.DAY_US
@@ -81,7 +77,7 @@ def drop_expired(conn: psycopg.Connection, tier: str, default: int | None,
             if part_tier != tier or not _droppable(conn, table, end, default, overrides):
                 continue
             with conn.transaction():
-                record = _record(conn, table, DeleteResult)
+                record = _record(conn, table)
                 with conn.cursor() as cur:
                     cur.executemany("INSERT INTO chain_anchors(chain, seq, link) VALUES (%s, %s, %s)"
                                     " ON CONFLICT DO NOTHING",

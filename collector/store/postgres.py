@@ -20,16 +20,22 @@ transaction keeps its lock order simple.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from collector.store import IncomingEvents, StoreResult, pg_retention, pg_schema
+from collector.store import (
+    CheckpointRow,
+    DeleteResult,
+    IncomingEvents,
+    StoreResult,
+    anchors_digest,
+    pg_retention,
+    pg_schema,
+)
 from collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
 from common import chain
 from common.errors import StorageError
@@ -48,24 +54,6 @@ _TIME_COLUMN = ROW_COLUMNS.index("time")
 _TIER_COLUMN = ROW_COLUMNS.index("tier")
 _COPY_EVENTS = "COPY events ({}) FROM STDIN".format(", ".join(['"user"' if c == "user" else c
                                                                 for c in ("chain", *ROW_COLUMNS)]))
-
-
-@dataclass
-class DeleteResult:
-    count: int = 0
-    oldest_us: int | None = None
-    newest_us: int | None = None
-    ranges: list[tuple[int, int]] = field(default_factory=list)
-    anchors_sha256: str = ""
-    anchors: list[tuple[int, bytes]] = field(default_factory=list)
-    namespaces: dict[str, int] = field(default_factory=dict)
-
-
-def anchors_digest(anchors: Sequence[tuple[int, bytes]]) -> str:
-    h = hashlib.sha256()
-    for seq, link in sorted(anchors):
-        h.update(seq.to_bytes(8, "big") + link)
-    return h.hexdigest()
 
 
 def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
@@ -115,7 +103,9 @@ class PostgresStore:
         self._origins: dict[tuple[str, str], int] = {}
         self._addresses: set[tuple[str, str]] = set()
         self._partitions: set[tuple[str, int]] = set()
-        self.checkpointer: Callable[[list[list], int], list[tuple]] | None = None
+        self.checkpointer: Callable[[list[list], int], list[CheckpointRow]] | None = None
+        # Told when the database stops answering (the backend's health; see postgres_backend).
+        self.on_down: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._run(self._load)
 
@@ -134,6 +124,8 @@ class PostgresStore:
                     self.conn.close()
                 except psycopg.Error:
                     pass   # already gone
+                if self.on_down is not None:
+                    self.on_down()
             raise StorageError(f"{what} ({mask_dsn(self.dsn)}): {_first_line(exc)}") from None
 
     def _load(self) -> None:
@@ -289,7 +281,7 @@ class PostgresStore:
                 " first_seq = EXCLUDED.first_seq, added_at = EXCLUDED.added_at",
                 (self.chain, key_id, public_pem, first_seq, added_at_us)), "recording the signing key failed")
 
-    def latest_checkpoint(self, prefer_key_id: str) -> tuple | None:
+    def latest_checkpoint(self, prefer_key_id: str) -> CheckpointRow | None:
         rows = self._query("SELECT seq, key_id, collector, chain_hash, time, signature FROM checkpoints"
                            " WHERE chain = %s ORDER BY seq DESC, key_id = %s DESC LIMIT 1", (self.chain, prefer_key_id))
         return tuple(rows[0]) if rows else None
@@ -339,6 +331,19 @@ class PostgresStore:
                     result.namespaces[row[3]] = result.namespaces.get(row[3], 0) + 1
         with self._lock:
             self._run(delete, "deleting events failed")
+        return result
+
+    def drop_expired(self, tier: str, default_cutoff_us: int | None,
+                     namespace_cutoffs: dict[str, int | None]) -> DeleteResult | None:
+        """collector.store.EventWriter.drop_expired: the expired day partitions of `tier`, whole.
+        What they held of this collector's chain is the result; what they held of other chains is
+        in its `other_chains` (their purge records stand in this chain, naming theirs). Another
+        collector purging meanwhile: an empty result (it records what it drops)."""
+        by_chain = self.drop_partitions(tier, default_cutoff_us, namespace_cutoffs)
+        if by_chain is None:
+            return DeleteResult()
+        result = by_chain.pop(self.chain, None) or DeleteResult()
+        result.other_chains = by_chain
         return result
 
     def drop_partitions(self, tier: str, default_cutoff_us: int | None,

@@ -62,7 +62,13 @@ class PostgresBackend:
         self.writer = open_waiting(lambda: PostgresStore(dsn, collector), self.location, stopping)
         self._cluster_conn: psycopg.Connection | None = None
         self._cluster_lock = threading.Lock()
+        # Did the database answer lately? Set by the heartbeat (every few seconds) and cleared at
+        # once by any failed write.
         self.up = True
+        self.writer.on_down = self._down
+
+    def _down(self) -> None:
+        self.up = False
 
     @property
     def created(self) -> bool:

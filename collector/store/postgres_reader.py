@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from collector.filters import FilterSpec
-from collector.store import EVENT_COLUMNS
+from collector.store import EVENT_COLUMNS, StoreStatus
 from collector.store.pg_dsn import mask_dsn
 from collector.store.pg_query import compile_where
 from collector.store.postgres import _first_line, connect
@@ -124,6 +124,15 @@ class PostgresReader:
     def storage_bytes(self) -> int:
         return int(self._run(lambda: self.conn.execute("SELECT pg_database_size(current_database())")
                              .fetchone()[0], "reading the database size failed"))
+
+    def status(self) -> StoreStatus:
+        """Event count (PostgreSQL counts the rows: not for hot loops), heads, database size."""
+        def read() -> StoreStatus:
+            count = self.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            heads = dict(self.conn.execute("SELECT chain, last_seq FROM chains WHERE last_seq > 0").fetchall())
+            size = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+            return StoreStatus(event_count=int(count), heads=heads, storage_bytes=int(size))
+        return self._run(read, "reading the store's status failed")
 
     def close(self) -> None:
         self.conn.close()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
-from collector.store import pg_schema
-from collector.store.postgres import PostgresStore, anchors_digest
+from collector.store import anchors_digest, pg_schema
+from collector.store.postgres import PostgresStore
 from tests.unit.store_helpers import incoming
 
 DAY0 = 1_764_547_200_000_000          # 2025-12-01 00:00 UTC
@@ -32,7 +32,8 @@ def test_an_expired_day_is_dropped_whole_with_its_anchors(pg_dsn):
         _fill(stores[0], "web-1", 0)
         _fill(stores[1], "web-2", 0)
         links = {(c, s): bytes(h) for c, s, h in _rows(pg_dsn, "SELECT chain, seq, hash FROM events")}
-        dropped = stores[0].drop_partitions("general", DAY0 + DAY, {})
+        own = stores[0].drop_expired("general", DAY0 + DAY, {})
+        dropped = {"c1": own, **own.other_chains}
         assert set(dropped) == {"c1", "c2"}
         for name in ("c1", "c2"):
             result = dropped[name]
@@ -73,6 +74,8 @@ def test_one_collector_at_a_time_purges(pg_dsn):
         with psycopg.connect(pg_dsn, autocommit=True) as other:
             other.execute("SELECT pg_advisory_lock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE))
             assert store.drop_partitions("general", DAY0 + DAY, {}) is None
+            assert store.drop_expired("general", DAY0 + DAY, {}).count == 0
+            other.execute("SELECT pg_advisory_unlock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE))
         assert store.drop_partitions("general", DAY0 + DAY, {})["c1"].count == 5
     finally:
         store.close()
