@@ -65,6 +65,7 @@ class TierPurge:
     ranges: list[list[int]] = field(default_factory=list)
     anchors: list[tuple[int, bytes]] = field(default_factory=list)
     cutoffs: dict[str, str] = field(default_factory=dict)
+    chain: str = ""     # set when the purged events are another collector's chain (a cluster)
 
     def add(self, result: DeleteResult) -> None:
         if not result.count:
@@ -89,8 +90,11 @@ class TierPurge:
 
     def event(self) -> InternalEvent:
         span = f"{format_us(self.oldest_us)} .. {format_us(self.newest_us)}" if self.count else "-"
+        # A purge of another collector's chain names it: verify matches it to that chain's gaps.
+        of_chain = {"chain": self.chain} if self.chain else {}
+        whose = f" of collector {self.chain}" if self.chain else ""
         return InternalEvent(
-            PURGE_ACTION, f"retention purge: deleted {self.count} {self.tier}-tier events with times {span}",
+            PURGE_ACTION, f"retention purge: deleted {self.count} {self.tier}-tier events{whose} with times {span}",
             level=Level.INFO, tier="security",
             fields={"tier": self.tier, "count": self.count,
                     "oldest": format_us(self.oldest_us) if self.oldest_us is not None else None,
@@ -98,7 +102,8 @@ class TierPurge:
                     "namespaces": self.namespaces, "cutoffs": self.cutoffs,
                     # What tamper-evidence verification needs to accept the gaps: the deleted seq
                     # ranges and a digest of the chain anchors kept for them.
-                    "seq_ranges": self.merged_ranges(), "anchors_sha256": anchors_digest(self.anchors)})
+                    "seq_ranges": self.merged_ranges(), "anchors_sha256": anchors_digest(self.anchors),
+                    **of_chain})
 
 
 class RetentionScheduler:
@@ -177,17 +182,35 @@ class RetentionScheduler:
             summary = TierPurge(tier, cutoffs={
                 "default": format_us(default) if default is not None else "indefinite",
                 **{ns: format_us(c) if c is not None else "indefinite" for ns, c in overrides.items()}})
+            others: list[TierPurge] = []
             try:
+                # Whole expired partitions first (a backend without them returns None); then row
+                # deletes for what partitions cannot express: with partitions, only namespaces
+                # kept shorter than the tier's default.
+                dropped = await self.writer.call(
+                    lambda store, t=tier, d=default, o=overrides: store.drop_expired(t, d, o))
+                if dropped is not None:
+                    summary.add(dropped)
+                    for chain, result in sorted(dropped.other_chains.items()):
+                        others.append(TierPurge(tier, cutoffs=summary.cutoffs, chain=chain))
+                        others[-1].add(result)
+                    if self.on_purged is not None and dropped.count + sum(o.count for o in others):
+                        self.on_purged(tier, dropped.count + sum(o.count for o in others))
+                    overrides = {ns: c for ns, c in overrides.items()
+                                 if c is not None and (default is None or c > default)}
+                    default = None
                 await self._purge_tier(tier, default, overrides, summary)
             finally:
                 # Also when the purge is interrupted (shutdown, storage error): whatever was
                 # deleted is recorded, so no event ever disappears without its purge event.
-                if summary.count:
-                    event = summary.event()
-                    await self.writer.call(
-                        lambda store, event=event: append_internal(store, self.config.node_name, [event]))
-                    log.info("retention purge: %d %s-tier events deleted", summary.count, tier)
-                    done.append(summary)
+                for purge in [summary, *others]:
+                    if purge.count:
+                        event = purge.event()
+                        await self.writer.call(
+                            lambda store, event=event: append_internal(store, self.config.node_name, [event]))
+                        log.info("retention purge: %d %s-tier events deleted%s", purge.count, tier,
+                                 f" of collector {purge.chain}" if purge.chain else "")
+                        done.append(purge)
         self.last_run = done
         return done
 

@@ -130,7 +130,7 @@ class PostgresCursorStore:
 
 
 def heartbeat(conn: psycopg.Connection, collector: str, version: str, address: str, started_at_us: int,
-              nodes: list[tuple[str, str, bool, int]]) -> None:
+              nodes: list[tuple[str, str, bool, int]]) -> int:
     """Record this collector as alive now, and the nodes (name, ip, connected, last seen µs) whose
     streams it serves. A node connected to this collector is claimed by it; one that disconnected
     is only marked so if no other collector has claimed it since."""
@@ -147,6 +147,7 @@ def heartbeat(conn: psycopg.Connection, collector: str, version: str, address: s
                 " connected = EXCLUDED.connected, last_seen = greatest(nodes.last_seen, EXCLUDED.last_seen)"
                 " WHERE EXCLUDED.connected OR nodes.collector = EXCLUDED.collector",
                 [(name, collector, ip, connected, last_seen) for name, ip, connected, last_seen in sorted(nodes)])
+    return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
 
 def members(conn: psycopg.Connection) -> tuple[list[tuple], list[tuple]]:

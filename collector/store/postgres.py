@@ -106,6 +106,7 @@ class PostgresStore:
         self.checkpointer: Callable[[list[list], int], list[CheckpointRow]] | None = None
         # Told when the database stops answering (the backend's health; see postgres_backend).
         self.on_down: Callable[[], None] | None = None
+        self.size_bytes = 0
         self._lock = threading.Lock()
         self._run(self._load)
 
@@ -356,9 +357,9 @@ class PostgresStore:
                                                                namespace_cutoffs), "dropping expired partitions failed")
 
     def storage_bytes(self) -> int:
-        with self._lock:
-            return int(self._run(lambda: self.conn.execute("SELECT pg_database_size(current_database())")
-                                 .fetchone()[0], "reading the database size failed"))
+        """The database's size as last measured (the backend's heartbeat measures it): metrics
+        scrapes never wait for the writer or for a database that does not answer."""
+        return self.size_bytes
 
     def close(self) -> None:
         with self._lock:

@@ -106,8 +106,9 @@ class PostgresBackend:
     def heartbeat(self, version: str, address: str, started_at_us: int,
                   nodes: list[tuple[str, str, bool, int]]) -> None:
         """Say this collector is alive and which nodes it serves; also the storage health probe."""
-        self._cluster(lambda conn: pg_cluster.heartbeat(conn, self.collector, version, address, started_at_us, nodes),
-                      "recording the heartbeat failed")
+        size = self._cluster(lambda conn: pg_cluster.heartbeat(conn, self.collector, version, address,
+                                                               started_at_us, nodes), "recording the heartbeat failed")
+        self.writer.size_bytes = int(size)   # type: ignore[arg-type]
 
     def members(self) -> tuple[list[tuple], list[tuple]]:
         return self._cluster(pg_cluster.members, "reading the cluster's members failed")   # type: ignore[return-value]
