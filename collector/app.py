@@ -33,7 +33,7 @@ from collector.store import EventWriter, open_backend
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
-from common.errors import ConfigError, UsageError
+from common.errors import ConfigError, StorageError, UsageError
 from common.http_health import HealthServer
 from common.levels import Level
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -183,12 +183,21 @@ class CollectorApp:
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
             await asyncio.gather(self._checkpoint_task, return_exceptions=True)
-        await self.writer.call(lambda store: append_internal(store, self.config.node_name, stop_event))
+        # A store that does not answer (a PostgreSQL database down) must not keep the collector
+        # from stopping: the stop event and the last checkpoint are then left out, and said so.
+        await self._best_effort(lambda store: append_internal(store, self.config.node_name, stop_event),
+                                "recording the clean stop")
         await asyncio.to_thread(self.forwarding.stop)   # cursors saved; the rest is sent after restart
-        await self.writer.call(self.signer.checkpoint_head)   # a stopped store is signed to its end
+        await self._best_effort(self.signer.checkpoint_head, "signing the head")   # signed to its end
         await asyncio.to_thread(self.writer.stop)
         self.backend.close()
         self.http.stop()
+
+    async def _best_effort(self, fn: Any, what: str) -> None:
+        try:
+            await self.writer.call(fn)
+        except StorageError as exc:
+            log.error("stopping: %s failed: %s", what, exc)
 
     async def reload(self, config: CollectorConfig) -> None:
         """Apply what can change without a restart: thresholds, tiers, retention, forwarders."""

@@ -115,10 +115,14 @@ class PostgresStore:
     def _run(self, fn: Callable[[], Any], what: str = "the event store") -> Any:
         """Run fn on a live connection; a lost connection is reopened on the next call, and its
         error comes back as StorageError (the batch is not acknowledged; the agent re-sends)."""
-        if self.conn.closed:
-            self.conn = connect(self.dsn)
         try:
+            if self.conn.closed:
+                self.conn = connect(self.dsn)
             return fn()
+        except StorageError:
+            if self.on_down is not None:
+                self.on_down()
+            raise
         except psycopg.Error as exc:
             if self.conn.closed or isinstance(exc, psycopg.OperationalError):
                 try:

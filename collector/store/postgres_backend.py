@@ -13,8 +13,8 @@ is down (store_batch raises; the agents keep their spools and re-send).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-import time
 from collections.abc import Callable
 
 import psycopg
@@ -24,42 +24,55 @@ from collector.store.pg_dsn import mask_dsn
 from collector.store.pg_schema import SchemaTooNew
 from collector.store.postgres import PostgresStore, _first_line, connect
 from collector.store.postgres_reader import PostgresReader
-from common.errors import StorageError
+from common.errors import FleetlogError, StorageError
 
 log = logging.getLogger("fleetlog.collector.store.postgres")
 
 RETRY_MAX_DELAY = 5.0
 
 
-def open_waiting(open_store: Callable[[], PostgresStore], location: str,
-                 stopping: threading.Event | None = None) -> PostgresStore:
-    """open_store() until the database answers (or `stopping` is set: StorageError)."""
-    delay, warned = 0.2, False
-    while True:
-        try:
-            store = open_store()
-            if warned:
-                log.warning("database %s reachable again: starting", location)
-            return store
-        except SchemaTooNew:
-            raise
-        except StorageError as exc:
-            if not warned:
-                log.warning("waiting for the database: %s (retrying)", exc)
-                warned = True
-            if stopping is not None and stopping.wait(delay):
-                raise StorageError(f"stopped while waiting for the database at {location}") from None
-            if stopping is None:
-                time.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_DELAY)
+class StoppedWhileWaiting(FleetlogError):
+    """SIGTERM/SIGINT while waiting for the database at start: a clean stop, nothing to undo."""
+
+    exit_code = 0
+
+
+def open_waiting(open_store: Callable[[], PostgresStore], location: str) -> PostgresStore:
+    """open_store() until the database answers. SIGTERM or SIGINT meanwhile stops the wait (the
+    daemon's own handlers are not running yet: the event loop is busy starting the collector)."""
+    stopping = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stopping.set())
+    try:
+        delay, warned = 0.2, False
+        while True:
+            try:
+                store = open_store()
+                if warned:
+                    log.warning("database %s reachable: starting", location)
+                return store
+            except SchemaTooNew:
+                raise
+            except StorageError as exc:
+                if not warned:
+                    log.warning("waiting for the database: %s (retrying)", exc)
+                    warned = True
+                if stopping.wait(delay):
+                    raise StoppedWhileWaiting(f"stopped while waiting for the database at {location}") from None
+                delay = min(delay * 2, RETRY_MAX_DELAY)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class PostgresBackend:
-    def __init__(self, dsn: str, collector: str, stopping: threading.Event | None = None):
+    def __init__(self, dsn: str, collector: str):
         self.dsn = dsn
         self.collector = collector
         self.location = mask_dsn(dsn)
-        self.writer = open_waiting(lambda: PostgresStore(dsn, collector), self.location, stopping)
+        self.writer = open_waiting(lambda: PostgresStore(dsn, collector), self.location)
         self._cluster_conn: psycopg.Connection | None = None
         self._cluster_lock = threading.Lock()
         # Did the database answer lately? Set by the heartbeat (every few seconds) and cleared at
