@@ -47,6 +47,13 @@ def test_any_collector_answers_for_the_whole_cluster(tmp_path, pg_dsn):
         assert "col-a" in text.stdout and "col-b" in text.stdout
     finally:
         cluster.stop_all()
+    # Each collector signed its own chain with its own key: the whole store verifies offline.
+    keys = [str(tmp_path / name / "data" / "signing.pub") for name in ("col-a", "col-b")]
+    verified = run_cli("verify", "--dsn", pg_dsn, "--public-key", keys[0], "--public-key", keys[1])
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("OK: ") and verified.stdout.strip().endswith(", 2 chains")
+    wrong = run_cli("verify", "--dsn", pg_dsn, "--public-key", keys[0])
+    assert wrong.returncode == 1 and "fleetlog verify: chain col-b: seq " in wrong.stderr
 
 
 def test_agent_fails_over_after_kill_9_and_nothing_is_lost_or_doubled(tmp_path, pg_dsn):
