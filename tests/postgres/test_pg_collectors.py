@@ -45,6 +45,20 @@ def test_any_collector_answers_for_the_whole_cluster(tmp_path, pg_dsn):
             ("web-1", "col-a", True), ("web-2", "col-b", True)]
         text = run_cli("--collector", b.address, "status")
         assert "col-a" in text.stdout and "col-b" in text.stdout
+
+        # A note through col-b, an export and a verified bundle of the whole cluster through col-a.
+        assert run_cli("--collector", b.address, "note", "cluster checked").returncode == 0
+        assert [e["collector"] for e in search_json(a, "--action", "Admin.EventLog.Note")] == ["col-b"]
+        exported = run_cli("--collector", a.address, "export", "--format", "csv", "--out", str(tmp_path / "x.csv"),
+                           "--log-type", "application")
+        assert exported.returncode == 0, exported.stderr
+        assert len((tmp_path / "x.csv").read_text().splitlines()) == 21
+        bundle = tmp_path / "bundle.tar.gz"
+        made = run_cli("--collector", a.address, "bundle", "--log-type", "application", "--compress",
+                       "--out-file", str(bundle))
+        assert made.returncode == 0, made.stderr
+        checked = run_cli("verify", "--bundle", str(bundle))
+        assert checked.returncode == 0, checked.stderr
     finally:
         cluster.stop_all()
     # Each collector signed its own chain with its own key: the whole store verifies offline.
