@@ -181,7 +181,9 @@ class PostgresStore:
             for tier, time_us in zip(incoming.tier, incoming.time_us):
                 if tier != "permanent":
                     days.add((tier, pg_schema.day_start(time_us)))
-        self.ensure_partitions(days)
+        # Days ahead too, so the partitions of tomorrow exist before its first event (a set
+        # difference per batch; the DDL runs once a day).
+        self.ensure_partitions(days | pg_schema.days_ahead(received_at))
 
         # Candidates: each (origin, pos) once per call; repeats inside the call are duplicates.
         candidates: dict[tuple[int, int], tuple[int, int]] = {}   # key -> (batch index, event index)

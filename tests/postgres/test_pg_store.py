@@ -109,3 +109,15 @@ def test_two_collectors_storing_the_same_batches_at_once_store_each_event_once(p
     for name, count in zip(("c1", "c2"), stored):
         assert _rows(pg_dsn, "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) FROM events"
                      " WHERE chain = %s", (name,)) == [(count, 1 if count else 0, count)]
+
+
+def test_partitions_are_kept_ahead_of_the_clock(pg_dsn):
+    """A collector running for days creates each coming day's partitions before its events."""
+    later = DAY0 + 30 * 86_400_000_000
+    store = PostgresStore(pg_dsn, "c1")
+    try:
+        store.store_batch([_batch("web-1", [1])], later)
+    finally:
+        store.close()
+    names = {n for (n,) in _rows(pg_dsn, "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", ("events_general_%",))}
+    assert {"events_general_20251231", "events_general_20260103"} <= names
