@@ -97,3 +97,27 @@ def test_a_collector_started_while_the_database_is_down_waits_for_it(tmp_path, o
         if own_server.proc is None:
             own_server.start()
         cluster.stop_all()
+
+
+def test_a_schema_from_a_newer_fleetlog_is_refused_with_one_line(tmp_path, pg_dsn):
+    import psycopg
+
+    from collector.store import pg_schema
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        pg_schema.migrate(conn, "future-collector")
+        conn.execute("INSERT INTO fleetlog_schema(version, applied_by) VALUES (%s, 'future')",
+                     (pg_schema.LATEST_VERSION + 1,))
+    cluster = Cluster(tmp_path)
+    collector = cluster.collector("col-a", start=False, storage={"backend": "postgresql", "dsn": pg_dsn})
+    collector.start()
+    try:
+        assert collector.process.wait(30) == 1
+    finally:
+        cluster.stop_all()
+    lines = [line for line in collector.log().splitlines() if line.startswith("fleetlog-collector:")]
+    expected = (f"fleetlog-collector: the database schema is version {pg_schema.LATEST_VERSION + 1}, made by a "
+                f"newer fleetlog; this collector knows versions up to {pg_schema.LATEST_VERSION}: upgrade it "
+                "(refusing to touch a newer schema)")
+    assert lines == [expected]
+    assert "Traceback" not in collector.log()
