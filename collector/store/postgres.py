@@ -7,9 +7,12 @@ collectors and consumers read with a cursor per chain (docs/storage-model.md).
 `store_batch`, in one transaction:
 1. lock this collector's row of `chains` (its seq and head come from the database, never only
    from memory, so an unknown commit outcome after a lost connection cannot fork the chain);
-2. claim the events' keys in the ledger `event_keys` (INSERT ... ON CONFLICT DO NOTHING
-   RETURNING), in (origin, pos) order so two collectors claiming overlapping batches wait for
-   each other instead of deadlocking; only the keys this transaction won become events;
+2. claim the events' keys in the ledger `event_keys`, in (origin, pos) order so two collectors
+   claiming overlapping batches wait for each other instead of deadlocking; only the keys this
+   transaction won become events. The fast way looks the batch's position ranges up and COPYs
+   the new keys; if another collector claimed some of them meanwhile, the primary key refuses
+   the COPY (after waiting for that collector's commit), and the batch is stored again with
+   INSERT ... ON CONFLICT DO NOTHING RETURNING, which settles every key one by one;
 3. number and link them, COPY them into the partitioned `events`, sign checkpoints, move the
    chain row; COMMIT. Only then is the batch acknowledged.
 Origins and the day partitions the batch needs are created before, in their own short
@@ -167,9 +170,41 @@ class PostgresStore:
     def store_batch(self, batches: Sequence[IncomingEvents], received_at_us: int) -> list[StoreResult]:
         """Store every new event of `batches` in one transaction (see the module docstring)."""
         with self._lock:
-            return self._run(lambda: self._store(batches, received_at_us), "storing a batch failed")
+            return self._run(lambda: self._store_claiming(batches, received_at_us), "storing a batch failed")
 
-    def _store(self, batches: Sequence[IncomingEvents], received_at: int) -> list[StoreResult]:
+    def _store_claiming(self, batches: Sequence[IncomingEvents], received_at: int) -> list[StoreResult]:
+        """Claim keys the fast way (look up, then COPY); when another collector claimed some of
+        the same keys meanwhile, the unique key refuses the COPY and the batch is stored again
+        the careful way (ON CONFLICT), so exactly-once never depends on the look-up."""
+        try:
+            return self._store(batches, received_at, optimistic=True)
+        except psycopg.errors.UniqueViolation:
+            return self._store(batches, received_at, optimistic=False)
+
+    def _claim(self, keys: list[tuple[int, int]], optimistic: bool) -> set[tuple[int, int]]:
+        """Insert the keys not yet in the ledger, in (origin, pos) order; returns those inserted."""
+        if not optimistic:
+            return {(o, p) for o, p in self.conn.execute(
+                "INSERT INTO event_keys(origin, pos) SELECT o, p FROM unnest(%s::bigint[], %s::bigint[]) AS k(o, p)"
+                " ORDER BY o, p ON CONFLICT DO NOTHING RETURNING origin, pos",
+                ([k[0] for k in keys], [k[1] for k in keys]))}
+        # Positions grow per source, so one index range per origin finds what is stored already.
+        spans: dict[int, list[int]] = {}
+        for origin, pos in keys:
+            span = spans.setdefault(origin, [pos, pos])
+            span[1] = max(span[1], pos)
+        taken = {(o, p) for o, p in self.conn.execute(
+            "SELECT k.origin, k.pos FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS r(o, lo, hi)"
+            " JOIN event_keys k ON k.origin = r.o AND k.pos BETWEEN r.lo AND r.hi",
+            (list(spans), [v[0] for v in spans.values()], [v[1] for v in spans.values()]))}
+        new = [k for k in keys if k not in taken]
+        if new:
+            with self.conn.cursor().copy("COPY event_keys(origin, pos) FROM STDIN") as copy:
+                for key in new:
+                    copy.write_row(key)
+        return set(new)
+
+    def _store(self, batches: Sequence[IncomingEvents], received_at: int, optimistic: bool) -> list[StoreResult]:
         # Before the transaction: origins, node addresses and the partitions the events need.
         origins = [self._origin_id(b.host, b.source_key) if len(b) else 0 for b in batches]
         days: set[tuple[str, int]] = set()
@@ -197,12 +232,7 @@ class PostgresStore:
                 "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s FOR UPDATE",
                 (self.chain,)).fetchone()
             head = bytes(head)
-            won: set[tuple[int, int]] = set()
-            if keys:
-                won = {(o, p) for o, p in self.conn.execute(
-                    "INSERT INTO event_keys(origin, pos) SELECT o, p FROM unnest(%s::bigint[], %s::bigint[]) AS k(o, p)"
-                    " ORDER BY o, p ON CONFLICT DO NOTHING RETURNING origin, pos",
-                    ([k[0] for k in keys], [k[1] for k in keys]))}
+            won = self._claim(keys, optimistic) if keys else set()
             results, rows, seq = self._rows(batches, origins, won, candidates, received_at, last_seq)
             checkpoints: list[tuple] = []
             if rows:

@@ -121,3 +121,28 @@ def test_partitions_are_kept_ahead_of_the_clock(pg_dsn):
         store.close()
     names = {n for (n,) in _rows(pg_dsn, "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", ("events_general_%",))}
     assert {"events_general_20251231", "events_general_20260103"} <= names
+
+
+def test_a_key_claimed_by_another_collector_meanwhile_is_a_duplicate(pg_dsn):
+    """The fast claim (look up, COPY) meets a key another collector inserted but has not yet
+    committed: the COPY waits for that commit, the unique key refuses it, and the batch is stored
+    the careful way — the contested event once, the rest stored."""
+    store = PostgresStore(pg_dsn, "c1")
+    other = psycopg.connect(pg_dsn)
+    try:
+        store.store_batch([_batch("web-1", [1])], DAY0)
+        origin = _rows(pg_dsn, "SELECT origin FROM events")[0][0]
+        other.execute("INSERT INTO event_keys(origin, pos) VALUES (%s, 5)", (origin,))   # not committed yet
+        results: list = []
+        worker = threading.Thread(target=lambda: results.extend(store.store_batch([_batch("web-1", [2, 3, 4, 5, 6])],
+                                                                                  DAY0)))
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive()          # waiting for the other transaction's key
+        other.commit()
+        worker.join(30)
+        assert [(r.stored, r.duplicates) for r in results] == [(4, 1)]
+        assert [p for (p,) in _rows(pg_dsn, "SELECT pos FROM events ORDER BY seq")] == [1, 2, 3, 4, 6]
+    finally:
+        other.close()
+        store.close()
