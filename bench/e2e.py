@@ -74,9 +74,8 @@ def run_four_agents(ctx) -> list:
 def run_with_restart(ctx) -> list:
     """One agent -> one collector, the collector stopped and started again on the same data_dir
     when half the lines are stored: throughput over the whole run, and every line stored once."""
-    import sqlite3
-
     from bench.common import Row
+    from collector.store.sqlite import SqliteReader
 
     lines = min(ctx.lines, 400_000)
     tmp = ctx.work / "e2e-restart"
@@ -97,8 +96,13 @@ def run_with_restart(ctx) -> list:
         db = tmp / "bench-collector" / "data" / "events.db"
 
         def stored() -> int:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-                return conn.execute("SELECT count(*) FROM events WHERE host = 'bench-agent'").fetchone()[0]
+            reader = SqliteReader(str(db))
+            try:
+                head, _ = reader.snapshot()
+                return sum(conn.execute("SELECT count(*) FROM events WHERE host = 'bench-agent' AND seq <= ?",
+                                        (head,)).fetchone()[0] for conn in reader.partition_connections())
+            finally:
+                reader.close()
         wait_for(lambda: stored() >= lines, timeout=600, what=f"{lines} events stored", interval=0.2)
         elapsed = time.monotonic() - started
         count = stored()

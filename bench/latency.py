@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import pathlib
-import sqlite3
 import threading
 import time
 
 from bench.common import Row
+from collector.store.sqlite import SqliteReader
 from tests.harness import Cluster, wait_for
 
 RATE = 10_000          # lines per second
@@ -59,19 +59,21 @@ def measure(tmp: pathlib.Path) -> dict:
         db_path = pathlib.Path(collector.config["data_dir"]) / "events.db"
         wait_for(db_path.exists, 30, "collector database")
         writer = threading.Thread(target=_write_steady, args=(path, total, stop), daemon=True)
-        reader = sqlite3.connect(db_path, timeout=10)
+        reader = wait_for(lambda: SqliteReader(str(db_path)), 30, "collector database schema")
         latencies: list[float] = []
-        last_seq = reader.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        cursor = reader.heads()          # what follow and forwarders read after: a cursor
         writer.start()
         deadline = time.monotonic() + SECONDS + 60
         while len(latencies) < total and time.monotonic() < deadline:
-            rows = reader.execute("SELECT seq, time FROM events WHERE seq > ? AND source LIKE 'file:%' "
-                                  "ORDER BY seq", (last_seq,)).fetchall()
+            pages = reader.read_after(cursor, None, 5000)
             now_us = time.time() * 1e6
-            for seq, event_time in rows:
-                latencies.append((now_us - event_time) / 1e6)
-                last_seq = seq
-            time.sleep(0.005)
+            for chain_id, rows in pages:
+                for row in rows:
+                    if row[8].startswith("file:"):     # source
+                        latencies.append((now_us - row[2]) / 1e6)
+                cursor[chain_id] = rows[-1][0]
+            if not pages:
+                time.sleep(0.005)
         reader.close()
         return {"count": len(latencies), "expected": total,
                 "p50": percentile(latencies, 0.50) if latencies else float("nan"),

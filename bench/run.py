@@ -38,6 +38,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("latency", "bench.latency", "run"),
     ("search", "bench.search", "run"),
     ("purge", "bench.purge", "run"),
+    ("insert-rate", "bench.insert_rate", "run"),
     ("forward", "bench.forward", "run"),
 ]
 
@@ -49,6 +50,8 @@ def main() -> int:
                         help="events in the search store (built once, kept under var/bench-search/)")
     parser.add_argument("--purge-events", type=int, default=1_000_000,
                         help="expired events the retention purge deletes while ingest runs")
+    parser.add_argument("--insert-sizes", default="0,10000000,50000000",
+                        help="stored events before each insert-rate measurement (comma-separated)")
     parser.add_argument("--only", default="", help="comma-separated section names to run")
     parser.add_argument("--skip", default="", help="comma-separated section names to leave out")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
@@ -65,7 +68,8 @@ def main() -> int:
     run_started = time.monotonic()
     work = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
     ctx = BenchContext(work=work, lines=args.lines, results={"search_events": args.search_events,
-                                                                   "purge_events": args.purge_events})
+                                                                   "purge_events": args.purge_events,
+                                                                   "insert_sizes": args.insert_sizes})
     try:
         for name, module, function in SECTIONS:
             if (only and name not in only) or name in skip:

@@ -16,8 +16,9 @@ import sqlite3
 import time
 
 from bench.common import BenchContext, Row
-from collector.store.schema import create_schema
-from collector.store.sqlite import _INSERT_EVENT, _INSERT_FTS, _connect
+from collector.store.schema import create_partition_schema
+from collector.store.sqlite_util import connect
+from collector.store.sqlite_writer import _INSERT_EVENT, _INSERT_FTS
 
 ROWS = 200_000
 GROUP = 20_000
@@ -37,10 +38,8 @@ def _rows(count: int) -> list[tuple]:
 
 
 def _insert_rate(path: str, rows: list[tuple], fts: bool, secondary: bool) -> float:
-    import sqlite_utils
-
-    conn = _connect(path, "full")
-    create_schema(sqlite_utils.Database(conn))
+    conn = connect(path, "full")
+    create_partition_schema(conn)   # a partition file: where the writer's inserts go
     if not fts:
         conn.execute("DROP TABLE events_fts")
     if not secondary:

@@ -26,7 +26,7 @@ from collector.ingest import PreparedBatch
 from collector.internal import InternalEvent, append_internal
 from collector.metrics import CollectorMetrics
 from collector.query import QueryEngine
-from collector.retention import RetentionScheduler
+from collector.retention import RetentionScheduler, recover_pending
 from collector.service import AdminService, IngestService, QueryService
 from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
 from collector.store import EventWriter, open_backend
@@ -156,6 +156,7 @@ class CollectorApp:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         previous = previous_default_key(config_key=self.config.signing.key, data_dir=str(self.data_dir))
         await self.writer.call(lambda store: self.signer.attach(store, previous))
+        await self.writer.call(lambda store: recover_pending(store, self.config.node_name))
         startup = []
         if self.store.created:
             startup.append(InternalEvent("Collector.Database.Create", f"event database created at {self.db_path}",

@@ -59,9 +59,16 @@ class StorageConfig:
     synchronous: Literal["full", "normal"] = "full"
     dsn: Dsn | None = None               # backend = "postgresql": libpq URI or key=value string
     dsn_file: str | None = None          # or a file holding it (read at start), so no password stands here
+    # Events are stored in one partition per tier and period of event time; retention drops
+    # whole partitions (docs/storage-model.md). Changing it applies to new partitions.
+    partition_period: Duration = 86400.0
 
     def validate(self) -> None:
+        if not 60 <= self.partition_period < math.inf:
+            raise FieldError("partition_period", "must be a finite duration of at least 1m")
         if self.backend == "postgresql":
+            if self.partition_period != 86400.0:
+                raise FieldError("partition_period", 'PostgreSQL partitions by day: leave it at "1d"')
             if self.dsn and self.dsn_file:
                 raise FieldError("dsn_file", "give dsn or dsn_file, not both")
             if not (self.dsn or self.dsn_file):

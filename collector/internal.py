@@ -33,9 +33,16 @@ class InternalEvent:
 def append_internal(store: EventWriter, node_name: str, events: list[InternalEvent],
                     namespace: str = "default") -> StoreResult:
     """Store internal events in one transaction; call on the writer thread."""
-    first = store.last_seq + 1
     now = now_us()
-    incoming = IncomingEvents(
+    return store.store_batch([internal_batch(store, node_name, events, namespace, now)], now)[0]
+
+
+def internal_batch(store: EventWriter, node_name: str, events: list[InternalEvent],
+                   namespace: str = "default", now: int = 0) -> IncomingEvents:
+    """Internal events as one ingest chunk, to store next (on the writer thread)."""
+    first = store.last_seq + 1
+    now = now or now_us()
+    return IncomingEvents(
         host=node_name, host_ip="", source_key=INTERNAL_SOURCE_KEY, source=INTERNAL_SOURCE,
         namespace=namespace, log_type="audit",
         position=list(range(first, first + len(events))),
@@ -52,4 +59,3 @@ def append_internal(store: EventWriter, node_name: str, events: list[InternalEve
         flags=bytes(len(events)),
         tier=[e.tier for e in events],
     )
-    return store.store_batch([incoming], now)[0]

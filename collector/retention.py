@@ -2,15 +2,21 @@
 retention — per tier, with per-namespace overrides — and record each purge as a security-tier
 event. Permanent events are never candidates.
 
-Ingestion must never pause for long, so a purge is many small steps: a reader connection finds
-the next chunk of expired events beside the writer (WAL reads do not block it), then one
-`writer.call` deletes that chunk in one short transaction. Ingest batches queued meanwhile are
-committed between two chunks, so the longest pause is one chunk's delete, not the whole purge.
+Deleting must cost next to nothing whatever the volume (issue 21), and ingestion must never pause
+for long (docs/storage-model.md §3). Per tier, a purge:
+1. asks the store which partitions hold only expired events, reads each one's seq ranges and
+   anchors beside the writer (a reader), and writes the anchors in small writer steps;
+2. deletes row by row, in small chunks, only what expires inside partitions that stay (a namespace
+   with a shorter retention; a migrated single-file store), each chunk journaled with the anchors;
+3. in one writer transaction, unlists the expired partitions and stores the tier's purge event
+   (which also covers step 2); their files are deleted after. Dropping costs milliseconds.
+A purge that a crash interrupted in step 2 is recorded at the next start (`recover_pending`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -19,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from collector.config import CollectorConfig
-from collector.internal import InternalEvent, append_internal
-from collector.store import DeleteResult, EventReader, anchors_digest
+from collector.internal import InternalEvent, append_internal, internal_batch
+from collector.store import DeleteResult, EventReader, EventWriter, anchors_digest
 from common.levels import Level
 from common.timefmt import format_us, now_us
 
@@ -33,6 +39,7 @@ PURGED_TIERS = ("general", "security")   # "permanent" is never purged
 PURGE_ACTION = "Collector.Retention.Purge"
 PURGE_FAILED_ACTION = "Collector.Retention.Failed"
 DEFAULT_CHUNK = 2000
+ANCHOR_CHUNK = 20_000          # anchors written per writer step ahead of a drop
 
 
 def _cutoff(now: int, retention_seconds: float) -> int | None:
@@ -65,7 +72,26 @@ class TierPurge:
     ranges: list[list[int]] = field(default_factory=list)
     anchors: list[tuple[int, bytes]] = field(default_factory=list)
     cutoffs: dict[str, str] = field(default_factory=dict)
+    partitions: list[str] = field(default_factory=list)   # dropped whole
+    recovered: bool = False     # recorded at start, after a crash interrupted the purge
     chain: str = ""     # set when the purged events are another collector's chain (a cluster)
+
+    def state(self, extra: DeleteResult | None = None) -> str:
+        """The journal of a purge in progress (anchors are in the store; their digest is taken
+        again when the journal is recovered)."""
+        copy = TierPurge(self.tier, self.count, self.oldest_us, self.newest_us, dict(self.namespaces),
+                         [list(r) for r in self.ranges], [], dict(self.cutoffs), list(self.partitions))
+        if extra is not None:
+            copy.add(extra)
+        return json.dumps({"tier": copy.tier, "count": copy.count, "oldest": copy.oldest_us, "newest": copy.newest_us,
+                           "namespaces": copy.namespaces, "ranges": copy.merged_ranges(), "cutoffs": copy.cutoffs,
+                           "partitions": copy.partitions})
+
+    @classmethod
+    def from_state(cls, text: str) -> TierPurge:
+        data = json.loads(text)
+        return cls(data["tier"], int(data["count"]), data["oldest"], data["newest"], dict(data["namespaces"]),
+                   [list(r) for r in data["ranges"]], [], dict(data["cutoffs"]), list(data["partitions"]))
 
     def add(self, result: DeleteResult) -> None:
         if not result.count:
@@ -90,20 +116,24 @@ class TierPurge:
 
     def event(self) -> InternalEvent:
         span = f"{format_us(self.oldest_us)} .. {format_us(self.newest_us)}" if self.count else "-"
-        # A purge of another collector's chain names it: verify matches it to that chain's gaps.
-        of_chain = {"chain": self.chain} if self.chain else {}
+        fields: dict[str, Any] = {}
+        if self.partitions:
+            fields["partitions"] = self.partitions
+        if self.recovered:
+            fields["recovered"] = True
+        if self.chain:   # a purge of another collector's chain names it: verify matches it to that chain's gaps
+            fields["chain"] = self.chain
         whose = f" of collector {self.chain}" if self.chain else ""
         return InternalEvent(
             PURGE_ACTION, f"retention purge: deleted {self.count} {self.tier}-tier events{whose} with times {span}",
             level=Level.INFO, tier="security",
-            fields={"tier": self.tier, "count": self.count,
+            fields={**fields, "tier": self.tier, "count": self.count,
                     "oldest": format_us(self.oldest_us) if self.oldest_us is not None else None,
                     "newest": format_us(self.newest_us) if self.newest_us is not None else None,
                     "namespaces": self.namespaces, "cutoffs": self.cutoffs,
                     # What tamper-evidence verification needs to accept the gaps: the deleted seq
                     # ranges and a digest of the chain anchors kept for them.
-                    "seq_ranges": self.merged_ranges(), "anchors_sha256": anchors_digest(self.anchors),
-                    **of_chain})
+                    "seq_ranges": self.merged_ranges(), "anchors_sha256": anchors_digest(self.anchors)})
 
 
 class RetentionScheduler:
@@ -182,50 +212,94 @@ class RetentionScheduler:
             summary = TierPurge(tier, cutoffs={
                 "default": format_us(default) if default is not None else "indefinite",
                 **{ns: format_us(c) if c is not None else "indefinite" for ns, c in overrides.items()}})
-            others: list[TierPurge] = []
+            scanned: dict[str, tuple[int, DeleteResult]] = {}   # partition -> (max_seq when read, what it holds)
             try:
-                # Whole expired partitions first (a backend without them returns None); then row
-                # deletes for what partitions cannot express: with partitions, only namespaces
-                # kept shorter than the tier's default.
-                dropped = await self.writer.call(
-                    lambda store, t=tier, d=default, o=overrides: store.drop_expired(t, d, o))
-                if dropped is not None:
-                    summary.add(dropped)
-                    for chain, result in sorted(dropped.other_chains.items()):
-                        others.append(TierPurge(tier, cutoffs=summary.cutoffs, chain=chain))
-                        others[-1].add(result)
-                    if self.on_purged is not None and dropped.count + sum(o.count for o in others):
-                        self.on_purged(tier, dropped.count + sum(o.count for o in others))
-                    overrides = {ns: c for ns, c in overrides.items()
-                                 if c is not None and (default is None or c > default)}
-                    default = None
-                await self._purge_tier(tier, default, overrides, summary)
+                await self._scan_expired_partitions(tier, default, overrides, scanned)
+                await self._delete_rows(tier, default, overrides, summary)
             finally:
                 # Also when the purge is interrupted (shutdown, storage error): whatever was
-                # deleted is recorded, so no event ever disappears without its purge event.
-                for purge in [summary, *others]:
-                    if purge.count:
-                        event = purge.event()
-                        await self.writer.call(
-                            lambda store, event=event: append_internal(store, self.config.node_name, [event]))
-                        log.info("retention purge: %d %s-tier events deleted%s", purge.count, tier,
-                                 f" of collector {purge.chain}" if purge.chain else "")
-                        done.append(purge)
+                # deleted is recorded, so no event ever disappears without its purge event; the
+                # partitions go in the same transaction as the record.
+                if scanned or summary.count:
+                    dropped = await self.writer.call(
+                        lambda store, t=tier, s=summary, p=scanned: self._drop_and_record(store, t, s, p))
+                    if dropped and self.on_purged is not None:
+                        self.on_purged(tier, dropped)
+                if summary.count:
+                    log.info("retention purge: %d %s-tier events deleted (%d partitions dropped whole)",
+                             summary.count, tier, len(summary.partitions))
+                    done.append(summary)
         self.last_run = done
         return done
 
-    async def _purge_tier(self, tier: str, default: int | None, overrides: dict[str, int | None],
-                          summary: TierPurge) -> None:
+    def _drop_and_record(self, store: EventWriter, tier: str, summary: TierPurge,
+                         scanned: dict[str, tuple[int, DeleteResult]]) -> int:
+        """Writer thread: unlist the scanned partitions and store the tier's purge event, in one
+        transaction. Returns the events dropped with whole partitions."""
+        expected = {name: max_seq for name, (max_seq, _) in scanned.items()}
+        dropped_events = 0
+
+        def record(dropped: list[Any]) -> list[Any]:
+            nonlocal dropped_events
+            others: dict[str, TierPurge] = {}   # a cluster's partition holds every collector's chain
+            for part in dropped:
+                scan = scanned[part.name][1]
+                summary.add(scan)
+                summary.partitions.append(part.name)
+                dropped_events += scan.count
+                for chain, part_of_chain in sorted(scan.other_chains.items()):
+                    other = others.setdefault(chain, TierPurge(tier, cutoffs=summary.cutoffs, chain=chain))
+                    other.add(part_of_chain)
+                    other.partitions.append(part.name)
+                    dropped_events += part_of_chain.count
+            events = [purge.event() for purge in (summary, *others.values()) if purge.count]
+            return [internal_batch(store, self.config.node_name, events)] if events else []
+
+        store.drop_partitions(tier, expected, record)
+        return dropped_events
+
+    async def _scan_expired_partitions(self, tier: str, default: int | None, overrides: dict[str, int | None],
+                                       scanned: dict[str, tuple[int, DeleteResult]]) -> None:
+        """Step 1: what each wholly expired partition holds, read beside the writer, and its
+        anchors in the store in a few writer steps (each writer step waits for the ingest queued
+        before it, so there are few of them)."""
+        parts = await asyncio.to_thread(self._reader.droppable, tier, default, overrides)
+        found: dict[str, tuple[int, DeleteResult]] = {}
+        for part in parts:
+            found[part.name] = (part.max_seq, await asyncio.to_thread(self._reader.scan_partition, part))
+        anchors = [anchor for _, scan in found.values() for anchor in scan.anchors]
+        for start in range(0, len(anchors), ANCHOR_CHUNK):
+            chunk = anchors[start:start + ANCHOR_CHUNK]
+            await self.writer.call(lambda store, chunk=chunk: store.add_anchors(chunk))
+        scanned.update(found)   # dropped only if they have not grown since they were read
+
+    async def _delete_rows(self, tier: str, default: int | None, overrides: dict[str, int | None],
+                           summary: TierPurge) -> None:
+        """Step 2: what expires inside partitions that stay, in small journaled chunks."""
         after = (-(1 << 62), 0)
         while True:
             rows = await asyncio.to_thread(self._reader.expired, tier, default, overrides, after, self.chunk)
             if not rows:
                 return
             seqs = [seq for _, seq in rows]
-            result: DeleteResult = await self.writer.call(lambda store, seqs=seqs: store.delete_events(seqs))
+            result: DeleteResult = await self.writer.call(
+                lambda store, seqs=seqs: store.delete_events(seqs, journal=lambda r: (tier, summary.state(r))))
             summary.add(result)
             if self.on_purged is not None and result.count:
                 self.on_purged(tier, result.count)
             after = rows[-1]
             if len(rows) < self.chunk:
                 return
+
+
+def recover_pending(store: EventWriter, node_name: str) -> int:
+    """Writer thread, at start: record the purge event of every row purge a crash interrupted
+    (its journal lists what was deleted; the anchors are in the store). Returns how many."""
+    pending = store.pending_purges()
+    for tier, state in pending:
+        summary = TierPurge.from_state(state)
+        summary.recovered = True
+        summary.anchors = store.anchors_within([tuple(r) for r in summary.merged_ranges()])
+        log.warning("recording the %s-tier retention purge a stop interrupted (%d events deleted)", tier, summary.count)
+        store.drop_partitions(tier, {}, lambda dropped, s=summary: [internal_batch(store, node_name, [s.event()])])
+    return len(pending)

@@ -12,6 +12,7 @@ recorded (meta last_seq/chain_head). The first failure, by seq, is raised as `Ta
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import sqlite3
@@ -194,17 +195,45 @@ def verify_db(path: str, public_key: Ed25519PublicKey) -> Report:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
         raise UsageError(f"--db {path}: cannot open as a fleetlog database: {exc}") from None
-    if not {"events", "meta", "chain_anchors"} <= tables:
+    if not {"meta", "chain_anchors"} <= tables or not ({"events", "partitions"} & tables):
         raise UsageError(f"--db {path}: not a fleetlog collector database")
+    opened: list[sqlite3.Connection] = []
+    rows: Any = ()
     try:
-        return _verify_connection(conn, public_key)
+        rows = _event_rows(conn, db_path, "partitions" in tables, opened)
+        return _verify_connection(conn, public_key, rows)
     except sqlite3.Error as exc:
         raise VerificationError(f"{db_path}: reading the database failed: {exc}") from None
     finally:
+        if hasattr(rows, "close"):
+            rows.close()    # the merge first: it reads the connections closed next
+        for other in opened:
+            other.close()
         conn.close()
 
 
-def _verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -> Report:
+def _event_rows(conn: sqlite3.Connection, db_path: str, partitioned: bool,
+                opened: list[sqlite3.Connection]) -> Iterable[tuple[Any, ...]]:
+    """Every stored event row in seq order: of the single file, or merged from the partition files
+    the main file lists (docs/storage-model.md). Every row of a partition is read, also one past
+    the recorded head, so an appended event is caught, not ignored."""
+    sql = f"SELECT {_COLUMNS} FROM events ORDER BY seq"
+    if not partitioned:
+        return conn.execute(sql)
+    folder = os.path.join(os.path.dirname(db_path), "partitions")
+    streams = []
+    for (name,) in conn.execute("SELECT name FROM partitions ORDER BY id"):
+        path = os.path.join(folder, f"{name}.db")
+        if not os.path.exists(path):
+            continue   # its events are missing: the chain check names the first of them
+        part = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        opened.append(part)
+        streams.append(part.execute(sql))
+    return heapq.merge(*streams, key=lambda row: row[_SEQ])
+
+
+def _verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
+                       rows: Iterable[tuple[Any, ...]]) -> Report:
     report = Report()
     failures = _Failures()
     meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('last_seq', 'chain_head')"))
@@ -215,7 +244,7 @@ def _verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey) -
         checkpoints = [Checkpoint(*row) for row in conn.execute(
             "SELECT collector, seq, chain_hash, time, key_id, signature FROM checkpoints ORDER BY seq, key_id")]
     wanted = {cp.seq for cp in checkpoints}
-    walk = walk_chain(conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"), anchors, wanted, failures, report)
+    walk = walk_chain(rows, anchors, wanted, failures, report)
     if walk.whole:
         _check_head(walk.expected - 1, walk.link, head_seq, meta.get("chain_head") or "", anchors, walk.gaps, wanted,
                     walk.links, failures)

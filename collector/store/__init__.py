@@ -158,15 +158,27 @@ class EventWriter(Protocol):
         position; across every partition and tier) are counted as duplicates. Returns one result
         per input, after commit; raises StorageError and stores nothing when it fails."""
 
-    def delete_events(self, seqs: Sequence[int]) -> DeleteResult:
-        """Delete these events of this chain in one short transaction, keeping the chain verifiable
-        (an anchor for the link of every deleted seq whose successor stays)."""
+    def delete_events(self, seqs: Sequence[int],
+                      journal: Callable[[DeleteResult], tuple[str, str]] | None = None) -> DeleteResult:
+        """Delete these events of this chain in one short step, keeping the chain verifiable (an
+        anchor for the link of every deleted seq whose successor stays). `journal(result)` ->
+        (tier, state): stored with the anchors, so a purge a crash interrupts is still recorded
+        (`pending_purges`). Used for what expires inside partitions that stay."""
 
-    def drop_expired(self, tier: str, default_cutoff_us: int | None,
-                     namespace_cutoffs: dict[str, int | None]) -> DeleteResult | None:
-        """Drop whole partitions of `tier` that hold only expired events (whatever they hold, in
-        milliseconds) and return what was dropped — or None when the backend has no partitions
-        (the caller then deletes row by row through `expired` + `delete_events`)."""
+    def add_anchors(self, anchors: Sequence[tuple[int, bytes]]) -> None:
+        """Store chain anchors ahead of a drop (harmless on their own)."""
+
+    def drop_partitions(self, tier: str, expected: dict[str, int],
+                        record: Callable[[list[Any]], list[IncomingEvents]]) -> list[Any]:
+        """In one transaction: unlist the partitions named in `expected` (name -> max_seq when
+        scanned; one that grew since is kept), store `record(dropped)` (the tier's purge event) and
+        clear `tier`'s purge journal. Their storage is released after. Returns what was dropped."""
+
+    def anchors_within(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, bytes]]:
+        """Stored anchors inside these inclusive seq ranges."""
+
+    def pending_purges(self) -> list[tuple[str, str]]:
+        """(tier, journal state) of purges a crash interrupted before their purge event."""
 
     def add_checkpoint(self, row: CheckpointRow) -> None:
         """Store one signed checkpoint (its own small transaction)."""
@@ -203,6 +215,15 @@ class EventReader(Protocol):
         skipped: a chain's rows become visible in seq order (one writer per chain)."""
 
     def event_id(self, chain: str, seq: int) -> str | None: ...
+
+    def droppable(self, tier: str, default_cutoff_us: int | None,
+                  namespace_cutoffs: dict[str, int | None]) -> list[Any]:
+        """Partitions of `tier` (objects with .name, .tier, .max_seq, .count) whose every event has
+        expired: the period is past the cutoff of every namespace in it (None = indefinite)."""
+
+    def scan_partition(self, part: Any) -> DeleteResult:
+        """What dropping `part` removes (up to its max_seq as listed): count, time span,
+        namespaces, seq ranges and anchors (the link of every range end)."""
 
     def expired(self, tier: str, default_cutoff_us: int | None, namespace_cutoffs: dict[str, int | None],
                 after: tuple[int, int], limit: int) -> list[tuple[int, int]]:
@@ -257,7 +278,8 @@ def open_backend(config: Any, data_dir: str) -> Backend:
     backend = getattr(config.storage, "backend", "sqlite")
     if backend == "sqlite":
         from collector.store.sqlite import SqliteBackend
-        return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name)
+        return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name,
+                             partition_period=config.storage.partition_period)
     if backend == "postgresql":
         from collector.store.postgres_backend import PostgresBackend
         return PostgresBackend(config.storage.resolved_dsn(), config.node_name)

@@ -86,15 +86,17 @@ class ConnectionPool:
         self.opener = opener
         self.size = size
         self._open: OrderedDict[str, sqlite3.Connection] = OrderedDict()
+        self._held: dict[str, int] = {}
 
-    def get(self, name: str) -> sqlite3.Connection | None:
-        """The connection to partition `name`; None when its file is gone (dropped meanwhile)."""
+    def get(self, name: str, create: bool = False) -> sqlite3.Connection | None:
+        """The connection to partition `name`; None when its file is gone (dropped meanwhile),
+        unless `create` (the writer, for a new partition)."""
         conn = self._open.get(name)
         if conn is not None:
             self._open.move_to_end(name)
             return conn
         path = partition_path(self.main_path, name)
-        if not path.exists():
+        if not create and not path.exists():
             return None
         try:
             conn = self.opener(str(path))
@@ -104,11 +106,24 @@ class ConnectionPool:
         return conn
 
     def trim(self) -> None:
-        """Close the least recently used beyond `size` (never in the middle of a transaction:
-        the writer trims after commit)."""
-        while len(self._open) > self.size:
-            _, old = self._open.popitem(last=False)
-            old.close()
+        """Close the least recently used beyond `size`, except those in use (the writer trims
+        after commit; a paused search holds its partitions with `hold`)."""
+        for name in list(self._open):
+            if len(self._open) <= self.size:
+                break
+            if self._held.get(name):
+                continue
+            self._open.pop(name).close()
+
+    def hold(self, names: list[str], delta: int) -> None:
+        """Mark partitions in use (+1) or done (-1): a search paused between pages keeps its
+        cursors while the same reader serves other requests."""
+        for name in names:
+            count = self._held.get(name, 0) + delta
+            if count > 0:
+                self._held[name] = count
+            else:
+                self._held.pop(name, None)
 
     def names(self) -> list[str]:
         return list(self._open)

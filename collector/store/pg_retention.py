@@ -1,28 +1,47 @@
 """Retention on PostgreSQL: an expired day of a tier goes as a whole partition (DROP TABLE, in
-milliseconds whatever it holds) instead of row by row.
+milliseconds whatever it holds) instead of row by row (docs/storage-model.md §3).
 
-A day partition may go when every event in it has expired: its end is at or before the cutoff of
-every namespace present in it (per-namespace overrides keep working: a day that still holds a
-namespace kept longer stays, and that namespace's neighbours are deleted row by row instead).
+The steps of collector/retention.py, in PostgreSQL's terms:
+1. `droppable` (reader): the day partitions of a tier whose every event has expired — the day's
+   end is at or before the cutoff of every namespace present in it (a namespace kept longer
+   keeps its day; one kept shorter is deleted row by row by the caller).
+2. `scan` (reader): what a partition holds, per chain: count, time span, namespaces, seq ranges
+   and anchors (the link of every dropped seq whose successor in its chain stays). A cluster's
+   partition holds every collector's chain: the own chain's part is the result, the other
+   chains' parts are in its `other_chains`, and the caller records a purge event for each of
+   them in its own chain, naming the chain it covers.
+3. `drop` (writer), in ONE transaction: the anchors of every chain, the keys of the dropped
+   events removed from the exactly-once ledger (as a row delete frees its key in SQLite), DROP
+   TABLE, the purge events, the purge journal cleared. A partition that grew since it was
+   scanned (a late event) is kept for the next purge.
 
-What a drop leaves, per chain (the tamper evidence of docs/tamper-evidence.md, as a row purge
-leaves it): the link of every dropped event whose successor in its chain stays (an anchor), and
-the purge record — seq ranges and the anchors' digest — that the caller stores as a purge event.
-Dropping also removes the partition's keys from the exactly-once ledger, as a row delete frees
-the key in SQLite.
-
-One collector at a time purges: the others find the advisory lock taken and skip the run. The
-DROP takes a short exclusive lock on the tier's table; `lock_timeout` bounds how long ingest can
-queue behind it (the drop is retried at the next purge).
+One collector at a time drops: a transaction-level advisory lock; a collector that does not get
+it drops nothing this time (it still records what its row deletes removed). The DROP takes a
+short exclusive lock on the tier's table; `lock_timeout` bounds how long ingest can queue behind
+it (the partition is then dropped at the next purge).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 
 from collector.store import DeleteResult, anchors_digest, pg_schema
 
 LOCK_TIMEOUT = "2s"
+
+
+@dataclass
+class PgPartition:
+    """A day partition as retention sees it. `max_seq` is the growth guard the interface names:
+    here the partition's row count when scanned (rows of several chains have no common seq)."""
+
+    name: str
+    tier: str
+    max_seq: int
+    count: int
 
 
 def _droppable(conn: psycopg.Connection, table: str, end: int, default: int | None,
@@ -41,8 +60,19 @@ def _droppable(conn: psycopg.Connection, table: str, end: int, default: int | No
                             (sorted(ok),)).fetchone()[0]
 
 
-def _record(conn: psycopg.Connection, table: str) -> dict[str, DeleteResult]:
-    """Per chain: count, time range, namespaces, seq ranges and anchors of the partition's events."""
+def droppable(conn: psycopg.Connection, tier: str, default: int | None,
+              overrides: dict[str, int | None]) -> list[PgPartition]:
+    found = []
+    for part_tier, start in sorted(pg_schema.existing_partitions(conn)):
+        table = pg_schema.partition_name(part_tier, start)
+        if part_tier == tier and _droppable(conn, table, start + pg_schema.DAY_US, default, overrides):
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            found.append(PgPartition(table, tier, count, count))
+    return found
+
+
+def scan(conn: psycopg.Connection, table: str, own_chain: str) -> DeleteResult:
+    """What dropping `table` removes: the own chain's part, the other chains' in other_chains."""
     out: dict[str, DeleteResult] = {}
     for chain, count, oldest, newest in conn.execute(
             f"SELECT chain, count(*), min(time), max(time) FROM {table} GROUP BY chain"):
@@ -54,49 +84,43 @@ def _record(conn: psycopg.Connection, table: str) -> dict[str, DeleteResult]:
             f"SELECT chain, min(seq), max(seq) FROM (SELECT chain, seq, seq - row_number() OVER"
             f" (PARTITION BY chain ORDER BY seq) AS island FROM {table}) runs GROUP BY chain, island ORDER BY 1, 2"):
         out[chain].ranges.append((low, high))
-    # The link of each run's last event: its successor is not in this partition.
-    for chain, seq, link in conn.execute(
-            f"SELECT p.chain, p.seq, p.hash FROM {table} p WHERE NOT EXISTS"
-            f" (SELECT 1 FROM {table} q WHERE q.chain = p.chain AND q.seq = p.seq + 1) ORDER BY 1, 2"):
+    for chain, seq, link in conn.execute(_ANCHORS.format(table=table) + " ORDER BY 1, 2"):
         out[chain].anchors.append((seq, bytes(link)))
-    return out
+    for result in out.values():
+        result.anchors_sha256 = anchors_digest(result.anchors)
+    own = out.pop(own_chain, None) or DeleteResult()
+    own.other_chains = out
+    return own
 
 
-def drop_expired(conn: psycopg.Connection, tier: str, default: int | None,
-                 overrides: dict[str, int | None]) -> dict[str, DeleteResult] | None:
-    """Drop the expired day partitions of `tier` (an autocommit connection). Returns
-    {chain: DeleteResult} summed over what was dropped, or None when another collector purges."""
-    if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                        (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE)).fetchone()[0]:
-        return None
-    results: dict[str, DeleteResult] = {}
-    try:
-        for part_tier, start in sorted(pg_schema.existing_partitions(conn)):
-            end = start + pg_schema.DAY_US
-            table = pg_schema.partition_name(part_tier, start)
-            if part_tier != tier or not _droppable(conn, table, end, default, overrides):
-                continue
-            with conn.transaction():
-                record = _record(conn, table)
-                with conn.cursor() as cur:
-                    cur.executemany("INSERT INTO chain_anchors(chain, seq, link) VALUES (%s, %s, %s)"
-                                    " ON CONFLICT DO NOTHING",
-                                    [(chain, seq, link) for chain, r in record.items() for seq, link in r.anchors])
-                conn.execute(f"DELETE FROM event_keys k USING {table} e WHERE k.origin = e.origin AND k.pos = e.pos")
-                conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                conn.execute(f"DROP TABLE {table}")
-            for chain, part in record.items():
-                total = results.setdefault(chain, DeleteResult())
-                total.count += part.count
-                total.oldest_us = part.oldest_us if total.oldest_us is None else min(total.oldest_us, part.oldest_us)
-                total.newest_us = part.newest_us if total.newest_us is None else max(total.newest_us, part.newest_us)
-                total.ranges.extend(part.ranges)
-                total.anchors.extend(part.anchors)
-                for namespace, n in part.namespaces.items():
-                    total.namespaces[namespace] = total.namespaces.get(namespace, 0) + n
-        for total in results.values():
-            total.ranges.sort()
-            total.anchors_sha256 = anchors_digest(total.anchors)
-        return results
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE))
+# The link of each run's last event: its successor is not in this partition.
+_ANCHORS = ("SELECT p.chain, p.seq, p.hash FROM {table} p WHERE NOT EXISTS"
+            " (SELECT 1 FROM {table} q WHERE q.chain = p.chain AND q.seq = p.seq + 1)")
+
+
+def drop(conn: psycopg.Connection, own_chain: str, tier: str, expected: dict[str, int],
+         store_record: Callable[[list[PgPartition]], None]) -> list[PgPartition]:
+    """Drop the partitions of `expected` (name -> row count when scanned) that are unchanged, and
+    store_record(dropped) in the same transaction (an autocommit connection)."""
+    dropped: list[PgPartition] = []
+    with conn.transaction():
+        locked = bool(expected) and conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE)).fetchone()[0]
+        if locked:
+            conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            for name, count in sorted(expected.items()):
+                if pg_schema.parse_partition_name(name) is None:
+                    continue   # not a day partition of ours: never drop it by name
+                if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]:
+                    continue   # another collector dropped it already
+                conn.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
+                if conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] != count:
+                    continue   # a late event arrived since the scan: next purge
+                conn.execute(f"INSERT INTO chain_anchors(chain, seq, link) {_ANCHORS.format(table=name)}"
+                             " ON CONFLICT DO NOTHING")
+                conn.execute(f"DELETE FROM event_keys k USING {name} e WHERE k.origin = e.origin AND k.pos = e.pos")
+                conn.execute(f"DROP TABLE {name}")
+                dropped.append(PgPartition(name, tier, count, count))
+        store_record(dropped)
+        conn.execute("DELETE FROM purge_journal WHERE chain = %s AND tier = %s", (own_chain, tier))
+    return dropped

@@ -89,6 +89,12 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE TABLE forwarder_cursors (forwarder text NOT NULL, chain text NOT NULL, seq bigint NOT NULL,
         updated_at bigint NOT NULL, PRIMARY KEY (forwarder, chain));
     """),
+    (2, """
+    -- A row purge in progress, per chain and tier (retention's journal): what it deleted so far,
+    -- so a purge a crash interrupts is still recorded as a purge event at the next start.
+    CREATE TABLE purge_journal (chain text NOT NULL, tier text NOT NULL, state text NOT NULL,
+        PRIMARY KEY (chain, tier));
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -69,6 +69,16 @@ def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
     return ranges
 
 
+def _merge(total: DeleteResult, part: DeleteResult) -> None:
+    total.count += part.count
+    total.oldest_us = part.oldest_us if total.oldest_us is None else min(total.oldest_us, part.oldest_us)
+    total.newest_us = part.newest_us if total.newest_us is None else max(total.newest_us, part.newest_us)
+    total.ranges = sorted(total.ranges + part.ranges)
+    total.anchors = sorted(total.anchors + part.anchors)
+    for namespace, n in part.namespaces.items():
+        total.namespaces[namespace] = total.namespaces.get(namespace, 0) + n
+
+
 def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
     """A connection, or StorageError with libpq's reason in one line."""
     try:
@@ -334,9 +344,11 @@ class PostgresStore:
 
     # -- retention ------------------------------------------------------------------------------
 
-    def delete_events(self, seqs: Sequence[int]) -> DeleteResult:
+    def delete_events(self, seqs: Sequence[int],
+                      journal: Callable[[DeleteResult], tuple[str, str]] | None = None) -> DeleteResult:
         """Delete events of this chain by seq in one short transaction, keeping the rest
-        verifiable: the link of every deleted seq whose successor stays is kept as an anchor."""
+        verifiable: the link of every deleted seq whose successor stays is kept as an anchor;
+        `journal(result)` -> (tier, state) is stored with them (see pending_purges)."""
         result = DeleteResult()
         if not seqs:
             return result
@@ -352,9 +364,7 @@ class PostgresStore:
                 rows.sort()
                 deleted = {row[0] for row in rows}
                 anchors = [(seq, bytes(link)) for seq, _, link, _, _, _ in rows if seq + 1 not in deleted]
-                with self.conn.cursor() as cur:
-                    cur.executemany("INSERT INTO chain_anchors(chain, seq, link) VALUES (%s, %s, %s)"
-                                    " ON CONFLICT DO NOTHING", [(self.chain, seq, link) for seq, link in anchors])
+                self._insert_anchors(anchors)
                 self.conn.execute("DELETE FROM event_keys k USING unnest(%s::bigint[], %s::bigint[]) AS d(o, p)"
                                   " WHERE k.origin = d.o AND k.pos = d.p",
                                   ([r[4] for r in rows], [r[5] for r in rows]))
@@ -366,31 +376,71 @@ class PostgresStore:
                 result.anchors_sha256 = anchors_digest(anchors)
                 for row in rows:
                     result.namespaces[row[3]] = result.namespaces.get(row[3], 0) + 1
+                if journal is not None:
+                    tier, state = journal(result)
+                    self.conn.execute("INSERT INTO purge_journal(chain, tier, state) VALUES (%s, %s, %s)"
+                                      " ON CONFLICT (chain, tier) DO UPDATE SET state = EXCLUDED.state",
+                                      (self.chain, tier, state))
         with self._lock:
             self._run(delete, "deleting events failed")
         return result
 
-    def drop_expired(self, tier: str, default_cutoff_us: int | None,
-                     namespace_cutoffs: dict[str, int | None]) -> DeleteResult | None:
-        """collector.store.EventWriter.drop_expired: the expired day partitions of `tier`, whole.
-        What they held of this collector's chain is the result; what they held of other chains is
-        in its `other_chains` (their purge records stand in this chain, naming theirs). Another
-        collector purging meanwhile: an empty result (it records what it drops)."""
-        by_chain = self.drop_partitions(tier, default_cutoff_us, namespace_cutoffs)
-        if by_chain is None:
-            return DeleteResult()
-        result = by_chain.pop(self.chain, None) or DeleteResult()
-        result.other_chains = by_chain
-        return result
+    def _insert_anchors(self, anchors: Sequence[tuple[int, bytes]]) -> None:
+        if anchors:
+            with self.conn.cursor() as cur:
+                cur.executemany("INSERT INTO chain_anchors(chain, seq, link) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                                [(self.chain, seq, link) for seq, link in anchors])
 
-    def drop_partitions(self, tier: str, default_cutoff_us: int | None,
-                        namespace_cutoffs: dict[str, int | None]) -> dict[str, DeleteResult] | None:
-        """Drop every day partition of `tier` whose events have all expired; returns what went,
-        per chain (each chain's purge record: seq ranges and the anchors kept). One collector at a
-        time purges (an advisory lock): None when another one holds it."""
+    def add_anchors(self, anchors: Sequence[tuple[int, bytes]]) -> None:
+        """This chain's anchors ahead of a drop (the drop writes every chain's again, atomically)."""
         with self._lock:
-            return self._run(lambda: pg_retention.drop_expired(self.conn, tier, default_cutoff_us,
-                                                               namespace_cutoffs), "dropping expired partitions failed")
+            self._run(lambda: self._insert_anchors(anchors), "storing chain anchors failed")
+
+    def anchors_within(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, bytes]]:
+        found: list[tuple[int, bytes]] = []
+        for low, high in ranges:
+            found += [(seq, bytes(link)) for seq, link in self._query(
+                "SELECT seq, link FROM chain_anchors WHERE chain = %s AND seq BETWEEN %s AND %s ORDER BY seq",
+                (self.chain, low, high))]
+        return found
+
+    def pending_purges(self) -> list[tuple[str, str]]:
+        return [(tier, state) for tier, state in self._query(
+            "SELECT tier, state FROM purge_journal WHERE chain = %s ORDER BY tier", (self.chain,))]
+
+    def drop_partitions(self, tier: str, expected: dict[str, int],
+                        record: Callable[[list[Any]], list[IncomingEvents]]) -> list[Any]:
+        """In one transaction: drop the partitions of `expected` that did not grow since they were
+        scanned (one collector of the cluster at a time), store record(dropped) — the purge
+        events — and clear this chain's journal of `tier` (collector/store/pg_retention.py)."""
+        def store_record(dropped: list[Any]) -> None:
+            batches = record(dropped)
+            if batches:
+                self._store(batches, now_us(), optimistic=False)
+        with self._lock:
+            return self._run(lambda: pg_retention.drop(self.conn, self.chain, tier, expected, store_record),
+                             "dropping expired partitions failed")
+
+    def drop_expired(self, tier: str, default_cutoff_us: int | None,
+                     namespace_cutoffs: dict[str, int | None]) -> DeleteResult:
+        """Every wholly expired partition of `tier` in one call (droppable, scan, drop) without
+        recording a purge event: what the retention steps do, for tests and tools. The own
+        chain's part is the result, the other chains' are in its other_chains."""
+        with self._lock:
+            def run() -> DeleteResult:
+                parts = pg_retention.droppable(self.conn, tier, default_cutoff_us, namespace_cutoffs)
+                scans = {p.name: pg_retention.scan(self.conn, p.name, self.chain) for p in parts}
+                dropped = pg_retention.drop(self.conn, self.chain, tier, {p.name: p.max_seq for p in parts},
+                                            lambda _: None)
+                total = DeleteResult()
+                for part in dropped:
+                    _merge(total, scans[part.name])
+                    for chain, other in scans[part.name].other_chains.items():
+                        _merge(total.other_chains.setdefault(chain, DeleteResult()), other)
+                for result in (total, *total.other_chains.values()):
+                    result.anchors_sha256 = anchors_digest(result.anchors)
+                return total
+            return self._run(run, "dropping expired partitions failed")
 
     def storage_bytes(self) -> int:
         """The database's size as last measured (the backend's heartbeat measures it): metrics

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from collector.filters import FilterSpec
-from collector.store import EVENT_COLUMNS, StoreStatus
+from collector.store import EVENT_COLUMNS, DeleteResult, StoreStatus, pg_retention
 from collector.store.pg_dsn import mask_dsn
 from collector.store.pg_query import compile_where
 from collector.store.postgres import _first_line, connect
@@ -112,6 +112,14 @@ class PostgresReader:
         return self._run(lambda: [tuple(r) for r in self.conn.execute(
             sql, [self.chain, tier, max(cutoffs), after[0], after[1], *params, limit]).fetchall()],
             "finding expired events failed")
+
+    def droppable(self, tier: str, default_cutoff_us: int | None,
+                  namespace_cutoffs: dict[str, int | None]) -> list[pg_retention.PgPartition]:
+        return self._run(lambda: pg_retention.droppable(self.conn, tier, default_cutoff_us, namespace_cutoffs),
+                         "finding expired partitions failed")
+
+    def scan_partition(self, part: pg_retention.PgPartition) -> DeleteResult:
+        return self._run(lambda: pg_retention.scan(self.conn, part.name, self.chain), "reading a partition failed")
 
     def heads(self) -> dict[str, int]:
         return dict(self._run(lambda: self.conn.execute("SELECT chain, last_seq FROM chains").fetchall(),

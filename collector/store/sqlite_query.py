@@ -73,10 +73,22 @@ INDEXED_FILTERS = ("request_id", "user", "host", "message")
 SEVERE_LEVEL = 4   # warning: the partial index events_severe holds levels 0..4 (schema.py)
 
 
-def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset()) -> tuple[str, list[Any]]:
-    """The WHERE clause and its parameters. A column in `walk_time` is written as `+column`, which
-    keeps SQLite from using its index, so a limited search in time order walks the time index and
-    stops after N matches instead of reading every match of a common value and sorting them."""
+def host_origins_sql(host: TextMatch) -> tuple[str, list[Any]]:
+    """SQL selecting the origin ids of a host filter (names or addresses), on the main file."""
+    params: list[Any] = []
+    by_name = _text("host", host, params)
+    by_ip = _text("ip", host, params)
+    return (f"SELECT id FROM origins WHERE {by_name} OR host IN (SELECT host FROM node_addresses WHERE {by_ip})",
+            params)
+
+
+def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset(),
+                  origin_ids: list[int] | None = None) -> tuple[str, list[Any]]:
+    """The WHERE clause and its parameters, for the `events` table of a partition. A column in
+    `walk_time` is written as `+column`, which keeps SQLite from using its index, so a limited
+    search in time order walks the time index and stops after N matches instead of reading every
+    match of a common value and sorting them. `origin_ids`: the host filter resolved on the main
+    file (partition files have no origins table)."""
     clauses: list[str] = []
     params: list[Any] = []
 
@@ -109,15 +121,17 @@ def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset()) 
     add(_text("+request_id" if "request_id" in walk_time else "request_id", spec.request_id, params))
     add(_text("+user" if "user" in walk_time else "user", spec.user, params))
     if spec.host is not None:
-        # Resolve names and addresses through the small origins/node_addresses tables, so the
-        # (origin, pos) index serves the filter.
-        hosts_params: list[Any] = []
-        by_name = _text("host", spec.host, hosts_params)
-        by_ip = _text("ip", spec.host, hosts_params)
+        # Names and addresses resolve through the main file's small origins/node_addresses tables
+        # (host_origins_sql) to origin ids, so the (origin, pos) index serves the filter.
         column = "+origin" if "host" in walk_time else "origin"
-        clauses.append(f"{column} IN (SELECT id FROM origins WHERE {by_name} OR host IN "
-                       f"(SELECT host FROM node_addresses WHERE {by_ip}))")
-        params.extend(hosts_params)
+        if origin_ids is None:
+            sql, hosts_params = host_origins_sql(spec.host)
+            clauses.append(f"{column} IN ({sql})")
+            params.extend(hosts_params)
+        elif origin_ids:
+            clauses.append(f"{column} IN ({','.join(str(int(o)) for o in origin_ids)})")
+        else:
+            clauses.append("0")
     add(_text("log_type", spec.log_type, params))
     add(_text("source", spec.source, params))
     add(_text("namespace", spec.namespace, params))
@@ -166,7 +180,8 @@ def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset()) 
     return " AND ".join(clauses), params
 
 
-def probe_sql(spec: FilterSpec, name: str, cap: int) -> tuple[str, list[Any]] | None:
+def probe_sql(spec: FilterSpec, name: str, cap: int,
+              origin_ids: list[int] | None = None) -> tuple[str, list[Any]] | None:
     """SQL counting up to `cap` events that the indexed filter `name` alone matches, read from its
     own index; None when the spec does not use that filter."""
     if name == "message":
@@ -177,7 +192,7 @@ def probe_sql(spec: FilterSpec, name: str, cap: int) -> tuple[str, list[Any]] | 
     value = getattr(spec, name)
     if value is None:
         return None
-    where, params = compile_where(FilterSpec(**{name: value}))
+    where, params = compile_where(FilterSpec(**{name: value}), origin_ids=origin_ids)
     return f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT {int(cap)})", params
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import collections
 import pathlib
-import sqlite3
 import threading
 import time
 
+from collector.store.sqlite import SqliteReader
+from common.errors import StorageError
 from tests.harness import Daemon, search_json, wait_for, write_lines
 
 
@@ -42,8 +43,16 @@ def stored_count(collector: Daemon, host: str) -> int:
     path = pathlib.Path(collector.config["data_dir"]) / "events.db"
     if not path.exists():
         return 0
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
-        return db.execute("SELECT count(*) FROM events WHERE host = ?", (host,)).fetchone()[0]
+    try:
+        reader = SqliteReader(str(path))
+    except StorageError:
+        return 0     # the collector is creating the store
+    try:
+        head, _ = reader.snapshot()
+        return sum(conn.execute("SELECT count(*) FROM events WHERE host = ? AND seq <= ?", (host, head)).fetchone()[0]
+                   for conn in reader.partition_connections())
+    finally:
+        reader.close()
 
 
 def wait_stored(collector: Daemon, host: str, count: int, timeout: float = 60.0) -> None:

@@ -48,8 +48,8 @@ def test_an_expired_day_is_dropped_whole_with_its_anchors(pg_dsn):
         # The ledger forgot the dropped keys (as a row delete frees them in SQLite).
         assert _rows(pg_dsn, "SELECT count(*) FROM event_keys") == [(10,)]
         # Nothing left to drop; another tier is untouched.
-        assert stores[1].drop_partitions("general", DAY0 + DAY, {}) == {}
-        assert stores[1].drop_partitions("security", DAY0 + 5 * DAY, {}) == {}
+        assert stores[1].drop_expired("general", DAY0 + DAY, {}).count == 0
+        assert stores[1].drop_expired("security", DAY0 + 5 * DAY, {}).count == 0
     finally:
         for store in stores:
             store.close()
@@ -59,10 +59,10 @@ def test_a_namespace_kept_longer_keeps_its_day(pg_dsn):
     store = PostgresStore(pg_dsn, "c1")
     try:
         _fill(store, "web-1", 0, namespace="audit")
-        assert store.drop_partitions("general", DAY0 + DAY, {"audit": None}) == {}
-        assert store.drop_partitions("general", DAY0 + DAY, {"audit": DAY0}) == {}
+        assert store.drop_expired("general", DAY0 + DAY, {"audit": None}).count == 0
+        assert store.drop_expired("general", DAY0 + DAY, {"audit": DAY0}).count == 0
         # A shorter override alone may expire a day whose default is still kept.
-        assert store.drop_partitions("general", None, {"audit": DAY0 + DAY})["c1"].count == 5
+        assert store.drop_expired("general", None, {"audit": DAY0 + DAY}).count == 5
     finally:
         store.close()
 
@@ -73,10 +73,9 @@ def test_one_collector_at_a_time_purges(pg_dsn):
         _fill(store, "web-1", 0)
         with psycopg.connect(pg_dsn, autocommit=True) as other:
             other.execute("SELECT pg_advisory_lock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE))
-            assert store.drop_partitions("general", DAY0 + DAY, {}) is None
             assert store.drop_expired("general", DAY0 + DAY, {}).count == 0
             other.execute("SELECT pg_advisory_unlock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE))
-        assert store.drop_partitions("general", DAY0 + DAY, {})["c1"].count == 5
+        assert store.drop_expired("general", DAY0 + DAY, {}).count == 5
     finally:
         store.close()
 

@@ -64,7 +64,7 @@ def cluster_db(pg_server, tmp_path_factory):
                 times = [OLD + p if name == "c2" and p <= 5 else DAY0 + p for p in positions]
                 store.store_batch([incoming(f"web-{name}", "k1", positions, time_us=times,
                                             messages=[f"msg {p} ünï\"q" for p in positions])], DAY0)
-        dropped = stores["c1"].drop_partitions("general", DAY0 - pg_schema.DAY_US, {})
+        dropped = stores["c1"].drop_expired("general", DAY0 - pg_schema.DAY_US, {}).other_chains
         assert dropped["c2"].ranges == [(1, 5)]
         stores["c1"].store_batch([_purge_event("c1", "c2", dropped["c2"])], DAY0)
         for name, store in stores.items():

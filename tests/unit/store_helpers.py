@@ -14,3 +14,36 @@ def incoming(host: str, source_key: str, positions: list[int], *, messages: list
         level=bytes([level] * n), message=messages or [f"line {p}" for p in positions],
         request_id=request_ids or [""] * n, user=users or [""] * n, action=actions or [""] * n, app=[""] * n,
         pid=pids or [0] * n, fields_json=[""] * n, flags=bytes(n), tier=[tier] * n)
+
+
+def partition_files(main_path) -> list:
+    """The partition files of a store, biggest first."""
+    import pathlib
+    folder = pathlib.Path(main_path).parent / "partitions"
+    return sorted(folder.glob("*.db"), key=lambda p: -p.stat().st_size)
+
+
+def partition_conn(main_path, partition=None):
+    """A read-write connection to one partition's `events` (the biggest unless named) with the main
+    file attached, so statements can name `events`, `meta`, `origins`, `checkpoints` or
+    `chain_anchors` unqualified, as on a single-file store."""
+    import sqlite3
+
+    from collector.store.sqlite_query import register_functions
+    path = partition or partition_files(main_path)[0]
+    conn = sqlite3.connect(path)
+    conn.execute("ATTACH DATABASE ? AS m", (str(main_path),))
+    register_functions(conn)
+    return conn
+
+
+def event_rows(store, sql: str, params=()) -> list[tuple]:
+    """`sql` (over `events`) run on every partition of a store, rows concatenated."""
+    rows: list[tuple] = []
+    for part in store.partitions():
+        rows += store.partition_conn(part.name).execute(sql, params).fetchall()
+    return rows
+
+
+def event_count(store, where: str = "1", params=()) -> int:
+    return sum(n for (n,) in event_rows(store, f"SELECT count(*) FROM events WHERE {where}", params))

@@ -36,7 +36,7 @@ def test_chain_links_depend_on_order_and_content():
 def test_store_links_match_the_reference_canonical_form(tmp_path):
     """What the writer's fast path hashes is the documented canonical form."""
     from collector.store.sqlite import SqliteReader, SqliteStore, row_to_event
-    from tests.unit.store_helpers import incoming
+    from tests.unit.store_helpers import event_rows, incoming
 
     store = SqliteStore(tmp_path / "events.db", collector="c1")
     store.store_batch([incoming("web-1", "k1", [1, 2, 3], messages=['quo"te', "ünï\\n]", "x"],
@@ -44,7 +44,7 @@ def test_store_links_match_the_reference_canonical_form(tmp_path):
     reader = SqliteReader(str(tmp_path / "events.db"))
     rows = [r for page in reader.query("", [], order="asc") for r in page]
     link = chain.GENESIS
-    stored_links = dict(reader.conn.execute("SELECT seq, hash FROM events").fetchall())
+    stored_links = dict(event_rows(store, "SELECT seq, hash FROM events"))
     for row in rows:
         link = chain.extend(link, chain.canonical_bytes(row_to_event(row)))
         assert stored_links[row[0]] == link
@@ -53,11 +53,11 @@ def test_store_links_match_the_reference_canonical_form(tmp_path):
 
 def test_delete_events_leaves_anchors_for_every_gap(tmp_path):
     from collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
-    from tests.unit.store_helpers import incoming
+    from tests.unit.store_helpers import event_rows, incoming
 
     store = SqliteStore(tmp_path / "events.db", collector="c1")
     store.store_batch([incoming("web-1", "k1", list(range(1, 11)))], 1)
-    links = dict(store.conn.execute("SELECT seq, hash FROM events"))
+    links = dict(event_rows(store, "SELECT seq, hash FROM events"))
     result = store.delete_events([2, 3, 4, 7, 10])
     assert result.count == 5 and result.ranges == [(2, 4), (7, 7), (10, 10)]
     anchors = dict(store.conn.execute("SELECT seq, link FROM chain_anchors"))
@@ -65,14 +65,14 @@ def test_delete_events_leaves_anchors_for_every_gap(tmp_path):
     assert result.anchors_sha256 == anchors_digest(list(anchors.items()))
     reader = SqliteReader(str(tmp_path / "events.db"))
     assert [r[0] for page in reader.query("", []) for r in page] == [1, 5, 6, 8, 9]
-    assert reader.scalar("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'line'") == 5
+    assert sum(n for (n,) in event_rows(store, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'line'")) == 5
 
 
 def test_a_batch_the_chain_cannot_encode_is_rolled_back_and_the_next_one_stores(tmp_path):
     import pytest
 
     from collector.store.sqlite import SqliteStore
-    from tests.unit.store_helpers import incoming
+    from tests.unit.store_helpers import event_count, incoming
 
     store = SqliteStore(tmp_path / "events.db", collector="c1")
     bad = incoming("web-1", "k1", [1, 2])
@@ -81,4 +81,4 @@ def test_a_batch_the_chain_cannot_encode_is_rolled_back_and_the_next_one_stores(
         store.store_batch([bad], 1)
     results = store.store_batch([incoming("web-1", "k1", [1, 2, 3])], 2)
     assert results[0].stored == 3 and results[0].first_seq == 1
-    assert store.conn.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+    assert event_count(store) == 3

@@ -9,6 +9,7 @@ from collector.filters import build_filter_spec
 from collector.query import QueryEngine
 from collector.store.sqlite_query import compile_where
 from tests.search_dataset import build_store, labels
+from tests.unit.store_helpers import partition_conn, partition_files
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def engine(tmp_path_factory):
 
 def _first_step(engine: QueryEngine, **raw: str) -> str:
     where, params = compile_where(build_filter_spec(raw))
-    plan = engine._reader().conn.execute(
+    plan = partition_conn(engine._reader().path).execute(
         f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where} ORDER BY time DESC, seq DESC LIMIT 1000", params)
     return next(plan)[3]
 
@@ -43,5 +44,7 @@ def test_the_index_changes_no_result(engine):
         where, params = compile_where(spec)
         plain = where.replace(" AND level <= 4", "")
         assert plain != where
-        rows = engine._reader().conn.execute(f"SELECT message FROM events WHERE {plain}", params).fetchall()
+        main = engine._reader().path
+        rows = [row for part in partition_files(main)
+                for row in partition_conn(main, part).execute(f"SELECT message FROM events WHERE {plain}", params)]
         assert with_index == {message[:3] for (message,) in rows}, raw

@@ -13,7 +13,7 @@ from collector.retention import PURGE_ACTION, RetentionScheduler
 from collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
 from collector.writer import StorageWriter
 from common.timefmt import format_us
-from tests.unit.store_helpers import incoming
+from tests.unit.store_helpers import event_count, event_rows, incoming
 
 DAY = 86400 * 1_000_000
 NOW = 1_800_000_000_000_000
@@ -37,7 +37,7 @@ def _fill(store: SqliteStore) -> None:
 
 
 def _remaining(store: SqliteStore) -> set[str]:
-    return {m for (m,) in store.conn.execute("SELECT message FROM events WHERE action IS NULL OR action != ?",
+    return {m for (m,) in event_rows(store, "SELECT message FROM events WHERE action IS NULL OR action != ?",
                                              (PURGE_ACTION,))}
 
 
@@ -75,8 +75,9 @@ def test_each_tier_and_namespace_override_keeps_exactly_its_window(tmp_path):
     assert purged == {"general": 6, "security": 2}
 
     # One security-tier event per tier that lost events, with what verification needs.
-    events = store.conn.execute("SELECT tier, level, log_type, host, source, message, fields FROM events"
-                                " WHERE action = ? ORDER BY seq", (PURGE_ACTION,)).fetchall()
+    events = sorted(event_rows(store, "SELECT seq, tier, level, log_type, host, source, message, fields FROM events"
+                                      " WHERE action = ?", (PURGE_ACTION,)))
+    events = [e[1:] for e in events]
     assert [(e[0], e[2], e[3], e[4]) for e in events] == [("security", "audit", "c1", "collector")] * 2
     general, security = (json.loads(e[6]) for e in events)
     assert general["tier"] == "general" and general["count"] == 6
@@ -92,7 +93,7 @@ def test_each_tier_and_namespace_override_keeps_exactly_its_window(tmp_path):
         assert fields["anchors_sha256"] == anchors_digest(covered)
         assert sum(hi - lo + 1 for lo, hi in fields["seq_ranges"]) == fields["count"]
     # Full-text rows went with their events.
-    assert store.conn.execute("SELECT count(*) FROM events_fts WHERE events_fts MATCH 'age'").fetchone()[0] == \
+    assert sum(n for (n,) in event_rows(store, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'age'")) == \
         len(expected) - 1
 
 
@@ -101,7 +102,7 @@ def test_nothing_expired_records_nothing_and_a_second_run_finds_nothing(tmp_path
     _fill(store)
     runs, purged = _run(_config(general=float("inf"), security=float("inf")), store)
     assert runs == [] and purged == {}
-    before = store.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    before = event_count(store)
     assert before == 31
     runs, _ = _run(_config(general=365 * 86400, security=float("inf")), store)
     assert [(r.tier, r.count) for r in runs] == [("general", 3)]
@@ -134,7 +135,10 @@ def test_an_interrupted_purge_still_records_what_it_deleted(tmp_path):
     store = SqliteStore(tmp_path / "e.db", collector="c1")
     _fill(store)
     writer = StorageWriter(store)
-    config = _config(general=30 * 86400, security=float("inf"))
+    # legal's events are kept, so the old partitions stay and the others' events in them are
+    # deleted row by row, in chunks (whole expired partitions go in one step with their record).
+    config = _config(general=30 * 86400, security=float("inf"),
+                     namespaces={"legal": NamespaceRetention(general=float("inf"))})
 
     async def go():
         task = None
@@ -146,12 +150,12 @@ def test_an_interrupted_purge_still_records_what_it_deleted(tmp_path):
         return task.cancelled()
     assert asyncio.run(go())
     writer.stop()
-    [fields] = [json.loads(f) for (f,) in store.conn.execute("SELECT fields FROM events WHERE action = ?",
+    [fields] = [json.loads(f) for (f,) in event_rows(store, "SELECT fields FROM events WHERE action = ?",
                                                              (PURGE_ACTION,))]
     # The two oldest general events (default and staging, 400 days old) went, and are recorded.
     assert fields["count"] == 2 and fields["seq_ranges"] == [[1, 1], [11, 11]]
-    assert store.conn.execute("SELECT count(*) FROM events WHERE seq IN (1, 11)").fetchone()[0] == 0
-    assert store.conn.execute("SELECT count(*) FROM events WHERE tier = 'general'").fetchone()[0] == 13
+    assert event_count(store, "seq IN (1, 11)") == 0
+    assert event_count(store, "tier = 'general'") == 13
 
 
 def test_a_failing_purge_is_recorded_at_level_error_and_retried(tmp_path):
@@ -161,8 +165,8 @@ def test_a_failing_purge_is_recorded_at_level_error_and_retried(tmp_path):
     scheduler = RetentionScheduler(config, lambda: SqliteReader(str(tmp_path / "missing" / "nope.db")), writer)
 
     def failures():
-        return store.conn.execute("SELECT level, tier, message FROM events WHERE action = ?",
-                                  ("Collector.Retention.Failed",)).fetchall()
+        return event_rows(store, "SELECT level, tier, message FROM events WHERE action = ?",
+                          ("Collector.Retention.Failed",))
 
     async def go():
         scheduler.start()

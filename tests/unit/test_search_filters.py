@@ -10,6 +10,7 @@ from collector.store.sqlite_query import compile_where
 from common.errors import UsageError
 from common.timefmt import parse_rfc3339_us
 from tests.search_dataset import ALL, build_store, labels
+from tests.unit.store_helpers import partition_conn
 
 NOW = parse_rfc3339_us("2025-12-02T09:00:00Z")
 
@@ -151,7 +152,7 @@ def _plan(engine: QueryEngine, order: str = "desc", **raw: str) -> str:
     where, params = compile_where(build_filter_spec(raw, now=NOW))
     sql = (f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where or '1'} "
            f"ORDER BY time {order}, seq {order} LIMIT 1000")
-    return " | ".join(row[3] for row in engine._reader().conn.execute(sql, params))
+    return " | ".join(row[3] for row in partition_conn(engine._reader().path).execute(sql, params))
 
 
 def test_indexed_filters_use_their_index(engine):
@@ -166,7 +167,7 @@ def test_indexed_filters_use_their_index(engine):
 
 def _plan_walking(engine, walk, **raw):
     where, params = compile_where(build_filter_spec(raw), walk_time=frozenset(walk))
-    return [row[3] for row in engine._reader().conn.execute(
+    return [row[3] for row in partition_conn(engine._reader().path).execute(
         f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where} ORDER BY time DESC, seq DESC LIMIT 10", params)]
 
 

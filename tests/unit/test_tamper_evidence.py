@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-import sqlite3
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,7 +17,7 @@ from common import chain
 from common.checkpoints import PURGE_ACTION, Checkpoint, key_id, public_pem
 from common.verify import Tampered, verify_db
 from tests.harness import run_cli
-from tests.unit.store_helpers import incoming
+from tests.unit.store_helpers import event_rows, incoming, partition_conn
 
 EVENTS = 75
 EVERY = 10
@@ -55,7 +54,7 @@ def copy(signed, tmp_path):
 
 
 def tamper(path: pathlib.Path, *statements: tuple) -> None:
-    conn = sqlite3.connect(path / "events.db")
+    conn = partition_conn(path / "events.db")
     for statement in statements:
         conn.execute(*statement) if isinstance(statement, tuple) else conn.execute(statement)
     conn.commit()
@@ -90,7 +89,7 @@ def test_changed_level_is_caught(copy, signed):
 
 def test_changed_message_with_recomputed_links_is_caught_by_the_next_checkpoint(copy, signed):
     """An attacker who also rewrites every stored link (and the head) still cannot re-sign."""
-    conn = sqlite3.connect(copy / "events.db")
+    conn = partition_conn(copy / "events.db")
     conn.execute("UPDATE events SET message = 'rewritten' WHERE seq = 33")
     link = chain.GENESIS
     for row in conn.execute(f"SELECT {', '.join(chain.CANONICAL_KEYS)} FROM events ORDER BY seq").fetchall():
@@ -127,7 +126,7 @@ def test_inserted_row_is_caught(copy, signed):
 
 
 def test_row_appended_after_the_head_is_caught(copy, signed):
-    conn = sqlite3.connect(copy / "events.db")
+    conn = partition_conn(copy / "events.db")
     row = conn.execute(f"SELECT {', '.join(chain.CANONICAL_KEYS)}, hash FROM events WHERE seq = {EVENTS}").fetchone()
     values = dict(zip(chain.CANONICAL_KEYS, row))
     values.update(seq=EVENTS + 1, message="appended")
@@ -166,7 +165,7 @@ def test_truncated_unsigned_tail_after_the_last_checkpoint_is_caught(tmp_path):
 
 def test_checkpoint_forged_with_another_key_is_caught(copy, signed):
     forger = Ed25519PrivateKey.generate()
-    conn = sqlite3.connect(copy / "events.db")
+    conn = partition_conn(copy / "events.db")
     conn.execute("UPDATE events SET message = 'forged' WHERE seq = 55")
     link = chain.GENESIS
     for row in conn.execute(f"SELECT {', '.join(chain.CANONICAL_KEYS)} FROM events ORDER BY seq").fetchall():
@@ -233,7 +232,7 @@ def test_key_rotation_keeps_old_checkpoints_verifiable(tmp_path):
     assert rotated_from == key_id(old.public_key())
     store.store_batch([incoming("web-1", "k1", list(range(100, 120)))], 1)
     Signer(new, "c1", EVERY).checkpoint_head(store)
-    rotation = store.conn.execute("SELECT tier, fields FROM events WHERE action = 'Collector.SigningKey.Rotate'").fetchone()
+    [rotation] = event_rows(store, "SELECT tier, fields FROM events WHERE action = 'Collector.SigningKey.Rotate'")
     assert rotation[0] == "permanent" and json.loads(rotation[1])["key_id"] == key_id(new.public_key())
     keys = {row[0] for row in store.conn.execute("SELECT key_id FROM signing_keys")}
     assert keys == {key_id(old.public_key()), key_id(new.public_key())}

@@ -1,0 +1,624 @@
+"""The write side of the SQLite store: one chain, events in time partitions (docs/storage-model.md).
+
+One writer thread owns this object. `store_batch` dedups across partitions, assigns gapless seqs,
+extends the hash chain, writes each event into the partition file of its tier and period, and
+commits the partitions first and the main file last: the main file is the commit record, so a
+crash between the two leaves partition rows past the committed head, which do not exist for
+readers and are deleted at the next open (crash rule, storage-model §5). Removing events goes the
+other way: the main file commits the anchors and the purge record first, then rows or files go.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from collector.store import (
+    Checkpointer,
+    CheckpointRow,
+    DeleteResult,
+    IncomingEvents,
+    StoreResult,
+    anchors_digest,
+)
+from collector.store.partitions import (
+    ConnectionPool,
+    Partition,
+    partition_dir,
+    partition_name,
+    partition_path,
+    read_catalogue,
+    remove_partition_file,
+)
+from collector.store.schema import create_main_schema, create_partition_schema
+from collector.store.sqlite_migrate import migrate_single_file
+from collector.store.sqlite_util import CHAIN, connect, merge_ranges, store_bytes
+from common import chain
+from common.errors import StorageError
+from common.ids import event_id
+from common.timefmt import now_us
+
+log = logging.getLogger("fleetlog.collector.store")
+
+# The writer's row, in this column order; the chain fills in `hash` (the last) for a whole batch.
+ROW_COLUMNS = ("seq", "origin", "pos", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
+               "source", "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",
+               "tier", "truncated", "hash")
+_INSERT_EVENT = f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})"
+_CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
+_HASH = ROW_COLUMNS.index("hash")
+_MESSAGE = ROW_COLUMNS.index("message")
+_TIME = ROW_COLUMNS.index("time")
+_TIER = ROW_COLUMNS.index("tier")
+_NAMESPACE = ROW_COLUMNS.index("namespace")
+_INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"
+_DELETE_FTS = "INSERT INTO events_fts(events_fts, rowid, message) VALUES('delete', ?, ?)"
+INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector, chain_hash, time, signature)"
+                     " VALUES (?, ?, ?, ?, ?, ?)")
+DEFAULT_PERIOD_S = 86400.0
+WRITER_PARTITION_CACHE_KIB = 16 * 1024
+OPEN_PARTITIONS = 8
+
+
+@dataclass
+class _Pending:
+    """What one transaction adds to one partition, applied to the catalogue at commit."""
+
+    part: Partition
+    rows: list[list]
+    new: bool
+    spans: dict[int, list[int]] = field(default_factory=dict)      # origin -> [min_pos, max_pos]
+    namespaces: dict[str, int] = field(default_factory=dict)       # namespace -> events
+
+
+class SqliteStore:
+    """The write side (collector.store.EventWriter). Not thread-safe: call it from one thread
+    (the collector's writer)."""
+
+    chain = CHAIN
+
+    def __init__(self, path: str | os.PathLike, synchronous: str = "full", collector: str = "",
+                 partition_period: float = DEFAULT_PERIOD_S):
+        self.path = str(path)
+        pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.migrated = migrate_single_file(self.path)
+        self.created = not os.path.exists(self.path)
+        self.collector = collector
+        self.synchronous = synchronous
+        self.conn = connect(self.path, synchronous)
+        try:
+            create_main_schema(self.conn)
+            if self._meta("partition_period") is None:
+                self.conn.execute("INSERT INTO meta(key, value) VALUES ('partition_period', ?)",
+                                  (str(int(partition_period * 1_000_000)),))
+            self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('chain', ?)", (CHAIN,))
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot create the schema: {exc}") from None
+        # A new period applies to partitions created from now on; existing ones keep theirs.
+        self.period_us = max(1_000_000, int(partition_period * 1_000_000))
+        self._origins: dict[tuple[str, str], int] = {
+            (host, key): oid for oid, host, key in self.conn.execute("SELECT id, host, source_key FROM origins")
+        }
+        self._addresses: set[tuple[str, str]] = set(self.conn.execute("SELECT host, ip FROM node_addresses"))
+        self.last_seq = int(self._meta("last_seq") or 0)
+        head = self._meta("chain_head")
+        self.chain_head = bytes.fromhex(head) if head else chain.GENESIS
+        self.last_checkpoint_seq = int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0])
+        self.pool = ConnectionPool(self.path, self._open_partition, OPEN_PARTITIONS)
+        self._load_catalogue()
+        self._repair()
+        # Set by the collector's signer (collector.store.Checkpointer); called inside the
+        # transaction so checkpoints commit with their events.
+        self.checkpointer: Checkpointer | None = None
+        self._lock = threading.RLock()
+
+    # -- catalogue -----------------------------------------------------------------------------
+
+    def _open_partition(self, path: str) -> sqlite3.Connection:
+        conn = connect(path, self.synchronous, cache_kib=WRITER_PARTITION_CACHE_KIB)
+        create_partition_schema(conn)
+        return conn
+
+    def _load_catalogue(self) -> None:
+        self.parts: dict[str, Partition] = {p.name: p for p in read_catalogue(self.conn)}
+        self._names = {p.id: p.name for p in self.parts.values()}
+        self._spans: dict[int, dict[int, list[int]]] = {}     # origin -> {part id: [min_pos, max_pos]}
+        for part, origin, low, high in self.conn.execute("SELECT part, origin, min_pos, max_pos FROM partition_origins"):
+            self._spans.setdefault(origin, {})[part] = [low, high]
+        self._namespaces: dict[int, dict[str, int]] = {}      # part id -> {namespace: events}
+        for part, namespace, count in self.conn.execute("SELECT part, namespace, count FROM partition_namespaces"):
+            self._namespaces.setdefault(part, {})[namespace] = count
+
+    def _repair(self) -> None:
+        """Crash rules 2 and 3: rows past the committed head and unlisted files do not exist; and
+        a row purge step whose record committed is finished."""
+        for (deleting,) in self.conn.execute("SELECT deleting FROM purge_pending WHERE deleting IS NOT NULL").fetchall():
+            self._finish_deleting([tuple(r) for r in json.loads(deleting)])
+        folder = partition_dir(self.path)
+        if not folder.is_dir():
+            return
+        for file in sorted(folder.glob("*.db")):
+            name = file.stem
+            if name not in self.parts:
+                log.warning("%s: removing partition file %s, which no committed transaction lists "
+                            "(a crash interrupted its creation or its drop)", self.path, file.name)
+                remove_partition_file(file)
+                continue
+            conn = self.pool.get(name)
+            if conn is None:
+                continue
+            try:
+                stale = conn.execute("SELECT seq, message FROM events WHERE seq > ?", (self.last_seq,)).fetchall()
+                if stale:
+                    log.warning("%s: discarding %d uncommitted events past seq %d in partition %s",
+                                self.path, len(stale), self.last_seq, name)
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(_DELETE_FTS, stale)
+                    conn.execute("DELETE FROM events WHERE seq > ?", (self.last_seq,))
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"{file}: cannot repair the partition: {exc}") from None
+        self.pool.trim()
+
+    def _finish_deleting(self, ranges: list[tuple[int, int]]) -> None:
+        """Delete what is left of rows a committed purge step removed (idempotent)."""
+        for part in self.parts.values():
+            for low, high in ranges:
+                if part.max_seq < low or part.min_seq > high:
+                    continue
+                conn = self.partition_conn(part.name)
+                try:
+                    rows = conn.execute("SELECT seq, message FROM events WHERE seq BETWEEN ? AND ?",
+                                        (low, high)).fetchall()
+                    if rows:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.executemany(_DELETE_FTS, rows)
+                        conn.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (low, high))
+                        conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    _rollback(conn)
+                    raise StorageError(f"{self.path}: finishing an interrupted purge step failed: {exc}") from None
+
+    def partitions(self) -> list[Partition]:
+        """The live partitions (committed state), oldest first."""
+        return sorted(self.parts.values(), key=lambda p: (p.min_time, p.id))
+
+    def partition_conn(self, name: str) -> sqlite3.Connection:
+        """The writer's connection to partition `name`, creating its file when new."""
+        conn = self.pool.get(name, create=True)
+        assert conn is not None
+        return conn
+
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _origin_id(self, host: str, source_key: str) -> int:
+        key = (host, source_key)
+        oid = self._origins.get(key)
+        if oid is None:
+            oid = self.conn.execute(
+                "INSERT INTO origins(host, source_key) VALUES (?, ?) RETURNING id", key).fetchone()[0]
+            self._origins[key] = oid
+        return oid
+
+    # -- storing -------------------------------------------------------------------------------
+
+    def store_batch(self, batches: Sequence[IncomingEvents], received_at_us: int) -> list[StoreResult]:
+        """Store every new event of `batches` in one transaction (collector.store.EventWriter)."""
+        with self._lock:
+            return self._store(batches, received_at_us)
+
+    def _store(self, batches: Sequence[IncomingEvents], received_at_us: int,
+               before_commit: Callable[[], None] | None = None) -> list[StoreResult]:
+        origins_before, addresses_before = dict(self._origins), set(self._addresses)
+        seq, head, checkpoint_seq = self.last_seq, self.chain_head, self.last_checkpoint_seq
+        opened: list[sqlite3.Connection] = []
+        committed: list[sqlite3.Connection] = []
+        pending: dict[str, _Pending] = {}
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            results = []
+            event_rows: list[list] = []
+            added: dict[int, set[int]] = {}
+            for incoming in batches:
+                result, seq = self._rows_for(incoming, received_at_us, seq, event_rows, added)
+                results.append(result)
+            if event_rows:
+                # Inside the transaction: no acknowledged event is ever unchained.
+                head = chain.link_rows(head, event_rows, _CHAIN_COLUMNS, _HASH)
+                pending = self._route(event_rows)
+                for item in pending.values():
+                    conn = self.partition_conn(item.part.name)
+                    conn.execute("BEGIN IMMEDIATE")
+                    opened.append(conn)
+                    conn.executemany(_INSERT_EVENT, item.rows)
+                    conn.executemany(_INSERT_FTS, ((row[0], row[_MESSAGE]) for row in item.rows))
+                self._catalogue_add(pending)
+                self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                      (("last_seq", str(seq)), ("chain_head", head.hex())))
+                if self.checkpointer is not None:
+                    signed = self.checkpointer(event_rows, checkpoint_seq)
+                    if signed:
+                        self.conn.executemany(INSERT_CHECKPOINT, signed)
+                        checkpoint_seq = signed[-1][0]
+            if before_commit is not None:
+                before_commit()
+            # Partitions first, the main file (the commit record) last.
+            for conn in opened:
+                conn.execute("COMMIT")
+                committed.append(conn)
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # Also a value the chain cannot encode: no transaction may stay open, or every later
+            # batch would fail to BEGIN.
+            for conn in opened:
+                if conn not in committed:
+                    _rollback(conn)
+            _rollback(self.conn)
+            self._discard_past(committed, self.last_seq)
+            self._origins, self._addresses = origins_before, addresses_before
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"{self.path}: storing a batch failed: {exc}") from None
+            raise
+        self.last_seq, self.chain_head, self.last_checkpoint_seq = seq, head, checkpoint_seq
+        for item in pending.values():
+            self._apply(item)
+        self.pool.trim()
+        return results
+
+    def _discard_past(self, conns: list[sqlite3.Connection], last_seq: int) -> None:
+        """After a failed commit: rows that reached a partition but not the commit record go now
+        (or at the next open, if this fails too)."""
+        for conn in conns:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_DELETE_FTS, conn.execute(
+                    "SELECT seq, message FROM events WHERE seq > ?", (last_seq,)).fetchall())
+                conn.execute("DELETE FROM events WHERE seq > ?", (last_seq,))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                log.error("%s: cannot discard uncommitted partition rows now (%s); they go at the next open",
+                          self.path, exc)
+
+    def _route(self, rows: list[list]) -> dict[str, _Pending]:
+        """Rows by partition (tier, period of the event's time); new partitions get their file."""
+        pending: dict[str, _Pending] = {}
+        by_key: dict[tuple[str, int], list[list]] = {}
+        period = self.period_us
+        for row in rows:
+            time_us = row[_TIME]
+            key = (row[_TIER], time_us - time_us % period)
+            target = by_key.get(key)
+            if target is None:
+                name = partition_name(*key)
+                part = self.parts.get(name)
+                new = part is None
+                if new:
+                    part = self._new_partition(name, *key)
+                item = pending[name] = _Pending(replace(part), [], new)
+                target = by_key[key] = item.rows
+            target.append(row)
+        return pending
+
+    def _new_partition(self, name: str, tier: str, start: int) -> Partition:
+        path = partition_path(self.path, name)
+        # Not listed, so not committed: whatever a crashed transaction left there goes.
+        self.pool.forget(name)
+        remove_partition_file(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Partition(0, name, tier, start, start + self.period_us, 0, 0, 0, 0, 0)
+
+    def _catalogue_add(self, pending: dict[str, _Pending]) -> None:
+        """The main file's catalogue, spans and namespace counts for the rows of this transaction."""
+        for item in pending.values():
+            rows, part = item.rows, item.part
+            seqs = (rows[0][0], rows[-1][0])
+            times = (min(r[_TIME] for r in rows), max(r[_TIME] for r in rows))
+            if item.new:
+                part.min_seq, part.max_seq, part.min_time, part.max_time = seqs[0], seqs[1], times[0], times[1]
+                part.count = len(rows)
+                part.id = self.conn.execute(
+                    "INSERT INTO partitions(name, tier, period_start, period_end, min_seq, max_seq, min_time,"
+                    " max_time, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (part.name, part.tier, part.period_start, part.period_end, part.min_seq, part.max_seq,
+                     part.min_time, part.max_time, part.count)).fetchone()[0]
+            else:
+                part.min_seq, part.max_seq = min(part.min_seq, seqs[0]), max(part.max_seq, seqs[1])
+                part.min_time, part.max_time = min(part.min_time, times[0]), max(part.max_time, times[1])
+                part.count += len(rows)
+                self.conn.execute(
+                    "UPDATE partitions SET min_seq = ?, max_seq = ?, min_time = ?, max_time = ?, count = ?"
+                    " WHERE id = ?", (part.min_seq, part.max_seq, part.min_time, part.max_time, part.count, part.id))
+            spans: dict[int, list[int]] = {}
+            namespaces: dict[str, int] = {}
+            for row in rows:
+                span = spans.get(row[1])
+                if span is None:
+                    spans[row[1]] = [row[2], row[2]]
+                elif row[2] < span[0]:
+                    span[0] = row[2]
+                elif row[2] > span[1]:
+                    span[1] = row[2]
+                namespaces[row[_NAMESPACE]] = namespaces.get(row[_NAMESPACE], 0) + 1
+            self.conn.executemany(
+                "INSERT INTO partition_origins(part, origin, min_pos, max_pos) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(part, origin) DO UPDATE SET min_pos = min(min_pos, excluded.min_pos),"
+                " max_pos = max(max_pos, excluded.max_pos)",
+                ((part.id, origin, low, high) for origin, (low, high) in spans.items()))
+            self.conn.executemany(
+                "INSERT INTO partition_namespaces(part, namespace, count) VALUES (?, ?, ?)"
+                " ON CONFLICT(part, namespace) DO UPDATE SET count = count + excluded.count",
+                ((part.id, ns, n) for ns, n in namespaces.items()))
+            item.spans, item.namespaces = spans, namespaces
+
+    def _apply(self, item: _Pending) -> None:
+        """After commit: the in-memory catalogue follows the main file."""
+        part = item.part
+        self.parts[part.name] = part
+        self._names[part.id] = part.name
+        for origin, (low, high) in item.spans.items():
+            span = self._spans.setdefault(origin, {}).get(part.id)
+            if span is None:
+                self._spans[origin][part.id] = [low, high]
+            else:
+                span[0], span[1] = min(span[0], low), max(span[1], high)
+        counts = self._namespaces.setdefault(part.id, {})
+        for ns, n in item.namespaces.items():
+            counts[ns] = counts.get(ns, 0) + n
+
+    def _seen(self, origin: int, low: int, high: int) -> set[int]:
+        """Positions of `origin` in [low, high] already stored, in whichever partition: only those
+        whose span for this origin overlaps are probed (usually the hot one)."""
+        seen: set[int] = set()
+        for part_id, (first, last) in self._spans.get(origin, {}).items():
+            if last < low or first > high:
+                continue
+            conn = self.partition_conn(self._names[part_id])
+            seen.update(pos for (pos,) in conn.execute(
+                "SELECT pos FROM events WHERE origin = ? AND pos BETWEEN ? AND ? AND seq <= ?",
+                (origin, max(low, first), min(high, last), self.last_seq)))
+        return seen
+
+    def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, out: list[list],
+                  added: dict[int, set[int]]) -> tuple[StoreResult, int]:
+        """Append the new events of one chunk to `out` as rows (ROW_COLUMNS, hash still None)."""
+        result = StoreResult()
+        count = len(incoming)
+        if count == 0:
+            return result, seq
+        host = incoming.host
+        origin = self._origin_id(host, incoming.source_key)
+        positions = incoming.position
+        low, high = min(positions), max(positions)
+        seen = self._seen(origin, low, high)
+        in_transaction = added.setdefault(origin, set())
+        seen |= in_transaction
+        collector, host_ip, source_key = self.collector or None, incoming.host_ip or None, incoming.source_key
+        namespace, source, log_type = incoming.namespace, incoming.source, incoming.log_type
+        if host_ip and (host, host_ip) not in self._addresses:
+            self.conn.execute("INSERT OR IGNORE INTO node_addresses(host, ip) VALUES (?, ?)", (host, host_ip))
+            self._addresses.add((host, host_ip))
+        times, levels, messages, flags = incoming.time_us, incoming.level, incoming.message, incoming.flags
+        request_ids, users, actions = incoming.request_id, incoming.user, incoming.action
+        apps, pids, fields, tiers = incoming.app, incoming.pid, incoming.fields_json, incoming.tier
+        duplicates = 0
+        first = seq + 1
+        for i in range(count):
+            pos = positions[i]
+            if pos in seen:
+                duplicates += 1
+                continue
+            seen.add(pos)
+            in_transaction.add(pos)
+            seq += 1
+            # Absent optional values are stored (and hashed) as NULL, never "" or 0.
+            out.append([seq, origin, pos, event_id(host, source_key, pos), times[i], received_at, host, host_ip,
+                        collector, namespace, source, log_type, apps[i] or None, pids[i] or None, levels[i],
+                        request_ids[i] or None, users[i] or None, actions[i] or None, messages[i],
+                        fields[i] or None, tiers[i], flags[i] & 1, None])
+        result.stored = seq - first + 1
+        result.duplicates = duplicates
+        if result.stored:
+            result.first_seq, result.last_seq = first, seq
+        result.stored_by_host[host] = result.stored
+        result.duplicates_by_host[host] = duplicates
+        return result, seq
+
+    # -- removing ------------------------------------------------------------------------------
+
+    def delete_events(self, seqs: Sequence[int], journal: Callable[[DeleteResult], tuple[str, str]] | None = None
+                      ) -> DeleteResult:
+        """Delete events by seq (callers keep batches small so ingestion never waits long),
+        keeping the rest verifiable: for every deleted seq whose successor is not deleted in this
+        call, its chain link is kept in chain_anchors. Returns what the purge event records.
+        `journal(result)` -> (tier, state): a purge in progress, committed with the anchors, so a
+        crash before the purge event is recorded leaves what was deleted on record."""
+        result = DeleteResult()
+        if not seqs:
+            return result
+        wanted = sorted(set(seqs))
+        with self._lock:
+            found: dict[str, list[tuple]] = {}
+            try:
+                for part in self.parts.values():
+                    if part.max_seq < wanted[0] or part.min_seq > wanted[-1]:
+                        continue
+                    conn = self.partition_conn(part.name)
+                    rows: list[tuple] = []
+                    for start in range(0, len(wanted), 500):
+                        chunk = wanted[start:start + 500]
+                        rows += conn.execute(
+                            "SELECT seq, message, time, hash, namespace FROM events"
+                            f" WHERE seq IN ({','.join('?' * len(chunk))}) AND seq <= ?",
+                            (*chunk, self.last_seq)).fetchall()
+                    if rows:
+                        found[part.name] = rows
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: finding events to delete failed: {exc}") from None
+            every = sorted((row for rows in found.values() for row in rows), key=lambda r: r[0])
+            if not every:
+                return result
+            deleted = {row[0] for row in every}
+            anchors = [(row[0], row[3]) for row in every if row[0] + 1 not in deleted]
+            result.count = len(every)
+            result.oldest_us = min(row[2] for row in every)
+            result.newest_us = max(row[2] for row in every)
+            result.ranges = merge_ranges(sorted(deleted))
+            result.anchors = anchors
+            result.anchors_sha256 = anchors_digest(anchors)
+            for row in every:
+                result.namespaces[row[4]] = result.namespaces.get(row[4], 0) + 1
+            # The record first: anchors, counts and the journal commit before the rows go.
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany("INSERT OR REPLACE INTO chain_anchors(seq, link) VALUES (?, ?)", anchors)
+                for name, rows in found.items():
+                    part = self.parts[name]
+                    self.conn.execute("UPDATE partitions SET count = count - ? WHERE id = ?", (len(rows), part.id))
+                    by_ns: dict[str, int] = {}
+                    for row in rows:
+                        by_ns[row[4]] = by_ns.get(row[4], 0) + 1
+                    self.conn.executemany("UPDATE partition_namespaces SET count = count - ? WHERE part = ? AND namespace = ?",
+                                          ((n, part.id, ns) for ns, n in by_ns.items()))
+                if journal is not None:
+                    self.conn.execute("INSERT OR REPLACE INTO purge_pending(tier, state, deleting) VALUES (?, ?, ?)",
+                                      (*journal(result), json.dumps(result.ranges)))
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(self.conn)
+                raise StorageError(f"{self.path}: deleting events failed: {exc}") from None
+            for name, rows in found.items():
+                part = self.parts[name]
+                part.count -= len(rows)
+                counts = self._namespaces.setdefault(part.id, {})
+                for row in rows:
+                    counts[row[4]] = counts.get(row[4], 0) - 1
+                conn = self.partition_conn(name)
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(_DELETE_FTS, ((row[0], row[1]) for row in rows))
+                    conn.executemany("DELETE FROM events WHERE seq = ?", ((row[0],) for row in rows))
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    _rollback(conn)
+                    raise StorageError(f"{self.path}: deleting events from partition {name} failed: {exc}") from None
+            self.pool.trim()
+        return result
+
+    def add_anchors(self, anchors: Sequence[tuple[int, bytes]]) -> None:
+        """Anchors ahead of a drop (harmless alone: they only continue the chain over a gap)."""
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany("INSERT OR REPLACE INTO chain_anchors(seq, link) VALUES (?, ?)", anchors)
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(self.conn)
+                raise StorageError(f"{self.path}: writing chain anchors failed: {exc}") from None
+
+    def drop_partitions(self, tier: str, expected: dict[str, int],
+                        record: Callable[[list[Partition]], list[IncomingEvents]]) -> list[Partition]:
+        """Unlist the partitions `expected` names (name -> max_seq when scanned; one that grew
+        since is kept for the next run) and store `record(dropped)` — the purge event — and clear
+        `tier`'s purge journal, all in one main-file transaction; then delete their files."""
+        with self._lock:
+            dropping = [replace(p) for name, max_seq in expected.items()
+                        if (p := self.parts.get(name)) is not None and p.max_seq == max_seq]
+            ids = [p.id for p in dropping]
+
+            def unlist() -> None:
+                marks = ",".join("?" * len(ids))
+                if ids:
+                    self.conn.execute(f"DELETE FROM partitions WHERE id IN ({marks})", ids)
+                    self.conn.execute(f"DELETE FROM partition_origins WHERE part IN ({marks})", ids)
+                    self.conn.execute(f"DELETE FROM partition_namespaces WHERE part IN ({marks})", ids)
+                self.conn.execute("DELETE FROM purge_pending WHERE tier = ?", (tier,))
+
+            batches = record(dropping)
+            self._store(batches, now_us(), before_commit=unlist)
+            for part in dropping:
+                self.pool.forget(part.name)
+                remove_partition_file(partition_path(self.path, part.name))
+                self.parts.pop(part.name, None)
+                self._names.pop(part.id, None)
+                self._namespaces.pop(part.id, None)
+                for spans in self._spans.values():
+                    spans.pop(part.id, None)
+            return dropping
+
+    def anchors_within(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, bytes]]:
+        """The stored anchors whose seq lies in these inclusive ranges, in seq order."""
+        found: list[tuple[int, bytes]] = []
+        for low, high in ranges:
+            found += self.conn.execute("SELECT seq, link FROM chain_anchors WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                                       (low, high)).fetchall()
+        return found
+
+    def pending_purges(self) -> list[tuple[str, str]]:
+        """(tier, state) of row purges a crash interrupted before their purge event."""
+        return list(self.conn.execute("SELECT tier, state FROM purge_pending ORDER BY tier"))
+
+    # -- checkpoints and keys ------------------------------------------------------------------
+
+    def add_checkpoint(self, row: CheckpointRow) -> None:
+        with self._lock:
+            try:
+                self.conn.execute(INSERT_CHECKPOINT, row)   # autocommit: one small transaction
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: writing a checkpoint failed: {exc}") from None
+            self.last_checkpoint_seq = max(self.last_checkpoint_seq, row[0])
+
+    def newest_signing_key(self) -> tuple[str, str] | None:
+        row = self.conn.execute(
+            "SELECT key_id, public_key FROM signing_keys ORDER BY first_seq DESC, added_at DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def add_signing_key(self, key_id: str, public_pem: str, first_seq: int, added_at_us: int) -> None:
+        try:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO signing_keys(key_id, public_key, first_seq, added_at) VALUES (?, ?, ?, ?)",
+                (key_id, public_pem, first_seq, added_at_us))
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: recording the signing key failed: {exc}") from None
+
+    def latest_checkpoint(self, prefer_key_id: str) -> CheckpointRow | None:
+        row = self.conn.execute(
+            "SELECT seq, key_id, collector, chain_hash, time, signature FROM checkpoints"
+            " ORDER BY seq DESC, key_id = ? DESC LIMIT 1", (prefer_key_id,)).fetchone()
+        return tuple(row) if row else None
+
+    def public_keys(self, first_key_id: str) -> list[str]:
+        return [pem for (pem,) in self.conn.execute(
+            "SELECT public_key FROM signing_keys ORDER BY key_id = ? DESC, first_seq DESC", (first_key_id,))]
+
+    # -- the rest ------------------------------------------------------------------------------
+
+    def storage_bytes(self) -> int:
+        return store_bytes(self.path)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in [self.conn, *(self.pool.get(n) for n in self.pool.names())]:
+                if conn is None:
+                    continue
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    pass  # a busy reader keeps the WAL; it is checkpointed on next open
+            self.pool.close()
+            self.conn.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # no transaction was open: nothing to undo

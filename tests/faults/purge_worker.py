@@ -1,0 +1,54 @@
+"""A purge run in a process of its own, for the crash test: opens the store in DATA_DIR as the
+collector does at start (repair, recovery of an interrupted purge, signing key), says "purging",
+purges with the retention the test uses, signs the head and says "done".
+
+    python -m tests.faults.purge_worker DATA_DIR NOW_US
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
+from collector.retention import RetentionScheduler, recover_pending
+from collector.signing import Signer
+from collector.store.sqlite import SqliteReader, SqliteStore
+from collector.writer import StorageWriter
+from common.checkpoints import load_private_key
+
+CONFIG = CollectorConfig(node_name="c1", retention=RetentionConfig(
+    general=30 * 86400, security=20 * 86400,
+    namespaces={"staging": NamespaceRetention(general=7 * 86400), "legal": NamespaceRetention(security=float("inf"))}))
+
+
+def open_store(data_dir: str) -> tuple[SqliteStore, Signer]:
+    """As the collector opens its store: repair, signing key, then any interrupted purge recorded."""
+    store = SqliteStore(f"{data_dir}/events.db", collector="c1")
+    signer = Signer(load_private_key(f"{data_dir}/signing.key"), "c1", 10)
+    signer.attach(store)
+    recover_pending(store, "c1")
+    return store, signer
+
+
+def main() -> None:
+    data_dir, now = sys.argv[1], int(sys.argv[2])
+    store, signer = open_store(data_dir)
+    writer = StorageWriter(store)
+    scheduler = RetentionScheduler(CONFIG, lambda: SqliteReader(store.path), writer, chunk=5)
+    print("purging", flush=True)
+
+    async def go() -> None:
+        try:
+            await scheduler.purge_once(now=now)
+        finally:
+            await scheduler.stop()
+    asyncio.run(go())
+    writer.call_sync(signer.checkpoint_head)
+    writer.stop()
+    store.close()
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

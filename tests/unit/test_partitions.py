@@ -1,0 +1,204 @@
+"""The time-partitioned SQLite store (docs/storage-model.md): events land in one file per tier and
+period, reads merge across them, dedup spans them, retention drops whole expired partitions
+(namespace overrides and the straddling partition included) and the chain still verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
+from collector.filters import build_filter_spec
+from collector.retention import PURGE_ACTION, RetentionScheduler
+from collector.signing import Signer
+from collector.store.sqlite import SqliteReader, SqliteStore
+from collector.writer import StorageWriter
+from common.checkpoints import public_pem
+from common.timefmt import now_us
+from common.verify import Tampered, verify_db
+from tests.unit.store_helpers import event_rows, incoming, partition_conn
+
+DAY = 86400 * 1_000_000
+# Today, so the purge events (stamped with the real time) are never themselves expired.
+_STARTED = now_us()
+MIDNIGHT = _STARTED - _STARTED % DAY
+NOW = MIDNIGHT + 8 * 3600 * 1_000_000
+
+
+def _names(tmp_path) -> set[str]:
+    return {p.stem for p in (tmp_path / "partitions").glob("*.db")}
+
+
+def _messages(pages) -> list[str]:
+    return [row[16] for page in pages for row in page]
+
+
+def test_events_go_to_one_partition_per_tier_and_day_and_read_back_in_order(tmp_path):
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    times = [MIDNIGHT - DAY + 10, MIDNIGHT + 5, MIDNIGHT - DAY + 20, MIDNIGHT + 1]
+    store.store_batch([incoming("web-1", "a", [1, 2, 3, 4], time_us=times, messages=["a1", "a2", "a3", "a4"]),
+                       incoming("web-1", "s", [1, 2], time_us=[MIDNIGHT - DAY + 15, MIDNIGHT + 3],
+                                tier="security", messages=["s1", "s2"])], NOW)
+    assert _names(tmp_path) == {f"{tier}-{_day(age)}" for tier in ("general", "security") for age in (0, 1)}
+    reader = SqliteReader(str(tmp_path / "events.db"))
+    everything = build_filter_spec({})
+    assert _messages(reader.search(everything)) == ["a1", "s1", "a3", "a4", "s2", "a2"]
+    assert _messages(reader.search(everything, order="desc", limit=4)) == ["a2", "s2", "a4", "a3"]
+    assert _messages(reader.search(everything, order="asc", limit=2, page_size=1)) == ["a1", "s1"]
+    # Follow and forwarders read by seq across every partition.
+    [(chain_id, rows)] = reader.read_after({}, None, 10)
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
+    [(_, rows)] = reader.read_after({chain_id: 4}, build_filter_spec({"message": "s2"}), 10)
+    assert [r[16] for r in rows] == ["s2"]
+    assert reader.status().event_count == 6 and reader.heads() == {chain_id: 6}
+    assert reader.event_id(chain_id, 6) == rows[0][1] and reader.event_id(chain_id, 7) is None
+
+
+def test_a_resent_event_is_a_duplicate_whatever_partition_it_would_go_to_now(tmp_path):
+    """Dedup spans partitions: a tier changed by a config reload, or a time that was the read
+    time and differs on a re-read, still finds the stored key."""
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    store.store_batch([incoming("web-1", "a", [100, 200, 300], time_us=[MIDNIGHT - 3 * DAY] * 3)], NOW)
+    again = incoming("web-1", "a", [100, 200, 300, 400], time_us=[MIDNIGHT] * 4, tier="security")
+    [result] = store.store_batch([again], NOW)
+    assert (result.stored, result.duplicates) == (1, 3)
+    # Twice in one transaction (an agent re-sent a batch still in flight): stored once.
+    [first, second] = store.store_batch([incoming("web-1", "b", [1, 2]), incoming("web-1", "b", [2, 3])], NOW)
+    assert (first.stored, second.stored, second.duplicates) == (2, 1, 1)
+    store.close()
+    reopened = SqliteStore(tmp_path / "events.db", collector="c1")
+    [result] = reopened.store_batch([incoming("web-1", "a", [300, 400, 500], time_us=[NOW] * 3)], NOW)
+    assert (result.stored, result.duplicates) == (1, 2)
+
+
+def _signed_store(tmp_path, key):
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    Signer(key, "c1", 10).attach(store)
+    # 40 days, two tiers, three namespaces, interleaved seqs.
+    for age in range(40, 0, -1):
+        day = MIDNIGHT - age * DAY + 3600 * 1_000_000
+        batches = []
+        for ns in ("default", "staging", "legal"):
+            for tier in ("general", "security"):
+                batches.append(incoming("web-1", f"{ns}-{tier}", [age * 10 + i for i in range(3)],
+                                        time_us=[day + i for i in range(3)], tier=tier, namespace=ns,
+                                        messages=[f"{ns} {tier} {age}d #{i}" for i in range(3)]))
+        store.store_batch(batches, NOW)
+    return store
+
+
+def _purge(store, config):
+    writer = StorageWriter(store)
+    purged: dict[str, int] = {}
+    scheduler = RetentionScheduler(config, lambda: SqliteReader(store.path), writer, chunk=7,
+                                   on_purged=lambda t, n: purged.__setitem__(t, purged.get(t, 0) + n))
+
+    async def go():
+        try:
+            return await asyncio.wait_for(scheduler.purge_once(now=NOW), 60)
+        finally:
+            await scheduler.stop()
+    runs = asyncio.run(go())
+    writer.stop()
+    return runs, purged
+
+
+def test_purge_drops_whole_partitions_keeps_overrides_and_stays_verifiable(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    store = _signed_store(tmp_path, key)
+    (tmp_path / "signing.pub").write_text(public_pem(key.public_key()))
+    config = CollectorConfig(node_name="c1", retention=RetentionConfig(
+        general=30 * 86400, security=20 * 86400,
+        namespaces={"staging": NamespaceRetention(general=7 * 86400), "legal": NamespaceRetention(security=float("inf"))}))
+    runs, purged = _purge(store, config)
+
+    def kept(ns, tier):
+        return {int(m.split()[2][:-1]) for (m,) in event_rows(
+            store, "SELECT message FROM events WHERE namespace = ? AND tier = ? AND action IS NULL", (ns, tier))}
+    # An event goes once the whole day of its partition is past its namespace's cutoff.
+    assert kept("default", "general") == set(range(1, 31))
+    assert kept("legal", "general") == set(range(1, 31))
+    assert kept("staging", "general") == set(range(1, 8))         # row-deleted from the days that stay
+    assert kept("default", "security") == kept("staging", "security") == set(range(1, 21))
+    assert kept("legal", "security") == set(range(1, 41))        # indefinite: its days stay whole
+    # General days 31..40 were dropped as files; security days stay (legal keeps them).
+    names = _names(tmp_path)
+    assert not any(n.startswith("general-") and n < f"general-{_day(30)}" for n in names)
+    assert sum(n.startswith("security-") for n in names) == 40 + 1   # + today's, with the purge events
+    assert purged == {"general": 10 * 9 + 23 * 3, "security": 20 * 6}
+    by_tier = {r.tier: r for r in runs}
+    assert len(by_tier["general"].partitions) == 10 and by_tier["security"].partitions == []
+    store.close()
+    report = verify_db(str(tmp_path), key.public_key())
+    assert report.events == 40 * 18 - (10 * 9 + 23 * 3) - 20 * 6 + 2     # + the two purge events
+
+    # The purge events record what verify needs, and a forged anchor of a dropped range is caught.
+    reopened = SqliteStore(tmp_path / "events.db", collector="c1")
+    [fields] = [json.loads(f) for (f,) in event_rows(
+        reopened, "SELECT fields FROM events WHERE action = ? AND fields LIKE '%\"general\"%'", (PURGE_ACTION,))]
+    assert fields["count"] == 10 * 9 + 23 * 3 and len(fields["partitions"]) == 10
+    assert sum(hi - lo + 1 for lo, hi in fields["seq_ranges"]) == fields["count"]
+    reopened.close()
+    conn = partition_conn(tmp_path / "events.db")
+    first_dropped = fields["seq_ranges"][0][1]
+    conn.execute("UPDATE chain_anchors SET link = zeroblob(32) WHERE seq = ?", (first_dropped,))
+    conn.commit()
+    conn.close()
+    try:
+        verify_db(str(tmp_path), key.public_key())
+        raise AssertionError("a forged anchor verified")
+    except Tampered as error:
+        assert "anchors" in error.reason or "chain link" in error.reason or "checkpoint" in error.reason
+
+
+def _day(age: int) -> str:
+    import datetime as dt
+    return (dt.datetime.fromtimestamp((MIDNIGHT - age * DAY) / 1e6, dt.UTC)).strftime("%Y%m%dT%H%M")
+
+
+def test_a_second_purge_finds_nothing_and_new_late_events_go_again(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    store = _signed_store(tmp_path, key)
+    config = CollectorConfig(node_name="c1", retention=RetentionConfig(general=10 * 86400, security=10 * 86400))
+    runs, _ = _purge(store, config)
+    assert {r.tier: r.count for r in runs} == {"general": 30 * 9, "security": 30 * 9}
+    runs, _ = _purge(store, config)
+    assert runs == []
+    # A late event for a dropped day recreates its partition; the next purge drops it again.
+    store.store_batch([incoming("web-2", "late", [1], time_us=[MIDNIGHT - 35 * DAY])], NOW)
+    assert f"general-{_day(35)}" in _names(tmp_path)
+    runs, _ = _purge(store, config)
+    assert [(r.tier, r.count) for r in runs] == [("general", 1)]
+    assert f"general-{_day(35)}" not in _names(tmp_path)
+    Signer(key, "c1", 10).checkpoint_head(store)
+    store.close()
+    assert verify_db(str(tmp_path), key.public_key()).events == 10 * 18 + 3   # + three purge events
+
+
+def test_partition_files_a_crashed_transaction_left_are_discarded_at_open(tmp_path):
+    """Crash rules 2 and 3: partition rows past the main file's head, and partition files it does
+    not list, do not exist: readers never see them and the next open deletes them."""
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    store.store_batch([incoming("web-1", "a", [1, 2, 3], time_us=[NOW] * 3)], NOW)
+    [part] = store.partitions()
+    conn = store.partition_conn(part.name)
+    # What a crash between the partition commit and the main commit leaves.
+    conn.execute("INSERT INTO events(seq, origin, pos, id, time, received_at, host, level, message, tier)"
+                 " VALUES (4, 1, 4, 'x', ?, ?, 'web-1', 6, 'uncommitted', 'general')", (NOW, NOW))
+    conn.execute("INSERT INTO events_fts(rowid, message) VALUES (4, 'uncommitted')")
+    orphan = tmp_path / "partitions" / "general-20200101T0000.db"
+    orphan.write_bytes(b"")
+    reader = SqliteReader(str(tmp_path / "events.db"))
+    assert _messages(reader.search(build_filter_spec({}))) == ["line 1", "line 2", "line 3"]
+    assert reader.read_after({}, None, 10)[0][1][-1][0] == 3
+    reader.close()
+    store.close()
+    reopened = SqliteStore(tmp_path / "events.db", collector="c1")
+    assert not orphan.exists()
+    assert [r[0] for r in event_rows(reopened, "SELECT seq FROM events")] == [1, 2, 3]
+    [result] = reopened.store_batch([incoming("web-1", "a", [4])], NOW)
+    assert (result.stored, result.first_seq) == (1, 4)
+    assert os.path.exists(tmp_path / "events.db")
