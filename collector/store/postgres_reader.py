@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from collector.filters import FilterSpec
-from collector.store import EVENT_COLUMNS, DeleteResult, StoreStatus, pg_retention
+from collector.store import EVENT_COLUMNS, DeleteResult, StoreStatus, pg_retention, pg_schema
 from collector.store.pg_dsn import mask_dsn
 from collector.store.pg_query import compile_where
 from collector.store.postgres import _first_line, connect
@@ -95,23 +95,30 @@ class PostgresReader:
 
     def expired(self, tier: str, default_cutoff_us: int | None, namespace_cutoffs: dict[str, int | None],
                 after: tuple[int, int], limit: int) -> list[tuple[int, int]]:
-        """(time, seq) of this collector's chain's next `limit` events of `tier` older than their
-        namespace's cutoff: the row-by-row retention that partition drops cannot do (a namespace
-        kept shorter than its day's other events)."""
-        cutoffs = [c for c in (default_cutoff_us, *namespace_cutoffs.values()) if c is not None]
-        if not cutoffs:
-            return []
-        never = -(1 << 62)
-        case, params = "%s", [default_cutoff_us if default_cutoff_us is not None else never]
-        if namespace_cutoffs:
-            whens = " ".join("WHEN %s THEN %s" for _ in namespace_cutoffs)
-            case = f"CASE namespace {whens} ELSE %s END"
-            params = [v for ns, c in namespace_cutoffs.items() for v in (ns, c if c is not None else never)] + params
-        sql = (f"SELECT time, seq FROM events WHERE chain = %s AND tier = %s AND time < %s"
-               f" AND (time, seq) > (%s, %s) AND time < {case} ORDER BY time, seq LIMIT %s")
-        return self._run(lambda: [tuple(r) for r in self.conn.execute(
-            sql, [self.chain, tier, max(cutoffs), after[0], after[1], *params, limit]).fetchall()],
-            "finding expired events failed")
+        """(time, seq) of this collector's chain's next `limit` events to delete row by row
+        (storage-model §3): in a day partition that stays, the events of each namespace whose
+        cutoff is past the whole day. Wholly expired days are dropped instead, and an event in a
+        day the cutoff falls into waits for its day (never deleted before it expired)."""
+        def cutoff(ns: str) -> int | None:
+            return namespace_cutoffs.get(ns, default_cutoff_us)
+
+        def find() -> list[tuple[int, int]]:
+            found: list[tuple[int, int]] = []
+            for part_tier, start in sorted(pg_schema.existing_partitions(self.conn)):
+                end = start + pg_schema.DAY_US
+                if part_tier != tier or end <= after[0] or len(found) >= limit:
+                    continue
+                table = pg_schema.partition_name(part_tier, start)
+                present = [ns for (ns,) in self.conn.execute(f"SELECT DISTINCT namespace FROM {table}")]
+                gone = [ns for ns in present if (c := cutoff(ns)) is not None and c >= end]
+                if not gone or len(gone) == len(present):
+                    continue   # nothing expired, or all of it (dropped whole)
+                found += [tuple(r) for r in self.conn.execute(
+                    f"SELECT time, seq FROM {table} WHERE chain = %s AND namespace = ANY(%s)"
+                    " AND (time, seq) > (%s, %s) ORDER BY time, seq LIMIT %s",
+                    (self.chain, gone, after[0], after[1], limit - len(found)))]
+            return found
+        return self._run(find, "finding expired events failed")
 
     def droppable(self, tier: str, default_cutoff_us: int | None,
                   namespace_cutoffs: dict[str, int | None]) -> list[pg_retention.PgPartition]:

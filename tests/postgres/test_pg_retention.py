@@ -91,3 +91,24 @@ def test_row_deletes_keep_anchors_and_free_keys(pg_dsn):
         assert (again[0].stored, again[0].duplicates) == (1, 1)
     finally:
         store.close()
+
+
+def test_a_namespace_kept_shorter_is_deleted_row_by_row_from_a_day_that_stays(pg_dsn):
+    from collector.store.postgres_reader import PostgresReader
+
+    stores = [PostgresStore(pg_dsn, "c1"), PostgresStore(pg_dsn, "c2")]
+    reader = PostgresReader(pg_dsn, chain="c1")
+    try:
+        _fill(stores[0], "web-1", 0, namespace="staging")
+        _fill(stores[0], "web-3", 0)
+        _fill(stores[1], "web-2", 0, namespace="staging")
+        # staging has expired for both days, the default only for day 0: day 0 goes whole (not
+        # row by row); day 1 stays, and only c1's own staging events there (the even seqs) are
+        # deleted row by row (c2 deletes its own).
+        rows = reader.expired("general", DAY0 + DAY, {"staging": DAY0 + 2 * DAY}, (-(1 << 62), 0), 100)
+        assert [seq for _, seq in rows] == [2, 4, 6, 8, 10]
+        assert [seq for _, seq in reader.expired("general", DAY0 + DAY, {}, (-(1 << 62), 0), 100)] == []
+    finally:
+        reader.close()
+        for store in stores:
+            store.close()
