@@ -8,8 +8,9 @@ STAMP  := $(VENV)/.installed-stamp
 # gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step, and
 # agent/_parse_native.c, the agent's read+parse; see setup.py),
 # prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
-# chromium (the web console's browser tests, driven by Playwright with Debian's browser).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus chromium
+# chromium (the web console's browser tests, driven by Playwright with Debian's browser),
+# postgresql (the tests start their own server in a temporary directory; tests/pg.py).
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus chromium postgresql
 
 .PHONY: install proto system-deps test test-fast run bench fuzz lint clean
 

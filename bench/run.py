@@ -32,6 +32,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("signing", "bench.signing", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
+    ("e2e-postgres", "bench.postgres", "run"),
     ("e2e-restart", "bench.e2e", "run_with_restart"),
     ("spool-rss", "bench.spool_rss", "run"),
     ("latency", "bench.latency", "run"),

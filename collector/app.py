@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from collector.admission import EventBudget
 from collector.classify import Classifier
+from collector.cluster import Membership
 from collector.config import CollectorConfig
 from collector.filters import FilterSpec, build_filter_spec
 from collector.forward import Forwarding
@@ -35,7 +36,7 @@ from collector.store import EventWriter, open_backend
 from collector.writer import StorageWriter
 from common import __version__
 from common.bundle_attestation import Attestation
-from common.errors import ConfigError, StorageError
+from common.errors import ConfigError, StorageError, UsageError
 from common.http_health import HealthServer
 from common.levels import Level
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -55,6 +56,7 @@ STOP_STEPS = {
     "stopping the web console": 3.0,       # 2 s for open requests (a live tail, a download), then cancelled
     "stopping the gRPC server": 7.0,       # 5 s for in-flight batches to commit, then cancelled
     "stopping retention": 3.0,
+    "leaving the cluster": 3.0,
     "stopping the checkpoint timer": 2.0,
     "recording the stop event": 5.0,
     "stopping the forwarders": 8.0,
@@ -155,6 +157,7 @@ class CollectorApp:
         self.ingest_limits = IngestLimits(config.ingest.max_message_bytes, config.ingest.max_batch_events)
         self.rejections = Rejections(self.metrics.requests_rejected)
         self.query = QueryEngine(self.backend.reader)
+        self.metrics.storage_up.set_function(lambda: 1.0 if self.storage_up else 0.0)
         self.retention = RetentionScheduler(config, self.backend.reader, self.writer,
                                             on_purged=lambda tier, n: self.metrics.purged.labels(tier).inc(n),
                                             on_run=self._purge_ran)
@@ -173,6 +176,19 @@ class CollectorApp:
             # Imported here: aiohttp and Jinja2 are loaded only by a collector with a console.
             from collector.web import WebConsole
             self.web = WebConsole(self, config.web, config.tls)
+        self.membership = Membership(self.backend, config.node_name, lambda: self.address, self.started_at,
+                                     lambda: list(self.nodes.values()))
+
+    @property
+    def storage_up(self) -> bool:
+        """False while the store does not answer (a PostgreSQL backend's database is down)."""
+        return bool(getattr(self.backend, "up", True))
+
+    @property
+    def address(self) -> str:
+        """Where agents and the CLI reach this collector (the listen address, with the real port)."""
+        host = self.config.listen_host
+        return f"{host}:{self.port}" if self.port else self.config.listen
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -235,6 +251,7 @@ class CollectorApp:
                                      f"listening on {self.config.listen}", tier="permanent"))
         await self.writer.call(lambda store: append_internal(store, self.config.node_name, startup))
         self.retention.start()
+        self.membership.start()
         self.forwarding.start(list(self.config.forwarders))
         await self.writer.call(self.signer.checkpoint_head)
         self._checkpoint_task = asyncio.ensure_future(self._checkpoint_timer())
@@ -251,6 +268,7 @@ class CollectorApp:
         if self.server is not None:
             await self._stop_step("stopping the gRPC server", self._stop_server())
         await self._stop_step("stopping retention", self.retention.stop())
+        await self._stop_step("leaving the cluster", self.membership.stop())
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
             await self._stop_step("stopping the checkpoint timer", asyncio.wait({self._checkpoint_task}))
@@ -310,6 +328,8 @@ class CollectorApp:
             return False, "storage writer stopped"
         if self.writer.fault:
             return False, f"storage not writable: {self.writer.fault}"
+        if not self.storage_up:
+            return False, "storage unreachable"
         return True, "ready"
 
     # -- ingest bookkeeping --------------------------------------------------------------------
@@ -432,15 +452,17 @@ class CollectorApp:
             spec = replace(spec, allowed_namespaces=tuple(caller.namespaces))
         return spec
 
-    async def follow(self, spec: FilterSpec, after_seq: int) -> AsyncIterator[list[dict[str, Any]]]:
-        """Pages of matching events as they are committed, after `after_seq` (the wire format of
-        one chain: the cursor {chain: after_seq})."""
-        cursor = {self.store.chain: after_seq}
+    async def follow(self, spec: FilterSpec, cursor: dict[str, int]
+                     ) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, int]]]:
+        """Pages of matching events as they are committed, after `cursor` (chain -> seq; one chain
+        is today's after_seq), each with the cursor past it. Each chain is read in seq order up
+        to what it has committed, so nothing is missed or repeated while several collectors of a
+        cluster commit at once; a cluster's commits elsewhere are found by the 1 s poll."""
         while True:
             self._committed.clear()
             events, cursor = await asyncio.to_thread(self.query.read_after, spec, cursor)
             if events:
-                yield events
+                yield events, cursor
                 continue
             try:
                 async with asyncio.timeout(1.0):
@@ -448,20 +470,38 @@ class CollectorApp:
             except TimeoutError:
                 pass  # poll anyway: a commit signalled before clear() is never missed for long
 
+    async def follow_start(self, after_seq: int, cursor_json: str) -> dict[str, int]:
+        """Where a follow starts: the client's cursor, else after_seq on a one-chain store, else
+        the heads (now)."""
+        if cursor_json:
+            try:
+                cursor = json.loads(cursor_json)
+                if not isinstance(cursor, dict) or not all(isinstance(k, str) and isinstance(v, int) and v >= 0
+                                                           for k, v in cursor.items()):
+                    raise ValueError("not an object of chain -> seq")
+            except ValueError as exc:
+                raise UsageError(f"follow: cursor_json: {exc}") from None
+            return cursor
+        heads = (await asyncio.to_thread(self.query.status)).heads
+        if after_seq and len(heads) <= 1:
+            return {self.store.chain: after_seq}
+        return heads
+
     async def status(self) -> pb.StatusReply:
         stored = await asyncio.to_thread(self.query.status)
         count, last_seq = stored.event_count, stored.last_seq
         storage = self.store.storage_bytes()
         self.metrics.storage_bytes.set(storage)
         now = time.time()
+        local = [pb.NodeStatus(name=n.name, ip=n.ip, connected=n.streams > 0, last_seen=n.last_seen,
+                               events=n.events, lag_seconds=max(0.0, now - n.last_seen) if n.streams else 0.0,
+                               clock_skew_seconds=n.clock_skew)
+                 for n in sorted(self.nodes.values(), key=lambda n: n.name)]
+        collectors, nodes = await self.membership.status(local)
         return pb.StatusReply(
             version=__version__, uptime_seconds=now - self.started_at, storage_bytes=storage,
             event_count=count, collector=self.config.node_name, last_seq=last_seq,
-            next_purge=self.retention.next_purge,
-            nodes=[pb.NodeStatus(name=n.name, ip=n.ip, connected=n.streams > 0, last_seen=n.last_seen,
-                                 events=n.events, lag_seconds=max(0.0, now - n.last_seen) if n.streams else 0.0,
-                                 clock_skew_seconds=n.clock_skew)
-                   for n in sorted(self.nodes.values(), key=lambda n: n.name)],
+            next_purge=self.retention.next_purge, collectors=collectors, nodes=nodes,
             forwarders=[pb.ForwarderStatus(name=name, state=state, lag_events=lag)
                         for name, state, lag in self.forwarding.status()],
         )

@@ -8,9 +8,9 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Literal
 
-from common.config import Duration, FieldError, LevelName, Size, load_config
+from common.config import Converter, Duration, FieldError, LevelName, Size, load_config
 from common.levels import Level
 
 GENERAL_RETENTION = {"1d", "7d", "30d", "90d", "180d", "1y", "2y", "5y", "10y", "indefinite"}
@@ -38,11 +38,27 @@ class ClientTlsConfig:
     key: str | None = None
 
 
+def _parse_dsn(value):
+    from collector.store.pg_dsn import parse_dsn
+    return parse_dsn(value)
+
+
+def _mask_dsn(value):
+    from collector.store.pg_dsn import mask_dsn
+    return mask_dsn(value)
+
+
+# A PostgreSQL connection string; --check-config prints it with the password masked.
+Dsn = Annotated[str, Converter(_parse_dsn, _mask_dsn)]
+
+
 @dataclass(frozen=True)
 class StorageConfig:
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
     path: str = "events.db"
     synchronous: Literal["full", "normal"] = "full"
+    dsn: Dsn | None = None               # backend = "postgresql": libpq URI or key=value string
+    dsn_file: str | None = None          # or a file holding it (read at start), so no password stands here
     # Events are stored in one partition per tier and period of event time; retention drops
     # whole partitions (docs/storage-model.md). Changing it applies to new partitions.
     partition_period: Duration = 86400.0
@@ -50,6 +66,31 @@ class StorageConfig:
     def validate(self) -> None:
         if not 60 <= self.partition_period < math.inf:
             raise FieldError("partition_period", "must be a finite duration of at least 1m")
+        if self.backend == "postgresql":
+            if self.partition_period != 86400.0:
+                raise FieldError("partition_period", 'PostgreSQL partitions by day: leave it at "1d"')
+            if self.dsn and self.dsn_file:
+                raise FieldError("dsn_file", "give dsn or dsn_file, not both")
+            if not (self.dsn or self.dsn_file):
+                raise FieldError("dsn", 'required with backend = "postgresql" (or dsn_file)')
+            if self.dsn_file:
+                self.resolved_dsn()
+        else:
+            for key in ("dsn", "dsn_file"):
+                if getattr(self, key) is not None:
+                    raise FieldError(key, 'only used with backend = "postgresql"')
+
+    def resolved_dsn(self) -> str:
+        """The connection string, from `dsn` or read from `dsn_file` (FieldError naming it)."""
+        if self.dsn:
+            return self.dsn
+        from collector.store.pg_dsn import read_dsn_file
+        try:
+            return read_dsn_file(self.dsn_file or "")
+        except OSError as exc:
+            raise FieldError("dsn_file", f"cannot read {self.dsn_file}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise FieldError("dsn_file", f"{self.dsn_file}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -286,6 +327,17 @@ class CollectorConfig:
         for i, name in enumerate(names):
             if names.index(name) != i:
                 raise FieldError(f"forwarders[{i}].name", f"duplicate forwarder name {name!r}")
+
+    def check_reachable(self) -> None:
+        """For --check-config: StorageError (one line) when the PostgreSQL store cannot be reached."""
+        if self.storage.backend != "postgresql":
+            return
+        from collector.store.pg_dsn import probe
+        from common.errors import StorageError
+        try:
+            probe(self.storage.resolved_dsn())
+        except StorageError as exc:
+            raise StorageError(f"storage.dsn: {exc}") from None
 
     def listen_policy_problem(self) -> str | None:
         """SPEC §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`."""

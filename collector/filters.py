@@ -128,10 +128,11 @@ class FilterSpec:
     where: tuple[WhereCondition, ...] = ()
     allowed_namespaces: tuple[str, ...] | None = None   # RBAC scope; None = all
     after_seq: int = 0
-    # Keyset paging (the console's `_next`): strictly before / after this (time, seq) in the
-    # (time, seq) order of searches, so page 10,000 costs what page 1 costs.
-    before_key: tuple[int, int] | None = None
-    after_key: tuple[int, int] | None = None
+    # Keyset paging (the console's `_next`): strictly before / after this (time, seq, chain) in
+    # the order of searches — (time, seq) on a one-chain store, (time, chain, seq) on a cluster's —
+    # so page 10,000 costs what page 1 costs.
+    before_key: tuple[int, int, str] | None = None
+    after_key: tuple[int, int, str] | None = None
     extra: dict = field(default_factory=dict)
 
     def describe(self) -> str:

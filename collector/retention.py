@@ -74,6 +74,7 @@ class TierPurge:
     cutoffs: dict[str, str] = field(default_factory=dict)
     partitions: list[str] = field(default_factory=list)   # dropped whole
     recovered: bool = False     # recorded at start, after a crash interrupted the purge
+    chain: str = ""     # set when the purged events are another collector's chain (a cluster)
 
     def state(self, extra: DeleteResult | None = None) -> str:
         """The journal of a purge in progress (anchors are in the store; their digest is taken
@@ -120,8 +121,11 @@ class TierPurge:
             fields["partitions"] = self.partitions
         if self.recovered:
             fields["recovered"] = True
+        if self.chain:   # a purge of another collector's chain names it: verify matches it to that chain's gaps
+            fields["chain"] = self.chain
+        whose = f" of collector {self.chain}" if self.chain else ""
         return InternalEvent(
-            PURGE_ACTION, f"retention purge: deleted {self.count} {self.tier}-tier events with times {span}",
+            PURGE_ACTION, f"retention purge: deleted {self.count} {self.tier}-tier events{whose} with times {span}",
             level=Level.INFO, tier="security",
             fields={**fields, "tier": self.tier, "count": self.count,
                     "oldest": format_us(self.oldest_us) if self.oldest_us is not None else None,
@@ -245,14 +249,19 @@ class RetentionScheduler:
 
         def record(dropped: list[Any]) -> list[Any]:
             nonlocal dropped_events
+            others: dict[str, TierPurge] = {}   # a cluster's partition holds every collector's chain
             for part in dropped:
                 scan = scanned[part.name][1]
                 summary.add(scan)
                 summary.partitions.append(part.name)
                 dropped_events += scan.count
-            if not summary.count:
-                return []
-            return [internal_batch(store, self.config.node_name, [summary.event()])]
+                for chain, part_of_chain in sorted(scan.other_chains.items()):
+                    other = others.setdefault(chain, TierPurge(tier, cutoffs=summary.cutoffs, chain=chain))
+                    other.add(part_of_chain)
+                    other.partitions.append(part.name)
+                    dropped_events += part_of_chain.count
+            events = [purge.event() for purge in (summary, *others.values()) if purge.count]
+            return [internal_batch(store, self.config.node_name, events)] if events else []
 
         store.drop_partitions(tier, expected, record)
         return dropped_events

@@ -8,6 +8,7 @@ UNAUTHENTICATED, StorageError -> UNAVAILABLE.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -227,12 +228,17 @@ class QueryService(pb_grpc.QueryServicer):
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         await _audit(self.app, context, caller, "follow", raw)
-        after = request.after_seq or await asyncio.to_thread(self.app.query.last_seq)
+        try:
+            cursor = await self.app.follow_start(request.after_seq, request.cursor_json)
+        except UsageError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         # An empty first page tells the client where it starts, so after a reconnect it resumes
-        # from there even if nothing matched before the collector went away.
-        yield pb.EventPage(last_seq=after)
-        async for page in self.app.follow(spec, after):
-            yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=page[-1]["seq"])
+        # from there even if nothing matched before the collector went away. last_seq is the
+        # cursor of a one-chain store (today's wire format); cursor_json the cursor of any store.
+        yield pb.EventPage(last_seq=max(cursor.values(), default=0), cursor_json=json.dumps(cursor))
+        async for page, past in self.app.follow(spec, cursor):
+            yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=max(past.values(), default=0),
+                               cursor_json=json.dumps(past))
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):
         await self._reader(context, "status")

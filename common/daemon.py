@@ -97,6 +97,15 @@ def run_daemon(prog: str, description: str, load: Callable[[str], Any],
     if args.check_config:
         json.dump(to_plain(config), sys.stdout, indent=2)
         sys.stdout.write("\n")
+        # A valid config whose external parts (the collector's PostgreSQL) cannot be reached is
+        # said in one line and exit 1: a runtime condition, not a configuration error.
+        check = getattr(config, "check_reachable", None)
+        if check is not None:
+            try:
+                check()
+            except FleetlogError as exc:
+                sys.stderr.write(f"{prog}: {exc}\n")
+                return exc.exit_code
         return 0
     try:
         _apply_logging(config)

@@ -244,45 +244,11 @@ def _verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
         checkpoints = [Checkpoint(*row) for row in conn.execute(
             "SELECT collector, seq, chain_hash, time, key_id, signature FROM checkpoints ORDER BY seq, key_id")]
     wanted = {cp.seq for cp in checkpoints}
-    links: dict[int, bytes] = {}
-    rotations: list[_Rotation] = []
-    purges: list[tuple[int, list[tuple[int, int]], str]] = []
-    gaps: list[tuple[int, int]] = []
-
-    sha256, canonical_values = hashlib.sha256, chain.canonical_values
-    link, expected = chain.GENESIS, 1
-    for row in rows:
-        seq = row[_SEQ]
-        if seq != expected:
-            anchor = anchors.get(seq - 1)
-            if anchor is None:
-                failures.add(expected, "missing: deleted, and no purge anchor continues the chain")
-                break
-            gaps.append((expected, seq - 1))
-            link = anchor
-            if seq - 1 in wanted:
-                links[seq - 1] = anchor
-        try:
-            canonical = canonical_values(row[:-1])
-        except (TypeError, ValueError):
-            failures.add(seq, "stored values are not of the stored types (altered row)")
-            break
-        link = sha256(link + sha256(canonical).digest()).digest()
-        if link != row[-1]:
-            failures.add(seq, "the event does not match its chain link (changed, inserted or moved)")
-            break
-        if seq in wanted:
-            links[seq] = link
-        action = row[_ACTION]
-        if action == ROTATION_ACTION and row[_TIER] == "permanent":
-            rotations.append(_Rotation(seq, _rotation_keys(row[_FIELDS])))
-        elif action == PURGE_ACTION:
-            ranges, digest = _purge_record(row[_FIELDS])
-            purges.append((seq, ranges, digest))
-        report.events += 1
-        expected = seq + 1
-    else:
-        _check_head(expected - 1, link, head_seq, meta.get("chain_head") or "", anchors, gaps, wanted, links, failures)
+    walk = walk_chain(rows, anchors, wanted, failures, report)
+    if walk.whole:
+        _check_head(walk.expected - 1, walk.link, head_seq, meta.get("chain_head") or "", anchors, walk.gaps, wanted,
+                    walk.links, failures)
+    gaps, purges, links, rotations = walk.gaps, walk.purges, walk.links, walk.rotations
 
     if failures.first is None:   # a broken chain hides later purge records: judge gaps only on a whole chain
         check_purges(gaps, purges, anchors, failures)
@@ -293,6 +259,65 @@ def _verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
         raise Tampered(1 if not gaps else gaps[0][1] + 1, "no signed checkpoint covers the events")
     report.unsigned = max(0, head_seq - report.last_checkpoint_seq)
     return report
+
+
+@dataclass
+class ChainWalk:
+    """What walking one chain's events in seq order found."""
+
+    link: bytes = chain.GENESIS
+    expected: int = 1                   # the seq after the last event walked
+    whole: bool = True                  # False when the walk stopped at a failure
+    links: dict[int, bytes] = field(default_factory=dict)      # at checkpointed seqs
+    rotations: list[_Rotation] = field(default_factory=list)
+    purges: list[tuple[int, list[tuple[int, int]], str]] = field(default_factory=list)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    purge_fields: list[tuple[int, str]] = field(default_factory=list)   # (seq, fields JSON) of purge events
+
+
+def walk_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], wanted: set[int], failures: _Failures,
+               report: Report) -> ChainWalk:
+    """Recompute one chain's links over its rows (CANONICAL_KEYS values, then the stored link, in
+    seq order); gaps must be continued by anchors. Stops at the first failure."""
+    walk = ChainWalk()
+    sha256, canonical_values = hashlib.sha256, chain.canonical_values
+    link, expected = chain.GENESIS, 1
+    for row in rows:
+        seq = row[_SEQ]
+        if seq != expected:
+            anchor = anchors.get(seq - 1)
+            if anchor is None:
+                failures.add(expected, "missing: deleted, and no purge anchor continues the chain")
+                walk.whole = False
+                break
+            walk.gaps.append((expected, seq - 1))
+            link = anchor
+            if seq - 1 in wanted:
+                walk.links[seq - 1] = anchor
+        try:
+            canonical = canonical_values(row[:-1])
+        except (TypeError, ValueError):
+            failures.add(seq, "stored values are not of the stored types (altered row)")
+            walk.whole = False
+            break
+        link = sha256(link + sha256(canonical).digest()).digest()
+        if link != bytes(row[-1]):
+            failures.add(seq, "the event does not match its chain link (changed, inserted or moved)")
+            walk.whole = False
+            break
+        if seq in wanted:
+            walk.links[seq] = link
+        action = row[_ACTION]
+        if action == ROTATION_ACTION and row[_TIER] == "permanent":
+            walk.rotations.append(_Rotation(seq, _rotation_keys(row[_FIELDS])))
+        elif action == PURGE_ACTION:
+            ranges, digest = _purge_record(row[_FIELDS])
+            walk.purges.append((seq, ranges, digest))
+            walk.purge_fields.append((seq, row[_FIELDS]))
+        report.events += 1
+        expected = seq + 1
+    walk.link, walk.expected = link, expected
+    return walk
 
 
 def _check_head(last_seq: int, link: bytes, head_seq: int, head_hex: str, anchors: dict[int, bytes],

@@ -16,6 +16,29 @@ def cluster(tmp_path: pathlib.Path):
         c.stop_all()
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL server for the whole run (tests/pg.py), stopped at the end with a bound."""
+    from tests.pg import PgServer
+    server = PgServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_dsn(pg_server):
+    """A database of its own for each test, dropped afterwards."""
+    dsn = pg_server.create_database()
+    try:
+        yield dsn
+    finally:
+        if pg_server.proc is not None:
+            pg_server.drop_database(dsn)
+
+
 # pytest-timeout (180 s, pyproject) fails a slow test with a signal, but a test stuck where a
 # signal cannot end it (asyncio.run's cleanup waiting on a task that ignores cancellation, a
 # thread join) would still hang the run. This bound fires from a C thread: it dumps every stack

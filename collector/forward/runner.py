@@ -85,6 +85,7 @@ class ForwarderRunner:
         backoff = self.backoff_min
         sent = dict(self.confirmed)    # cursor past what was handed to the sink (confirmed or not)
         unconfirmed_batches = unconfirmed_events = 0
+        holding = False
         try:
             while not self._stopping.is_set():
                 try:
@@ -93,8 +94,16 @@ class ForwarderRunner:
                     self.wake.clear()
                     if not self.lease.held():
                         self.state = "standby: another collector holds the lease"
+                        holding = False
                         self.wake.wait(1.0)
                         continue
+                    if not holding:
+                        # The lease was just taken (over): another collector may have delivered
+                        # and saved meanwhile, so continue from the cursor as stored.
+                        self.confirmed = self.cursor_store.load()
+                        self.saved, sent = dict(self.confirmed), dict(self.confirmed)
+                        unconfirmed_batches = unconfirmed_events = 0
+                        holding = True
                     pages = reader.read_after(sent, None, self.batch_events)
                     if pages:
                         rows = [row for _, chain_rows in pages for row in chain_rows]

@@ -98,6 +98,10 @@ class DeleteResult:
     anchors_sha256: str = ""
     anchors: list[tuple[int, bytes]] = field(default_factory=list)  # (seq, link) kept as anchors
     namespaces: dict[str, int] = field(default_factory=dict)        # deleted events per namespace
+    # A partition shared by several chains (a PostgreSQL cluster: one chain per collector) is
+    # dropped by one collector for all of them: what it removed of the other chains, by chain id.
+    # Their purge records stand in the dropping collector's chain and name the chain they cover.
+    other_chains: dict[str, DeleteResult] = field(default_factory=dict)
 
 
 @dataclass
@@ -285,5 +289,8 @@ def open_backend(config: Any, data_dir: str) -> Backend:
         from collector.store.sqlite import SqliteBackend
         return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name,
                              partition_period=config.storage.partition_period)
+    if backend == "postgresql":
+        from collector.store.postgres_backend import PostgresBackend
+        return PostgresBackend(config.storage.resolved_dsn(), config.node_name)
     from common.errors import ConfigError
     raise ConfigError(f"collector.toml: storage.backend: unknown backend {backend!r}")

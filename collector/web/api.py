@@ -82,27 +82,37 @@ async def bundle(request: web.Request) -> web.StreamResponse:
 
 
 async def follow(request: web.Request) -> web.StreamResponse:
-    """Live tail as server-sent events over the collector's follow path. Each event's SSE id is
-    its seq, so a reconnecting EventSource (Last-Event-ID) or a resumed page (`after_seq`)
-    continues exactly after the last event it showed."""
+    """Live tail as server-sent events over the collector's follow path. Each event's SSE id is the
+    follow cursor just past it (JSON, chain -> seq: a cluster has one chain per collector), so a
+    reconnecting EventSource (Last-Event-ID) or a resumed page (`cursor`, or `after_seq` on a
+    one-chain store) continues exactly after the last event it showed, whichever collector
+    stored the next one."""
     caller = require_caller(request)
     app = collector_of(request)
-    raw = queries.raw_filters(request.query, ("after_seq",))
+    raw = queries.raw_filters(request.query, ("after_seq", "cursor"))
     spec = app.filter_spec(raw, caller)
-    resume = request.query.get("after_seq") or request.headers.get("Last-Event-ID") or ""
-    if resume and not resume.isdigit():
-        raise UsageError(f"after_seq: expected a sequence number, got {resume!r}")
+    # Last-Event-ID first: an EventSource reconnects with its original URL and the newest id.
+    resume = (request.headers.get("Last-Event-ID") or request.query.get("cursor") or request.query.get("after_seq")
+              or "")
+    after_seq, cursor_json = 0, ""
+    if resume.startswith("{"):
+        cursor_json = resume
+    elif resume:
+        if not resume.isdigit():
+            raise UsageError(f"after_seq: expected a sequence number, got {resume!r}")
+        after_seq = int(resume)
+    cursor = await app.follow_start(after_seq, cursor_json)
     await app.record_search(caller, "follow", raw, via="web")
-    after = int(resume) if resume else await asyncio.to_thread(app.query.last_seq)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    await response.write(f"event: start\ndata: {json.dumps({'last_seq': after})}\n\n".encode())
+    await response.write(f"event: start\ndata: {json.dumps({'cursor': cursor})}\n\n".encode())
     pages: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue(maxsize=8)
 
     async def produce() -> None:
-        async for page in app.follow(spec, after):
+        async for page, _ in app.follow(spec, dict(cursor)):
             await pages.put(page)
     producer = asyncio.ensure_future(produce())
+    position, own_chain = dict(cursor), app.store.chain
     try:
         while True:
             try:
@@ -113,8 +123,12 @@ async def follow(request: web.Request) -> web.StreamResponse:
                     break
                 await response.write(b": keepalive\n\n")   # also notices a closed connection
                 continue
-            text = "".join(f"id: {e['seq']}\ndata: {json.dumps(e, ensure_ascii=False)}\n\n" for e in page)
-            await response.write(text.encode())
+            parts = []
+            for event in page:
+                position[event.get("chain") or own_chain] = event["seq"]
+                parts.append(f"id: {json.dumps(position, separators=(',', ':'))}\n"
+                             f"data: {json.dumps(event, ensure_ascii=False)}\n\n")
+            await response.write("".join(parts).encode())
     except ConnectionResetError:
         pass   # the browser went away (page closed, paused)
     finally:

@@ -73,8 +73,10 @@ def openapi_document() -> dict[str, Any]:
                 {"description": "the file (attachment)"}),
             "/api/v1/bundle": _get("support bundle .tar.gz (masked events, manifest, signed attestation)",
                                    _filters(), {"description": "the .tar.gz (attachment)"}),
-            "/api/v1/follow": _get("live tail as server-sent events (id = seq)", _filters() + [
-                _param("after_seq", "resume after this seq", {"type": "integer"})],
+            "/api/v1/follow": _get("live tail as server-sent events (id = the follow cursor past the event)",
+                                   _filters() + [
+                _param("cursor", "resume after this follow cursor (JSON object, chain -> seq)", {"type": "string"}),
+                _param("after_seq", "resume after this seq (a one-chain store)", {"type": "integer"})],
                 {"description": "text/event-stream"}),
             "/api/v1/notes": {"post": {
                 "summary": "add a note (action Admin.EventLog.Note) to the event log",

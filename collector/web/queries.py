@@ -34,7 +34,7 @@ TABLE_COLUMNS = ("time", "level", "request_id", "user", "message", "host")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 TRACE_MAX = 10_000
 HISTOGRAM_BUCKETS = 60
-_NEXT = re.compile(r"^(-?\d+)\.(\d+)$")
+_NEXT = re.compile(r"^(-?\d+)\.(\d+)(?:\.(.+))?$")
 
 
 def raw_filters(query: Mapping[str, str], also: tuple[str, ...] = ()) -> dict[str, str]:
@@ -62,14 +62,16 @@ def parse_order(text: str | None) -> str:
 
 
 def next_token(event: dict[str, Any]) -> str:
-    return f"{parse_rfc3339_us(event['time'])}.{event['seq']}"
+    """`time.seq`, and `.chain` where the store has several chains (a cluster's events carry it)."""
+    token = f"{parse_rfc3339_us(event['time'])}.{event['seq']}"
+    return f"{token}.{event['chain']}" if event.get("chain") else token
 
 
-def parse_next(text: str) -> tuple[int, int]:
+def parse_next(text: str) -> tuple[int, int, str]:
     match = _NEXT.match(text)
     if not match:
         raise UsageError(f"_next: {text!r} is not a paging token from a previous page")
-    return int(match.group(1)), int(match.group(2))
+    return int(match.group(1)), int(match.group(2)), match.group(3) or ""
 
 
 def page_links(query: Mapping[str, str], **changes: str | None) -> str:

@@ -44,10 +44,19 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"collector {status.collector}  version {status.version}  up {status.uptime_seconds:.0f}s")
     print(f"storage   {status.storage_bytes / 1048576:.1f} MiB, {status.event_count} events, last seq {status.last_seq}")
     print(f"next purge {_when(status.next_purge)}")
-    print(f"{'NODE':<20} {'IP':<16} {'CONNECTED':<9} {'LAST SEEN':<20} {'EVENTS':>10} {'LAG':>6} SKEW")
+    if status.collectors:   # a cluster sharing one store: every collector, then every node
+        print(f"{'COLLECTOR':<20} {'ADDRESS':<22} {'VERSION':<10} {'LAST HEARTBEAT':<20} ALIVE")
+        for member in status.collectors:
+            print(f"{member.name:<20} {member.address:<22} {member.version:<10} {_when(member.last_heartbeat):<20} "
+                  f"{'yes' if member.alive else 'no'}")
+        print(f"{'NODE':<20} {'IP':<16} {'COLLECTOR':<20} {'CONNECTED':<9} {'LAST SEEN':<20} {'EVENTS':>10} "
+              f"{'LAG':>6} SKEW")
+    else:
+        print(f"{'NODE':<20} {'IP':<16} {'CONNECTED':<9} {'LAST SEEN':<20} {'EVENTS':>10} {'LAG':>6} SKEW")
     for node in status.nodes:
         warn = "  WARNING: clock off by more than 1s" if abs(node.clock_skew_seconds) > 1 else ""
-        print(f"{node.name:<20} {node.ip:<16} {'yes' if node.connected else 'no':<9} {_when(node.last_seen):<20} "
+        via = f"{node.collector:<20} " if status.collectors else ""
+        print(f"{node.name:<20} {node.ip:<16} {via}{'yes' if node.connected else 'no':<9} {_when(node.last_seen):<20} "
               f"{node.events:>10} {node.lag_seconds:>5.1f}s {node.clock_skew_seconds:+.3f}s{warn}")
     for fwd in status.forwarders:
         print(f"forwarder {fwd.name}: {fwd.state}, lag {fwd.lag_events} events")

@@ -79,15 +79,18 @@ def _follow(conn: Connection, filters: pb.Filters, fmt: str) -> int:
     """Stream new matches; when the stream breaks (collector restart, network), reconnect with
     backoff and resume after the last seq the collector confirmed, so nothing is missed or repeated."""
     last_seq = 0
+    cursor_json = ""     # the cursor of a store of several chains (a cluster); see SearchRequest
     writer = CsvWriter(sys.stdout, FIELD_NAMES) if fmt == "csv" else None
     delay = 0.2
     while True:
         try:
             with conn.channel() as channel:
-                request = pb.SearchRequest(filters=filters, after_seq=last_seq, purpose="follow")
+                request = pb.SearchRequest(filters=filters, after_seq=last_seq, purpose="follow",
+                                           cursor_json=cursor_json)
                 for page in conn.query(channel).Follow(request, metadata=conn.metadata):
                     delay = 0.2
                     last_seq = max(last_seq, page.last_seq)
+                    cursor_json = page.cursor_json or cursor_json
                     for text in page.events_json:
                         event = json.loads(text)
                         if writer:

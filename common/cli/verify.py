@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
                     "copy of one) or of a bundle, without a collector. Prints `OK: N events, M checkpoints`, "
                     "or exits 1 naming the first bad sequence number and why.")
     verify.add_argument("--db", metavar="PATH", help="a collector data_dir, a copy of one, or its events.db")
-    verify.add_argument("--public-key", metavar="F", help="the collector's signing.pub (PEM)")
+    verify.add_argument("--dsn", metavar="DSN", help="a PostgreSQL cluster store: checks every collector's chain")
+    verify.add_argument("--public-key", metavar="F", action="append",
+                        help="the collector's signing.pub (PEM); with --dsn, one per collector (repeat the flag)")
     verify.add_argument("--bundle", metavar="FILE", help="a .tar.gz written by `fleetlog bundle --compress`")
     verify.set_defaults(handler=run_verify)
 
@@ -32,18 +34,22 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    if args.bundle and (args.db or args.public_key):
+    sources = [flag for flag, value in (("--bundle", args.bundle), ("--db", args.db), ("--dsn", args.dsn)) if value]
+    if len(sources) > 1:
+        raise UsageError(f"give one of --bundle FILE, --db PATH or --dsn DSN, not {' and '.join(sources)}")
+    if args.bundle and args.public_key:
         raise UsageError("give either --bundle FILE or --db PATH --public-key F, not both")
+    if args.dsn:
+        return _verify_dsn(args.dsn, [_public_key(path) for path in args.public_key or []])
     if args.bundle:
         from common.verify_bundle import verify_bundle
         report = verify_bundle(args.bundle)
     else:
         if not args.db or not args.public_key:
-            raise UsageError("give --db PATH with --public-key F, or --bundle FILE")
-        try:
-            key = load_public_key(args.public_key)
-        except KeyFileError as exc:
-            raise UsageError(f"--public-key {exc}") from None
+            raise UsageError("give --db PATH with --public-key F, --dsn DSN, or --bundle FILE")
+        if len(args.public_key) > 1:
+            raise UsageError("--db: give one --public-key (the collector's signing.pub)")
+        key = _public_key(args.public_key[0])
         from common.verify import verify_db
         report = verify_db(args.db, key)
     for note in report.notes:
@@ -51,6 +57,31 @@ def run_verify(args: argparse.Namespace) -> int:
     if report.unsigned:
         sys.stderr.write(f"note: {report.unsigned} events after seq {report.last_checkpoint_seq} (the last "
                          "checkpoint) are chained and match the store's head, but not signed yet\n")
+    print(report.summary())
+    return 0
+
+
+def _public_key(path: str):
+    try:
+        return load_public_key(path)
+    except KeyFileError as exc:
+        raise UsageError(f"--public-key {exc}") from None
+
+
+def _verify_dsn(dsn: str, keys: list) -> int:
+    """Every chain of a PostgreSQL store; exit 1 naming the first bad seq of each bad chain."""
+    from collector.store.pg_verify import verify_dsn
+    report = verify_dsn(dsn, keys)
+    for note in report.notes:
+        sys.stderr.write(f"note: {note}\n")
+    if report.failures:
+        for line in report.failure_lines():
+            sys.stderr.write(f"fleetlog verify: {line}\n")
+        return 1
+    for name, chain_report in sorted(report.chains.items()):
+        if chain_report.unsigned:
+            sys.stderr.write(f"note: chain {name}: {chain_report.unsigned} events after seq "
+                             f"{chain_report.last_checkpoint_seq} (the last checkpoint) are chained but not signed yet\n")
     print(report.summary())
     return 0
 

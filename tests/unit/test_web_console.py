@@ -42,7 +42,11 @@ def test_query_parameters_are_the_cli_filters():
                                                                                    "min_level": "warning"}
     with pytest.raises(UsageError, match="unknown query parameter 'min-level'"):
         raw_filters({"min-level": "error"})
-    assert parse_next("1764583200000000.42") == (1764583200000000, 42)
+    assert parse_next("1764583200000000.42") == (1764583200000000, 42, "")
+    # A cluster's events carry their chain (the collector that stored them); so does the token.
+    token = next_token({"time": "2025-12-01T10:00:00.000000Z", "seq": 42, "chain": "collector-2"})
+    assert token == "1764583200000000.42.collector-2"
+    assert parse_next(token) == (1764583200000000, 42, "collector-2")
     with pytest.raises(UsageError, match="_next"):
         parse_next("42")
 

@@ -79,7 +79,8 @@ function eventRow(e) {
 
 // -- live tail ---------------------------------------------------------------------------------
 let source = null;
-let lastSeq = 0;
+// The follow cursor past the last event shown (JSON, chain -> seq): a resume continues there.
+let cursor = "";
 const followButton = document.getElementById("follow");
 const pauseButton = document.getElementById("pause");
 const resumeButton = document.getElementById("resume");
@@ -87,17 +88,16 @@ const liveState = document.getElementById("live-state");
 
 function connect() {
   const params = new URLSearchParams(filterQuery());
-  if (lastSeq) params.set("after_seq", String(lastSeq));
+  if (cursor) params.set("cursor", cursor);
   source = new EventSource("/api/v1/follow?" + params.toString());
   source.addEventListener("start", (msg) => {
     const start = JSON.parse(msg.data);
-    if (!lastSeq) lastSeq = start.last_seq;
+    if (!cursor) cursor = JSON.stringify(start.cursor);
     liveState.textContent = "following new events…";
   });
   source.onmessage = (msg) => {
     const e = JSON.parse(msg.data);
-    if (e.seq <= lastSeq) return;
-    lastSeq = e.seq;
+    cursor = msg.lastEventId;
     const body = document.getElementById("rows");
     const empty = body.querySelector(".empty-row");
     if (empty) empty.remove();

@@ -137,33 +137,37 @@ class Filters(_message.Message):
     def __init__(self, since: _Optional[str] = ..., until: _Optional[str] = ..., date: _Optional[str] = ..., min_level: _Optional[str] = ..., level: _Optional[str] = ..., request_id: _Optional[str] = ..., user: _Optional[str] = ..., host: _Optional[str] = ..., message: _Optional[str] = ..., message_regex: _Optional[str] = ..., log_type: _Optional[str] = ..., source: _Optional[str] = ..., namespace: _Optional[str] = ..., app: _Optional[str] = ..., action: _Optional[str] = ..., where: _Optional[str] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("filters", "limit", "order", "purpose", "after_seq")
+    __slots__ = ("filters", "limit", "order", "purpose", "after_seq", "cursor_json")
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_JSON_FIELD_NUMBER: _ClassVar[int]
     filters: Filters
     limit: int
     order: str
     purpose: str
     after_seq: int
-    def __init__(self, filters: _Optional[_Union[Filters, _Mapping]] = ..., limit: _Optional[int] = ..., order: _Optional[str] = ..., purpose: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+    cursor_json: str
+    def __init__(self, filters: _Optional[_Union[Filters, _Mapping]] = ..., limit: _Optional[int] = ..., order: _Optional[str] = ..., purpose: _Optional[str] = ..., after_seq: _Optional[int] = ..., cursor_json: _Optional[str] = ...) -> None: ...
 
 class EventPage(_message.Message):
-    __slots__ = ("events_json", "last_seq")
+    __slots__ = ("events_json", "last_seq", "cursor_json")
     EVENTS_JSON_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_JSON_FIELD_NUMBER: _ClassVar[int]
     events_json: _containers.RepeatedScalarFieldContainer[str]
     last_seq: int
-    def __init__(self, events_json: _Optional[_Iterable[str]] = ..., last_seq: _Optional[int] = ...) -> None: ...
+    cursor_json: str
+    def __init__(self, events_json: _Optional[_Iterable[str]] = ..., last_seq: _Optional[int] = ..., cursor_json: _Optional[str] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "ip", "connected", "last_seen", "events", "lag_seconds", "clock_skew_seconds")
+    __slots__ = ("name", "ip", "connected", "last_seen", "events", "lag_seconds", "clock_skew_seconds", "collector")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +175,7 @@ class NodeStatus(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CLOCK_SKEW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     ip: str
     connected: bool
@@ -178,7 +183,24 @@ class NodeStatus(_message.Message):
     events: int
     lag_seconds: float
     clock_skew_seconds: float
-    def __init__(self, name: _Optional[str] = ..., ip: _Optional[str] = ..., connected: _Optional[bool] = ..., last_seen: _Optional[float] = ..., events: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., clock_skew_seconds: _Optional[float] = ...) -> None: ...
+    collector: str
+    def __init__(self, name: _Optional[str] = ..., ip: _Optional[str] = ..., connected: _Optional[bool] = ..., last_seen: _Optional[float] = ..., events: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., clock_skew_seconds: _Optional[float] = ..., collector: _Optional[str] = ...) -> None: ...
+
+class CollectorStatus(_message.Message):
+    __slots__ = ("name", "version", "address", "started_at", "last_heartbeat", "alive")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    address: str
+    started_at: float
+    last_heartbeat: float
+    alive: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., address: _Optional[str] = ..., started_at: _Optional[float] = ..., last_heartbeat: _Optional[float] = ..., alive: _Optional[bool] = ...) -> None: ...
 
 class ForwarderStatus(_message.Message):
     __slots__ = ("name", "state", "lag_events")
@@ -191,7 +213,7 @@ class ForwarderStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., lag_events: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "storage_bytes", "event_count", "nodes", "forwarders", "next_purge", "collector", "last_seq")
+    __slots__ = ("version", "uptime_seconds", "storage_bytes", "event_count", "nodes", "forwarders", "next_purge", "collector", "last_seq", "collectors")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +223,7 @@ class StatusReply(_message.Message):
     NEXT_PURGE_FIELD_NUMBER: _ClassVar[int]
     COLLECTOR_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    COLLECTORS_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     storage_bytes: int
@@ -210,7 +233,8 @@ class StatusReply(_message.Message):
     next_purge: float
     collector: str
     last_seq: int
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ...) -> None: ...
+    collectors: _containers.RepeatedCompositeFieldContainer[CollectorStatus]
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ..., collectors: _Optional[_Iterable[_Union[CollectorStatus, _Mapping]]] = ...) -> None: ...
 
 class EvidenceRequest(_message.Message):
     __slots__ = ("bundle_digests_sha256", "bundle_events")
