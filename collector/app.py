@@ -4,6 +4,7 @@ query engine, metrics, gRPC server — and its lifecycle (start, reload, stop)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -147,7 +148,8 @@ class CollectorApp:
         self.db_path = self.backend.location
         key, self.signing_key_path, _ = load_or_create_key(config.signing.key, str(self.data_dir))
         self.signer = Signer(key, config.node_name, config.signing.checkpoint_every, on_signed=self._signed)
-        self.metrics.checkpoint_time.set(self.store.last_checkpoint_time())
+        with contextlib.suppress(StorageError):   # a database not up yet: set at the first checkpoint
+            self.metrics.checkpoint_time.set(self.store.last_checkpoint_time())
         self._checkpoint_task: asyncio.Task[Any] | None = None
         self.stop_bound = STOP_BOUND
         self.stop_step = "not stopping"

@@ -333,6 +333,11 @@ class PostgresStore:
                            " WHERE chain = %s ORDER BY seq DESC, key_id = %s DESC LIMIT 1", (self.chain, prefer_key_id))
         return tuple(rows[0]) if rows else None
 
+    def last_checkpoint_time(self) -> float:
+        """Unix seconds of this chain's newest signed checkpoint; 0 when none was signed yet."""
+        rows = self._query("SELECT max(time) FROM checkpoints WHERE chain = %s", (self.chain,))
+        return ((rows[0][0] if rows else None) or 0) / 1e6
+
     def public_keys(self, first_key_id: str) -> list[str]:
         return [pem for (pem,) in self._query(
             "SELECT public_key FROM signing_keys WHERE chain = %s ORDER BY key_id = %s DESC, first_seq DESC",
