@@ -1,4 +1,4 @@
-"""Keepalive enforcement (issue 20): a peer that pings more often than every 5 s without data is
+"""Keepalive enforcement and streams per connection (issue 20): a peer that pings more often than every 5 s without data is
 sent GOAWAY (too_many_pings) after two strikes, instead of keeping the collector busy; the
 agents' own pings (every 10 s) are within the policy."""
 
@@ -40,3 +40,42 @@ def test_a_peer_pinging_like_an_agent_keeps_its_connection(cluster):
     collector = cluster.collector()
     # Every 10 s as the agent does; watched for 25 s (two pings and a half).
     assert not run(_leaves_ready(collector.address, ping_ms=10_000, watch_seconds=25), timeout=40)
+
+
+async def _streams_beyond_the_limit_wait(address: str, limit: int) -> tuple[bool, int]:
+    """`limit` streams open on one connection, then one more: it is not served until one of the
+    others ends. Returns (served while the others were open, acknowledged events afterwards)."""
+    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from tests.hostile_peer import METHOD, batch, chunk, hello
+    async with grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+        stream = channel.stream_stream(METHOD, request_serializer=None, response_deserializer=pb.IngestReply.FromString)
+        calls = []
+        for n in range(limit):
+            call = stream()
+            await call.write(hello(f"s{n}"))
+            await call.write(batch(1, [chunk(1, source=f"file:/s{n}.log")]))
+            assert (await call.read()).stored == 1
+            calls.append(call)
+
+        async def one_more() -> int:
+            call = stream()
+            await call.write(hello("extra"))
+            await call.write(batch(1, [chunk(2, source="file:/extra.log")]))
+            reply = await call.read()
+            await call.done_writing()
+            return reply.stored
+
+        extra = asyncio.create_task(one_more())
+        done, _ = await asyncio.wait([extra], timeout=0.5)
+        served_early = bool(done)
+        await calls[0].done_writing()
+        assert await calls[0].read() is grpc.aio.EOF
+        stored = await asyncio.wait_for(extra, 10)
+        for call in calls[1:]:
+            call.cancel()
+        return served_early, stored
+
+
+def test_streams_per_connection_are_limited(cluster):
+    collector = cluster.collector(ingest={"max_streams_per_connection": 4})
+    assert run(_streams_beyond_the_limit_wait(collector.address, 4), timeout=60) == (False, 2)
