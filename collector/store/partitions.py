@@ -15,6 +15,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from common.errors import StorageError
 
@@ -85,15 +86,18 @@ class ConnectionPool:
         self.main_path = main_path
         self.opener = opener
         self.size = size
-        self._open: OrderedDict[str, sqlite3.Connection] = OrderedDict()
-        self._held: dict[str, int] = {}
+        self._open: OrderedDict[Any, sqlite3.Connection] = OrderedDict()
+        self._held: dict[Any, int] = {}
 
-    def get(self, name: str, create: bool = False) -> sqlite3.Connection | None:
+    def get(self, name: str, create: bool = False, key: Any = None) -> sqlite3.Connection | None:
         """The connection to partition `name`; None when its file is gone (dropped meanwhile),
-        unless `create` (the writer, for a new partition)."""
-        conn = self._open.get(name)
+        unless `create` (the writer, for a new partition). `key` (default: the name) is what the
+        connection is kept under: readers use the catalogue id too, since a dropped day that a
+        late event brings back is a new file under the old name."""
+        key = name if key is None else key
+        conn = self._open.get(key)
         if conn is not None:
-            self._open.move_to_end(name)
+            self._open.move_to_end(key)
             return conn
         path = partition_path(self.main_path, name)
         if not create and not path.exists():
@@ -102,7 +106,7 @@ class ConnectionPool:
             conn = self.opener(str(path))
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open the partition: {exc}") from None
-        self._open[name] = conn
+        self._open[key] = conn
         return conn
 
     def trim(self) -> None:
@@ -115,7 +119,7 @@ class ConnectionPool:
                 continue
             self._open.pop(name).close()
 
-    def hold(self, names: list[str], delta: int) -> None:
+    def hold(self, names: list[Any], delta: int) -> None:
         """Mark partitions in use (+1) or done (-1): a search paused between pages keeps its
         cursors while the same reader serves other requests."""
         for name in names:
@@ -125,10 +129,10 @@ class ConnectionPool:
             else:
                 self._held.pop(name, None)
 
-    def names(self) -> list[str]:
+    def names(self) -> list[Any]:
         return list(self._open)
 
-    def forget(self, name: str) -> None:
+    def forget(self, name: Any) -> None:
         conn = self._open.pop(name, None)
         if conn is not None:
             conn.close()

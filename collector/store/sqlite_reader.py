@@ -89,7 +89,7 @@ class SqliteReader:
         return [oid for (oid,) in self.conn.execute(sql, params)]
 
     def _conn(self, part: Partition) -> sqlite3.Connection | None:
-        return self.pool.get(part.name)
+        return self.pool.get(part.name, key=(part.id, part.name))
 
     # -- EventReader -------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class SqliteReader:
         remaining = limit
         try:
             for cluster in _clusters(parts, desc):
-                names = [part.name for part in cluster]
+                names = [(part.id, part.name) for part in cluster]
                 self.pool.hold(names, +1)
                 try:
                     streams = []

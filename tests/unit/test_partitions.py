@@ -154,6 +154,11 @@ def test_purge_drops_whole_partitions_keeps_overrides_and_stays_verifiable(tmp_p
         assert "anchors" in error.reason or "chain link" in error.reason or "checkpoint" in error.reason
 
 
+def _rfc(us: int) -> str:
+    from common.timefmt import format_us
+    return format_us(us)
+
+
 def _day(age: int) -> str:
     import datetime as dt
     return (dt.datetime.fromtimestamp((MIDNIGHT - age * DAY) / 1e6, dt.UTC)).strftime("%Y%m%dT%H%M")
@@ -163,6 +168,9 @@ def test_a_second_purge_finds_nothing_and_new_late_events_go_again(tmp_path):
     key = Ed25519PrivateKey.generate()
     store = _signed_store(tmp_path, key)
     config = CollectorConfig(node_name="c1", retention=RetentionConfig(general=10 * 86400, security=10 * 86400))
+    reader = SqliteReader(str(tmp_path / "events.db"))
+    day35 = build_filter_spec({"since": _rfc(MIDNIGHT - 35 * DAY), "until": _rfc(MIDNIGHT - 34 * DAY - 1)})
+    assert sum(len(page) for page in reader.search(day35)) == 18    # the reader has that day's files open
     runs, _ = _purge(store, config)
     assert {r.tier: r.count for r in runs} == {"general": 30 * 9, "security": 30 * 9}
     runs, _ = _purge(store, config)
@@ -170,6 +178,8 @@ def test_a_second_purge_finds_nothing_and_new_late_events_go_again(tmp_path):
     # A late event for a dropped day recreates its partition; the next purge drops it again.
     store.store_batch([incoming("web-2", "late", [1], time_us=[MIDNIGHT - 35 * DAY])], NOW)
     assert f"general-{_day(35)}" in _names(tmp_path)
+    # A reader that had the old file of that day open sees the new one, not the dropped events.
+    assert [r[4] for page in reader.search(day35) for r in page] == ["web-2"]
     runs, _ = _purge(store, config)
     assert [(r.tier, r.count) for r in runs] == [("general", 1)]
     assert f"general-{_day(35)}" not in _names(tmp_path)
