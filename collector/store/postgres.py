@@ -131,6 +131,11 @@ class PostgresStore:
         try:
             if self.conn.closed:
                 self.conn = connect(self.dsn)
+                # The last transaction's outcome may be unknown (the connection broke during
+                # COMMIT): take the chain's state as the database has it.
+                self.last_seq, head, self.last_checkpoint_seq = self.conn.execute(
+                    "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain,)).fetchone()
+                self.chain_head = bytes(head)
             return fn()
         except StorageError:
             if self.on_down is not None:
