@@ -195,6 +195,9 @@ class EventWriter(Protocol):
     def public_keys(self, first_key_id: str) -> list[str]:
         """Every public key PEM that ever signed, `first_key_id`'s first."""
 
+    def chain_of(self, event: dict[str, Any]) -> str:
+        """The chain of an event this store returned (a follow cursor's key for it)."""
+
     def last_checkpoint_time(self) -> float:
         """Unix seconds of the newest signed checkpoint; 0 when none was signed yet."""
 

@@ -338,6 +338,10 @@ class PostgresStore:
                            " WHERE chain = %s ORDER BY seq DESC, key_id = %s DESC LIMIT 1", (self.chain, prefer_key_id))
         return tuple(rows[0]) if rows else None
 
+    def chain_of(self, event: dict[str, Any]) -> str:
+        """One chain per collector: the collector that stored the event."""
+        return event.get("collector") or self.chain
+
     def last_checkpoint_time(self) -> float:
         """Unix seconds of this chain's newest signed checkpoint; 0 when none was signed yet."""
         rows = self._query("SELECT max(time) FROM checkpoints WHERE chain = %s", (self.chain,))

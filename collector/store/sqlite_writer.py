@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from collector.store import (
     Checkpointer,
@@ -601,6 +602,10 @@ class SqliteStore:
             "SELECT public_key FROM signing_keys ORDER BY key_id = ? DESC, first_seq DESC", (first_key_id,))]
 
     # -- the rest ------------------------------------------------------------------------------
+
+    def chain_of(self, event: dict[str, Any]) -> str:
+        """One chain per store."""
+        return self.chain
 
     def last_checkpoint_time(self) -> float:
         """Unix seconds of the newest signed checkpoint; 0 when none was signed yet."""

@@ -112,7 +112,7 @@ async def follow(request: web.Request) -> web.StreamResponse:
         async for page, _ in app.follow(spec, dict(cursor)):
             await pages.put(page)
     producer = asyncio.ensure_future(produce())
-    position, own_chain = dict(cursor), app.store.chain
+    position = dict(cursor)
     try:
         while True:
             try:
@@ -125,7 +125,7 @@ async def follow(request: web.Request) -> web.StreamResponse:
                 continue
             parts = []
             for event in page:
-                position[event.get("chain") or own_chain] = event["seq"]
+                position[app.store.chain_of(event)] = event["seq"]
                 parts.append(f"id: {json.dumps(position, separators=(',', ':'))}\n"
                              f"data: {json.dumps(event, ensure_ascii=False)}\n\n")
             await response.write("".join(parts).encode())
