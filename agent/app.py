@@ -27,7 +27,7 @@ from common.tls import TlsFiles
 log = logging.getLogger("fleetlog.agent")
 
 # Settings a SIGHUP cannot change in a running agent (sources and their filters can).
-# Stop bounds (README "Stopping"): the spool gets DRAIN_TIMEOUT to be acknowledged; sealing the last
+# Stop bounds (docs/installing.md, "Stopping"): the spool gets DRAIN_TIMEOUT to be acknowledged; sealing the last
 # batch and ending the tasks are bounded too, and STOP_BOUND is the whole stop's ceiling, after
 # which common/daemon.py ends the process anyway (the spool is on disk: nothing is lost).
 DRAIN_TIMEOUT = 5.0

@@ -51,7 +51,7 @@ log = logging.getLogger("fleetlog.collector")
 # between are counted into the next one. A misconfigured agent retrying, or a namespace denied on
 # every batch, would otherwise flood the security tier.
 DENIAL_AUDIT_INTERVAL = 10.0
-# The stop's steps and their bounds in seconds (README "Stopping"); STOP_BOUND is their sum plus
+# The stop's steps and their bounds in seconds (docs/installing.md, "Stopping"); STOP_BOUND is their sum plus
 # a margin, after which common/daemon.py ends the process anyway.
 STOP_STEPS = {
     "stopping the web console": 3.0,       # 2 s for open requests (a live tail, a download), then cancelled

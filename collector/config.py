@@ -154,7 +154,7 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """What one peer may make the collector hold (README "Limits on what peers send").
+    """What one peer may make the collector hold (docs/hostile-input.md, "Limits on what peers send").
 
     The agents' batches must fit: an agent's batch is about its batch.max_bytes of lines plus
     one source read, and about twice that on the wire when lines carry key=value fields."""

@@ -1,4 +1,4 @@
-"""Both daemons stop within their bound in every state (README "Stopping"), and a restart then
+"""Both daemons stop within their bound in every state (docs/installing.md, "Stopping"), and a restart then
 delivers every line exactly once. Each test brings a real agent (or collector) into one state,
 sends SIGTERM, checks it exited by itself in time with a clean log, and counts what was stored.
 """
