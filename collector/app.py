@@ -504,8 +504,9 @@ class CollectorApp:
             version=__version__, uptime_seconds=now - self.started_at, storage_bytes=storage,
             event_count=count, collector=self.config.node_name, last_seq=last_seq,
             next_purge=self.retention.next_purge, collectors=collectors, nodes=nodes,
-            forwarders=[pb.ForwarderStatus(name=name, state=state, lag_events=lag)
-                        for name, state, lag in self.forwarding.status()],
+            forwarders=[pb.ForwarderStatus(name=name, state=state, lag_events=lag, last_error=error,
+                                           last_error_time_us=int(error_at * 1e6))
+                        for name, state, lag, error, error_at in self.forwarding.status()],
         )
 
     async def chain_status(self) -> dict[str, Any]:

@@ -81,5 +81,6 @@ class Forwarding:
         stop_runners(list(self.runners.values()))
         self.runners.clear()
 
-    def status(self) -> list[tuple[str, str, int]]:
-        return [(name, r.state, r.lag) for name, r in sorted(self.runners.items())]
+    def status(self) -> list[tuple[str, str, int, str, float]]:
+        """(name, state, lag, last error, its unix time) of each forwarder."""
+        return [(name, r.state, r.lag, r.last_error, r.last_error_at) for name, r in sorted(self.runners.items())]

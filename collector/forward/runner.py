@@ -53,6 +53,7 @@ class ForwarderRunner:
         self.confirmed: Cursor = self.cursor_store.load()   # raises StorageError for a damaged cursor
         self.saved = dict(self.confirmed)
         self.state = "starting"
+        self.last_error, self.last_error_at = "", 0.0   # the newest delivery error, kept after recovery
         self.lag = 0
         self.failures = 0
         self.wake = threading.Event()
@@ -200,6 +201,7 @@ class ForwarderRunner:
 
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
+        self.last_error, self.last_error_at = str(exc), time.time()
         was_ok = not self.state.startswith("failing")
         self.state = f"failing: {exc}"
         if was_ok:

@@ -186,5 +186,7 @@ async def status(app: CollectorApp) -> dict[str, Any]:
                    "events": n.events, "lag_seconds": round(n.lag_seconds, 3),
                    "clock_skew_seconds": round(n.clock_skew_seconds, 3),
                    "clock_warning": abs(n.clock_skew_seconds) > 1.0} for n in reply.nodes],
-        "forwarders": [{"name": f.name, "state": f.state, "lag_events": f.lag_events} for f in reply.forwarders],
+        "forwarders": [{"name": f.name, "state": f.state, "lag_events": f.lag_events, "last_error": f.last_error,
+                        "last_error_at": format_us(f.last_error_time_us) if f.last_error_time_us else None}
+                       for f in reply.forwarders],
     }

@@ -11,6 +11,7 @@ from google.protobuf.json_format import MessageToDict
 
 from common.cli.client import Connection
 from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from common.timefmt import format_us
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -59,5 +60,7 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"{node.name:<20} {node.ip:<16} {via}{'yes' if node.connected else 'no':<9} {_when(node.last_seen):<20} "
               f"{node.events:>10} {node.lag_seconds:>5.1f}s {node.clock_skew_seconds:+.3f}s{warn}")
     for fwd in status.forwarders:
-        print(f"forwarder {fwd.name}: {fwd.state}, lag {fwd.lag_events} events")
+        last = (f"; last error at {format_us(fwd.last_error_time_us)}: {fwd.last_error}"
+                if fwd.last_error_time_us and not fwd.state.startswith("failing") else "")
+        print(f"forwarder {fwd.name}: {fwd.state}, lag {fwd.lag_events} events{last}")
     return 0

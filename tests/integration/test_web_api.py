@@ -5,9 +5,11 @@ and the audit trail of console searches (`fields.via = "web"`)."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import pathlib
+import socket
 import tarfile
 import threading
 import time
@@ -16,7 +18,7 @@ import urllib.request
 import openpyxl
 import pytest
 
-from tests.harness import Cluster, run_cli, wait_for
+from tests.harness import Cluster, free_port, run_cli, wait_for
 from tests.web_console import (
     PAY_LINES,
     WEB1_LINES,
@@ -430,3 +432,24 @@ def test_console_port_in_use_is_a_one_line_config_error(cluster):
         assert collector.process.wait(30) == 2
     log = collector.log()
     assert f"collector.toml: web.listen: cannot listen on 127.0.0.1:{port}" in log and "Traceback" not in log
+
+
+def test_status_shows_each_forwarders_last_error_and_keeps_it_after_recovery(cluster):
+    siem_port = free_port()                     # nothing listens there yet: deliveries fail
+    web_port = free_port()
+    cluster.collector(web={"listen": f"127.0.0.1:{web_port}"}, forwarders=[
+        {"name": "siem", "type": "jsonl", "host": "127.0.0.1", "port": siem_port}])
+    status = lambda: Http(f"http://127.0.0.1:{web_port}").get("/api/v1/status").json()["forwarders"]
+    [failing] = wait_for(lambda: (f := status()) and f[0]["state"].startswith("failing") and f, 30,
+                         "the forwarder failing")
+    assert failing["name"] == "siem" and "refused" in failing["last_error"].lower()
+    assert failing["last_error_at"].endswith("Z")
+    page = Http(f"http://127.0.0.1:{web_port}").get("/status").text
+    assert failing["last_error"] in html.unescape(page)
+    # The SIEM comes up: the forwarder recovers, and the status still says what went wrong last.
+    with socket.create_server(("127.0.0.1", siem_port)) as siem:
+        siem.settimeout(30)
+        conn, _ = siem.accept()
+        with conn:
+            [ok] = wait_for(lambda: (f := status()) and f[0]["state"] == "ok" and f, 30, "the forwarder recovered")
+    assert ok["last_error"] == failing["last_error"] and ok["last_error_at"] == failing["last_error_at"]

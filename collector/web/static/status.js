@@ -53,6 +53,7 @@ function render(s) {
       cell(tr, f.name);
       cell(tr, f.state);
       cell(tr, String(f.lag_events), "num");
+      cell(tr, f.last_error ? f.last_error_at + ": " + f.last_error : "none");
       forwarders.appendChild(tr);
     }
   }

@@ -203,14 +203,18 @@ class CollectorStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., address: _Optional[str] = ..., started_at: _Optional[float] = ..., last_heartbeat: _Optional[float] = ..., alive: _Optional[bool] = ...) -> None: ...
 
 class ForwarderStatus(_message.Message):
-    __slots__ = ("name", "state", "lag_events")
+    __slots__ = ("name", "state", "lag_events", "last_error", "last_error_time_us")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LAG_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_TIME_US_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     lag_events: int
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., lag_events: _Optional[int] = ...) -> None: ...
+    last_error: str
+    last_error_time_us: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., lag_events: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_time_us: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("version", "uptime_seconds", "storage_bytes", "event_count", "nodes", "forwarders", "next_purge", "collector", "last_seq", "collectors")
