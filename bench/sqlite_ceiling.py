@@ -61,7 +61,7 @@ def _insert_rate(path: str, rows: list[tuple], fts: bool, secondary: bool) -> fl
 def run(ctx: BenchContext) -> list[Row]:
     rows = _rows(ROWS)
     variants = [
-        ("full schema (unique origin+pos, time/request_id/user indexes, FTS5)", True, True),
+        ("full partition schema (origin+pos, time/request_id/user indexes, FTS5)", True, True),
         ("without the FTS5 index", False, True),
         ("without FTS5 and the time/request_id/user indexes", False, False),
     ]

@@ -1,6 +1,7 @@
 """A purge run in a process of its own, for the crash test: opens the store in DATA_DIR as the
 collector does at start (repair, recovery of an interrupted purge, signing key), says "purging",
-purges with the retention the test uses, signs the head and says "done".
+purges with the retention the test uses (saying "step" after each writer step of it), signs the
+head and says "done".
 
     python -m tests.faults.purge_worker DATA_DIR NOW_US
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
 from collector.retention import RetentionScheduler, recover_pending
@@ -31,11 +33,26 @@ def open_store(data_dir: str) -> tuple[SqliteStore, Signer]:
     return store, signer
 
 
+def _announce_steps(store: SqliteStore) -> None:
+    """Print "step" after each writer step of the purge and pause briefly, so the test can kill
+    this process between steps and, with a little delay, inside the next one."""
+    for name in ("delete_events", "add_anchors", "drop_partitions"):
+        method = getattr(store, name)
+
+        def stepped(*args, method=method, **kwargs):
+            result = method(*args, **kwargs)
+            print("step", flush=True)
+            time.sleep(0.02)
+            return result
+        setattr(store, name, stepped)
+
+
 def main() -> None:
     data_dir, now = sys.argv[1], int(sys.argv[2])
     store, signer = open_store(data_dir)
+    _announce_steps(store)
     writer = StorageWriter(store)
-    scheduler = RetentionScheduler(CONFIG, lambda: SqliteReader(store.path), writer, chunk=5)
+    scheduler = RetentionScheduler(CONFIG, lambda: SqliteReader(store.path), writer, chunk=10)
     print("purging", flush=True)
 
     async def go() -> None:

@@ -4,6 +4,7 @@ and the next purge finishes the work, with exactly the events of the retention l
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -24,17 +25,17 @@ def _start(data_dir) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT)
 
 
-def _wait_line(process: subprocess.Popen, wanted: str) -> bool:
-    """True when the process printed `wanted`; False when it ended first. Bounded by DEADLINE."""
+def _next_line(process: subprocess.Popen) -> str | None:
+    """The next line the worker prints, None when it ended. Bounded by DEADLINE."""
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         line = process.stdout.readline()
-        if line.strip() == wanted:
-            return True
-        if not line and process.poll() is not None:
-            return False
+        if line:
+            return line.strip()
+        if process.poll() is not None:
+            return None
     process.kill()
-    raise AssertionError(f"purge worker did not print {wanted!r} within {DEADLINE}s")
+    raise AssertionError(f"purge worker printed nothing within {DEADLINE}s")
 
 
 def _kept(store) -> dict[tuple[str, str], set[int]]:
@@ -47,17 +48,30 @@ def _kept(store) -> dict[tuple[str, str], set[int]]:
 def test_kill_9_anywhere_in_a_purge_leaves_a_store_that_opens_verifies_and_purges_again(tmp_path):
     _, _, key = write_key_pair(str(tmp_path))
     _signed_store(tmp_path, key).close()
+    rng = random.Random(21)
     kills = 0
-    for delay in (0.05, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5, 4.0, 8.0, 30.0):
+    for attempt in range(150):
         process = _start(tmp_path)
+        finished = False
         try:
-            assert _wait_line(process, "purging"), process.stderr.read()
-            time.sleep(delay)
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                kills += 1
+            assert _next_line(process) == "purging", process.stderr.read()
+            # Kill after a few writer steps of the purge, sometimes at once (between two steps),
+            # sometimes a moment later (inside the next one: a commit of the main file, a
+            # partition's, a file's deletion).
+            for _ in range(1 + attempt % 5):
+                line = _next_line(process)
+                if line != "step":
+                    finished = line == "done"
+                    break
+            if not finished:
+                time.sleep(rng.choice((0.0, 0.0, 0.005, 0.01, 0.02, 0.03)))
+                if process.poll() is None:
+                    process.send_signal(signal.SIGKILL)
+                    kills += 1
+                else:
+                    finished = "done" in process.stdout.read()
             process.wait(timeout=DEADLINE)
-            finished = process.returncode == 0 and "done" in process.stdout.read()
+            assert process.returncode in (0, -signal.SIGKILL), process.stderr.read()
         finally:
             if process.poll() is None:
                 process.kill()
@@ -71,7 +85,7 @@ def test_kill_9_anywhere_in_a_purge_leaves_a_store_that_opens_verifies_and_purge
             break
     else:
         raise AssertionError("the purge never finished")
-    assert kills >= 3, "too few kills landed inside the purge to mean anything"
+    assert kills >= 5, "too few kills landed inside the purge to mean anything"
     store, _ = open_store(str(tmp_path))
     kept = _kept(store)
     store.close()

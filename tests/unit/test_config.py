@@ -63,6 +63,11 @@ def test_collector_config():
                   "collector.toml") == "collector.toml: forwarders[1].name: duplicate forwarder name 'a'"
     assert _error(CollectorConfig, {"storage": {"synchronous": "off"}}, "collector.toml") == \
         'collector.toml: storage.synchronous: expected "full" or "normal", got "off"'
+    assert config.storage.partition_period == 86400
+    assert build_config(CollectorConfig, {"storage": {"partition_period": "6h"}},
+                        "collector.toml").storage.partition_period == 21600
+    assert _error(CollectorConfig, {"storage": {"partition_period": "10s"}}, "collector.toml") == \
+        "collector.toml: storage.partition_period: must be a finite duration of at least 1m"
 
 
 def test_file_errors(tmp_path):

@@ -213,3 +213,18 @@ def test_partition_files_a_crashed_transaction_left_are_discarded_at_open(tmp_pa
     [result] = reopened.store_batch([incoming("web-1", "a", [4])], NOW)
     assert (result.stored, result.first_seq) == (1, 4)
     assert os.path.exists(tmp_path / "events.db")
+
+
+def test_a_new_partition_period_applies_to_new_partitions_and_reads_merge_both(tmp_path):
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    hour = 3600 * 1_000_000
+    store.store_batch([incoming("web-1", "a", [1, 2], time_us=[MIDNIGHT + 7 * hour, MIDNIGHT + 9 * hour],
+                                messages=["day 7h", "day 9h"])], NOW)
+    store.close()
+    store = SqliteStore(tmp_path / "events.db", collector="c1", partition_period=6 * 3600)
+    store.store_batch([incoming("web-1", "a", [3, 4], time_us=[MIDNIGHT + 8 * hour, MIDNIGHT + 1 * hour],
+                                messages=["6h 8h", "6h 1h"])], NOW)
+    assert {p.name[-4:] for p in store.partitions()} == {"0000", "0600"}   # the day, then 6-hour ones
+    reader = SqliteReader(str(tmp_path / "events.db"))
+    assert _messages(reader.search(build_filter_spec({}))) == ["6h 1h", "day 7h", "6h 8h", "day 9h"]
+    assert _messages(reader.search(build_filter_spec({}), order="desc", limit=3)) == ["day 9h", "6h 8h", "day 7h"]
