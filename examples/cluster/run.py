@@ -95,7 +95,13 @@ def _check(ports: dict[str, int]) -> str | None:
                                "--format", "json", "--limit", "0")
             counts[name] = len(result.stdout.splitlines()) if result.returncode == 0 else -1
         if all(n == expected for n in counts.values()):
+            # Each collector records the nodes it serves at its next heartbeat (every 2 s): wait
+            # until col-b's status lists both agents before showing it.
             status = _fleetlog("--collector", f"127.0.0.1:{ports['col-b']}", "status")
+            listed = {line.split()[0] for line in status.stdout.splitlines() if line.startswith("web-")}
+            if not {"web-1", "web-2"} <= listed and time.monotonic() < deadline - 1:
+                time.sleep(0.3)
+                continue
             print(status.stdout, end="")
             trace = _fleetlog("--collector", f"127.0.0.1:{ports['col-a']}", "trace", "c-100", "--format", "json")
             hosts = sorted({json.loads(line)["host"] for line in trace.stdout.splitlines()})
