@@ -39,6 +39,25 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "tier", "truncated",
 )
 
+# A writer's row, as every backend builds it before the chain fills in `hash` (the last) for a
+# whole batch: the stored columns plus the dedup key (origin, pos) and the link.
+ROW_COLUMNS: tuple[str, ...] = (
+    "seq", "origin", "pos", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
+    "source", "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",
+    "tier", "truncated", "hash",
+)
+
+
+def merge_ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as inclusive ranges."""
+    ranges: list[tuple[int, int]] = []
+    for seq in seqs:
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
 # A signed checkpoint as stored: (seq, key_id, collector, chain_hash hex, time µs, signature).
 CheckpointRow = tuple[int, str, str, str, int, str]
 

@@ -31,11 +31,13 @@ from typing import Any
 import psycopg
 
 from collector.store import (
+    ROW_COLUMNS,
     CheckpointRow,
     DeleteResult,
     IncomingEvents,
     StoreResult,
     anchors_digest,
+    merge_ranges,
     pg_retention,
     pg_schema,
 )
@@ -47,26 +49,13 @@ from common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store.postgres")
 
-# The writer's row (as in the SQLite backend), then the chain's name for COPY.
-ROW_COLUMNS = ("seq", "origin", "pos", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
-               "source", "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",
-               "tier", "truncated", "hash")
+# The writer's row (collector.store.ROW_COLUMNS), then the chain's name for COPY.
 _CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
 _HASH_COLUMN = ROW_COLUMNS.index("hash")
 _TIME_COLUMN = ROW_COLUMNS.index("time")
 _TIER_COLUMN = ROW_COLUMNS.index("tier")
 _COPY_EVENTS = "COPY events ({}) FROM STDIN".format(", ".join(['"user"' if c == "user" else c
                                                                 for c in ("chain", *ROW_COLUMNS)]))
-
-
-def _ranges(seqs: list[int]) -> list[tuple[int, int]]:
-    ranges: list[tuple[int, int]] = []
-    for seq in seqs:
-        if ranges and ranges[-1][1] == seq - 1:
-            ranges[-1] = (ranges[-1][0], seq)
-        else:
-            ranges.append((seq, seq))
-    return ranges
 
 
 def _merge(total: DeleteResult, part: DeleteResult) -> None:
@@ -385,7 +374,7 @@ class PostgresStore:
                 result.count = len(rows)
                 result.oldest_us = min(r[1] for r in rows)
                 result.newest_us = max(r[1] for r in rows)
-                result.ranges = _ranges(sorted(deleted))
+                result.ranges = merge_ranges(sorted(deleted))
                 result.anchors = anchors
                 result.anchors_sha256 = anchors_digest(anchors)
                 for row in rows:

@@ -36,17 +36,6 @@ def connect_ro(path: str, cache_kib: int) -> sqlite3.Connection:
     return conn
 
 
-def merge_ranges(seqs: list[int]) -> list[tuple[int, int]]:
-    """Sorted seqs as inclusive ranges."""
-    ranges: list[tuple[int, int]] = []
-    for seq in seqs:
-        if ranges and ranges[-1][1] == seq - 1:
-            ranges[-1] = (ranges[-1][0], seq)
-        else:
-            ranges.append((seq, seq))
-    return ranges
-
-
 def store_bytes(main_path: str) -> int:
     """Bytes on disk of the main file, the partitions and their WAL files."""
     total = sum(os.path.getsize(p) for p in (main_path, main_path + "-wal") if os.path.exists(p))

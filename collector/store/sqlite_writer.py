@@ -21,12 +21,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from collector.store import (
+    ROW_COLUMNS,
     Checkpointer,
     CheckpointRow,
     DeleteResult,
     IncomingEvents,
     StoreResult,
     anchors_digest,
+    merge_ranges,
 )
 from collector.store.partitions import (
     ConnectionPool,
@@ -39,7 +41,7 @@ from collector.store.partitions import (
 )
 from collector.store.schema import create_main_schema, create_partition_schema
 from collector.store.sqlite_migrate import migrate_single_file
-from collector.store.sqlite_util import CHAIN, connect, merge_ranges, store_bytes
+from collector.store.sqlite_util import CHAIN, connect, store_bytes
 from common import chain
 from common.errors import StorageError
 from common.ids import event_id
@@ -47,10 +49,6 @@ from common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store")
 
-# The writer's row, in this column order; the chain fills in `hash` (the last) for a whole batch.
-ROW_COLUMNS = ("seq", "origin", "pos", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
-               "source", "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",
-               "tier", "truncated", "hash")
 _INSERT_EVENT = f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})"
 _CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
 _HASH = ROW_COLUMNS.index("hash")
