@@ -122,6 +122,22 @@ class DeleteResult:
     # Their purge records stand in the dropping collector's chain and name the chain they cover.
     other_chains: dict[str, DeleteResult] = field(default_factory=dict)
 
+    def record(self, deleted: Sequence[tuple[int, int, str, bytes]]) -> list[tuple[int, bytes]]:
+        """Fill in what removing these events — (seq, time, namespace, link), seq order — means
+        for the purge record, and return the anchors to keep: the link of each removed event
+        whose successor stays, so the chain stays verifiable across the gap."""
+        seqs = {row[0] for row in deleted}
+        anchors = [(seq, bytes(link)) for seq, _, _, link in deleted if seq + 1 not in seqs]
+        self.count = len(deleted)
+        self.oldest_us = min(row[1] for row in deleted)
+        self.newest_us = max(row[1] for row in deleted)
+        self.ranges = merge_ranges(sorted(seqs))
+        self.anchors = anchors
+        self.anchors_sha256 = anchors_digest(anchors)
+        for _, _, namespace, _ in deleted:
+            self.namespaces[namespace] = self.namespaces.get(namespace, 0) + 1
+        return anchors
+
 
 @dataclass
 class StoreStatus:

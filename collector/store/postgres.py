@@ -37,7 +37,6 @@ from collector.store import (
     IncomingEvents,
     StoreResult,
     anchors_digest,
-    merge_ranges,
     pg_retention,
     pg_schema,
 )
@@ -365,20 +364,12 @@ class PostgresStore:
                 if not rows:
                     return
                 rows.sort()
-                deleted = {row[0] for row in rows}
-                anchors = [(seq, bytes(link)) for seq, _, link, _, _, _ in rows if seq + 1 not in deleted]
+                anchors = result.record([(seq, time_us, namespace, link)
+                                         for seq, time_us, link, namespace, _, _ in rows])
                 self._insert_anchors(anchors)
                 self.conn.execute("DELETE FROM event_keys k USING unnest(%s::bigint[], %s::bigint[]) AS d(o, p)"
                                   " WHERE k.origin = d.o AND k.pos = d.p",
                                   ([r[4] for r in rows], [r[5] for r in rows]))
-                result.count = len(rows)
-                result.oldest_us = min(r[1] for r in rows)
-                result.newest_us = max(r[1] for r in rows)
-                result.ranges = merge_ranges(sorted(deleted))
-                result.anchors = anchors
-                result.anchors_sha256 = anchors_digest(anchors)
-                for row in rows:
-                    result.namespaces[row[3]] = result.namespaces.get(row[3], 0) + 1
                 if journal is not None:
                     tier, state = journal(result)
                     self.conn.execute("INSERT INTO purge_journal(chain, tier, state) VALUES (%s, %s, %s)"

@@ -27,8 +27,6 @@ from collector.store import (
     DeleteResult,
     IncomingEvents,
     StoreResult,
-    anchors_digest,
-    merge_ranges,
 )
 from collector.store.partitions import (
     ConnectionPool,
@@ -466,16 +464,7 @@ class SqliteStore:
             every = sorted((row for rows in found.values() for row in rows), key=lambda r: r[0])
             if not every:
                 return result
-            deleted = {row[0] for row in every}
-            anchors = [(row[0], row[3]) for row in every if row[0] + 1 not in deleted]
-            result.count = len(every)
-            result.oldest_us = min(row[2] for row in every)
-            result.newest_us = max(row[2] for row in every)
-            result.ranges = merge_ranges(sorted(deleted))
-            result.anchors = anchors
-            result.anchors_sha256 = anchors_digest(anchors)
-            for row in every:
-                result.namespaces[row[4]] = result.namespaces.get(row[4], 0) + 1
+            anchors = result.record([(row[0], row[2], row[4], row[3]) for row in every])
             # The record first: anchors, counts and the journal commit before the rows go.
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
