@@ -39,9 +39,9 @@ def test_one_holder_at_a_time_and_takeover_on_release(pg_dsn):
 def test_a_killed_holder_loses_the_lease_at_once(pg_dsn):
     """kill -9 of the holder's process: PostgreSQL ends its session and frees the lock."""
     _migrated(pg_dsn)
-    code = ("import sys, time; from collector.store.pg_cluster import PostgresLease;"
+    code = ("import sys, threading; from collector.store.pg_cluster import PostgresLease;"
             "lease = PostgresLease(sys.argv[1], 'siem'); assert lease.held(); print('held', flush=True);"
-            "time.sleep(120)")
+            "threading.Event().wait(120)")   # holds the lease until killed
     holder = subprocess.Popen([sys.executable, "-c", code, pg_dsn], stdout=subprocess.PIPE, text=True,
                               env=env(), cwd=ROOT)
     lease = pg_cluster.PostgresLease(pg_dsn, "siem")

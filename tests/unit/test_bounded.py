@@ -13,7 +13,7 @@ from tests.bounded import run_bounded
 async def _stubborn() -> None:
     while True:
         try:
-            await asyncio.sleep(10)
+            await asyncio.Event().wait()
         except asyncio.CancelledError:
             continue   # swallows every cancellation, like the lost one in agent/shipper.py did
 

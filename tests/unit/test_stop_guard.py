@@ -18,7 +18,7 @@ _STUCK_STOP = textwrap.dedent("""
     async def stuck_step():
         while True:
             try:
-                await asyncio.sleep(3600)
+                await asyncio.Event().wait()
             except asyncio.CancelledError:
                 continue
 
