@@ -62,13 +62,21 @@ class StorageConfig:
     # Events are stored in one partition per tier and period of event time; retention drops
     # whole partitions (docs/storage-model.md). Changing it applies to new partitions.
     partition_period: Duration = 86400.0
+    # SQLite: the hot partition of each tier and period is split into this many files, written by
+    # as many threads at once (one chain, one commit record; docs/storage-model.md §5).
+    writer_shards: int = 1
 
     def validate(self) -> None:
         if not 60 <= self.partition_period < math.inf:
             raise FieldError("partition_period", "must be a finite duration of at least 1m")
+        if not 1 <= self.writer_shards <= 16:
+            raise FieldError("writer_shards", "must be between 1 and 16")
         if self.backend == "postgresql":
             if self.partition_period != 86400.0:
                 raise FieldError("partition_period", 'PostgreSQL partitions by day: leave it at "1d"')
+            if self.writer_shards != 1:
+                raise FieldError("writer_shards", "only used with the SQLite store (each collector of a cluster "
+                                 "writes its own chain)")
             if self.dsn and self.dsn_file:
                 raise FieldError("dsn_file", "give dsn or dsn_file, not both")
             if not (self.dsn or self.dsn_file):
