@@ -18,7 +18,7 @@ import time
 from bench.common import BenchContext, Row
 from collector.store.schema import create_partition_schema
 from collector.store.sqlite_util import connect
-from collector.store.sqlite_writer import _INSERT_EVENT, _INSERT_FTS
+from collector.store.sqlite_bulk import INSERT_EVENT as _INSERT_EVENT, INSERT_FTS as _INSERT_FTS
 
 ROWS = 200_000
 GROUP = 20_000

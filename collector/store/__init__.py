@@ -326,7 +326,8 @@ def open_backend(config: Any, data_dir: str) -> Backend:
     if backend == "sqlite":
         from collector.store.sqlite import SqliteBackend
         return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name,
-                             partition_period=config.storage.partition_period)
+                             partition_period=config.storage.partition_period,
+                             writer_shards=config.storage.writer_shards)
     if backend == "postgresql":
         from collector.store.postgres_backend import PostgresBackend
         return PostgresBackend(config.storage.resolved_dsn(), config.node_name)

@@ -31,10 +31,12 @@ def period_start(time_us: int, period_us: int) -> int:
     return time_us - time_us % period_us
 
 
-def partition_name(tier: str, start_us: int) -> str:
-    """`general-20260101T0000`: tier and period start (UTC); sorts by time within a tier."""
+def partition_name(tier: str, start_us: int, shard: int = 0) -> str:
+    """`general-20260101T0000`: tier and period start (UTC); sorts by time within a tier. Writer
+    shards after the first add `-s1`, `-s2` ... (shard 0 keeps the name of a store without shards,
+    so a data_dir needs no migration when `writer_shards` changes)."""
     start = dt.datetime.fromtimestamp(start_us / 1e6, dt.UTC)
-    return f"{tier}-{start:%Y%m%dT%H%M}"
+    return f"{tier}-{start:%Y%m%dT%H%M}" + (f"-s{shard}" if shard else "")
 
 
 def partition_dir(main_path: str | os.PathLike) -> pathlib.Path:

@@ -51,10 +51,11 @@ class SqliteBackend:
     """The embedded store under data_dir (collector.store.Backend)."""
 
     def __init__(self, data_dir: str | os.PathLike, path: str = "events.db", synchronous: str = "full",
-                 collector: str = "", partition_period: float = DEFAULT_PERIOD_S):
+                 collector: str = "", partition_period: float = DEFAULT_PERIOD_S, writer_shards: int = 1):
         self.data_dir = pathlib.Path(data_dir)
         self.location = str(self.data_dir / path)
-        self.writer = SqliteStore(self.location, synchronous, collector=collector, partition_period=partition_period)
+        self.writer = SqliteStore(self.location, synchronous, collector=collector, partition_period=partition_period,
+                                  writer_shards=writer_shards)
 
     @property
     def created(self) -> bool:

@@ -8,15 +8,16 @@ import sqlite3
 from collector.store.partitions import partition_dir
 from common.errors import StorageError
 
-# SQLite has one chain per store (issue 19's writer shards will add more); its id.
+# The SQLite store has one chain (its writer shards are partition files of that chain); its id.
 CHAIN = "main"
 WRITER_CACHE_KIB = 64 * 1024
 
 
-def connect(path: str, synchronous: str, cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
+def connect(path: str, synchronous: str, cache_kib: int = WRITER_CACHE_KIB,
+            factory: type[sqlite3.Connection] = sqlite3.Connection) -> sqlite3.Connection:
     """A read-write connection in WAL mode (autocommit; transactions are explicit)."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=factory)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA busy_timeout=10000")

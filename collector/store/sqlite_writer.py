@@ -10,6 +10,7 @@ other way: the main file commits the anchors and the purge record first, then ro
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from collector.store.partitions import (
     remove_partition_file,
 )
 from collector.store.schema import create_main_schema, create_partition_schema
+from collector.store.sqlite_bulk import PartitionConnection, start_each, wait_all
 from collector.store.sqlite_migrate import migrate_single_file
 from collector.store.sqlite_util import CHAIN, connect, store_bytes
 from common import chain
@@ -47,19 +49,20 @@ from common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store")
 
-_INSERT_EVENT = f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})"
 _CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
 _HASH = ROW_COLUMNS.index("hash")
 _MESSAGE = ROW_COLUMNS.index("message")
 _TIME = ROW_COLUMNS.index("time")
 _TIER = ROW_COLUMNS.index("tier")
 _NAMESPACE = ROW_COLUMNS.index("namespace")
-_INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"
 _DELETE_FTS = "INSERT INTO events_fts(events_fts, rowid, message) VALUES('delete', ?, ?)"
 INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector, chain_hash, time, signature)"
                      " VALUES (?, ?, ?, ?, ?, ?)")
 DEFAULT_PERIOD_S = 86400.0
 WRITER_PARTITION_CACHE_KIB = 16 * 1024
+# Below this many rows of one partition in a transaction, splitting them over the writer shards
+# costs more (a thread hand-off and an fsync per file) than writing them in parallel saves.
+MIN_SHARD_ROWS = 1_000
 OPEN_PARTITIONS = 8
 
 
@@ -81,7 +84,7 @@ class SqliteStore:
     chain = CHAIN
 
     def __init__(self, path: str | os.PathLike, synchronous: str = "full", collector: str = "",
-                 partition_period: float = DEFAULT_PERIOD_S):
+                 partition_period: float = DEFAULT_PERIOD_S, writer_shards: int = 1):
         self.path = str(path)
         pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.migrated = migrate_single_file(self.path)
@@ -99,6 +102,11 @@ class SqliteStore:
             raise StorageError(f"{self.path}: cannot create the schema: {exc}") from None
         # A new period applies to partitions created from now on; existing ones keep theirs.
         self.period_us = max(1_000_000, int(partition_period * 1_000_000))
+        # The hot partition of each tier and period is split into this many files, filled by as
+        # many threads in each transaction (one chain, one commit record: storage-model §5).
+        self.shards = max(1, int(writer_shards))
+        self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=self.shards,
+                                                              thread_name_prefix="partition-writer")
         self._origins: dict[tuple[str, str], int] = {
             (host, key): oid for oid, host, key in self.conn.execute("SELECT id, host, source_key FROM origins")
         }
@@ -117,9 +125,15 @@ class SqliteStore:
 
     # -- catalogue -----------------------------------------------------------------------------
 
-    def _open_partition(self, path: str) -> sqlite3.Connection:
-        conn = connect(path, self.synchronous, cache_kib=WRITER_PARTITION_CACHE_KIB)
-        create_partition_schema(conn)
+    def _open_partition(self, path: str) -> PartitionConnection:
+        conn = connect(path, self.synchronous, cache_kib=WRITER_PARTITION_CACHE_KIB, factory=PartitionConnection)
+        assert isinstance(conn, PartitionConnection)
+        try:
+            create_partition_schema(conn)
+            conn.open_native(path, self.synchronous, WRITER_PARTITION_CACHE_KIB)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _load_catalogue(self) -> None:
@@ -186,10 +200,10 @@ class SqliteStore:
         """The live partitions (committed state), oldest first."""
         return sorted(self.parts.values(), key=lambda p: (p.min_time, p.id))
 
-    def partition_conn(self, name: str) -> sqlite3.Connection:
+    def partition_conn(self, name: str) -> PartitionConnection:
         """The writer's connection to partition `name`, creating its file when new."""
         conn = self.pool.get(name, create=True)
-        assert conn is not None
+        assert isinstance(conn, PartitionConnection)
         return conn
 
     def _meta(self, key: str) -> str | None:
@@ -216,8 +230,8 @@ class SqliteStore:
                before_commit: Callable[[], None] | None = None) -> list[StoreResult]:
         origins_before, addresses_before = dict(self._origins), set(self._addresses)
         seq, head, checkpoint_seq = self.last_seq, self.chain_head, self.last_checkpoint_seq
-        opened: list[sqlite3.Connection] = []
-        committed: list[sqlite3.Connection] = []
+        opened: list[PartitionConnection] = []
+        committed: list[PartitionConnection] = []
         pending: dict[str, _Pending] = {}
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -231,33 +245,41 @@ class SqliteStore:
                 # Inside the transaction: no acknowledged event is ever unchained.
                 head = chain.link_rows(head, event_rows, _CHAIN_COLUMNS, _HASH)
                 pending = self._route(event_rows)
+                rows_of = {}
                 for item in pending.values():
                     conn = self.partition_conn(item.part.name)
-                    conn.execute("BEGIN IMMEDIATE")
+                    conn.begin_batch()
                     opened.append(conn)
-                    conn.executemany(_INSERT_EVENT, item.rows)
-                    conn.executemany(_INSERT_FTS, ((row[0], row[_MESSAGE]) for row in item.rows))
-                self._catalogue_add(pending)
-                self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                                      (("last_seq", str(seq)), ("chain_head", head.hex())))
-                if self.checkpointer is not None:
-                    signed = self.checkpointer(event_rows, checkpoint_seq)
-                    if signed:
-                        self.conn.executemany(INSERT_CHECKPOINT, signed)
-                        checkpoint_seq = signed[-1][0]
+                    rows_of[conn] = item.rows
+                # The partitions are filled on the partition threads (without the GIL when the
+                # extension is built) while this thread writes the main file's part.
+                inserting = start_each(opened, lambda conn: conn.insert_batch(rows_of[conn]), self._threads)
+                try:
+                    self._catalogue_add(pending)
+                    self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                          (("last_seq", str(seq)), ("chain_head", head.hex())))
+                    if self.checkpointer is not None:
+                        signed = self.checkpointer(event_rows, checkpoint_seq)
+                        if signed:
+                            self.conn.executemany(INSERT_CHECKPOINT, signed)
+                            checkpoint_seq = signed[-1][0]
+                finally:
+                    wait_all(inserting)
             if before_commit is not None:
                 before_commit()
-            # Partitions first, the main file (the commit record) last.
-            for conn in opened:
-                conn.execute("COMMIT")
+            # Partitions first (each its own fsync, in parallel), the main file (the commit
+            # record) last.
+            def commit(conn: PartitionConnection) -> None:
+                conn.commit_batch()
                 committed.append(conn)
+            wait_all(start_each(opened, commit, self._threads))
             self.conn.execute("COMMIT")
         except BaseException as exc:
             # Also a value the chain cannot encode: no transaction may stay open, or every later
             # batch would fail to BEGIN.
             for conn in opened:
                 if conn not in committed:
-                    _rollback(conn)
+                    conn.rollback_batch()
             _rollback(self.conn)
             self._discard_past(committed, self.last_seq)
             self._origins, self._addresses = origins_before, addresses_before
@@ -287,23 +309,29 @@ class SqliteStore:
                           self.path, exc)
 
     def _route(self, rows: list[list]) -> dict[str, _Pending]:
-        """Rows by partition (tier, period of the event's time); new partitions get their file."""
-        pending: dict[str, _Pending] = {}
-        by_key: dict[tuple[str, int], list[list]] = {}
+        """Rows by partition: tier, period of the event's time and writer shard (a large group is
+        cut into `shards` runs of consecutive rows, one per shard file, so the files are filled
+        in parallel and take equal shares). New partitions get their file."""
+        groups: dict[tuple[str, int], list[list]] = {}
         period = self.period_us
         for row in rows:
             time_us = row[_TIME]
             key = (row[_TIER], time_us - time_us % period)
-            target = by_key.get(key)
+            target = groups.get(key)
             if target is None:
-                name = partition_name(*key)
+                target = groups[key] = []
+            target.append(row)
+        pending: dict[str, _Pending] = {}
+        for (tier, start), group in groups.items():
+            shards = max(1, min(self.shards, len(group) // MIN_SHARD_ROWS))
+            size = -(-len(group) // shards)
+            for shard in range(shards):
+                name = partition_name(tier, start, shard)
                 part = self.parts.get(name)
                 new = part is None
                 if new:
-                    part = self._new_partition(name, *key)
-                item = pending[name] = _Pending(replace(part), [], new)
-                target = by_key[key] = item.rows
-            target.append(row)
+                    part = self._new_partition(name, tier, start)
+                pending[name] = _Pending(replace(part), group[shard * size:(shard + 1) * size], new)
         return pending
 
     def _new_partition(self, name: str, tier: str, start: int) -> Partition:
@@ -604,6 +632,7 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
+            self._threads.shutdown()
             for conn in [self.conn, *(self.pool.get(n) for n in self.pool.names())]:
                 if conn is None:
                     continue

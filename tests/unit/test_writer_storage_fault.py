@@ -21,8 +21,15 @@ def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, 
     store.store_batch([incoming("web-1", "a.log", list(range(10)))], 1)
     # Every file of the store (the main file and the partition these events go to) stops growing.
     files = [store.conn] + [store.partition_conn(part.name) for part in store.partitions()]
-    for conn in files:
-        conn.execute(f"PRAGMA max_page_count={conn.execute('PRAGMA page_count').fetchone()[0]}")
+
+    def limit(pages: int | None = None) -> None:
+        """max_page_count is per connection: a partition's native insert connection gets it too."""
+        for conn in files:
+            sql = f"PRAGMA max_page_count={pages or conn.execute('PRAGMA page_count').fetchone()[0]}"
+            conn.execute(sql)
+            if getattr(conn, "native", None) is not None:
+                conn.native.execute(sql)
+    limit()
     writer = StorageWriter(store)
 
     async def scenario() -> list[int]:
@@ -35,8 +42,7 @@ def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, 
         with pytest.raises(StorageError, match="storage not writable"):
             await asyncio.wait_for(writer.call(lambda s: s.last_seq), 5)   # refused at once, no wait
         assert not first.done() and not second.done()
-        for conn in files:
-            conn.execute("PRAGMA max_page_count=1000000")
+        limit(1_000_000)
         results = await asyncio.wait_for(asyncio.gather(first, second), 30)
         return [r.stored for batch in results for r in batch]
 
