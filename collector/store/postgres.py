@@ -43,7 +43,7 @@ from collector.store import (
 from collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
 from common import chain
 from common.errors import StorageError
-from common.ids import event_id
+from common.ids import event_ids_of
 from common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store.postgres")
@@ -266,6 +266,7 @@ class PostgresStore:
                 continue
             origin, host, source_key = origins[b], incoming.host, incoming.source_key
             host_ip = incoming.host_ip or None
+            event_id = event_ids_of(host, source_key)
             first = seq + 1
             for i, pos in enumerate(incoming.position):
                 key = (origin, pos)
@@ -273,7 +274,7 @@ class PostgresStore:
                     result.duplicates += 1
                     continue
                 seq += 1
-                rows.append([seq, origin, pos, event_id(host, source_key, pos), incoming.time_us[i], received_at,
+                rows.append([seq, origin, pos, event_id(pos), incoming.time_us[i], received_at,
                              host, host_ip, collector, incoming.namespace, incoming.source, incoming.log_type,
                              incoming.app[i] or None, incoming.pid[i] or None, incoming.level[i],
                              incoming.request_id[i] or None, incoming.user[i] or None, incoming.action[i] or None,

@@ -44,7 +44,7 @@ from collector.store.sqlite_migrate import migrate_single_file
 from collector.store.sqlite_util import CHAIN, connect, store_bytes
 from common import chain
 from common.errors import StorageError
-from common.ids import event_id
+from common.ids import event_ids_of
 from common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store")
@@ -436,6 +436,7 @@ class SqliteStore:
         request_ids, users, actions = incoming.request_id, incoming.user, incoming.action
         apps, pids, fields, tiers = incoming.app, incoming.pid, incoming.fields_json, incoming.tier
         duplicates = 0
+        event_id = event_ids_of(host, source_key)
         first = seq + 1
         for i in range(count):
             pos = positions[i]
@@ -446,7 +447,7 @@ class SqliteStore:
             in_transaction.add(pos)
             seq += 1
             # Absent optional values are stored (and hashed) as NULL, never "" or 0.
-            out.append([seq, origin, pos, event_id(host, source_key, pos), times[i], received_at, host, host_ip,
+            out.append([seq, origin, pos, event_id(pos), times[i], received_at, host, host_ip,
                         collector, namespace, source, log_type, apps[i] or None, pids[i] or None, levels[i],
                         request_ids[i] or None, users[i] or None, actions[i] or None, messages[i],
                         fields[i] or None, tiers[i], flags[i] & 1, None])

@@ -50,3 +50,11 @@ def test_generated_stubs_are_up_to_date(tmp_path):
     for fresh in tmp_path.rglob("*.py*"):
         rel = fresh.relative_to(tmp_path)
         assert (committed / rel).read_text() == fresh.read_text(), f"{rel} is stale: run `make proto`"
+
+
+def test_event_ids_of_a_source_are_its_event_ids():
+    from common.ids import event_id, event_ids_of
+    of = event_ids_of("web-1", "file:/var/log/app.log")
+    assert [of(p) for p in (0, 1, 120, 2**63 - 1)] == [
+        event_id("web-1", "file:/var/log/app.log", p) for p in (0, 1, 120, 2**63 - 1)]
+    assert of(5) != event_ids_of("web-2", "file:/var/log/app.log")(5)
