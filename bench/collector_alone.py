@@ -26,6 +26,7 @@ import asyncio
 import json
 import pathlib
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -244,6 +245,7 @@ def run(ctx: BenchContext) -> list[Row]:
     for shards in SHARDS:
         label = f"collector alone, {shards} writer shard{'s' if shards > 1 else ''}"
         result = run_collector_alone(work / f"shards-{shards}", frames_path, events, shards)
+        shutil.rmtree(work / f"shards-{shards}", ignore_errors=True)   # counted; its disk space back
         ctx.results[f"collector_alone_{shards}"] = result
         rates[shards] = result["rate"]
         acks = result["acks"]
