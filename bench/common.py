@@ -45,6 +45,20 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def stored_events(db: pathlib.Path, host: str) -> int:
+    """Events of `host` committed in the SQLite store whose main file is `db`: every partition,
+    up to the committed head (a count that a writer still running cannot make torn)."""
+    from collector.store.sqlite import SqliteReader
+
+    reader = SqliteReader(str(db))
+    try:
+        head, _ = reader.snapshot()
+        return sum(conn.execute("SELECT count(*) FROM events WHERE host = ? AND seq <= ?", (host, head)).fetchone()[0]
+                   for conn in reader.partition_connections())
+    finally:
+        reader.close()
+
+
 @dataclass
 class BenchContext:
     work: pathlib.Path                 # a temp dir for this run; removed at the end

@@ -74,8 +74,7 @@ def run_four_agents(ctx) -> list:
 def run_with_restart(ctx) -> list:
     """One agent -> one collector, the collector stopped and started again on the same data_dir
     when half the lines are stored: throughput over the whole run, and every line stored once."""
-    from bench.common import Row
-    from collector.store.sqlite import SqliteReader
+    from bench.common import Row, stored_events
 
     lines = min(ctx.lines, 400_000)
     tmp = ctx.work / "e2e-restart"
@@ -96,13 +95,7 @@ def run_with_restart(ctx) -> list:
         db = tmp / "bench-collector" / "data" / "events.db"
 
         def stored() -> int:
-            reader = SqliteReader(str(db))
-            try:
-                head, _ = reader.snapshot()
-                return sum(conn.execute("SELECT count(*) FROM events WHERE host = 'bench-agent' AND seq <= ?",
-                                        (head,)).fetchone()[0] for conn in reader.partition_connections())
-            finally:
-                reader.close()
+            return stored_events(db, "bench-agent")
         wait_for(lambda: stored() >= lines, timeout=600, what=f"{lines} events stored", interval=0.2)
         elapsed = time.monotonic() - started
         count = stored()

@@ -31,6 +31,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("sqlite-ceiling", "bench.sqlite_ceiling", "run"),
     ("signing", "bench.signing", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
+    ("collector-alone", "bench.collector_alone", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
     ("e2e-postgres", "bench.postgres", "run"),
     ("e2e-restart", "bench.e2e", "run_with_restart"),
