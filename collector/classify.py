@@ -46,8 +46,12 @@ class Classifier:
 
     def tiers(self, *, log_type: str, namespace: str, source: str, actions: Sequence[str],
               apps: Sequence[str]) -> list[str]:
-        return [self.tier(log_type=log_type, action=a, namespace=namespace, source=source, app=p)
-                for a, p in zip(actions, apps)]
+        # Looked up once per distinct (action, app) of the chunk: most chunks have one or a few.
+        of = {pair: self.tier(log_type=log_type, action=pair[0], namespace=namespace, source=source, app=pair[1])
+              for pair in set(zip(actions, apps))}
+        if len(of) == 1:
+            return [next(iter(of.values()))] * len(actions)
+        return [of[pair] for pair in zip(actions, apps)]
 
     def threshold(self, namespace: str) -> int:
         return int(self.config.namespace_level(namespace))

@@ -63,6 +63,8 @@ WRITER_PARTITION_CACHE_KIB = 16 * 1024
 # Below this many rows of one partition in a transaction, splitting them over the writer shards
 # costs more (a thread hand-off and an fsync per file) than writing them in parallel saves.
 MIN_SHARD_ROWS = 1_000
+# Rows handed to the partition threads at a time (the writer builds the next piece meanwhile).
+PIECE_ROWS = 4_000
 OPEN_PARTITIONS = 8
 
 
@@ -238,23 +240,22 @@ class SqliteStore:
             results = []
             event_rows: list[list] = []
             added: dict[int, set[int]] = {}
-            for incoming in batches:
-                result, seq = self._rows_for(incoming, received_at_us, seq, event_rows, added)
-                results.append(result)
-            if event_rows:
-                # Inside the transaction: no acknowledged event is ever unchained.
-                head = chain.link_rows(head, event_rows, _CHAIN_COLUMNS, _HASH)
-                pending = self._route(event_rows)
-                rows_of = {}
-                for item in pending.values():
-                    conn = self.partition_conn(item.part.name)
-                    conn.begin_batch()
-                    opened.append(conn)
-                    rows_of[conn] = item.rows
-                # The partitions are filled on the partition threads (without the GIL when the
-                # extension is built) while this thread writes the main file's part.
-                inserting = start_each(opened, lambda conn: conn.insert_batch(rows_of[conn]), self._threads)
-                try:
+            inserting: list[concurrent.futures.Future] = []
+            handed = 0
+            try:
+                # Rows are built, chained and handed to the partition threads a piece at a time,
+                # so this thread builds the next piece while they insert the last (the inserts
+                # run without the GIL when the extension is built).
+                for incoming in batches:
+                    result, seq = self._rows_for(incoming, received_at_us, seq, event_rows, added)
+                    results.append(result)
+                    if len(event_rows) - handed >= PIECE_ROWS:
+                        head = self._hand_over(event_rows[handed:], head, pending, opened, inserting)
+                        handed = len(event_rows)
+                if len(event_rows) > handed:
+                    head = self._hand_over(event_rows[handed:], head, pending, opened, inserting)
+                if event_rows:
+                    # The main file's part of the transaction, while the last piece inserts.
                     self._catalogue_add(pending)
                     self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                           (("last_seq", str(seq)), ("chain_head", head.hex())))
@@ -263,8 +264,8 @@ class SqliteStore:
                         if signed:
                             self.conn.executemany(INSERT_CHECKPOINT, signed)
                             checkpoint_seq = signed[-1][0]
-                finally:
-                    wait_all(inserting)
+            finally:
+                wait_all(inserting)
             if before_commit is not None:
                 before_commit()
             # Partitions first (each its own fsync, in parallel), the main file (the commit
@@ -308,10 +309,28 @@ class SqliteStore:
                 log.error("%s: cannot discard uncommitted partition rows now (%s); they go at the next open",
                           self.path, exc)
 
-    def _route(self, rows: list[list]) -> dict[str, _Pending]:
+    def _hand_over(self, piece: list[list], head: bytes, pending: dict[str, _Pending],
+                   opened: list[PartitionConnection], inserting: list[concurrent.futures.Future]) -> bytes:
+        """Chain `piece` (inside the transaction: no acknowledged event is ever unchained), route it
+        to its partitions and start inserting it once the previous piece is in (a file takes one
+        piece at a time). Returns the new head."""
+        head = chain.link_rows(head, piece, _CHAIN_COLUMNS, _HASH)
+        routed = self._route(piece, pending)
+        wait_all(inserting)
+        inserting.clear()
+        for name, rows in routed.items():
+            conn = self.partition_conn(name)
+            if conn not in opened:
+                conn.begin_batch()
+                opened.append(conn)
+            inserting.append(self._threads.submit(conn.insert_batch, rows))
+        return head
+
+    def _route(self, rows: list[list], pending: dict[str, _Pending]) -> dict[str, list[list]]:
         """Rows by partition: tier, period of the event's time and writer shard (a large group is
         cut into `shards` runs of consecutive rows, one per shard file, so the files are filled
-        in parallel and take equal shares). New partitions get their file."""
+        in parallel and take equal shares). Adds them to `pending` (new partitions get their
+        file) and returns this piece's rows by partition name."""
         groups: dict[tuple[str, int], list[list]] = {}
         period = self.period_us
         for row in rows:
@@ -321,18 +340,22 @@ class SqliteStore:
             if target is None:
                 target = groups[key] = []
             target.append(row)
-        pending: dict[str, _Pending] = {}
+        routed: dict[str, list[list]] = {}
         for (tier, start), group in groups.items():
             shards = max(1, min(self.shards, len(group) // MIN_SHARD_ROWS))
             size = -(-len(group) // shards)
             for shard in range(shards):
                 name = partition_name(tier, start, shard)
-                part = self.parts.get(name)
-                new = part is None
-                if new:
-                    part = self._new_partition(name, tier, start)
-                pending[name] = _Pending(replace(part), group[shard * size:(shard + 1) * size], new)
-        return pending
+                item = pending.get(name)
+                if item is None:
+                    part = self.parts.get(name)
+                    new = part is None
+                    if new:
+                        part = self._new_partition(name, tier, start)
+                    item = pending[name] = _Pending(replace(part), [], new)
+                routed[name] = group[shard * size:(shard + 1) * size]
+                item.rows.extend(routed[name])
+        return routed
 
     def _new_partition(self, name: str, tier: str, start: int) -> Partition:
         path = partition_path(self.path, name)
