@@ -5,20 +5,24 @@ Rows shaped like the e2e workload's (same widths, same request_id/user spread) a
 before the clock starts; the timed part is only `executemany` into `events` and `events_fts` plus
 COMMIT, 20,000 rows per transaction (a full writer group), WAL, `synchronous = full`, the
 writer's 64 MiB page cache. The variants drop the full-text index and the secondary indexes, to
-show what each costs. Everything the collector does in Python (decoding, ids, the hash chain) comes
+show what each costs; the last two use the writer's own insert (the C batch insert, GIL released)
+into one file, and into two files from two threads at once, as writer shards do. Everything the collector does in Python (decoding, ids, the hash chain) comes
 on top of these figures.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import sqlite3
 import time
 
 from bench.common import BenchContext, Row
 from collector.store.schema import create_partition_schema
+from collector.store.sqlite_bulk import INSERT_EVENT as _INSERT_EVENT
+from collector.store.sqlite_bulk import INSERT_FTS as _INSERT_FTS
+from collector.store.sqlite_bulk import NATIVE, PartitionConnection
 from collector.store.sqlite_util import connect
-from collector.store.sqlite_bulk import INSERT_EVENT as _INSERT_EVENT, INSERT_FTS as _INSERT_FTS
 
 ROWS = 200_000
 GROUP = 20_000
@@ -58,6 +62,32 @@ def _insert_rate(path: str, rows: list[tuple], fts: bool, secondary: bool) -> fl
     return len(rows) / elapsed
 
 
+def _native_rate(paths: list[str], rows: list[tuple]) -> float:
+    """The writer's own insert path (PartitionConnection: the C batch insert, GIL released), one
+    thread per file, every file given all `rows`: rows/s over all files."""
+    lists = [list(row) for row in rows]
+    conns = []
+    for path in paths:
+        conn = connect(path, "full", factory=PartitionConnection)
+        create_partition_schema(conn)
+        conn.open_native(path, "full", 16 * 1024)
+        conns.append(conn)
+
+    def fill(conn: PartitionConnection) -> None:
+        for first in range(0, len(lists), GROUP):
+            conn.begin_batch()
+            conn.insert_batch(lists[first:first + GROUP])
+            conn.commit_batch()
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(conns)) as pool:
+        for future in [pool.submit(fill, conn) for conn in conns]:
+            future.result()
+    elapsed = time.perf_counter() - started
+    for conn in conns:
+        conn.close()
+    return len(rows) * len(conns) / elapsed
+
+
 def run(ctx: BenchContext) -> list[Row]:
     rows = _rows(ROWS)
     variants = [
@@ -75,4 +105,14 @@ def run(ctx: BenchContext) -> list[Row]:
             out.append(Row(f"SQLite insert ceiling, {label}", f"failed: {exc}"))
             continue
         out.append(Row(f"SQLite insert ceiling, {label}", f"{rate:,.0f} rows/s"))
+    if not NATIVE:
+        out.append(Row("SQLite insert ceiling, the writer's C batch insert", "not built (make install)"))
+        return out
+    for files in (1, 2):
+        folder = ctx.work / f"sqlite-ceiling-native-{files}"
+        folder.mkdir(parents=True, exist_ok=True)
+        rate = _native_rate([str(folder / f"part-{n}.db") for n in range(files)], rows)
+        label = "one file" if files == 1 else f"{files} files by {files} threads at once (writer shards)"
+        out.append(Row(f"SQLite insert ceiling, full schema, the writer's C batch insert (GIL released), {label}",
+                       f"{rate:,.0f} rows/s"))
     return out

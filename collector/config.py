@@ -52,6 +52,9 @@ def _mask_dsn(value):
 Dsn = Annotated[str, Converter(_parse_dsn, _mask_dsn)]
 
 
+DEFAULT_WRITER_SHARDS = 2
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     backend: Literal["sqlite", "postgresql"] = "sqlite"
@@ -63,18 +66,19 @@ class StorageConfig:
     # whole partitions (docs/storage-model.md). Changing it applies to new partitions.
     partition_period: Duration = 86400.0
     # SQLite: the hot partition of each tier and period is split into this many files, written by
-    # as many threads at once (one chain, one commit record; docs/storage-model.md §5).
-    writer_shards: int = 1
+    # as many threads at once (one chain, one commit record; docs/storage-model.md §5). 2 measured
+    # best on 2 cores, end to end and collector alone (docs/benchmarks.md); 1 suits one core.
+    writer_shards: int | None = None     # unset: DEFAULT_WRITER_SHARDS with SQLite
 
     def validate(self) -> None:
         if not 60 <= self.partition_period < math.inf:
             raise FieldError("partition_period", "must be a finite duration of at least 1m")
-        if not 1 <= self.writer_shards <= 16:
+        if self.writer_shards is not None and not 1 <= self.writer_shards <= 16:
             raise FieldError("writer_shards", "must be between 1 and 16")
         if self.backend == "postgresql":
             if self.partition_period != 86400.0:
                 raise FieldError("partition_period", 'PostgreSQL partitions by day: leave it at "1d"')
-            if self.writer_shards != 1:
+            if self.writer_shards is not None:
                 raise FieldError("writer_shards", "only used with the SQLite store (each collector of a cluster "
                                  "writes its own chain)")
             if self.dsn and self.dsn_file:

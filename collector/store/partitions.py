@@ -107,7 +107,7 @@ class ConnectionPool:
         try:
             conn = self.opener(str(path))
         except sqlite3.Error as exc:
-            raise StorageError(f"{path}: cannot open the partition: {exc}") from None
+            raise StorageError(f"{path}: cannot open the partition: {exc}") from exc  # see sqlite_util.connect
         self._open[key] = conn
         return conn
 

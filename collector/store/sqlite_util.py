@@ -24,7 +24,9 @@ def connect(path: str, synchronous: str, cache_kib: int = WRITER_CACHE_KIB,
         conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         conn.execute("PRAGMA temp_store=MEMORY")
     except sqlite3.Error as exc:
-        raise StorageError(f"{path}: cannot open the event store: {exc}") from None
+        # `from exc`: the writer tells a full disk (held and retried) from a broken file by the
+        # cause's sqlite_errorname; a new partition file is opened inside a storing transaction.
+        raise StorageError(f"{path}: cannot open the event store: {exc}") from exc
     return conn
 
 

@@ -11,7 +11,7 @@ import sys
 
 from tests.harness import ROOT, env
 
-SECTIONS = "e2e,signing,rsyslog,purge,forward"
+SECTIONS = "e2e,signing,rsyslog,collector-alone,purge,forward"
 
 
 def _table(output: str) -> dict[str, str]:
@@ -39,7 +39,13 @@ def test_small_bench_run_reports_every_figure_of_its_sections():
         "in it: checkpoints (Ed25519 signature + row)": "µs/event",
         "throughput lost to chain + checkpoints": "%",
         "rsyslog file->tcp->file, same input": "lines/s",
-        "ratio fleetlog / rsyslog": "",
+        "end-to-end / rsyslog lines/s": "",
+        "CPU per event: agent / collector, beside rsyslog per line (both daemons)": "µs",
+        "(agent + collector) CPU per event / rsyslog CPU per line": "",
+        "agent CPU per event / rsyslog CPU per line": "",
+        "collector alone, 1 writer shard": "events/s",
+        "collector alone, 2 writer shards": "events/s",
+        "collector alone, 2 writer shards: events stored (exactly once)": "20,000 of 20,000",
         "retention purge of 20,000 expired events (10,000 events/s ingest running)": "events/s",
         "forward to rsyslog (TCP, RFC 5424, 200,000 stored events)": "events/s",
     }
