@@ -46,17 +46,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def stored_events(db: pathlib.Path, host: str) -> int:
-    """Events of `host` committed in the SQLite store whose main file is `db`: every partition,
-    up to the committed head (a count that a writer still running cannot make torn)."""
-    from collector.store.sqlite import SqliteReader
-
-    reader = SqliteReader(str(db))
-    try:
-        head, _ = reader.snapshot()
-        return sum(conn.execute("SELECT count(*) FROM events WHERE host = ? AND seq <= ?", (host, head)).fetchone()[0]
-                   for conn in reader.partition_connections())
-    finally:
-        reader.close()
+    """Events of `host` committed in the SQLite store whose main file is `db`."""
+    from tests.harness import committed_events
+    return committed_events(db, host)
 
 
 @dataclass

@@ -217,3 +217,18 @@ def search_json(collector: Daemon, *args: str) -> list[dict[str, Any]]:
 def write_lines(path: pathlib.Path, lines: list[str], mode: str = "a") -> None:
     with open(path, mode) as handle:
         handle.write("".join(line + "\n" for line in lines))
+
+
+def committed_events(db: pathlib.Path, host: str) -> int:
+    """Events of `host` committed in the SQLite store whose main file is `db`: every partition,
+    up to the committed head (a count a writer still running cannot make torn; works while the
+    collector is down). StorageError while the collector is creating the store."""
+    from collector.store.sqlite import SqliteReader
+
+    reader = SqliteReader(str(db))
+    try:
+        head, _ = reader.snapshot()
+        return sum(conn.execute("SELECT count(*) FROM events WHERE host = ? AND seq <= ?", (host, head)).fetchone()[0]
+                   for conn in reader.partition_connections())
+    finally:
+        reader.close()

@@ -8,9 +8,8 @@ import pathlib
 import threading
 import time
 
-from collector.store.sqlite import SqliteReader
 from common.errors import StorageError
-from tests.harness import Daemon, search_json, wait_for, write_lines
+from tests.harness import Daemon, committed_events, search_json, wait_for, write_lines
 
 
 def numbered(start: int, count: int) -> list[str]:
@@ -44,15 +43,9 @@ def stored_count(collector: Daemon, host: str) -> int:
     if not path.exists():
         return 0
     try:
-        reader = SqliteReader(str(path))
+        return committed_events(path, host)
     except StorageError:
         return 0     # the collector is creating the store
-    try:
-        head, _ = reader.snapshot()
-        return sum(conn.execute("SELECT count(*) FROM events WHERE host = ? AND seq <= ?", (host, head)).fetchone()[0]
-                   for conn in reader.partition_connections())
-    finally:
-        reader.close()
 
 
 def wait_stored(collector: Daemon, host: str, count: int, timeout: float = 60.0) -> None:

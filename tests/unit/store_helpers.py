@@ -47,3 +47,30 @@ def event_rows(store, sql: str, params=()) -> list[tuple]:
 
 def event_count(store, where: str = "1", params=()) -> int:
     return sum(n for (n,) in event_rows(store, f"SELECT count(*) FROM events WHERE {where}", params))
+
+
+def purge_once(store, config, now: int, chunk: int | None = None) -> tuple[list, dict[str, int]]:
+    """One retention purge of `store` through a real StorageWriter and RetentionScheduler, bounded:
+    (its runs, events purged per tier)."""
+    import asyncio
+
+    from collector.retention import RetentionScheduler
+    from collector.store.sqlite import SqliteReader
+    from collector.writer import StorageWriter
+    from tests.bounded import run_bounded
+
+    writer = StorageWriter(store)
+    purged: dict[str, int] = {}
+    options = {"chunk": chunk} if chunk is not None else {}
+    scheduler = RetentionScheduler(config, lambda: SqliteReader(store.path), writer,
+                                   on_purged=lambda t, n: purged.__setitem__(t, purged.get(t, 0) + n), **options)
+
+    async def go():
+        try:
+            return await asyncio.wait_for(scheduler.purge_once(now=now), 60)
+        finally:
+            await scheduler.stop()
+    try:
+        return run_bounded(go(), timeout=120), purged
+    finally:
+        writer.stop()

@@ -4,7 +4,6 @@ and an interrupted migration finishes at the next open."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -14,15 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.config import CollectorConfig, RetentionConfig
 from collector.filters import build_filter_spec
-from collector.retention import RetentionScheduler
 from collector.signing import Signer
 from collector.store.schema import CARRIED_TABLES, EVENTS_TABLE
 from collector.store.sqlite import SqliteReader, SqliteStore
-from collector.writer import StorageWriter
 from common.timefmt import now_us
 from common.verify import verify_db
-from tests.bounded import run_bounded
-from tests.unit.store_helpers import event_count, incoming, partition_files
+from tests.unit.store_helpers import event_count, incoming, partition_files, purge_once
 
 DAY = 86400 * 1_000_000
 NOW = now_us()
@@ -97,17 +93,8 @@ def test_a_single_file_store_is_migrated_at_open_and_loses_nothing(tmp_path, cap
 
     # The legacy partition mixes days: retention deletes its expired events row by row.
     store = SqliteStore(tmp_path / "events.db", collector="c1")
-    writer = StorageWriter(store)
     config = CollectorConfig(node_name="c1", retention=RetentionConfig(general=30 * 86400))
-    scheduler = RetentionScheduler(config, lambda: SqliteReader(store.path), writer)
-
-    async def go():
-        try:
-            return await asyncio.wait_for(scheduler.purge_once(now=NOW), 60)
-        finally:
-            await scheduler.stop()
-    [run] = run_bounded(go(), timeout=120)
-    writer.stop()
+    [run], _ = purge_once(store, config, NOW)
     assert run.tier == "general" and run.count == 10 and run.partitions == []   # 40..31 days old
     assert event_count(store, "action IS NULL") == EVENTS + 1 - 10
     Signer(key, "c1", 10).checkpoint_head(store)

@@ -4,7 +4,6 @@ period, reads merge across them, dedup spans them, retention drops whole expired
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
@@ -12,15 +11,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
 from collector.filters import build_filter_spec
-from collector.retention import PURGE_ACTION, RetentionScheduler
+from collector.retention import PURGE_ACTION
 from collector.signing import Signer
 from collector.store.sqlite import SqliteReader, SqliteStore
-from collector.writer import StorageWriter
 from common.checkpoints import public_pem
 from common.timefmt import now_us
 from common.verify import Tampered, verify_db
-from tests.bounded import run_bounded
-from tests.unit.store_helpers import event_rows, incoming, partition_conn
+from tests.unit.store_helpers import event_rows, incoming, partition_conn, purge_once
 
 DAY = 86400 * 1_000_000
 # Today, so the purge events (stamped with the real time) are never themselves expired.
@@ -91,22 +88,6 @@ def _signed_store(tmp_path, key):
     return store
 
 
-def _purge(store, config):
-    writer = StorageWriter(store)
-    purged: dict[str, int] = {}
-    scheduler = RetentionScheduler(config, lambda: SqliteReader(store.path), writer, chunk=7,
-                                   on_purged=lambda t, n: purged.__setitem__(t, purged.get(t, 0) + n))
-
-    async def go():
-        try:
-            return await asyncio.wait_for(scheduler.purge_once(now=NOW), 60)
-        finally:
-            await scheduler.stop()
-    runs = run_bounded(go(), timeout=120)
-    writer.stop()
-    return runs, purged
-
-
 def test_purge_drops_whole_partitions_keeps_overrides_and_stays_verifiable(tmp_path):
     key = Ed25519PrivateKey.generate()
     store = _signed_store(tmp_path, key)
@@ -114,7 +95,7 @@ def test_purge_drops_whole_partitions_keeps_overrides_and_stays_verifiable(tmp_p
     config = CollectorConfig(node_name="c1", retention=RetentionConfig(
         general=30 * 86400, security=20 * 86400,
         namespaces={"staging": NamespaceRetention(general=7 * 86400), "legal": NamespaceRetention(security=float("inf"))}))
-    runs, purged = _purge(store, config)
+    runs, purged = purge_once(store, config, NOW, chunk=7)
 
     def kept(ns, tier):
         return {int(m.split()[2][:-1]) for (m,) in event_rows(
@@ -172,16 +153,16 @@ def test_a_second_purge_finds_nothing_and_new_late_events_go_again(tmp_path):
     reader = SqliteReader(str(tmp_path / "events.db"))
     day35 = build_filter_spec({"since": _rfc(MIDNIGHT - 35 * DAY), "until": _rfc(MIDNIGHT - 34 * DAY - 1)})
     assert sum(len(page) for page in reader.search(day35)) == 18    # the reader has that day's files open
-    runs, _ = _purge(store, config)
+    runs, _ = purge_once(store, config, NOW, chunk=7)
     assert {r.tier: r.count for r in runs} == {"general": 30 * 9, "security": 30 * 9}
-    runs, _ = _purge(store, config)
+    runs, _ = purge_once(store, config, NOW, chunk=7)
     assert runs == []
     # A late event for a dropped day recreates its partition; the next purge drops it again.
     store.store_batch([incoming("web-2", "late", [1], time_us=[MIDNIGHT - 35 * DAY])], NOW)
     assert f"general-{_day(35)}" in _names(tmp_path)
     # A reader that had the old file of that day open sees the new one, not the dropped events.
     assert [r[4] for page in reader.search(day35) for r in page] == ["web-2"]
-    runs, _ = _purge(store, config)
+    runs, _ = purge_once(store, config, NOW, chunk=7)
     assert [(r.tier, r.count) for r in runs] == [("general", 1)]
     assert f"general-{_day(35)}" not in _names(tmp_path)
     Signer(key, "c1", 10).checkpoint_head(store)

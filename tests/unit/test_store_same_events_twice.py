@@ -3,7 +3,7 @@ stream what its old stream had queued, or a peer doing it on purpose. The second
 duplicate; it must not fail the whole group (and with it other agents' batches)."""
 
 from collector.store.sqlite import SqliteStore
-from tests.unit.store_helpers import event_count, incoming
+from tests.unit.store_helpers import event_count, event_rows, incoming
 
 
 def test_a_batch_repeated_within_one_transaction_is_stored_once(tmp_path):
@@ -21,9 +21,8 @@ def test_a_batch_repeated_within_one_transaction_is_stored_once(tmp_path):
 def test_a_chunk_with_a_duplicate_is_stored_as_the_same_chunk_without_it(tmp_path):
     """A chunk of new events only is built by a faster path than one with duplicates among them:
     both give the same rows, and so the same chain."""
-    from tests.unit.store_helpers import event_rows
-    kwargs = dict(users=["alice", "", "bob", ""], pids=[1, 0, 2, 0], request_ids=["r1", "", "", "r4"],
-                  actions=["", "login", "", ""], messages=["a", "b", "c", "d"])
+    kwargs = {"users": ["alice", "", "bob", ""], "pids": [1, 0, 2, 0], "request_ids": ["r1", "", "", "r4"],
+              "actions": ["", "login", "", ""], "messages": ["a", "b", "c", "d"]}
     clean = SqliteStore(str(tmp_path / "clean" / "events.db"), "normal", collector="c1")
     clean.store_batch([incoming("web-1", "a.log", [5, 6, 7, 8], **kwargs)], 1_700_000_000_000_000)
     mixed = SqliteStore(str(tmp_path / "mixed" / "events.db"), "normal", collector="c1")

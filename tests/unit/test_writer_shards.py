@@ -4,21 +4,16 @@ chain and one commit record, so search, follow, dedup, retention and verify see 
 
 from __future__ import annotations
 
-import asyncio
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from collector.config import CollectorConfig, RetentionConfig
 from collector.filters import build_filter_spec
-from collector.retention import RetentionScheduler
 from collector.signing import Signer
 from collector.store.sqlite import SqliteReader, SqliteStore
 from collector.store.sqlite_writer import MIN_SHARD_ROWS
-from collector.writer import StorageWriter
 from common.timefmt import now_us
 from common.verify import verify_db
-from tests.bounded import run_bounded
-from tests.unit.store_helpers import event_count, incoming
+from tests.unit.store_helpers import event_count, incoming, purge_once
 
 DAY = 86400 * 1_000_000
 _STARTED = now_us()
@@ -104,17 +99,8 @@ def test_retention_drops_every_shard_of_an_expired_day_and_the_chain_verifies(tm
     for age in (40, 39, 1):
         store.store_batch(_big_batch(f"day{age}", 0, MIDNIGHT - age * DAY + 3600 * 1_000_000), NOW)
     assert len(_names(tmp_path)) == 6
-    writer = StorageWriter(store)
     config = CollectorConfig(node_name="c1", retention=RetentionConfig(general=30 * 86400, security=30 * 86400))
-    scheduler = RetentionScheduler(config, lambda: SqliteReader(store.path), writer, chunk=100)
-
-    async def purge():
-        try:
-            return await asyncio.wait_for(scheduler.purge_once(now=NOW), 60)
-        finally:
-            await scheduler.stop()
-    [run] = run_bounded(purge(), timeout=120)
-    writer.stop()
+    [run], _ = purge_once(store, config, NOW, chunk=100)
     assert (run.tier, run.count, len(run.partitions)) == ("general", 2 * BIG, 4)
     assert [n for n in _names(tmp_path) if n.startswith("general-")] == [
         f"general-{_day(1)}", f"general-{_day(1)}-s1"]
