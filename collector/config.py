@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,7 +53,9 @@ def _mask_dsn(value):
 Dsn = Annotated[str, Converter(_parse_dsn, _mask_dsn)]
 
 
-DEFAULT_WRITER_SHARDS = 2
+# Two writer shards measured best on 2 cores (docs/benchmarks.md); one core gains nothing from a
+# second partition thread and pays a second fsync per transaction.
+DEFAULT_WRITER_SHARDS = min(2, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class StorageConfig:
     # SQLite: the hot partition of each tier and period is split into this many files, written by
     # as many threads at once (one chain, one commit record; docs/storage-model.md §5). 2 measured
     # best on 2 cores, end to end and collector alone (docs/benchmarks.md); 1 suits one core.
-    writer_shards: int | None = None     # unset: DEFAULT_WRITER_SHARDS with SQLite
+    writer_shards: int | None = None     # unset: DEFAULT_WRITER_SHARDS (2; 1 on one core) with SQLite
 
     def validate(self) -> None:
         if not 60 <= self.partition_period < math.inf:

@@ -1,3 +1,4 @@
+import os
 import pytest
 
 from agent.config import AgentConfig, FileSourceConfig, load_agent_config
@@ -77,3 +78,24 @@ def test_file_errors(tmp_path):
     bad.write_text("node_name = \n")
     with pytest.raises(ConfigError, match="agent.toml: invalid TOML"):
         load_agent_config(str(bad))
+
+
+def test_writer_shards_default_to_the_cores_up_to_two_and_only_for_sqlite(tmp_path, monkeypatch):
+    from collector import config as config_module
+    from collector.store import open_backend
+    assert config_module.DEFAULT_WRITER_SHARDS == min(2, os.cpu_count() or 1)
+    monkeypatch.setattr(config_module, "DEFAULT_WRITER_SHARDS", 2)
+    unset = build_config(CollectorConfig, {"node_name": "c1"}, "collector.toml")
+    assert unset.storage.writer_shards is None
+    backend = open_backend(unset, str(tmp_path / "a"))
+    assert backend.writer.shards == 2
+    backend.close()
+    one = build_config(CollectorConfig, {"node_name": "c1", "storage": {"writer_shards": 1}}, "collector.toml")
+    backend = open_backend(one, str(tmp_path / "b"))
+    assert backend.writer.shards == 1
+    backend.close()
+    assert _error(CollectorConfig, {"storage": {"writer_shards": 0}}, "collector.toml") == \
+        "collector.toml: storage.writer_shards: must be between 1 and 16"
+    assert _error(CollectorConfig, {"storage": {"backend": "postgresql", "dsn": "postgresql://f@127.0.0.1/f",
+                                                "writer_shards": 2}}, "collector.toml").startswith(
+        "collector.toml: storage.writer_shards: only used with the SQLite store")
