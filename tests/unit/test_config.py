@@ -1,4 +1,5 @@
 import os
+
 import pytest
 
 from agent.config import AgentConfig, FileSourceConfig, load_agent_config
