@@ -4,6 +4,7 @@ journalctl while the test appends to them."""
 from __future__ import annotations
 
 import asyncio
+import os
 import pathlib
 import threading
 import time
@@ -55,6 +56,22 @@ class JournalDriver:
         deadline = time.monotonic() + timeout
         while len(self.records()) < n:
             assert time.monotonic() < deadline, f"timed out waiting for {n} entries, have {len(self.records())}"
+            time.sleep(0.02)
+
+    def wait_following(self, timeout: float = 20) -> None:
+        """Until journalctl watches the journal for new entries (an inotify descriptor: it opens
+        one once it has read to the end and starts waiting), so what is appended next is new."""
+        deadline = time.monotonic() + timeout
+        while True:
+            process = self.source._process
+            if process is not None:
+                try:
+                    fds = pathlib.Path(f"/proc/{process.pid}/fd")
+                    if any(os.readlink(fd) == "anon_inode:inotify" for fd in fds.iterdir()):
+                        return
+                except OSError:
+                    pass    # between journalctl restarts
+            assert time.monotonic() < deadline, "timed out waiting for journalctl to follow"
             time.sleep(0.02)
 
     def __enter__(self) -> Self:
@@ -124,7 +141,7 @@ def test_units_filter_and_start_at_end(tmp_path):
     journal.append([entry("old sshd", unit="sshd.service"), entry("old cron", unit="cron.service")])
     cfg = config(journal.path.parent, units=["sshd.service"], start_at="end")
     with JournalDriver(cfg, tmp_path / "state") as driver:
-        time.sleep(1.0)   # journalctl is following from the end
+        driver.wait_following()   # journalctl has read to the end and waits for more
         journal.append([entry("new sshd", unit="sshd.service"), entry("new cron", unit="cron.service"),
                         entry("new sshd 2", unit="sshd.service")])
         driver.wait_count(2)
