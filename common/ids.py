@@ -11,13 +11,13 @@ import hashlib
 
 
 def event_id(node: str, source_key: str, position: int) -> str:
-    """32 hex characters (128 bits of BLAKE2b)."""
-    return hashlib.blake2b(f"{node}\x00{source_key}\x00{position}".encode(), digest_size=16).hexdigest()
+    """32 hex characters (128 bits of BLAKE2b of "node NUL source_key NUL position")."""
+    return event_ids_of(node, source_key)(position)
 
 
 def event_ids_of(node: str, source_key: str):
-    """event_id(node, source_key, position) as a function of the position, for the many events of
-    one source: the prefix is hashed once and copied (0.5 instead of 0.85 µs an id)."""
+    """event_id(node, source_key, ·) as a function of the position, for the many events of one
+    source: the prefix is hashed once and copied (0.5 instead of 0.85 µs an id)."""
     prefix = hashlib.blake2b(f"{node}\x00{source_key}\x00".encode(), digest_size=16)
 
     def of(position: int) -> str:

@@ -20,7 +20,7 @@ import logging
 import os
 import pathlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from collector.store import ROW_COLUMNS
@@ -135,13 +135,6 @@ class PartitionConnection(sqlite3.Connection):
             self.native.close()
             self.native = None
         super().close()
-
-
-def start_each(conns: Sequence[PartitionConnection], step: Callable[[PartitionConnection], None],
-               threads: concurrent.futures.ThreadPoolExecutor) -> list[concurrent.futures.Future]:
-    """step(conn) for every connection on the pool's threads (each file is touched by one thread
-    at a time: a connection is handed to one step, and the caller waits before using it again)."""
-    return [threads.submit(step, conn) for conn in conns]
 
 
 def wait_all(futures: Sequence[concurrent.futures.Future]) -> None:

@@ -39,7 +39,7 @@ from collector.store.partitions import (
     remove_partition_file,
 )
 from collector.store.schema import create_main_schema, create_partition_schema
-from collector.store.sqlite_bulk import PartitionConnection, start_each, wait_all
+from collector.store.sqlite_bulk import PartitionConnection, wait_all
 from collector.store.sqlite_migrate import migrate_single_file
 from collector.store.sqlite_util import CHAIN, connect, store_bytes
 from common import chain
@@ -273,7 +273,7 @@ class SqliteStore:
             def commit(conn: PartitionConnection) -> None:
                 conn.commit_batch()
                 committed.append(conn)
-            wait_all(start_each(opened, commit, self._threads))
+            wait_all([self._threads.submit(commit, conn) for conn in opened])
             self.conn.execute("COMMIT")
         except BaseException as exc:
             # Also a value the chain cannot encode: no transaction may stay open, or every later
@@ -455,38 +455,33 @@ class SqliteStore:
         if host_ip and (host, host_ip) not in self._addresses:
             self.conn.execute("INSERT OR IGNORE INTO node_addresses(host, ip) VALUES (?, ?)", (host, host_ip))
             self._addresses.add((host, host_ip))
-        times, levels, messages, flags = incoming.time_us, incoming.level, incoming.message, incoming.flags
-        request_ids, users, actions = incoming.request_id, incoming.user, incoming.action
-        apps, pids, fields, tiers = incoming.app, incoming.pid, incoming.fields_json, incoming.tier
+        columns: Sequence[Sequence[Any]] = (
+            positions, incoming.time_us, incoming.app, incoming.pid, incoming.level, incoming.request_id,
+            incoming.user, incoming.action, incoming.message, incoming.fields_json, incoming.tier, incoming.flags)
         duplicates = 0
-        event_id = event_ids_of(host, source_key)
-        first = seq + 1
         fresh = set(positions)
         if len(fresh) == count and seen.isdisjoint(fresh):
-            # Every event new (the usual chunk): the same rows as the loop below, built by one
-            # comprehension over the columns.
-            in_transaction |= fresh
-            seq += count
-            out.extend([[s, origin, pos, event_id(pos), time_us, received_at, host, host_ip, collector, namespace,
-                         source, log_type, app or None, pid or None, level, request_id or None, user or None,
-                         action or None, message, field or None, tier, flag & 1, None]
-                        for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag
-                        in zip(range(first, seq + 1), positions, times, apps, pids, levels, request_ids, users,
-                               actions, messages, fields, tiers, flags)])
-            count = 0
-        for i in range(count):
-            pos = positions[i]
-            if pos in seen:
-                duplicates += 1
-                continue
-            seen.add(pos)
-            in_transaction.add(pos)
-            seq += 1
-            # Absent optional values are stored (and hashed) as NULL, never "" or 0.
-            out.append([seq, origin, pos, event_id(pos), times[i], received_at, host, host_ip,
-                        collector, namespace, source, log_type, apps[i] or None, pids[i] or None, levels[i],
-                        request_ids[i] or None, users[i] or None, actions[i] or None, messages[i],
-                        fields[i] or None, tiers[i], flags[i] & 1, None])
+            in_transaction |= fresh          # every event new: the usual chunk
+        else:
+            keep = []
+            for i, pos in enumerate(positions):
+                if pos in seen:
+                    duplicates += 1
+                    continue
+                seen.add(pos)
+                in_transaction.add(pos)
+                keep.append(i)
+            columns = [[column[i] for i in keep] for column in columns]
+            count = len(keep)
+        event_id = event_ids_of(host, source_key)
+        first = seq + 1
+        seq += count
+        # Absent optional values are stored (and hashed) as NULL, never "" or 0.
+        out.extend([[s, origin, pos, event_id(pos), time_us, received_at, host, host_ip, collector, namespace,
+                     source, log_type, app or None, pid or None, level, request_id or None, user or None,
+                     action or None, message, field or None, tier, flag & 1, None]
+                    for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag
+                    in zip(range(first, seq + 1), *columns)])
         result.stored = seq - first + 1
         result.duplicates = duplicates
         if result.stored:
