@@ -73,6 +73,12 @@ class StorageConfig:
     # best on 2 cores, end to end and collector alone (docs/benchmarks.md); 1 suits one core.
     writer_shards: int | None = None     # unset: DEFAULT_WRITER_SHARDS (2; 1 on one core) with SQLite
 
+    def __post_init__(self) -> None:
+        # The effective count, so --check-config shows what the store will use (PostgreSQL keeps
+        # None: each collector of a cluster writes its own chain, and validate refuses the key).
+        if self.writer_shards is None and self.backend == "sqlite":
+            object.__setattr__(self, "writer_shards", DEFAULT_WRITER_SHARDS)
+
     def validate(self) -> None:
         if not 60 <= self.partition_period < math.inf:
             raise FieldError("partition_period", "must be a finite duration of at least 1m")

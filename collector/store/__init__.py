@@ -324,11 +324,10 @@ def open_backend(config: Any, data_dir: str) -> Backend:
     """The store `config.storage` names (collector.toml [storage]), under `data_dir`."""
     backend = getattr(config.storage, "backend", "sqlite")
     if backend == "sqlite":
-        from collector.config import DEFAULT_WRITER_SHARDS
         from collector.store.sqlite import SqliteBackend
         return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name,
                              partition_period=config.storage.partition_period,
-                             writer_shards=config.storage.writer_shards or DEFAULT_WRITER_SHARDS)
+                             writer_shards=config.storage.writer_shards)
     if backend == "postgresql":
         from collector.store.postgres_backend import PostgresBackend
         return PostgresBackend(config.storage.resolved_dsn(), config.node_name)

@@ -87,7 +87,7 @@ def test_writer_shards_default_to_the_cores_up_to_two_and_only_for_sqlite(tmp_pa
     assert config_module.DEFAULT_WRITER_SHARDS == min(2, os.cpu_count() or 1)
     monkeypatch.setattr(config_module, "DEFAULT_WRITER_SHARDS", 2)
     unset = build_config(CollectorConfig, {"node_name": "c1"}, "collector.toml")
-    assert unset.storage.writer_shards is None
+    assert unset.storage.writer_shards == 2          # the effective count, as --check-config shows it
     backend = open_backend(unset, str(tmp_path / "a"))
     assert backend.writer.shards == 2
     backend.close()
