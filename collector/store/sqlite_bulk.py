@@ -20,7 +20,7 @@ import logging
 import os
 import pathlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from collector.store import ROW_COLUMNS
@@ -84,6 +84,14 @@ def _as_sqlite_error(exc: Exception) -> sqlite3.Error:
     return error
 
 
+def _native_call(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) of the extension, its errors as the sqlite3 errors they stand for."""
+    try:
+        return fn(*args)
+    except _native.Error as exc:
+        raise _as_sqlite_error(exc) from None
+
+
 class PartitionConnection(sqlite3.Connection):
     """A writer's connection to one partition file, with the batch insert path."""
 
@@ -92,19 +100,13 @@ class PartitionConnection(sqlite3.Connection):
     def open_native(self, path: str, synchronous: str, cache_kib: int) -> None:
         if _native is None:
             return
-        try:
-            self.native = _native.Connection(path, synchronous, BUSY_TIMEOUT_MS, cache_kib)
-        except _native.Error as exc:
-            raise _as_sqlite_error(exc) from None
+        self.native = _native_call(_native.Connection, path, synchronous, BUSY_TIMEOUT_MS, cache_kib)
 
     def _run(self, sql: str) -> None:
         if self.native is None:
             self.execute(sql)
-            return
-        try:
-            self.native.execute(sql)
-        except _native.Error as exc:
-            raise _as_sqlite_error(exc) from None
+        else:
+            _native_call(self.native.execute, sql)
 
     def begin_batch(self) -> None:
         self._run("BEGIN IMMEDIATE")
@@ -115,10 +117,7 @@ class PartitionConnection(sqlite3.Connection):
             self.executemany(INSERT_EVENT, rows)
             self.executemany(INSERT_FTS, ((row[_SEQ], row[_MESSAGE]) for row in rows))
             return
-        try:
-            self.native.insert(rows, INSERT_EVENT, INSERT_FTS, _SEQ, _MESSAGE)
-        except _native.Error as exc:
-            raise _as_sqlite_error(exc) from None
+        _native_call(self.native.insert, rows, INSERT_EVENT, INSERT_FTS, _SEQ, _MESSAGE)
 
     def commit_batch(self) -> None:
         self._run("COMMIT")
