@@ -1,23 +1,40 @@
-"""Only the C part of the build; everything else is in pyproject.toml.
+"""The package layout and the C part of the build; metadata and dependencies are in pyproject.toml.
 
-common/_chain_native.c is the writer's hash-chain step (needs OpenSSL's headers: libssl-dev). It is
-optional: where it cannot be built, the install still succeeds and common/chain.py falls back to
-its pure-Python form (same bytes, slower); `make test` installs libssl-dev and checks it is built.
-agent/_parse_native.c is the agent's hot path: split, parse, the batch's columns (agent/parse.py,
-the file source and the batcher fall back to Python the same way; tests/unit/test_parse_native.py
-holds both to the same output).
-collector/store/_sqlite_native.c is the storage writer's batch insert with the GIL let go (needs
-SQLite's headers: libsqlite3-dev; collector/store/sqlite_bulk.py falls back to executemany).
+Layout: the import name is `fleetlog`, one distribution with one top-level name, so nothing else in
+site-packages can shadow it. The source folders stay at the top of the repository (agent/,
+collector/, common/, cli/), one folder a room, and `package_dir` maps each to `fleetlog.<room>`.
+`fleetlog` itself is a namespace package: it has no code of its own, so it needs no folder (an
+editable install maps it with setuptools' finder; a wheel lays the rooms out under fleetlog/).
+
+C extensions, each optional: where one cannot be built, the install still succeeds and the Python
+form runs (same output, slower); `make test` installs the headers and checks they are built.
+- common/_chain_native.c, the writer's hash-chain step (OpenSSL's headers: libssl-dev);
+- agent/_parse_native.c, the agent's hot path: split, parse, the batch's columns (agent/parse.py, the
+  file source and the batcher fall back to Python; tests/unit/test_parse_native.py holds both to the
+  same output);
+- collector/store/_sqlite_native.c, the storage writer's batch insert with the GIL let go (SQLite's
+  headers: libsqlite3-dev; collector/store/sqlite_bulk.py falls back to executemany).
 """
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
+ROOMS = ("agent", "collector", "common")
 FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
 
-setup(ext_modules=[
-    Extension("common._chain_native", ["common/_chain_native.c"], libraries=["crypto"],
-              extra_compile_args=FLAGS, optional=True),
-    Extension("agent._parse_native", ["agent/_parse_native.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("collector.store._sqlite_native", ["collector/store/_sqlite_native.c"], libraries=["sqlite3"],
-              extra_compile_args=FLAGS, optional=True),
-])
+
+def packages_of(room: str) -> list[str]:
+    return [f"fleetlog.{room}", *(f"fleetlog.{room}.{sub}" for sub in find_packages(room))]
+
+
+setup(
+    packages=[name for room in ROOMS for name in packages_of(room)],
+    package_dir={f"fleetlog.{room}": room for room in ROOMS},
+    ext_modules=[
+        Extension("fleetlog.common._chain_native", ["common/_chain_native.c"], libraries=["crypto"],
+                  extra_compile_args=FLAGS, optional=True),
+        Extension("fleetlog.agent._parse_native", ["agent/_parse_native.c"], extra_compile_args=FLAGS,
+                  optional=True),
+        Extension("fleetlog.collector.store._sqlite_native", ["collector/store/_sqlite_native.c"],
+                  libraries=["sqlite3"], extra_compile_args=FLAGS, optional=True),
+    ],
+)

@@ -12,17 +12,17 @@ import logging
 import pathlib
 from typing import Any
 
-from agent.batcher import Batcher, SealedBatch
-from agent.config import AgentConfig
-from agent.metrics import AgentMetrics
-from agent.shipper import Shipper
-from agent.sources import build_source
-from agent.sources.base import Source, SourceBatch
-from agent.spool import DiskSpool
-from common.errors import ConfigError
-from common.http_health import HealthServer
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.tls import TlsFiles
+from fleetlog.agent.batcher import Batcher, SealedBatch
+from fleetlog.agent.config import AgentConfig
+from fleetlog.agent.metrics import AgentMetrics
+from fleetlog.agent.shipper import Shipper
+from fleetlog.agent.sources import build_source
+from fleetlog.agent.sources.base import Source, SourceBatch
+from fleetlog.agent.spool import DiskSpool
+from fleetlog.common.errors import ConfigError
+from fleetlog.common.http_health import HealthServer
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.tls import TlsFiles
 
 log = logging.getLogger("fleetlog.agent")
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import zstandard
 
-from agent.parse import DEFAULT_LEVEL, native_columns
-from agent.sources.base import SourceBatch
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.timefmt import now_us
+from fleetlog.agent.parse import DEFAULT_LEVEL, native_columns
+from fleetlog.agent.sources.base import SourceBatch
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.timefmt import now_us
 
 
 @dataclass

@@ -8,8 +8,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Literal
 
-from common.config import Duration, FieldError, LevelName, Size, load_config
-from common.levels import Level
+from fleetlog.common.config import Duration, FieldError, LevelName, Size, load_config
+from fleetlog.common.levels import Level
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.wildcard import wildcard_match
+from fleetlog.common.wildcard import wildcard_match
 
 
 @dataclass(frozen=True)

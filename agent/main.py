@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from common.daemon import run_daemon
+from fleetlog.common.daemon import run_daemon
 
 
 def _make_app(config):
-    from agent.app import AgentApp
+    from fleetlog.agent.app import AgentApp
     return AgentApp(config)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agent.config import load_agent_config
+    from fleetlog.agent.config import load_agent_config
     return run_daemon("fleetlog-agent", "The fleetlog agent: tails logs and ships them to a collector.",
                       load_agent_config, _make_app, argv)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from common.metrics import register_standard
+from fleetlog.common.metrics import register_standard
 
 DROP_REASONS = ("spool_full", "filtered", "collector_threshold")
 

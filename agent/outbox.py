@@ -11,7 +11,7 @@ import asyncio
 import collections
 from typing import Protocol
 
-from agent.batcher import SealedBatch
+from fleetlog.agent.batcher import SealedBatch
 
 
 class Outbox(Protocol):

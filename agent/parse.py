@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from common.levels import Level, lookup_level
+from fleetlog.common.levels import Level, lookup_level
 
 REQUEST_ID_KEYS = ("request_id", "req", "req_id", "rid", "requestId")
 USER_KEYS = ("user", "user_name", "username", "user_id")
@@ -282,10 +282,10 @@ def python_parse_auto(line: str) -> Parsed:
 def _load_native() -> Any:
     """agent/_parse_native.c, set up with this module's tables; None when it is not built."""
     try:
-        from agent import _parse_native
+        from fleetlog.agent import _parse_native
     except ImportError:
         return None
-    from common.levels import _ALIASES
+    from fleetlog.common.levels import _ALIASES
     index = {name: i for i, name in enumerate(("request_id", "user", "action", "level", "time", "message", "host"))}
     _parse_native.init(Parsed, {name: int(level) for name, level in _ALIASES.items()},
                        {key: index[target] for key, target in _TARGET.items()})

@@ -18,11 +18,11 @@ from collections.abc import Callable
 
 import grpc
 
-from agent.batcher import SealedBatch, with_send_time
-from agent.outbox import Outbox
-from common import __version__
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.tls import TlsFiles, channel_credentials
+from fleetlog.agent.batcher import SealedBatch, with_send_time
+from fleetlog.agent.outbox import Outbox
+from fleetlog.common import __version__
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.tls import TlsFiles, channel_credentials
 
 log = logging.getLogger("fleetlog.agent.shipper")
 

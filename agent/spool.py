@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from agent.batcher import SealedBatch
+from fleetlog.agent.batcher import SealedBatch
 
 log = logging.getLogger("fleetlog.agent.spool")
 

@@ -51,9 +51,9 @@ def encode_batches(workload: pathlib.Path, events: int, state_dir: pathlib.Path)
 
 
 async def _encode(workload: pathlib.Path, events: int, state_dir: pathlib.Path) -> list[tuple[bytes, int]]:
-    from agent.batcher import Batcher, SealedBatch
-    from agent.config import FileSourceConfig
-    from agent.sources.file import FileSource
+    from fleetlog.agent.batcher import Batcher, SealedBatch
+    from fleetlog.agent.config import FileSourceConfig
+    from fleetlog.agent.sources.file import FileSource
 
     sealed: list[tuple[bytes, int]] = []
 
@@ -118,10 +118,10 @@ def gzip_inflate_us(payloads: list[tuple[bytes, int]], sample: int = 20) -> floa
 async def _replay(frames: list[bytes], address: str) -> dict:
     import grpc
 
-    from agent.batcher import with_send_time
-    from agent.shipper import _METHOD, _frame_batch
-    from common import __version__
-    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from fleetlog.agent.batcher import with_send_time
+    from fleetlog.agent.shipper import _METHOD, _frame_batch
+    from fleetlog.common import __version__
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
     options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
                ("grpc.max_receive_message_length", 64 * 1024 * 1024)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 from bench.common import BenchContext, Row, cpu_seconds
-from collector.store import IncomingEvents
-from collector.store.sqlite import SqliteStore
+from fleetlog.collector.store import IncomingEvents
+from fleetlog.collector.store.sqlite import SqliteStore
 from tests.harness import Cluster
 from tests.rsyslog_receiver import RsyslogReceiver
 

@@ -20,10 +20,10 @@ import statistics
 import time
 
 from bench.common import BenchContext, Row
-from collector.store import IncomingEvents
-from collector.store.partitions import partition_name, partition_path
-from collector.store.sqlite import SqliteStore
-from common.timefmt import now_us
+from fleetlog.collector.store import IncomingEvents
+from fleetlog.collector.store.partitions import partition_name, partition_path
+from fleetlog.collector.store.sqlite import SqliteStore
+from fleetlog.common.timefmt import now_us
 
 DAY_US = 86400 * 1_000_000
 DAY_EVENTS = 1_000_000

@@ -11,7 +11,7 @@ import threading
 import time
 
 from bench.common import Row
-from collector.store.sqlite import SqliteReader
+from fleetlog.collector.store.sqlite import SqliteReader
 from tests.harness import Cluster, wait_for
 
 RATE = 10_000          # lines per second

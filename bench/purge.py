@@ -13,12 +13,12 @@ import asyncio
 import time
 
 from bench.common import BenchContext, Row
-from collector.config import CollectorConfig, RetentionConfig
-from collector.retention import RetentionScheduler
-from collector.store import IncomingEvents
-from collector.store.sqlite import SqliteReader, SqliteStore
-from collector.writer import StorageWriter
-from common.timefmt import now_us
+from fleetlog.collector.config import CollectorConfig, RetentionConfig
+from fleetlog.collector.retention import RetentionScheduler
+from fleetlog.collector.store import IncomingEvents
+from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.collector.writer import StorageWriter
+from fleetlog.common.timefmt import now_us
 
 DAY_US = 86400 * 1_000_000
 CHUNK = 5000

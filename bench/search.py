@@ -23,8 +23,8 @@ import statistics
 import time
 
 from bench.common import ROOT, BenchContext, Row
-from collector.store import IncomingEvents
-from collector.store.sqlite import SqliteStore
+from fleetlog.collector.store import IncomingEvents
+from fleetlog.collector.store.sqlite import SqliteStore
 
 BASE_US = 1_764_547_200_000_000          # 2025-12-01T00:00:00Z
 SPAN_US = 30 * 86_400 * 1_000_000        # the events spread over 30 days
@@ -137,8 +137,8 @@ TARGETS = {"time range (1 h)": 0.2, "request id": 0.2, "user": 0.2, "host": 0.2,
 def _measure(address: str, filters: dict[str, str]) -> tuple[float, int]:
     import grpc
 
-    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-    from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
         stub = pb_grpc.QueryStub(channel)

@@ -17,10 +17,10 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import BenchContext, Row
-from collector.signing import Signer
-from collector.store import IncomingEvents
-from collector.store.sqlite import SqliteStore
-from common import chain
+from fleetlog.collector.signing import Signer
+from fleetlog.collector.store import IncomingEvents
+from fleetlog.collector.store.sqlite import SqliteStore
+from fleetlog.common import chain
 
 EVENTS = 200_000
 CHUNK = 5_000

@@ -40,10 +40,10 @@ def write_structured(path: pathlib.Path, count: int) -> None:
 def worker(path: str, parser: str) -> dict:
     if parser.endswith("-python"):
         # The pure-Python fallback, as on a machine where agent/_parse_native.c is not built.
-        sys.modules["agent._parse_native"] = None
+        sys.modules["fleetlog.agent._parse_native"] = None
         parser = parser.removesuffix("-python")
-    from agent.config import FileSourceConfig
-    from agent.sources.file import FileSource
+    from fleetlog.agent.config import FileSourceConfig
+    from fleetlog.agent.sources.file import FileSource
 
     with open(path, "rb") as handle:
         total = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))

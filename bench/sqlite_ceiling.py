@@ -18,11 +18,11 @@ import sqlite3
 import time
 
 from bench.common import BenchContext, Row
-from collector.store.schema import create_partition_schema
-from collector.store.sqlite_bulk import INSERT_EVENT as _INSERT_EVENT
-from collector.store.sqlite_bulk import INSERT_FTS as _INSERT_FTS
-from collector.store.sqlite_bulk import NATIVE, PartitionConnection
-from collector.store.sqlite_util import connect
+from fleetlog.collector.store.schema import create_partition_schema
+from fleetlog.collector.store.sqlite_bulk import INSERT_EVENT as _INSERT_EVENT
+from fleetlog.collector.store.sqlite_bulk import INSERT_FTS as _INSERT_FTS
+from fleetlog.collector.store.sqlite_bulk import NATIVE, PartitionConnection
+from fleetlog.collector.store.sqlite_util import connect
 
 ROWS = 200_000
 GROUP = 20_000

@@ -1,5 +1,5 @@
 import sys
 
-from collector.main import main
+from fleetlog.collector.main import main
 
 sys.exit(main())

@@ -17,33 +17,33 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from collector.admission import EventBudget
-from collector.classify import Classifier
-from collector.cluster import Membership
-from collector.config import CollectorConfig
-from collector.filters import FilterSpec, build_filter_spec
-from collector.forward import Forwarding
-from collector.gate import AuthGate
-from collector.identity import Authenticator, Caller, describe_denial, load_tokens, peer_ip
-from collector.ingest import IngestLimits, PreparedBatch
-from collector.internal import InternalEvent, append_internal
-from collector.metrics import CollectorMetrics
-from collector.query import QueryEngine
-from collector.rejections import Rejections
-from collector.retention import RetentionScheduler, recover_pending
-from collector.service import AdminService, IngestService, QueryService
-from collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
-from collector.store import EventWriter, open_backend
-from collector.writer import StorageWriter
-from common import __version__
-from common.bundle_attestation import Attestation
-from common.errors import ConfigError, StorageError, UsageError
-from common.http_health import HealthServer
-from common.levels import Level
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
-from common.timefmt import now_us
-from common.tls import TlsFiles, server_credentials
+from fleetlog.collector.admission import EventBudget
+from fleetlog.collector.classify import Classifier
+from fleetlog.collector.cluster import Membership
+from fleetlog.collector.config import CollectorConfig
+from fleetlog.collector.filters import FilterSpec, build_filter_spec
+from fleetlog.collector.forward import Forwarding
+from fleetlog.collector.gate import AuthGate
+from fleetlog.collector.identity import Authenticator, Caller, describe_denial, load_tokens, peer_ip
+from fleetlog.collector.ingest import IngestLimits, PreparedBatch
+from fleetlog.collector.internal import InternalEvent, append_internal
+from fleetlog.collector.metrics import CollectorMetrics
+from fleetlog.collector.query import QueryEngine
+from fleetlog.collector.rejections import Rejections
+from fleetlog.collector.retention import RetentionScheduler, recover_pending
+from fleetlog.collector.service import AdminService, IngestService, QueryService
+from fleetlog.collector.signing import Signer, evidence_of, load_or_create_key, previous_default_key
+from fleetlog.collector.store import EventWriter, open_backend
+from fleetlog.collector.writer import StorageWriter
+from fleetlog.common import __version__
+from fleetlog.common.bundle_attestation import Attestation
+from fleetlog.common.errors import ConfigError, StorageError, UsageError
+from fleetlog.common.http_health import HealthServer
+from fleetlog.common.levels import Level
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+from fleetlog.common.timefmt import now_us
+from fleetlog.common.tls import TlsFiles, server_credentials
 
 log = logging.getLogger("fleetlog.collector")
 
@@ -176,7 +176,7 @@ class CollectorApp:
         self.web = None
         if config.web is not None:
             # Imported here: aiohttp and Jinja2 are loaded only by a collector with a console.
-            from collector.web import WebConsole
+            from fleetlog.collector.web import WebConsole
             self.web = WebConsole(self, config.web, config.tls)
         self.membership = Membership(self.backend, config.node_name, lambda: self.address, self.started_at,
                                      lambda: list(self.nodes.values()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from collector.config import CollectorConfig, TierRule
-from common.wildcard import wildcard_match
+from fleetlog.collector.config import CollectorConfig, TierRule
+from fleetlog.common.wildcard import wildcard_match
 
 
 def _any(patterns: Sequence[str], value: str) -> bool:

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from common import __version__
-from common.errors import StorageError
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common import __version__
+from fleetlog.common.errors import StorageError
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 log = logging.getLogger("fleetlog.collector.cluster")
 

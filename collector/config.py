@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Literal
 
-from common.config import Converter, Duration, FieldError, LevelName, Size, load_config
-from common.levels import Level
+from fleetlog.common.config import Converter, Duration, FieldError, LevelName, Size, load_config
+from fleetlog.common.levels import Level
 
 GENERAL_RETENTION = {"1d", "7d", "30d", "90d", "180d", "1y", "2y", "5y", "10y", "indefinite"}
 SECURITY_RETENTION = {"1y", "2y", "3y", "5y", "7y", "10y", "indefinite"}
@@ -40,12 +40,12 @@ class ClientTlsConfig:
 
 
 def _parse_dsn(value):
-    from collector.store.pg_dsn import parse_dsn
+    from fleetlog.collector.store.pg_dsn import parse_dsn
     return parse_dsn(value)
 
 
 def _mask_dsn(value):
-    from collector.store.pg_dsn import mask_dsn
+    from fleetlog.collector.store.pg_dsn import mask_dsn
     return mask_dsn(value)
 
 
@@ -105,7 +105,7 @@ class StorageConfig:
         """The connection string, from `dsn` or read from `dsn_file` (FieldError naming it)."""
         if self.dsn:
             return self.dsn
-        from collector.store.pg_dsn import read_dsn_file
+        from fleetlog.collector.store.pg_dsn import read_dsn_file
         try:
             return read_dsn_file(self.dsn_file or "")
         except OSError as exc:
@@ -230,7 +230,7 @@ class SyslogForwarderConfig:
     exclude: list[FieldPattern] = ()
 
     def validate(self) -> None:
-        from collector.forward.syslog_common import facility_code
+        from fleetlog.collector.forward.syslog_common import facility_code
         try:
             facility_code(self.facility)
         except ValueError as exc:
@@ -353,8 +353,8 @@ class CollectorConfig:
         """For --check-config: StorageError (one line) when the PostgreSQL store cannot be reached."""
         if self.storage.backend != "postgresql":
             return
-        from collector.store.pg_dsn import probe
-        from common.errors import StorageError
+        from fleetlog.collector.store.pg_dsn import probe
+        from fleetlog.common.errors import StorageError
         try:
             probe(self.storage.resolved_dsn())
         except StorageError as exc:

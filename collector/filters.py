@@ -10,11 +10,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from common.errors import UsageError
-from common.levels import Level, parse_level
-from common.timefmt import UTC, datetime_to_us, now_us, parse_rfc3339_us
-from common.units import parse_duration
-from common.wildcard import split_list
+from fleetlog.common.errors import UsageError
+from fleetlog.common.levels import Level, parse_level
+from fleetlog.common.timefmt import UTC, datetime_to_us, now_us, parse_rfc3339_us
+from fleetlog.common.units import parse_duration
+from fleetlog.common.wildcard import split_list
 
 # Columns that the `--where` syntax and `--columns` may name (SPEC §3).
 EVENT_FIELDS = ("seq", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 if TYPE_CHECKING:
-    from collector.app import CollectorApp
+    from fleetlog.collector.app import CollectorApp
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 # The operation named in denials (the same words the handlers use).

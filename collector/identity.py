@@ -15,8 +15,8 @@ from typing import Any, Literal
 import grpc
 from cryptography import x509
 
-from common.config import FieldError, load_config
-from common.errors import AuthError
+from fleetlog.common.config import FieldError, load_config
+from fleetlog.common.errors import AuthError
 
 Role = Literal["agent", "admin", "auditor", "namespace-admin", "namespace-auditor"]
 READ_ROLES = {"admin", "auditor", "namespace-admin", "namespace-auditor"}

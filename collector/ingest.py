@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import zstandard
 from google.protobuf.message import DecodeError
 
-from collector.classify import Classifier
-from collector.store import IncomingEvents
-from common.errors import FleetlogError
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.collector.classify import Classifier
+from fleetlog.collector.store import IncomingEvents
+from fleetlog.common.errors import FleetlogError
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
 class BadBatch(FleetlogError):

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.store import EventWriter, IncomingEvents, StoreResult
-from common.levels import Level
-from common.timefmt import now_us
+from fleetlog.collector.store import EventWriter, IncomingEvents, StoreResult
+from fleetlog.common.levels import Level
+from fleetlog.common.timefmt import now_us
 
 INTERNAL_SOURCE = "collector"
 INTERNAL_SOURCE_KEY = "collector:internal"

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from common.daemon import run_daemon
+from fleetlog.common.daemon import run_daemon
 
 
 def _make_app(config):
-    from collector.app import CollectorApp
+    from fleetlog.collector.app import CollectorApp
     return CollectorApp(config)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from collector.config import load_collector_config
+    from fleetlog.collector.config import load_collector_config
     return run_daemon("fleetlog-collector", "The fleetlog collector: stores, signs, forwards and serves events.",
                       load_collector_config, _make_app, argv)
 

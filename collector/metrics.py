@@ -12,8 +12,8 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from collector.retention import PURGED_TIERS
-from common.metrics import register_standard
+from fleetlog.collector.retention import PURGED_TIERS
+from fleetlog.common.metrics import register_standard
 
 DROP_REASONS = ("below_level", "namespace_denied", "bad_batch")
 

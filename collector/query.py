@@ -10,15 +10,15 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from collector.filters import FilterSpec
-from collector.store import Cursor, EventReader, StoreStatus, row_to_event
-from common.event import present
+from fleetlog.collector.filters import FilterSpec
+from fleetlog.collector.store import Cursor, EventReader, StoreStatus, row_to_event
+from fleetlog.common.event import present
 
 
 class QueryEngine:
     def __init__(self, open_reader: Callable[[], EventReader] | str):
         if isinstance(open_reader, str):   # a path: the SQLite store there (tests, tools)
-            from collector.store.sqlite import SqliteReader
+            from fleetlog.collector.store.sqlite import SqliteReader
             path = open_reader
             open_reader = lambda: SqliteReader(path)
         self._open_reader = open_reader

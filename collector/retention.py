@@ -24,14 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from collector.config import CollectorConfig
-from collector.internal import InternalEvent, append_internal, internal_batch
-from collector.store import DeleteResult, EventReader, EventWriter, anchors_digest
-from common.levels import Level
-from common.timefmt import format_us, now_us
+from fleetlog.collector.config import CollectorConfig
+from fleetlog.collector.internal import InternalEvent, append_internal, internal_batch
+from fleetlog.collector.store import DeleteResult, EventReader, EventWriter, anchors_digest
+from fleetlog.common.levels import Level
+from fleetlog.common.timefmt import format_us, now_us
 
 if TYPE_CHECKING:
-    from collector.writer import StorageWriter
+    from fleetlog.collector.writer import StorageWriter
 
 log = logging.getLogger("fleetlog.collector.retention")
 

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from collector.identity import Caller, peer_ip
-from collector.ingest import BadBatch, Origin, decode_request, prepare_chunks, unpack
-from common.errors import AuthError, StorageError, UsageError
-from common.event import to_json
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+from fleetlog.collector.identity import Caller, peer_ip
+from fleetlog.collector.ingest import BadBatch, Origin, decode_request, prepare_chunks, unpack
+from fleetlog.common.errors import AuthError, StorageError, UsageError
+from fleetlog.common.event import to_json
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from collector.app import CollectorApp
+    from fleetlog.collector.app import CollectorApp
 
 log = logging.getLogger("fleetlog.collector.service")
 

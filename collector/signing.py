@@ -25,9 +25,9 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.internal import InternalEvent, append_internal
-from collector.store import CheckpointRow, EventWriter
-from common.checkpoints import (
+from fleetlog.collector.internal import InternalEvent, append_internal
+from fleetlog.collector.store import CheckpointRow, EventWriter
+from fleetlog.common.checkpoints import (
     ROTATION_ACTION,
     Checkpoint,
     KeyFileError,
@@ -36,8 +36,8 @@ from common.checkpoints import (
     public_pem,
     write_key_pair,
 )
-from common.errors import ConfigError
-from common.timefmt import now_us
+from fleetlog.common.errors import ConfigError
+from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.signing")
 

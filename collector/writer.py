@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from collector.store import EventWriter, IncomingEvents, StoreResult
-from common.errors import StorageError
-from common.timefmt import now_us
+from fleetlog.collector.store import EventWriter, IncomingEvents, StoreResult
+from fleetlog.common.errors import StorageError
+from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.writer")
 

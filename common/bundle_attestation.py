@@ -20,7 +20,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from common.checkpoints import SignedStatement
+from fleetlog.common.checkpoints import SignedStatement
 
 ATTESTATION_TYPE = "fleetlog-bundle/1"
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring
 
 try:  # the writer's step in C (setup.py builds it where OpenSSL's headers are installed)
-    from common._chain_native import link_rows as _native_link_rows
+    from fleetlog.common._chain_native import link_rows as _native_link_rows
 except ImportError:  # pragma: no cover - exercised by tests through _python_link_rows
     _native_link_rows = None
 

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
-from common.errors import ConfigError
-from common.levels import Level, parse_level
-from common.units import format_duration, format_size, parse_duration, parse_size
+from fleetlog.common.errors import ConfigError
+from fleetlog.common.levels import Level, parse_level
+from fleetlog.common.units import format_duration, format_size, parse_duration, parse_size
 
 T = TypeVar("T")
 

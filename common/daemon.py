@@ -28,10 +28,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from common.config import to_plain
-from common.errors import ConfigError, FleetlogError
-from common.logsetup import setup_logging
-from common.sdnotify import notify, watchdog_interval
+from fleetlog.common.config import to_plain
+from fleetlog.common.errors import ConfigError, FleetlogError
+from fleetlog.common.logsetup import setup_logging
+from fleetlog.common.sdnotify import notify, watchdog_interval
 
 log = logging.getLogger("fleetlog.daemon")
 

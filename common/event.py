@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from common.levels import LEVEL_NAMES
-from common.timefmt import format_us
+from fleetlog.common.levels import LEVEL_NAMES
+from fleetlog.common.timefmt import format_us
 
 FIELD_NAMES: tuple[str, ...] = (
     "seq", "id", "time", "received_at", "host", "host_ip", "collector", "namespace", "source",

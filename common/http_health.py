@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from common.errors import ConfigError
+from fleetlog.common.errors import ConfigError
 
 log = logging.getLogger("fleetlog.http")
 

@@ -9,7 +9,7 @@ import logging
 import logging.handlers
 import sys
 
-from common.levels import Level
+from fleetlog.common.levels import Level
 
 _TO_LOGGING = {
     Level.EMERGENCY: logging.CRITICAL, Level.ALERT: logging.CRITICAL, Level.CRITICAL: logging.CRITICAL,

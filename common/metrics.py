@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
-from common import __version__
+from fleetlog.common import __version__
 
 
 def register_standard(registry: CollectorRegistry, daemon: str) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from common.errors import ConfigError
+from fleetlog.common.errors import ConfigError
 
 
 @dataclass(frozen=True)

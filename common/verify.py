@@ -22,8 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from common import chain
-from common.checkpoints import (
+from fleetlog.common import chain
+from fleetlog.common.checkpoints import (
     PURGE_ACTION,
     ROTATION_ACTION,
     Checkpoint,
@@ -31,7 +31,7 @@ from common.checkpoints import (
     key_id,
     parse_public_pem,
 )
-from common.errors import UsageError, VerificationError
+from fleetlog.common.errors import UsageError, VerificationError
 
 
 class Tampered(VerificationError):

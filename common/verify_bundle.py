@@ -17,10 +17,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from common.bundle_attestation import Attestation, line_digest
-from common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
-from common.errors import UsageError, VerificationError
-from common.verify import Report, Tampered
+from fleetlog.common.bundle_attestation import Attestation, line_digest
+from fleetlog.common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
+from fleetlog.common.errors import UsageError, VerificationError
+from fleetlog.common.verify import Report, Tampered
 
 
 def _members(path: str) -> dict[str, bytes]:

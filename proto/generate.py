@@ -1,7 +1,7 @@
 """Generate the Python gRPC stubs into common/pb/ (run by `make proto`).
 
 grpcio-tools writes absolute imports (`from fleetlog.v1 import fleetlog_pb2`); the stubs live in
-the `common.pb` package, so those imports are rewritten. The generated files are committed so a
+the `fleetlog.common.pb` package, so those imports are rewritten. The generated files are committed so a
 plain `pip install` works without grpcio-tools; tests/unit/test_proto_stubs.py fails when they
 are out of date with the .proto.
 """
@@ -30,7 +30,7 @@ def generate(out_dir: pathlib.Path) -> None:
         sys.exit(f"protoc failed with exit code {rc}")
     for path in out_dir.rglob("*.py*"):
         text = path.read_text()
-        fixed = re.sub(r"^from fleetlog\.v1 import", "from common.pb.fleetlog.v1 import", text, flags=re.MULTILINE)
+        fixed = re.sub(r"^from fleetlog\.v1 import", "from fleetlog.common.pb.fleetlog.v1 import", text, flags=re.MULTILINE)
         if fixed != text:
             path.write_text(fixed)
     for pkg in [out_dir, *[p for p in out_dir.rglob("*") if p.is_dir() and p.name != "__pycache__"]]:

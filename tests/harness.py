@@ -64,7 +64,7 @@ def run_cli(*args: str, timeout: float = 60, input: str | None = None, extra_env
     e = env()
     if extra_env:
         e.update(extra_env)
-    return subprocess.run([sys.executable, "-m", "common.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fleetlog.common.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=ROOT, input=input, check=False)
 
 
@@ -223,7 +223,7 @@ def committed_events(db: pathlib.Path, host: str) -> int:
     """Events of `host` committed in the SQLite store whose main file is `db`: every partition,
     up to the committed head (a count a writer still running cannot make torn; works while the
     collector is down). StorageError while the collector is creating the store."""
-    from collector.store.sqlite import SqliteReader
+    from fleetlog.collector.store.sqlite import SqliteReader
 
     reader = SqliteReader(str(db))
     try:

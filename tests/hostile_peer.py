@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from tests.bounded import run_bounded
 
 METHOD = "/fleetlog.v1.Ingest/Stream"

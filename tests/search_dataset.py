@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import pathlib
 
-from collector.store import IncomingEvents
-from collector.store.sqlite import SqliteStore
-from common.levels import parse_level
-from common.timefmt import parse_rfc3339_us
+from fleetlog.collector.store import IncomingEvents
+from fleetlog.collector.store.sqlite import SqliteStore
+from fleetlog.common.levels import parse_level
+from fleetlog.common.timefmt import parse_rfc3339_us
 
 HOST_IPS = {"web-1": "192.0.2.1", "web-2": "192.0.2.2", "db-1": "192.0.2.10"}
 

@@ -7,17 +7,17 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from agent.config import FileSourceConfig, SourceConfig
-from agent.sources.base import Source
+from fleetlog.agent.config import FileSourceConfig, SourceConfig
+from fleetlog.agent.sources.base import Source
 
 
 def _build_file(config: FileSourceConfig, state_dir: pathlib.Path, on_read: Callable[[str, int], None]) -> Source:
-    from agent.sources.file import FileSource
+    from fleetlog.agent.sources.file import FileSource
     return FileSource(config, state_dir, on_read)
 
 
 def _build_journald(config: Any, state_dir: pathlib.Path, on_read: Callable[[str, int], None]) -> Source:
-    from agent.sources.journald import JournaldSource
+    from fleetlog.agent.sources.journald import JournaldSource
     return JournaldSource(config, state_dir, on_read)
 
 

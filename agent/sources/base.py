@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from agent.parse import Parsed
+from fleetlog.agent.parse import Parsed
 
 FLAG_TRUNCATED = 1
 

@@ -34,12 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.checkpoints import CheckpointFile
-from agent.config import FileSourceConfig
-from agent.filters import EventFilter
-from agent.parse import make_parser, native_ascii_records, python_parse_auto
-from agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
-from agent.sources.file_identity import (
+from fleetlog.agent.checkpoints import CheckpointFile
+from fleetlog.agent.config import FileSourceConfig
+from fleetlog.agent.filters import EventFilter
+from fleetlog.agent.parse import make_parser, native_ascii_records, python_parse_auto
+from fleetlog.agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
+from fleetlog.agent.sources.file_identity import (
     CHECK_BYTES,
     Fingerprint,
     check_at,
@@ -48,9 +48,9 @@ from agent.sources.file_identity import (
     fingerprint_matches,
     same_prefix,
 )
-from agent.sources.multiline import JoinedLine, MultilineJoiner
-from common.timefmt import now_us
-from common.wildcard import wildcard_match
+from fleetlog.agent.sources.multiline import JoinedLine, MultilineJoiner
+from fleetlog.common.timefmt import now_us
+from fleetlog.common.wildcard import wildcard_match
 
 log = logging.getLogger("fleetlog.agent.file")
 

@@ -27,11 +27,11 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from agent.checkpoints import CheckpointFile
-from agent.config import JournaldSourceConfig
-from agent.filters import EventFilter
-from agent.parse import Parsed, _apply_keys, _level_of, _text
-from agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
+from fleetlog.agent.checkpoints import CheckpointFile
+from fleetlog.agent.config import JournaldSourceConfig
+from fleetlog.agent.filters import EventFilter
+from fleetlog.agent.parse import Parsed, _apply_keys, _level_of, _text
+from fleetlog.agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
 
 log = logging.getLogger("fleetlog.agent.journald")
 

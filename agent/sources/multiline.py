@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from agent.sources.base import FLAG_TRUNCATED
+from fleetlog.agent.sources.base import FLAG_TRUNCATED
 
 
 class JoinedLine(NamedTuple):

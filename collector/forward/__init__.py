@@ -10,20 +10,20 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from collector.config import (
+from fleetlog.collector.config import (
     ConsoleForwarderConfig,
     FileForwarderConfig,
     JsonlForwarderConfig,
     SyslogForwarderConfig,
 )
-from collector.forward.base import Sink
-from collector.forward.console import ConsoleSink
-from collector.forward.file import FileSink
-from collector.forward.jsonl import JsonlSink
-from collector.forward.runner import ForwarderRunner, Recorder, stop_runners
-from collector.forward.syslog import SyslogSink
-from collector.metrics import CollectorMetrics
-from collector.store import Backend
+from fleetlog.collector.forward.base import Sink
+from fleetlog.collector.forward.console import ConsoleSink
+from fleetlog.collector.forward.file import FileSink
+from fleetlog.collector.forward.jsonl import JsonlSink
+from fleetlog.collector.forward.runner import ForwarderRunner, Recorder, stop_runners
+from fleetlog.collector.forward.syslog import SyslogSink
+from fleetlog.collector.metrics import CollectorMetrics
+from fleetlog.collector.store import Backend
 
 log = logging.getLogger("fleetlog.collector.forward")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from collector.config import ConsoleForwarderConfig
-from collector.forward.transport import DeliveryError
-from common.event import to_json
+from fleetlog.collector.config import ConsoleForwarderConfig
+from fleetlog.collector.forward.transport import DeliveryError
+from fleetlog.common.event import to_json
 
 
 class ConsoleSink:

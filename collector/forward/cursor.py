@@ -10,7 +10,7 @@ import os
 import pathlib
 import re
 
-from common.errors import StorageError
+from fleetlog.common.errors import StorageError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 

@@ -12,9 +12,9 @@ import os
 import pathlib
 from typing import Any, BinaryIO
 
-from collector.config import FileForwarderConfig
-from collector.forward.transport import DeliveryError
-from common.event import to_json
+from fleetlog.collector.config import FileForwarderConfig
+from fleetlog.collector.forward.transport import DeliveryError
+from fleetlog.common.event import to_json
 
 
 class FileSink:

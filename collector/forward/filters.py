@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from common.levels import LEVEL_NAMES
-from common.wildcard import wildcard_match
+from fleetlog.common.levels import LEVEL_NAMES
+from fleetlog.common.wildcard import wildcard_match
 
 # Verbs that name each CRUD category. An action is split into words (on punctuation and
 # camelCase); the last word that is one of these verbs decides, since actions such as

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.config import JsonlForwarderConfig
-from collector.forward.transport import StreamConnection
-from common.event import to_json
+from fleetlog.collector.config import JsonlForwarderConfig
+from fleetlog.collector.forward.transport import StreamConnection
+from fleetlog.common.event import to_json
 
 
 class JsonlSink:

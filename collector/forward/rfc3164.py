@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from collector.forward.syslog_common import pri
+from fleetlog.collector.forward.syslog_common import pri
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _NOT_TAG = re.compile(r"[^A-Za-z0-9_.\-/]")

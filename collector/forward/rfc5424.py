@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from collector.forward.syslog_common import pri
+from fleetlog.collector.forward.syslog_common import pri
 
 # 32473 is the IANA enterprise number reserved for documentation (RFC 5612); fleetlog has none.
 SD_ID = "fleetlog@32473"

@@ -22,14 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collector.forward.base import Sink
-from collector.forward.filters import EventFilter
-from collector.forward.transport import DeliveryError
-from collector.metrics import CollectorMetrics
-from collector.store import Backend, Cursor, EventReader, row_to_event
-from common.errors import FleetlogError, StorageError
-from common.event import present
-from common.levels import Level
+from fleetlog.collector.forward.base import Sink
+from fleetlog.collector.forward.filters import EventFilter
+from fleetlog.collector.forward.transport import DeliveryError
+from fleetlog.collector.metrics import CollectorMetrics
+from fleetlog.collector.store import Backend, Cursor, EventReader, row_to_event
+from fleetlog.common.errors import FleetlogError, StorageError
+from fleetlog.common.event import present
+from fleetlog.common.levels import Level
 
 log = logging.getLogger("fleetlog.collector.forward")
 

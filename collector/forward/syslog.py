@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.config import SyslogForwarderConfig
-from collector.forward.rfc3164 import format_rfc3164
-from collector.forward.rfc5424 import format_rfc5424
-from collector.forward.syslog_common import facility_code, frame_lf, frame_octet_counting
-from collector.forward.transport import DatagramConnection, StreamConnection, client_tls_context
+from fleetlog.collector.config import SyslogForwarderConfig
+from fleetlog.collector.forward.rfc3164 import format_rfc3164
+from fleetlog.collector.forward.rfc5424 import format_rfc5424
+from fleetlog.collector.forward.syslog_common import facility_code, frame_lf, frame_octet_counting
+from fleetlog.collector.forward.transport import DatagramConnection, StreamConnection, client_tls_context
 
 
 def _cut_utf8(data: bytes, limit: int) -> bytes:

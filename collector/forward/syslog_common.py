@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.levels import LEVEL_NAMES
+from fleetlog.common.levels import LEVEL_NAMES
 
 FACILITIES: dict[str, int] = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,

@@ -22,7 +22,7 @@ import struct
 import termios
 import time
 
-from common.errors import TransportError
+from fleetlog.common.errors import TransportError
 
 _TCP_ESTABLISHED = 1
 
@@ -184,7 +184,7 @@ class DatagramConnection:
 
 def client_tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
     """Verify the receiver against `ca` (or the system store); present cert+key when given."""
-    from common.errors import ConfigError
+    from fleetlog.common.errors import ConfigError
     try:
         context = ssl.create_default_context(cafile=ca or None)
         if cert or key:

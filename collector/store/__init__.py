@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collector.filters import FilterSpec
+    from fleetlog.collector.filters import FilterSpec
 
 # The stored columns, in the order of every row tuple a reader returns; SPEC §3 names.
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -324,12 +324,12 @@ def open_backend(config: Any, data_dir: str) -> Backend:
     """The store `config.storage` names (collector.toml [storage]), under `data_dir`."""
     backend = getattr(config.storage, "backend", "sqlite")
     if backend == "sqlite":
-        from collector.store.sqlite import SqliteBackend
+        from fleetlog.collector.store.sqlite import SqliteBackend
         return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name,
                              partition_period=config.storage.partition_period,
                              writer_shards=config.storage.writer_shards)
     if backend == "postgresql":
-        from collector.store.postgres_backend import PostgresBackend
+        from fleetlog.collector.store.postgres_backend import PostgresBackend
         return PostgresBackend(config.storage.resolved_dsn(), config.node_name)
-    from common.errors import ConfigError
+    from fleetlog.common.errors import ConfigError
     raise ConfigError(f"collector.toml: storage.backend: unknown backend {backend!r}")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import StorageError
+from fleetlog.common.errors import StorageError
 
 DAY_US = 86400 * 1_000_000
 LEGACY_TIER = "legacy"          # a migrated single-file store: every tier and time, purged by rows

@@ -19,8 +19,8 @@ import time
 
 import psycopg
 
-from collector.store import pg_schema
-from collector.store.pg_dsn import CONNECT_TIMEOUT
+from fleetlog.collector.store import pg_schema
+from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT
 
 log = logging.getLogger("fleetlog.collector.store.cluster")
 
@@ -103,13 +103,13 @@ class PostgresCursorStore:
         return self._conn
 
     def load(self) -> dict[str, int]:
-        from collector.store.postgres import translate
+        from fleetlog.collector.store.postgres import translate
         with translate(f"reading the cursor of forwarder {self.forwarder}"):
             return dict(self._connection().execute(
                 "SELECT chain, seq FROM forwarder_cursors WHERE forwarder = %s", (self.forwarder,)).fetchall())
 
     def save(self, cursor: dict[str, int]) -> None:
-        from collector.store.postgres import translate
+        from fleetlog.collector.store.postgres import translate
         if not cursor:
             return
         now = int(time.time() * 1_000_000)

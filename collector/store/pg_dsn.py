@@ -13,7 +13,7 @@ import pathlib
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from common.errors import StorageError
+from fleetlog.common.errors import StorageError
 
 MASK = "***"
 CONNECT_TIMEOUT = 5   # seconds; libpq's own default waits forever for an unanswered SYN

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from collector.filters import FilterSpec, TextMatch
-from common.levels import LEVEL_NAMES
+from fleetlog.collector.filters import FilterSpec, TextMatch
+from fleetlog.common.levels import LEVEL_NAMES
 
 
 def _time_text(column: str) -> str:

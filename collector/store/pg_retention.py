@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from collector.store import DeleteResult, anchors_digest, pg_schema
+from fleetlog.collector.store import DeleteResult, anchors_digest, pg_schema
 
 LOCK_TIMEOUT = "2s"
 

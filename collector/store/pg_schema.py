@@ -26,7 +26,7 @@ import re
 
 import psycopg
 
-from common.errors import StorageError
+from fleetlog.common.errors import StorageError
 
 # Advisory locks of fleetlog: pg_advisory_lock(LOCK_SPACE, n). Forwarder leases use
 # (LEASE_SPACE, hashtext(name)).

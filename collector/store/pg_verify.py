@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
-from common import chain
-from common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
-from common.errors import StorageError, VerificationError
-from common.verify import (
+from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
+from fleetlog.common import chain
+from fleetlog.common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
+from fleetlog.common.errors import StorageError, VerificationError
+from fleetlog.common.verify import (
     ChainWalk,
     Report,
     Tampered,

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from collector.store import (
+from fleetlog.collector.store import (
     ROW_COLUMNS,
     CheckpointRow,
     DeleteResult,
@@ -40,11 +40,11 @@ from collector.store import (
     pg_retention,
     pg_schema,
 )
-from collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
-from common import chain
-from common.errors import StorageError
-from common.ids import event_ids_of
-from common.timefmt import now_us
+from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
+from fleetlog.common import chain
+from fleetlog.common.errors import StorageError
+from fleetlog.common.ids import event_ids_of
+from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store.postgres")
 

@@ -19,12 +19,12 @@ from collections.abc import Callable
 
 import psycopg
 
-from collector.store import pg_cluster
-from collector.store.pg_dsn import mask_dsn
-from collector.store.pg_schema import SchemaTooNew
-from collector.store.postgres import PostgresStore, _first_line, connect
-from collector.store.postgres_reader import PostgresReader
-from common.errors import FleetlogError, StorageError
+from fleetlog.collector.store import pg_cluster
+from fleetlog.collector.store.pg_dsn import mask_dsn
+from fleetlog.collector.store.pg_schema import SchemaTooNew
+from fleetlog.collector.store.postgres import PostgresStore, _first_line, connect
+from fleetlog.collector.store.postgres_reader import PostgresReader
+from fleetlog.common.errors import FleetlogError, StorageError
 
 log = logging.getLogger("fleetlog.collector.store.postgres")
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import psycopg
 
-from collector.filters import FilterSpec
-from collector.store import EVENT_COLUMNS, DeleteResult, StoreStatus, pg_retention, pg_schema
-from collector.store.pg_dsn import mask_dsn
-from collector.store.pg_query import compile_where
-from collector.store.postgres import _first_line, connect
-from common.errors import StorageError
+from fleetlog.collector.filters import FilterSpec
+from fleetlog.collector.store import EVENT_COLUMNS, DeleteResult, StoreStatus, pg_retention, pg_schema
+from fleetlog.collector.store.pg_dsn import mask_dsn
+from fleetlog.collector.store.pg_query import compile_where
+from fleetlog.collector.store.postgres import _first_line, connect
+from fleetlog.common.errors import StorageError
 
 SELECT_COLUMNS = ", ".join('"user"' if c == "user" else c for c in EVENT_COLUMNS)
 _names = itertools.count(1)

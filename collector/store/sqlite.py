@@ -11,15 +11,15 @@ import os
 import pathlib
 from typing import Any
 
-from collector.store import (
+from fleetlog.collector.store import (
     Cursor,
     DeleteResult,
     anchors_digest,
     row_to_event,
 )
-from collector.store.sqlite_reader import SqliteReader
-from collector.store.sqlite_util import CHAIN, store_bytes  # noqa: F401 — re-exported
-from collector.store.sqlite_writer import DEFAULT_PERIOD_S, SqliteStore
+from fleetlog.collector.store.sqlite_reader import SqliteReader
+from fleetlog.collector.store.sqlite_util import CHAIN, store_bytes  # noqa: F401 — re-exported
+from fleetlog.collector.store.sqlite_writer import DEFAULT_PERIOD_S, SqliteStore
 
 
 class _CursorFileStore:
@@ -65,7 +65,7 @@ class SqliteBackend:
         return SqliteReader(self.location)
 
     def cursor_store(self, forwarder: str) -> _CursorFileStore:
-        from collector.forward.cursor import CursorFile  # the file format lives with the forwarders
+        from fleetlog.collector.forward.cursor import CursorFile  # the file format lives with the forwarders
         return _CursorFileStore(CursorFile(self.data_dir / "forwarders", forwarder))
 
     def lease(self, forwarder: str) -> _LocalLease:

@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from collector.store import ROW_COLUMNS
+from fleetlog.collector.store import ROW_COLUMNS
 
 log = logging.getLogger("fleetlog.collector.store")
 
@@ -58,7 +58,7 @@ def _load_native() -> Any:
     copies of SQLite in one process would not see each other's file locks."""
     before = _process_libraries()     # the sqlite3 module (imported above) has loaded its library
     try:
-        from collector.store import _sqlite_native
+        from fleetlog.collector.store import _sqlite_native
     except ImportError:
         return None
     version, path = _sqlite_native.library()

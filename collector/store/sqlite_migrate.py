@@ -14,9 +14,14 @@ import logging
 import os
 import sqlite3
 
-from collector.store.partitions import LEGACY_NAME, LEGACY_TIER, partition_path, remove_partition_file
-from collector.store.schema import CARRIED_TABLES, create_main_schema
-from common.errors import StorageError
+from fleetlog.collector.store.partitions import (
+    LEGACY_NAME,
+    LEGACY_TIER,
+    partition_path,
+    remove_partition_file,
+)
+from fleetlog.collector.store.schema import CARRIED_TABLES, create_main_schema
+from fleetlog.common.errors import StorageError
 
 log = logging.getLogger("fleetlog.collector.store")
 

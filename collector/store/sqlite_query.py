@@ -12,8 +12,8 @@ import re
 import sqlite3
 from typing import Any
 
-from collector.filters import FilterSpec, TextMatch
-from common.levels import LEVEL_NAMES
+from fleetlog.collector.filters import FilterSpec, TextMatch
+from fleetlog.common.levels import LEVEL_NAMES
 
 _TIME_TEXT = "strftime('%Y-%m-%d %H:%M:%f', time / 1000000.0, 'unixepoch')"
 _TIME_TEXT_US = ("(strftime('%Y-%m-%d %H:%M:%S', time / 1000000, 'unixepoch') || '.' || "

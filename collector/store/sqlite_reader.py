@@ -16,20 +16,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from collector.store import EVENT_COLUMNS, Cursor, DeleteResult, StoreStatus, anchors_digest
-from collector.store.partitions import LEGACY_TIER, ConnectionPool, Partition, read_catalogue
-from collector.store.sqlite_query import (
+from fleetlog.collector.store import EVENT_COLUMNS, Cursor, DeleteResult, StoreStatus, anchors_digest
+from fleetlog.collector.store.partitions import LEGACY_TIER, ConnectionPool, Partition, read_catalogue
+from fleetlog.collector.store.sqlite_query import (
     INDEXED_FILTERS,
     compile_where,
     host_origins_sql,
     probe_sql,
     register_functions,
 )
-from collector.store.sqlite_util import CHAIN, connect_ro, store_bytes
-from common.errors import StorageError
+from fleetlog.collector.store.sqlite_util import CHAIN, connect_ro, store_bytes
+from fleetlog.common.errors import StorageError
 
 if TYPE_CHECKING:
-    from collector.filters import FilterSpec
+    from fleetlog.collector.filters import FilterSpec
 
 _SELECT_COLUMNS = ", ".join(EVENT_COLUMNS)
 MAIN_CACHE_KIB = 2 * 1024

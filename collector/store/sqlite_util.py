@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from collector.store.partitions import partition_dir
-from common.errors import StorageError
+from fleetlog.collector.store.partitions import partition_dir
+from fleetlog.common.errors import StorageError
 
 # The SQLite store has one chain (its writer shards are partition files of that chain); its id.
 CHAIN = "main"

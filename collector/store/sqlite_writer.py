@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from collector.store import (
+from fleetlog.collector.store import (
     ROW_COLUMNS,
     Checkpointer,
     CheckpointRow,
@@ -29,7 +29,7 @@ from collector.store import (
     IncomingEvents,
     StoreResult,
 )
-from collector.store.partitions import (
+from fleetlog.collector.store.partitions import (
     ConnectionPool,
     Partition,
     partition_dir,
@@ -38,14 +38,14 @@ from collector.store.partitions import (
     read_catalogue,
     remove_partition_file,
 )
-from collector.store.schema import create_main_schema, create_partition_schema
-from collector.store.sqlite_bulk import PartitionConnection, wait_all
-from collector.store.sqlite_migrate import migrate_single_file
-from collector.store.sqlite_util import CHAIN, connect, store_bytes
-from common import chain
-from common.errors import StorageError
-from common.ids import event_ids_of
-from common.timefmt import now_us
+from fleetlog.collector.store.schema import create_main_schema, create_partition_schema
+from fleetlog.collector.store.sqlite_bulk import PartitionConnection, wait_all
+from fleetlog.collector.store.sqlite_migrate import migrate_single_file
+from fleetlog.collector.store.sqlite_util import CHAIN, connect, store_bytes
+from fleetlog.common import chain
+from fleetlog.common.errors import StorageError
+from fleetlog.common.ids import event_ids_of
+from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store")
 

@@ -4,6 +4,6 @@ Views (pages.py, api.py), templates/ and static/ live side by side; queries.py i
 to the collector's query engine, downloads.py reuses the CLI's exporters and bundle code.
 """
 
-from collector.web.server import WebConsole
+from fleetlog.collector.web.server import WebConsole
 
 __all__ = ["WebConsole"]

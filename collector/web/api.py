@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.web import downloads, queries
-from collector.web.auth import Denied
-from collector.web.context import auth_of, collector_of, require_caller
-from collector.web.openapi import openapi_document
-from common.errors import UsageError
+from fleetlog.collector.web import downloads, queries
+from fleetlog.collector.web.auth import Denied
+from fleetlog.collector.web.context import auth_of, collector_of, require_caller
+from fleetlog.collector.web.openapi import openapi_document
+from fleetlog.common.errors import UsageError
 
 log = logging.getLogger("fleetlog.collector.web")
 KEEPALIVE_SECONDS = 15.0

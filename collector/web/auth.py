@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from cryptography import x509
 
-from collector.identity import Authenticator, Caller
-from common.errors import AuthError
+from fleetlog.collector.identity import Authenticator, Caller
+from fleetlog.common.errors import AuthError
 
 COOKIE = "fleetlog_session"
 CSRF_HEADER = "X-CSRF-Token"

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import jinja2
 from aiohttp import web
 
-from collector.identity import Caller
-from collector.web.auth import ConsoleAuth
+from fleetlog.collector.identity import Caller
+from fleetlog.collector.web.auth import ConsoleAuth
 
 if TYPE_CHECKING:
-    from collector.app import CollectorApp
+    from fleetlog.collector.app import CollectorApp
 
 APP_KEY: web.AppKey[CollectorApp] = web.AppKey("collector", object)   # type: ignore[arg-type]
 AUTH_KEY = web.AppKey("auth", ConsoleAuth)

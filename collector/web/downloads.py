@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from collector.identity import Caller
-from collector.web.queries import raw_filters
-from common.cli.export import BundleStats, _add_bytes, _write_masked, build_manifest, parse_columns
-from common.cli.exporters import EXPORTERS
-from common.cli.output import TABLE_COLUMNS
-from common.errors import UsageError
-from common.event import FIELD_NAMES
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.collector.identity import Caller
+from fleetlog.collector.web.queries import raw_filters
+from fleetlog.common.cli.export import BundleStats, _add_bytes, _write_masked, build_manifest, parse_columns
+from fleetlog.common.cli.exporters import EXPORTERS
+from fleetlog.common.cli.output import TABLE_COLUMNS
+from fleetlog.common.errors import UsageError
+from fleetlog.common.event import FIELD_NAMES
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 if TYPE_CHECKING:
-    from collector.app import CollectorApp
+    from fleetlog.collector.app import CollectorApp
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",

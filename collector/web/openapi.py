@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.web.queries import DEFAULT_LIMIT, MAX_LIMIT
-from common import __version__
-from common.cli.exporters import EXPORTERS
-from common.cli.filters import FILTER_FLAGS
-from common.event import FIELD_NAMES
+from fleetlog.collector.web.queries import DEFAULT_LIMIT, MAX_LIMIT
+from fleetlog.common import __version__
+from fleetlog.common.cli.exporters import EXPORTERS
+from fleetlog.common.cli.filters import FILTER_FLAGS
+from fleetlog.common.event import FIELD_NAMES
 
 
 def _param(name: str, description: str, schema: dict[str, Any] | None = None, where: str = "query",

@@ -9,13 +9,13 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from collector.identity import Caller
-from collector.web import queries
-from collector.web.auth import COOKIE, Denied
-from collector.web.context import TEMPLATES_KEY, auth_of, collector_of, require_caller
-from common.errors import AuthError, UsageError
-from common.event import FIELD_NAMES
-from common.levels import LEVEL_NAMES
+from fleetlog.collector.identity import Caller
+from fleetlog.collector.web import queries
+from fleetlog.collector.web.auth import COOKIE, Denied
+from fleetlog.collector.web.context import TEMPLATES_KEY, auth_of, collector_of, require_caller
+from fleetlog.common.errors import AuthError, UsageError
+from fleetlog.common.event import FIELD_NAMES
+from fleetlog.common.levels import LEVEL_NAMES
 
 TITLE_FILTERS = ("since", "until", "min_level", "level", "message", "message_regex", "where", "namespace",
                  "log_type", "source", "app", "action", "date")

@@ -16,16 +16,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from collector.filters import FilterSpec
-from collector.identity import Caller
-from common.errors import UsageError
-from common.event import FIELD_NAMES
-from common.levels import LEVEL_NAMES
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.timefmt import format_us, parse_rfc3339_us
+from fleetlog.collector.filters import FilterSpec
+from fleetlog.collector.identity import Caller
+from fleetlog.common.errors import UsageError
+from fleetlog.common.event import FIELD_NAMES
+from fleetlog.common.levels import LEVEL_NAMES
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.timefmt import format_us, parse_rfc3339_us
 
 if TYPE_CHECKING:
-    from collector.app import CollectorApp
+    from fleetlog.collector.app import CollectorApp
 
 # The CLI's filter flags without dashes, `-` written `_` (SPEC §8): the Filters message's fields.
 FILTER_KEYS: tuple[str, ...] = tuple(f.name for f in pb.Filters.DESCRIPTOR.fields)

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
-from collector.config import ServerTlsConfig, WebConfig
-from collector.web import api, pages
-from collector.web.auth import ConsoleAuth, Denied
-from collector.web.context import APP_KEY, AUTH_KEY, TEMPLATES_KEY, NotSignedIn
-from common.errors import AuthError, ConfigError, StorageError, UsageError
+from fleetlog.collector.config import ServerTlsConfig, WebConfig
+from fleetlog.collector.web import api, pages
+from fleetlog.collector.web.auth import ConsoleAuth, Denied
+from fleetlog.collector.web.context import APP_KEY, AUTH_KEY, TEMPLATES_KEY, NotSignedIn
+from fleetlog.common.errors import AuthError, ConfigError, StorageError, UsageError
 
 if TYPE_CHECKING:
-    from collector.app import CollectorApp
+    from fleetlog.collector.app import CollectorApp
 
 log = logging.getLogger("fleetlog.collector.web")
 HERE = pathlib.Path(__file__).resolve().parent

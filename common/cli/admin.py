@@ -9,9 +9,9 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from common.cli.client import Connection
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.timefmt import format_us
+from fleetlog.common.cli.client import Connection
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.timefmt import format_us
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from common.errors import AuthError, FleetlogError, TransportError, UsageError
-from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
-from common.tls import TlsFiles, channel_credentials
+from fleetlog.common.errors import AuthError, FleetlogError, TransportError, UsageError
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+from fleetlog.common.tls import TlsFiles, channel_credentials
 
 DEFAULT_COLLECTOR = "127.0.0.1:7433"
 

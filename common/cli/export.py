@@ -22,15 +22,15 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from common.bundle_attestation import line_digest
-from common.cli.client import Connection
-from common.cli.exporters import EXPORTERS
-from common.cli.filters import filter_options, filters_from_args
-from common.cli.output import TABLE_COLUMNS
-from common.errors import UsageError
-from common.event import FIELD_NAMES
-from common.masking import mask_event
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.bundle_attestation import line_digest
+from fleetlog.common.cli.client import Connection
+from fleetlog.common.cli.exporters import EXPORTERS
+from fleetlog.common.cli.filters import filter_options, filters_from_args
+from fleetlog.common.cli.output import TABLE_COLUMNS
+from fleetlog.common.errors import UsageError
+from fleetlog.common.event import FIELD_NAMES
+from fleetlog.common.masking import mask_event
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 BUNDLE_FORMAT = "fleetlog-bundle/1"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 FILTER_FLAGS = (
     ("--since", "since", "T", "RFC 3339, a date (2025-12-01) or relative (15m, 2h, 7d)"),

@@ -11,12 +11,12 @@ import argparse
 import importlib
 import sys
 
-from common import __version__
-from common.errors import FleetlogError
+from fleetlog.common import __version__
+from fleetlog.common.errors import FleetlogError
 
 # Modules that register subcommands, in the order `fleetlog --help` lists them.
-COMMAND_MODULES = ("common.cli.search", "common.cli.export", "common.cli.admin", "common.cli.verify",
-                   "common.cli.support")
+COMMAND_MODULES = ("fleetlog.common.cli.search", "fleetlog.common.cli.export", "fleetlog.common.cli.admin", "fleetlog.common.cli.verify",
+                   "fleetlog.common.cli.support")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from common.cli.client import Connection
-from common.cli.filters import filter_options, filters_from_args
-from common.cli.output import CsvWriter, print_table, write_json_lines
-from common.errors import AuthError, FleetlogError, UsageError
-from common.event import FIELD_NAMES
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.cli.client import Connection
+from fleetlog.common.cli.filters import filter_options, filters_from_args
+from fleetlog.common.cli.output import CsvWriter, print_table, write_json_lines
+from fleetlog.common.errors import AuthError, FleetlogError, UsageError
+from fleetlog.common.event import FIELD_NAMES
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:

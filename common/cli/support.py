@@ -28,9 +28,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from common.config import to_plain
-from common.errors import ConfigError, FleetlogError, UsageError
-from common.masking import mask_text
+from fleetlog.common.config import to_plain
+from fleetlog.common.errors import ConfigError, FleetlogError, UsageError
+from fleetlog.common.masking import mask_text
 
 DEFAULT_CONFIGS = ("/etc/fleetlog/collector.toml", "/etc/fleetlog/agent.toml")
 LOG_TAIL_BYTES = 4 * 1024 * 1024
@@ -88,8 +88,8 @@ def mask_config(text: str) -> str:
 
 def _load(path: str) -> tuple[str, Any]:
     """(kind, effective config) of a collector.toml or agent.toml, trying the kind its name suggests first."""
-    from agent.config import load_agent_config
-    from collector.config import load_collector_config
+    from fleetlog.agent.config import load_agent_config
+    from fleetlog.collector.config import load_collector_config
 
     loaders = [("collector", load_collector_config), ("agent", load_agent_config)]
     if "agent" in pathlib.Path(path).name:
@@ -142,8 +142,8 @@ def _add_config(bundle: Bundle, index: int, path: str) -> None:
 def _collector_status(bundle: Bundle, args: argparse.Namespace) -> None:
     from google.protobuf.json_format import MessageToDict
 
-    from common.cli.client import Connection
-    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from fleetlog.common.cli.client import Connection
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
     conn = Connection.from_args(args)
     with conn.channel() as channel:

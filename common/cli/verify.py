@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common.checkpoints import KeyFileError, key_id, load_public_key, write_key_pair
-from common.errors import UsageError
+from fleetlog.common.checkpoints import KeyFileError, key_id, load_public_key, write_key_pair
+from fleetlog.common.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -42,7 +42,7 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.dsn:
         return _verify_dsn(args.dsn, [_public_key(path) for path in args.public_key or []])
     if args.bundle:
-        from common.verify_bundle import verify_bundle
+        from fleetlog.common.verify_bundle import verify_bundle
         report = verify_bundle(args.bundle)
     else:
         if not args.db or not args.public_key:
@@ -50,7 +50,7 @@ def run_verify(args: argparse.Namespace) -> int:
         if len(args.public_key) > 1:
             raise UsageError("--db: give one --public-key (the collector's signing.pub)")
         key = _public_key(args.public_key[0])
-        from common.verify import verify_db
+        from fleetlog.common.verify import verify_db
         report = verify_db(args.db, key)
     for note in report.notes:
         sys.stderr.write(f"note: {note}\n")
@@ -70,7 +70,7 @@ def _public_key(path: str):
 
 def _verify_dsn(dsn: str, keys: list) -> int:
     """Every chain of a PostgreSQL store; exit 1 naming the first bad seq of each bad chain."""
-    from collector.store.pg_verify import verify_dsn
+    from fleetlog.collector.store.pg_verify import verify_dsn
     report = verify_dsn(dsn, keys)
     for note in report.notes:
         sys.stderr.write(f"note: {note}\n")

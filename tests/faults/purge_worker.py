@@ -12,12 +12,12 @@ import asyncio
 import sys
 import time
 
-from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
-from collector.retention import RetentionScheduler, recover_pending
-from collector.signing import Signer
-from collector.store.sqlite import SqliteReader, SqliteStore
-from collector.writer import StorageWriter
-from common.checkpoints import load_private_key
+from fleetlog.collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
+from fleetlog.collector.retention import RetentionScheduler, recover_pending
+from fleetlog.collector.signing import Signer
+from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.collector.writer import StorageWriter
+from fleetlog.common.checkpoints import load_private_key
 
 CONFIG = CollectorConfig(node_name="c1", retention=RetentionConfig(
     general=30 * 86400, security=20 * 86400,

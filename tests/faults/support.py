@@ -8,7 +8,7 @@ import pathlib
 import threading
 import time
 
-from common.errors import StorageError
+from fleetlog.common.errors import StorageError
 from tests.harness import Daemon, committed_events, search_json, wait_for, write_lines
 
 

@@ -124,7 +124,7 @@ def test_a_read_only_data_dir_is_a_one_line_error_and_the_store_is_untouched(clu
         digest = hashlib.sha256(db.read_bytes()).hexdigest()
         subprocess.run(["mount", "-o", "remount,ro", str(data)], check=True, timeout=10)
         write_toml(collector.config_path, collector.config)
-        done = subprocess.run([sys.executable, "-m", "collector", "--config", str(collector.config_path)],
+        done = subprocess.run([sys.executable, "-m", "fleetlog.collector", "--config", str(collector.config_path)],
                               capture_output=True, text=True, timeout=60, env=env(), cwd=ROOT, check=False)
         assert done.returncode in (1, 2), done
         lines = [line for line in done.stderr.splitlines() if line.strip()]

@@ -11,9 +11,9 @@ import asyncio
 import hashlib
 import random
 
-from agent import shipper as shipper_module
-from agent.shipper import Shipper
-from agent.spool import DiskSpool
+from fleetlog.agent import shipper as shipper_module
+from fleetlog.agent.shipper import Shipper
+from fleetlog.agent.spool import DiskSpool
 from tests.bounded import run_bounded
 from tests.harness import free_port, write_toml
 

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from agent.app import STOP_BOUND as AGENT_STOP_BOUND
-from collector.app import STOP_BOUND as COLLECTOR_STOP_BOUND
+from fleetlog.agent.app import STOP_BOUND as AGENT_STOP_BOUND
+from fleetlog.collector.app import STOP_BOUND as COLLECTOR_STOP_BOUND
 from tests.faults.support import (
     PacedWriter,
     assert_exactly_once,

@@ -9,8 +9,8 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from common.bundle_attestation import Attestation, line_digest
-from common.checkpoints import Checkpoint, key_id, public_pem
+from fleetlog.common.bundle_attestation import Attestation, line_digest
+from fleetlog.common.checkpoints import Checkpoint, key_id, public_pem
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,12 +25,12 @@ WORK = ROOT / "var" / "fuzz"
 
 # Imported under atheris' instrumentation, so that coverage guides the fuzzer through them.
 INSTRUMENTED = (
-    "collector.ingest", "collector.filters", "collector.store.sqlite_query", "collector.config",
-    "collector.identity", "collector.forward.rfc5424", "collector.forward.rfc3164",
-    "collector.forward.syslog_common", "agent.parse", "agent.batcher", "agent.config",
-    "agent.sources.multiline", "agent.sources.journald", "common.config", "common.units",
-    "common.timefmt", "common.event", "common.verify_bundle", "common.checkpoints",
-    "common.bundle_attestation", "common.levels", "common.wildcard",
+    "fleetlog.collector.ingest", "fleetlog.collector.filters", "fleetlog.collector.store.sqlite_query", "fleetlog.collector.config",
+    "fleetlog.collector.identity", "fleetlog.collector.forward.rfc5424", "fleetlog.collector.forward.rfc3164",
+    "fleetlog.collector.forward.syslog_common", "fleetlog.agent.parse", "fleetlog.agent.batcher", "fleetlog.agent.config",
+    "fleetlog.agent.sources.multiline", "fleetlog.agent.sources.journald", "fleetlog.common.config", "fleetlog.common.units",
+    "fleetlog.common.timefmt", "fleetlog.common.event", "fleetlog.common.verify_bundle", "fleetlog.common.checkpoints",
+    "fleetlog.common.bundle_attestation", "fleetlog.common.levels", "fleetlog.common.wildcard",
 )
 
 

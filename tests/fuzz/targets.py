@@ -63,8 +63,8 @@ class Input:
 # -- collector: the ingest decoding path ----------------------------------------------------------
 
 def _classifier():
-    from collector.classify import Classifier
-    from collector.config import CollectorConfig
+    from fleetlog.collector.classify import Classifier
+    from fleetlog.collector.config import CollectorConfig
     global _CLASSIFIER
     if "_CLASSIFIER" not in globals():
         _CLASSIFIER = Classifier(CollectorConfig(node_name="fuzz", data_dir=tempfile.gettempdir()))
@@ -72,8 +72,15 @@ def _classifier():
 
 
 def _ingest(raw: bytes) -> None:
-    from collector.ingest import BadBatch, IngestLimits, Origin, decode_request, prepare_chunks, unpack
-    from common.event import present
+    from fleetlog.collector.ingest import (
+        BadBatch,
+        IngestLimits,
+        Origin,
+        decode_request,
+        prepare_chunks,
+        unpack,
+    )
+    from fleetlog.common.event import present
     limits = IngestLimits(max_message_bytes=1 << 20, max_batch_events=10_000)
     try:
         request = decode_request(raw)
@@ -104,7 +111,7 @@ def ingest_batch(data: bytes) -> None:
     codecs, fields_json, zstd payloads."""
     import zstandard
 
-    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
     given = Input(data)
     chunks = []
     for _ in range(given.int() % 3 + 1):
@@ -138,9 +145,9 @@ def ingest_batch(data: bytes) -> None:
 
 def _agent_chunk(records: list[Any]) -> None:
     """The agent must be able to put whatever it parsed on the wire."""
-    from agent.batcher import build_chunk
-    from agent.sources.base import SourceBatch
-    from common.levels import Level
+    from fleetlog.agent.batcher import build_chunk
+    from fleetlog.agent.sources.base import SourceBatch
+    from fleetlog.common.levels import Level
     batch = SourceBatch(source="file:/fuzz.log", source_key="k", log_type="application", records=records,
                         checkpoint=None, read_bytes=0, min_level=int(Level.DEBUG))
     chunk, _ = build_chunk(batch, "default")
@@ -151,7 +158,7 @@ def _check_parsed(parsed: Any) -> None:
     assert parsed.level is None or 0 <= parsed.level <= 7, parsed.level
     assert isinstance(parsed.message, str)
     if parsed.time_us is not None:
-        from collector.ingest import MAX_TIME_US, MIN_TIME_US
+        from fleetlog.collector.ingest import MAX_TIME_US, MIN_TIME_US
         assert MIN_TIME_US <= parsed.time_us <= MAX_TIME_US, parsed.time_us
 
 
@@ -166,8 +173,8 @@ def _decode_line(raw: bytes) -> str:
 @target
 def agent_parsers(data: bytes) -> None:
     """auto, json, plain and regex parsers over one line (invalid UTF-8 included)."""
-    from agent.parse import make_parser
-    from agent.sources.base import Record
+    from fleetlog.agent.parse import make_parser
+    from fleetlog.agent.sources.base import Record
     line = _decode_line(data)
     records = []
     for kind, pattern in (("auto", ""), ("json", ""), ("plain", ""),
@@ -181,7 +188,7 @@ def agent_parsers(data: bytes) -> None:
 @target
 def agent_multiline(data: bytes) -> None:
     """Lines joined by a start pattern: nothing lost or reordered, events never over the limit."""
-    from agent.sources.multiline import MultilineJoiner
+    from fleetlog.agent.sources.multiline import MultilineJoiner
     given = Input(data)
     limit = given.int() % 64 + 1
     joiner = MultilineJoiner(given.pick([r"^\d{4}-", r"^\S", r"^(INFO|ERROR)"]), 1.0, limit)
@@ -203,7 +210,7 @@ def agent_multiline(data: bytes) -> None:
 @target
 def journal_entry(data: bytes) -> None:
     """One line of `journalctl --output=json`, as the journald source maps it."""
-    from agent.sources.journald import entry_to_record
+    from fleetlog.agent.sources.journald import entry_to_record
     try:
         entry = json.loads(data)
     except (ValueError, RecursionError):
@@ -227,8 +234,8 @@ FILTER_KEYS = ("since", "until", "date", "min_level", "level", "request_id", "us
 def _query_engine():
     global _ENGINE
     if "_ENGINE" not in globals():
-        from collector.query import QueryEngine
-        from collector.store.sqlite import SqliteStore
+        from fleetlog.collector.query import QueryEngine
+        from fleetlog.collector.store.sqlite import SqliteStore
         from tests.unit.store_helpers import incoming
         path = os.path.join(tempfile.mkdtemp(prefix="fleetlog-fuzz-"), "events.db")
         store = SqliteStore(path, "normal", collector="fuzz")
@@ -243,8 +250,8 @@ def _query_engine():
 @target
 def search_filters(data: bytes) -> None:
     """Filters as an operator types them: a usage error naming the flag, or a query that runs."""
-    from collector.filters import build_filter_spec
-    from common.errors import UsageError
+    from fleetlog.collector.filters import build_filter_spec
+    from fleetlog.common.errors import UsageError
     given = Input(data)
     raw = {given.pick(FILTER_KEYS): given.text(40) for _ in range(given.int() % 4 + 1)}
     try:
@@ -259,8 +266,8 @@ def search_filters(data: bytes) -> None:
 @target
 def where_parser(data: bytes) -> None:
     """The classic `--where 'field=pat; field2=pat'` syntax."""
-    from collector.filters import build_filter_spec
-    from common.errors import UsageError
+    from fleetlog.collector.filters import build_filter_spec
+    from fleetlog.common.errors import UsageError
     try:
         spec = build_filter_spec({"where": _decode_line(data)})
     except UsageError as exc:
@@ -277,11 +284,11 @@ _TOML_DIR = tempfile.mkdtemp(prefix="fleetlog-fuzz-toml-")
 @target
 def toml_config(data: bytes) -> None:
     """agent.toml, collector.toml and tokens.toml loaders: a ConfigError or a config."""
-    from agent.config import AgentConfig
-    from collector.config import CollectorConfig
-    from collector.identity import TokensFile
-    from common.config import load_config
-    from common.errors import ConfigError
+    from fleetlog.agent.config import AgentConfig
+    from fleetlog.collector.config import CollectorConfig
+    from fleetlog.collector.identity import TokensFile
+    from fleetlog.common.config import load_config
+    from fleetlog.common.errors import ConfigError
     given = Input(data)
     cls = given.pick([AgentConfig, CollectorConfig, TokensFile])
     path = os.path.join(_TOML_DIR, "fuzz.toml")
@@ -296,10 +303,10 @@ def toml_config(data: bytes) -> None:
 @target
 def toml_config_values(data: bytes) -> None:
     """Valid TOML with fuzzed values in real keys (sizes, durations, levels, lists, tables)."""
-    from agent.config import AgentConfig
-    from collector.config import CollectorConfig
-    from common.config import build_config
-    from common.errors import ConfigError
+    from fleetlog.agent.config import AgentConfig
+    from fleetlog.collector.config import CollectorConfig
+    from fleetlog.common.config import build_config
+    from fleetlog.common.errors import ConfigError
     given = Input(data)
     values = [given.text(12), given.signed(4), [given.text(6)], {"x": given.text(4)}, True, 1.5e300,
               float("nan"), -1, 0, "1KiB", "90d", "indefinite", "warning"]
@@ -332,9 +339,9 @@ _HEADER = re.compile(
 
 
 def _event(given: Input) -> dict[str, Any]:
-    from collector.ingest import MAX_TIME_US, MIN_TIME_US
-    from common.levels import LEVEL_NAMES
-    from common.timefmt import format_us
+    from fleetlog.collector.ingest import MAX_TIME_US, MIN_TIME_US
+    from fleetlog.common.levels import LEVEL_NAMES
+    from fleetlog.common.timefmt import format_us
     fields = {given.text(10): given.pick([given.text(20), given.signed(4), None, [1, "]"], {"a": '"'}])
               for _ in range(given.int() % 4)}
     when = MIN_TIME_US + given.int(8) % (MAX_TIME_US - MIN_TIME_US)   # what ingest lets be stored
@@ -397,8 +404,8 @@ def _check_rfc5424(frame: bytes) -> None:
 @target
 def syslog_rfc5424(data: bytes) -> None:
     """Whatever an event holds, the RFC 5424 frame is well-formed, and framing keeps it one frame."""
-    from collector.forward.rfc5424 import format_rfc5424
-    from collector.forward.syslog_common import frame_lf, frame_octet_counting
+    from fleetlog.collector.forward.rfc5424 import format_rfc5424
+    from fleetlog.collector.forward.syslog_common import frame_lf, frame_octet_counting
     given = Input(data)
     message = format_rfc5424(_event(given), given.int() % 24, given.text(10) or "fleetlog").encode("utf-8", "replace")
     _check_rfc5424(message)
@@ -412,8 +419,8 @@ def syslog_rfc5424(data: bytes) -> None:
 @target
 def syslog_rfc3164(data: bytes) -> None:
     """RFC 3164: `<PRI>Mmm dd hh:mm:ss HOST TAG: MSG` with a host and tag rsyslog can split."""
-    from collector.forward.rfc3164 import format_rfc3164
-    from collector.forward.syslog_common import frame_lf
+    from fleetlog.collector.forward.rfc3164 import format_rfc3164
+    from fleetlog.collector.forward.syslog_common import frame_lf
     given = Input(data)
     message = format_rfc3164(_event(given), given.int() % 24, given.text(10) or "fleetlog").encode("utf-8", "replace")
     match = re.match(rb"<(\d{1,3})>(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d "
@@ -441,8 +448,8 @@ _BUNDLE_PATH = os.path.join(tempfile.mkdtemp(prefix="fleetlog-fuzz-bundle-"), "b
 @target
 def bundle_verify(data: bytes) -> None:
     """`fleetlog verify --bundle`: any file is a usage error or a verification verdict."""
-    from common.errors import UsageError, VerificationError
-    from common.verify_bundle import verify_bundle
+    from fleetlog.common.errors import UsageError, VerificationError
+    from fleetlog.common.verify_bundle import verify_bundle
     given = Input(data)
     if given.int() % 4 == 0:
         content = given.rest()                       # any bytes as the file

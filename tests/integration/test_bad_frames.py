@@ -10,7 +10,7 @@ import grpc
 import pytest
 import zstandard
 
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from tests.harness import Cluster, search_json, wait_for, write_toml
 from tests.hostile_peer import batch, chunk, exchange, hello, run
 

@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from common.checkpoints import write_key_pair
+from fleetlog.common.checkpoints import write_key_pair
 from tests.harness import run_cli, search_json, wait_for, write_lines
 
 
@@ -117,7 +117,7 @@ def test_removed_swapped_or_inserted_events_are_caught(bundle, tmp_path, how):
 
 
 def test_a_rewritten_digest_file_is_caught(bundle, tmp_path):
-    from common.bundle_attestation import line_digest
+    from fleetlog.common.bundle_attestation import line_digest
 
     def edit(files):
         lines = _lines(files)

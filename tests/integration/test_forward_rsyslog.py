@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from collector.forward.rfc5424 import BOM
+from fleetlog.collector.forward.rfc5424 import BOM
 from tests.certs import TestCA
 from tests.harness import search_json, wait_for, write_lines
 from tests.rsyslog_receiver import RsyslogReceiver

@@ -14,8 +14,8 @@ import sys
 
 import grpc
 
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
 from tests.certs import TestCA
 from tests.harness import ROOT, env, free_port, run_cli, search_json, wait_for, write_lines, write_toml
 
@@ -172,7 +172,7 @@ def test_refuses_to_listen_beyond_loopback_without_tls_or_tokens(tmp_path):
         "node_name": "c", "listen": f"0.0.0.0:{port}", "data_dir": str(tmp_path / "data"),
         "metrics": {"listen": f"127.0.0.1:{free_port()}"}})
     for check in ([], ["--check-config"]):   # refused at start, and by the configuration check
-        result = subprocess.run([sys.executable, "-m", "collector", "--config", str(config), *check],
+        result = subprocess.run([sys.executable, "-m", "fleetlog.collector", "--config", str(config), *check],
                                 capture_output=True, text=True, timeout=60, env=env(), cwd=ROOT, check=False)
         assert result.returncode == 2
         assert result.stderr.splitlines() == [
@@ -181,6 +181,6 @@ def test_refuses_to_listen_beyond_loopback_without_tls_or_tokens(tmp_path):
         assert result.stdout == ""
     insecure = write_toml(tmp_path / "insecure.toml", {"node_name": "c", "listen": f"0.0.0.0:{port}",
                                                        "insecure": True, "data_dir": str(tmp_path / "data")})
-    result = subprocess.run([sys.executable, "-m", "collector", "--config", str(insecure), "--check-config"],
+    result = subprocess.run([sys.executable, "-m", "fleetlog.collector", "--config", str(insecure), "--check-config"],
                             capture_output=True, text=True, timeout=60, env=env(), cwd=ROOT, check=False)
     assert result.returncode == 0 and json.loads(result.stdout)["insecure"] is True

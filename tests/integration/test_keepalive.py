@@ -45,7 +45,7 @@ def test_a_peer_pinging_like_an_agent_keeps_its_connection(cluster):
 async def _streams_beyond_the_limit_wait(address: str, limit: int) -> tuple[bool, int]:
     """`limit` streams open on one connection, then one more: it is not served until one of the
     others ends. Returns (served while the others were open, acknowledged events afterwards)."""
-    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
     from tests.hostile_peer import METHOD, batch, chunk, hello
     async with grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
         stream = channel.stream_stream(METHOD, request_serializer=None, response_deserializer=pb.IngestReply.FromString)

@@ -135,8 +135,8 @@ def test_every_metric_family_moves_and_health_answers(cluster, tmp_path):
 
 
 def test_status_warns_about_a_node_whose_clock_is_skewed(cluster):
-    from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-    from common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
     collector = cluster.collector()
     chunk = pb.Chunk(source="file:/x.log", source_key="x", namespace="default", log_type="application",
                      position=[1], time_us=[1], level=bytes([6]), message=["hello"], request_id=[""], user=[""],

@@ -3,7 +3,7 @@ it at start with a log line, serves every old event, and the store still verifie
 
 from __future__ import annotations
 
-from common.checkpoints import write_key_pair
+from fleetlog.common.checkpoints import write_key_pair
 from tests.harness import run_cli, search_json
 from tests.unit.test_migration import EVENTS, single_file_store
 

@@ -12,7 +12,7 @@ import signal
 import sqlite3
 import time
 
-from common import __version__
+from fleetlog.common import __version__
 from tests.harness import search_json, wait_for, write_lines
 
 MiB = 1024 * 1024

@@ -10,7 +10,7 @@ import pathlib
 import grpc
 import zstandard
 
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from tests.hostile_peer import METHOD, chunk, hello, run
 
 RSS_TARGET_MIB = 250

@@ -9,9 +9,9 @@ import random
 import re
 import socket
 
-from collector.forward.rfc3164 import format_rfc3164
-from collector.forward.rfc5424 import BOM, format_rfc5424, header_field, structured_data
-from collector.forward.syslog_common import frame_lf, frame_octet_counting
+from fleetlog.collector.forward.rfc3164 import format_rfc3164
+from fleetlog.collector.forward.rfc5424 import BOM, format_rfc5424, header_field, structured_data
+from fleetlog.collector.forward.syslog_common import frame_lf, frame_octet_counting
 from tests.fuzz.targets import Input, _event
 from tests.rsyslog_receiver import RsyslogReceiver
 

@@ -11,7 +11,7 @@ import time
 
 import psycopg
 
-from collector.store import pg_cluster, pg_schema
+from fleetlog.collector.store import pg_cluster, pg_schema
 from tests.harness import ROOT, env, wait_for
 
 

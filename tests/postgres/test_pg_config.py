@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from collector.config import CollectorConfig
-from common.config import build_config
-from common.errors import ConfigError
+from fleetlog.collector.config import CollectorConfig
+from fleetlog.common.config import build_config
+from fleetlog.common.errors import ConfigError
 from tests.harness import ROOT, env, free_port, write_toml
 
 
@@ -64,7 +64,7 @@ def test_unknown_storage_key_stays_an_error():
 def _check_config(tmp_path, storage: dict) -> subprocess.CompletedProcess[str]:
     path = write_toml(tmp_path / "collector.toml", {"listen": f"127.0.0.1:{free_port()}",
                                                     "data_dir": str(tmp_path / "data"), "storage": storage})
-    return subprocess.run([sys.executable, "-m", "collector.main", "--config", str(path), "--check-config"],
+    return subprocess.run([sys.executable, "-m", "fleetlog.collector.main", "--config", str(path), "--check-config"],
                           capture_output=True, text=True, timeout=60, env=env(), cwd=ROOT, check=False)
 
 

@@ -102,7 +102,7 @@ def test_a_collector_started_while_the_database_is_down_waits_for_it(tmp_path, o
 def test_a_schema_from_a_newer_fleetlog_is_refused_with_one_line(tmp_path, pg_dsn):
     import psycopg
 
-    from collector.store import pg_schema
+    from fleetlog.collector.store import pg_schema
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         pg_schema.migrate(conn, "future-collector")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import psycopg
 
-from collector.store import anchors_digest, pg_schema
-from collector.store.postgres import PostgresStore
+from fleetlog.collector.store import anchors_digest, pg_schema
+from fleetlog.collector.store.postgres import PostgresStore
 from tests.unit.store_helpers import incoming
 
 DAY0 = 1_764_547_200_000_000          # 2025-12-01 00:00 UTC
@@ -94,7 +94,7 @@ def test_row_deletes_keep_anchors_and_free_keys(pg_dsn):
 
 
 def test_a_namespace_kept_shorter_is_deleted_row_by_row_from_a_day_that_stays(pg_dsn):
-    from collector.store.postgres_reader import PostgresReader
+    from fleetlog.collector.store.postgres_reader import PostgresReader
 
     stores = [PostgresStore(pg_dsn, "c1"), PostgresStore(pg_dsn, "c2")]
     reader = PostgresReader(pg_dsn, chain="c1")

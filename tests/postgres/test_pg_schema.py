@@ -8,8 +8,8 @@ import threading
 import psycopg
 import pytest
 
-from collector.store import pg_schema
-from common.errors import StorageError
+from fleetlog.collector.store import pg_schema
+from fleetlog.common.errors import StorageError
 
 
 def _connect(dsn: str) -> psycopg.Connection:

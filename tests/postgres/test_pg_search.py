@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from collector.filters import build_filter_spec
-from collector.query import QueryEngine
-from collector.store.postgres import PostgresStore
-from collector.store.postgres_reader import PostgresReader
-from collector.store.sqlite import SqliteStore
+from fleetlog.collector.filters import build_filter_spec
+from fleetlog.collector.query import QueryEngine
+from fleetlog.collector.store.postgres import PostgresStore
+from fleetlog.collector.store.postgres_reader import PostgresReader
+from fleetlog.collector.store.sqlite import SqliteStore
 from tests.unit.store_helpers import incoming
 
 DAY0 = 1_764_547_200_000_000          # 2025-12-01 00:00 UTC

@@ -7,8 +7,8 @@ import threading
 
 import psycopg
 
-from collector.store.postgres import PostgresStore
-from common import chain
+from fleetlog.collector.store.postgres import PostgresStore
+from fleetlog.common import chain
 from tests.unit.store_helpers import incoming
 
 DAY0 = 1_764_547_200_000_000          # 2025-12-01 00:00 UTC

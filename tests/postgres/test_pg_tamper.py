@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.store import pg_schema
-from collector.store.postgres import PostgresStore
-from common import chain
-from common.checkpoints import PURGE_ACTION, Checkpoint, key_id, public_pem
+from fleetlog.collector.store import pg_schema
+from fleetlog.collector.store.postgres import PostgresStore
+from fleetlog.common import chain
+from fleetlog.common.checkpoints import PURGE_ACTION, Checkpoint, key_id, public_pem
 from tests.harness import run_cli
 from tests.unit.store_helpers import incoming
 

@@ -1,6 +1,6 @@
 """Building IncomingEvents for storage tests."""
 
-from collector.store import IncomingEvents
+from fleetlog.collector.store import IncomingEvents
 
 
 def incoming(host: str, source_key: str, positions: list[int], *, messages: list[str] | None = None,
@@ -29,7 +29,7 @@ def partition_conn(main_path, partition=None):
     `chain_anchors` unqualified, as on a single-file store."""
     import sqlite3
 
-    from collector.store.sqlite_query import register_functions
+    from fleetlog.collector.store.sqlite_query import register_functions
     path = partition or partition_files(main_path)[0]
     conn = sqlite3.connect(path)
     conn.execute("ATTACH DATABASE ? AS m", (str(main_path),))
@@ -54,9 +54,9 @@ def purge_once(store, config, now: int, chunk: int | None = None) -> tuple[list,
     (its runs, events purged per tier)."""
     import asyncio
 
-    from collector.retention import RetentionScheduler
-    from collector.store.sqlite import SqliteReader
-    from collector.writer import StorageWriter
+    from fleetlog.collector.retention import RetentionScheduler
+    from fleetlog.collector.store.sqlite import SqliteReader
+    from fleetlog.collector.writer import StorageWriter
     from tests.bounded import run_bounded
 
     writer = StorageWriter(store)

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from collector.admission import EventBudget
+from fleetlog.collector.admission import EventBudget
 from tests.bounded import run_bounded
 
 
@@ -60,7 +60,7 @@ def test_bytes_count_too_few_huge_events_wait_for_the_byte_budget():
 def test_rejections_are_counted_every_time_and_logged_once_per_peer_and_cause(caplog):
     from prometheus_client import CollectorRegistry, Counter
 
-    from collector.rejections import Rejections
+    from fleetlog.collector.rejections import Rejections
     now = [0.0]
     counter = Counter("rejected", "x", ["reason"], registry=CollectorRegistry())
     rejections = Rejections(counter, interval=60.0, clock=lambda: now[0])

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from common.levels import Level, parse_level
-from common.units import format_duration, parse_duration, parse_size
-from common.wildcard import wildcard_match
+from fleetlog.common.levels import Level, parse_level
+from fleetlog.common.units import format_duration, parse_duration, parse_size
+from fleetlog.common.wildcard import wildcard_match
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def test_generated_stubs_are_up_to_date(tmp_path):
 def test_event_ids_of_a_source_are_its_event_ids():
     import hashlib
 
-    from common.ids import event_id, event_ids_of
+    from fleetlog.common.ids import event_id, event_ids_of
     of = event_ids_of("web-1", "file:/var/log/app.log")
     # SPEC §4.2's id, spelled out: BLAKE2b-128 of "node NUL source_key NUL position".
     reference = [hashlib.blake2b(f"web-1\x00file:/var/log/app.log\x00{p}".encode(), digest_size=16).hexdigest()

@@ -1,7 +1,7 @@
 import json
 import random
 
-from common import chain
+from fleetlog.common import chain
 
 
 def _event(rng: random.Random) -> dict:
@@ -35,7 +35,7 @@ def test_chain_links_depend_on_order_and_content():
 
 def test_store_links_match_the_reference_canonical_form(tmp_path):
     """What the writer's fast path hashes is the documented canonical form."""
-    from collector.store.sqlite import SqliteReader, SqliteStore, row_to_event
+    from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore, row_to_event
     from tests.unit.store_helpers import event_rows, incoming
 
     store = SqliteStore(tmp_path / "events.db", collector="c1")
@@ -52,7 +52,7 @@ def test_store_links_match_the_reference_canonical_form(tmp_path):
 
 
 def test_delete_events_leaves_anchors_for_every_gap(tmp_path):
-    from collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
+    from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
     from tests.unit.store_helpers import event_rows, incoming
 
     store = SqliteStore(tmp_path / "events.db", collector="c1")
@@ -71,7 +71,7 @@ def test_delete_events_leaves_anchors_for_every_gap(tmp_path):
 def test_a_batch_the_chain_cannot_encode_is_rolled_back_and_the_next_one_stores(tmp_path):
     import pytest
 
-    from collector.store.sqlite import SqliteStore
+    from fleetlog.collector.store.sqlite import SqliteStore
     from tests.unit.store_helpers import event_count, incoming
 
     store = SqliteStore(tmp_path / "events.db", collector="c1")

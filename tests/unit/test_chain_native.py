@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from common import _chain_native, chain
+from fleetlog.common import _chain_native, chain
 
 KEYS = chain.CANONICAL_KEYS
 COLUMNS = tuple(range(len(KEYS)))
@@ -70,7 +70,7 @@ def test_values_repeated_from_row_to_row_are_encoded_per_row():
 
 def test_the_writer_step_uses_the_store_row_layout():
     """chain.link_rows with the writer's column map links exactly the canonical form of its rows."""
-    from collector.store import sqlite_writer as writer
+    from fleetlog.collector.store import sqlite_writer as writer
 
     row = [7, 1, 120, "ab" * 16, 1_700_000_000_000_000, 1_700_000_000_500_000, "web-1", "10.0.0.5", "c1", "default",
            "file:/var/log/auth.log", "audit", "sshd", 4242, 5, "req-1", "alice", "login", 'msg "quoted" ✓', '{"k":"v"}',

@@ -2,11 +2,11 @@ import os
 
 import pytest
 
-from agent.config import AgentConfig, FileSourceConfig, load_agent_config
-from collector.config import CollectorConfig
-from common.config import build_config
-from common.errors import ConfigError
-from common.levels import Level
+from fleetlog.agent.config import AgentConfig, FileSourceConfig, load_agent_config
+from fleetlog.collector.config import CollectorConfig
+from fleetlog.common.config import build_config
+from fleetlog.common.errors import ConfigError
+from fleetlog.common.levels import Level
 
 
 def _error(cls, data, label="agent.toml"):
@@ -82,8 +82,8 @@ def test_file_errors(tmp_path):
 
 
 def test_writer_shards_default_to_the_cores_up_to_two_and_only_for_sqlite(tmp_path, monkeypatch):
-    from collector import config as config_module
-    from collector.store import open_backend
+    from fleetlog.collector import config as config_module
+    from fleetlog.collector.store import open_backend
     assert config_module.DEFAULT_WRITER_SHARDS == min(2, os.cpu_count() or 1)
     monkeypatch.setattr(config_module, "DEFAULT_WRITER_SHARDS", 2)
     unset = build_config(CollectorConfig, {"node_name": "c1"}, "collector.toml")

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-import agent.sources.file as file_module
-from agent.sources.base import FLAG_TRUNCATED
+import fleetlog.agent.sources.file as file_module
+from fleetlog.agent.sources.base import FLAG_TRUNCATED
 from tests.unit.file_source_helpers import Driver, assert_each_once, file_config
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-import agent.sources.file as file_module
+import fleetlog.agent.sources.file as file_module
 from tests.unit.file_source_helpers import Driver, assert_each_once, file_config
 
 HEADER = "# app log v1 (same first line in every file)"

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from collector.config import CollectorConfig
-from collector.forward.cursor import CursorFile
-from collector.forward.filters import EventFilter, crud_category
-from collector.forward.rfc3164 import format_rfc3164
-from collector.forward.rfc5424 import format_rfc5424, structured_data
-from collector.forward.syslog_common import facility_code, frame_lf, frame_octet_counting
-from common.config import build_config
-from common.errors import ConfigError, StorageError
+from fleetlog.collector.config import CollectorConfig
+from fleetlog.collector.forward.cursor import CursorFile
+from fleetlog.collector.forward.filters import EventFilter, crud_category
+from fleetlog.collector.forward.rfc3164 import format_rfc3164
+from fleetlog.collector.forward.rfc5424 import format_rfc5424, structured_data
+from fleetlog.collector.forward.syslog_common import facility_code, frame_lf, frame_octet_counting
+from fleetlog.common.config import build_config
+from fleetlog.common.errors import ConfigError, StorageError
 
 
 def _event(**overrides):

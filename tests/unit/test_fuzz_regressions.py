@@ -26,17 +26,17 @@ def test_replay(target, path):
 
 
 def test_a_nul_character_in_a_filter_is_a_usage_error_not_a_storage_error():
-    from collector.filters import build_filter_spec
-    from common.errors import UsageError
+    from fleetlog.collector.filters import build_filter_spec
+    from fleetlog.common.errors import UsageError
     with pytest.raises(UsageError, match="--message: contains a NUL character"):
         build_filter_spec({"message": "a\x00b"})
 
 
 def test_times_before_the_year_1000_are_rfc3339_and_syslog_can_write_them():
-    from collector.forward.rfc3164 import format_rfc3164
-    from collector.forward.rfc5424 import format_rfc5424
-    from collector.ingest import MAX_TIME_US, MIN_TIME_US
-    from common.timefmt import format_us, parse_rfc3339_us
+    from fleetlog.collector.forward.rfc3164 import format_rfc3164
+    from fleetlog.collector.forward.rfc5424 import format_rfc5424
+    from fleetlog.collector.ingest import MAX_TIME_US, MIN_TIME_US
+    from fleetlog.common.timefmt import format_us, parse_rfc3339_us
     assert format_us(MIN_TIME_US) == "0001-01-01T00:00:00.000000Z"
     assert format_us(MAX_TIME_US) == "9999-12-31T23:59:59.999999Z"
     assert parse_rfc3339_us(format_us(MIN_TIME_US)) == MIN_TIME_US
@@ -48,8 +48,8 @@ def test_times_before_the_year_1000_are_rfc3339_and_syslog_can_write_them():
 def test_a_bundle_manifest_with_counts_of_another_shape_is_a_verification_error(tmp_path):
     import json
 
-    from common.errors import VerificationError
-    from common.verify_bundle import verify_bundle
+    from fleetlog.common.errors import VerificationError
+    from fleetlog.common.verify_bundle import verify_bundle
     from tests.fuzz.bundle_seed import seed_members
     from tests.fuzz.targets import _tar
     members = dict(seed_members())
@@ -63,15 +63,15 @@ def test_a_bundle_manifest_with_counts_of_another_shape_is_a_verification_error(
 
 @pytest.mark.parametrize("key", ["log_type", "user", "host", "source", "namespace", "app", "action"])
 def test_a_list_filter_without_any_value_is_a_usage_error(key):
-    from collector.filters import build_filter_spec
-    from common.errors import UsageError
+    from fleetlog.collector.filters import build_filter_spec
+    from fleetlog.common.errors import UsageError
     with pytest.raises(UsageError, match=f"--{key.replace('_', '-')}: no value in ', ,'"):
         build_filter_spec({key: ", ,"})
 
 
 def test_a_relative_time_too_far_back_is_a_usage_error():
-    from collector.filters import build_filter_spec
-    from common.errors import UsageError
+    from fleetlog.collector.filters import build_filter_spec
+    from fleetlog.common.errors import UsageError
     with pytest.raises(UsageError, match="--until: '11111111111111111m' reaches back before the year 1"):
         build_filter_spec({"until": "11111111111111111m"})
     assert build_filter_spec({"since": "3650d"}, now=1_700_000_000_000_000).since_us == (

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from collector.app import check_listen_policy
-from collector.classify import Classifier
-from collector.config import CollectorConfig, LevelsConfig, ServerTlsConfig
-from collector.identity import load_tokens
-from collector.ingest import Origin, prepare_batch
-from common.errors import ConfigError
-from common.levels import Level
-from common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.collector.app import check_listen_policy
+from fleetlog.collector.classify import Classifier
+from fleetlog.collector.config import CollectorConfig, LevelsConfig, ServerTlsConfig
+from fleetlog.collector.identity import load_tokens
+from fleetlog.collector.ingest import Origin, prepare_batch
+from fleetlog.common.errors import ConfigError
+from fleetlog.common.levels import Level
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
 @pytest.mark.parametrize("listen", ["127.0.0.1:7433", "[::1]:7433", "localhost:7433", "127.0.0.9:1"])

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from collector.classify import Classifier
-from collector.config import CollectorConfig, RetentionConfig, TierRule
-from collector.ingest import _is_json_object
+from fleetlog.collector.classify import Classifier
+from fleetlog.collector.config import CollectorConfig, RetentionConfig, TierRule
+from fleetlog.collector.ingest import _is_json_object
 
 TEXTS = ['{}', '{"a":1}', ' {"a":1} ', '{"a":1}\n', '\t{}', '{"a":1}x', '{"a":1}{}', '[]', '1', '"s"', 'null',
          '{"a":NaN}', '{"a":Infinity}', '{"a"}', '{', '', ' ', '{"a":"\\ud800"}', '{"é":"✓"}',

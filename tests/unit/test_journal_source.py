@@ -12,10 +12,10 @@ from typing import Any, Self
 
 import pytest
 
-import agent.sources.journald as journald_module
-from agent.config import JournaldSourceConfig
-from agent.sources.base import SourceBatch
-from agent.sources.journald import JournaldSource, entry_to_record
+import fleetlog.agent.sources.journald as journald_module
+from fleetlog.agent.config import JournaldSourceConfig
+from fleetlog.agent.sources.base import SourceBatch
+from fleetlog.agent.sources.journald import JournaldSource, entry_to_record
 from tests.journal_files import JournalFile, entry
 
 

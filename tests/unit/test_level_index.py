@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from collector.filters import build_filter_spec
-from collector.query import QueryEngine
-from collector.store.sqlite_query import compile_where
+from fleetlog.collector.filters import build_filter_spec
+from fleetlog.collector.query import QueryEngine
+from fleetlog.collector.store.sqlite_query import compile_where
 from tests.search_dataset import build_store, labels
 from tests.unit.store_helpers import partition_conn, partition_files
 

@@ -2,8 +2,8 @@
 
 import logging
 
-from common.levels import Level
-from common.logsetup import setup_logging
+from fleetlog.common.levels import Level
+from fleetlog.common.logsetup import setup_logging
 
 
 def test_daily_rotation_keeps_at_most_rotate_max_files(tmp_path):

@@ -11,13 +11,13 @@ import sqlite3
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.config import CollectorConfig, RetentionConfig
-from collector.filters import build_filter_spec
-from collector.signing import Signer
-from collector.store.schema import CARRIED_TABLES, EVENTS_TABLE
-from collector.store.sqlite import SqliteReader, SqliteStore
-from common.timefmt import now_us
-from common.verify import verify_db
+from fleetlog.collector.config import CollectorConfig, RetentionConfig
+from fleetlog.collector.filters import build_filter_spec
+from fleetlog.collector.signing import Signer
+from fleetlog.collector.store.schema import CARRIED_TABLES, EVENTS_TABLE
+from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.common.timefmt import now_us
+from fleetlog.common.verify import verify_db
 from tests.unit.store_helpers import event_count, incoming, partition_files, purge_once
 
 DAY = 86400 * 1_000_000

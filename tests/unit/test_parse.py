@@ -1,5 +1,5 @@
-from agent.parse import make_parser, parse_auto
-from common.timefmt import format_us
+from fleetlog.agent.parse import make_parser, parse_auto
+from fleetlog.common.timefmt import format_us
 
 
 def test_text_line_keeps_key_values_in_message():

@@ -16,12 +16,12 @@ import types
 
 import pytest
 
-from agent import _parse_native  # noqa: F401 — the build must exist
-from agent.batcher import build_chunk
-from agent.parse import native_parse_text, parse_auto, parse_text, python_parse_auto
-from agent.sources.base import Record, SourceBatch
-from agent.sources.file import FileSource
-from common.levels import _ALIASES
+from fleetlog.agent import _parse_native  # noqa: F401 — the build must exist
+from fleetlog.agent.batcher import build_chunk
+from fleetlog.agent.parse import native_parse_text, parse_auto, parse_text, python_parse_auto
+from fleetlog.agent.sources.base import Record, SourceBatch
+from fleetlog.agent.sources.file import FileSource
+from fleetlog.common.levels import _ALIASES
 from tests.unit.file_source_helpers import Driver, file_config
 
 WHITESPACE = [" ", "  ", "\t", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\n", ""]

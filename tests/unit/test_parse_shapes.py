@@ -7,12 +7,12 @@ import datetime as dt
 
 import pytest
 
-from agent.batcher import build_chunk
-from agent.config import FieldPattern
-from agent.filters import EventFilter
-from agent.parse import _SYSLOG, _syslog_to_us, make_parser, parse_auto
-from agent.sources.base import Record, SourceBatch
-from common.timefmt import format_us
+from fleetlog.agent.batcher import build_chunk
+from fleetlog.agent.config import FieldPattern
+from fleetlog.agent.filters import EventFilter
+from fleetlog.agent.parse import _SYSLOG, _syslog_to_us, make_parser, parse_auto
+from fleetlog.agent.sources.base import Record, SourceBatch
+from fleetlog.common.timefmt import format_us
 
 
 @pytest.mark.parametrize("line, time, level, message", [

@@ -9,14 +9,14 @@ import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
-from collector.filters import build_filter_spec
-from collector.retention import PURGE_ACTION
-from collector.signing import Signer
-from collector.store.sqlite import SqliteReader, SqliteStore
-from common.checkpoints import public_pem
-from common.timefmt import now_us
-from common.verify import Tampered, verify_db
+from fleetlog.collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
+from fleetlog.collector.filters import build_filter_spec
+from fleetlog.collector.retention import PURGE_ACTION
+from fleetlog.collector.signing import Signer
+from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.common.checkpoints import public_pem
+from fleetlog.common.timefmt import now_us
+from fleetlog.common.verify import Tampered, verify_db
 from tests.unit.store_helpers import event_rows, incoming, partition_conn, purge_once
 
 DAY = 86400 * 1_000_000
@@ -137,7 +137,7 @@ def test_purge_drops_whole_partitions_keeps_overrides_and_stays_verifiable(tmp_p
 
 
 def _rfc(us: int) -> str:
-    from common.timefmt import format_us
+    from fleetlog.common.timefmt import format_us
     return format_us(us)
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-from collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
-from collector.internal import InternalEvent, append_internal
-from collector.retention import PURGE_ACTION, RetentionScheduler
-from collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
-from collector.writer import StorageWriter
-from common.timefmt import format_us
+from fleetlog.collector.config import CollectorConfig, NamespaceRetention, RetentionConfig
+from fleetlog.collector.internal import InternalEvent, append_internal
+from fleetlog.collector.retention import PURGE_ACTION, RetentionScheduler
+from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore, anchors_digest
+from fleetlog.collector.writer import StorageWriter
+from fleetlog.common.timefmt import format_us
 from tests.bounded import run_bounded
 from tests.unit.store_helpers import event_count, event_rows, incoming
 
@@ -112,8 +112,8 @@ def test_nothing_expired_records_nothing_and_a_second_run_finds_nothing(tmp_path
 
 
 def test_tier_rules_match_wildcards_in_order():
-    from collector.classify import Classifier
-    from collector.config import TierRule
+    from fleetlog.collector.classify import Classifier
+    from fleetlog.collector.config import TierRule
     config = _config(rules=[TierRule(tier="security", log_type=["audit", "security"]),
                             TierRule(tier="security", action=["user.*", "login*"]),
                             TierRule(tier="security", namespace=["pay*"], app=["ledger"])])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from collector.filters import build_filter_spec
-from collector.query import QueryEngine
-from collector.store.sqlite_query import compile_where
-from common.errors import UsageError
-from common.timefmt import parse_rfc3339_us
+from fleetlog.collector.filters import build_filter_spec
+from fleetlog.collector.query import QueryEngine
+from fleetlog.collector.store.sqlite_query import compile_where
+from fleetlog.common.errors import UsageError
+from fleetlog.common.timefmt import parse_rfc3339_us
 from tests.search_dataset import ALL, build_store, labels
 from tests.unit.store_helpers import partition_conn
 

@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 
-from agent.batcher import SealedBatch
-from agent.spool import HEADER, DiskSpool
+from fleetlog.agent.batcher import SealedBatch
+from fleetlog.agent.spool import HEADER, DiskSpool
 from tests.bounded import run_bounded
 
 

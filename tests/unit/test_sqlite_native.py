@@ -12,8 +12,8 @@ import sqlite3
 
 import pytest
 
-from collector.store import _sqlite_native, sqlite_bulk
-from collector.store.sqlite import SqliteStore
+from fleetlog.collector.store import _sqlite_native, sqlite_bulk
+from fleetlog.collector.store.sqlite import SqliteStore
 from tests.unit.store_helpers import event_rows, incoming
 
 NOW = 1_700_000_000_000_000
@@ -71,7 +71,7 @@ def _conn(tmp_path) -> sqlite_bulk.PartitionConnection:
     path = str(tmp_path / "p.db")
     conn = sqlite3.connect(path, isolation_level=None, factory=sqlite_bulk.PartitionConnection)
     conn.execute("PRAGMA journal_mode=WAL")
-    from collector.store.schema import create_partition_schema
+    from fleetlog.collector.store.schema import create_partition_schema
     create_partition_schema(conn)
     conn.open_native(path, "full", 1024)
     return conn

@@ -12,7 +12,7 @@ from tests.harness import ROOT
 # A stop whose step never ends and swallows every cancellation, inside a running event loop.
 _STUCK_STOP = textwrap.dedent("""
     import asyncio, logging
-    from common.daemon import StopGuard
+    from fleetlog.common.daemon import StopGuard
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     async def stuck_step():

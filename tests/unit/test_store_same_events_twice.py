@@ -2,7 +2,7 @@
 stream what its old stream had queued, or a peer doing it on purpose. The second copy is a
 duplicate; it must not fail the whole group (and with it other agents' batches)."""
 
-from collector.store.sqlite import SqliteStore
+from fleetlog.collector.store.sqlite import SqliteStore
 from tests.unit.store_helpers import event_count, event_rows, incoming
 
 

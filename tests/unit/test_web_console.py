@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from collector.config import CollectorConfig
-from collector.filters import build_filter_spec
-from collector.query import QueryEngine
-from collector.store.sqlite import SqliteStore
-from collector.web.queries import next_token, parse_next, raw_filters
-from common.config import build_config
-from common.errors import ConfigError, UsageError
+from fleetlog.collector.config import CollectorConfig
+from fleetlog.collector.filters import build_filter_spec
+from fleetlog.collector.query import QueryEngine
+from fleetlog.collector.store.sqlite import SqliteStore
+from fleetlog.collector.web.queries import next_token, parse_next, raw_filters
+from fleetlog.common.config import build_config
+from fleetlog.common.errors import ConfigError, UsageError
 from tests.unit.store_helpers import incoming
 
 

@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
-from collector.store.sqlite import SqliteStore
-from collector.writer import StorageWriter
-from common.errors import StorageError
+from fleetlog.collector.store.sqlite import SqliteStore
+from fleetlog.collector.writer import StorageWriter
+from fleetlog.common.errors import StorageError
 from tests.bounded import run_bounded
 from tests.unit.store_helpers import event_count, incoming
 

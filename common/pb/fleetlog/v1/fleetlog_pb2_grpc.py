@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from common.pb.fleetlog.v1 import fleetlog_pb2 as fleetlog_dot_v1_dot_fleetlog__pb2
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as fleetlog_dot_v1_dot_fleetlog__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
