@@ -59,7 +59,7 @@ fuzz: install
 	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 lint: install
-	$(BIN)/ruff check agent collector common tests bench examples proto
+	$(BIN)/ruff check agent collector common cli tests bench examples proto
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

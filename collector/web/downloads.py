@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from fleetlog.cli.export import BundleStats, _add_bytes, _write_masked, build_manifest, parse_columns
+from fleetlog.cli.exporters import EXPORTERS
+from fleetlog.cli.output import TABLE_COLUMNS
 from fleetlog.collector.identity import Caller
 from fleetlog.collector.web.queries import raw_filters
-from fleetlog.common.cli.export import BundleStats, _add_bytes, _write_masked, build_manifest, parse_columns
-from fleetlog.common.cli.exporters import EXPORTERS
-from fleetlog.common.cli.output import TABLE_COLUMNS
 from fleetlog.common.errors import UsageError
 from fleetlog.common.event import FIELD_NAMES
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb

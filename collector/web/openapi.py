@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetlog.cli.exporters import EXPORTERS
+from fleetlog.cli.filters import FILTER_FLAGS
 from fleetlog.collector.web.queries import DEFAULT_LIMIT, MAX_LIMIT
 from fleetlog.common import __version__
-from fleetlog.common.cli.exporters import EXPORTERS
-from fleetlog.common.cli.filters import FILTER_FLAGS
 from fleetlog.common.event import FIELD_NAMES
 
 

@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fleetlog.common.cli.client import Connection
-from fleetlog.common.cli.filters import filter_options, filters_from_args
-from fleetlog.common.cli.output import CsvWriter, print_table, write_json_lines
+from fleetlog.cli.client import Connection
+from fleetlog.cli.filters import filter_options, filters_from_args
+from fleetlog.cli.output import CsvWriter, print_table, write_json_lines
 from fleetlog.common.errors import AuthError, FleetlogError, UsageError
 from fleetlog.common.event import FIELD_NAMES
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb

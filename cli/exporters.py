@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from fleetlog.common.cli.output import cell
+from fleetlog.cli.output import cell
 
 XLSX_MAX_ROWS = 1_048_576   # Excel's sheet limit, header included
 

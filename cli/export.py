@@ -22,11 +22,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from fleetlog.cli.client import Connection
+from fleetlog.cli.exporters import EXPORTERS
+from fleetlog.cli.filters import filter_options, filters_from_args
+from fleetlog.cli.output import TABLE_COLUMNS
 from fleetlog.common.bundle_attestation import line_digest
-from fleetlog.common.cli.client import Connection
-from fleetlog.common.cli.exporters import EXPORTERS
-from fleetlog.common.cli.filters import filter_options, filters_from_args
-from fleetlog.common.cli.output import TABLE_COLUMNS
 from fleetlog.common.errors import UsageError
 from fleetlog.common.event import FIELD_NAMES
 from fleetlog.common.masking import mask_event
