@@ -4,19 +4,34 @@ flushes each row as it is written).
 
 PDF is the exception worth knowing: fpdf2 keeps the finished pages (compressed at the end) until
 the file is written, so its memory grows with the page count — about 40 rows per page.
+
+xlsxwriter and fpdf2 come with the `export` extra and are imported when a file of their format is
+written, so CSV and JSON lines work without them.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import json
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, Protocol
 
-from fleetlog.cli.output import cell
+from fleetlog.common.errors import MissingExtraError
+from fleetlog.common.export.columns import cell
 
 XLSX_MAX_ROWS = 1_048_576   # Excel's sheet limit, header included
+
+
+def _library(module: str, package: str, fmt: str) -> ModuleType:
+    """The library that writes `fmt`, or one line saying which extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{fmt} files need {package}, which is not installed: "
+                                "pip install 'fleetlog[export]'") from None
 
 
 class Exporter(Protocol):
@@ -60,8 +75,7 @@ class XlsxExporter:
     RFC 3339 text (exact to the microsecond, which Excel dates are not)."""
 
     def __init__(self, path: str, columns: Sequence[str], **_: Any):
-        import xlsxwriter
-
+        xlsxwriter = _library("xlsxwriter", "xlsxwriter", "xlsx")
         self.book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False,
                                                "strings_to_urls": False, "strings_to_formulas": False})
         self.bold = self.book.add_format({"bold": True})
@@ -111,8 +125,7 @@ class PdfExporter:
 
     def __init__(self, path: str, columns: Sequence[str], *, title: str = "fleetlog export",
                  filters: str = "", collector: str = "", **_: Any):
-        from fpdf import FPDF
-
+        fpdf = _library("fpdf", "fpdf2", "pdf")
         exporter = self
         self.path = path
         self.columns = list(columns)
@@ -120,7 +133,7 @@ class PdfExporter:
         self.subtitle = _latin1(f"filters: {filters or '(none)'}   collector: {collector}   generated: "
                                 f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
 
-        class _Pdf(FPDF):
+        class _Pdf(fpdf.FPDF):
             def header(self) -> None:
                 self.set_font("Helvetica", "B", 12)
                 self.cell(0, 6, _latin1(title), new_x="LMARGIN", new_y="NEXT")
