@@ -125,7 +125,7 @@ class PdfExporter:
 
     def __init__(self, path: str, columns: Sequence[str], *, title: str = "fleetlog export",
                  filters: str = "", collector: str = "", **_: Any):
-        fpdf = _library("fpdf", "fpdf2", "pdf")
+        FPDF: Any = _library("fpdf", "fpdf2", "pdf").FPDF
         exporter = self
         self.path = path
         self.columns = list(columns)
@@ -133,7 +133,7 @@ class PdfExporter:
         self.subtitle = _latin1(f"filters: {filters or '(none)'}   collector: {collector}   generated: "
                                 f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
 
-        class _Pdf(fpdf.FPDF):
+        class _Pdf(FPDF):
             def header(self) -> None:
                 self.set_font("Helvetica", "B", 12)
                 self.cell(0, 6, _latin1(title), new_x="LMARGIN", new_y="NEXT")
