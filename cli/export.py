@@ -18,8 +18,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from fleetlog.cli.client import Connection
 from fleetlog.cli.filters import filter_options, filters_from_args
@@ -57,13 +56,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 # -- shared -------------------------------------------------------------------------------------
-
-def stream_events(conn: Connection, request: pb.SearchRequest) -> Iterator[dict[str, Any]]:
-    with conn.channel() as channel:
-        for page in conn.query(channel).Search(request, metadata=conn.metadata):
-            for text in page.events_json:
-                yield json.loads(text)
-
 
 def describe_filters(filters: pb.Filters) -> str:
     parts = [f"--{f.name.replace('_', '-')} {getattr(filters, f.name)!r}"
@@ -105,7 +97,8 @@ class Progress:
 
 
 class AtomicFile:
-    """A temporary path beside the target, renamed onto it only when the writer finished."""
+    """A temporary path beside the target, renamed onto it only when the writer finished: as a
+    context manager, when its block ends without an exception (else the temporary is removed)."""
 
     def __init__(self, target: str):
         self.target = pathlib.Path(target)
@@ -124,6 +117,15 @@ class AtomicFile:
         except OSError:
             pass
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
 
 # -- export -------------------------------------------------------------------------------------
 
@@ -134,11 +136,9 @@ def run_export(args: argparse.Namespace) -> int:
     conn = Connection.from_args(args)
     filters = filters_from_args(args)
     request = pb.SearchRequest(filters=filters, limit=args.limit, order="asc", purpose="export")
-    out = AtomicFile(args.out)
     progress = Progress(f"export {args.format}")
-    exporter = None
-    try:
-        events = stream_events(conn, request)
+    with AtomicFile(args.out) as out:
+        events = conn.search(request)
         first = next(events, None)   # the collector validates the filters before any file is written
         exporter = EXPORTERS[args.format](out.temp, columns, filters=describe_filters(filters),
                                           collector=conn.address)
@@ -149,10 +149,6 @@ def run_export(args: argparse.Namespace) -> int:
                 exporter.write(event)
                 progress.step()
         exporter.close()
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
     progress.done()
     sys.stderr.write(f"exported {progress.count} events to {args.out}\n")
     return 0
@@ -185,16 +181,10 @@ def run_bundle(args: argparse.Namespace) -> int:
     progress = Progress("bundle")
     if not args.compress:
         if not args.out_file:
-            write_masked(stream_events(conn, request), sys.stdout, stats, progress)
+            write_masked(conn.search(request), sys.stdout, stats, progress)
             return 0
-        out = AtomicFile(args.out_file)
-        try:
-            with open(out.temp, "w", encoding="utf-8") as handle:
-                write_masked(stream_events(conn, request), handle, stats, progress)
-            out.commit()
-        except BaseException:
-            out.discard()
-            raise
+        with AtomicFile(args.out_file) as out, open(out.temp, "w", encoding="utf-8") as handle:
+            write_masked(conn.search(request), handle, stats, progress)
         progress.done()
         sys.stderr.write(f"bundled {stats.events} events ({stats.masked} with secrets masked) to {args.out_file}\n")
         return 0
@@ -204,28 +194,25 @@ def run_bundle(args: argparse.Namespace) -> int:
     events_file = AtomicFile(target + ".events")
     digests_file = AtomicFile(target + ".digests")
     try:
-        with open(events_file.temp, "w", encoding="utf-8") as handle, \
-                open(digests_file.temp, "w", encoding="ascii") as digests:
-            write_masked(stream_events(conn, request), handle, stats, progress, digests)
-        with open(digests_file.temp, "rb") as digests:
-            digests_sha256 = hashlib.file_digest(digests, "sha256").hexdigest()
-        with conn.channel() as channel:
-            query = conn.query(channel)
-            status = query.Status(pb.StatusRequest(), metadata=conn.metadata)
-            # The collector signs what this bundle holds (common/bundle_attestation.py).
-            evidence = query.Evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
-                                                         bundle_events=stats.events), metadata=conn.metadata)
-        manifest = build_manifest(conn, filters, stats, status, evidence)
-        with tarfile.open(out.temp, "w:gz") as tar:
-            tar.add(events_file.temp, arcname="events.jsonl")
-            tar.add(digests_file.temp, arcname="digests.txt")
-            add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
-            for index, pem in enumerate(evidence.public_keys_pem):
-                add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
+        with out:
+            with open(events_file.temp, "w", encoding="utf-8") as handle, \
+                    open(digests_file.temp, "w", encoding="ascii") as digests:
+                write_masked(conn.search(request), handle, stats, progress, digests)
+            with open(digests_file.temp, "rb") as digests:
+                digests_sha256 = hashlib.file_digest(digests, "sha256").hexdigest()
+            with conn.channel() as channel:
+                query = conn.query(channel)
+                status = query.Status(pb.StatusRequest(), metadata=conn.metadata)
+                # The collector signs what this bundle holds (common/bundle_attestation.py).
+                evidence = query.Evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
+                                                             bundle_events=stats.events), metadata=conn.metadata)
+            manifest = build_manifest(conn, filters, stats, status, evidence)
+            with tarfile.open(out.temp, "w:gz") as tar:
+                tar.add(events_file.temp, arcname="events.jsonl")
+                tar.add(digests_file.temp, arcname="digests.txt")
+                add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
+                for index, pem in enumerate(evidence.public_keys_pem):
+                    add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
     finally:
         events_file.discard()
         digests_file.discard()

@@ -32,13 +32,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     trace.set_defaults(handler=run_trace)
 
 
-def stream_events(conn: Connection, request: pb.SearchRequest) -> Iterator[dict[str, Any]]:
-    with conn.channel() as channel:
-        for page in conn.query(channel).Search(request, metadata=conn.metadata):
-            for text in page.events_json:
-                yield json.loads(text)
-
-
 def _emit(events: Iterator[dict[str, Any]], fmt: str, reverse_for_table: bool = False) -> int:
     if fmt == "table":
         rows = list(events)
@@ -63,7 +56,7 @@ def run_search(args: argparse.Namespace) -> int:
     request = pb.SearchRequest(filters=filters, limit=args.limit, order=order, purpose="search")
     if args.follow:
         return _follow(conn, filters, args.format)
-    _emit(stream_events(conn, request), args.format)
+    _emit(conn.search(request), args.format)
     return 0
 
 
@@ -71,7 +64,7 @@ def run_trace(args: argparse.Namespace) -> int:
     conn = Connection.from_args(args)
     request = pb.SearchRequest(filters=pb.Filters(request_id=args.request_id), limit=0, order="asc",
                                purpose="trace")
-    _emit(stream_events(conn, request), args.format)
+    _emit(conn.search(request), args.format)
     return 0
 
 

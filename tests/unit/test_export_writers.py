@@ -40,11 +40,11 @@ def test_csv_and_jsonl_need_no_extra(tmp_path, monkeypatch, fmt):
 
 def test_the_cli_prints_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
     """`fleetlog export --format xlsx` without xlsxwriter: the CLI's usual one-line error."""
-    from fleetlog.cli import export
+    from fleetlog.cli.client import Connection
     from fleetlog.cli.main import main
 
     monkeypatch.setitem(sys.modules, "xlsxwriter", None)
-    monkeypatch.setattr(export, "stream_events", lambda conn, request: iter([EVENT]))
+    monkeypatch.setattr(Connection, "search", lambda self, request: iter([EVENT]))
     out = tmp_path / "out.xlsx"
     assert main(["export", "--format", "xlsx", "--out", str(out)]) == 1
     err = capsys.readouterr().err
