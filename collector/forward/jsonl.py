@@ -3,11 +3,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fleetlog.collector.config import JsonlForwarderConfig
-from fleetlog.collector.forward.transport import StreamConnection
+from fleetlog.collector.forward.filters import ForwarderFilters
+from fleetlog.collector.forward.transport import StreamConnection, check_port
+from fleetlog.common.config import Flatten
 from fleetlog.common.event import to_json
+
+
+@dataclass(frozen=True)
+class JsonlForwarderConfig:
+    type: Literal["jsonl"]
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    filters: Annotated[ForwarderFilters, Flatten()] = ForwarderFilters()
+
+    def validate(self) -> None:
+        check_port(self.port)
 
 
 class JsonlSink:

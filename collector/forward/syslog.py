@@ -3,13 +3,45 @@ RFC 6587) or TLS (RFC 5425, which uses octet-counting)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fleetlog.collector.config import SyslogForwarderConfig
+from fleetlog.collector.forward.filters import ForwarderFilters
 from fleetlog.collector.forward.rfc3164 import format_rfc3164
 from fleetlog.collector.forward.rfc5424 import format_rfc5424
 from fleetlog.collector.forward.syslog_common import facility_code, frame_lf, frame_octet_counting
-from fleetlog.collector.forward.transport import DatagramConnection, StreamConnection, client_tls_context
+from fleetlog.collector.forward.transport import (
+    DatagramConnection,
+    StreamConnection,
+    check_port,
+    client_tls_context,
+)
+from fleetlog.common.config import FieldError, Flatten
+from fleetlog.common.tls import TlsFiles
+
+
+@dataclass(frozen=True)
+class SyslogForwarderConfig:
+    type: Literal["syslog"]
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 514
+    protocol: Literal["udp", "tcp", "tls"] = "tcp"
+    format: Literal["rfc5424", "rfc3164"] = "rfc5424"
+    framing: Literal["octet-counting", "lf"] = "octet-counting"
+    facility: str = "local0"
+    app_name: str = "fleetlog"
+    tls: TlsFiles | None = None
+    filters: Annotated[ForwarderFilters, Flatten()] = ForwarderFilters()
+
+    def validate(self) -> None:
+        try:
+            facility_code(self.facility)
+        except ValueError as exc:
+            raise FieldError("facility", str(exc)) from None
+        check_port(self.port)
+        if self.tls is not None and self.protocol != "tls":
+            raise FieldError("tls", f'only used with protocol = "tls", not {self.protocol!r}')
 
 
 def _cut_utf8(data: bytes, limit: int) -> bytes:

@@ -22,9 +22,16 @@ import struct
 import termios
 import time
 
+from fleetlog.common.config import FieldError
 from fleetlog.common.errors import TransportError
 
 _TCP_ESTABLISHED = 1
+
+
+def check_port(port: int) -> None:
+    """For the configs of forwarders that connect to host:port."""
+    if not 1 <= port <= 65535:
+        raise FieldError("port", f"expected a port number 1-65535, got {port}")
 
 
 class DeliveryError(TransportError):
