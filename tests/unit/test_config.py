@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from fleetlog.agent.config import AgentConfig, FileSourceConfig, load_agent_config
+from fleetlog.agent.config import AgentConfig, load_agent_config
+from fleetlog.agent.sources.file import FileSourceConfig
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.common.config import build_config
 from fleetlog.common.errors import ConfigError
