@@ -8,7 +8,6 @@ import ipaddress
 import math
 import os
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Literal
@@ -18,9 +17,6 @@ from fleetlog.common.config import Converter, Duration, FieldError, LevelName, S
 from fleetlog.common.http_health import MetricsConfig
 from fleetlog.common.levels import Level
 from fleetlog.common.tls import TlsFiles
-
-GENERAL_RETENTION = {"1d", "7d", "30d", "90d", "180d", "1y", "2y", "5y", "10y", "indefinite"}
-SECURITY_RETENTION = {"1y", "2y", "3y", "5y", "7y", "10y", "indefinite"}
 
 
 @dataclass(frozen=True)
@@ -266,12 +262,6 @@ class CollectorConfig:
 
     def namespace_level(self, namespace: str) -> Level:
         return self.levels.namespaces.get(namespace, self.levels.default)
-
-    def retention_for(self, namespace: str) -> Mapping[str, float]:
-        override = self.retention.namespaces.get(namespace)
-        general = override.general if override and override.general is not None else self.retention.general
-        security = override.security if override and override.security is not None else self.retention.security
-        return {"general": general, "security": security, "permanent": math.inf}
 
 
 def _is_loopback(host: str) -> bool:

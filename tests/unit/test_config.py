@@ -5,6 +5,7 @@ import pytest
 from fleetlog.agent.config import AgentConfig, load_agent_config
 from fleetlog.agent.sources.file import FileSourceConfig
 from fleetlog.collector.config import CollectorConfig
+from fleetlog.collector.retention import tier_cutoffs
 from fleetlog.common.config import build_config
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.levels import Level
@@ -54,13 +55,17 @@ def test_errors_name_file_key_and_problem(data, message):
     assert _error(AgentConfig, data).startswith(message)
 
 
+NOW = 1_800_000_000 * 10**6
+
+
 def test_collector_config():
     config = build_config(CollectorConfig, {
         "retention": {"general": "7d", "namespaces": {"staging": {"general": "1d"}}},
         "levels": {"default": "notice", "namespaces": {"payments": "warning"}},
         "forwarders": [{"type": "syslog", "name": "siem", "port": 6514, "protocol": "tls"}],
     }, "collector.toml")
-    assert config.retention_for("staging")["general"] == 86400 and config.retention_for("other")["general"] == 7 * 86400
+    # The namespace's own retention where it sets one, the default elsewhere.
+    assert tier_cutoffs(config, "general", NOW) == (NOW - 7 * 86400 * 10**6, {"staging": NOW - 86400 * 10**6})
     assert config.namespace_level("payments") == Level.WARNING and config.namespace_level("x") == Level.NOTICE
     assert _error(CollectorConfig, {"forwarders": [{"type": "syslog", "name": "a"}, {"type": "console", "name": "a"}]},
                   "collector.toml") == "collector.toml: forwarders[1].name: duplicate forwarder name 'a'"
