@@ -203,7 +203,8 @@ def _build(cls: type[T], data: Any, where: str, fallback: Any = None) -> T:
         name = field.name
         section = _flattened(hints[name])
         if section is not None:
-            values[name] = _build(section, {k: v for k, v in data.items() if known[k] is section}, where)
+            own = {k: v for k, v in data.items() if known[k] is section}
+            values[name] = _build(section, own, where, field.default if isinstance(field.default, section) else None)
         elif name in data:
             values[name] = _convert(hints[name], data[name], _join(where, name), field.default)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fleetlog.collector.forward.filters import ForwarderFilters
-from fleetlog.collector.forward.transport import StreamConnection, check_port
+from fleetlog.collector.forward.transport import Endpoint, StreamConnection
 from fleetlog.common.config import Flatten
 from fleetlog.common.event import to_json
 
@@ -16,17 +16,16 @@ from fleetlog.common.event import to_json
 class JsonlForwarderConfig:
     type: Literal["jsonl"]
     name: str
-    host: str = "127.0.0.1"
-    port: int = 0
+    endpoint: Annotated[Endpoint, Flatten()] = Endpoint(port=0)    # 0: none, check_port asks for one
     filters: Annotated[ForwarderFilters, Flatten()] = ForwarderFilters()
 
     def validate(self) -> None:
-        check_port(self.port)
+        self.endpoint.check_port()
 
 
 class JsonlSink:
     def __init__(self, config: JsonlForwarderConfig):
-        self.connection = StreamConnection(config.host, config.port)
+        self.connection = StreamConnection(config.endpoint.host, config.endpoint.port)
         self.target = self.connection.target
 
     def send(self, events: list[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ import ssl
 import struct
 import termios
 import time
+from dataclasses import dataclass
 
 from fleetlog.common.config import FieldError
 from fleetlog.common.errors import TransportError
@@ -28,10 +29,17 @@ from fleetlog.common.errors import TransportError
 _TCP_ESTABLISHED = 1
 
 
-def check_port(port: int) -> None:
-    """For the configs of forwarders that connect to host:port."""
-    if not 1 <= port <= 65535:
-        raise FieldError("port", f"expected a port number 1-65535, got {port}")
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """`host` and `port` of a forwarder that connects out, flattened into its config. The port's
+    default is the forwarder's (its field default); the forwarder's validate calls check_port."""
+
+    host: str = "127.0.0.1"
+    port: int
+
+    def check_port(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise FieldError("port", f"expected a port number 1-65535, got {self.port}")
 
 
 class DeliveryError(TransportError):
