@@ -30,7 +30,7 @@ def _library(module: str, package: str, fmt: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MissingExtraError(f"{fmt} files need {package}, which is not installed: "
+        raise MissingExtraError(f"{fmt} files need the 'export' extra ({package} not installed): "
                                 "pip install 'fleetlog[export]'") from None
 
 

@@ -48,6 +48,6 @@ def test_the_cli_prints_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.xlsx"
     assert main(["export", "--format", "xlsx", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert err == "fleetlog export: xlsx files need xlsxwriter, which is not installed: " \
-                  "pip install 'fleetlog[export]'\n"
+    assert err == ("fleetlog export: xlsx files need the 'export' extra (xlsxwriter not installed): "
+                   "pip install 'fleetlog[export]'\n")
     assert list(tmp_path.iterdir()) == []
