@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from fleetlog.common import __version__
-from fleetlog.common.errors import FleetlogError
+from fleetlog.common.errors import FleetlogError, missing_extra_message
 
 # Modules that register subcommands, in the order `fleetlog --help` lists them.
 COMMAND_MODULES = ("fleetlog.cli.search", "fleetlog.cli.export", "fleetlog.cli.admin", "fleetlog.cli.verify",
@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except FleetlogError as exc:
         sys.stderr.write(f"fleetlog {args.command}: {exc}\n")
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        # The base install is an agent node's: a subcommand that needs an extra says which.
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        sys.stderr.write(f"fleetlog {args.command}: {message}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

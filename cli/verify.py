@@ -10,7 +10,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from fleetlog.common.checkpoints import KeyFileError, key_id, load_public_key, write_key_pair
 from fleetlog.common.errors import UsageError
 
 if TYPE_CHECKING:
@@ -59,6 +58,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _public_key(path: str) -> Ed25519PublicKey:
+    # Imported here, as in run_keygen: keys need the 'cli' extra (cryptography), searching does not.
+    from fleetlog.common.checkpoints import KeyFileError, load_public_key
     try:
         return load_public_key(path)
     except KeyFileError as exc:
@@ -81,6 +82,7 @@ def _print(report: Verification) -> int:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
+    from fleetlog.common.checkpoints import KeyFileError, key_id, write_key_pair
     try:
         private_path, public_path, key = write_key_pair(args.out)
     except KeyFileError as exc:

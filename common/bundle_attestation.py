@@ -16,17 +16,13 @@ signed checkpoint still ties the bundle to the collector's chain.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from fleetlog.common.checkpoints import SignedStatement
+from fleetlog.common.export.bundle import line_digest  # noqa: F401 — verifiers import it from here too
 
 ATTESTATION_TYPE = "fleetlog-bundle/1"
-
-
-def line_digest(line: bytes) -> str:
-    return hashlib.sha256(line).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,17 @@ class VerificationError(FleetlogError):
 
 class MissingExtraError(FleetlogError):
     """An optional part is not installed; the message names the `pip install 'fleetlog[...]'` to run."""
+
+
+# The import names that only an extra brings (pyproject.toml), and that extra.
+EXTRA_OF_MODULE = {"cryptography": "cli", "psycopg": "postgresql", "xlsxwriter": "export", "fpdf": "export",
+                   "aiohttp": "console", "jinja2": "console", "grpc_health": "collector"}
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """One line naming the extra that brings the module `exc` could not find, or None for any other."""
+    top = (exc.name or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return f"needs the '{extra}' extra ({top} not installed): pip install 'fleetlog[{extra}]'"

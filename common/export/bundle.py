@@ -5,6 +5,7 @@ collector's signed checkpoint and attestation (`fleetlog verify --bundle` checks
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import tarfile
@@ -12,11 +13,15 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol, TextIO
 
-from fleetlog.common.bundle_attestation import line_digest
 from fleetlog.common.masking import mask_event
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 BUNDLE_FORMAT = "fleetlog-bundle/1"
+
+
+def line_digest(line: bytes) -> str:
+    """The digest of one events.jsonl line in a bundle's digests.txt (what an attestation signs)."""
+    return hashlib.sha256(line).hexdigest()[:32]
 
 
 class Steps(Protocol):

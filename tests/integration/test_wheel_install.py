@@ -115,7 +115,18 @@ def test_the_wheel_installs_an_agent_that_ships_every_line_once(cluster, tmp_pat
     wait_for(lambda: collector.metric("fleetlog_collector_events_stored_total", {"host": "wheel-1"}) >= total, 60,
              "every line stored")
     assert agent.stop() == 0, agent.log()
-    events = search_json(collector, "--host", "wheel-1")
+    # The base install's CLI searches (gRPC only); what needs an extra says which, in one line.
+    fleetlog = str(venv / "bin" / "fleetlog")
+    found = subprocess.run([fleetlog, "--collector", collector.address, "search", "--host", "wheel-1", "--format",
+                            "json", "--limit", "0"], capture_output=True, text=True, timeout=60, env=outside_env(),
+                           cwd=tmp_path, check=False)
+    assert found.returncode == 0, found.stderr
+    events = [json.loads(line) for line in found.stdout.splitlines() if line.strip()]
+    assert events == search_json(collector, "--host", "wheel-1")
+    verify = subprocess.run([fleetlog, "verify", "--bundle", str(tmp_path / "none.tar.gz")], capture_output=True,
+                            text=True, timeout=60, env=outside_env(), cwd=tmp_path, check=False)
+    assert (verify.returncode, verify.stderr) == (1, "fleetlog verify: needs the 'cli' extra (cryptography not "
+                                                     "installed): pip install 'fleetlog[cli]'\n")
     expected = [line.split("Z ", 1)[1].split(" ", 1)[1] for line in first + later]
     assert sorted(e["message"] for e in events) == sorted(expected)
     assert len(events) == total
