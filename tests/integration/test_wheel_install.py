@@ -125,8 +125,8 @@ def test_the_wheel_installs_an_agent_that_ships_every_line_once(cluster, tmp_pat
     assert events == search_json(collector, "--host", "wheel-1")
     verify = subprocess.run([fleetlog, "verify", "--bundle", str(tmp_path / "none.tar.gz")], capture_output=True,
                             text=True, timeout=60, env=outside_env(), cwd=tmp_path, check=False)
-    assert (verify.returncode, verify.stderr) == (1, "fleetlog verify: needs the 'cli' extra (cryptography not "
-                                                     "installed): pip install 'fleetlog[cli]'\n")
+    assert (verify.returncode, verify.stderr) == (1, ("fleetlog verify: needs the 'cli' extra (cryptography not "
+                                                     "installed): pip install 'fleetlog[cli]'\n"))
     expected = [line.split("Z ", 1)[1].split(" ", 1)[1] for line in first + later]
     assert sorted(e["message"] for e in events) == sorted(expected)
     assert len(events) == total
