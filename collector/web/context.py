@@ -1,5 +1,6 @@
 """What every view needs from the request: the running collector (collector/running.py, the
-views' one way into the collector), the console's auth, the templates, and the caller (or NotSignedIn, which the server turns into 401 or the sign-in page)."""
+views' one way into the collector), the console's auth, the templates, and the caller (or
+NotSignedIn, which the server turns into 401 or the sign-in page)."""
 
 from __future__ import annotations
 

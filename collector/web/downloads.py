@@ -128,7 +128,7 @@ async def bundle(request: web.Request, collector: RunningCollector, caller: Call
         digests_sha256 = await asyncio.to_thread(write_events)
         status = await collector.status()
         evidence = await collector.evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
-                                                         bundle_events=stats.events))
+                                                               bundle_events=stats.events))
         manifest = build_manifest(_Origin(f"{request.host} (web console)"), pb.Filters(**raw), stats, status, evidence)
 
         def write_tar() -> None:

@@ -63,11 +63,11 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return web.Response(status=302, headers={"Location": pages.signin_url(request)})
     except AuthError as exc:
         await collector.record_denial(None, f"web {request.method} {request.path}", str(exc), None,
-                                ip=request.remote or "")
+                                      ip=request.remote or "")
         return _error(request, 401, str(exc))
     except Denied as exc:
         await collector.record_denial(exc.caller, f"web {request.method} {request.path}", str(exc), None,
-                                ip=request.remote or "")
+                                      ip=request.remote or "")
         return _error(request, 403, str(exc))
     except UsageError as exc:
         return _error(request, 400, str(exc))
