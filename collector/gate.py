@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 if TYPE_CHECKING:
-    from fleetlog.collector.app import CollectorApp
+    from fleetlog.collector.running import RunningCollector
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 # The operation named in denials (the same words the handlers use).
@@ -26,8 +26,8 @@ OPERATIONS = {"Stream": "ingest", "Search": "search", "Follow": "follow", "Statu
 
 
 class AuthGate(grpc.aio.ServerInterceptor):
-    def __init__(self, app: CollectorApp):
-        self.app = app
+    def __init__(self, collector: RunningCollector):
+        self.collector = collector
 
     async def intercept_service(
             self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -35,17 +35,17 @@ class AuthGate(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith(OPEN_SERVICES):
             return handler
-        why = self.app.authenticator.refusal(details.invocation_metadata)
+        why = self.collector.refusal(details.invocation_metadata)
         if why is None:
             return handler
         return self._refusing(handler, OPERATIONS.get(details.method.rpartition("/")[2], details.method), why)
 
     def _refusing(self, handler: grpc.RpcMethodHandler, what: str, why: str) -> grpc.RpcMethodHandler:
-        app = self.app
+        collector = self.collector
 
         async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
-            app.rejections.count("unauthenticated")
-            await app.record_denial(None, what, why, context)
+            collector.count_refusal("unauthenticated")
+            await collector.record_denial(None, what, why, context)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
 
         make = {(False, False): grpc.unary_unary_rpc_method_handler,

@@ -9,10 +9,14 @@ rule compares against the collector's own settings instead of a number copied in
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.retention import PURGED_TIERS
+from fleetlog.collector.store import EventWriter
 from fleetlog.common.metrics import register_standard
 
 DROP_REASONS = ("below_level", "namespace_denied", "bad_batch")
@@ -90,3 +94,29 @@ class CollectorMetrics:
         """The size and free space under `path`, read at each scrape."""
         self.filesystem_size.set_function(lambda: filesystem_bytes(path)[0])
         self.filesystem_avail.set_function(lambda: filesystem_bytes(path)[1])
+
+    def watch(self, store: EventWriter, location: str, ready: Callable[[], bool],
+              next_purge: Callable[[], float]) -> None:
+        """The gauges read at each scrape: the store's size, head and newest checkpoint, the file
+        system holding it (`location`), readiness and the next purge."""
+        self.storage_bytes.set_function(store.storage_bytes)
+        self.watch_filesystem(os.path.dirname(os.path.abspath(location)))
+        self.ready.set_function(lambda: 1 if ready() else 0)
+        self.chain_head_seq.set_function(lambda: store.last_seq)
+        self.checkpoint_seq.set_function(lambda: store.last_checkpoint_seq)
+        self.next_purge.set_function(next_purge)
+
+    def show_intervals(self, config: CollectorConfig) -> None:
+        """The configured intervals the alert rules compare with (again after a reload)."""
+        self.checkpoint_interval.set(config.signing.checkpoint_interval)
+        self.purge_interval.set(config.retention.purge_interval)
+
+    def checkpoints_signed(self, count: int) -> None:
+        self.checkpoints.inc(count)
+        self.checkpoint_time.set(time.time())
+
+    def purge_ran(self, ok: bool) -> None:
+        if ok:
+            self.last_purge.set(time.time())
+        else:
+            self.purge_failures.inc()

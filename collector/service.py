@@ -1,6 +1,7 @@
 """gRPC handlers: thin translation between the wire and the collector's domain code.
 
-Each handler authenticates, decodes, calls into CollectorApp, and encodes. Domain errors become
+Each handler authenticates, decodes, calls the running collector (collector/running.py), and
+encodes. Domain errors become
 gRPC status codes: UsageError -> INVALID_ARGUMENT, AuthError -> PERMISSION_DENIED or
 UNAUTHENTICATED, StorageError -> UNAVAILABLE.
 """
@@ -11,21 +12,20 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
 
 from fleetlog.collector.identity import Caller, peer_ip
-from fleetlog.collector.ingest import BadBatch, Origin, decode_request, prepare_chunks, unpack
+from fleetlog.collector.ingest import BadBatch, Origin, decode_request
 from fleetlog.common.errors import AuthError, StorageError, UsageError
 from fleetlog.common.event import to_json
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from fleetlog.collector.app import CollectorApp
+    from fleetlog.collector.running import RunningCollector
 
 log = logging.getLogger("fleetlog.collector.service")
 
@@ -36,29 +36,29 @@ def filters_to_dict(filters: pb.Filters) -> dict[str, str]:
     return {key: getattr(filters, key) for key in _FILTER_KEYS if getattr(filters, key)}
 
 
-async def _authenticate(app: CollectorApp, context: grpc.aio.ServicerContext, what: str,
+async def _authenticate(collector: RunningCollector, context: grpc.aio.ServicerContext, what: str,
                         claimed: str = "") -> Caller:
     try:
-        return app.authenticator.authenticate(context, claimed)
+        return collector.authenticate(context, claimed)
     except AuthError as exc:
-        await app.record_denial(None, what, str(exc), context)
+        await collector.record_denial(None, what, str(exc), context)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         raise  # abort raises; this keeps type checkers content
 
 
-async def _require(app: CollectorApp, context: grpc.aio.ServicerContext, caller: Caller, allowed: bool,
-                   what: str) -> None:
+async def _require(collector: RunningCollector, context: grpc.aio.ServicerContext, caller: Caller,
+                   allowed: bool, what: str) -> None:
     if not allowed:
-        await app.record_denial(caller, what, f"role {caller.role} may not {what}", context)
+        await collector.record_denial(caller, what, f"role {caller.role} may not {what}", context)
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"role {caller.role!r} may not {what}")
 
 
-async def _audit(app: CollectorApp, context: grpc.aio.ServicerContext, caller: Caller, purpose: str,
-                 raw: dict[str, str]) -> None:
+async def _audit(collector: RunningCollector, context: grpc.aio.ServicerContext, caller: Caller,
+                 purpose: str, raw: dict[str, str]) -> None:
     """Record a search before answering it; when it cannot be recorded (storage not writable),
     the search is refused: SPEC §1 wants every search audited."""
     try:
-        await app.record_search(caller, purpose, raw)
+        await collector.record_search(caller, purpose, raw)
     except StorageError as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this search in the audit log: {exc}")
 
@@ -69,8 +69,8 @@ class IngestService:
     INVALID_ARGUMENT and a reason instead of grpc's "Unexpected DecodeError" and a traceback, and
     with tokens or mTLS configured nothing is decoded before the peer is authenticated."""
 
-    def __init__(self, app: CollectorApp):
-        self.app = app
+    def __init__(self, collector: RunningCollector):
+        self.collector = collector
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler("fleetlog.v1.Ingest", {
@@ -80,12 +80,12 @@ class IngestService:
 
     async def Stream(self, request_iterator: AsyncIterator[bytes],
                      context: grpc.aio.ServicerContext) -> AsyncIterator[pb.IngestReply]:
-        app = self.app
+        collector = self.collector
         peer = peer_ip(context)
         caller: Caller | None = None
-        if not app.authenticator.open:
+        if collector.needs_credentials:
             # Credentials are in the connection and the metadata: authenticate before reading.
-            caller = await _authenticate(app, context, "ingest")
+            caller = await _authenticate(collector, context, "ingest")
         first_raw = await anext(aiter(request_iterator), None)
         if first_raw is None:
             return
@@ -95,14 +95,14 @@ class IngestService:
             await self._refuse(context, peer, exc)
         claimed = first.hello.node_name if first.HasField("hello") else ""
         if caller is None:
-            caller = await _authenticate(app, context, "ingest", claimed)
-        await _require(app, context, caller, caller.can_ingest, "ingest")
+            caller = await _authenticate(collector, context, "ingest", claimed)
+        await _require(collector, context, caller, caller.can_ingest, "ingest")
         origin = Origin(host=caller.name, host_ip=caller.ip, namespaces=caller.namespaces,
                         claimed=claimed if claimed != caller.name else "")
         # Futures of acknowledgements in batch order; a BadBatch ends the stream after the acks
         # of every batch before it were sent (those batches stay stored).
         pending: asyncio.Queue = asyncio.Queue(maxsize=64)
-        app.agent_connected(caller.name, caller.ip, +1)
+        collector.agent_connected(caller.name, caller.ip, +1)
 
         first_batch = first.batch if first.HasField("batch") else None
         first_size = len(first_raw)
@@ -111,23 +111,23 @@ class IngestService:
         async def read_batches(batch: pb.Batch | None, size: int) -> None:
             try:
                 if batch is not None:
-                    await app.admission.acquire(0, size)
+                    await collector.admit(size)
                     await pending.put(await self._submit(batch, size, origin))
                 batch = None
                 messages = aiter(request_iterator)
                 while True:
-                    await app.admission.wait_for_room()
+                    await collector.wait_for_room()
                     raw = await anext(messages, None)
                     if raw is None:
                         break
                     size = len(raw)
                     # The message's bytes are taken before it is decoded and kept until its
                     # commit: a stream waiting here holds one message, nothing decoded.
-                    await app.admission.acquire(0, size)
+                    await collector.admit(size)
                     try:
                         request = decode_request(raw)
                     except BadBatch:
-                        await app.admission.release(0, size)
+                        await collector.release(0, size)
                         raise
                     raw = None
                     if request.HasField("batch"):
@@ -135,7 +135,7 @@ class IngestService:
                         await pending.put(await self._submit(batch, size, origin))
                         batch = None   # only the prepared events are kept until the commit
                     else:
-                        await app.admission.release(0, size)
+                        await collector.release(0, size)
             except BadBatch as exc:
                 await pending.put(exc)
             finally:
@@ -151,69 +151,49 @@ class IngestService:
             await reader
         finally:
             reader.cancel()
-            app.agent_connected(caller.name, caller.ip, -1)
+            collector.agent_connected(caller.name, caller.ip, -1)
 
     async def _refuse(self, context: grpc.aio.ServicerContext, peer: str, exc: BadBatch) -> None:
-        self.app.rejections.refuse(peer, exc.reason, str(exc))
+        self.collector.refuse(peer, exc.reason, str(exc))
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     async def _submit(self, batch: pb.Batch, wire_bytes: int, origin: Origin) -> asyncio.Future:
-        """Prepare a batch whose `wire_bytes` the caller took from the admission budget, and hand
-        it to the writer; the returned future resolves to its ack, and the budget is given back
-        after the commit. Raises BadBatch (nothing of the batch is stored, the budget is back)."""
-        app = self.app
-        started = time.perf_counter()
+        """Prepare a batch whose `wire_bytes` the caller admitted, and hand it to the writer; the
+        returned future resolves to its ack, and the budget is given back after the commit.
+        Raises BadBatch (nothing of the batch is stored, the budget is back)."""
         batch_id = batch.batch_id
-        app.note_batch(origin.host, batch.sent_at_us)
-        cost = (0, wire_bytes)
-        try:
-            unpacked = unpack(batch, app.ingest_limits)
-            del batch
-            cost = (unpacked.events, wire_bytes + unpacked.payload_bytes)
-            app.admission.add(unpacked.events, unpacked.payload_bytes)
-            prepared = prepare_chunks(unpacked, origin, app.classifier)
-            del unpacked
-        except BadBatch:
-            await app.admission.release(*cost)
-            raise
-        app.count_received(origin.host, prepared)
+        admitted = await self.collector.prepare(batch, wire_bytes, origin)
 
         async def commit() -> pb.IngestReply:
             try:
-                results = await app.writer.submit(prepared.events) if prepared.events else []
+                done = await self.collector.commit(admitted)
             except StorageError as exc:
                 return pb.IngestReply(batch_id=batch_id, error=str(exc))
-            finally:
-                await app.admission.release(*cost)
-            stored = sum(r.stored for r in results)
-            duplicates = sum(r.duplicates for r in results)
-            app.metrics.ingest_batch_seconds.observe(time.perf_counter() - started)
-            app.count_stored(origin.host, stored, duplicates)
-            return pb.IngestReply(batch_id=batch_id, stored=stored, duplicates=duplicates,
-                                  dropped=prepared.dropped_below_level + prepared.denied)
+            return pb.IngestReply(batch_id=batch_id, stored=done.stored, duplicates=done.duplicates,
+                                  dropped=done.dropped)
 
         return asyncio.ensure_future(commit())
 
 
 class QueryService(pb_grpc.QueryServicer):
-    def __init__(self, app: CollectorApp):
-        self.app = app
+    def __init__(self, collector: RunningCollector):
+        self.collector = collector
 
     async def _reader(self, context: grpc.aio.ServicerContext, what: str) -> Caller:
-        caller = await _authenticate(self.app, context, what)
-        await _require(self.app, context, caller, caller.can_read, what)
+        caller = await _authenticate(self.collector, context, what)
+        await _require(self.collector, context, caller, caller.can_read, what)
         return caller
 
     async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
         caller = await self._reader(context, "search")
         raw = filters_to_dict(request.filters)
         try:
-            spec = self.app.filter_spec(raw, caller)
+            spec = self.collector.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await _audit(self.app, context, caller, request.purpose or "search", raw)
+        await _audit(self.collector, context, caller, request.purpose or "search", raw)
         order = "desc" if request.order == "desc" else "asc"
-        pages = self.app.query.search(spec, order=order, limit=request.limit)
+        pages = self.collector.search(spec, order=order, limit=request.limit)
         try:
             while (page := await asyncio.to_thread(next, pages, None)) is not None:
                 yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=page[-1]["seq"])
@@ -224,44 +204,44 @@ class QueryService(pb_grpc.QueryServicer):
         caller = await self._reader(context, "follow")
         raw = filters_to_dict(request.filters)
         try:
-            spec = self.app.filter_spec(raw, caller)
+            spec = self.collector.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await _audit(self.app, context, caller, "follow", raw)
+        await _audit(self.collector, context, caller, "follow", raw)
         try:
-            cursor = await self.app.follow_start(request.after_seq, request.cursor_json)
+            cursor = await self.collector.follow_start(request.after_seq, request.cursor_json)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         # An empty first page tells the client where it starts, so after a reconnect it resumes
         # from there even if nothing matched before the collector went away. last_seq is the
         # cursor of a one-chain store (today's wire format); cursor_json the cursor of any store.
         yield pb.EventPage(last_seq=max(cursor.values(), default=0), cursor_json=json.dumps(cursor))
-        async for page, past in self.app.follow(spec, cursor):
+        async for page, past in self.collector.follow(spec, cursor):
             yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=max(past.values(), default=0),
                                cursor_json=json.dumps(past))
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):
         await self._reader(context, "status")
-        return await self.app.status()
+        return await self.collector.status()
 
     async def Evidence(self, request: pb.EvidenceRequest, context: grpc.aio.ServicerContext):
         await self._reader(context, "evidence")
         if request.bundle_digests_sha256 and not re.fullmatch(r"[0-9a-f]{64}", request.bundle_digests_sha256):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bundle_digests_sha256: expected 64 hex digits")
-        return await self.app.evidence(request)
+        return await self.collector.evidence(request)
 
 
 class AdminService(pb_grpc.AdminServicer):
-    def __init__(self, app: CollectorApp):
-        self.app = app
+    def __init__(self, collector: RunningCollector):
+        self.collector = collector
 
     async def Note(self, request: pb.NoteRequest, context: grpc.aio.ServicerContext):
-        caller = await _authenticate(self.app, context, "note")
-        await _require(self.app, context, caller, caller.can_note, "add notes")
+        caller = await _authenticate(self.collector, context, "note")
+        await _require(self.collector, context, caller, caller.can_note, "add notes")
         if not request.text.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "note text is empty")
         try:
-            seq, event_id = await self.app.add_note(caller, request.text)
+            seq, event_id = await self.collector.add_note(caller, request.text)
         except StorageError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store the note: {exc}")
         return pb.NoteReply(seq=seq, id=event_id)

@@ -88,9 +88,9 @@ async def follow(request: web.Request) -> web.StreamResponse:
     one-chain store) continues exactly after the last event it showed, whichever collector
     stored the next one."""
     caller = require_caller(request)
-    app = collector_of(request)
+    collector = collector_of(request)
     raw = queries.raw_filters(request.query, ("after_seq", "cursor"))
-    spec = app.filter_spec(raw, caller)
+    spec = collector.filter_spec(raw, caller)
     # Last-Event-ID first: an EventSource reconnects with its original URL and the newest id.
     resume = (request.headers.get("Last-Event-ID") or request.query.get("cursor") or request.query.get("after_seq")
               or "")
@@ -101,15 +101,15 @@ async def follow(request: web.Request) -> web.StreamResponse:
         if not resume.isdigit():
             raise UsageError(f"after_seq: expected a sequence number, got {resume!r}")
         after_seq = int(resume)
-    cursor = await app.follow_start(after_seq, cursor_json)
-    await app.record_search(caller, "follow", raw, via="web")
+    cursor = await collector.follow_start(after_seq, cursor_json)
+    await collector.record_search(caller, "follow", raw, via="web")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
     await response.prepare(request)
     await response.write(f"event: start\ndata: {json.dumps({'cursor': cursor})}\n\n".encode())
     pages: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue(maxsize=8)
 
     async def produce() -> None:
-        async for page, _ in app.follow(spec, dict(cursor)):
+        async for page, _ in collector.follow(spec, dict(cursor)):
             await pages.put(page)
     producer = asyncio.ensure_future(produce())
     position = dict(cursor)
@@ -125,7 +125,7 @@ async def follow(request: web.Request) -> web.StreamResponse:
                 continue
             parts = []
             for event in page:
-                position[app.store.chain_of(event)] = event["seq"]
+                position[collector.chain_of(event)] = event["seq"]
                 parts.append(f"id: {json.dumps(position, separators=(',', ':'))}\n"
                              f"data: {json.dumps(event, ensure_ascii=False)}\n\n")
             await response.write("".join(parts).encode())

@@ -130,6 +130,11 @@ class ConsoleAuth:
     def open(self) -> bool:
         return self.authenticator.open
 
+    @property
+    def mtls(self) -> bool:
+        """Client certificates are requested (and may sign a caller in)."""
+        return self.authenticator.mtls
+
     def session_of(self, request: web.Request) -> Session | None:
         return self.sessions.get(request.cookies.get(COOKIE))
 

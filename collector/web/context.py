@@ -1,5 +1,6 @@
-"""What every view needs from the request: the collector, the console's auth, the templates,
-and the caller (or NotSignedIn, which the server turns into 401 or the sign-in page)."""
+"""What every view needs from the request: the running collector (collector/running.py, the
+views' one way into the collector), the console's auth, the templates, and the caller (or
+NotSignedIn, which the server turns into 401 or the sign-in page)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from fleetlog.collector.identity import Caller
 from fleetlog.collector.web.auth import ConsoleAuth
 
 if TYPE_CHECKING:
-    from fleetlog.collector.app import CollectorApp
+    from fleetlog.collector.running import RunningCollector
 
-APP_KEY: web.AppKey[CollectorApp] = web.AppKey("collector", object)   # type: ignore[arg-type]
+COLLECTOR_KEY: web.AppKey[RunningCollector] = web.AppKey("collector", object)   # type: ignore[arg-type]
 AUTH_KEY = web.AppKey("auth", ConsoleAuth)
 TEMPLATES_KEY = web.AppKey("templates", jinja2.Environment)
 
@@ -23,8 +24,8 @@ class NotSignedIn(Exception):
     """No credentials at all: 401 for the API, the sign-in page for pages."""
 
 
-def collector_of(request: web.Request) -> CollectorApp:
-    return request.app[APP_KEY]
+def collector_of(request: web.Request) -> RunningCollector:
+    return request.app[COLLECTOR_KEY]
 
 
 def auth_of(request: web.Request) -> ConsoleAuth:

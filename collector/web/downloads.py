@@ -31,7 +31,7 @@ from fleetlog.common.export.writers import EXPORTERS
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 if TYPE_CHECKING:
-    from fleetlog.collector.app import CollectorApp
+    from fleetlog.collector.running import RunningCollector
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -54,14 +54,14 @@ class _NoProgress:
         pass
 
 
-def _temp_path(app: CollectorApp, suffix: str) -> str:
-    handle, path = tempfile.mkstemp(prefix=".web-download.", suffix=suffix, dir=app.data_dir)
+def _temp_path(collector: RunningCollector, suffix: str) -> str:
+    handle, path = tempfile.mkstemp(prefix=".web-download.", suffix=suffix, dir=collector.data_dir)
     os.close(handle)
     return path
 
 
-def _all_events(app: CollectorApp, spec: Any) -> Any:
-    for page in app.query.search(spec, order="asc", limit=0):
+def _all_events(collector: RunningCollector, spec: Any) -> Any:
+    for page in collector.search(spec, order="asc", limit=0):
         yield from page
 
 
@@ -81,7 +81,7 @@ async def send_file(request: web.Request, path: str, filename: str, content_type
     return response
 
 
-async def export(request: web.Request, app: CollectorApp, caller: Caller, query: Mapping[str, str]) -> web.StreamResponse:
+async def export(request: web.Request, collector: RunningCollector, caller: Caller, query: Mapping[str, str]) -> web.StreamResponse:
     fmt = query.get("format", "")
     if fmt not in EXPORTERS:
         raise UsageError(f"format: expected one of {', '.join(EXPORTERS)}, got {fmt!r}")
@@ -90,14 +90,14 @@ async def export(request: web.Request, app: CollectorApp, caller: Caller, query:
         columns = parse_columns(query.get("columns"), TABLE_COLUMNS if fmt == "pdf" else FIELD_NAMES)
     except UsageError as exc:
         raise UsageError(str(exc).replace("--columns", "columns")) from None
-    spec = app.filter_spec(raw, caller)
-    await app.record_search(caller, "export", raw, via="web")
-    path = _temp_path(app, "." + fmt)
+    spec = collector.filter_spec(raw, caller)
+    await collector.record_search(caller, "export", raw, via="web")
+    path = _temp_path(collector, "." + fmt)
     described = " ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in raw.items())
 
     def write() -> None:
-        exporter = EXPORTERS[fmt](path, columns, filters=described, collector=app.config.node_name)
-        for event in _all_events(app, spec):
+        exporter = EXPORTERS[fmt](path, columns, filters=described, collector=collector.node_name)
+        for event in _all_events(collector, spec):
             exporter.write(event)
         exporter.close()
     try:
@@ -109,25 +109,25 @@ async def export(request: web.Request, app: CollectorApp, caller: Caller, query:
     return await send_file(request, path, f"fleetlog_export_{stamp}.{fmt}", CONTENT_TYPES[fmt])
 
 
-async def bundle(request: web.Request, app: CollectorApp, caller: Caller, query: Mapping[str, str]) -> web.StreamResponse:
+async def bundle(request: web.Request, collector: RunningCollector, caller: Caller, query: Mapping[str, str]) -> web.StreamResponse:
     """The support bundle `.tar.gz` of `fleetlog bundle --compress`: masked events, digests, the
     manifest and the collector's signed attestation of what it holds."""
     raw = raw_filters(query)
-    spec = app.filter_spec(raw, caller)
-    await app.record_search(caller, "bundle", raw, via="web")
-    events_path, digests_path = _temp_path(app, ".events"), _temp_path(app, ".digests")
-    target = _temp_path(app, ".tar.gz")
+    spec = collector.filter_spec(raw, caller)
+    await collector.record_search(caller, "bundle", raw, via="web")
+    events_path, digests_path = _temp_path(collector, ".events"), _temp_path(collector, ".digests")
+    target = _temp_path(collector, ".tar.gz")
     stats = BundleStats()
     try:
         def write_events() -> str:
             with open(events_path, "w", encoding="utf-8") as out, open(digests_path, "w", encoding="ascii") as digests:
-                write_masked(_all_events(app, spec), out, stats, _NoProgress(), digests)
+                write_masked(_all_events(collector, spec), out, stats, _NoProgress(), digests)
             with open(digests_path, "rb") as digests:
                 return hashlib.file_digest(digests, "sha256").hexdigest()
         digests_sha256 = await asyncio.to_thread(write_events)
-        status = await app.status()
-        evidence = await app.evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
-                                                         bundle_events=stats.events))
+        status = await collector.status()
+        evidence = await collector.evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
+                                                               bundle_events=stats.events))
         manifest = build_manifest(_Origin(f"{request.host} (web console)"), pb.Filters(**raw), stats, status, evidence)
 
         def write_tar() -> None:

@@ -59,7 +59,7 @@ def render_error(request: web.Request, status: int, message: str) -> web.Respons
 
 async def signin_page(request: web.Request) -> web.Response:
     return render(request, "signin.html", next=_safe_next(request.query.get("next")), error="",
-                  mtls=auth_of(request).authenticator.mtls)
+                  mtls=auth_of(request).mtls)
 
 
 async def signin(request: web.Request) -> web.StreamResponse:
@@ -76,7 +76,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
                                                   ip=request.remote or "")
         await auth.slow_down(request)
         return render(request, "signin.html", status=401, next=target, error=f"sign-in failed: {exc}",
-                      mtls=auth.authenticator.mtls)
+                      mtls=auth.mtls)
     auth.throttle.succeeded(request.remote or "")
     auth.sessions.end(request.cookies.get(COOKIE))
     session = auth.sessions.create(caller)

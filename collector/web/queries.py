@@ -2,8 +2,8 @@
 one set of messages: collector/filters.py), keyset paging tokens, and the data every page and its
 JSON twin show. Pages and API call the same functions here, so they cannot drift apart.
 
-Blocking reads run in worker threads through the collector's QueryEngine; nothing here talks to
-a database driver.
+Blocking reads run in worker threads through the running collector (collector/running.py), the
+same query engine the gRPC service uses; nothing here talks to a database driver.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.timefmt import format_us, parse_rfc3339_us
 
 if TYPE_CHECKING:
-    from fleetlog.collector.app import CollectorApp
+    from fleetlog.collector.running import RunningCollector
 
 # The CLI's filter flags without dashes, `-` written `_` (SPEC §8): the Filters message's fields.
 FILTER_KEYS: tuple[str, ...] = tuple(f.name for f in pb.Filters.DESCRIPTOR.fields)
@@ -86,26 +86,26 @@ def page_links(query: Mapping[str, str], **changes: str | None) -> str:
     return urlencode(merged)
 
 
-async def _events(app: CollectorApp, spec: FilterSpec, order: str, limit: int) -> list[dict[str, Any]]:
+async def _events(collector: RunningCollector, spec: FilterSpec, order: str, limit: int) -> list[dict[str, Any]]:
     def first_page() -> list[dict[str, Any]]:
-        pages = app.query.search(spec, order=order, limit=limit, page_size=limit)
+        pages = collector.search(spec, order=order, limit=limit, page_size=limit)
         return next(pages, [])
     return await asyncio.to_thread(first_page)
 
 
-async def search_events(app: CollectorApp, caller: Caller, query: Mapping[str, str],
+async def search_events(collector: RunningCollector, caller: Caller, query: Mapping[str, str],
                         also: tuple[str, ...] = ()) -> dict[str, Any]:
     """One page of events (newest first unless order=asc) and the token of the next."""
     raw = raw_filters(query, PAGE_KEYS + also)
     limit = parse_limit(query.get("limit"))
     order = parse_order(query.get("order"))
-    spec = app.filter_spec(raw, caller)
+    spec = collector.filter_spec(raw, caller)
     if query.get("_next"):
         key = parse_next(query["_next"])
         spec = replace(spec, before_key=key) if order == "desc" else replace(spec, after_key=key)
-    await app.record_search(caller, "search", raw, via="web")
+    await collector.record_search(caller, "search", raw, via="web")
     started = time.perf_counter()
-    rows = await _events(app, spec, order, limit + 1)
+    rows = await _events(collector, spec, order, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return {"filters": raw, "order": order, "limit": limit, "events": rows,
@@ -113,12 +113,12 @@ async def search_events(app: CollectorApp, caller: Caller, query: Mapping[str, s
             "query_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-async def trace(app: CollectorApp, caller: Caller, request_id: str) -> dict[str, Any]:
+async def trace(collector: RunningCollector, caller: Caller, request_id: str) -> dict[str, Any]:
     """Every event of one request, oldest first, with the time since the first step."""
     raw = {"request_id": request_id}
-    spec = app.filter_spec(raw, caller)
-    await app.record_search(caller, "trace", raw, via="web")
-    rows = await _events(app, spec, "asc", TRACE_MAX + 1)
+    spec = collector.filter_spec(raw, caller)
+    await collector.record_search(caller, "trace", raw, via="web")
+    rows = await _events(collector, spec, "asc", TRACE_MAX + 1)
     truncated = len(rows) > TRACE_MAX
     rows = rows[:TRACE_MAX]
     first = parse_rfc3339_us(rows[0]["time"]) if rows else 0
@@ -128,11 +128,11 @@ async def trace(app: CollectorApp, caller: Caller, request_id: str) -> dict[str,
             "truncated": truncated}
 
 
-async def histogram(app: CollectorApp, caller: Caller, query: Mapping[str, str]) -> dict[str, Any]:
+async def histogram(collector: RunningCollector, caller: Caller, query: Mapping[str, str]) -> dict[str, Any]:
     """Counts over time by level for the chart. The range is since/until when given, else the day
     up to the newest matching event (a bounded scan whatever the store's size)."""
     raw = raw_filters(query, PAGE_KEYS + ("buckets",))
-    spec = app.filter_spec(raw, caller)
+    spec = collector.filter_spec(raw, caller)
     buckets = HISTOGRAM_BUCKETS
     if query.get("buckets"):
         if not query["buckets"].isdigit() or not 1 <= int(query["buckets"]) <= 500:
@@ -142,14 +142,14 @@ async def histogram(app: CollectorApp, caller: Caller, query: Mapping[str, str])
     def compute() -> dict[str, Any]:
         start, end = spec.since_us, spec.until_us
         if start is None or end is None:
-            span = app.query.time_span(spec)
+            span = collector.time_span(spec)
             if span is None:
                 return {"start": None, "end": None, "width_ms": 0, "buckets": []}
             end = end if end is not None else span[1] + 1
             start = start if start is not None else max(span[0], end - 86_400_000_000)
         width = max(1, -(-(end - start) // buckets))
         counts = [dict.fromkeys(LEVEL_NAMES, 0) for _ in range(buckets)]
-        for index, level, count in app.query.histogram(spec, start, width, buckets):
+        for index, level, count in collector.histogram(spec, start, width, buckets):
             if 0 <= index < buckets:
                 counts[index][LEVEL_NAMES[level]] += count
         return {"start": format_us(start), "end": format_us(start + width * buckets), "width_ms": width / 1000,
@@ -168,10 +168,10 @@ def columns_of(text: str | None) -> list[str]:
     return columns
 
 
-async def status(app: CollectorApp) -> dict[str, Any]:
+async def status(collector: RunningCollector) -> dict[str, Any]:
     """The collector, its nodes (with clock skew), forwarders, storage and the signed chain."""
-    reply = await app.status()
-    chain = await app.chain_status()
+    reply = await collector.status()
+    chain = await collector.chain_status()
     checkpoint = json.loads(chain["checkpoint_json"]) if chain.get("checkpoint_json") else None
     if checkpoint:
         checkpoint["time_rfc3339"] = format_us(int(checkpoint["time"]))

@@ -1,6 +1,6 @@
 """The console's HTTP server: aiohttp on the collector's own asyncio loop, beside grpc.aio, so the
-views reach the query engine, the follow path and the writer directly (no second process, no
-copy of the query code).
+views call the running collector (collector/running.py) directly: the same query engine, follow
+path and writer as the gRPC handlers (no second process, no copy of the query code).
 
 HTTPS with the collector's certificate when `[tls]` is set (client certificates requested when
 mTLS is on); every response carries a Content-Security-Policy without inline scripts and with no
@@ -20,11 +20,11 @@ from aiohttp import web
 from fleetlog.collector.config import ServerTlsConfig, WebConfig
 from fleetlog.collector.web import api, pages
 from fleetlog.collector.web.auth import ConsoleAuth, Denied
-from fleetlog.collector.web.context import APP_KEY, AUTH_KEY, TEMPLATES_KEY, NotSignedIn
+from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
 from fleetlog.common.errors import AuthError, ConfigError, StorageError, UsageError
 
 if TYPE_CHECKING:
-    from fleetlog.collector.app import CollectorApp
+    from fleetlog.collector.running import RunningCollector
 
 log = logging.getLogger("fleetlog.collector.web")
 HERE = pathlib.Path(__file__).resolve().parent
@@ -53,7 +53,7 @@ def _error(request: web.Request, status: int, message: str) -> web.StreamRespons
 async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Domain errors become HTTP statuses with one-line messages (the CLI's own for filters);
     never a traceback."""
-    app: CollectorApp = request.app[APP_KEY]
+    collector = collector_of(request)
     try:
         return await handler(request)
     except NotSignedIn:
@@ -62,12 +62,12 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
                                      status=401, headers={"WWW-Authenticate": 'Bearer realm="fleetlog"'})
         return web.Response(status=302, headers={"Location": pages.signin_url(request)})
     except AuthError as exc:
-        await app.record_denial(None, f"web {request.method} {request.path}", str(exc), None,
-                                ip=request.remote or "")
+        await collector.record_denial(None, f"web {request.method} {request.path}", str(exc), None,
+                                      ip=request.remote or "")
         return _error(request, 401, str(exc))
     except Denied as exc:
-        await app.record_denial(exc.caller, f"web {request.method} {request.path}", str(exc), None,
-                                ip=request.remote or "")
+        await collector.record_denial(exc.caller, f"web {request.method} {request.path}", str(exc), None,
+                                      ip=request.remote or "")
         return _error(request, 403, str(exc))
     except UsageError as exc:
         return _error(request, 400, str(exc))
@@ -83,10 +83,10 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault("Cache-Control", "no-store")
 
 
-def build_application(collector: CollectorApp, config: WebConfig, secure: bool) -> web.Application:
+def build_application(collector: RunningCollector, auth: ConsoleAuth) -> web.Application:
     application = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
-    application[APP_KEY] = collector
-    application[AUTH_KEY] = ConsoleAuth(collector.authenticator, config.session_lifetime, secure)
+    application[COLLECTOR_KEY] = collector
+    application[AUTH_KEY] = auth
     application[TEMPLATES_KEY] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     application.on_response_prepare.append(_headers)
@@ -113,10 +113,12 @@ def _ssl_context(tls: ServerTlsConfig, mtls: bool) -> ssl.SSLContext:
 class WebConsole:
     """Started and stopped with the collector (collector/app.py)."""
 
-    def __init__(self, collector: CollectorApp, config: WebConfig, tls: ServerTlsConfig | None):
+    def __init__(self, collector: RunningCollector, config: WebConfig, tls: ServerTlsConfig | None):
         self.collector = collector
         self.config = config
         self.tls = tls
+        # Session cookies are `Secure` when the console speaks HTTPS.
+        self.auth = ConsoleAuth(collector.authenticator, config.session_lifetime, secure=tls is not None)
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -127,8 +129,8 @@ class WebConsole:
     async def start(self) -> None:
         host, _, port = self.config.listen.rpartition(":")
         host = host.strip("[]")
-        context = _ssl_context(self.tls, self.collector.authenticator.mtls) if self.tls is not None else None
-        application = build_application(self.collector, self.config, secure=context is not None)
+        context = _ssl_context(self.tls, self.auth.mtls) if self.tls is not None else None
+        application = build_application(self.collector, self.auth)
         self.runner = web.AppRunner(application, access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, int(port), ssl_context=context)

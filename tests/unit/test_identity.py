@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from fleetlog.collector.app import check_listen_policy
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, LevelsConfig, ServerTlsConfig
 from fleetlog.collector.identity import load_tokens
 from fleetlog.collector.ingest import Origin, prepare_batch
+from fleetlog.collector.preflight import check_listen_policy
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.levels import Level
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
