@@ -73,3 +73,41 @@ def test_the_check_sees_every_form_of_import():
     assert forbidden("common", tree) == [(2, "fleetlog.collector.store", "collector"), (3, "fleetlog.cli", "cli"),
                                          (4, "fleetlog.agent.main", "agent")]
     assert forbidden("cli", tree) == []
+
+
+# Inside the collector: the handlers (gRPC services, the auth gate, the console) reach the running
+# collector through running.RunningCollector alone, never through the app that wires it or the rooms
+# behind it; the store knows nothing of the collector but the filters it compiles and the forwarder
+# cursor file it keeps.
+HANDLERS = ("collector/service.py", "collector/gate.py", "collector/web")
+BEHIND_THE_INTERFACE = {"app", "intake", "nodes", "own_events", "denials", "follow", "status", "evidence",
+                        "checkpoint_timer", "grpc_server", "writer", "query", "admission"}
+STORE_MAY_IMPORT = {"store", "filters", "forward.cursor"}
+
+
+def collector_imports(path: pathlib.Path) -> list[tuple[int, str]]:
+    """(line, the part of fleetlog.collector named) of each import of the collector in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    prefix = "fleetlog.collector."
+    return [(line, module[len(prefix):]) for line, module in imported_modules(tree) if module.startswith(prefix)]
+
+
+def handler_files() -> list[pathlib.Path]:
+    return sorted(p for name in HANDLERS for p in ([ROOT / name] if name.endswith(".py")
+                                                     else (ROOT / name).rglob("*.py")))
+
+
+def test_handlers_use_the_running_collector_only():
+    found = [f"{path.relative_to(ROOT)}:{line} imports fleetlog.collector.{part}"
+             for path in handler_files() for line, part in collector_imports(path)
+             if part.split(".")[0] in BEHIND_THE_INTERFACE]
+    assert not found, "handlers reaching behind RunningCollector:\n" + "\n".join(found)
+    assert any(part == "running" for path in handler_files() for _, part in collector_imports(path))
+
+
+def test_the_store_stands_below_the_collector():
+    found = [f"{path.relative_to(ROOT)}:{line} imports fleetlog.collector.{part}"
+             for path in sorted((ROOT / "collector" / "store").rglob("*.py"))
+             for line, part in collector_imports(path)
+             if not any(part == allowed or part.startswith(allowed + ".") for allowed in STORE_MAY_IMPORT)]
+    assert not found, "the store importing the collector above it:\n" + "\n".join(found)
