@@ -69,10 +69,10 @@ def _check_regex(key: str, pattern: str) -> None:
 @dataclass(frozen=True)
 class FileSourceConfig:
     type: Literal["file"]
-    paths: list[str]
+    paths: tuple[str, ...]
     name: str = ""                      # checkpoint folder name; default: derived from paths
     # Path globs (strings) and event filters (`{ field, pattern }` tables) share this key.
-    exclude: list[str | FieldPattern] = ()
+    exclude: tuple[str | FieldPattern, ...] = ()
     start_at: Literal["beginning", "end"] = "beginning"
     log_type: str = "application"
     app: str = ""
@@ -83,7 +83,7 @@ class FileSourceConfig:
     fingerprint_bytes: int = 256
     ignored_header_bytes: int = 0
     min_level: LevelName = Level.DEBUG
-    include: list[FieldPattern] = ()
+    include: tuple[FieldPattern, ...] = ()
 
     @property
     def exclude_paths(self) -> tuple[str, ...]:
@@ -110,12 +110,12 @@ class FileSourceConfig:
 class JournaldSourceConfig:
     type: Literal["journald"]
     name: str = ""
-    units: list[str] = ()
+    units: tuple[str, ...] = ()
     journal_dir: str = ""
     log_type: str = "system"
     min_level: LevelName = Level.DEBUG
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
     start_at: Literal["beginning", "end"] = "beginning"
 
 
@@ -127,13 +127,13 @@ class AgentConfig:
     node_name: str = field(default_factory=socket.gethostname)
     namespace: str = "default"
     state_dir: str = "/var/lib/fleetlog-agent"
-    collectors: list[str] = ("127.0.0.1:7433",)
+    collectors: tuple[str, ...] = ("127.0.0.1:7433",)
     token_file: str | None = None
     tls: TlsConfig | None = None
     spool: SpoolConfig = SpoolConfig()
     batch: BatchConfig = BatchConfig()
     metrics: MetricsConfig = MetricsConfig()
-    sources: list[SourceConfig] = ()
+    sources: tuple[SourceConfig, ...] = ()
     log_level: LevelName = Level.INFO
     log_file: str | None = None
     log_format: Literal["text", "json"] = "text"

@@ -117,7 +117,7 @@ class StorageConfig:
 @dataclass(frozen=True)
 class LevelsConfig:
     default: LevelName = Level.INFO
-    namespaces: dict[str, LevelName] = field(default_factory=lambda: MappingProxyType({}))
+    namespaces: Mapping[str, LevelName] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -131,11 +131,11 @@ class TierRule:
     """An event matching every given list (wildcards allowed) goes to `tier`."""
 
     tier: Literal["general", "security"]
-    log_type: list[str] = ()
-    action: list[str] = ()
-    namespace: list[str] = ()
-    source: list[str] = ()
-    app: list[str] = ()
+    log_type: tuple[str, ...] = ()
+    action: tuple[str, ...] = ()
+    namespace: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    app: tuple[str, ...] = ()
 
 
 DEFAULT_TIER_RULES = (
@@ -149,8 +149,8 @@ class RetentionConfig:
     general: Duration = 90 * 86400.0
     security: Duration = 365 * 86400.0
     purge_interval: Duration = 3600.0
-    namespaces: dict[str, NamespaceRetention] = field(default_factory=lambda: MappingProxyType({}))
-    rules: list[TierRule] = DEFAULT_TIER_RULES
+    namespaces: Mapping[str, NamespaceRetention] = field(default_factory=lambda: MappingProxyType({}))
+    rules: tuple[TierRule, ...] = DEFAULT_TIER_RULES
 
     def validate(self) -> None:
         if self.purge_interval <= 0 or math.isinf(self.purge_interval):
@@ -205,10 +205,10 @@ class FieldPattern:
 @dataclass(frozen=True)
 class ForwarderFilters:
     min_level: LevelName = Level.DEBUG
-    log_types: list[str] = ()
-    actions: list[Literal["create", "read", "update", "delete"]] = ()
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    log_types: tuple[str, ...] = ()
+    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,10 +224,10 @@ class SyslogForwarderConfig:
     app_name: str = "fleetlog"
     tls: ClientTlsConfig | None = None
     min_level: LevelName = Level.DEBUG
-    log_types: list[str] = ()
-    actions: list[Literal["create", "read", "update", "delete"]] = ()
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    log_types: tuple[str, ...] = ()
+    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
 
     def validate(self) -> None:
         from fleetlog.collector.forward.syslog_common import facility_code
@@ -252,10 +252,10 @@ class JsonlForwarderConfig:
     host: str = "127.0.0.1"
     port: int = 0
     min_level: LevelName = Level.DEBUG
-    log_types: list[str] = ()
-    actions: list[Literal["create", "read", "update", "delete"]] = ()
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    log_types: tuple[str, ...] = ()
+    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
 
     def validate(self) -> None:
         _check_port(self.port)
@@ -269,10 +269,10 @@ class FileForwarderConfig:
     rotate_bytes: Size = 0                # 0 = never rotate
     rotate_max: int = 5
     min_level: LevelName = Level.DEBUG
-    log_types: list[str] = ()
-    actions: list[Literal["create", "read", "update", "delete"]] = ()
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    log_types: tuple[str, ...] = ()
+    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
 
     def validate(self) -> None:
         if not self.path:
@@ -286,10 +286,10 @@ class ConsoleForwarderConfig:
     type: Literal["console"]
     name: str
     min_level: LevelName = Level.DEBUG
-    log_types: list[str] = ()
-    actions: list[Literal["create", "read", "update", "delete"]] = ()
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    log_types: tuple[str, ...] = ()
+    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -324,7 +324,7 @@ class CollectorConfig:
     signing: SigningConfig = SigningConfig()
     metrics: MetricsConfig = MetricsConfig()
     ingest: IngestConfig = IngestConfig()
-    forwarders: list[ForwarderConfig] = ()
+    forwarders: tuple[ForwarderConfig, ...] = ()
     web: WebConfig | None = None
     log_level: LevelName = Level.INFO
     log_file: str | None = None
