@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from fleetlog.common.bundle_attestation import line_digest
 from fleetlog.common.cli.client import Connection
@@ -85,6 +85,18 @@ def describe_filters(filters: pb.Filters) -> str:
     parts = [f"--{f.name.replace('_', '-')} {getattr(filters, f.name)!r}"
              for f in pb.Filters.DESCRIPTOR.fields if getattr(filters, f.name)]
     return " ".join(parts)
+
+
+class Steps(Protocol):
+    """What the writers need of a progress display (the console's downloads show none)."""
+
+    def step(self) -> None: ...
+
+
+class Addressed(Protocol):
+    """What a manifest names of where the events came from (the CLI's connection or the console)."""
+
+    address: str
 
 
 class Progress:
@@ -214,7 +226,7 @@ class BundleStats:
         self.last_seq = max(self.last_seq, event["seq"])
 
 
-def _write_masked(events: Iterator[dict[str, Any]], out: TextIO, stats: BundleStats, progress: Progress,
+def _write_masked(events: Iterator[dict[str, Any]], out: TextIO, stats: BundleStats, progress: Steps,
                   digests: TextIO | None = None) -> None:
     for event in events:
         masked, changed = mask_event(event)
@@ -291,7 +303,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def build_manifest(conn: Connection, filters: pb.Filters, stats: BundleStats, status: pb.StatusReply,
+def build_manifest(conn: Addressed, filters: pb.Filters, stats: BundleStats, status: pb.StatusReply,
                    evidence: pb.EvidenceReply) -> dict[str, Any]:
     checkpoint = json.loads(evidence.checkpoint_json) if evidence.checkpoint_json else None
     return {

@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
 
 from fleetlog.common.cli.output import cell
 
@@ -155,7 +155,8 @@ class PdfExporter:
     def write(self, event: dict[str, Any]) -> None:
         pdf = self.pdf
         texts = [_latin1(cell(event.get(c)).replace("\r", " ")) for c in self.columns]
-        lines = [pdf.multi_cell(w - 1, self.LINE, t, dry_run=True, output="LINES") or [""]
+        # cast: fpdf2 types multi_cell's result as the union of every `output`; "LINES" gives lines
+        lines = [cast(list[str], pdf.multi_cell(w - 1, self.LINE, t, dry_run=True, output="LINES")) or [""]
                  for w, t in zip(self.widths, texts)]
         lines = [chunk[:12] for chunk in lines]   # a giant message stays one row, cut after 12 lines
         height = max(len(chunk) for chunk in lines) * self.LINE
@@ -178,4 +179,5 @@ class PdfExporter:
         self.pdf.output(self.path)
 
 
-EXPORTERS = {"csv": CsvExporter, "jsonl": JsonlExporter, "xlsx": XlsxExporter, "pdf": PdfExporter}
+EXPORTERS: dict[str, Callable[..., Exporter]] = {
+    "csv": CsvExporter, "jsonl": JsonlExporter, "xlsx": XlsxExporter, "pdf": PdfExporter}
