@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed-stamp
 # postgresql (the tests start their own server in a temporary directory; tests/pg.py).
 SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev libsqlite3-dev prometheus chromium postgresql
 
-.PHONY: install proto system-deps test test-fast run bench fuzz lint clean
+.PHONY: install proto system-deps test test-fast docs-screenshots run bench fuzz lint clean
 
 install: $(STAMP)
 
@@ -45,6 +45,12 @@ test: system-deps install
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
+
+# The console's screenshots in docs/: the browser tests write them to var/screenshots/ (git-ignored)
+# on every run, so a test run leaves the checkout clean; this target refreshes the committed copies.
+docs-screenshots: system-deps install
+	$(BIN)/python -m pytest -q tests/integration/test_web_browser.py
+	cp var/screenshots/console-*.png docs/
 
 run: install
 	$(BIN)/python examples/run_local.py

@@ -22,7 +22,6 @@ from fleetlog.agent.spool import DiskSpool
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.http_health import HealthServer
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from fleetlog.common.tls import TlsFiles
 
 log = logging.getLogger("fleetlog.agent")
 
@@ -71,10 +70,9 @@ class AgentApp:
                                config.batch.max_wait, config.batch.compression, self._spool_batch,
                                first_batch_id=self.outbox.next_batch_id,
                                on_dropped=lambda n: self.metrics.dropped.labels("filtered").inc(n))
-        tls = TlsFiles(config.tls.ca, config.tls.cert, config.tls.key) if config.tls else None
         self.shipper = Shipper(
             collectors=list(config.collectors), node_name=config.node_name, outbox=self.outbox,
-            on_ack=self._on_ack, token=self.token, tls=tls, compression=config.batch.compression,
+            on_ack=self._on_ack, token=self.token, tls=config.tls, compression=config.batch.compression,
             on_state=self._on_state, on_error=lambda reason: self.metrics.send_errors.inc())
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
         self._tasks: list[asyncio.Task[Any]] = []

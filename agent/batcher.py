@@ -61,7 +61,7 @@ def build_chunk(batch: SourceBatch, namespace: str, native: bool = True) -> tupl
         if event_filter and not event_filter.keep({
                 "user": parsed.user, "request_id": parsed.request_id, "action": parsed.action,
                 "message": parsed.message, "app": record.app, "level": str(level),
-                **{k: str(v) for k, v in (parsed.fields or {}).items()}}):
+                **{k: str(v) for k, v in (parsed.fields or {}).items()}}.get):
             dropped += 1
             continue
         positions.append(record.position)

@@ -1,22 +1,18 @@
-"""agent.toml (SPEC §2). Sources are registered by their `type` key: adding a source type means
-adding its config dataclass to `SourceConfig` and its builder to agent.sources.BUILDERS."""
+"""agent.toml (SPEC §2): the agent-wide sections. Each source type's config lives in its module
+under agent.sources, registered there by its `type` key; the sections both daemons use
+(metrics, TLS) come from common."""
 
 from __future__ import annotations
 
-import re
 import socket
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fleetlog.agent.sources import SourceConfig
 from fleetlog.common.config import Duration, FieldError, LevelName, Size, load_config
+from fleetlog.common.http_health import MetricsConfig
 from fleetlog.common.levels import Level
-
-
-@dataclass(frozen=True)
-class TlsConfig:
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
+from fleetlog.common.tls import TlsFiles
 
 
 @dataclass(frozen=True)
@@ -38,101 +34,16 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
-class MetricsConfig:
-    listen: str = "127.0.0.1:9434"
-
-
-@dataclass(frozen=True)
-class FieldPattern:
-    """A filter on one event field: `{ field = "user", pattern = "admin*" }`."""
-
-    field: str
-    pattern: str
-
-
-@dataclass(frozen=True)
-class MultilineConfig:
-    start_pattern: str
-    max_wait: Duration = 1.0
-
-    def validate(self) -> None:
-        _check_regex("start_pattern", self.start_pattern)
-
-
-def _check_regex(key: str, pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise FieldError(key, f"invalid regular expression: {exc}") from None
-
-
-@dataclass(frozen=True)
-class FileSourceConfig:
-    type: Literal["file"]
-    paths: tuple[str, ...]
-    name: str = ""                      # checkpoint folder name; default: derived from paths
-    # Path globs (strings) and event filters (`{ field, pattern }` tables) share this key.
-    exclude: tuple[str | FieldPattern, ...] = ()
-    start_at: Literal["beginning", "end"] = "beginning"
-    log_type: str = "application"
-    app: str = ""
-    parser: Literal["auto", "json", "regex", "plain"] = "auto"
-    pattern: str = ""
-    multiline: MultilineConfig | None = None
-    max_line_bytes: Size = 64 * 1024
-    fingerprint_bytes: int = 256
-    ignored_header_bytes: int = 0
-    min_level: LevelName = Level.DEBUG
-    include: tuple[FieldPattern, ...] = ()
-
-    @property
-    def exclude_paths(self) -> tuple[str, ...]:
-        return tuple(e for e in self.exclude if isinstance(e, str))
-
-    @property
-    def exclude_events(self) -> tuple[FieldPattern, ...]:
-        return tuple(e for e in self.exclude if isinstance(e, FieldPattern))
-
-    def validate(self) -> None:
-        if not self.paths:
-            raise FieldError("paths", "needs at least one path or glob")
-        if self.parser == "regex":
-            if not self.pattern:
-                raise FieldError("pattern", 'required when parser = "regex"')
-            _check_regex("pattern", self.pattern)
-        if self.max_line_bytes < 16:
-            raise FieldError("max_line_bytes", "must be at least 16 bytes")
-        if self.fingerprint_bytes < 1:
-            raise FieldError("fingerprint_bytes", "must be at least 1")
-
-
-@dataclass(frozen=True)
-class JournaldSourceConfig:
-    type: Literal["journald"]
-    name: str = ""
-    units: tuple[str, ...] = ()
-    journal_dir: str = ""
-    log_type: str = "system"
-    min_level: LevelName = Level.DEBUG
-    include: tuple[FieldPattern, ...] = ()
-    exclude: tuple[FieldPattern, ...] = ()
-    start_at: Literal["beginning", "end"] = "beginning"
-
-
-SourceConfig = FileSourceConfig | JournaldSourceConfig
-
-
-@dataclass(frozen=True)
 class AgentConfig:
     node_name: str = field(default_factory=socket.gethostname)
     namespace: str = "default"
     state_dir: str = "/var/lib/fleetlog-agent"
     collectors: tuple[str, ...] = ("127.0.0.1:7433",)
     token_file: str | None = None
-    tls: TlsConfig | None = None
+    tls: TlsFiles | None = None
     spool: SpoolConfig = SpoolConfig()
     batch: BatchConfig = BatchConfig()
-    metrics: MetricsConfig = MetricsConfig()
+    metrics: MetricsConfig = MetricsConfig(listen="127.0.0.1:9434")
     sources: tuple[SourceConfig, ...] = ()
     log_level: LevelName = Level.INFO
     log_file: str | None = None

@@ -52,8 +52,7 @@ def encode_batches(workload: pathlib.Path, events: int, state_dir: pathlib.Path)
 
 async def _encode(workload: pathlib.Path, events: int, state_dir: pathlib.Path) -> list[tuple[bytes, int]]:
     from fleetlog.agent.batcher import Batcher, SealedBatch
-    from fleetlog.agent.config import FileSourceConfig
-    from fleetlog.agent.sources.file import FileSource
+    from fleetlog.agent.sources.file import FileSource, FileSourceConfig
 
     sealed: list[tuple[bytes, int]] = []
 

@@ -42,8 +42,7 @@ def worker(path: str, parser: str) -> dict:
         # The pure-Python fallback, as on a machine where agent/_parse_native.c is not built.
         sys.modules["fleetlog.agent._parse_native"] = None
         parser = parser.removesuffix("-python")
-    from fleetlog.agent.config import FileSourceConfig
-    from fleetlog.agent.sources.file import FileSource
+    from fleetlog.agent.sources.file import FileSource, FileSourceConfig
 
     with open(path, "rb") as handle:
         total = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))

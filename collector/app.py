@@ -22,7 +22,7 @@ from fleetlog.collector.classify import Classifier
 from fleetlog.collector.cluster import Membership
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.filters import FilterSpec, build_filter_spec
-from fleetlog.collector.forward import Forwarding
+from fleetlog.collector.forward.forwarding import Forwarding
 from fleetlog.collector.gate import AuthGate
 from fleetlog.collector.identity import Authenticator, Caller, describe_denial, load_tokens, peer_ip
 from fleetlog.collector.ingest import IngestLimits, PreparedBatch

@@ -1,4 +1,6 @@
-"""collector.toml (SPEC §2). Forwarders are registered by their `type` key."""
+"""collector.toml (SPEC §2): the collector-wide sections. Each forwarder type's config lives in
+its module under collector.forward, registered there by its `type` key; the sections both
+daemons use (metrics, TLS) come from common."""
 
 from __future__ import annotations
 
@@ -11,18 +13,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Literal
 
+from fleetlog.collector.forward import ForwarderConfig
 from fleetlog.common.config import Converter, Duration, FieldError, LevelName, Size, load_config
+from fleetlog.common.http_health import MetricsConfig
 from fleetlog.common.levels import Level
-
-GENERAL_RETENTION = {"1d", "7d", "30d", "90d", "180d", "1y", "2y", "5y", "10y", "indefinite"}
-SECURITY_RETENTION = {"1y", "2y", "3y", "5y", "7y", "10y", "indefinite"}
+from fleetlog.common.tls import TlsFiles
 
 
 @dataclass(frozen=True)
-class ServerTlsConfig:
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
+class ServerTlsConfig(TlsFiles):
+    """The listener's `tls` table: the shared ca/cert/key section plus client certificates."""
+
     require_client_cert: bool = False
 
     def validate(self) -> None:
@@ -30,13 +31,6 @@ class ServerTlsConfig:
             raise FieldError("cert", "a listening collector needs both cert and key")
         if self.require_client_cert and not self.ca:
             raise FieldError("ca", "required when require_client_cert = true")
-
-
-@dataclass(frozen=True)
-class ClientTlsConfig:
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
 
 
 def _parse_dsn(value):
@@ -169,11 +163,6 @@ class SigningConfig:
 
 
 @dataclass(frozen=True)
-class MetricsConfig:
-    listen: str = "127.0.0.1:9433"
-
-
-@dataclass(frozen=True)
 class IngestConfig:
     """What one peer may make the collector hold (docs/hostile-input.md, "Limits on what peers send").
 
@@ -197,102 +186,6 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
-class FieldPattern:
-    field: str
-    pattern: str
-
-
-@dataclass(frozen=True)
-class ForwarderFilters:
-    min_level: LevelName = Level.DEBUG
-    log_types: tuple[str, ...] = ()
-    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
-    include: tuple[FieldPattern, ...] = ()
-    exclude: tuple[FieldPattern, ...] = ()
-
-
-@dataclass(frozen=True)
-class SyslogForwarderConfig:
-    type: Literal["syslog"]
-    name: str
-    host: str = "127.0.0.1"
-    port: int = 514
-    protocol: Literal["udp", "tcp", "tls"] = "tcp"
-    format: Literal["rfc5424", "rfc3164"] = "rfc5424"
-    framing: Literal["octet-counting", "lf"] = "octet-counting"
-    facility: str = "local0"
-    app_name: str = "fleetlog"
-    tls: ClientTlsConfig | None = None
-    min_level: LevelName = Level.DEBUG
-    log_types: tuple[str, ...] = ()
-    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
-    include: tuple[FieldPattern, ...] = ()
-    exclude: tuple[FieldPattern, ...] = ()
-
-    def validate(self) -> None:
-        from fleetlog.collector.forward.syslog_common import facility_code
-        try:
-            facility_code(self.facility)
-        except ValueError as exc:
-            raise FieldError("facility", str(exc)) from None
-        _check_port(self.port)
-        if self.tls is not None and self.protocol != "tls":
-            raise FieldError("tls", f'only used with protocol = "tls", not {self.protocol!r}')
-
-
-def _check_port(port: int) -> None:
-    if not 1 <= port <= 65535:
-        raise FieldError("port", f"expected a port number 1-65535, got {port}")
-
-
-@dataclass(frozen=True)
-class JsonlForwarderConfig:
-    type: Literal["jsonl"]
-    name: str
-    host: str = "127.0.0.1"
-    port: int = 0
-    min_level: LevelName = Level.DEBUG
-    log_types: tuple[str, ...] = ()
-    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
-    include: tuple[FieldPattern, ...] = ()
-    exclude: tuple[FieldPattern, ...] = ()
-
-    def validate(self) -> None:
-        _check_port(self.port)
-
-
-@dataclass(frozen=True)
-class FileForwarderConfig:
-    type: Literal["file"]
-    name: str
-    path: str = ""
-    rotate_bytes: Size = 0                # 0 = never rotate
-    rotate_max: int = 5
-    min_level: LevelName = Level.DEBUG
-    log_types: tuple[str, ...] = ()
-    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
-    include: tuple[FieldPattern, ...] = ()
-    exclude: tuple[FieldPattern, ...] = ()
-
-    def validate(self) -> None:
-        if not self.path:
-            raise FieldError("path", "required: the file to append events to")
-        if self.rotate_max < 0:
-            raise FieldError("rotate_max", "must be 0 or more")
-
-
-@dataclass(frozen=True)
-class ConsoleForwarderConfig:
-    type: Literal["console"]
-    name: str
-    min_level: LevelName = Level.DEBUG
-    log_types: tuple[str, ...] = ()
-    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
-    include: tuple[FieldPattern, ...] = ()
-    exclude: tuple[FieldPattern, ...] = ()
-
-
-@dataclass(frozen=True)
 class WebConfig:
     """`[web]`: the console (SPEC §8). Absent section: no console."""
 
@@ -307,9 +200,6 @@ class WebConfig:
             raise FieldError("session_lifetime", "must be between 1m and 30d")
 
 
-ForwarderConfig = SyslogForwarderConfig | JsonlForwarderConfig | FileForwarderConfig | ConsoleForwarderConfig
-
-
 @dataclass(frozen=True)
 class CollectorConfig:
     node_name: str = field(default_factory=socket.gethostname)
@@ -322,7 +212,7 @@ class CollectorConfig:
     levels: LevelsConfig = LevelsConfig()
     retention: RetentionConfig = RetentionConfig()
     signing: SigningConfig = SigningConfig()
-    metrics: MetricsConfig = MetricsConfig()
+    metrics: MetricsConfig = MetricsConfig(listen="127.0.0.1:9433")
     ingest: IngestConfig = IngestConfig()
     forwarders: tuple[ForwarderConfig, ...] = ()
     web: WebConfig | None = None
@@ -371,18 +261,8 @@ class CollectorConfig:
     def listen_host(self) -> str:
         return self.listen.rpartition(":")[0].strip("[]")
 
-    @property
-    def listen_port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
-
     def namespace_level(self, namespace: str) -> Level:
         return self.levels.namespaces.get(namespace, self.levels.default)
-
-    def retention_for(self, namespace: str) -> Mapping[str, float]:
-        override = self.retention.namespaces.get(namespace)
-        general = override.general if override and override.general is not None else self.retention.general
-        security = override.security if override and override.security is not None else self.retention.security
-        return {"general": general, "security": security, "permanent": math.inf}
 
 
 def _is_loopback(host: str) -> bool:

@@ -135,9 +135,6 @@ class FilterSpec:
     after_key: tuple[int, int, str] | None = None
     extra: dict = field(default_factory=dict)
 
-    def describe(self) -> str:
-        return ""
-
 
 def split_message_terms(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """`foo "exact phrase" bar` -> (("foo", "bar"), ("exact phrase",))."""

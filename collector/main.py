@@ -12,10 +12,17 @@ def _make_app(config):
     return CollectorApp(config)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _load_config(path: str):
     from fleetlog.collector.config import load_collector_config
+    from fleetlog.collector.extras import require_extras
+    config = load_collector_config(path)
+    require_extras(config)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
     return run_daemon("fleetlog-collector", "The fleetlog collector: stores, signs, forwards and serves events.",
-                      load_collector_config, _make_app, argv)
+                      _load_config, _make_app, argv)
 
 
 if __name__ == "__main__":

@@ -151,7 +151,6 @@ class RetentionScheduler:
         self.on_run = on_run         # after each scheduled run: True when it succeeded
         self.chunk = chunk
         self.next_purge = 0.0        # unix seconds; shown by `fleetlog status`
-        self.last_run: list[TierPurge] = []
         self._task: asyncio.Task[Any] | None = None
         self._reader: EventReader | None = None
         self._wake = asyncio.Event()
@@ -240,7 +239,6 @@ class RetentionScheduler:
                     log.info("retention purge: %d %s-tier events deleted (%d partitions dropped whole)",
                              summary.count, tier, len(summary.partitions))
                     done.append(summary)
-        self.last_run = done
         return done
 
     def _drop_and_record(self, store: EventWriter, tier: str, summary: TierPurge,

@@ -98,7 +98,3 @@ def digest(canonical: bytes) -> bytes:
 def extend(previous: bytes, canonical: bytes) -> bytes:
     """link(n) = SHA-256(link(n-1) || SHA-256(canonical(event n)))."""
     return hashlib.sha256(previous + hashlib.sha256(canonical).digest()).digest()
-
-
-def extend_digest(previous: bytes, event_digest: bytes) -> bytes:
-    return hashlib.sha256(previous + event_digest).digest()

@@ -9,6 +9,11 @@ and levels. Unknown keys are errors, and every error names the file, the key pat
 problem, e.g.
 `agent.toml: sources[1].start_at: expected "beginning" or "end", got "start"`.
 
+Sections compose: `Annotated[Section, Flatten()]` reads a shared section's keys from the
+enclosing table (as serde's `flatten` does in Vector's configs), and a section with a required
+key takes it from the enclosing field's default when its table leaves it out, so one section
+type serves two daemons with different defaults (`MetricsConfig(listen="127.0.0.1:9434")`).
+
 A section may define `validate(self)` that raises `FieldError` for checks across keys.
 """
 
@@ -18,6 +23,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import re
 import tomllib
 import types
 import typing
@@ -48,6 +54,35 @@ Duration = Annotated[float, Converter(parse_duration, format_duration)]
 LevelName = Annotated[Level, Converter(parse_level, lambda level: level.label)]
 
 
+@dataclass(frozen=True)
+class Flatten:
+    """Marks a nested section whose keys are written in the enclosing table, not under its name:
+    `filters: Annotated[ForwarderFilters, Flatten()]` reads `min_level`, `include`, ... of a
+    forwarder's own table, and --check-config prints them there."""
+
+
+def _flattened(hint: Any) -> type | None:
+    """The section type of a `Flatten` field, else None."""
+    if get_origin(hint) is Annotated:
+        base, *extras = get_args(hint)
+        if any(isinstance(e, Flatten) for e in extras):
+            return base
+    return None
+
+
+def _table_keys(cls: type) -> dict[str, type | None]:
+    """The keys of cls's TOML table -> the flattened section that owns each (None: cls itself)."""
+    hints = get_type_hints(cls, include_extras=True)
+    keys: dict[str, type | None] = {}
+    for f in dataclasses.fields(cls):
+        section = _flattened(hints[f.name])
+        if section is None:
+            keys[f.name] = None
+        else:
+            keys.update(dict.fromkeys(_table_keys(section), section))
+    return keys
+
+
 class FieldError(ValueError):
     """Raised by a section's validate(): `key` is relative to that section."""
 
@@ -55,6 +90,14 @@ class FieldError(ValueError):
         super().__init__(problem)
         self.key = key
         self.problem = problem
+
+
+def check_regex(key: str, pattern: str) -> None:
+    """FieldError naming `key` when pattern is not a valid regular expression."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise FieldError(key, f"invalid regular expression: {exc}") from None
 
 
 class _Invalid(Exception):
@@ -72,7 +115,7 @@ def _describe(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int, float, bool)) else type(value).__name__
 
 
-def _convert(hint: Any, value: Any, where: str) -> Any:
+def _convert(hint: Any, value: Any, where: str, default: Any = None) -> Any:
     origin = get_origin(hint)
     if origin is Annotated:
         base, *extras = get_args(hint)
@@ -115,7 +158,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise _Invalid(where, f"expected a table, got {_describe(value)}")
         return types.MappingProxyType({k: _convert(item, v, _join(where, k)) for k, v in value.items()})
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return _build(hint, value, where, default if isinstance(default, hint) else None)
     if hint is bool:
         if not isinstance(value, bool):
             raise _Invalid(where, f"expected true or false, got {_describe(value)}")
@@ -150,21 +193,29 @@ def _convert_tagged(options: list[type], value: Any, where: str) -> Any:
     return _build(by_tag[tag], value, where)
 
 
-def _build(cls: type[T], data: Any, where: str) -> T:
+def _build(cls: type[T], data: Any, where: str, fallback: Any = None) -> T:
+    """cls from a TOML table; a required key the table omits comes from `fallback` (the
+    enclosing field's default section), if there is one."""
     if not isinstance(data, dict):
         raise _Invalid(where or "(top level)", f"expected a table, got {_describe(data)}")
     hints = get_type_hints(cls, include_extras=True)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = _table_keys(cls)
     for key in data:
-        if key not in fields:
-            known = ", ".join(sorted(fields))
-            raise _Invalid(_join(where, key), f"unknown key (known keys: {known})")
-    values = {}
-    for name, field in fields.items():
-        if name in data:
-            values[name] = _convert(hints[name], data[name], _join(where, name))
+        if key not in known:
+            raise _Invalid(_join(where, key), f"unknown key (known keys: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        name = field.name
+        section = _flattened(hints[name])
+        if section is not None:
+            own = {k: v for k, v in data.items() if known[k] is section}
+            values[name] = _build(section, own, where, field.default if isinstance(field.default, section) else None)
+        elif name in data:
+            values[name] = _convert(hints[name], data[name], _join(where, name), field.default)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise _Invalid(_join(where, name), "required key is missing")
+            if fallback is None:
+                raise _Invalid(_join(where, name), "required key is missing")
+            values[name] = getattr(fallback, name)
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
     if validate is not None:
@@ -209,7 +260,14 @@ def to_plain(obj: Any) -> Any:
     """The effective config as plain JSON-able values (durations and sizes spelled as in TOML)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         hints = get_type_hints(type(obj), include_extras=True)
-        return {f.name: _show(hints[f.name], getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        plain: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if _flattened(hints[f.name]) is not None:
+                plain.update(to_plain(value))
+            else:
+                plain[f.name] = _show(hints[f.name], value)
+        return plain
     return obj
 
 

@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -28,6 +29,14 @@ MAX_CONNECTIONS = 4096
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """`[metrics]` of either daemon: where this endpoint listens. No class default: each daemon's
+    config gives its own port as the field default (agent 9434, collector 9433)."""
+
+    listen: str
 
 
 def parse_listen(value: str, key: str) -> tuple[str, int]:

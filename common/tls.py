@@ -12,7 +12,8 @@ from fleetlog.common.errors import ConfigError
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """Paths from a config's `tls = { ca, cert, key }` table (all optional)."""
+    """A config's `tls = { ca, cert, key }` section (paths, all optional): the agent's and the
+    syslog forwarder's client side; the collector's listener extends it (ServerTlsConfig)."""
 
     ca: str | None = None
     cert: str | None = None

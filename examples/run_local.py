@@ -62,7 +62,7 @@ def main() -> None:
     processes = []
     for name in ("collector", "agent"):
         with open(VAR / f"{name}.log", "ab") as log:   # the daemon keeps its own copy of the descriptor
-            processes.append(subprocess.Popen([sys.executable, "-m", name, "--config", str(VAR / f"{name}.toml")],
+            processes.append(subprocess.Popen([sys.executable, "-m", f"fleetlog.{name}", "--config", str(VAR / f"{name}.toml")],
                                               stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
         wait_ready(COLLECTOR_METRICS if name == "collector" else AGENT_METRICS, processes[-1], name)
     fleetlog = f"{ROOT / '.venv' / 'bin' / 'fleetlog'}"

@@ -110,7 +110,7 @@ class Daemon:
         if extra_env:
             e.update(extra_env)
         with open(self.log_path, "ab") as log:   # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen([*self.prefix, sys.executable, "-m", self.kind, "--config", str(self.config_path)],
+            self.process = subprocess.Popen([*self.prefix, sys.executable, "-m", f"fleetlog.{self.kind}", "--config", str(self.config_path)],
                                             stdout=log, stderr=subprocess.STDOUT, env=e, cwd=ROOT)
         return self
 

@@ -35,7 +35,7 @@ class SourceBatch:
     checkpoint: Any         # opaque; handed back to Source.commit once durable
     read_bytes: int = 0
     min_level: int = 7
-    filters: Any = None     # agent.filters.EventFilter of the source, or None
+    filters: Any = None     # common.event_filter.EventFilter of the source, or None
     extra: dict = field(default_factory=dict)
 
 

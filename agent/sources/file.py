@@ -32,11 +32,9 @@ import pathlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fleetlog.agent.checkpoints import CheckpointFile
-from fleetlog.agent.config import FileSourceConfig
-from fleetlog.agent.filters import EventFilter
 from fleetlog.agent.parse import make_parser, native_ascii_records, python_parse_auto
 from fleetlog.agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
 from fleetlog.agent.sources.file_identity import (
@@ -48,11 +46,54 @@ from fleetlog.agent.sources.file_identity import (
     fingerprint_matches,
     same_prefix,
 )
-from fleetlog.agent.sources.multiline import JoinedLine, MultilineJoiner
+from fleetlog.agent.sources.multiline import JoinedLine, MultilineConfig, MultilineJoiner
+from fleetlog.common.config import FieldError, LevelName, Size, check_regex
+from fleetlog.common.event_filter import EventFilter, FieldPattern
+from fleetlog.common.levels import Level
 from fleetlog.common.timefmt import now_us
 from fleetlog.common.wildcard import wildcard_match
 
 log = logging.getLogger("fleetlog.agent.file")
+
+
+@dataclass(frozen=True)
+class FileSourceConfig:
+    type: Literal["file"]
+    paths: tuple[str, ...]
+    name: str = ""                      # checkpoint folder name; default: derived from paths
+    # Path globs (strings) and event filters (`{ field, pattern }` tables) share this key.
+    exclude: tuple[str | FieldPattern, ...] = ()
+    start_at: Literal["beginning", "end"] = "beginning"
+    log_type: str = "application"
+    app: str = ""
+    parser: Literal["auto", "json", "regex", "plain"] = "auto"
+    pattern: str = ""
+    multiline: MultilineConfig | None = None
+    max_line_bytes: Size = 64 * 1024
+    fingerprint_bytes: int = 256
+    ignored_header_bytes: int = 0
+    min_level: LevelName = Level.DEBUG
+    include: tuple[FieldPattern, ...] = ()
+
+    @property
+    def exclude_paths(self) -> tuple[str, ...]:
+        return tuple(e for e in self.exclude if isinstance(e, str))
+
+    @property
+    def exclude_events(self) -> tuple[FieldPattern, ...]:
+        return tuple(e for e in self.exclude if isinstance(e, FieldPattern))
+
+    def validate(self) -> None:
+        if not self.paths:
+            raise FieldError("paths", "needs at least one path or glob")
+        if self.parser == "regex":
+            if not self.pattern:
+                raise FieldError("pattern", 'required when parser = "regex"')
+            check_regex("pattern", self.pattern)
+        if self.max_line_bytes < 16:
+            raise FieldError("max_line_bytes", "must be at least 16 bytes")
+        if self.fingerprint_bytes < 1:
+            raise FieldError("fingerprint_bytes", "must be at least 1")
 
 READ_SIZE = 256 * 1024
 POLL_INTERVAL = 0.05

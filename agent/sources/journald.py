@@ -25,15 +25,30 @@ import logging
 import os
 import pathlib
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from fleetlog.agent.checkpoints import CheckpointFile
-from fleetlog.agent.config import JournaldSourceConfig
-from fleetlog.agent.filters import EventFilter
 from fleetlog.agent.parse import Parsed, _apply_keys, _level_of, _text
 from fleetlog.agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
+from fleetlog.common.config import LevelName
+from fleetlog.common.event_filter import EventFilter, FieldPattern
+from fleetlog.common.levels import Level
 
 log = logging.getLogger("fleetlog.agent.journald")
+
+
+@dataclass(frozen=True)
+class JournaldSourceConfig:
+    type: Literal["journald"]
+    name: str = ""
+    units: tuple[str, ...] = ()
+    journal_dir: str = ""
+    log_type: str = "system"
+    min_level: LevelName = Level.DEBUG
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
+    start_at: Literal["beginning", "end"] = "beginning"
 
 JOURNALCTL = "journalctl"
 READ_SIZE = 1024 * 1024

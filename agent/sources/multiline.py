@@ -9,9 +9,22 @@ event's first byte, so a restart re-reads the whole event instead of losing its 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from fleetlog.agent.sources.base import FLAG_TRUNCATED
+from fleetlog.common.config import Duration, check_regex
+
+
+@dataclass(frozen=True)
+class MultilineConfig:
+    """A file source's `multiline = { start_pattern, max_wait }` table."""
+
+    start_pattern: str
+    max_wait: Duration = 1.0
+
+    def validate(self) -> None:
+        check_regex("start_pattern", self.start_pattern)
 
 
 class JoinedLine(NamedTuple):

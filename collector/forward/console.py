@@ -4,11 +4,20 @@ runtime collects stdout, and for trying filters out)."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fleetlog.collector.config import ConsoleForwarderConfig
+from fleetlog.collector.forward.filters import ForwarderFilters
 from fleetlog.collector.forward.transport import DeliveryError
+from fleetlog.common.config import Flatten
 from fleetlog.common.event import to_json
+
+
+@dataclass(frozen=True)
+class ConsoleForwarderConfig:
+    type: Literal["console"]
+    name: str
+    filters: Annotated[ForwarderFilters, Flatten()] = ForwarderFilters()
 
 
 class ConsoleSink:

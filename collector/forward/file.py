@@ -10,11 +10,29 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, BinaryIO
+from dataclasses import dataclass
+from typing import Annotated, Any, BinaryIO, Literal
 
-from fleetlog.collector.config import FileForwarderConfig
+from fleetlog.collector.forward.filters import ForwarderFilters
 from fleetlog.collector.forward.transport import DeliveryError
+from fleetlog.common.config import FieldError, Flatten, Size
 from fleetlog.common.event import to_json
+
+
+@dataclass(frozen=True)
+class FileForwarderConfig:
+    type: Literal["file"]
+    name: str
+    path: str = ""
+    rotate_bytes: Size = 0                # 0 = never rotate
+    rotate_max: int = 5
+    filters: Annotated[ForwarderFilters, Flatten()] = ForwarderFilters()
+
+    def validate(self) -> None:
+        if not self.path:
+            raise FieldError("path", "required: the file to append events to")
+        if self.rotate_max < 0:
+            raise FieldError("rotate_max", "must be 0 or more")
 
 
 class FileSink:

@@ -1,14 +1,18 @@
-"""Which events a forwarder sends: min_level, log_types, actions (CRUD category) and
-include/exclude field patterns with `*` wildcards, applied to presented events."""
+"""Which events a forwarder sends: the five filter keys every forwarder's table has (min_level,
+log_types, actions by CRUD category, include/exclude field patterns with `*` wildcards), applied
+to presented events."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from fleetlog.common.levels import LEVEL_NAMES
+from fleetlog.common.config import LevelName
+from fleetlog.common.event_filter import EventFilter, FieldPattern
+from fleetlog.common.levels import LEVEL_NAMES, Level
 from fleetlog.common.wildcard import wildcard_match
 
 # Verbs that name each CRUD category. An action is split into words (on punctuation and
@@ -55,27 +59,24 @@ def field_value(event: dict[str, Any], name: str) -> str:
 
 
 @dataclass(frozen=True)
-class EventFilter:
-    max_level: int = len(LEVEL_NAMES) - 1            # min_level as a severity number
-    log_types: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
-    include: tuple[tuple[str, str], ...] = ()
-    exclude: tuple[tuple[str, str], ...] = ()
+class ForwarderFilters:
+    """Flattened into each forwarder's config (`Annotated[ForwarderFilters, Flatten()]`)."""
 
-    @classmethod
-    def from_config(cls, config: Any) -> EventFilter:
-        return cls(max_level=int(config.min_level), log_types=tuple(config.log_types),
-                   actions=tuple(config.actions),
-                   include=tuple((p.field, p.pattern) for p in config.include),
-                   exclude=tuple((p.field, p.pattern) for p in config.exclude))
+    min_level: LevelName = Level.DEBUG
+    log_types: tuple[str, ...] = ()
+    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
+
+    @functools.cached_property
+    def _patterns(self) -> EventFilter:
+        return EventFilter(tuple(self.include), tuple(self.exclude))
 
     def accepts(self, event: dict[str, Any]) -> bool:
-        if LEVEL_NAMES.index(event["level"]) > self.max_level:
+        if LEVEL_NAMES.index(event["level"]) > self.min_level:
             return False
         if self.log_types and not any(wildcard_match(p, event.get("log_type")) for p in self.log_types):
             return False
         if self.actions and crud_category(event.get("action")) not in self.actions:
             return False
-        if self.include and not any(wildcard_match(p, field_value(event, f)) for f, p in self.include):
-            return False
-        return not any(wildcard_match(p, field_value(event, f)) for f, p in self.exclude)
+        return self._patterns.keep(functools.partial(field_value, event))

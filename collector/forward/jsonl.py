@@ -3,16 +3,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from fleetlog.collector.config import JsonlForwarderConfig
-from fleetlog.collector.forward.transport import StreamConnection
+from fleetlog.collector.forward.filters import ForwarderFilters
+from fleetlog.collector.forward.transport import Endpoint, StreamConnection
+from fleetlog.common.config import Flatten
 from fleetlog.common.event import to_json
+
+
+@dataclass(frozen=True)
+class JsonlForwarderConfig:
+    type: Literal["jsonl"]
+    name: str
+    endpoint: Annotated[Endpoint, Flatten()] = Endpoint(port=0)    # 0: none, check_port asks for one
+    filters: Annotated[ForwarderFilters, Flatten()] = ForwarderFilters()
+
+    def validate(self) -> None:
+        self.endpoint.check_port()
 
 
 class JsonlSink:
     def __init__(self, config: JsonlForwarderConfig):
-        self.connection = StreamConnection(config.host, config.port)
+        self.connection = StreamConnection(config.endpoint.host, config.endpoint.port)
         self.target = self.connection.target
 
     def send(self, events: list[dict[str, Any]]) -> None:

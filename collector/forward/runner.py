@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 from fleetlog.collector.forward.base import Sink
-from fleetlog.collector.forward.filters import EventFilter
 from fleetlog.collector.forward.transport import DeliveryError
 from fleetlog.collector.metrics import CollectorMetrics
 from fleetlog.collector.store import Backend, Cursor, EventReader, row_to_event
@@ -46,7 +45,7 @@ class ForwarderRunner:
     def __init__(self, name: str, config: Any, sink: Sink, backend: Backend,
                  metrics: CollectorMetrics, record: Recorder | None = None):
         self.name, self.config, self.sink, self.backend = name, config, sink, backend
-        self.filter = EventFilter.from_config(config)
+        self.filter = config.filters
         self.cursor_store = backend.cursor_store(name)
         self.lease = backend.lease(name)
         self.metrics, self.record = metrics, record

@@ -21,10 +21,25 @@ import ssl
 import struct
 import termios
 import time
+from dataclasses import dataclass
 
+from fleetlog.common.config import FieldError
 from fleetlog.common.errors import TransportError
 
 _TCP_ESTABLISHED = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """`host` and `port` of a forwarder that connects out, flattened into its config. The port's
+    default is the forwarder's (its field default); the forwarder's validate calls check_port."""
+
+    host: str = "127.0.0.1"
+    port: int
+
+    def check_port(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise FieldError("port", f"expected a port number 1-65535, got {self.port}")
 
 
 class DeliveryError(TransportError):

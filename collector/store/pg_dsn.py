@@ -13,10 +13,15 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from fleetlog.common.errors import StorageError
+
+try:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+except ImportError:   # an install without the 'postgresql' extra: the config check says so in one line
+    psycopg = None  # type: ignore[assignment]
+
+NO_PSYCOPG = "needs the 'postgresql' extra (psycopg not installed): pip install 'fleetlog[postgresql]'"
 
 MASK = "***"
 CONNECT_TIMEOUT = 5   # seconds; libpq's own default waits forever for an unanswered SYN
@@ -26,6 +31,8 @@ def parse_dsn(text: str) -> str:
     """Check the connection string's syntax (ValueError with libpq's reason), return it as given."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("expected a PostgreSQL connection string, e.g. \"postgresql://fleetlog@db:5432/fleetlog\"")
+    if psycopg is None:
+        raise ValueError(NO_PSYCOPG)
     try:
         conninfo_to_dict(text)
     except psycopg.Error as exc:
@@ -35,6 +42,8 @@ def parse_dsn(text: str) -> str:
 
 def mask_dsn(text: str) -> str:
     """The connection string with its password (if any) replaced, for --check-config and logs."""
+    if psycopg is None:
+        return MASK
     try:
         params = conninfo_to_dict(text)
     except psycopg.Error:

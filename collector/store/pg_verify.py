@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn, scalar
 from fleetlog.common import chain
 from fleetlog.common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
-from fleetlog.common.errors import StorageError, VerificationError
+from fleetlog.common.errors import StorageError
 from fleetlog.common.verify import (
     ChainWalk,
     Report,
@@ -57,10 +57,6 @@ class ClusterReport:
 
     def failure_lines(self) -> list[str]:
         return [f"chain {name}: {failure}" for name, failure in sorted(self.failures.items())]
-
-
-class ClusterTampered(VerificationError):
-    """At least one chain failed; the message names the first bad seq of each."""
 
 
 def verify_dsn(dsn: str, public_keys: list[Ed25519PublicKey]) -> ClusterReport:

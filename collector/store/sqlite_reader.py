@@ -352,14 +352,6 @@ class SqliteReader:
         if page:
             yield page
 
-    def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        """One value from the main file."""
-        try:
-            row = self.conn.execute(sql, tuple(params)).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: reading the store failed: {exc}") from None
-        return row[0] if row else None
-
     def close(self) -> None:
         self.pool.close()
         self.conn.close()

@@ -139,7 +139,7 @@ def main() -> int:
                                  ("web-2", "agent", _agent_toml("web-2", base, ports))]:
             (base / f"{name}.toml").write_text(text)
             with open(base / f"{name}.log", "ab") as log:
-                processes.append(subprocess.Popen([sys.executable, "-m", kind, "--config", str(base / f"{name}.toml")],
+                processes.append(subprocess.Popen([sys.executable, "-m", f"fleetlog.{kind}", "--config", str(base / f"{name}.toml")],
                                                   stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT))
             deadline = time.monotonic() + 60
             while not _ready(ports[f"{name}-metrics"]):

@@ -17,7 +17,10 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
+
+from tests.fuzz.targets import SCRATCH_ENV
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "tests" / "fuzz" / "corpus"
@@ -39,7 +42,7 @@ def fuzz_one(name: str, seconds: int) -> None:
     import importlib
 
     import atheris
-    with atheris.instrument_imports(include=["agent", "collector", "common"]):
+    with atheris.instrument_imports(include=["fleetlog"]):
         for module in INSTRUMENTED:
             importlib.import_module(module)
     from tests.fuzz.targets import TARGETS
@@ -56,13 +59,16 @@ def fuzz_one(name: str, seconds: int) -> None:
 
 def run_target(name: str, seconds: int) -> dict[str, object]:
     started = time.monotonic()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        done = subprocess.run([sys.executable, "-m", "tests.fuzz.run", "--child", name, "--seconds", str(seconds)],
-                              capture_output=True, text=True, timeout=seconds + 120, cwd=ROOT, env=env, check=False)
-        output, code = done.stderr + done.stdout, done.returncode
-    except subprocess.TimeoutExpired as exc:
-        output, code = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else "", -1
+    # The child's scratch folder: libFuzzer ends the child without running its atexit cleanup.
+    with tempfile.TemporaryDirectory(prefix="fleetlog-fuzz-") as scratch:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), SCRATCH_ENV: scratch}
+        try:
+            done = subprocess.run([sys.executable, "-m", "tests.fuzz.run", "--child", name, "--seconds", str(seconds)],
+                                  capture_output=True, text=True, timeout=seconds + 120, cwd=ROOT, env=env,
+                                  check=False)
+            output, code = done.stderr + done.stdout, done.returncode
+        except subprocess.TimeoutExpired as exc:
+            output, code = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else "", -1
     runs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", output) or re.findall(r"^#(\d+)", output, re.MULTILINE)
     cov = re.findall(r"cov: (\d+)", output)
     crash = re.search(r"(?:Test unit written to|artifact_prefix.*?) (\S*crash-\S+)", output)

@@ -10,10 +10,12 @@ so they depend on nothing but the standard library and fleetlog.
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -25,6 +27,22 @@ TARGETS: dict[str, Callable[[bytes], None]] = {}
 def target(fn: Callable[[bytes], None]) -> Callable[[bytes], None]:
     TARGETS[fn.__name__] = fn
     return fn
+
+
+SCRATCH_ENV = "FLEETLOG_FUZZ_SCRATCH"
+
+
+def _scratch(name: str) -> str:
+    """A path in the one temporary folder of this process, for the targets that read files.
+
+    The folder goes when the process ends (atexit). `make fuzz` children end through libFuzzer's
+    own exit, which skips atexit: tests/fuzz/run.py gives them a folder it removes itself."""
+    global _SCRATCH
+    if "_SCRATCH" not in globals():
+        _SCRATCH = os.environ.get(SCRATCH_ENV) or tempfile.mkdtemp(prefix="fleetlog-fuzz-")
+        if SCRATCH_ENV not in os.environ:
+            atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+    return os.path.join(_SCRATCH, name)
 
 
 class Input:
@@ -237,7 +255,7 @@ def _query_engine():
         from fleetlog.collector.query import QueryEngine
         from fleetlog.collector.store.sqlite import SqliteStore
         from tests.unit.store_helpers import incoming
-        path = os.path.join(tempfile.mkdtemp(prefix="fleetlog-fuzz-"), "events.db")
+        path = _scratch("events.db")
         store = SqliteStore(path, "normal", collector="fuzz")
         store.store_batch([incoming("web-1", "a.log", list(range(20)), users=[f"u{i % 3}" for i in range(20)],
                                     messages=[f"line {i} \"quoted\" user=x%_ 100%" for i in range(20)])],
@@ -278,9 +296,6 @@ def where_parser(data: bytes) -> None:
 
 # -- both daemons: TOML configuration --------------------------------------------------------------
 
-_TOML_DIR = tempfile.mkdtemp(prefix="fleetlog-fuzz-toml-")
-
-
 @target
 def toml_config(data: bytes) -> None:
     """agent.toml, collector.toml and tokens.toml loaders: a ConfigError or a config."""
@@ -291,7 +306,7 @@ def toml_config(data: bytes) -> None:
     from fleetlog.common.errors import ConfigError
     given = Input(data)
     cls = given.pick([AgentConfig, CollectorConfig, TokensFile])
-    path = os.path.join(_TOML_DIR, "fuzz.toml")
+    path = _scratch("fuzz.toml")
     with open(path, "wb") as handle:
         handle.write(given.rest())
     try:
@@ -442,9 +457,6 @@ def _tar(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-_BUNDLE_PATH = os.path.join(tempfile.mkdtemp(prefix="fleetlog-fuzz-bundle-"), "bundle.tar.gz")
-
-
 @target
 def bundle_verify(data: bytes) -> None:
     """`fleetlog verify --bundle`: any file is a usage error or a verification verdict."""
@@ -471,10 +483,11 @@ def bundle_verify(data: bytes) -> None:
             else:
                 members[name] = given.bytes(200)
         content = _tar(members)
-    with open(_BUNDLE_PATH, "wb") as handle:
+    path = _scratch("bundle.tar.gz")
+    with open(path, "wb") as handle:
         handle.write(content)
     try:
-        verify_bundle(_BUNDLE_PATH)
+        verify_bundle(path)
     except (UsageError, VerificationError) as exc:
         assert str(exc)
 

@@ -61,7 +61,7 @@ def test_ready_watchdog_and_stopping_reach_the_notify_socket(cluster, tmp_path, 
 
 
 def _check_config(kind: str, path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", kind, "--config", str(path), "--check-config"],
+    return subprocess.run([sys.executable, "-m", f"fleetlog.{kind}", "--config", str(path), "--check-config"],
                           capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60, check=False)
 
 

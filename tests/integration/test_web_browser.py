@@ -1,12 +1,12 @@
 """The console in a real browser (Debian's headless Chromium driven by Playwright) against a real
 collector and real agents: sign in, filter, trace across two nodes, live tail of a line appended to
 an agent's log file, downloads opened with csv/openpyxl, notes, sign-out, namespace isolation, and
-log lines that try to inject markup rendered as plain text. Writes the screenshots in docs/."""
+log lines that try to inject markup rendered as plain text. Writes the console's screenshots to
+var/screenshots/ (git-ignored); `make docs-screenshots` copies them into docs/."""
 
 from __future__ import annotations
 
 import csv
-import pathlib
 
 import openpyxl
 import pytest
@@ -16,7 +16,7 @@ from tests.harness import ROOT, Cluster, write_lines
 from tests.web_console import XSS_IMG, XSS_SCRIPT, Console, start_console
 
 CHROMIUM = "/usr/bin/chromium"
-DOCS = ROOT / "docs"
+SCREENSHOTS = ROOT / "var" / "screenshots"
 TIMEOUT_MS = 20_000
 
 
@@ -32,6 +32,9 @@ def console(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("console-*.png"):   # test_screenshots_were_written sees this run's
+        old.unlink()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, timeout=TIMEOUT_MS)
         try:
@@ -88,7 +91,7 @@ def test_sign_in_filter_by_user_and_level_then_trace_across_two_nodes(page, cons
     assert hosts == ["web-1", "web-2", "web-1", "web-2"]
     assert page.locator("#trace tbody td.num").all_inner_texts() == ["+0.000 ms", "+100.000 ms", "+200.000 ms",
                                                                      "+300.000 ms"]
-    page.screenshot(path=str(DOCS / "console-trace.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-trace.png"), full_page=True)
     # More columns on demand; the choice is in the URL too.
     page.go_back()
     page.wait_for_url("**level=warning*")
@@ -113,7 +116,7 @@ def test_chart_and_screenshots_of_events_and_status(page, console):
                                    "&until=2025-12-01T10:00:06Z")
     page.wait_for_selector("#chart-area svg rect.lv-info")
     assert page.locator("#chart-area svg rect.lv-error").count() == 3    # three buckets hold an error
-    page.screenshot(path=str(DOCS / "console-events.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-events.png"), full_page=True)
     # Dragging across the chart narrows the time range.
     box = page.locator("#chart-area svg").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + 20)
@@ -124,7 +127,7 @@ def test_chart_and_screenshots_of_events_and_status(page, console):
     assert set(column(page, "user")) <= {"mallory", "dave"} and column(page, "user")
     page.goto(console.base + "/status")
     assert page.locator("#nodes tbody tr").count() == 3
-    page.screenshot(path=str(DOCS / "console-status.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-status.png"), full_page=True)
 
 
 def test_live_tail_shows_a_line_appended_to_an_agent_log_and_pauses(page, console):
@@ -201,4 +204,4 @@ def test_injected_markup_renders_as_text_and_runs_nothing(page, console):
 
 def test_screenshots_were_written():
     for name in ("console-events.png", "console-trace.png", "console-status.png"):
-        assert (pathlib.Path(DOCS) / name).stat().st_size > 10_000
+        assert (SCREENSHOTS / name).stat().st_size > 10_000

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from fleetlog.agent.config import FileSourceConfig, MultilineConfig
 from fleetlog.agent.sources.base import SourceBatch
-from fleetlog.agent.sources.file import FileSource
+from fleetlog.agent.sources.file import FileSource, FileSourceConfig
+from fleetlog.agent.sources.multiline import MultilineConfig
 
 
 def file_config(paths: list[str], **overrides: Any) -> FileSourceConfig:

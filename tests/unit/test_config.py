@@ -2,9 +2,11 @@ import os
 
 import pytest
 
-from fleetlog.agent.config import AgentConfig, FileSourceConfig, load_agent_config
+from fleetlog.agent.config import AgentConfig, load_agent_config
+from fleetlog.agent.sources.file import FileSourceConfig
 from fleetlog.collector.config import CollectorConfig
-from fleetlog.common.config import build_config
+from fleetlog.collector.retention import tier_cutoffs
+from fleetlog.common.config import build_config, to_plain
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.levels import Level
 
@@ -53,13 +55,17 @@ def test_errors_name_file_key_and_problem(data, message):
     assert _error(AgentConfig, data).startswith(message)
 
 
+NOW = 1_800_000_000 * 10**6
+
+
 def test_collector_config():
     config = build_config(CollectorConfig, {
         "retention": {"general": "7d", "namespaces": {"staging": {"general": "1d"}}},
         "levels": {"default": "notice", "namespaces": {"payments": "warning"}},
         "forwarders": [{"type": "syslog", "name": "siem", "port": 6514, "protocol": "tls"}],
     }, "collector.toml")
-    assert config.retention_for("staging")["general"] == 86400 and config.retention_for("other")["general"] == 7 * 86400
+    # The namespace's own retention where it sets one, the default elsewhere.
+    assert tier_cutoffs(config, "general", NOW) == (NOW - 7 * 86400 * 10**6, {"staging": NOW - 86400 * 10**6})
     assert config.namespace_level("payments") == Level.WARNING and config.namespace_level("x") == Level.NOTICE
     assert _error(CollectorConfig, {"forwarders": [{"type": "syslog", "name": "a"}, {"type": "console", "name": "a"}]},
                   "collector.toml") == "collector.toml: forwarders[1].name: duplicate forwarder name 'a'"
@@ -70,6 +76,27 @@ def test_collector_config():
                         "collector.toml").storage.partition_period == 21600
     assert _error(CollectorConfig, {"storage": {"partition_period": "10s"}}, "collector.toml") == \
         "collector.toml: storage.partition_period: must be a finite duration of at least 1m"
+
+
+def test_shared_sections_keep_each_daemons_keys_and_defaults():
+    # One MetricsConfig: a [metrics] table without listen keeps the daemon's own port.
+    assert build_config(AgentConfig, {"metrics": {}}, "agent.toml").metrics.listen == "127.0.0.1:9434"
+    assert build_config(CollectorConfig, {"metrics": {}}, "collector.toml").metrics.listen == "127.0.0.1:9433"
+    # The flattened filter and endpoint keys are read from, and shown in, the forwarder's own table.
+    config = build_config(CollectorConfig, {"forwarders": [
+        {"type": "jsonl", "name": "j", "port": 9000, "min_level": "error"},
+        {"type": "syslog", "name": "s", "exclude": [{"field": "user", "pattern": "svc-*"}]}]}, "collector.toml")
+    jsonl, syslog = to_plain(config)["forwarders"]
+    assert jsonl == {"type": "jsonl", "name": "j", "host": "127.0.0.1", "port": 9000, "min_level": "error",
+                     "log_types": [], "actions": [], "include": [], "exclude": []}
+    assert syslog["port"] == 514 and syslog["exclude"] == [{"field": "user", "pattern": "svc-*"}]
+    assert list(syslog)[:4] == ["type", "name", "host", "port"] and list(syslog)[-5:] == [
+        "min_level", "log_types", "actions", "include", "exclude"]
+    assert _error(CollectorConfig, {"forwarders": [{"type": "jsonl", "name": "j"}]}, "collector.toml") == \
+        "collector.toml: forwarders[0].port: expected a port number 1-65535, got 0"
+    assert _error(CollectorConfig, {"forwarders": [{"type": "console", "name": "c", "filters": {}}]},
+                  "collector.toml") == ("collector.toml: forwarders[0].filters: unknown key (known keys: actions, "
+                                        "exclude, include, log_types, min_level, name, type)")
 
 
 def test_file_errors(tmp_path):

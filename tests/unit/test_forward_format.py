@@ -7,7 +7,7 @@ import pytest
 
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.forward.cursor import CursorFile
-from fleetlog.collector.forward.filters import EventFilter, crud_category
+from fleetlog.collector.forward.filters import ForwarderFilters, crud_category
 from fleetlog.collector.forward.rfc3164 import format_rfc3164
 from fleetlog.collector.forward.rfc5424 import format_rfc5424, structured_data
 from fleetlog.collector.forward.syslog_common import facility_code, frame_lf, frame_octet_counting
@@ -79,7 +79,7 @@ def test_event_filter():
         "actions": ["create", "delete"], "include": [{"field": "host", "pattern": "web-*"}],
         "exclude": [{"field": "user", "pattern": "svc-*"}, {"field": "fields.env", "pattern": "test"}]}]},
         "collector.toml")
-    accepts = EventFilter.from_config(config.forwarders[0]).accepts
+    accepts = config.forwarders[0].filters.accepts
     assert accepts(_event())
     assert accepts(_event(level="error", log_type="security", action="Invoice.Delete"))
     assert not accepts(_event(level="notice"))
@@ -90,7 +90,7 @@ def test_event_filter():
     assert not accepts(_event(user="svc-backup"))
     assert not accepts(_event(fields={"env": "test"}))
     assert accepts(_event(fields={"env": "prod"}))
-    assert EventFilter().accepts(_event(level="debug", action=""))
+    assert ForwarderFilters().accepts(_event(level="debug", action=""))
 
 
 def test_cursor_file_round_trip_and_damage(tmp_path):

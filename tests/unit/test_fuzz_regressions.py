@@ -4,7 +4,10 @@ stays fixed without running `make fuzz`."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -23,6 +26,21 @@ def test_every_target_has_seeds():
                          ids=[f"{p.parent.parent.name}/{t}/{p.name}" for t, p in CASES])
 def test_replay(target, path):
     TARGETS[target](path.read_bytes())
+
+
+def test_the_targets_leave_no_temporary_folder_behind(tmp_path):
+    """Every seed of every target replayed in a process of its own, with TMPDIR pointing at an
+    empty folder: when that process has ended, the folder is empty again."""
+    script = ("import pathlib, sys\n"
+              "from tests.fuzz.targets import TARGETS\n"
+              "for folder in sorted(pathlib.Path(sys.argv[1]).iterdir()):\n"
+              "    for path in sorted(folder.iterdir()):\n"
+              "        TARGETS[folder.name](path.read_bytes())\n")
+    done = subprocess.run([sys.executable, "-c", script, str(FUZZ / "corpus")], capture_output=True, text=True,
+                          timeout=120, cwd=FUZZ.parents[1], env={**os.environ, "TMPDIR": str(tmp_path)},
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_nul_character_in_a_filter_is_a_usage_error_not_a_storage_error():

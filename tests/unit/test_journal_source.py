@@ -13,9 +13,8 @@ from typing import Any, Self
 import pytest
 
 import fleetlog.agent.sources.journald as journald_module
-from fleetlog.agent.config import JournaldSourceConfig
 from fleetlog.agent.sources.base import SourceBatch
-from fleetlog.agent.sources.journald import JournaldSource, entry_to_record
+from fleetlog.agent.sources.journald import JournaldSource, JournaldSourceConfig, entry_to_record
 from tests.journal_files import JournalFile, entry
 
 
