@@ -69,7 +69,7 @@ fuzz: install
 # are the ones setup.py maps.
 ROOMS := $(shell sed -n 's/^ROOMS = (\(.*\))/\1/p' setup.py | tr -d '",')
 lint: install
-	$(BIN)/ruff check agent collector common tests bench examples proto
+	$(BIN)/ruff check agent collector common cli tests bench examples proto
 	rm -rf var/mypy/fleetlog && mkdir -p var/mypy/fleetlog
 	for room in $(ROOMS); do ln -s ../../../$$room var/mypy/fleetlog/$$room; done
 	$(BIN)/mypy

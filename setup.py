@@ -18,7 +18,7 @@ form runs (same output, slower); `make test` installs the headers and checks the
 
 from setuptools import Extension, find_packages, setup
 
-ROOMS = ("agent", "collector", "common")
+ROOMS = ("agent", "collector", "common", "cli")
 FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
 
 

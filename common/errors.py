@@ -37,3 +37,7 @@ class StorageError(FleetlogError):
 
 class VerificationError(FleetlogError):
     """Tamper evidence does not match: an event or checkpoint was changed, removed or forged."""
+
+
+class MissingExtraError(FleetlogError):
+    """An optional part is not installed; the message names the `pip install 'fleetlog[...]'` to run."""

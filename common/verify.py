@@ -1,4 +1,5 @@
-"""Offline verification of the tamper evidence of a collector database (SPEC §4.7).
+"""Offline verification of the tamper evidence of one chain (SPEC §4.7), whatever stores it: the
+store's verifier reads the rows (collector/store/sqlite_verify.py, pg_verify.py), this module judges.
 
 No collector is needed: the chain is recomputed from the stored values (common/chain.py), each
 stored link is compared, gaps in seq must be retention purges (an anchor continues the chain and a
@@ -12,10 +13,7 @@ recorded (meta last_seq/chain_head). The first failure, by seq, is raised as `Ta
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
-import os
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +29,7 @@ from fleetlog.common.checkpoints import (
     key_id,
     parse_public_pem,
 )
-from fleetlog.common.errors import UsageError, VerificationError
+from fleetlog.common.errors import VerificationError
 
 
 class Tampered(VerificationError):
@@ -53,6 +51,16 @@ class Report:
 
     def summary(self) -> str:
         return f"OK: {self.events} events, {self.checkpoints} checkpoints"
+
+    def failure_lines(self) -> list[str]:
+        return []    # a failure of one chain is raised (Tampered), not reported
+
+    def unsigned_notes(self) -> list[str]:
+        if not self.unsigned:
+            return []
+        note = (f"{self.unsigned} events after seq {self.last_checkpoint_seq} (the last checkpoint) are chained "
+                "and match the store's head, but not signed yet")
+        return [note]
 
 
 @dataclass
@@ -166,88 +174,22 @@ def check_purges(gaps: list[tuple[int, int]], purges: list[tuple[int, list[tuple
             failures.add(seq, "the chain anchors of this retention purge differ from the ones it recorded")
 
 
-def resolve_db_path(path: str) -> str:
-    if os.path.isdir(path):
-        candidate = os.path.join(path, "events.db")
-        if os.path.exists(candidate):
-            return candidate
-        found = sorted(name for name in os.listdir(path) if name.endswith(".db"))
-        if len(found) == 1:
-            return os.path.join(path, found[0])
-        raise UsageError(f"--db {path}: no events.db in this directory")
-    if not os.path.exists(path):
-        raise UsageError(f"--db {path}: no such file or directory")
-    return path
-
-
-_COLUMNS = ", ".join(chain.CANONICAL_KEYS) + ", hash"
 _SEQ = chain.CANONICAL_KEYS.index("seq")
 _ACTION = chain.CANONICAL_KEYS.index("action")
 _TIER = chain.CANONICAL_KEYS.index("tier")
 _FIELDS = chain.CANONICAL_KEYS.index("fields")
 
 
-def verify_db(path: str, public_key: Ed25519PublicKey) -> Report:
-    db_path = resolve_db_path(path)
-    try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-        conn.execute("PRAGMA query_only=1")
-        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.Error as exc:
-        raise UsageError(f"--db {path}: cannot open as a fleetlog database: {exc}") from None
-    if not {"meta", "chain_anchors"} <= tables or not ({"events", "partitions"} & tables):
-        raise UsageError(f"--db {path}: not a fleetlog collector database")
-    opened: list[sqlite3.Connection] = []
-    rows: Any = ()
-    try:
-        rows = _event_rows(conn, db_path, "partitions" in tables, opened)
-        return _verify_connection(conn, public_key, rows)
-    except sqlite3.Error as exc:
-        raise VerificationError(f"{db_path}: reading the database failed: {exc}") from None
-    finally:
-        if hasattr(rows, "close"):
-            rows.close()    # the merge first: it reads the connections closed next
-        for other in opened:
-            other.close()
-        conn.close()
-
-
-def _event_rows(conn: sqlite3.Connection, db_path: str, partitioned: bool,
-                opened: list[sqlite3.Connection]) -> Iterable[tuple[Any, ...]]:
-    """Every stored event row in seq order: of the single file, or merged from the partition files
-    the main file lists (docs/storage-model.md). Every row of a partition is read, also one past
-    the recorded head, so an appended event is caught, not ignored."""
-    sql = f"SELECT {_COLUMNS} FROM events ORDER BY seq"
-    if not partitioned:
-        return conn.execute(sql)
-    folder = os.path.join(os.path.dirname(db_path), "partitions")
-    streams = []
-    for (name,) in conn.execute("SELECT name FROM partitions ORDER BY id"):
-        path = os.path.join(folder, f"{name}.db")
-        if not os.path.exists(path):
-            continue   # its events are missing: the chain check names the first of them
-        part = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        opened.append(part)
-        streams.append(part.execute(sql))
-    return heapq.merge(*streams, key=lambda row: row[_SEQ])
-
-
-def _verify_connection(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
-                       rows: Iterable[tuple[Any, ...]]) -> Report:
+def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], checkpoints: list[Checkpoint],
+                 head_seq: int, head_hex: str, public_key: Ed25519PublicKey) -> Report:
+    """One chain of one store: its event rows (CANONICAL_KEYS values, then the stored link, in seq
+    order), anchors, checkpoints (by seq) and recorded head, against the operator's public key."""
     report = Report()
     failures = _Failures()
-    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('last_seq', 'chain_head')"))
-    head_seq = int(meta.get("last_seq") or 0)
-    anchors = {int(seq): bytes(link) for seq, link in conn.execute("SELECT seq, link FROM chain_anchors")}
-    checkpoints: list[Checkpoint] = []
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'checkpoints'").fetchone():
-        checkpoints = [Checkpoint(*row) for row in conn.execute(
-            "SELECT collector, seq, chain_hash, time, key_id, signature FROM checkpoints ORDER BY seq, key_id")]
     wanted = {cp.seq for cp in checkpoints}
     walk = walk_chain(rows, anchors, wanted, failures, report)
     if walk.whole:
-        _check_head(walk.expected - 1, walk.link, head_seq, meta.get("chain_head") or "", anchors, walk.gaps, wanted,
-                    walk.links, failures)
+        _check_head(walk.expected - 1, walk.link, head_seq, head_hex, anchors, walk.gaps, wanted, walk.links, failures)
     gaps, purges, links, rotations = walk.gaps, walk.purges, walk.links, walk.rotations
 
     if failures.first is None:   # a broken chain hides later purge records: judge gaps only on a whole chain

@@ -64,7 +64,7 @@ def run_cli(*args: str, timeout: float = 60, input: str | None = None, extra_env
     e = env()
     if extra_env:
         e.update(extra_env)
-    return subprocess.run([sys.executable, "-m", "fleetlog.common.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fleetlog.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=ROOT, input=input, check=False)
 
 

@@ -29,7 +29,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fleetlog.common.errors import UsageError
+
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from fleetlog.collector.filters import FilterSpec
 
 # The stored columns, in the order of every row tuple a reader returns; SPEC §3 names.
@@ -338,3 +342,33 @@ def open_backend(config: Any, data_dir: str) -> Backend:
         return PostgresBackend(config.storage.resolved_dsn(), config.node_name)
     from fleetlog.common.errors import ConfigError
     raise ConfigError(f"collector.toml: storage.backend: unknown backend {backend!r}")
+
+
+class Verification(Protocol):
+    """What `fleetlog verify` prints of a store's tamper evidence (common/verify.py judges it)."""
+
+    notes: list[str]
+
+    def failure_lines(self) -> list[str]:
+        """`[chain C: ]seq S: reason` of each bad chain; empty when every chain is sound."""
+
+    def unsigned_notes(self) -> list[str]:
+        """Events chained after the last checkpoint, not signed yet (not a failure)."""
+
+    def summary(self) -> str: ...
+
+
+def verify_store(backend: str, location: str, public_keys: Sequence[Ed25519PublicKey]) -> Verification:
+    """`fleetlog verify --db PATH` (backend "sqlite": a data_dir, a copy of one or its main file;
+    one public key) or `--dsn DSN` ("postgresql": every collector's chain; a key per collector, or
+    none to use the keys the database records). Read-only; no collector needs to run. A SQLite
+    store's failure is raised (Tampered), a PostgreSQL store's failures are reported per chain."""
+    if backend == "sqlite":
+        from fleetlog.collector.store.sqlite_verify import verify_db
+        if len(public_keys) != 1:
+            raise UsageError("a SQLite store has one chain: give its collector's public key, one")
+        return verify_db(location, public_keys[0])
+    if backend == "postgresql":
+        from fleetlog.collector.store.pg_verify import verify_dsn
+        return verify_dsn(location, list(public_keys))
+    raise UsageError(f"verify: unknown store backend {backend!r}")

@@ -55,6 +55,10 @@ class ClusterReport:
     def summary(self) -> str:
         return f"OK: {self.events} events, {self.checkpoints} checkpoints, {len(self.chains)} chains"
 
+    def unsigned_notes(self) -> list[str]:
+        return [f"chain {name}: {report.unsigned} events after seq {report.last_checkpoint_seq} (the last checkpoint) "
+                "are chained but not signed yet" for name, report in sorted(self.chains.items()) if report.unsigned]
+
     def failure_lines(self) -> list[str]:
         return [f"chain {name}: {failure}" for name, failure in sorted(self.failures.items())]
 

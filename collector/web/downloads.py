@@ -1,6 +1,5 @@
-"""Exports and support bundles from the console, written by the CLI's own code
-(common/cli/exporters.py, common/cli/export.py) so a download and `fleetlog export`/`bundle` hold
-the same bytes for the same filters.
+"""Exports and support bundles from the console, written by the code `fleetlog export`/`bundle`
+use (common/export/) so a download and the CLI hold the same bytes for the same filters.
 
 The file is written in a worker thread, page by page from the query engine (memory stays bounded
 for millions of rows), into a temporary file under the collector's data_dir; the response then
@@ -24,11 +23,11 @@ from aiohttp import web
 
 from fleetlog.collector.identity import Caller
 from fleetlog.collector.web.queries import raw_filters
-from fleetlog.common.cli.export import BundleStats, _add_bytes, _write_masked, build_manifest, parse_columns
-from fleetlog.common.cli.exporters import EXPORTERS
-from fleetlog.common.cli.output import TABLE_COLUMNS
 from fleetlog.common.errors import UsageError
 from fleetlog.common.event import FIELD_NAMES
+from fleetlog.common.export.bundle import BundleStats, add_bytes, build_manifest, write_masked
+from fleetlog.common.export.columns import TABLE_COLUMNS, parse_columns
+from fleetlog.common.export.writers import EXPORTERS
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 if TYPE_CHECKING:
@@ -122,7 +121,7 @@ async def bundle(request: web.Request, app: CollectorApp, caller: Caller, query:
     try:
         def write_events() -> str:
             with open(events_path, "w", encoding="utf-8") as out, open(digests_path, "w", encoding="ascii") as digests:
-                _write_masked(_all_events(app, spec), out, stats, _NoProgress(), digests)
+                write_masked(_all_events(app, spec), out, stats, _NoProgress(), digests)
             with open(digests_path, "rb") as digests:
                 return hashlib.file_digest(digests, "sha256").hexdigest()
         digests_sha256 = await asyncio.to_thread(write_events)
@@ -135,9 +134,9 @@ async def bundle(request: web.Request, app: CollectorApp, caller: Caller, query:
             with tarfile.open(target, "w:gz") as tar:
                 tar.add(events_path, arcname="events.jsonl")
                 tar.add(digests_path, arcname="digests.txt")
-                _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
+                add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
                 for index, pem in enumerate(evidence.public_keys_pem):
-                    _add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
+                    add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
         await asyncio.to_thread(write_tar)
     except BaseException:
         os.unlink(target)

@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of /api/v1/ (served at /api/v1/openapi.json), built from the CLI's
-own filter table (common/cli/filters.py) so the two lists of filters cannot differ."""
+filter table (common/filter_flags.py) so the two lists of filters cannot differ."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from fleetlog.collector.web.queries import DEFAULT_LIMIT, MAX_LIMIT
 from fleetlog.common import __version__
-from fleetlog.common.cli.exporters import EXPORTERS
-from fleetlog.common.cli.filters import FILTER_FLAGS
 from fleetlog.common.event import FIELD_NAMES
+from fleetlog.common.export.writers import EXPORTERS
+from fleetlog.common.filter_flags import FILTER_FLAGS
 
 
 def _param(name: str, description: str, schema: dict[str, Any] | None = None, where: str = "query",

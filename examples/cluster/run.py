@@ -76,7 +76,7 @@ def _ready(port: int) -> bool:
 
 
 def _fleetlog(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fleetlog.common.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fleetlog.cli.main", *args], capture_output=True, text=True,
                           timeout=60, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
 
 

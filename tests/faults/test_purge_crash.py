@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 
+from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.common.checkpoints import write_key_pair
-from fleetlog.common.verify import verify_db
 from tests.faults.purge_worker import open_store
 from tests.harness import ROOT, env
 from tests.unit.store_helpers import event_rows

@@ -16,7 +16,7 @@ def test_follow_streams_new_matches_and_survives_a_restart(cluster):
     collector = cluster.collector()
     run_cli("--collector", collector.address, "note", "before the follower started")
     follower = subprocess.Popen(
-        [sys.executable, "-m", "fleetlog.common.cli.main", "--collector", collector.address, "search", "--follow",
+        [sys.executable, "-m", "fleetlog.cli.main", "--collector", collector.address, "search", "--follow",
          "--format", "json", "--action", "Admin.EventLog.Note"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT)
     lines: queue.Queue[str] = queue.Queue()

@@ -239,7 +239,7 @@ def test_progress_bar_only_on_a_terminal(collector, tmp_path):
     from tests.harness import ROOT, env
     controller, terminal = pty.openpty()
     target = tmp_path / "p.csv"
-    process = subprocess.Popen([sys.executable, "-m", "fleetlog.common.cli.main", "--collector", collector.address, "export",
+    process = subprocess.Popen([sys.executable, "-m", "fleetlog.cli.main", "--collector", collector.address, "export",
                                 "--format", "csv", "--out", str(target)], stderr=terminal, stdout=subprocess.DEVNULL,
                                env=env(), cwd=ROOT)
     os.close(terminal)

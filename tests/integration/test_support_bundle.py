@@ -82,7 +82,7 @@ def test_support_bundle_bad_arguments_are_usage_errors(tmp_path):
 
 
 def test_config_masking_keeps_paths_and_hides_inline_secrets():
-    from fleetlog.common.cli.support import mask_config
+    from fleetlog.cli.support import mask_config
 
     text = ('token_file = "/etc/fleetlog/agent.token"\n'
             'tls = { ca = "ca.pem", key = "client.key" }\n'

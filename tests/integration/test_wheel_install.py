@@ -92,7 +92,7 @@ def test_the_wheel_installs_an_agent_that_ships_every_line_once(cluster, tmp_pat
     run([sys.executable, "-m", "venv", str(venv)], 60, tmp_path)
     python = venv / "bin" / "python"
     run([str(python), "-m", "pip", "install", "-q", str(wheel)], 120, tmp_path)
-    absent = [*OTHER_ROLES, "agent", "collector", "common"]   # the last three: no top-level source folders
+    absent = [*OTHER_ROLES, "agent", "collector", "common", "cli"]   # the last four: no top-level source folders
     report = json.loads(run([str(python), "-I", "-c", VENV_REPORT, json.dumps([absent, EXTENSIONS])], 60, tmp_path))
     assert report["top_level"] == sorted(["fleetlog", dist_info(wheel)])
     assert report["importable"] == []

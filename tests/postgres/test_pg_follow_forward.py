@@ -49,7 +49,7 @@ def test_follower_and_forwarder_see_each_event_once_while_two_collectors_commit(
         a = cluster.collector("col-a", **_pg(pg_dsn), **_forwarder(outputs[0]))
         b = cluster.collector("col-b", **_pg(pg_dsn), **_forwarder(outputs[1]))
         follower = subprocess.Popen(
-            [sys.executable, "-m", "fleetlog.common.cli.main", "--collector", a.address, "search", "--follow",
+            [sys.executable, "-m", "fleetlog.cli.main", "--collector", a.address, "search", "--follow",
              "--format", "json", "--host", "web-*"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT)
         lines: queue.Queue[str] = queue.Queue()

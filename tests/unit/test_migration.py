@@ -16,8 +16,8 @@ from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.signing import Signer
 from fleetlog.collector.store.schema import CARRIED_TABLES, EVENTS_TABLE
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.common.timefmt import now_us
-from fleetlog.common.verify import verify_db
 from tests.unit.store_helpers import event_count, incoming, partition_files, purge_once
 
 DAY = 86400 * 1_000_000

@@ -14,9 +14,10 @@ from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.retention import PURGE_ACTION
 from fleetlog.collector.signing import Signer
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.common.checkpoints import public_pem
 from fleetlog.common.timefmt import now_us
-from fleetlog.common.verify import Tampered, verify_db
+from fleetlog.common.verify import Tampered
 from tests.unit.store_helpers import event_rows, incoming, partition_conn, purge_once
 
 DAY = 86400 * 1_000_000

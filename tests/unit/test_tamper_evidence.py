@@ -13,9 +13,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fleetlog.collector.internal import InternalEvent, append_internal
 from fleetlog.collector.signing import Signer
 from fleetlog.collector.store.sqlite import SqliteStore, anchors_digest
+from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.common import chain
 from fleetlog.common.checkpoints import PURGE_ACTION, Checkpoint, key_id, public_pem
-from fleetlog.common.verify import Tampered, verify_db
+from fleetlog.common.verify import Tampered
 from tests.harness import run_cli
 from tests.unit.store_helpers import event_rows, incoming, partition_conn
 

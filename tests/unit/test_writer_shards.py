@@ -10,9 +10,9 @@ from fleetlog.collector.config import CollectorConfig, RetentionConfig
 from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.signing import Signer
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.collector.store.sqlite_writer import MIN_SHARD_ROWS
 from fleetlog.common.timefmt import now_us
-from fleetlog.common.verify import verify_db
 from tests.unit.store_helpers import event_count, incoming, purge_once
 
 DAY = 86400 * 1_000_000

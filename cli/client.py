@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pathlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from fleetlog.common.errors import AuthError, FleetlogError, TransportError, UsageError
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
 from fleetlog.common.tls import TlsFiles, channel_credentials
 
@@ -58,6 +61,13 @@ class Connection:
 
     def admin(self, channel: grpc.Channel) -> pb_grpc.AdminStub:
         return pb_grpc.AdminStub(channel)
+
+    def search(self, request: pb.SearchRequest) -> Iterator[dict[str, Any]]:
+        """The events of one Search, each as it arrives (the collector streams pages)."""
+        with self.channel() as channel:
+            for page in self.query(channel).Search(request, metadata=self.metadata):
+                for text in page.events_json:
+                    yield json.loads(text)
 
 
 @contextlib.contextmanager

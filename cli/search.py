@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fleetlog.common.cli.client import Connection
-from fleetlog.common.cli.filters import filter_options, filters_from_args
-from fleetlog.common.cli.output import CsvWriter, print_table, write_json_lines
+from fleetlog.cli.client import Connection
+from fleetlog.cli.filters import filter_options, filters_from_args
+from fleetlog.cli.output import CsvWriter, print_table, write_json_lines
 from fleetlog.common.errors import AuthError, FleetlogError, UsageError
 from fleetlog.common.event import FIELD_NAMES
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -30,13 +30,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     trace.add_argument("request_id", metavar="REQUEST_ID")
     trace.add_argument("--format", choices=("table", "json", "csv"), default="table")
     trace.set_defaults(handler=run_trace)
-
-
-def stream_events(conn: Connection, request: pb.SearchRequest) -> Iterator[dict[str, Any]]:
-    with conn.channel() as channel:
-        for page in conn.query(channel).Search(request, metadata=conn.metadata):
-            for text in page.events_json:
-                yield json.loads(text)
 
 
 def _emit(events: Iterator[dict[str, Any]], fmt: str, reverse_for_table: bool = False) -> int:
@@ -63,7 +56,7 @@ def run_search(args: argparse.Namespace) -> int:
     request = pb.SearchRequest(filters=filters, limit=args.limit, order=order, purpose="search")
     if args.follow:
         return _follow(conn, filters, args.format)
-    _emit(stream_events(conn, request), args.format)
+    _emit(conn.search(request), args.format)
     return 0
 
 
@@ -71,7 +64,7 @@ def run_trace(args: argparse.Namespace) -> int:
     conn = Connection.from_args(args)
     request = pb.SearchRequest(filters=pb.Filters(request_id=args.request_id), limit=0, order="asc",
                                purpose="trace")
-    _emit(stream_events(conn, request), args.format)
+    _emit(conn.search(request), args.format)
     return 0
 
 

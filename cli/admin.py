@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from fleetlog.common.cli.client import Connection
+from fleetlog.cli.client import Connection
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.timefmt import format_us
 

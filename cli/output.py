@@ -9,17 +9,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-TABLE_COLUMNS = ("time", "level", "host", "request_id", "user", "message")
-
-
-def cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+from fleetlog.common.export.columns import TABLE_COLUMNS, cell
 
 
 def print_table(events: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:

@@ -1,10 +1,5 @@
-"""The filter flags shared by search, trace, export and bundle (SPEC §1 "Filters")."""
-
-from __future__ import annotations
-
-import argparse
-
-from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+"""The filters every client offers (SPEC §1 "Filters"): flag, Filters field, metavar, help. The
+CLI's options and the console's API document are built from this one table, so they cannot differ."""
 
 FILTER_FLAGS = (
     ("--since", "since", "T", "RFC 3339, a date (2025-12-01) or relative (15m, 2h, 7d)"),
@@ -24,15 +19,3 @@ FILTER_FLAGS = (
     ("--action", "action", "A", "exact, wildcard, comma list"),
     ("--where", "where", "'f=pat; ...'", "audit-search syntax: % any run of characters, ; separates"),
 )
-
-
-def filter_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("filters (combined with AND)")
-    for flag, dest, metavar, help_text in FILTER_FLAGS:
-        group.add_argument(flag, dest=f"filter_{dest}", metavar=metavar, help=help_text, default="")
-    return parent
-
-
-def filters_from_args(args: argparse.Namespace) -> pb.Filters:
-    return pb.Filters(**{dest: getattr(args, f"filter_{dest}", "") or "" for _, dest, _, _ in FILTER_FLAGS})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import pathlib
@@ -19,20 +18,16 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
-from typing import Any, Protocol, TextIO
+from typing import Any, Self, TextIO
 
-from fleetlog.common.bundle_attestation import line_digest
-from fleetlog.common.cli.client import Connection
-from fleetlog.common.cli.exporters import EXPORTERS
-from fleetlog.common.cli.filters import filter_options, filters_from_args
-from fleetlog.common.cli.output import TABLE_COLUMNS
+from fleetlog.cli.client import Connection
+from fleetlog.cli.filters import filter_options, filters_from_args
 from fleetlog.common.errors import UsageError
 from fleetlog.common.event import FIELD_NAMES
-from fleetlog.common.masking import mask_event
+from fleetlog.common.export.bundle import BundleStats, add_bytes, build_manifest, write_masked
+from fleetlog.common.export.columns import TABLE_COLUMNS, parse_columns
+from fleetlog.common.export.writers import EXPORTERS
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-
-BUNDLE_FORMAT = "fleetlog-bundle/1"
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -62,41 +57,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 # -- shared -------------------------------------------------------------------------------------
 
-def parse_columns(text: str | None, default: tuple[str, ...]) -> list[str]:
-    if not text:
-        return list(default)
-    columns = [c.strip() for c in text.split(",") if c.strip()]
-    unknown = [c for c in columns if c not in FIELD_NAMES]
-    if unknown:
-        raise UsageError(f"--columns: unknown column {unknown[0]!r} (columns: {', '.join(FIELD_NAMES)})")
-    if not columns:
-        raise UsageError("--columns: no column named")
-    return columns
-
-
-def stream_events(conn: Connection, request: pb.SearchRequest) -> Iterator[dict[str, Any]]:
-    with conn.channel() as channel:
-        for page in conn.query(channel).Search(request, metadata=conn.metadata):
-            for text in page.events_json:
-                yield json.loads(text)
-
-
 def describe_filters(filters: pb.Filters) -> str:
     parts = [f"--{f.name.replace('_', '-')} {getattr(filters, f.name)!r}"
              for f in pb.Filters.DESCRIPTOR.fields if getattr(filters, f.name)]
     return " ".join(parts)
-
-
-class Steps(Protocol):
-    """What the writers need of a progress display (the console's downloads show none)."""
-
-    def step(self) -> None: ...
-
-
-class Addressed(Protocol):
-    """What a manifest names of where the events came from (the CLI's connection or the console)."""
-
-    address: str
 
 
 class Progress:
@@ -133,7 +97,8 @@ class Progress:
 
 
 class AtomicFile:
-    """A temporary path beside the target, renamed onto it only when the writer finished."""
+    """A temporary path beside the target, renamed onto it only when the writer finished: as a
+    context manager, when its block ends without an exception (else the temporary is removed)."""
 
     def __init__(self, target: str):
         self.target = pathlib.Path(target)
@@ -152,6 +117,15 @@ class AtomicFile:
         except OSError:
             pass
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
 
 # -- export -------------------------------------------------------------------------------------
 
@@ -162,11 +136,9 @@ def run_export(args: argparse.Namespace) -> int:
     conn = Connection.from_args(args)
     filters = filters_from_args(args)
     request = pb.SearchRequest(filters=filters, limit=args.limit, order="asc", purpose="export")
-    out = AtomicFile(args.out)
     progress = Progress(f"export {args.format}")
-    exporter = None
-    try:
-        events = stream_events(conn, request)
+    with AtomicFile(args.out) as out:
+        events = conn.search(request)
         first = next(events, None)   # the collector validates the filters before any file is written
         exporter = EXPORTERS[args.format](out.temp, columns, filters=describe_filters(filters),
                                           collector=conn.address)
@@ -177,10 +149,6 @@ def run_export(args: argparse.Namespace) -> int:
                 exporter.write(event)
                 progress.step()
         exporter.close()
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
     progress.done()
     sys.stderr.write(f"exported {progress.count} events to {args.out}\n")
     return 0
@@ -205,39 +173,6 @@ def bundle_filters(args: argparse.Namespace) -> pb.Filters:
     return filters
 
 
-class BundleStats:
-    def __init__(self) -> None:
-        self.events = 0
-        self.masked = 0
-        self.by_level: dict[str, int] = {}
-        self.by_host: dict[str, int] = {}
-        self.first_time = self.last_time = ""
-        self.first_seq = self.last_seq = 0
-
-    def add(self, event: dict[str, Any], masked: bool) -> None:
-        self.events += 1
-        self.masked += masked
-        self.by_level[event["level"]] = self.by_level.get(event["level"], 0) + 1
-        self.by_host[event["host"]] = self.by_host.get(event["host"], 0) + 1
-        if not self.first_time or event["time"] < self.first_time:
-            self.first_time = event["time"]
-        self.last_time = max(self.last_time, event["time"])
-        self.first_seq = min(self.first_seq or event["seq"], event["seq"])
-        self.last_seq = max(self.last_seq, event["seq"])
-
-
-def _write_masked(events: Iterator[dict[str, Any]], out: TextIO, stats: BundleStats, progress: Steps,
-                  digests: TextIO | None = None) -> None:
-    for event in events:
-        masked, changed = mask_event(event)
-        line = json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
-        out.write(line + "\n")
-        if digests is not None:
-            digests.write(f"{masked.get('seq', 0)} {line_digest(line.encode())}\n")
-        stats.add(event, changed)
-        progress.step()
-
-
 def run_bundle(args: argparse.Namespace) -> int:
     conn = Connection.from_args(args)
     filters = bundle_filters(args)
@@ -246,16 +181,10 @@ def run_bundle(args: argparse.Namespace) -> int:
     progress = Progress("bundle")
     if not args.compress:
         if not args.out_file:
-            _write_masked(stream_events(conn, request), sys.stdout, stats, progress)
+            write_masked(conn.search(request), sys.stdout, stats, progress)
             return 0
-        out = AtomicFile(args.out_file)
-        try:
-            with open(out.temp, "w", encoding="utf-8") as handle:
-                _write_masked(stream_events(conn, request), handle, stats, progress)
-            out.commit()
-        except BaseException:
-            out.discard()
-            raise
+        with AtomicFile(args.out_file) as out, open(out.temp, "w", encoding="utf-8") as handle:
+            write_masked(conn.search(request), handle, stats, progress)
         progress.done()
         sys.stderr.write(f"bundled {stats.events} events ({stats.masked} with secrets masked) to {args.out_file}\n")
         return 0
@@ -265,64 +194,28 @@ def run_bundle(args: argparse.Namespace) -> int:
     events_file = AtomicFile(target + ".events")
     digests_file = AtomicFile(target + ".digests")
     try:
-        with open(events_file.temp, "w", encoding="utf-8") as handle, \
-                open(digests_file.temp, "w", encoding="ascii") as digests:
-            _write_masked(stream_events(conn, request), handle, stats, progress, digests)
-        with open(digests_file.temp, "rb") as digests:
-            digests_sha256 = hashlib.file_digest(digests, "sha256").hexdigest()
-        with conn.channel() as channel:
-            query = conn.query(channel)
-            status = query.Status(pb.StatusRequest(), metadata=conn.metadata)
-            # The collector signs what this bundle holds (common/bundle_attestation.py).
-            evidence = query.Evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
-                                                         bundle_events=stats.events), metadata=conn.metadata)
-        manifest = build_manifest(conn, filters, stats, status, evidence)
-        with tarfile.open(out.temp, "w:gz") as tar:
-            tar.add(events_file.temp, arcname="events.jsonl")
-            tar.add(digests_file.temp, arcname="digests.txt")
-            _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
-            for index, pem in enumerate(evidence.public_keys_pem):
-                _add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise
+        with out:
+            with open(events_file.temp, "w", encoding="utf-8") as handle, \
+                    open(digests_file.temp, "w", encoding="ascii") as digests:
+                write_masked(conn.search(request), handle, stats, progress, digests)
+            with open(digests_file.temp, "rb") as digests:
+                digests_sha256 = hashlib.file_digest(digests, "sha256").hexdigest()
+            with conn.channel() as channel:
+                query = conn.query(channel)
+                status = query.Status(pb.StatusRequest(), metadata=conn.metadata)
+                # The collector signs what this bundle holds (common/bundle_attestation.py).
+                evidence = query.Evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
+                                                             bundle_events=stats.events), metadata=conn.metadata)
+            manifest = build_manifest(conn, filters, stats, status, evidence)
+            with tarfile.open(out.temp, "w:gz") as tar:
+                tar.add(events_file.temp, arcname="events.jsonl")
+                tar.add(digests_file.temp, arcname="digests.txt")
+                add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n")
+                for index, pem in enumerate(evidence.public_keys_pem):
+                    add_bytes(tar, "signing.pub" if index == 0 else f"signing-{index}.pub", pem.encode())
     finally:
         events_file.discard()
         digests_file.discard()
     progress.done()
     sys.stderr.write(f"bundled {stats.events} events ({stats.masked} with secrets masked) to {target}\n")
     return 0
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = int(time.time())
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
-
-
-def build_manifest(conn: Addressed, filters: pb.Filters, stats: BundleStats, status: pb.StatusReply,
-                   evidence: pb.EvidenceReply) -> dict[str, Any]:
-    checkpoint = json.loads(evidence.checkpoint_json) if evidence.checkpoint_json else None
-    return {
-        "format": BUNDLE_FORMAT,
-        "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "collector": {"name": status.collector, "address": conn.address, "version": status.version},
-        "filters": {f.name: getattr(filters, f.name) for f in pb.Filters.DESCRIPTOR.fields
-                    if getattr(filters, f.name)},
-        "counts": {"events": stats.events, "events_with_secrets_masked": stats.masked,
-                   "by_level": dict(sorted(stats.by_level.items())), "by_host": dict(sorted(stats.by_host.items()))},
-        "time_range": {"first": stats.first_time or None, "last": stats.last_time or None},
-        "seq_range": {"first": stats.first_seq or None, "last": stats.last_seq or None},
-        # The newest signed checkpoint when the collector signs; otherwise (no signing yet) the
-        # chain head, so a reader can still tie the bundle to the store's hash chain.
-        "checkpoint": checkpoint,
-        "chain_head": {"seq": evidence.head_seq, "link": evidence.head_link_hex} if evidence.head_seq else None,
-        "public_key": "signing.pub" if evidence.public_keys_pem else None,
-        # The collector's signature over digests.txt: `fleetlog verify --bundle` checks each event.
-        "attestation": json.loads(evidence.bundle_attestation_json) if evidence.bundle_attestation_json else None,
-        "masked": "values of password=, passwd=, pwd=, secret=, token=, api_key= and similar keys, "
-                  "Authorization credentials, PEM private keys; in messages and fields",
-    }

@@ -4,19 +4,34 @@ flushes each row as it is written).
 
 PDF is the exception worth knowing: fpdf2 keeps the finished pages (compressed at the end) until
 the file is written, so its memory grows with the page count — about 40 rows per page.
+
+xlsxwriter and fpdf2 come with the `export` extra and are imported when a file of their format is
+written, so CSV and JSON lines work without them.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
+from types import ModuleType
+from typing import Any, Protocol
 
-from fleetlog.common.cli.output import cell
+from fleetlog.common.errors import MissingExtraError
+from fleetlog.common.export.columns import cell
 
 XLSX_MAX_ROWS = 1_048_576   # Excel's sheet limit, header included
+
+
+def _library(module: str, package: str, fmt: str) -> ModuleType:
+    """The library that writes `fmt`, or one line saying which extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{fmt} files need the 'export' extra ({package} not installed): "
+                                "pip install 'fleetlog[export]'") from None
 
 
 class Exporter(Protocol):
@@ -60,8 +75,7 @@ class XlsxExporter:
     RFC 3339 text (exact to the microsecond, which Excel dates are not)."""
 
     def __init__(self, path: str, columns: Sequence[str], **_: Any):
-        import xlsxwriter
-
+        xlsxwriter = _library("xlsxwriter", "xlsxwriter", "xlsx")
         self.book = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False,
                                                "strings_to_urls": False, "strings_to_formulas": False})
         self.bold = self.book.add_format({"bold": True})
@@ -111,8 +125,7 @@ class PdfExporter:
 
     def __init__(self, path: str, columns: Sequence[str], *, title: str = "fleetlog export",
                  filters: str = "", collector: str = "", **_: Any):
-        from fpdf import FPDF
-
+        FPDF: Any = _library("fpdf", "fpdf2", "pdf").FPDF
         exporter = self
         self.path = path
         self.columns = list(columns)
@@ -155,8 +168,7 @@ class PdfExporter:
     def write(self, event: dict[str, Any]) -> None:
         pdf = self.pdf
         texts = [_latin1(cell(event.get(c)).replace("\r", " ")) for c in self.columns]
-        # cast: fpdf2 types multi_cell's result as the union of every `output`; "LINES" gives lines
-        lines = [cast(list[str], pdf.multi_cell(w - 1, self.LINE, t, dry_run=True, output="LINES")) or [""]
+        lines = [pdf.multi_cell(w - 1, self.LINE, t, dry_run=True, output="LINES") or [""]
                  for w, t in zip(self.widths, texts)]
         lines = [chunk[:12] for chunk in lines]   # a giant message stays one row, cut after 12 lines
         height = max(len(chunk) for chunk in lines) * self.LINE

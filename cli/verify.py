@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from fleetlog.common.checkpoints import KeyFileError, key_id, load_public_key, write_key_pair
 from fleetlog.common.errors import UsageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from fleetlog.collector.store import Verification
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -39,49 +45,37 @@ def run_verify(args: argparse.Namespace) -> int:
         raise UsageError(f"give one of --bundle FILE, --db PATH or --dsn DSN, not {' and '.join(sources)}")
     if args.bundle and args.public_key:
         raise UsageError("give either --bundle FILE or --db PATH --public-key F, not both")
-    if args.dsn:
-        return _verify_dsn(args.dsn, [_public_key(path) for path in args.public_key or []])
     if args.bundle:
         from fleetlog.common.verify_bundle import verify_bundle
-        report = verify_bundle(args.bundle)
-    else:
-        if not args.db or not args.public_key:
-            raise UsageError("give --db PATH with --public-key F, --dsn DSN, or --bundle FILE")
-        if len(args.public_key) > 1:
-            raise UsageError("--db: give one --public-key (the collector's signing.pub)")
-        key = _public_key(args.public_key[0])
-        from fleetlog.common.verify import verify_db
-        report = verify_db(args.db, key)
-    for note in report.notes:
-        sys.stderr.write(f"note: {note}\n")
-    if report.unsigned:
-        sys.stderr.write(f"note: {report.unsigned} events after seq {report.last_checkpoint_seq} (the last "
-                         "checkpoint) are chained and match the store's head, but not signed yet\n")
-    print(report.summary())
-    return 0
+        return _print(verify_bundle(args.bundle))
+    from fleetlog.collector.store import verify_store
+    if args.dsn:
+        return _print(verify_store("postgresql", args.dsn, [_public_key(path) for path in args.public_key or []]))
+    if not args.db or not args.public_key:
+        raise UsageError("give --db PATH with --public-key F, --dsn DSN, or --bundle FILE")
+    if len(args.public_key) > 1:
+        raise UsageError("--db: give one --public-key (the collector's signing.pub)")
+    return _print(verify_store("sqlite", args.db, [_public_key(args.public_key[0])]))
 
 
-def _public_key(path: str):
+def _public_key(path: str) -> Ed25519PublicKey:
     try:
         return load_public_key(path)
     except KeyFileError as exc:
         raise UsageError(f"--public-key {exc}") from None
 
 
-def _verify_dsn(dsn: str, keys: list) -> int:
-    """Every chain of a PostgreSQL store; exit 1 naming the first bad seq of each bad chain."""
-    from fleetlog.collector.store.pg_verify import verify_dsn
-    report = verify_dsn(dsn, keys)
+def _print(report: Verification) -> int:
+    """Notes, then exit 1 naming the first bad seq of each bad chain, or the summary."""
     for note in report.notes:
         sys.stderr.write(f"note: {note}\n")
-    if report.failures:
-        for line in report.failure_lines():
-            sys.stderr.write(f"fleetlog verify: {line}\n")
+    failures = report.failure_lines()
+    for line in failures:
+        sys.stderr.write(f"fleetlog verify: {line}\n")
+    if failures:
         return 1
-    for name, chain_report in sorted(report.chains.items()):
-        if chain_report.unsigned:
-            sys.stderr.write(f"note: chain {name}: {chain_report.unsigned} events after seq "
-                             f"{chain_report.last_checkpoint_seq} (the last checkpoint) are chained but not signed yet\n")
+    for note in report.unsigned_notes():
+        sys.stderr.write(f"note: {note}\n")
     print(report.summary())
     return 0
 

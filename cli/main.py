@@ -16,8 +16,8 @@ from fleetlog.common import __version__
 from fleetlog.common.errors import FleetlogError
 
 # Modules that register subcommands, in the order `fleetlog --help` lists them.
-COMMAND_MODULES = ("fleetlog.common.cli.search", "fleetlog.common.cli.export", "fleetlog.common.cli.admin", "fleetlog.common.cli.verify",
-                   "fleetlog.common.cli.support")
+COMMAND_MODULES = ("fleetlog.cli.search", "fleetlog.cli.export", "fleetlog.cli.admin", "fleetlog.cli.verify",
+                   "fleetlog.cli.support")
 
 
 class ArgumentParser(argparse.ArgumentParser):

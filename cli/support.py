@@ -146,7 +146,7 @@ def _add_config(bundle: Bundle, index: int, path: str) -> None:
 def _collector_status(bundle: Bundle, args: argparse.Namespace) -> None:
     from google.protobuf.json_format import MessageToDict
 
-    from fleetlog.common.cli.client import Connection
+    from fleetlog.cli.client import Connection
     from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
     conn = Connection.from_args(args)
