@@ -38,13 +38,13 @@ class AgentConfig:
     node_name: str = field(default_factory=socket.gethostname)
     namespace: str = "default"
     state_dir: str = "/var/lib/fleetlog-agent"
-    collectors: list[str] = ("127.0.0.1:7433",)
+    collectors: tuple[str, ...] = ("127.0.0.1:7433",)
     token_file: str | None = None
     tls: TlsFiles | None = None
     spool: SpoolConfig = SpoolConfig()
     batch: BatchConfig = BatchConfig()
     metrics: MetricsConfig = MetricsConfig(listen="127.0.0.1:9434")
-    sources: list[SourceConfig] = ()
+    sources: tuple[SourceConfig, ...] = ()
     log_level: LevelName = Level.INFO
     log_file: str | None = None
     log_format: Literal["text", "json"] = "text"

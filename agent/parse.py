@@ -302,7 +302,7 @@ native_columns: Callable[..., tuple] | None = _native.columns if _native else No
 
 
 def _parse_auto_native(line: str) -> Parsed:
-    parsed = native_parse_text(line)
+    parsed = native_parse_text(line)   # type: ignore[misc]  # parse_auto takes this only where it is built
     return parsed if parsed is not None else python_parse_auto(line)
 
 

@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 import grpc
 
@@ -151,8 +152,8 @@ class Shipper:
             # asyncio.timeout, not wait_for: wait_for can drop a cancellation (see __init__).
             async with asyncio.timeout(5.0):
                 await channel.channel_ready()
-            stream = channel.stream_stream(_METHOD, request_serializer=None,
-                                           response_deserializer=pb.IngestReply.FromString)
+            stream: grpc.aio.StreamStreamMultiCallable[bytes, pb.IngestReply] = channel.stream_stream(
+                _METHOD, request_serializer=None, response_deserializer=pb.IngestReply.FromString)
             call = stream(metadata=metadata)
             await call.write(pb.IngestRequest(hello=pb.Hello(node_name=self.node_name,
                                                               agent_version=__version__)).SerializeToString())
@@ -163,8 +164,8 @@ class Shipper:
             self.on_state(True, address)
             log.info("connected to collector %s", address)
             in_flight = asyncio.Semaphore(self.window)
-            tasks = [asyncio.create_task(self._send_loop(call, in_flight)),
-                     asyncio.create_task(self._ack_loop(call, in_flight))]
+            tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self._send_loop(call, in_flight)),
+                                              asyncio.create_task(self._ack_loop(call, in_flight))]
             if index > 0:
                 tasks.append(asyncio.create_task(self._wait_for_primary()))
             tasks.append(asyncio.create_task(self._stopped.wait()))
@@ -189,18 +190,21 @@ class Shipper:
             if index > 0:
                 log.info("first collector %s is back; failing back", self.collectors[0])
 
-    async def _send_loop(self, call: grpc.aio.StreamStreamCall, in_flight: asyncio.Semaphore) -> None:
+    async def _send_loop(self, call: grpc.aio.StreamStreamCall[bytes, pb.IngestReply],
+                         in_flight: asyncio.Semaphore) -> None:
         while True:
             await in_flight.acquire()
             batch = await self.outbox.next_unsent()
             self._sent_at[batch.batch_id] = time.monotonic()
             await call.write(_frame_batch(with_send_time(batch.payload)))
 
-    async def _ack_loop(self, call: grpc.aio.StreamStreamCall, in_flight: asyncio.Semaphore) -> None:
+    async def _ack_loop(self, call: grpc.aio.StreamStreamCall[bytes, pb.IngestReply],
+                        in_flight: asyncio.Semaphore) -> None:
         while True:
-            reply = await call.read()
-            if reply is grpc.aio.EOF:
+            read = await call.read()
+            if read is grpc.aio.EOF:
                 raise StreamFailed("collector closed the stream")
+            reply = cast(pb.IngestReply, read)    # the grpc stubs type read() as object (EOF or a reply)
             if reply.error:
                 raise StreamFailed(f"collector could not store batch {reply.batch_id}: {reply.error}")
             in_flight.release()

@@ -19,6 +19,7 @@ once every batch in it is acknowledged. Acknowledged ids are also noted (without
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import pathlib
@@ -114,7 +115,7 @@ class DiskSpool:
         self.on_drop = on_drop or (lambda events: None)
         self._ack_path = self.dir / "acked"
         self._segments: list[Segment] = []
-        self._write_handle = None
+        self._write_handle: io.FileIO | None = None
         self._events = 0
         self._bytes = 0
         self.acked_upto = 0                 # every id <= this is acknowledged (or dropped)
@@ -123,7 +124,7 @@ class DiskSpool:
         self._in_flight: dict[int, tuple[int, int]] = {}  # sent, unacked: id -> (events, frame bytes)
         self._read_segment = 0              # index into _segments
         self._read_offset = 0
-        self._read_handle = None
+        self._read_handle: io.BufferedReader | None = None
         self._read_path: pathlib.Path | None = None
         self._changed = asyncio.Condition()
         self._last_note = 0.0
@@ -192,6 +193,7 @@ class DiskSpool:
         """Append one frame and fdatasync it. On failure (a full disk, an I/O error) the segment
         is cut back to its durable frames, so a retry never appends after a torn one; unbuffered
         writes, so no half-written buffer is flushed again later."""
+        assert self._write_handle is not None    # put opens the segment before it writes
         fd = self._write_handle.fileno()
         try:
             view = memoryview(frame)

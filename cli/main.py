@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from fleetlog.common import __version__
 from fleetlog.common.errors import FleetlogError, missing_extra_message
@@ -20,7 +21,7 @@ COMMAND_MODULES = ("fleetlog.cli.search", "fleetlog.cli.export", "fleetlog.cli.a
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: {message}\n")
         sys.exit(2)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import importlib.metadata
 import io
 import json
@@ -126,8 +127,11 @@ def _add_config(bundle: Bundle, index: int, path: str) -> None:
     bundle.add_text(label, pathlib.Path(path).read_text(errors="replace"), mask_config)
     kind, config = _load(path)
     bundle.add_json(f"{label}.effective.json", to_plain(config), mask_config)
-    bundle.attempt(f"{label}: log_file", lambda: config.log_file and bundle.add_text(
-        f"logs/{kind}-{index}.log", _tail(config.log_file)))
+
+    def add_log() -> None:
+        if config.log_file:
+            bundle.add_text(f"logs/{kind}-{index}.log", _tail(config.log_file))
+    bundle.attempt(f"{label}: log_file", add_log)
     directory = config.data_dir if kind == "collector" else config.state_dir
     bundle.attempt(f"{label}: disk usage", lambda: bundle.add_json(f"system/disk-{kind}-{index}.json",
                                                                    _directory_usage(directory)))
@@ -165,6 +169,10 @@ def _versions() -> dict[str, Any]:
     return versions
 
 
+def _add_command(bundle: Bundle, name: str, argv: list[str]) -> None:
+    bundle.add_text(name, _command(argv))
+
+
 def _command(argv: list[str]) -> str:
     if not shutil.which(argv[0]):
         raise OSError(f"{argv[0]} is not installed")
@@ -184,11 +192,11 @@ def run_support_bundle(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.UTC)
     bundle = Bundle()
     for index, path in enumerate(configs, 1):
-        bundle.attempt(f"config {path}", lambda i=index, p=path: _add_config(bundle, i, p))
+        bundle.attempt(f"config {path}", functools.partial(_add_config, bundle, index, path))
     bundle.attempt("collector status", lambda: _collector_status(bundle, args))
     bundle.attempt("versions", lambda: bundle.add_json("system/versions.json", _versions()))
     for name, argv in COMMANDS.items():
-        bundle.attempt(name, lambda n=name, a=argv: bundle.add_text(n, _command(a)))
+        bundle.attempt(name, functools.partial(_add_command, bundle, name, argv))
     manifest = {"created": now.isoformat(timespec="seconds"), "host": socket.gethostname(),
                 "configs": configs, "files": sorted(bundle.files), "not_collected": bundle.problems,
                 "masking": "common/masking.py: password/secret/token/api_key values, Authorization "

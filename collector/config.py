@@ -8,6 +8,7 @@ import ipaddress
 import math
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Literal
@@ -110,7 +111,7 @@ class StorageConfig:
 @dataclass(frozen=True)
 class LevelsConfig:
     default: LevelName = Level.INFO
-    namespaces: dict[str, LevelName] = field(default_factory=lambda: MappingProxyType({}))
+    namespaces: Mapping[str, LevelName] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,11 @@ class TierRule:
     """An event matching every given list (wildcards allowed) goes to `tier`."""
 
     tier: Literal["general", "security"]
-    log_type: list[str] = ()
-    action: list[str] = ()
-    namespace: list[str] = ()
-    source: list[str] = ()
-    app: list[str] = ()
+    log_type: tuple[str, ...] = ()
+    action: tuple[str, ...] = ()
+    namespace: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    app: tuple[str, ...] = ()
 
 
 DEFAULT_TIER_RULES = (
@@ -142,8 +143,8 @@ class RetentionConfig:
     general: Duration = 90 * 86400.0
     security: Duration = 365 * 86400.0
     purge_interval: Duration = 3600.0
-    namespaces: dict[str, NamespaceRetention] = field(default_factory=lambda: MappingProxyType({}))
-    rules: list[TierRule] = DEFAULT_TIER_RULES
+    namespaces: Mapping[str, NamespaceRetention] = field(default_factory=lambda: MappingProxyType({}))
+    rules: tuple[TierRule, ...] = DEFAULT_TIER_RULES
 
     def validate(self) -> None:
         if self.purge_interval <= 0 or math.isinf(self.purge_interval):
@@ -213,7 +214,7 @@ class CollectorConfig:
     signing: SigningConfig = SigningConfig()
     metrics: MetricsConfig = MetricsConfig(listen="127.0.0.1:9433")
     ingest: IngestConfig = IngestConfig()
-    forwarders: list[ForwarderConfig] = ()
+    forwarders: tuple[ForwarderConfig, ...] = ()
     web: WebConfig | None = None
     log_level: LevelName = Level.INFO
     log_file: str | None = None

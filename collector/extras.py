@@ -19,7 +19,7 @@ _CONSOLE = ("[web] (the console)", ("aiohttp", "jinja2"), "console")
 
 
 def needed_extras(config: CollectorConfig) -> list[tuple[str, tuple[str, ...], str]]:
-    needed = [_COLLECTOR]
+    needed: list[tuple[str, tuple[str, ...], str]] = [_COLLECTOR]
     if config.storage.backend == "postgresql":
         needed.append(_POSTGRESQL)
     if config.web is not None:

@@ -28,7 +28,7 @@ class TokenEntry:
     name: str
     sha256: str
     role: Role
-    namespaces: list[str] = ()
+    namespaces: tuple[str, ...] = ()
 
     def validate(self) -> None:
         digest = self.sha256.strip().lower()
@@ -40,7 +40,7 @@ class TokenEntry:
 
 @dataclass(frozen=True)
 class TokensFile:
-    tokens: list[TokenEntry] = ()
+    tokens: tuple[TokenEntry, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def _check_columns(chunk: pb.Chunk) -> int:
     return count
 
 
-_scan_json = json.JSONDecoder().scan_once
+_scan_json = json.JSONDecoder().scan_once   # type: ignore[attr-defined]  # set in __init__; not in typeshed
 
 
 def _is_json_object(text: str) -> bool:

@@ -16,6 +16,7 @@ A purge that a crash interrupted in step 2 is recorded at the next start (`recov
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -94,7 +95,7 @@ class TierPurge:
                    [list(r) for r in data["ranges"]], [], dict(data["cutoffs"]), list(data["partitions"]))
 
     def add(self, result: DeleteResult) -> None:
-        if not result.count:
+        if not result.count or result.oldest_us is None or result.newest_us is None:
             return
         self.count += result.count
         self.oldest_us = result.oldest_us if self.oldest_us is None else min(self.oldest_us, result.oldest_us)
@@ -115,7 +116,8 @@ class TierPurge:
         return merged
 
     def event(self) -> InternalEvent:
-        span = f"{format_us(self.oldest_us)} .. {format_us(self.newest_us)}" if self.count else "-"
+        span = (f"{format_us(self.oldest_us)} .. {format_us(self.newest_us)}"
+                if self.count and self.oldest_us is not None and self.newest_us is not None else "-")
         fields: dict[str, Any] = {}
         if self.partitions:
             fields["partitions"] = self.partitions
@@ -213,6 +215,7 @@ class RetentionScheduler:
         now = now if now is not None else now_us()
         if self._reader is None:
             self._reader = self.open_reader()
+        reader = self._reader
         done: list[TierPurge] = []
         for tier in PURGED_TIERS:
             default, overrides = tier_cutoffs(self.config, tier, now)
@@ -221,15 +224,15 @@ class RetentionScheduler:
                 **{ns: format_us(c) if c is not None else "indefinite" for ns, c in overrides.items()}})
             scanned: dict[str, tuple[int, DeleteResult]] = {}   # partition -> (max_seq when read, what it holds)
             try:
-                await self._scan_expired_partitions(tier, default, overrides, scanned)
-                await self._delete_rows(tier, default, overrides, summary)
+                await self._scan_expired_partitions(reader, tier, default, overrides, scanned)
+                await self._delete_rows(reader, tier, default, overrides, summary)
             finally:
                 # Also when the purge is interrupted (shutdown, storage error): whatever was
                 # deleted is recorded, so no event ever disappears without its purge event; the
                 # partitions go in the same transaction as the record.
                 if scanned or summary.count:
                     dropped = await self.writer.call(
-                        lambda store, t=tier, s=summary, p=scanned: self._drop_and_record(store, t, s, p))
+                        functools.partial(self._drop_and_record, tier=tier, summary=summary, scanned=scanned))
                     if dropped and self.on_purged is not None:
                         self.on_purged(tier, dropped)
                 if summary.count:
@@ -264,32 +267,35 @@ class RetentionScheduler:
         store.drop_partitions(tier, expected, record)
         return dropped_events
 
-    async def _scan_expired_partitions(self, tier: str, default: int | None, overrides: dict[str, int | None],
+    async def _scan_expired_partitions(self, reader: EventReader, tier: str, default: int | None,
+                                       overrides: dict[str, int | None],
                                        scanned: dict[str, tuple[int, DeleteResult]]) -> None:
         """Step 1: what each wholly expired partition holds, read beside the writer, and its
         anchors in the store in a few writer steps (each writer step waits for the ingest queued
         before it, so there are few of them)."""
-        parts = await asyncio.to_thread(self._reader.droppable, tier, default, overrides)
+        parts = await asyncio.to_thread(reader.droppable, tier, default, overrides)
         found: dict[str, tuple[int, DeleteResult]] = {}
         for part in parts:
-            found[part.name] = (part.max_seq, await asyncio.to_thread(self._reader.scan_partition, part))
+            found[part.name] = (part.max_seq, await asyncio.to_thread(reader.scan_partition, part))
         anchors = [anchor for _, scan in found.values() for anchor in scan.anchors]
         for start in range(0, len(anchors), ANCHOR_CHUNK):
             chunk = anchors[start:start + ANCHOR_CHUNK]
-            await self.writer.call(lambda store, chunk=chunk: store.add_anchors(chunk))
+            await self.writer.call(
+                lambda store, chunk=chunk: store.add_anchors(chunk))  # type: ignore[misc]  # mypy: lambda defaults
         scanned.update(found)   # dropped only if they have not grown since they were read
 
-    async def _delete_rows(self, tier: str, default: int | None, overrides: dict[str, int | None],
-                           summary: TierPurge) -> None:
+    async def _delete_rows(self, reader: EventReader, tier: str, default: int | None,
+                           overrides: dict[str, int | None], summary: TierPurge) -> None:
         """Step 2: what expires inside partitions that stay, in small journaled chunks."""
         after = (-(1 << 62), 0)
         while True:
-            rows = await asyncio.to_thread(self._reader.expired, tier, default, overrides, after, self.chunk)
+            rows = await asyncio.to_thread(reader.expired, tier, default, overrides, after, self.chunk)
             if not rows:
                 return
             seqs = [seq for _, seq in rows]
             result: DeleteResult = await self.writer.call(
-                lambda store, seqs=seqs: store.delete_events(seqs, journal=lambda r: (tier, summary.state(r))))
+                lambda store, seqs=seqs: store.delete_events(  # type: ignore[misc]  # mypy: lambda defaults
+                    seqs, journal=lambda r: (tier, summary.state(r))))
             summary.add(result)
             if self.on_purged is not None and result.count:
                 self.on_purged(tier, result.count)
@@ -305,7 +311,8 @@ def recover_pending(store: EventWriter, node_name: str) -> int:
     for tier, state in pending:
         summary = TierPurge.from_state(state)
         summary.recovered = True
-        summary.anchors = store.anchors_within([tuple(r) for r in summary.merged_ranges()])
+        summary.anchors = store.anchors_within([(low, high) for low, high in summary.merged_ranges()])
         log.warning("recording the %s-tier retention purge a stop interrupted (%d events deleted)", tier, summary.count)
-        store.drop_partitions(tier, {}, lambda dropped, s=summary: [internal_batch(store, node_name, [s.event()])])
+        store.drop_partitions(tier, {}, lambda dropped, s=summary: [  # type: ignore[misc]  # mypy: lambda defaults
+            internal_batch(store, node_name, [s.event()])])
     return len(pending)

@@ -131,7 +131,8 @@ class IngestService:
                         raise
                     raw = None
                     if request.HasField("batch"):
-                        batch, request = request.batch, None
+                        batch = request.batch
+                        del request
                         await pending.put(await self._submit(batch, size, origin))
                         batch = None   # only the prepared events are kept until the commit
                     else:

@@ -19,7 +19,7 @@ import json
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -118,6 +118,7 @@ class SignedStatement:
 
     TYPE = ""
     signature: str
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]   # each subclass is a dataclass
 
     def statement(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "signature"}

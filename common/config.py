@@ -1,10 +1,12 @@
 """Typed configuration: TOML files loaded into frozen dataclasses.
 
 A config section is a frozen dataclass; its type hints say how each key is read:
-`str`, `int`, `float`, `bool`, `Literal[...]`, `list[X]`, `dict[str, X]`, `X | None`, a nested
-dataclass, a union of dataclasses told apart by their `type` key (how sources and forwarders are
-registered), or `Annotated[T, Converter(...)]` for sizes, durations and levels. Unknown keys are
-errors, and every error names the file, the key path and the problem, e.g.
+`str`, `int`, `float`, `bool`, `Literal[...]`, `tuple[X, ...]` (a TOML list, held as a tuple;
+`list[X]` reads the same), `Mapping[str, X]` (a table, held read-only; `dict[str, X]` reads the
+same), `X | None`, a nested dataclass, a union of dataclasses told apart by their `type` key (how
+sources and forwarders are registered), or `Annotated[T, Converter(...)]` for sizes, durations
+and levels. Unknown keys are errors, and every error names the file, the key path and the
+problem, e.g.
 `agent.toml: sources[1].start_at: expected "beginning" or "end", got "start"`.
 
 Sections compose: `Annotated[Section, Flatten()]` reads a shared section's keys from the
@@ -25,15 +27,18 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.levels import Level, parse_level
 from fleetlog.common.units import format_duration, format_size, parse_duration, parse_size
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")   # a config section
 
 
 @dataclass(frozen=True)
@@ -142,17 +147,17 @@ def _convert(hint: Any, value: Any, where: str, default: Any = None) -> Any:
             except _Invalid as exc:
                 errors.append(exc.problem)
         raise _Invalid(where, "; ".join(errors))
-    if origin is list:
-        (item,) = get_args(hint)
+    if origin in (list, tuple):
+        item = get_args(hint)[0]
         if not isinstance(value, list):
             raise _Invalid(where, f"expected a list, got {_describe(value)}")
         return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
+    if origin in (dict, Mapping):
         _, item = get_args(hint)
         if not isinstance(value, dict):
             raise _Invalid(where, f"expected a table, got {_describe(value)}")
         return types.MappingProxyType({k: _convert(item, v, _join(where, k)) for k, v in value.items()})
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where, default if isinstance(default, hint) else None)
     if hint is bool:
         if not isinstance(value, bool):
@@ -198,7 +203,7 @@ def _build(cls: type[T], data: Any, where: str, fallback: Any = None) -> T:
     for key in data:
         if key not in known:
             raise _Invalid(_join(where, key), f"unknown key (known keys: {', '.join(sorted(known))})")
-    values = {}
+    values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         name = field.name
         section = _flattened(hints[name])
@@ -277,10 +282,10 @@ def _show(hint: Any, value: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         options = [a for a in get_args(hint) if a is not type(None)]
         return _show(options[0], value) if len(options) == 1 else to_plain(value)
-    if origin is list:
-        (item,) = get_args(hint)
+    if origin in (list, tuple):
+        item = get_args(hint)[0]
         return [_show(item, v) for v in value]
-    if origin is dict:
+    if origin in (dict, Mapping):
         _, item = get_args(hint)
         return {k: _show(item, v) for k, v in value.items()}
     if dataclasses.is_dataclass(value):

@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from fleetlog.common.config import to_plain
 from fleetlog.common.errors import ConfigError, FleetlogError
@@ -77,7 +77,7 @@ class StopGuard:
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage otherwise)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage otherwise)
         sys.stderr.write(f"{self.prog}: {message}\n")
         sys.exit(2)
 

@@ -26,7 +26,8 @@ from fleetlog.common.verify import Report, Tampered
 def _members(path: str) -> dict[str, bytes]:
     try:
         with tarfile.open(path, "r:gz") as tar:
-            return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+            return {m.name: file.read() for m in tar.getmembers()
+                    if m.isfile() and (file := tar.extractfile(m)) is not None}
     except FileNotFoundError:
         raise UsageError(f"--bundle: {path} does not exist") from None
     except (tarfile.TarError, OSError, EOFError) as exc:

@@ -59,10 +59,10 @@ log = logging.getLogger("fleetlog.agent.file")
 @dataclass(frozen=True)
 class FileSourceConfig:
     type: Literal["file"]
-    paths: list[str]
+    paths: tuple[str, ...]
     name: str = ""                      # checkpoint folder name; default: derived from paths
     # Path globs (strings) and event filters (`{ field, pattern }` tables) share this key.
-    exclude: list[str | FieldPattern] = ()
+    exclude: tuple[str | FieldPattern, ...] = ()
     start_at: Literal["beginning", "end"] = "beginning"
     log_type: str = "application"
     app: str = ""
@@ -73,7 +73,7 @@ class FileSourceConfig:
     fingerprint_bytes: int = 256
     ignored_header_bytes: int = 0
     min_level: LevelName = Level.DEBUG
-    include: list[FieldPattern] = ()
+    include: tuple[FieldPattern, ...] = ()
 
     @property
     def exclude_paths(self) -> tuple[str, ...]:

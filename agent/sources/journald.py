@@ -42,12 +42,12 @@ log = logging.getLogger("fleetlog.agent.journald")
 class JournaldSourceConfig:
     type: Literal["journald"]
     name: str = ""
-    units: list[str] = ()
+    units: tuple[str, ...] = ()
     journal_dir: str = ""
     log_type: str = "system"
     min_level: LevelName = Level.DEBUG
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
     start_at: Literal["beginning", "end"] = "beginning"
 
 JOURNALCTL = "journalctl"

@@ -63,10 +63,10 @@ class ForwarderFilters:
     """Flattened into each forwarder's config (`Annotated[ForwarderFilters, Flatten()]`)."""
 
     min_level: LevelName = Level.DEBUG
-    log_types: list[str] = ()
-    actions: list[Literal["create", "read", "update", "delete"]] = ()
-    include: list[FieldPattern] = ()
-    exclude: list[FieldPattern] = ()
+    log_types: tuple[str, ...] = ()
+    actions: tuple[Literal["create", "read", "update", "delete"], ...] = ()
+    include: tuple[FieldPattern, ...] = ()
+    exclude: tuple[FieldPattern, ...] = ()
 
     @functools.cached_property
     def _patterns(self) -> EventFilter:

@@ -62,6 +62,9 @@ def merge_ranges(seqs: list[int]) -> list[tuple[int, int]]:
             ranges.append((seq, seq))
     return ranges
 
+# An event as a reader returns it: its values in EVENT_COLUMNS order.
+Row = tuple[Any, ...]
+
 # A signed checkpoint as stored: (seq, key_id, collector, chain_hash hex, time µs, signature).
 CheckpointRow = tuple[int, str, str, str, int, str]
 
@@ -249,12 +252,12 @@ class EventReader(Protocol):
     """The read side, one per thread; reads run beside the writer and see committed state only."""
 
     def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
-               page_size: int = 1000) -> Iterator[list[tuple]]:
+               page_size: int = 1000) -> Iterator[list[Row]]:
         """Rows (EVENT_COLUMNS order) matching `spec`, in (time, seq) order (`desc` newest first),
         at most `limit` (0 = all), in pages of `page_size`. spec.after_seq is ignored here."""
 
     def read_after(self, cursor: Cursor, spec: FilterSpec | None = None,
-                   limit: int = 1000) -> list[tuple[str, list[tuple]]]:
+                   limit: int = 1000) -> list[tuple[str, list[Row]]]:
         """Events after `cursor`, per chain in seq order: [(chain, rows)], at most `limit` rows in
         all. Follow and forwarders advance their cursor to each chain's last row. Nothing is ever
         skipped: a chain's rows become visible in seq order (one writer per chain)."""
@@ -312,8 +315,10 @@ class Backend(Protocol):
     """One open store. `writer` is created at open; `reader()` gives a new reader (callers keep
     one per thread); `created` tells whether this open created the store."""
 
-    writer: EventWriter
     location: str                 # what log lines and events name (a path or a DSN without password)
+
+    @property
+    def writer(self) -> EventWriter: ...
 
     def reader(self) -> EventReader: ...
 

@@ -39,15 +39,15 @@ def partition_name(tier: str, start_us: int, shard: int = 0) -> str:
     return f"{tier}-{start:%Y%m%dT%H%M}" + (f"-s{shard}" if shard else "")
 
 
-def partition_dir(main_path: str | os.PathLike) -> pathlib.Path:
+def partition_dir(main_path: str | os.PathLike[str]) -> pathlib.Path:
     return pathlib.Path(main_path).parent / PARTITION_DIR
 
 
-def partition_path(main_path: str | os.PathLike, name: str) -> pathlib.Path:
+def partition_path(main_path: str | os.PathLike[str], name: str) -> pathlib.Path:
     return partition_dir(main_path) / f"{name}.db"
 
 
-def remove_partition_file(path: pathlib.Path) -> None:
+def remove_partition_file(path: str | os.PathLike[str]) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
             os.unlink(f"{path}{suffix}")

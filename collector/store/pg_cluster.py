@@ -16,18 +16,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import psycopg
 
 from fleetlog.collector.store import pg_schema
-from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT
+from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, scalar
 
 log = logging.getLogger("fleetlog.collector.store.cluster")
 
 # Server-side keepalives for lease sessions: a holder whose machine vanished without closing its
 # socket is noticed after idle + interval * count = 5 + 2 * 3 = 11 s.
 _KEEPALIVES = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2", "SET tcp_keepalives_count = 3")
-_CLIENT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+_CLIENT_KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 
 
 def _connect(dsn: str) -> psycopg.Connection:
@@ -56,9 +57,8 @@ class PostgresLease:
                 if self._held:
                     self._conn.execute("SELECT 1")    # the session (and with it the lock) is alive
                     return True
-                self._held = bool(self._conn.execute(
-                    "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
-                    (pg_schema.LEASE_SPACE, self.forwarder)).fetchone()[0])
+                self._held = bool(scalar(self._conn, "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                                         (pg_schema.LEASE_SPACE, self.forwarder)))
                 if self._held:
                     log.info("forwarder %s: lease taken", self.forwarder)
                 return self._held
@@ -147,10 +147,10 @@ def heartbeat(conn: psycopg.Connection, collector: str, version: str, address: s
                 " connected = EXCLUDED.connected, last_seen = greatest(nodes.last_seen, EXCLUDED.last_seen)"
                 " WHERE EXCLUDED.connected OR nodes.collector = EXCLUDED.collector",
                 [(name, collector, ip, connected, last_seen) for name, ip, connected, last_seen in sorted(nodes)])
-    return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+    return int(scalar(conn, "SELECT pg_database_size(current_database())"))
 
 
-def members(conn: psycopg.Connection) -> tuple[list[tuple], list[tuple]]:
+def members(conn: psycopg.Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(collectors: name, version, address, started_at µs, heartbeat_at µs;
         nodes: name, collector, ip, connected, last_seen µs), sorted by name."""
     collectors = conn.execute("SELECT name, version, address, started_at, heartbeat_at FROM collectors"

@@ -1,5 +1,6 @@
 """The PostgreSQL connection string of `[storage]`: parsed, masked for display, read from
-`dsn_file`, and probed for `--check-config`.
+`dsn_file`, and probed for `--check-config`; and `one_row` and `scalar`, the queries of one row
+that every pg module runs.
 
 libpq does the parsing (URI or `key=value` form), so everything libpq accepts works, including
 `sslmode`, `sslrootcert` and a password from `PGPASSFILE` — a password never has to stand in
@@ -9,6 +10,8 @@ collector.toml.
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Sequence
+from typing import Any
 
 from fleetlog.common.errors import StorageError
 
@@ -47,7 +50,7 @@ def mask_dsn(text: str) -> str:
         return MASK
     if "password" in params:
         params["password"] = MASK
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def read_dsn_file(path: str) -> str:
@@ -66,6 +69,19 @@ def probe(dsn: str) -> None:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
         raise StorageError(f"cannot reach the database at {mask_dsn(dsn)}: {_first_line(exc)}") from None
+
+
+def one_row(conn: psycopg.Connection, query: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
+    """The row of a query that always returns one (an aggregate, a function call, a chain's row)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise StorageError(f"the database returned no row for: {query}")
+    return row
+
+
+def scalar(conn: psycopg.Connection, query: str, params: Sequence[Any] | None = None) -> Any:
+    """The first value of `one_row`."""
+    return one_row(conn, query, params)[0]
 
 
 def _first_line(exc: BaseException) -> str:

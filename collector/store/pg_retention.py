@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import psycopg
 
 from fleetlog.collector.store import DeleteResult, anchors_digest, pg_schema
+from fleetlog.collector.store.pg_dsn import scalar
 
 LOCK_TIMEOUT = "2s"
 
@@ -52,12 +53,12 @@ def _droppable(conn: psycopg.Connection, table: str, end: int, default: int | No
         blockers = [ns for ns in overrides if ns not in ok]
         if not blockers:
             return True
-        return not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE namespace = ANY(%s))",
-                                (blockers,)).fetchone()[0]
+        return not scalar(conn, f"SELECT EXISTS (SELECT 1 FROM {table} WHERE namespace = ANY(%s))",
+                          (blockers,))
     if not ok:
         return False
-    return not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE namespace <> ALL(%s))",
-                            (sorted(ok),)).fetchone()[0]
+    return not scalar(conn, f"SELECT EXISTS (SELECT 1 FROM {table} WHERE namespace <> ALL(%s))",
+                      (sorted(ok),))
 
 
 def droppable(conn: psycopg.Connection, tier: str, default: int | None,
@@ -66,7 +67,7 @@ def droppable(conn: psycopg.Connection, tier: str, default: int | None,
     for part_tier, start in sorted(pg_schema.existing_partitions(conn)):
         table = pg_schema.partition_name(part_tier, start)
         if part_tier == tier and _droppable(conn, table, start + pg_schema.DAY_US, default, overrides):
-            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            count = scalar(conn, f"SELECT count(*) FROM {table}")
             found.append(PgPartition(table, tier, count, count))
     return found
 
@@ -104,17 +105,17 @@ def drop(conn: psycopg.Connection, own_chain: str, tier: str, expected: dict[str
     store_record(dropped) in the same transaction (an autocommit connection)."""
     dropped: list[PgPartition] = []
     with conn.transaction():
-        locked = bool(expected) and conn.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE)).fetchone()[0]
+        locked = bool(expected) and scalar(
+            conn, "SELECT pg_try_advisory_xact_lock(%s, %s)", (pg_schema.LOCK_SPACE, pg_schema.LOCK_PURGE))
         if locked:
             conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             for name, count in sorted(expected.items()):
                 if pg_schema.parse_partition_name(name) is None:
                     continue   # not a day partition of ours: never drop it by name
-                if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]:
+                if not scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (name,)):
                     continue   # another collector dropped it already
                 conn.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
-                if conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] != count:
+                if scalar(conn, f"SELECT count(*) FROM {name}") != count:
                     continue   # a late event arrived since the scan: next purge
                 conn.execute(f"INSERT INTO chain_anchors(chain, seq, link) {_ANCHORS.format(table=name)}"
                              " ON CONFLICT DO NOTHING")

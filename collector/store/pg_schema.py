@@ -26,6 +26,7 @@ import re
 
 import psycopg
 
+from fleetlog.collector.store.pg_dsn import scalar
 from fleetlog.common.errors import StorageError
 
 # Advisory locks of fleetlog: pg_advisory_lock(LOCK_SPACE, n). Forwarder leases use
@@ -113,7 +114,7 @@ def migrate(conn: psycopg.Connection, applied_by: str) -> int:
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS fleetlog_schema (version integer PRIMARY KEY,"
                          " applied_at timestamptz NOT NULL DEFAULT now(), applied_by text NOT NULL)")
-            found = conn.execute("SELECT coalesce(max(version), 0) FROM fleetlog_schema").fetchone()[0]
+            found = int(scalar(conn, "SELECT coalesce(max(version), 0) FROM fleetlog_schema"))
             if found > LATEST_VERSION:
                 raise SchemaTooNew(
                     f"the database schema is version {found}, made by a newer fleetlog; this collector "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
+from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn, scalar
 from fleetlog.common import chain
 from fleetlog.common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
 from fleetlog.common.errors import StorageError
@@ -75,7 +75,7 @@ def verify_dsn(dsn: str, public_keys: list[Ed25519PublicKey]) -> ClusterReport:
 
 def _verify(conn: psycopg.Connection, public_keys: list[Ed25519PublicKey]) -> ClusterReport:
     cluster = ClusterReport()
-    if not conn.execute("SELECT to_regclass('chains') IS NOT NULL").fetchone()[0]:
+    if not scalar(conn, "SELECT to_regclass('chains') IS NOT NULL"):
         raise StorageError("--dsn: not a fleetlog database (no chains table)")
     heads = conn.execute("SELECT chain, last_seq, head FROM chains ORDER BY chain").fetchall()
     walks: dict[str, tuple[ChainWalk, _Failures, Report, dict[int, bytes], list[Checkpoint]]] = {}

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -40,13 +40,15 @@ from fleetlog.collector.store import (
     pg_retention,
     pg_schema,
 )
-from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn
+from fleetlog.collector.store.pg_dsn import CONNECT_TIMEOUT, mask_dsn, one_row, scalar
 from fleetlog.common import chain
 from fleetlog.common.errors import StorageError
 from fleetlog.common.ids import event_ids_of
 from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store.postgres")
+
+T = TypeVar("T")
 
 # The writer's row (collector.store.ROW_COLUMNS), then the chain's name for COPY.
 _CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
@@ -58,6 +60,8 @@ _COPY_EVENTS = "COPY events ({}) FROM STDIN".format(", ".join(['"user"' if c == 
 
 
 def _merge(total: DeleteResult, part: DeleteResult) -> None:
+    if part.oldest_us is None or part.newest_us is None:
+        return   # the partition held no event of this chain
     total.count += part.count
     total.oldest_us = part.oldest_us if total.oldest_us is None else min(total.oldest_us, part.oldest_us)
     total.newest_us = part.newest_us if total.newest_us is None else max(total.newest_us, part.newest_us)
@@ -104,7 +108,7 @@ class PostgresStore:
         self._origins: dict[tuple[str, str], int] = {}
         self._addresses: set[tuple[str, str]] = set()
         self._partitions: set[tuple[str, int]] = set()
-        self.checkpointer: Callable[[list[list], int], list[CheckpointRow]] | None = None
+        self.checkpointer: Callable[[list[list[Any]], int], list[CheckpointRow]] | None = None
         # Told when the database stops answering (the backend's health; see postgres_backend).
         self.on_down: Callable[[], None] | None = None
         self.size_bytes = 0
@@ -113,7 +117,7 @@ class PostgresStore:
 
     # -- connection handling ------------------------------------------------------------------
 
-    def _run(self, fn: Callable[[], Any], what: str = "the event store") -> Any:
+    def _run(self, fn: Callable[[], T], what: str = "the event store") -> T:
         """Run fn on a live connection; a lost connection is reopened on the next call, and its
         error comes back as StorageError (the batch is not acknowledged; the agent re-sends)."""
         try:
@@ -121,8 +125,8 @@ class PostgresStore:
                 self.conn = connect(self.dsn)
                 # The last transaction's outcome may be unknown (the connection broke during
                 # COMMIT): take the chain's state as the database has it.
-                self.last_seq, head, self.last_checkpoint_seq = self.conn.execute(
-                    "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain,)).fetchone()
+                self.last_seq, head, self.last_checkpoint_seq = one_row(
+                    self.conn, "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain,))
                 self.chain_head = bytes(head)
             return fn()
         except StorageError:
@@ -145,8 +149,8 @@ class PostgresStore:
             "INSERT INTO chains(chain, head, created_at) VALUES (%s, %s, %s) ON CONFLICT (chain) DO NOTHING"
             " RETURNING chain", (self.chain, chain.GENESIS, now)).fetchone()
         self.created = row is not None
-        self.last_seq, self.chain_head, self.last_checkpoint_seq = self.conn.execute(
-            "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain,)).fetchone()
+        self.last_seq, self.chain_head, self.last_checkpoint_seq = one_row(
+            self.conn, "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s", (self.chain,))
         self.chain_head = bytes(self.chain_head)
         self._origins = {(host, key): oid for oid, host, key in self.conn.execute(
             "SELECT id, host, source_key FROM origins")}
@@ -164,7 +168,7 @@ class PostgresStore:
         if oid is None:
             # Autocommit, outside the batch: another collector may add the same origin at once.
             self.conn.execute("INSERT INTO origins(host, source_key) VALUES (%s, %s) ON CONFLICT DO NOTHING", key)
-            oid = self.conn.execute("SELECT id FROM origins WHERE host = %s AND source_key = %s", key).fetchone()[0]
+            oid = scalar(self.conn, "SELECT id FROM origins WHERE host = %s AND source_key = %s", key)
             self._origins[key] = oid
         return oid
 
@@ -231,13 +235,13 @@ class PostgresStore:
                 candidates.setdefault((origin, pos), (b, i))
         keys = sorted(candidates)
         with self.conn.transaction():
-            last_seq, head, checkpoint_seq = self.conn.execute(
-                "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s FOR UPDATE",
-                (self.chain,)).fetchone()
+            last_seq, head, checkpoint_seq = one_row(
+                self.conn, "SELECT last_seq, head, last_checkpoint_seq FROM chains WHERE chain = %s FOR UPDATE",
+                (self.chain,))
             head = bytes(head)
             won = self._claim(keys, optimistic) if keys else set()
             results, rows, seq = self._rows(batches, origins, won, candidates, received_at, last_seq)
-            checkpoints: list[tuple] = []
+            checkpoints: list[CheckpointRow] = []
             if rows:
                 head = chain.link_rows(head, rows, _CHAIN_COLUMNS, _HASH_COLUMN)
                 with self.conn.cursor().copy(_COPY_EVENTS) as copy:
@@ -255,9 +259,9 @@ class PostgresStore:
 
     def _rows(self, batches: Sequence[IncomingEvents], origins: list[int], won: set[tuple[int, int]],
               candidates: dict[tuple[int, int], tuple[int, int]], received_at: int,
-              seq: int) -> tuple[list[StoreResult], list[list], int]:
+              seq: int) -> tuple[list[StoreResult], list[list[Any]], int]:
         results = []
-        rows: list[list] = []
+        rows: list[list[Any]] = []
         collector = self.collector
         for b, incoming in enumerate(batches):
             result = StoreResult()
@@ -287,7 +291,7 @@ class PostgresStore:
             result.duplicates_by_host[host] = result.duplicates
         return results, rows, seq
 
-    def _insert_checkpoints(self, checkpoints: list[tuple]) -> None:
+    def _insert_checkpoints(self, checkpoints: list[CheckpointRow]) -> None:
         if checkpoints:
             with self.conn.cursor() as cur:
                 cur.executemany(
@@ -296,7 +300,7 @@ class PostgresStore:
                     " collector = EXCLUDED.collector, chain_hash = EXCLUDED.chain_hash, time = EXCLUDED.time,"
                     " signature = EXCLUDED.signature", [(self.chain, *cp) for cp in checkpoints])
 
-    def add_checkpoint(self, checkpoint: tuple) -> None:
+    def add_checkpoint(self, checkpoint: CheckpointRow) -> None:
         """Store one checkpoint of this chain's head (seq, key_id, collector, chain_hash, time, signature)."""
         with self._lock:
             def write() -> None:
@@ -341,7 +345,7 @@ class PostgresStore:
             "SELECT public_key FROM signing_keys WHERE chain = %s ORDER BY key_id = %s DESC, first_seq DESC",
             (self.chain, first_key_id))]
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._run(lambda: self.conn.execute(sql, params).fetchall(), "reading the store failed")
 

@@ -16,13 +16,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
 from fleetlog.collector.store import pg_cluster
 from fleetlog.collector.store.pg_dsn import mask_dsn
 from fleetlog.collector.store.pg_schema import SchemaTooNew
-from fleetlog.collector.store.postgres import PostgresStore, _first_line, connect
+from fleetlog.collector.store.postgres import PostgresStore, T, _first_line, connect
 from fleetlog.collector.store.postgres_reader import PostgresReader
 from fleetlog.common.errors import FleetlogError, StorageError
 
@@ -98,7 +99,7 @@ class PostgresBackend:
 
     # -- the cluster ----------------------------------------------------------------------------
 
-    def _cluster(self, fn: Callable[[psycopg.Connection], object], what: str) -> object:
+    def _cluster(self, fn: Callable[[psycopg.Connection], T], what: str) -> T:
         with self._cluster_lock:
             try:
                 if self._cluster_conn is None or self._cluster_conn.closed:
@@ -121,10 +122,10 @@ class PostgresBackend:
         """Say this collector is alive and which nodes it serves; also the storage health probe."""
         size = self._cluster(lambda conn: pg_cluster.heartbeat(conn, self.collector, version, address,
                                                                started_at_us, nodes), "recording the heartbeat failed")
-        self.writer.size_bytes = int(size)   # type: ignore[arg-type]
+        self.writer.size_bytes = size
 
-    def members(self) -> tuple[list[tuple], list[tuple]]:
-        return self._cluster(pg_cluster.members, "reading the cluster's members failed")   # type: ignore[return-value]
+    def members(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        return self._cluster(pg_cluster.members, "reading the cluster's members failed")
 
     def close(self) -> None:
         with self._cluster_lock:

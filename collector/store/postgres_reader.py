@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import psycopg
 
 from fleetlog.collector.filters import FilterSpec
-from fleetlog.collector.store import EVENT_COLUMNS, DeleteResult, StoreStatus, pg_retention, pg_schema
-from fleetlog.collector.store.pg_dsn import mask_dsn
+from fleetlog.collector.store import EVENT_COLUMNS, DeleteResult, Row, StoreStatus, pg_retention, pg_schema
+from fleetlog.collector.store.pg_dsn import mask_dsn, scalar
 from fleetlog.collector.store.pg_query import compile_where
-from fleetlog.collector.store.postgres import _first_line, connect
+from fleetlog.collector.store.postgres import T, _first_line, connect
 from fleetlog.common.errors import StorageError
 
 SELECT_COLUMNS = ", ".join('"user"' if c == "user" else c for c in EVENT_COLUMNS)
@@ -33,7 +32,7 @@ class PostgresReader:
         self.chain = chain        # this collector's chain: the one its row-by-row retention deletes from
         self.conn = connect(dsn)
 
-    def _run(self, fn: Callable[[], Any], what: str) -> Any:
+    def _run(self, fn: Callable[[], T], what: str) -> T:
         if self.conn.closed:
             self.conn = connect(self.dsn)
         try:
@@ -44,7 +43,7 @@ class PostgresReader:
             raise StorageError(f"{what} ({mask_dsn(self.dsn)}): {_first_line(exc)}") from None
 
     def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
-               page_size: int = 1000) -> Iterator[list[tuple]]:
+               page_size: int = 1000) -> Iterator[list[Row]]:
         """Rows (EVENT_COLUMNS order) matching `spec` in (time, chain, seq) order, in pages."""
         where, params = compile_where(spec)
         direction = "DESC" if order == "desc" else "ASC"
@@ -66,12 +65,12 @@ class PostgresReader:
             raise StorageError(f"search failed ({mask_dsn(self.dsn)}): {_first_line(exc)}") from None
 
     def read_after(self, cursor: dict[str, int], spec: FilterSpec | None = None,
-                   limit: int = 1000) -> list[tuple[str, list[tuple]]]:
+                   limit: int = 1000) -> list[tuple[str, list[Row]]]:
         """Events after `cursor`, per chain in seq order: [(chain, rows)], at most `limit` rows."""
         where, params = compile_where(spec) if spec is not None else ("TRUE", [])
 
-        def read() -> list[tuple[str, list[tuple]]]:
-            out: list[tuple[str, list[tuple]]] = []
+        def read() -> list[tuple[str, list[Row]]]:
+            out: list[tuple[str, list[Row]]] = []
             remaining = limit
             for name, head in self.conn.execute("SELECT chain, last_seq FROM chains ORDER BY chain").fetchall():
                 after = cursor.get(name, 0)
@@ -156,19 +155,20 @@ class PostgresReader:
                               "reading the chain heads failed"))
 
     def count(self) -> int:
-        return int(self._run(lambda: self.conn.execute("SELECT count(*) FROM events").fetchone()[0],
+        return int(self._run(lambda: scalar(self.conn, "SELECT count(*) FROM events"),
                              "counting events failed"))
 
     def storage_bytes(self) -> int:
-        return int(self._run(lambda: self.conn.execute("SELECT pg_database_size(current_database())")
-                             .fetchone()[0], "reading the database size failed"))
+        return int(self._run(lambda: scalar(self.conn, "SELECT pg_database_size(current_database())"),
+                             "reading the database size failed"))
 
     def status(self) -> StoreStatus:
         """Event count (PostgreSQL counts the rows: not for hot loops), heads, database size."""
         def read() -> StoreStatus:
-            count = self.conn.execute("SELECT count(*) FROM events").fetchone()[0]
-            heads = dict(self.conn.execute("SELECT chain, last_seq FROM chains WHERE last_seq > 0").fetchall())
-            size = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+            count = scalar(self.conn, "SELECT count(*) FROM events")
+            heads: dict[str, int] = dict(
+                self.conn.execute("SELECT chain, last_seq FROM chains WHERE last_seq > 0").fetchall())
+            size = scalar(self.conn, "SELECT pg_database_size(current_database())")
             return StoreStatus(event_count=int(count), heads=heads, storage_bytes=int(size))
         return self._run(read, "reading the store's status failed")
 

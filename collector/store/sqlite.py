@@ -50,7 +50,7 @@ class _LocalLease:
 class SqliteBackend:
     """The embedded store under data_dir (collector.store.Backend)."""
 
-    def __init__(self, data_dir: str | os.PathLike, path: str = "events.db", synchronous: str = "full",
+    def __init__(self, data_dir: str | os.PathLike[str], path: str = "events.db", synchronous: str = "full",
                  collector: str = "", partition_period: float = DEFAULT_PERIOD_S, writer_shards: int = 1):
         self.data_dir = pathlib.Path(data_dir)
         self.location = str(self.data_dir / path)

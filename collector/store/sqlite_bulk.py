@@ -79,8 +79,8 @@ def _as_sqlite_error(exc: Exception) -> sqlite3.Error:
     cls = {19: sqlite3.IntegrityError, 11: sqlite3.DatabaseError, 26: sqlite3.DatabaseError}.get(
         primary, sqlite3.OperationalError)
     error = cls(message)
-    error.sqlite_errorcode = code           # type: ignore[attr-defined]
-    error.sqlite_errorname = _PRIMARY_NAMES.get(primary, f"SQLITE_{code}")  # type: ignore[attr-defined]
+    error.sqlite_errorcode = code
+    error.sqlite_errorname = _PRIMARY_NAMES.get(primary, f"SQLITE_{code}")
     return error
 
 
@@ -111,7 +111,7 @@ class PartitionConnection(sqlite3.Connection):
     def begin_batch(self) -> None:
         self._run("BEGIN IMMEDIATE")
 
-    def insert_batch(self, rows: list[list]) -> None:
+    def insert_batch(self, rows: list[list[Any]]) -> None:
         """The rows (ROW_COLUMNS order) and their full-text rows, inside the open batch."""
         if self.native is None:
             self.executemany(INSERT_EVENT, rows)
@@ -136,7 +136,7 @@ class PartitionConnection(sqlite3.Connection):
         super().close()
 
 
-def wait_all(futures: Sequence[concurrent.futures.Future]) -> None:
+def wait_all(futures: Sequence[concurrent.futures.Future[Any]]) -> None:
     """Wait for every step, then raise the first failure (none is left running)."""
     concurrent.futures.wait(futures)
     for future in futures:

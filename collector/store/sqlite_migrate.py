@@ -92,6 +92,7 @@ def _build_main(path: str, building: str, count: int, min_seq: int | None, max_s
                 conn.execute(f"INSERT OR REPLACE INTO main.{table}({names}) SELECT {names} FROM old.{table}")
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '2')")
         if count:
+            assert max_time is not None     # events have times
             part = conn.execute(
                 "INSERT INTO partitions(name, tier, period_start, period_end, min_seq, max_seq, min_time, max_time,"
                 " count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

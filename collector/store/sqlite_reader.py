@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fleetlog.collector.store import EVENT_COLUMNS, Cursor, DeleteResult, StoreStatus, anchors_digest
+from fleetlog.collector.store import EVENT_COLUMNS, Cursor, DeleteResult, Row, StoreStatus, anchors_digest
 from fleetlog.collector.store.partitions import LEGACY_TIER, ConnectionPool, Partition, read_catalogue
 from fleetlog.collector.store.sqlite_query import (
     INDEXED_FILTERS,
@@ -97,13 +97,13 @@ class SqliteReader:
     # -- EventReader -------------------------------------------------------------------------
 
     def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
-               page_size: int = 1000) -> Iterator[list[tuple]]:
+               page_size: int = 1000) -> Iterator[list[Row]]:
         spec = replace(spec, after_seq=0) if spec.after_seq else spec
         head, parts = self.snapshot()
         origin_ids = self._origin_ids(spec)
         parts = [p for p in parts if _overlaps(p, spec)]
         desc = order == "desc"
-        page: list[tuple] = []
+        page: list[Row] = []
         remaining = limit
         try:
             for cluster in _clusters(parts, desc):
@@ -156,12 +156,13 @@ class SqliteReader:
         return frozenset(common)
 
     def read_after(self, cursor: Cursor, spec: FilterSpec | None = None,
-                   limit: int = 1000) -> list[tuple[str, list[tuple]]]:
+                   limit: int = 1000) -> list[tuple[str, list[Row]]]:
         after = cursor.get(CHAIN, 0)
         head, parts = self.snapshot()
         if head <= after:
             return []
-        where, params = "1", []
+        where = "1"
+        params: list[Any] = []
         if spec is not None:
             where, params = compile_where(replace(spec, after_seq=0), origin_ids=self._origin_ids(spec))
         streams = []
@@ -190,7 +191,7 @@ class SqliteReader:
                 conn = self._conn(part)
                 row = conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone() if conn else None
                 if row:
-                    return row[0]
+                    return str(row[0])
         return None
 
     def heads(self) -> Cursor:
@@ -333,14 +334,14 @@ class SqliteReader:
         return [conn for part in parts if (conn := self._conn(part)) is not None]
 
     def query(self, where: str, params: Iterable[Any], order: str = "asc", limit: int = 0,
-              batch: int = 1000) -> Iterator[list[tuple]]:
+              batch: int = 1000) -> Iterator[list[Row]]:
         """Rows (EVENT_COLUMNS order) matching a WHERE clause over every partition, in (time, seq)
         order, in lists of `batch`."""
         head, parts = self.snapshot()
         desc = order == "desc"
         streams = [_rows(conn, f"({where or '1'}) AND seq <= ?", [*params, head], desc, limit)
                    for part in parts if (conn := self._conn(part)) is not None]
-        page: list[tuple] = []
+        page: list[Row] = []
         for n, row in enumerate(heapq.merge(*streams, key=lambda r: (r[2], r[0]), reverse=desc), 1):
             page.append(row)
             if len(page) >= batch:
@@ -356,7 +357,7 @@ class SqliteReader:
         self.conn.close()
 
 
-def _rows(conn: sqlite3.Connection, where: str, params: list[Any], desc: bool, limit: int) -> Iterator[tuple]:
+def _rows(conn: sqlite3.Connection, where: str, params: list[Any], desc: bool, limit: int) -> Iterator[Row]:
     direction = "DESC" if desc else "ASC"
     sql = f"SELECT {_SELECT_COLUMNS} FROM events WHERE {where} ORDER BY time {direction}, seq {direction}"
     if limit:
@@ -402,7 +403,8 @@ def _legacy_expired(tier: str, default_cutoff_us: int | None,
     cutoffs = [c for c in (default_cutoff_us, *namespace_cutoffs.values()) if c is not None]
     if not cutoffs:
         return None, []
-    case, params = "?", [default_cutoff_us if default_cutoff_us is not None else _NEVER]
+    case = "?"
+    params: list[Any] = [default_cutoff_us if default_cutoff_us is not None else _NEVER]
     if namespace_cutoffs:
         whens = " ".join("WHEN ? THEN ?" for _ in namespace_cutoffs)
         case = f"CASE namespace {whens} ELSE ? END"

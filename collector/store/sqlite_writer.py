@@ -73,7 +73,7 @@ class _Pending:
     """What one transaction adds to one partition, applied to the catalogue at commit."""
 
     part: Partition
-    rows: list[list]
+    rows: list[list[Any]]
     new: bool
     spans: dict[int, list[int]] = field(default_factory=dict)      # origin -> [min_pos, max_pos]
     namespaces: dict[str, int] = field(default_factory=dict)       # namespace -> events
@@ -85,7 +85,7 @@ class SqliteStore:
 
     chain = CHAIN
 
-    def __init__(self, path: str | os.PathLike, synchronous: str = "full", collector: str = "",
+    def __init__(self, path: str | os.PathLike[str], synchronous: str = "full", collector: str = "",
                  partition_period: float = DEFAULT_PERIOD_S, writer_shards: int = 1):
         self.path = str(path)
         pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -238,9 +238,9 @@ class SqliteStore:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             results = []
-            event_rows: list[list] = []
+            event_rows: list[list[Any]] = []
             added: dict[int, set[int]] = {}
-            inserting: list[concurrent.futures.Future] = []
+            inserting: list[concurrent.futures.Future[None]] = []
             handed = 0
             try:
                 # Rows are built, chained and handed to the partition threads a piece at a time,
@@ -294,7 +294,7 @@ class SqliteStore:
         self.pool.trim()
         return results
 
-    def _discard_past(self, conns: list[sqlite3.Connection], last_seq: int) -> None:
+    def _discard_past(self, conns: Sequence[sqlite3.Connection], last_seq: int) -> None:
         """After a failed commit: rows that reached a partition but not the commit record go now
         (or at the next open, if this fails too)."""
         for conn in conns:
@@ -309,8 +309,8 @@ class SqliteStore:
                 log.error("%s: cannot discard uncommitted partition rows now (%s); they go at the next open",
                           self.path, exc)
 
-    def _hand_over(self, piece: list[list], head: bytes, pending: dict[str, _Pending],
-                   opened: list[PartitionConnection], inserting: list[concurrent.futures.Future]) -> bytes:
+    def _hand_over(self, piece: list[list[Any]], head: bytes, pending: dict[str, _Pending],
+                   opened: list[PartitionConnection], inserting: list[concurrent.futures.Future[None]]) -> bytes:
         """Chain `piece` (inside the transaction: no acknowledged event is ever unchained), route it
         to its partitions and start inserting it once the previous piece is in (a file takes one
         piece at a time). Returns the new head."""
@@ -326,12 +326,12 @@ class SqliteStore:
             inserting.append(self._threads.submit(conn.insert_batch, rows))
         return head
 
-    def _route(self, rows: list[list], pending: dict[str, _Pending]) -> dict[str, list[list]]:
+    def _route(self, rows: list[list[Any]], pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
         """Rows by partition: tier, period of the event's time and writer shard (a large group is
         cut into `shards` runs of consecutive rows, one per shard file, so the files are filled
         in parallel and take equal shares). Adds them to `pending` (new partitions get their
         file) and returns this piece's rows by partition name."""
-        groups: dict[tuple[str, int], list[list]] = {}
+        groups: dict[tuple[str, int], list[list[Any]]] = {}
         period = self.period_us
         for row in rows:
             time_us = row[_TIME]
@@ -340,7 +340,7 @@ class SqliteStore:
             if target is None:
                 target = groups[key] = []
             target.append(row)
-        routed: dict[str, list[list]] = {}
+        routed: dict[str, list[list[Any]]] = {}
         for (tier, start), group in groups.items():
             shards = max(1, min(self.shards, len(group) // MIN_SHARD_ROWS))
             size = -(-len(group) // shards)
@@ -350,7 +350,7 @@ class SqliteStore:
                 if item is None:
                     part = self.parts.get(name)
                     new = part is None
-                    if new:
+                    if part is None:
                         part = self._new_partition(name, tier, start)
                     item = pending[name] = _Pending(replace(part), [], new)
                 routed[name] = group[shard * size:(shard + 1) * size]
@@ -436,7 +436,7 @@ class SqliteStore:
                 (origin, max(low, first), min(high, last), self.last_seq)))
         return seen
 
-    def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, out: list[list],
+    def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, out: list[list[Any]],
                   added: dict[int, set[int]]) -> tuple[StoreResult, int]:
         """Append the new events of one chunk to `out` as rows (ROW_COLUMNS, hash still None)."""
         result = StoreResult()
@@ -504,13 +504,13 @@ class SqliteStore:
             return result
         wanted = sorted(set(seqs))
         with self._lock:
-            found: dict[str, list[tuple]] = {}
+            found: dict[str, list[tuple[Any, ...]]] = {}
             try:
                 for part in self.parts.values():
                     if part.max_seq < wanted[0] or part.min_seq > wanted[-1]:
                         continue
                     conn = self.partition_conn(part.name)
-                    rows: list[tuple] = []
+                    rows: list[tuple[Any, ...]] = []
                     for start in range(0, len(wanted), 500):
                         chunk = wanted[start:start + 500]
                         rows += conn.execute(

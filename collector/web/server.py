@@ -9,6 +9,7 @@ origin but the collector's own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
 import ssl
@@ -140,7 +141,8 @@ class WebConsole:
             await self.runner.cleanup()
             raise ConfigError(f"collector.toml: web.listen: cannot listen on {self.config.listen}: "
                               f"{exc.strerror or exc}") from None
-        sockets = site._server.sockets if site._server else []   # the bound port when listen says :0
+        server = site._server   # the bound port when listen says :0
+        sockets = server.sockets if isinstance(server, asyncio.Server) else []
         self.port = sockets[0].getsockname()[1] if sockets else int(port)
         log.info("web console on %s://%s:%d/", self.scheme, host, self.port)
 

@@ -15,7 +15,7 @@ import csv
 import datetime as dt
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -191,4 +191,5 @@ class PdfExporter:
         self.pdf.output(self.path)
 
 
-EXPORTERS = {"csv": CsvExporter, "jsonl": JsonlExporter, "xlsx": XlsxExporter, "pdf": PdfExporter}
+EXPORTERS: dict[str, Callable[..., Exporter]] = {
+    "csv": CsvExporter, "jsonl": JsonlExporter, "xlsx": XlsxExporter, "pdf": PdfExporter}
