@@ -1,4 +1,4 @@
-"""agent.toml (SPEC §2): the agent-wide sections. Each source type's config lives in its module
+"""agent.toml (contract §2): the agent-wide sections. Each source type's config lives in its module
 under agent.sources, registered there by its `type` key; the sections both daemons use
 (metrics, TLS) come from common."""
 

@@ -1,4 +1,4 @@
-"""The agent's Prometheus metrics (SPEC §4.9)."""
+"""The agent's Prometheus metrics (contract §4.9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Line parsers (SPEC §2 `parser`, §3 extraction): auto | json | regex | plain.
+"""Line parsers (contract §2 `parser`, §3 extraction): auto | json | regex | plain.
 
 A parser turns one line of text into a `Parsed` record. `auto` recognises a JSON object, or a
 leading timestamp and level followed by text in which key=value pairs are copied into the
@@ -310,7 +310,7 @@ parse_auto = _parse_auto_native if native_parse_text is not None else python_par
 
 
 def make_regex_parser(pattern: str) -> Callable[[str], Parsed]:
-    """Named groups: time, level, message, request_id, user, action (and the aliases of SPEC §3);
+    """Named groups: time, level, message, request_id, user, action (and the aliases of contract §3);
     other groups go to fields. A line that does not match is kept whole as the message."""
     compiled = re.compile(pattern)
 

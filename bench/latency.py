@@ -53,7 +53,7 @@ def measure(tmp: pathlib.Path) -> dict:
         collector = cluster.collector("latency-collector", storage={"synchronous": "full"})
         path = tmp / "steady.log"
         path.touch()
-        # The shipped default batch wait (SPEC §2), not the tests' shorter one.
+        # The shipped default batch wait (contract §2), not the tests' shorter one.
         cluster.agent("latency-agent", [collector], [{"type": "file", "paths": [str(path)]}],
                       batch={"max_wait": "200ms"})
         db_path = pathlib.Path(collector.config["data_dir"]) / "events.db"

@@ -2,7 +2,7 @@
 one purge (the collector's RetentionScheduler and single writer, synchronous = full) while a
 steady ingest of 10,000 events/s goes through the same writer. Reports the purge's duration and
 the longest ingest pause — the slowest batch from submit to commit — against the 1 s target
-(SPEC §4.6), with the same ingest's slowest batch before the purge for comparison.
+(contract §4.6), with the same ingest's slowest batch before the purge for comparison.
 
     python bench/run.py --only purge [--purge-events N]
 """

@@ -87,7 +87,7 @@ action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp"
 
 def run(ctx) -> list:
     """rsyslog on the end-to-end section's input file, and fleetlog's figures of the same run over
-    rsyslog's: lines/s, and CPU per event against rsyslog's CPU per line (SPEC §5)."""
+    rsyslog's: lines/s, and CPU per event against rsyslog's CPU per line (contract §5)."""
     from bench.common import Row, write_workload
 
     e2e = ctx.results.get("e2e")

@@ -1,4 +1,4 @@
-"""`make bench`: fleetlog measured against the SPEC §5 targets, with rsyslog doing the same job
+"""`make bench`: fleetlog measured against the contract §5 targets, with rsyslog doing the same job
 in the same run. Prints one table (figure | measured | target | pass/fail) and writes it to
 docs/benchmarks.md.
 

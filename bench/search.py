@@ -1,4 +1,4 @@
-"""Search latency over a large store (SPEC §5: indexed searches < 200 ms, keyword < 1 s over
+"""Search latency over a large store (contract §5: indexed searches < 200 ms, keyword < 1 s over
 10 million events).
 
 The store is written directly through the storage layer (`SqliteStore.store_batch`: the same
@@ -129,7 +129,7 @@ def _queries(events: int) -> dict[str, list[dict[str, str]]]:
     }
 
 
-# SPEC §5: indexed searches < 200 ms, keyword < 1 s. It sets none for a regex, which no index can
+# contract §5: indexed searches < 200 ms, keyword < 1 s. It sets none for a regex, which no index can
 # serve: one that matches nothing reads every message (the p95 below is that full scan).
 TARGETS = {"time range (1 h)": 0.2, "request id": 0.2, "user": 0.2, "host": 0.2, "keyword": 1.0, "regex": None}
 
@@ -196,7 +196,7 @@ def run(ctx: BenchContext) -> list[Row]:
             measured = f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms"
             label = f"search {figure}: p50 / p95 ({min(counts)}-{max(counts)} rows)"
             if target is None:
-                rows.append(Row(label, measured, "none in SPEC §5"))
+                rows.append(Row(label, measured, "none in contract §5"))
             else:
                 rows.append(Row(label, measured, f"< {target * 1000:.0f} ms", p95 < target))
         rows.append(_rss_while_ingesting(ctx, cluster, collector, events))

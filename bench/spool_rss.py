@@ -1,4 +1,4 @@
-"""The agent's memory with a full spool (SPEC §5: agent RSS < 80 MiB at any spool size).
+"""The agent's memory with a full spool (contract §5: agent RSS < 80 MiB at any spool size).
 
 The collector is down while the agent reads 2,000,000 lines into a 256 MiB spool (`when_full =
 block`, batches uncompressed so the spool fills with fewer lines): peak RSS once the spool is

@@ -1,4 +1,4 @@
-"""`fleetlog support-bundle`: what someone helping with a problem needs, in one file (SPEC §6).
+"""`fleetlog support-bundle`: what someone helping with a problem needs, in one file (contract §6).
 
 `fleetlog_support_YYYY-MM-DD-HHMMSS.tar.gz` holds the daemons' configs (as written and as in
 effect), their recent logs, the collector's status and view of the cluster (nodes, last seen), the
@@ -79,7 +79,7 @@ class Bundle:
 
 
 # `token_file = "/etc/fleetlog/agent.token"`: a path, which support needs to see, not a secret
-# (SPEC §2: secrets are referenced by file path; the files themselves are never read here).
+# (contract §2: secrets are referenced by file path; the files themselves are never read here).
 _PATH_SETTING = re.compile(r'^\s*"?\w*_file"?\s*[=:]\s*"[^"]*",?\s*$')
 
 

@@ -1,5 +1,5 @@
-"""Classification of incoming events: the namespace's minimum level (SPEC §4.5) and the
-retention tier from `retention.rules` (SPEC §4.6). Plain functions, testable without a server."""
+"""Classification of incoming events: the namespace's minimum level (contract §4.5) and the
+retention tier from `retention.rules` (contract §4.6). Plain functions, testable without a server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The collector's part in a cluster of collectors sharing one PostgreSQL store (SPEC §7).
+"""The collector's part in a cluster of collectors sharing one PostgreSQL store (contract §7).
 
 Every HEARTBEAT_INTERVAL the collector records itself (version, address) and the nodes it serves
 in the database; the same round trip is its storage health probe (readiness and

@@ -1,4 +1,4 @@
-"""collector.toml (SPEC §2): the collector-wide sections. Each forwarder type's config lives in
+"""collector.toml (contract §2): the collector-wide sections. Each forwarder type's config lives in
 its module under collector.forward, registered there by its `type` key; the sections both
 daemons use (metrics, TLS) come from common."""
 
@@ -187,7 +187,7 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    """`[web]`: the console (SPEC §8). Absent section: no console."""
+    """`[web]`: the console (contract §8). Absent section: no console."""
 
     listen: str = "127.0.0.1:8433"
     session_lifetime: Duration = 8 * 3600.0
@@ -251,7 +251,7 @@ class CollectorConfig:
             raise StorageError(f"storage.dsn: {exc}") from None
 
     def listen_policy_problem(self) -> str | None:
-        """SPEC §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`."""
+        """contract §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`."""
         if self.tls is not None or self.tokens_file or self.insecure or _is_loopback(self.listen_host):
             return None
         return (f"refusing to listen on {self.listen} without TLS or tokens_file; "

@@ -1,4 +1,4 @@
-"""Search filters (SPEC §1 "Filters"): validated from what the operator typed into a FilterSpec.
+"""Search filters (contract §1 "Filters"): validated from what the operator typed into a FilterSpec.
 
 Backend-neutral: storage backends compile a FilterSpec into their own query language. Every
 problem is a UsageError that says which flag and why — never an empty result.
@@ -16,7 +16,7 @@ from fleetlog.common.timefmt import UTC, datetime_to_us, now_us, parse_rfc3339_u
 from fleetlog.common.units import parse_duration
 from fleetlog.common.wildcard import split_list
 
-# Columns that the `--where` syntax and `--columns` may name (SPEC §3).
+# Columns that the `--where` syntax and `--columns` may name (contract §3).
 EVENT_FIELDS = ("seq", "id", "time", "received_at", "host", "host_ip", "collector", "namespace",
                 "source", "log_type", "app", "pid", "level", "request_id", "user", "action",
                 "message", "fields", "tier", "truncated")

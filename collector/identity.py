@@ -1,4 +1,4 @@
-"""Who is calling (SPEC §4.1): mTLS client certificate, bearer token, or — only without either,
+"""Who is calling (contract §4.1): mTLS client certificate, bearer token, or — only without either,
 on loopback — the name the agent gives itself.
 
 Tokens live only with their holders; tokens_file keeps each one's SHA-256, its name, role and

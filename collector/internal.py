@@ -1,4 +1,4 @@
-"""Events the collector writes about itself (SPEC §1, §4.6): start/stop, notes, audit of
+"""Events the collector writes about itself (contract §1, §4.6): start/stop, notes, audit of
 searches, purges, denials. They carry host = the collector's node_name, source = "collector",
 log_type = "audit", and are stored whatever the level thresholds say.
 

@@ -1,6 +1,6 @@
-"""The collector's Prometheus metrics (SPEC §4.9), in one registry per collector process.
+"""The collector's Prometheus metrics (contract §4.9), in one registry per collector process.
 
-Beyond SPEC's list, the gauges the shipped alert rules (deploy/prometheus/fleetlog-alerts.yml)
+Beyond the contract's list (§4.9), the gauges the shipped alert rules (deploy/prometheus/fleetlog-alerts.yml)
 need to decide alone: readiness, the file system under data_dir, the chain head against the last
 signed checkpoint, and the purge schedule — each with the configured interval beside it, so a
 rule compares against the collector's own settings instead of a number copied into the rule.

@@ -10,7 +10,7 @@ from fleetlog.common.errors import ConfigError, StorageError
 
 
 def check_listen_policy(config: CollectorConfig) -> None:
-    """SPEC §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`.
+    """contract §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`.
     (Loading collector.toml checks the same; this guards configs built in code.)"""
     problem = config.listen_policy_problem()
     if problem:

@@ -32,7 +32,7 @@ class QueryEngine:
 
     def search(self, spec: FilterSpec, *, order: str = "asc", limit: int = 0,
                page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-        """Pages of presented events (SPEC §3 output values)."""
+        """Pages of presented events (contract §3 output values)."""
         for rows in self._reader().search(spec, order=order, limit=limit, page_size=page_size):
             yield [present(row_to_event(row)) for row in rows]
 

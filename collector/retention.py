@@ -1,4 +1,4 @@
-"""Retention (SPEC §4.6): every `purge_interval`, delete the events older than their tier's
+"""Retention (contract §4.6): every `purge_interval`, delete the events older than their tier's
 retention — per tier, with per-namespace overrides — and record each purge as a security-tier
 event. Permanent events are never candidates.
 
@@ -199,7 +199,7 @@ class RetentionScheduler:
             self.next_purge = time.time() + self.config.retention.purge_interval
 
     async def _record_failure(self, exc: Exception) -> None:
-        """SPEC §4.5: fleetlog's own operation failures are recorded at level error."""
+        """contract §4.5: fleetlog's own operation failures are recorded at level error."""
         message = f"retention purge failed, retrying in {self.config.retention.purge_interval:g}s: {exc}"
         log.error("%s", message)
         failure = InternalEvent(PURGE_FAILED_ACTION, message, level=Level.ERROR, tier="security",

@@ -56,7 +56,7 @@ async def _require(collector: RunningCollector, context: grpc.aio.ServicerContex
 async def _audit(collector: RunningCollector, context: grpc.aio.ServicerContext, caller: Caller,
                  purpose: str, raw: dict[str, str]) -> None:
     """Record a search before answering it; when it cannot be recorded (storage not writable),
-    the search is refused: SPEC §1 wants every search audited."""
+    the search is refused: contract §1 wants every search audited."""
     try:
         await collector.record_search(caller, purpose, raw)
     except StorageError as exc:

@@ -1,4 +1,4 @@
-"""The collector's checkpoint signer (SPEC §4.7).
+"""The collector's checkpoint signer (contract §4.7).
 
 Checkpoints are signed inside the storage transaction that stores the events they cover, every
 `checkpoint_every` events (at exact multiples past the previous checkpoint, using each event's

@@ -1,4 +1,4 @@
-"""What makes a bundle verifiable on its own (SPEC §4.7, `fleetlog verify --bundle`).
+"""What makes a bundle verifiable on its own (contract §4.7, `fleetlog verify --bundle`).
 
 A bundle's events are a filtered subset with secrets masked, so they cannot be re-chained like a
 database. Instead the collector vouches for the file as it was written: `digests.txt` has one line

@@ -1,4 +1,4 @@
-"""The tamper-evidence hash chain (SPEC §4.7), shared by the collector and offline `verify`.
+"""The tamper-evidence hash chain (contract §4.7), shared by the collector and offline `verify`.
 
 Canonical bytes of a stored event: the JSON object of every stored column except `hash` (the
 names of collector.store.EVENT_COLUMNS), keys sorted, no whitespace (`,` and `:`), non-ASCII

@@ -1,4 +1,4 @@
-"""Signed checkpoints and signing keys (SPEC §4.7), shared by the collector and offline `verify`.
+"""Signed checkpoints and signing keys (contract §4.7), shared by the collector and offline `verify`.
 
 A checkpoint says "collector C had chained its events up to seq S, and link(S) was H, at time T,
 signed with key K". The signed bytes are the canonical JSON (sorted keys, compact, UTF-8) of
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 CHECKPOINT_TYPE = "fleetlog-checkpoint/1"
-# The permanent-tier event that records a change of signing key (SPEC §4.6).
+# The permanent-tier event that records a change of signing key (contract §4.6).
 ROTATION_ACTION = "Collector.SigningKey.Rotate"
 # What the retention purge records (issue 5): verify accepts a gap in seq only inside its ranges.
 PURGE_ACTION = "Collector.Retention.Purge"

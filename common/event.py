@@ -1,4 +1,4 @@
-"""The event as users see it (SPEC §3): stored values turned into output values.
+"""The event as users see it (contract §3): stored values turned into output values.
 
 Stored rows keep integers (µs times, level 0-7); JSON output, exports and forwarders use
 RFC 3339 times and level names. `present` is the one place that conversion happens.
@@ -20,7 +20,7 @@ FIELD_NAMES: tuple[str, ...] = (
 
 
 def present(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored-value event dict -> the SPEC §3 output dict (same keys, readable values)."""
+    """A stored-value event dict -> the contract §3 output dict (same keys, readable values)."""
     out = dict(stored)
     out["time"] = format_us(stored["time"])
     out["received_at"] = format_us(stored["received_at"])

@@ -1,4 +1,4 @@
-"""The filters every client offers (SPEC §1 "Filters"): flag, Filters field, metavar, help. The
+"""The filters every client offers (contract §1 "Filters"): flag, Filters field, metavar, help. The
 CLI's options and the console's API document are built from this one table, so they cannot differ."""
 
 FILTER_FLAGS = (

@@ -1,4 +1,4 @@
-"""Deterministic event ids (SPEC §4.2).
+"""Deterministic event ids (contract §4.2).
 
 An event's id is a pure function of (node, source identity, position): the same line read twice,
 by the same node, gets the same id, whatever the agent's state. The collector computes it from

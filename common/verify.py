@@ -1,4 +1,4 @@
-"""Offline verification of the tamper evidence of one chain (SPEC §4.7), whatever stores it: the
+"""Offline verification of the tamper evidence of one chain (contract §4.7), whatever stores it: the
 store's verifier reads the rows (collector/store/sqlite_verify.py, pg_verify.py), this module judges.
 
 No collector is needed: the chain is recomputed from the stored values (common/chain.py), each

@@ -1,4 +1,4 @@
-"""Forwarding stored events to SIEMs and other destinations (SPEC §4.8).
+"""Forwarding stored events to SIEMs and other destinations (contract §4.8).
 
 One module per forwarder type holds its config (registered below under its `type` key) and its
 sink; `forwarding.Forwarding` runs one `ForwarderRunner` per configured forwarder and swaps them

@@ -44,7 +44,7 @@ def crud_category(action: str | None) -> str | None:
 
 
 def field_value(event: dict[str, Any], name: str) -> str:
-    """A field as text for pattern matching: top-level SPEC §3 names, or `fields.KEY`."""
+    """A field as text for pattern matching: top-level contract §3 names, or `fields.KEY`."""
     if name.startswith("fields."):
         value = (event.get("fields") or {}).get(name[7:])
     else:

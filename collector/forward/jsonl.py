@@ -1,4 +1,4 @@
-"""The `jsonl` forwarder: one JSON object per line (SPEC §3 field names) over TCP, as Vector's
+"""The `jsonl` forwarder: one JSON object per line (contract §3 field names) over TCP, as Vector's
 `socket` sink with newline-delimited JSON or Logstash's `json_lines` input expect."""
 
 from __future__ import annotations

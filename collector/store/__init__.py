@@ -1,4 +1,4 @@
-"""Event storage behind one narrow interface (SPEC §7, docs/storage-model.md).
+"""Event storage behind one narrow interface (contract §7, docs/storage-model.md).
 
 The rest of the collector — query, retention, forwarding, signing, the console — talks to storage
 only through the types of this module; nothing outside `collector/store/` imports a database
@@ -19,7 +19,7 @@ seen; with one chain it degenerates to one seq, which is today's follow/forward 
 
 Events enter as `IncomingEvents` (one per ingest chunk: what repeats is stored once, the
 per-event values column-wise) and come back out as row tuples in `EVENT_COLUMNS` order
-(`row_to_event` makes them SPEC §3 dicts).
+(`row_to_event` makes them contract §3 dicts).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from fleetlog.collector.filters import FilterSpec
 
-# The stored columns, in the order of every row tuple a reader returns; SPEC §3 names.
+# The stored columns, in the order of every row tuple a reader returns; contract §3 names.
 EVENT_COLUMNS: tuple[str, ...] = (
     "seq", "id", "time", "received_at", "host", "host_ip", "collector", "namespace", "source",
     "log_type", "app", "pid", "level", "request_id", "user", "action", "message", "fields",

@@ -1,4 +1,4 @@
-"""Compile a FilterSpec into a PostgreSQL WHERE clause with the CLI's meaning (SPEC §1 Filters).
+"""Compile a FilterSpec into a PostgreSQL WHERE clause with the CLI's meaning (contract §1 Filters).
 
 The same filters as the SQLite backend (collector/store/sqlite_query.py), in PostgreSQL's terms:
 - `*` wildcards become LIKE patterns (`%`, `_` and `\\` made literal);

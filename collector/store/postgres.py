@@ -1,4 +1,4 @@
-"""The PostgreSQL event store: one more backend behind collector/store (SPEC §7).
+"""The PostgreSQL event store: one more backend behind collector/store (contract §7).
 
 Several collectors share one database. Each appends to its own chain (chain = its node_name): a
 gapless seq and hash links that only this collector extends, so no sequence is shared across

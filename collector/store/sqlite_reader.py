@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 _SELECT_COLUMNS = ", ".join(EVENT_COLUMNS)
 MAIN_CACHE_KIB = 2 * 1024
-# Per partition connection; a reader keeps up to OPEN_PARTITIONS of them (memory: SPEC §5).
+# Per partition connection; a reader keeps up to OPEN_PARTITIONS of them (memory: contract §5).
 PARTITION_CACHE_KIB = 1024
 OPEN_PARTITIONS = 32
 _NEVER = -(1 << 62)

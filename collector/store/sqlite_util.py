@@ -32,7 +32,7 @@ def connect(path: str, synchronous: str, cache_kib: int = WRITER_CACHE_KIB,
 
 def connect_ro(path: str, cache_kib: int) -> sqlite3.Connection:
     """A read-only connection; its page cache is small (one per reader thread and partition, and
-    SPEC §5 bounds the collector's RSS; the kernel's page cache keeps hot pages anyway)."""
+    contract §5 bounds the collector's RSS; the kernel's page cache keeps hot pages anyway)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute(f"PRAGMA cache_size=-{int(cache_kib)}")

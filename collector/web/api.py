@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1/ (SPEC §8): thin handlers over collector/web/queries.py, the same
+"""The JSON API under /api/v1/ (contract §8): thin handlers over collector/web/queries.py, the same
 functions the pages render, with the CLI's filter names and error messages."""
 
 from __future__ import annotations

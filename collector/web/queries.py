@@ -27,7 +27,7 @@ from fleetlog.common.timefmt import format_us, parse_rfc3339_us
 if TYPE_CHECKING:
     from fleetlog.collector.running import RunningCollector
 
-# The CLI's filter flags without dashes, `-` written `_` (SPEC §8): the Filters message's fields.
+# The CLI's filter flags without dashes, `-` written `_` (contract §8): the Filters message's fields.
 FILTER_KEYS: tuple[str, ...] = tuple(f.name for f in pb.Filters.DESCRIPTOR.fields)
 PAGE_KEYS = ("limit", "order", "_next")
 TABLE_COLUMNS = ("time", "level", "request_id", "user", "message", "host")

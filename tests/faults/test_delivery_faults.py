@@ -1,4 +1,4 @@
-"""The seven fault tests of delivery (SPEC §4.2): real collectors and agents as processes,
+"""The seven fault tests of delivery (contract §4.2): real collectors and agents as processes,
 killed, restarted, cut off and starved of spool space; every test ends by counting what was
 stored, line by line, through `fleetlog search`."""
 

@@ -109,7 +109,7 @@ def _ingest(raw: bytes) -> None:
     except BadBatch as exc:
         assert exc.reason and str(exc)
         return
-    # What passed validation must be storable and presentable (SPEC §3 output values).
+    # What passed validation must be storable and presentable (contract §3 output values).
     for events in prepared.events:
         for i in range(len(events)):
             present({"time": events.time_us[i], "received_at": 0, "level": events.level[i],

@@ -1,4 +1,4 @@
-"""Forwarding to a real rsyslog (SPEC §4.8): what rsyslog parsed out of fleetlog's RFC 5424 over
+"""Forwarding to a real rsyslog (contract §4.8): what rsyslog parsed out of fleetlog's RFC 5424 over
 TCP (octet-counting), TLS (mutual, certificates made here) and UDP, RFC 3164 over TCP with LF
 framing, and delivery across an rsyslog outage and a collector restart."""
 

@@ -1,4 +1,4 @@
-"""Identity and access (SPEC §4.1) with real TLS certificates, real tokens and real daemons:
+"""Identity and access (contract §4.1) with real TLS certificates, real tokens and real daemons:
 origin comes from the authenticated identity (a claim in the payload or in the agent's hello is
 kept only as fields.claimed_host), roles are enforced both ways, agent tokens are limited to
 their namespaces, and every denial or failed authentication is an audit event."""

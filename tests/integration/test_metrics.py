@@ -1,4 +1,4 @@
-"""Metrics and health (SPEC §4.9) of real daemons: every metric family present on /metrics and
+"""Metrics and health (contract §4.9) of real daemons: every metric family present on /metrics and
 the ones this setup exercises moving to exact values; /healthz, /readyz, the gRPC health service,
 `fleetlog status`, and a note stored although the collector's threshold is `error`."""
 

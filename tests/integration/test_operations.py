@@ -1,4 +1,4 @@
-"""Operations (SPEC §6): systemd notification and watchdog, --check-config, SIGHUP reload of the
+"""Operations (contract §6): systemd notification and watchdog, --check-config, SIGHUP reload of the
 agent's sources while lines are written, graceful SIGTERM, the daemons' own logging."""
 
 from __future__ import annotations

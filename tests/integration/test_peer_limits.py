@@ -1,5 +1,5 @@
 """Bounded peers (issue 20): a peer sending maximum-size batches as fast as it can keeps the
-collector under its RSS target (SPEC §5: 250 MiB), because the admission budget counts bytes as
+collector under its RSS target (contract §5: 250 MiB), because the admission budget counts bytes as
 well as events and gRPC refuses messages over ingest.max_message_bytes before reading them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Permanent events (SPEC §4.6): the database creation once, every start and every clean stop —
+"""Permanent events (contract §4.6): the database creation once, every start and every clean stop —
 in the permanent tier, with the collector as origin."""
 
 from __future__ import annotations

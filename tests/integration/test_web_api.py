@@ -1,4 +1,4 @@
-"""The console's JSON API (SPEC §8) against a real collector process with real agents: every
+"""The console's JSON API (contract §8) against a real collector process with real agents: every
 endpoint, every filter error (HTTP 400 with the CLI's own message), every role, keyset paging,
 and the audit trail of console searches (`fields.via = "web"`)."""
 
@@ -101,7 +101,7 @@ def test_events_filters_mean_what_the_cli_means(console, query, expected):
 
 
 def _strip_pairs(message: str) -> str:
-    """The lines' text after their key=value pairs (which stay in the message, SPEC §3)."""
+    """The lines' text after their key=value pairs (which stay in the message, contract §3)."""
     words = message.split(" ")
     while words and "=" in words[0] and not words[0].startswith('"'):
         words.pop(0)

@@ -57,7 +57,7 @@ def test_event_ids_of_a_source_are_its_event_ids():
 
     from fleetlog.common.ids import event_id, event_ids_of
     of = event_ids_of("web-1", "file:/var/log/app.log")
-    # SPEC §4.2's id, spelled out: BLAKE2b-128 of "node NUL source_key NUL position".
+    # contract §4.2's id, spelled out: BLAKE2b-128 of "node NUL source_key NUL position".
     reference = [hashlib.blake2b(f"web-1\x00file:/var/log/app.log\x00{p}".encode(), digest_size=16).hexdigest()
                  for p in (0, 1, 120, 2**63 - 1)]
     assert [of(p) for p in (0, 1, 120, 2**63 - 1)] == reference

@@ -1,4 +1,4 @@
-"""Every filter of SPEC §1 over the known dataset: the exact set of events it returns."""
+"""Every filter of contract §1 over the known dataset: the exact set of events it returns."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""deploy/systemd units: SPEC §6 directives, and `systemd-analyze verify` finds nothing to say.
+"""deploy/systemd units: contract §6 directives, and `systemd-analyze verify` finds nothing to say.
 
 The units name the installed binaries (/usr/local/bin); the test verifies copies that point at this
 checkout's console scripts, since verify checks that ExecStart is executable."""

@@ -154,7 +154,7 @@ class QueryServicer:
     """
 
     def Search(self, request, context):
-        """Matching events, in pages of JSON objects with the field names of SPEC §3.
+        """Matching events, in pages of JSON objects with the field names of contract §3.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
