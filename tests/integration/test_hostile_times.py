@@ -8,24 +8,13 @@ from __future__ import annotations
 
 import json
 
-from fleetlog.collector.ingest import MAX_TIME_US, MIN_TIME_US
-from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.timefmt import format_us, now_us
 from tests.harness import Cluster, search_json
-from tests.hostile_peer import batch, chunk, exchange, hello, run
+from tests.hostile_peer import batch, chunk, exchange, hello, hostile_times_chunk, run
 
-DAY_US = 86400 * 1_000_000
 DISTINCT_DAYS = 1500
 MAX_BATCH_PERIODS = 32      # [ingest] max_batch_periods by default
 ADJUSTED = "fleetlog_collector_events_time_adjusted_total"
-
-
-def hostile_chunk(now: int) -> pb.Chunk:
-    times = [MIN_TIME_US, MAX_TIME_US] + [now - k * DAY_US for k in range(1, DISTINCT_DAYS + 1)]
-    c = chunk(len(times), source="file:/hostile-times.log", message="hostile")
-    del c.time_us[:]
-    c.time_us.extend(times)
-    return c
 
 
 def general_partitions(collector) -> set[str]:
@@ -40,7 +29,7 @@ def test_a_batch_of_hostile_times_is_stored_once_with_bounded_times_and_partitio
         collector = cluster.collector(storage={"writer_shards": 1})
         before = general_partitions(collector)
         now = now_us()
-        hostile = hostile_chunk(now)
+        hostile = hostile_times_chunk(now, DISTINCT_DAYS)
         sent = list(hostile.time_us)
         replies, code, details = run(exchange(collector.address, [hello("hostile"), batch(1, [hostile])]))
         assert code is None, (code, details)
