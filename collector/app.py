@@ -18,12 +18,12 @@ from fleetlog.collector.classify import Classifier
 from fleetlog.collector.cluster import Membership
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.denials import Denials
+from fleetlog.collector.event_times import TimePolicy
 from fleetlog.collector.evidence import Evidence
 from fleetlog.collector.follow import Followers
 from fleetlog.collector.forward.forwarding import Forwarding
 from fleetlog.collector.grpc_server import GrpcServer
 from fleetlog.collector.identity import Authenticator, load_tokens
-from fleetlog.collector.event_times import TimePolicy
 from fleetlog.collector.ingest import IngestLimits
 from fleetlog.collector.intake import Intake
 from fleetlog.collector.internal import InternalEvent

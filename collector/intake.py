@@ -47,7 +47,7 @@ class Committed:
 class Intake:
     def __init__(self, *, budget: EventBudget, limits: IngestLimits, classifier: Callable[[], Classifier],
                  writer: StorageWriter, nodes: Nodes, metrics: CollectorMetrics, denials: Denials,
-                 times: TimePolicy = TimePolicy()):
+                 times: TimePolicy | None = None):
         self._budget = budget
         self._limits = limits
         self._classifier = classifier   # the config as last reloaded
@@ -55,7 +55,7 @@ class Intake:
         self._nodes = nodes
         self._metrics = metrics
         self._denials = denials
-        self._times = times
+        self._times = times or TimePolicy()
 
     async def admit(self, nbytes: int) -> None:
         """Wait until a message of `nbytes` fits the budget, and take its share."""

@@ -348,8 +348,8 @@ def export_writers(data: bytes) -> None:
     neutralised), JSON lines one object per line with the values written, XLSX well-formed XML
     with one row per event, PDF a whole document."""
     import csv
-    import xml.etree.ElementTree as ElementTree
     import zipfile
+    from xml.etree import ElementTree
 
     from fleetlog.common.export.columns import cell
     from fleetlog.common.export.writers import EXPORTERS

@@ -58,7 +58,7 @@ def test_a_batch_keeps_the_current_period_and_the_newest_others_up_to_the_limit(
 
 
 def test_a_batch_within_every_bound_is_left_as_it_came():
-    days = [NOW - k * DAY for k in range(0, 4)]
+    days = [NOW - k * DAY for k in range(4)]
     batch = [events(days)]
     assert bound_times(batch, POLICY.bounds(NOW)) == {}
     assert batch[0].time_us == days and batch[0].fields_json == [""] * 4
