@@ -174,11 +174,21 @@ class IngestConfig:
     max_pending_events: int = 20_000                 # received, not yet committed, all agents
     max_pending_bytes: Size = 32 * 1024 * 1024
     max_streams_per_connection: int = 8
+    # Event times a peer may set (collector/event_times.py): older or further ahead than these
+    # get the time the batch was received; a batch may span this many partition periods
+    # besides the current one (each new period is a new partition file or table).
+    max_event_age: Duration = 10 * 365 * 86400.0
+    max_future_skew: Duration = 3600.0
+    max_batch_periods: int = 32
 
     def validate(self) -> None:
         if not 64 * 1024 <= self.max_message_bytes <= 1024 * 1024 * 1024:
             raise FieldError("max_message_bytes", "must be between 64KiB and 1GiB")
-        for name in ("max_batch_events", "max_pending_events", "max_streams_per_connection"):
+        if self.max_event_age < 86400:
+            raise FieldError("max_event_age", "must be at least 1d (or \"indefinite\")")
+        if not 0 <= self.max_future_skew <= 7 * 86400:
+            raise FieldError("max_future_skew", "must be between 0s and 7d")
+        for name in ("max_batch_events", "max_pending_events", "max_streams_per_connection", "max_batch_periods"):
             if getattr(self, name) < 1:
                 raise FieldError(name, "must be at least 1")
         if self.max_pending_bytes < self.max_message_bytes:
