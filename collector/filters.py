@@ -167,7 +167,25 @@ def parse_where(text: str) -> tuple[WhereCondition, ...]:
     return tuple(conditions)
 
 
-def compile_message_regex(pattern: str) -> Any:
+class MessageRegex:
+    """A compiled `--message-regex`: does it occur in a text? Asks RE2's matcher directly when
+    the binding exposes it (about 2 µs a short message, against 5-14 through re2's re-like layer,
+    which builds match objects a filter never reads); never captures."""
+
+    def __init__(self, compiled: Any, anchor: Any):
+        regexp = getattr(compiled, "_regexp", None)
+        self._match = getattr(regexp, "Match", None)
+        self._anchor = anchor
+        self._compiled = compiled
+
+    def found_in(self, text: str) -> bool:
+        if self._match is None or self._anchor is None:
+            return self._compiled.search(text) is not None
+        data = text.encode("utf-8", "surrogatepass")
+        return bool(self._match(self._anchor, data, 0, len(data))[0][0] >= 0)
+
+
+def compile_message_regex(pattern: str) -> MessageRegex:
     """`--message-regex` compiled by RE2 (linear-time matching; no backreferences or lookaround).
     UsageError for a pattern too long or invalid."""
     import re2  # the collector extra brings it; the CLI never compiles a pattern
@@ -177,12 +195,14 @@ def compile_message_regex(pattern: str) -> Any:
                          f"at most {MAX_REGEX_BYTES} are accepted")
     options = re2.Options()
     options.log_errors = False   # RE2 would also print each refused pattern to stderr
+    options.never_capture = True
     try:
-        return re2.compile(pattern, options=options)
+        compiled = re2.compile(pattern, options=options)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise UsageError(f"--message-regex: invalid regular expression {pattern!r}: {reason} "
                          f"(RE2 syntax: no backreferences or lookaround)") from None
+    return MessageRegex(compiled, getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None))
 
 
 def _level(flag: str, value: str) -> Level:

@@ -12,7 +12,7 @@ import re
 import sqlite3
 from typing import Any
 
-from fleetlog.collector.filters import FilterSpec, TextMatch, compile_message_regex
+from fleetlog.collector.filters import FilterSpec, MessageRegex, TextMatch, compile_message_regex
 from fleetlog.common.levels import LEVEL_NAMES
 
 _TIME_TEXT = "strftime('%Y-%m-%d %H:%M:%f', time / 1000000.0, 'unixepoch')"
@@ -220,7 +220,7 @@ def register_functions(conn: sqlite3.Connection) -> None:
     regexp matches with RE2 (compile_message_regex): linear in the text, so one row's match
     cannot run for ever inside this callback, where neither the query deadline nor any other
     thread gets a turn."""
-    cache: dict[str, Any] = {}
+    cache: dict[str, MessageRegex] = {}
 
     def regexp(pattern: str, text: str | None) -> bool:
         compiled = cache.get(pattern)
@@ -228,7 +228,7 @@ def register_functions(conn: sqlite3.Connection) -> None:
             if len(cache) >= 64:
                 cache.clear()
             compiled = cache[pattern] = compile_message_regex(pattern)
-        return text is not None and compiled.search(text) is not None
+        return text is not None and compiled.found_in(text)
 
     conn.create_function("regexp", 2, regexp, deterministic=True)
     conn.create_function("level_name", 1, lambda n: LEVEL_NAMES[n] if n is not None and 0 <= n < 8 else None,
