@@ -32,9 +32,9 @@ def console(tmp_path_factory):
         cluster.stop_all()
 
 
-def _readyz_seconds(console) -> float:
+def _readyz_seconds(collector) -> float:
     started = time.monotonic()
-    with urllib.request.urlopen(f"http://127.0.0.1:{console.collector.metrics_port}/readyz", timeout=5) as reply:
+    with urllib.request.urlopen(f"http://127.0.0.1:{collector.metrics_port}/readyz", timeout=5) as reply:
         assert reply.status == 200
     return time.monotonic() - started
 
@@ -64,10 +64,10 @@ def test_a_catastrophic_regex_leaves_the_collector_live(console):
         thread.start()
     # While the searches run (and after): readiness answers, and an agent's new line is stored.
     write_lines(console.logs["pay-1"], ["2025-12-01T10:02:00.000Z INFO req=pay-2 user=dave card accepted"])
-    assert _readyz_seconds(console) < 5
+    assert _readyz_seconds(console.collector) < 5
     wait_for(lambda: committed_events(db, "pay-1") == before + 1, 30, "the agent's new line stored")
     while any(thread.is_alive() for thread in threads):
-        assert _readyz_seconds(console) < 5
+        assert _readyz_seconds(console.collector) < 5
         threads[0].join(0.2)
     for thread in threads:
         thread.join(90)
@@ -95,3 +95,38 @@ def test_a_backreference_is_a_400_naming_the_syntax(console):
     reply = Http(console.base, token=console.tokens["root"]).get("/api/v1/events?message_regex=(a)%5C1")
     assert reply.status == 400
     assert reply.json()["error"].endswith("(RE2 syntax: no backreferences or lookaround)")
+
+
+def test_a_search_past_the_query_timeout_ends_with_the_clear_error_everywhere(cluster, tmp_path):
+    """300,000 stored events, `[storage] query_timeout = "100ms"` and a regex that matches none:
+    the console's API answers 503 with the reason in JSON, gRPC RESOURCE_EXHAUSTED reaches the CLI
+    as that one line (exit 1); a narrowed search still answers."""
+    from fleetlog.collector.store.sqlite import SqliteStore
+    from tests.harness import free_port
+    from tests.unit.store_helpers import incoming
+
+    data = tmp_path / "collector-q" / "data"
+    data.mkdir(parents=True)
+    store = SqliteStore(str(data / "events.db"), "normal", collector="collector-q")
+    day = 1_764_547_200_000_000
+    for start in range(0, 300_000, 50_000):
+        positions = list(range(start + 1, start + 50_001))
+        store.store_batch([incoming("bulk-1", "bulk.log", positions, time_us=[day + p * 1000 for p in positions],
+                                    messages=[f"line {p} of the bulk load" for p in positions])], day)
+    store.close()
+    web_port = free_port()
+    collector = cluster.collector("collector-q", storage={"query_timeout": "100ms"},
+                                  web={"listen": f"127.0.0.1:{web_port}"})
+    expected = ("the query ran longer than 0.1 s and was stopped; "
+                "narrow it with --since/--until, --host or --namespace")
+
+    reply = Http(f"http://127.0.0.1:{web_port}").get("/api/v1/events?message_regex=zzz")
+    assert (reply.status, reply.json()) == (503, {"error": expected})
+    cli = run_cli("--collector", collector.address, "search", "--message-regex", "zzz")
+    assert cli.returncode == 1
+    assert cli.stderr.strip() == f"fleetlog search: collector {collector.address}: {expected}"
+    narrowed = run_cli("--collector", collector.address, "search", "--format", "json", "--message-regex", "line 7 ",
+                       "--since", "2025-12-01T00:00:00Z", "--until", "2025-12-01T00:00:00.010Z")
+    assert narrowed.returncode == 0, narrowed.stderr
+    assert [line for line in narrowed.stdout.splitlines() if line] and "line 7 of" in narrowed.stdout
+    assert _readyz_seconds(collector) < 5
