@@ -66,6 +66,10 @@ class StorageConfig:
     # as many threads at once (one chain, one commit record; docs/storage-model.md §5). 2 measured
     # best on 2 cores, end to end and collector alone (docs/benchmarks.md); 1 suits one core.
     writer_shards: int | None = None     # unset: DEFAULT_WRITER_SHARDS (2; 1 on one core) with SQLite
+    # A search, chart or follow read that works this long without producing its next page of
+    # results is stopped with a "narrow it" error (SQLite: a progress handler; PostgreSQL:
+    # statement_timeout), so no reader's query holds a worker thread and the store for long.
+    query_timeout: Duration = 10.0
 
     def __post_init__(self) -> None:
         # The effective count, so --check-config shows what the store will use (PostgreSQL keeps
@@ -78,6 +82,8 @@ class StorageConfig:
             raise FieldError("partition_period", "must be a finite duration of at least 1m")
         if self.writer_shards is not None and not 1 <= self.writer_shards <= 16:
             raise FieldError("writer_shards", "must be between 1 and 16")
+        if not 0.1 <= self.query_timeout <= 3600:
+            raise FieldError("query_timeout", "must be between 100ms and 1h")
         if self.backend == "postgresql":
             if self.partition_period != 86400.0:
                 raise FieldError("partition_period", 'PostgreSQL partitions by day: leave it at "1d"')

@@ -3,7 +3,7 @@
 Each handler authenticates, decodes, calls the running collector (collector/running.py), and
 encodes. Domain errors become
 gRPC status codes: UsageError -> INVALID_ARGUMENT, AuthError -> PERMISSION_DENIED or
-UNAUTHENTICATED, StorageError -> UNAVAILABLE.
+UNAUTHENTICATED, QueryTimeout -> RESOURCE_EXHAUSTED, StorageError -> UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import grpc
 
 from fleetlog.collector.identity import Caller, peer_ip
 from fleetlog.collector.ingest import BadBatch, Origin, decode_request
-from fleetlog.common.errors import AuthError, StorageError, UsageError
+from fleetlog.common.errors import AuthError, QueryTimeout, StorageError, UsageError
 from fleetlog.common.event import to_json
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
@@ -176,6 +176,11 @@ class IngestService:
         return asyncio.ensure_future(commit())
 
 
+def _storage_status(exc: StorageError) -> grpc.StatusCode:
+    """A query stopped by the deadline is the caller's to narrow (not retried as UNAVAILABLE)."""
+    return grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, QueryTimeout) else grpc.StatusCode.UNAVAILABLE
+
+
 class QueryService(pb_grpc.QueryServicer):
     def __init__(self, collector: RunningCollector):
         self.collector = collector
@@ -199,7 +204,7 @@ class QueryService(pb_grpc.QueryServicer):
             while (page := await asyncio.to_thread(next, pages, None)) is not None:
                 yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=page[-1]["seq"])
         except StorageError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(_storage_status(exc), str(exc))
 
     async def Follow(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
         caller = await self._reader(context, "follow")
@@ -217,9 +222,12 @@ class QueryService(pb_grpc.QueryServicer):
         # from there even if nothing matched before the collector went away. last_seq is the
         # cursor of a one-chain store (today's wire format); cursor_json the cursor of any store.
         yield pb.EventPage(last_seq=max(cursor.values(), default=0), cursor_json=json.dumps(cursor))
-        async for page, past in self.collector.follow(spec, cursor):
-            yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=max(past.values(), default=0),
-                               cursor_json=json.dumps(past))
+        try:
+            async for page, past in self.collector.follow(spec, cursor):
+                yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=max(past.values(), default=0),
+                                   cursor_json=json.dumps(past))
+        except StorageError as exc:
+            await context.abort(_storage_status(exc), str(exc))
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):
         await self._reader(context, "status")

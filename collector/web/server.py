@@ -22,7 +22,7 @@ from fleetlog.collector.config import ServerTlsConfig, WebConfig
 from fleetlog.collector.web import api, pages
 from fleetlog.collector.web.auth import ConsoleAuth, Denied
 from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
-from fleetlog.common.errors import AuthError, ConfigError, StorageError, UsageError
+from fleetlog.common.errors import AuthError, ConfigError, QueryTimeout, StorageError, UsageError
 
 if TYPE_CHECKING:
     from fleetlog.collector.running import RunningCollector
@@ -72,6 +72,9 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return _error(request, 403, str(exc))
     except UsageError as exc:
         return _error(request, 400, str(exc))
+    except QueryTimeout as exc:
+        log.warning("console: %s %s: %s", request.method, request.path, exc)
+        return _error(request, 503, str(exc))
     except StorageError as exc:
         log.error("console: %s", exc)
         return _error(request, 503, str(exc))
