@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from fleetlog.common.errors import MissingExtraError
-from fleetlog.common.export.columns import cell
+from fleetlog.common.export.columns import cell, csv_cell
 
 XLSX_MAX_ROWS = 1_048_576   # Excel's sheet limit, header included
 
@@ -43,11 +43,11 @@ class CsvExporter:
     def __init__(self, path: str, columns: Sequence[str], **_: Any):
         self.handle = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 — closed in close()
         self.columns = list(columns)
-        self.writer = csv.writer(self.handle)
+        self.writer = csv.writer(self.handle, quoting=csv.QUOTE_ALL)
         self.writer.writerow(self.columns)
 
     def write(self, event: dict[str, Any]) -> None:
-        self.writer.writerow([cell(event.get(c)) for c in self.columns])
+        self.writer.writerow([csv_cell(event.get(c)) for c in self.columns])
 
     def close(self) -> None:
         self.handle.close()
