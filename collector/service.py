@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -226,10 +225,28 @@ class QueryService(pb_grpc.QueryServicer):
         return await self.collector.status()
 
     async def Evidence(self, request: pb.EvidenceRequest, context: grpc.aio.ServicerContext):
-        await self._reader(context, "evidence")
-        if request.bundle_digests_sha256 and not re.fullmatch(r"[0-9a-f]{64}", request.bundle_digests_sha256):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bundle_digests_sha256: expected 64 hex digits")
-        return await self.collector.evidence(request)
+        caller = await self._reader(context, "evidence")
+        try:
+            return await self.collector.evidence(caller)
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this request in the audit log: {exc}")
+
+    async def Bundle(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
+        caller = await self._reader(context, "bundle")
+        raw = filters_to_dict(request.filters)
+        try:
+            spec = self.collector.filter_spec(raw, caller)
+        except UsageError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        await _audit(self.collector, context, caller, "bundle", raw)
+        bundle = self.collector.bundle(spec, caller)
+        pages = bundle.pages()
+        try:
+            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+                yield pb.BundlePage(lines=[line for _, line, _ in page], masked=[masked for _, _, masked in page])
+            yield pb.BundlePage(evidence=await bundle.attest())
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
 
 class AdminService(pb_grpc.AdminServicer):

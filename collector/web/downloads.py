@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import os
 import tarfile
@@ -25,7 +24,7 @@ from fleetlog.collector.identity import Caller
 from fleetlog.collector.web.queries import raw_filters
 from fleetlog.common.errors import UsageError
 from fleetlog.common.event import FIELD_NAMES
-from fleetlog.common.export.bundle import BundleStats, add_bytes, build_manifest, write_masked
+from fleetlog.common.export.bundle import BundleStats, add_bytes, build_manifest, write_lines
 from fleetlog.common.export.columns import TABLE_COLUMNS, parse_columns
 from fleetlog.common.export.writers import EXPORTERS
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -118,16 +117,16 @@ async def bundle(request: web.Request, collector: RunningCollector, caller: Call
     events_path, digests_path = _temp_path(collector, ".events"), _temp_path(collector, ".digests")
     target = _temp_path(collector, ".tar.gz")
     stats = BundleStats()
+    # The collector masks the events and signs the digests it computed itself (collector/bundles.py).
+    produced = collector.bundle(spec, caller, via="web")
     try:
-        def write_events() -> str:
+        def write_events() -> None:
             with open(events_path, "w", encoding="utf-8") as out, open(digests_path, "w", encoding="ascii") as digests:
-                write_masked(_all_events(collector, spec), out, stats, _NoProgress(), digests)
-            with open(digests_path, "rb") as digests:
-                return hashlib.file_digest(digests, "sha256").hexdigest()
-        digests_sha256 = await asyncio.to_thread(write_events)
+                lines = (line for page in produced.pages() for line in page)
+                write_lines(lines, out, stats, _NoProgress(), digests)
+        await asyncio.to_thread(write_events)
         status = await collector.status()
-        evidence = await collector.evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
-                                                               bundle_events=stats.events))
+        evidence = await produced.attest()
         manifest = build_manifest(_Origin(f"{request.host} (web console)"), pb.Filters(**raw), stats, status, evidence)
 
         def write_tar() -> None:
