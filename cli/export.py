@@ -26,7 +26,7 @@ from fleetlog.common.errors import FleetlogError, UsageError
 from fleetlog.common.event import FIELD_NAMES
 from fleetlog.common.export.bundle import BundleStats, Digests, add_bytes, build_manifest, write_lines
 from fleetlog.common.export.columns import TABLE_COLUMNS, parse_columns
-from fleetlog.common.export.writers import EXPORTERS
+from fleetlog.common.export.writers import EXPORTERS, PDF_MAX_ROWS, PDF_TOO_MANY_ROWS
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
@@ -135,10 +135,19 @@ def run_export(args: argparse.Namespace) -> int:
     columns = parse_columns(args.columns, TABLE_COLUMNS if args.format == "pdf" else FIELD_NAMES)
     conn = Connection.from_args(args)
     filters = filters_from_args(args)
-    request = pb.SearchRequest(filters=filters, limit=args.limit, order="asc", purpose="export")
+    limit = args.limit
+    if args.format == "pdf" and not 0 < limit <= PDF_MAX_ROWS:
+        limit = PDF_MAX_ROWS + 1   # one more tells that more match
+    request = pb.SearchRequest(filters=filters, limit=limit, order="asc", purpose="export")
     progress = Progress(f"export {args.format}")
     with AtomicFile(args.out) as out:
-        events = conn.search(request)
+        events: Iterator[dict[str, Any]] = conn.search(request)
+        if args.format == "pdf":
+            # Counted before a page is rendered: refused at once rather than after minutes.
+            held = list(events)
+            if len(held) > PDF_MAX_ROWS:
+                raise UsageError(PDF_TOO_MANY_ROWS)
+            events = iter(held)
         first = next(events, None)   # the collector validates the filters before any file is written
         exporter = EXPORTERS[args.format](out.temp, columns, filters=describe_filters(filters),
                                           collector=conn.address)
