@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.identity import Caller, peer_ip
 from fleetlog.collector.ingest import BadBatch, Origin, decode_request
 from fleetlog.common.errors import AuthError, StorageError, UsageError
@@ -184,14 +185,21 @@ class QueryService(pb_grpc.QueryServicer):
         await _require(self.collector, context, caller, caller.can_read, what)
         return caller
 
-    async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
-        caller = await self._reader(context, "search")
-        raw = filters_to_dict(request.filters)
+    async def _scoped(self, context: grpc.aio.ServicerContext, what: str, purpose: str,
+                      filters: pb.Filters) -> tuple[Caller, FilterSpec]:
+        """The caller, who may read, and the filters narrowed to its namespaces; the search is
+        audited before anything is read."""
+        caller = await self._reader(context, what)
+        raw = filters_to_dict(filters)
         try:
             spec = self.collector.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await _audit(self.collector, context, caller, request.purpose or "search", raw)
+        await _audit(self.collector, context, caller, purpose, raw)
+        return caller, spec
+
+    async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
+        _, spec = await self._scoped(context, "search", request.purpose or "search", request.filters)
         order = "desc" if request.order == "desc" else "asc"
         pages = self.collector.search(spec, order=order, limit=request.limit)
         try:
@@ -201,13 +209,7 @@ class QueryService(pb_grpc.QueryServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     async def Follow(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
-        caller = await self._reader(context, "follow")
-        raw = filters_to_dict(request.filters)
-        try:
-            spec = self.collector.filter_spec(raw, caller)
-        except UsageError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await _audit(self.collector, context, caller, "follow", raw)
+        _, spec = await self._scoped(context, "follow", "follow", request.filters)
         try:
             cursor = await self.collector.follow_start(request.after_seq, request.cursor_json)
         except UsageError as exc:
@@ -232,13 +234,7 @@ class QueryService(pb_grpc.QueryServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this request in the audit log: {exc}")
 
     async def Bundle(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
-        caller = await self._reader(context, "bundle")
-        raw = filters_to_dict(request.filters)
-        try:
-            spec = self.collector.filter_spec(raw, caller)
-        except UsageError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await _audit(self.collector, context, caller, "bundle", raw)
+        caller, spec = await self._scoped(context, "bundle", "bundle", request.filters)
         bundle = self.collector.bundle(spec, caller)
         pages = bundle.pages()
         try:

@@ -9,9 +9,7 @@ lines it produces (Query.Bundle), every request for signed evidence is in the au
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 
 import grpc
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from fleetlog.common.bundle_attestation import Attestation, line_digest
 from fleetlog.common.checkpoints import key_id, load_private_key, write_key_pair
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
-from tests.harness import run_cli, write_toml
+from tests.harness import run_cli, tar_members, write_tar, write_toml
 from tests.search_dataset import build_store, labels
 
 TOKENS = [("ops", "auditor", []), ("pay", "namespace-auditor", ["payments"])]
@@ -46,19 +44,6 @@ def _old_evidence_request() -> bytes:
     return b"\x0a\x40" + INVENTED_DIGESTS.encode() + b"\x10\x03"
 
 
-def _files(path) -> dict[str, bytes]:
-    with tarfile.open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
-
-
-def _write(path, files: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 def test_the_collector_signs_no_digest_a_reader_sends(collector, tmp_path):
     with grpc.insecure_channel(collector.address) as channel:
         evidence = channel.unary_unary("/fleetlog.v1.Query/Evidence")
@@ -76,7 +61,7 @@ def test_evidence_and_bundles_are_audited(collector, tmp_path):
     path = tmp_path / "pay.tar.gz"
     made = cli(collector, tmp_path, "pay", "bundle", "--compress", "--out-file", str(path))
     assert made.returncode == 0, made.stderr
-    digests_sha256 = hashlib.sha256(_files(path)["digests.txt"]).hexdigest()
+    digests_sha256 = hashlib.sha256(tar_members(path)["digests.txt"]).hexdigest()
 
     found = cli(collector, tmp_path, "ops", "search", "--format", "json", "--limit", "0", "--action", "audit/evidence")
     assert found.returncode == 0, found.stderr
@@ -92,7 +77,7 @@ def test_a_bundle_holds_the_readers_namespaces_and_verifies_against_the_pinned_k
     path = tmp_path / "pay.tar.gz"
     made = cli(collector, tmp_path, "pay", "bundle", "--compress", "--out-file", str(path))
     assert made.returncode == 0, made.stderr
-    events = [json.loads(line) for line in _files(path)["events.jsonl"].splitlines()]
+    events = [json.loads(line) for line in tar_members(path)["events.jsonl"].splitlines()]
     assert labels(events) == {"e04", "e05", "e10"}
     assert "k-999" not in json.dumps(events)                                   # masked by the collector
     real_key = tmp_path / "collector-1" / "data" / "signing.pub"
@@ -111,7 +96,7 @@ def test_a_bundle_of_invented_events_signed_with_another_key_fails_against_the_p
     bundle is consistent inside, so only the collector's key, pinned, tells it apart."""
     path = tmp_path / "pay.tar.gz"
     assert cli(collector, tmp_path, "pay", "bundle", "--compress", "--out-file", str(path)).returncode == 0
-    files = _files(path)
+    files = tar_members(path)
     manifest = json.loads(files["manifest.json"])
     lines = [json.dumps({"seq": 1, "time": "2025-12-01T14:00:00.000000Z", "level": "info", "host": "db-1",
                          "message": "invented: erin approved the transfer"}, separators=(",", ":"))]
@@ -122,7 +107,7 @@ def test_a_bundle_of_invented_events_signed_with_another_key_fails_against_the_p
                               manifest["attestation"]["time"], key_id(forger.public_key())).signed(forger)
     manifest.update(attestation=attestation.to_json(), checkpoint=None, counts={"events": 1})
     forged = tmp_path / "forged.tar.gz"
-    _write(forged, {"events.jsonl": "\n".join(lines).encode() + b"\n", "digests.txt": digests,
+    write_tar(forged, {"events.jsonl": "\n".join(lines).encode() + b"\n", "digests.txt": digests,
                     "manifest.json": json.dumps(manifest).encode(),
                     "signing.pub": (tmp_path / "forger" / "signing.pub").read_bytes()})
     assert run_cli("verify", "--bundle", str(forged)).returncode == 0           # self-consistent
