@@ -84,19 +84,26 @@ async def send_file(request: web.Request, path: str, filename: str, content_type
     return response
 
 
+# A written download: its temporary path, the file name offered, its content type.
+Written = tuple[str, str, str]
+
+
 async def _bounded(request: web.Request, collector: RunningCollector, caller: Caller, what: str,
-                   produce: Callable[[ExportJobs, ExportJob], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """`produce` the download as one of the caller's export jobs (collector/web/export_jobs.py):
-    refused (429, 507) when it may not start, stopped when the client goes away."""
+                   produce: Callable[[ExportJobs, ExportJob], Awaitable[Written]]) -> web.StreamResponse:
+    """`produce` the file as one of the caller's export jobs (collector/web/export_jobs.py):
+    refused (429, 507) when it may not start, stopped when the client goes away; then send it.
+    The job ends before the first byte is sent, so a client that has the whole file may start
+    its next export at once."""
     jobs = request.app[EXPORTS_KEY]
     job = jobs.start(caller, collector.data_dir)
     try:
-        return await produce(jobs, job)
+        written = await produce(jobs, job)
     except ClientGone:
         log.info("console: %s for %s stopped after %d events: the client went away", what, caller.name, job.rows)
         return web.Response(status=499, text="the client closed the request")
     finally:
         jobs.finish(job)
+    return await send_file(request, *written)
 
 
 def _count_pdf_rows(collector: RunningCollector, spec: Any, job: ExportJob) -> None:
@@ -118,7 +125,7 @@ async def export(request: web.Request, collector: RunningCollector, caller: Call
     spec = collector.filter_spec(raw, caller)
     described = " ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in raw.items())
 
-    async def produce(jobs: ExportJobs, job: ExportJob) -> web.StreamResponse:
+    async def produce(jobs: ExportJobs, job: ExportJob) -> Written:
         await collector.record_search(caller, "export", raw, via="web")
         path = _temp_path(collector, "." + fmt)
 
@@ -135,7 +142,7 @@ async def export(request: web.Request, collector: RunningCollector, caller: Call
             os.unlink(path)
             raise
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H%M%S")
-        return await send_file(request, path, f"fleetlog_export_{stamp}.{fmt}", CONTENT_TYPES[fmt])
+        return path, f"fleetlog_export_{stamp}.{fmt}", CONTENT_TYPES[fmt]
     return await _bounded(request, collector, caller, f"export {fmt}", produce)
 
 
@@ -145,7 +152,7 @@ async def bundle(request: web.Request, collector: RunningCollector, caller: Call
     raw = raw_filters(query)
     spec = collector.filter_spec(raw, caller)
 
-    async def produce(jobs: ExportJobs, job: ExportJob) -> web.StreamResponse:
+    async def produce(jobs: ExportJobs, job: ExportJob) -> Written:
         await collector.record_search(caller, "bundle", raw, via="web")
         events_path, digests_path = _temp_path(collector, ".events"), _temp_path(collector, ".digests")
         target = _temp_path(collector, ".tar.gz")
@@ -180,5 +187,5 @@ async def bundle(request: web.Request, collector: RunningCollector, caller: Call
             os.unlink(events_path)
             os.unlink(digests_path)
         stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M%S")
-        return await send_file(request, target, f"fleetlog_bundle_{stamp}.tar.gz", "application/gzip")
+        return target, f"fleetlog_bundle_{stamp}.tar.gz", "application/gzip"
     return await _bounded(request, collector, caller, "bundle", produce)

@@ -119,6 +119,16 @@ def test_one_export_per_user_and_a_disconnected_one_stops(console):
     assert again.status == 200
 
 
+def test_exports_one_after_another_are_never_refused(console):
+    """The per-user slot is given back before the file is sent: a client that has read a whole
+    download may start the next at once."""
+    _, port, tokens, _, _ = console
+    root = Http(f"http://127.0.0.1:{port}", tokens["root"])
+    statuses = [root.get(f"/api/v1/{path}?host=db-1" + ("&format=csv" if path == "export" else "")).status
+                for path in ("export", "bundle") * 15]
+    assert statuses == [200] * 30
+
+
 def test_no_export_on_a_nearly_full_disk(cluster, tmp_path):
     tokens_file, tokens, _ = write_tokens(tmp_path)
     port = free_port()
