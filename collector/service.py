@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fleetlog.collector.service")
 
+T = TypeVar("T")
 _FILTER_KEYS = tuple(f.name for f in pb.Filters.DESCRIPTOR.fields)
 
 
@@ -61,6 +62,20 @@ async def _audit(collector: RunningCollector, context: grpc.aio.ServicerContext,
         await collector.record_search(caller, purpose, raw)
     except StorageError as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this search in the audit log: {exc}")
+
+
+async def _until_cancelled(pages: Iterator[T], what: str, caller: Caller) -> AsyncIterator[T]:
+    """Each page read on a worker thread. When the client cancels (grpc then cancels the handler),
+    reading stops after the page in progress: an abandoned export costs no more than that, and
+    an abandoned bundle is never attested."""
+    count = 0
+    try:
+        while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            count += 1
+            yield page
+    except asyncio.CancelledError:
+        log.info("%s for %s: cancelled by the client after %d pages", what, caller.name, count)
+        raise
 
 
 class IngestService:
@@ -199,11 +214,12 @@ class QueryService(pb_grpc.QueryServicer):
         return caller, spec
 
     async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
-        _, spec = await self._scoped(context, "search", request.purpose or "search", request.filters)
+        purpose = request.purpose or "search"
+        caller, spec = await self._scoped(context, "search", purpose, request.filters)
         order = "desc" if request.order == "desc" else "asc"
         pages = self.collector.search(spec, order=order, limit=request.limit)
         try:
-            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            async for page in _until_cancelled(pages, purpose, caller):
                 yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=page[-1]["seq"])
         except StorageError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -236,9 +252,8 @@ class QueryService(pb_grpc.QueryServicer):
     async def Bundle(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
         caller, spec = await self._scoped(context, "bundle", "bundle", request.filters)
         bundle = self.collector.bundle(spec, caller)
-        pages = bundle.pages()
         try:
-            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            async for page in _until_cancelled(bundle.pages(), "bundle", caller):
                 yield pb.BundlePage(lines=[line for _, line, _ in page], masked=[masked for _, _, masked in page])
             yield pb.BundlePage(evidence=await bundle.attest())
         except StorageError as exc:

@@ -10,11 +10,14 @@ import io
 import json
 import pathlib
 
+import grpc
 import pytest
 
 from fleetlog.collector.store import IncomingEvents
 from fleetlog.collector.store.sqlite import SqliteStore
 from fleetlog.common.export.writers import PDF_TOO_MANY_ROWS
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
 from fleetlog.common.timefmt import parse_rfc3339_us
 from tests.harness import Cluster, free_port, run_cli, wait_for
 from tests.web_console import Http, write_tokens
@@ -127,6 +130,28 @@ def test_exports_one_after_another_are_never_refused(console):
     statuses = [root.get(f"/api/v1/{path}?host=db-1" + ("&format=csv" if path == "export" else "")).status
                 for path in ("export", "bundle") * 15]
     assert statuses == [200] * 30
+
+
+@pytest.mark.parametrize("rpc", ["Search", "Bundle"])
+def test_a_cancelled_grpc_export_or_bundle_stops_on_the_collector(console, rpc):
+    """`fleetlog export` / `bundle` interrupted: the collector reads no further than the page in
+    progress, and an abandoned bundle is never attested."""
+    collector, _, tokens, files, _ = console
+    with grpc.insecure_channel(collector.address) as channel:
+        call = getattr(pb_grpc.QueryStub(channel), rpc)(
+            pb.SearchRequest(filters=pb.Filters(host="web-1"), purpose=rpc.lower()),
+            metadata=(("authorization", f"Bearer {tokens['audrey']}"),))
+        next(call)
+        call.cancel()
+    marker = f"{rpc.lower()} for audrey: cancelled by the client after "
+
+    def cancelled() -> str | None:
+        return next((line for line in collector.log_path.read_text().splitlines() if marker in line), None)
+    pages = int(wait_for(cancelled, 30, "the collector saw the cancel").split(marker)[1].split(" ")[0])
+    assert pages < ROWS // 1000
+    audits = run_cli("--collector", collector.address, "--token-file", files["root"], "search", "--format", "json",
+                     "--action", "audit/evidence", "--user", "audrey")
+    assert (audits.returncode, audits.stdout) == (0, "")
 
 
 def test_no_export_on_a_nearly_full_disk(cluster, tmp_path):
