@@ -207,6 +207,8 @@ class WebConfig:
 
     listen: str = "127.0.0.1:8433"
     session_lifetime: Duration = 8 * 3600.0
+    # An export or bundle download is refused while data_dir has less free (its temporary files).
+    export_min_free: Size = 512 * 1024 * 1024
 
     def validate(self) -> None:
         _host, sep, port = self.listen.rpartition(":")

@@ -19,7 +19,7 @@ import jinja2
 from aiohttp import web
 
 from fleetlog.collector.config import ServerTlsConfig, WebConfig
-from fleetlog.collector.web import api, pages
+from fleetlog.collector.web import api, export_jobs, pages
 from fleetlog.collector.web.auth import ConsoleAuth, Denied
 from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
 from fleetlog.common.errors import AuthError, ConfigError, QueryTimeout, StorageError, UsageError
@@ -135,6 +135,7 @@ class WebConsole:
         host = host.strip("[]")
         context = _ssl_context(self.tls, self.auth.mtls) if self.tls is not None else None
         application = build_application(self.collector, self.auth)
+        export_jobs.install(application, self.config.export_min_free)
         self.runner = web.AppRunner(application, access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, int(port), ssl_context=context)
