@@ -124,6 +124,9 @@ class SqliteStore:
         # Listed partitions that may hold rows of a failed transaction past the committed head
         # (a shard committed, then the disk filled): emptied of them before the next transaction.
         self._unclean: set[str] = set()
+        # Seq ranges a committed purge step removed whose rows a partition still holds (the disk
+        # filled before they went): deleted before the next write, never counted twice.
+        self._deleted_left: list[tuple[int, int]] = []
         self._load_catalogue()
         self._repair()
         # Set by the collector's signer (collector.store.Checkpointer); called inside the
@@ -198,7 +201,7 @@ class SqliteStore:
                         conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     _rollback(conn)
-                    raise StorageError(f"{self.path}: finishing an interrupted purge step failed: {exc}") from None
+                    raise StorageError(f"{self.path}: finishing an interrupted purge step failed: {exc}") from exc
 
     def partitions(self) -> list[Partition]:
         """The live partitions (committed state), oldest first."""
@@ -232,7 +235,7 @@ class SqliteStore:
 
     def _store(self, batches: Sequence[IncomingEvents], received_at_us: int,
                before_commit: Callable[[], None] | None = None) -> list[StoreResult]:
-        self._clean_past_head()
+        self._finish_failed_writes()
         origins_before, addresses_before = dict(self._origins), set(self._addresses)
         seq, head, checkpoint_seq = self.last_seq, self.chain_head, self.last_checkpoint_seq
         opened: list[PartitionConnection] = []
@@ -312,6 +315,15 @@ class SqliteStore:
             self._clean_past_head()
         except StorageError as exc:
             log.debug("%s", exc)   # still full: the writer holds the batch and says so, once
+
+    def _finish_failed_writes(self) -> None:
+        """What failed writes left in partition files goes before the next write starts: rows of
+        a failed transaction, rows a committed purge step removed. Raises StorageError (its cause
+        the sqlite3 error, so a full disk is held and retried) while that cannot be written."""
+        self._clean_past_head()
+        if self._deleted_left:
+            self._finish_deleting(self._deleted_left)
+            self._deleted_left = []
 
     def _clean_past_head(self) -> None:
         """Delete what failed transactions left past the committed head in listed partitions.
@@ -522,6 +534,7 @@ class SqliteStore:
             return result
         wanted = sorted(set(seqs))
         with self._lock:
+            self._finish_failed_writes()   # else rows a failed step left are found, and counted, again
             found: dict[str, list[tuple[Any, ...]]] = {}
             try:
                 for part in self.parts.values():
@@ -576,7 +589,8 @@ class SqliteStore:
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     _rollback(conn)
-                    raise StorageError(f"{self.path}: deleting events from partition {name} failed: {exc}") from None
+                    self._deleted_left += result.ranges
+                    raise StorageError(f"{self.path}: deleting events from partition {name} failed: {exc}") from exc
             self.pool.trim()
         return result
 

@@ -28,9 +28,10 @@ from fleetlog.collector.store.sqlite import SqliteStore
 from fleetlog.collector.store.sqlite_bulk import PartitionConnection
 from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.collector.writer import StorageWriter
+from fleetlog.common.errors import StorageError
 from fleetlog.common.timefmt import now_us
 from tests.bounded import run_bounded
-from tests.unit.store_helpers import event_rows, incoming
+from tests.unit.store_helpers import event_count, event_rows, incoming
 
 DAY = 86400 * 1_000_000
 NOW = now_us()
@@ -212,3 +213,25 @@ def test_a_disk_full_at_any_point_of_a_sharded_transaction_heals_without_restart
     store.conn = store.conn._conn
     store.close()
     assert verify_db(str(tmp_path), key.public_key()).events == total, f"seed={seed}"
+
+
+def test_a_purge_step_whose_rows_could_not_be_deleted_is_finished_once_and_counted_once(tmp_path, disk):
+    """Same class: a purge step commits its record in the main file, then deletes the rows from
+    the partition; when the disk filled in between, the rows stayed, the retried step found them
+    again and counted them twice (the catalogue's counts below the rows really there)."""
+    store = SqliteStore(tmp_path / "events.db", "normal", collector="c1")
+    store.store_batch([incoming("web-1", "a.log", list(range(100)))], 1)
+    disk.arm("commit", 0, 1)                     # the partition's delete cannot commit
+    with pytest.raises(StorageError, match="disk is full"):
+        store.delete_events(list(range(1, 11)))
+    with pytest.raises(StorageError, match="disk is full"):   # still full: nothing else writes
+        store.store_batch([incoming("web-1", "a.log", [100])], 2)
+    disk.free()
+    assert store.delete_events(list(range(1, 11))).count == 0      # already deleted: the retry finds none
+    store.store_batch([incoming("web-1", "a.log", [100])], 2)
+    assert sum(p.count for p in store.partitions()) == event_count(store) == 91
+    assert sorted(seq for (seq,) in event_rows(store, "SELECT seq FROM events")) == list(range(11, 102))
+    store.close()
+    again = SqliteStore(tmp_path / "events.db", "normal", collector="c1")
+    assert sum(p.count for p in again.partitions()) == event_count(again) == 91
+    again.close()
