@@ -125,8 +125,9 @@ class CollectorApp:
 
     @property
     def storage_up(self) -> bool:
-        """False while the store does not answer (a PostgreSQL backend's database is down)."""
-        return bool(getattr(self.backend, "up", True))
+        """False while the store does not answer (a PostgreSQL backend's database is down) or
+        refuses writes (a full disk, a read-only file system: the writer holds the batches)."""
+        return bool(getattr(self.backend, "up", True)) and not self.writer.fault
 
     @property
     def address(self) -> str:

@@ -47,7 +47,8 @@ class CollectorMetrics:
                                      ["host"], registry=r)
         self.storage_bytes = Gauge(p + "storage_bytes", "Size of the event store on disk.", registry=r)
         self.storage_up = Gauge(p + "storage_up", "1 while the event store answers, 0 while it does not "
-                                "(a PostgreSQL store's database down: batches are not acknowledged).", registry=r)
+                                "(a PostgreSQL store's database down, a full or read-only disk: batches "
+                                "are held, not acknowledged).", registry=r)
         self.purged = Counter(p + "events_purged", "Events deleted by retention.", ["tier"], registry=r)
         self.forward_events = Counter(p + "forward_events", "Events delivered by each forwarder.",
                                       ["forwarder"], registry=r)

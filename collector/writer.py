@@ -150,8 +150,8 @@ class StorageWriter:
                     self._hold(exc, group, delay)
                     delay = min(RETRY_MAX, delay * 2)
                     continue
-                if self.fault is None:
-                    log.error("storage transaction failed, %d batches not acknowledged: %s", len(group), exc)
+                # Logged also in the middle of a fault: a batch that fails for good must be heard of.
+                log.error("storage transaction failed, %d batches not acknowledged: %s", len(group), exc)
                 for job in group:
                     _settle(job.future, exception=exc)
                 return

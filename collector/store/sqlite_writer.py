@@ -4,7 +4,10 @@ One writer thread owns this object. `store_batch` dedups across partitions, assi
 extends the hash chain, writes each event into the partition file of its tier and period, and
 commits the partitions first and the main file last: the main file is the commit record, so a
 crash between the two leaves partition rows past the committed head, which do not exist for
-readers and are deleted at the next open (crash rule, storage-model §5). Removing events goes the
+readers and are deleted at the next open (crash rule, storage-model §5). A transaction that fails
+there (a full disk) leaves the same: its new partition files go at once, and its rows in listed ones
+before the next transaction writes (a retry reuses their seqs), so a disk that fills anywhere in a
+transaction heals when space returns, with no restart. Removing events goes the
 other way: the main file commits the anchors and the purge record first, then rows or files go.
 """
 
@@ -118,6 +121,12 @@ class SqliteStore:
         self.chain_head = bytes.fromhex(head) if head else chain.GENESIS
         self.last_checkpoint_seq = int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0])
         self.pool = ConnectionPool(self.path, self._open_partition, OPEN_PARTITIONS)
+        # Listed partitions that may hold rows of a failed transaction past the committed head
+        # (a shard committed, then the disk filled): emptied of them before the next transaction.
+        self._unclean: set[str] = set()
+        # Seq ranges a committed purge step removed whose rows a partition still holds (the disk
+        # filled before they went): deleted before the next write, never counted twice.
+        self._deleted_left: list[tuple[int, int]] = []
         self._load_catalogue()
         self._repair()
         # Set by the collector's signer (collector.store.Checkpointer); called inside the
@@ -167,14 +176,10 @@ class SqliteStore:
             if conn is None:
                 continue
             try:
-                stale = conn.execute("SELECT seq, message FROM events WHERE seq > ?", (self.last_seq,)).fetchall()
+                stale = _delete_past(conn, self.last_seq)
                 if stale:
-                    log.warning("%s: discarding %d uncommitted events past seq %d in partition %s",
-                                self.path, len(stale), self.last_seq, name)
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(_DELETE_FTS, stale)
-                    conn.execute("DELETE FROM events WHERE seq > ?", (self.last_seq,))
-                    conn.execute("COMMIT")
+                    log.warning("%s: discarded %d uncommitted events past seq %d in partition %s",
+                                self.path, stale, self.last_seq, name)
             except sqlite3.Error as exc:
                 raise StorageError(f"{file}: cannot repair the partition: {exc}") from None
         self.pool.trim()
@@ -196,7 +201,7 @@ class SqliteStore:
                         conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     _rollback(conn)
-                    raise StorageError(f"{self.path}: finishing an interrupted purge step failed: {exc}") from None
+                    raise StorageError(f"{self.path}: finishing an interrupted purge step failed: {exc}") from exc
 
     def partitions(self) -> list[Partition]:
         """The live partitions (committed state), oldest first."""
@@ -230,6 +235,7 @@ class SqliteStore:
 
     def _store(self, batches: Sequence[IncomingEvents], received_at_us: int,
                before_commit: Callable[[], None] | None = None) -> list[StoreResult]:
+        self._finish_failed_writes()
         origins_before, addresses_before = dict(self._origins), set(self._addresses)
         seq, head, checkpoint_seq = self.last_seq, self.chain_head, self.last_checkpoint_seq
         opened: list[PartitionConnection] = []
@@ -282,7 +288,7 @@ class SqliteStore:
                 if conn not in committed:
                     conn.rollback_batch()
             _rollback(self.conn)
-            self._discard_past(committed, self.last_seq)
+            self._undo_partitions(pending)
             self._origins, self._addresses = origins_before, addresses_before
             if isinstance(exc, sqlite3.Error):
                 # `from exc`: the writer reads sqlite_errorname, and waits out a full disk.
@@ -294,20 +300,44 @@ class SqliteStore:
         self.pool.trim()
         return results
 
-    def _discard_past(self, conns: Sequence[sqlite3.Connection], last_seq: int) -> None:
-        """After a failed commit: rows that reached a partition but not the commit record go now
-        (or at the next open, if this fails too)."""
-        for conn in conns:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_DELETE_FTS, conn.execute(
-                    "SELECT seq, message FROM events WHERE seq > ?", (last_seq,)).fetchall())
-                conn.execute("DELETE FROM events WHERE seq > ?", (last_seq,))
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                log.error("%s: cannot discard uncommitted partition rows now (%s); they go at the next open",
-                          self.path, exc)
+    def _undo_partitions(self, pending: dict[str, _Pending]) -> None:
+        """After a failed transaction, each partition file as it was before, as far as anyone can
+        see: a new partition's file goes (the rolled-back main file never listed it); rows that
+        reached a listed one are past the committed head, invisible to readers and dedup, and are
+        deleted now, or before the next transaction if the disk is still too full to delete."""
+        for name, item in pending.items():
+            if item.new:
+                self.pool.forget(name)
+                remove_partition_file(partition_path(self.path, name))
+            else:
+                self._unclean.add(name)
+        try:
+            self._clean_past_head()
+        except StorageError as exc:
+            log.debug("%s", exc)   # still full: the writer holds the batch and says so, once
+
+    def _finish_failed_writes(self) -> None:
+        """What failed writes left in partition files goes before the next write starts: rows of
+        a failed transaction, rows a committed purge step removed. Raises StorageError (its cause
+        the sqlite3 error, so a full disk is held and retried) while that cannot be written."""
+        self._clean_past_head()
+        if self._deleted_left:
+            self._finish_deleting(self._deleted_left)
+            self._deleted_left = []
+
+    def _clean_past_head(self) -> None:
+        """Delete what failed transactions left past the committed head in listed partitions.
+        Raises StorageError (its cause the sqlite3 error) while that cannot be written: a retry
+        must not start, or it would meet its own seqs there (UNIQUE constraint failed)."""
+        for name in sorted(self._unclean):
+            conn = self.pool.get(name)
+            if conn is not None:
+                try:
+                    _delete_past(conn, self.last_seq)
+                except sqlite3.Error as exc:
+                    raise StorageError(f"{partition_path(self.path, name)}: removing the rows of a failed "
+                                       f"transaction failed: {exc}") from exc
+            self._unclean.discard(name)
 
     def _hand_over(self, piece: list[list[Any]], head: bytes, pending: dict[str, _Pending],
                    opened: list[PartitionConnection], inserting: list[concurrent.futures.Future[None]]) -> bytes:
@@ -504,6 +534,7 @@ class SqliteStore:
             return result
         wanted = sorted(set(seqs))
         with self._lock:
+            self._finish_failed_writes()   # else rows a failed step left are found, and counted, again
             found: dict[str, list[tuple[Any, ...]]] = {}
             try:
                 for part in self.parts.values():
@@ -558,7 +589,8 @@ class SqliteStore:
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     _rollback(conn)
-                    raise StorageError(f"{self.path}: deleting events from partition {name} failed: {exc}") from None
+                    self._deleted_left += result.ranges
+                    raise StorageError(f"{self.path}: deleting events from partition {name} failed: {exc}") from exc
             self.pool.trim()
         return result
 
@@ -681,3 +713,19 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
     except sqlite3.Error:
         pass  # no transaction was open: nothing to undo
+
+
+def _delete_past(conn: sqlite3.Connection, last_seq: int) -> int:
+    """Delete a partition's rows past `last_seq` (uncommitted: the main file never recorded them),
+    with their full-text rows, in one transaction; returns how many there were."""
+    stale = conn.execute("SELECT seq, message FROM events WHERE seq > ?", (last_seq,)).fetchall()
+    if stale:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_DELETE_FTS, stale)
+            conn.execute("DELETE FROM events WHERE seq > ?", (last_seq,))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+    return len(stale)
