@@ -5,7 +5,7 @@ log content is always text, never markup."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from fleetlog.common.levels import LEVEL_NAMES
 
 TITLE_FILTERS = ("since", "until", "min_level", "level", "message", "message_regex", "where", "namespace",
                  "log_type", "source", "app", "action", "date")
+MAX_NEXT = 4096
 
 
 def signin_url(request: web.Request) -> str:
@@ -26,9 +27,16 @@ def signin_url(request: web.Request) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no `//host` or scheme) may follow a sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site may follow a sign-in: one leading "/", and neither a backslash nor
+    a control or space character, raw or percent-decoded in the path, since browsers drop tabs
+    and newlines and read `\\` as `/` (`/<TAB>/evil.example` would become `//evil.example`)."""
+    if not target or len(target) > MAX_NEXT:
         return "/events"
+    path = unquote(target.split("?", 1)[0].split("#", 1)[0])
+    for text in (target, path):
+        if (not text.startswith("/") or text.startswith("//") or "\\" in text
+                or any(c.isspace() or not c.isprintable() for c in text)):
+            return "/events"
     return target
 
 

@@ -34,7 +34,9 @@ TABLE_COLUMNS = ("time", "level", "request_id", "user", "message", "host")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 TRACE_MAX = 10_000
 HISTOGRAM_BUCKETS = 60
-_NEXT = re.compile(r"^(-?\d+)\.(\d+)(?:\.(.+))?$")
+_NEXT = re.compile(r"^(-?\d{1,20})\.(\d{1,20})(?:\.(.+))?$")
+_NEXT_MAX_CHARS = 300
+_EARLIEST_US, _END_US = -62_135_596_800_000_000, 253_402_300_800_000_000   # the years 1-9999
 
 
 def raw_filters(query: Mapping[str, str], also: tuple[str, ...] = ()) -> dict[str, str]:
@@ -68,10 +70,15 @@ def next_token(event: dict[str, Any]) -> str:
 
 
 def parse_next(text: str) -> tuple[int, int, str]:
+    """A token made by next_token: a time in the years 1-9999 and a seq that fits the store's
+    64-bit integers (a bigger number reached SQLite and answered 500)."""
     match = _NEXT.match(text)
-    if not match:
+    if not match or len(text) > _NEXT_MAX_CHARS:
+        raise UsageError(f"_next: {text[:_NEXT_MAX_CHARS]!r} is not a paging token from a previous page")
+    time_us, seq = int(match.group(1)), int(match.group(2))
+    if not (_EARLIEST_US <= time_us < _END_US and 0 <= seq < 2 ** 63):
         raise UsageError(f"_next: {text!r} is not a paging token from a previous page")
-    return int(match.group(1)), int(match.group(2)), match.group(3) or ""
+    return time_us, seq, match.group(3) or ""
 
 
 def page_links(query: Mapping[str, str], **changes: str | None) -> str:
@@ -152,9 +159,14 @@ async def histogram(collector: RunningCollector, caller: Caller, query: Mapping[
         for index, level, count in collector.histogram(spec, start, width, buckets):
             if 0 <= index < buckets:
                 counts[index][LEVEL_NAMES[level]] += count
-        return {"start": format_us(start), "end": format_us(start + width * buckets), "width_ms": width / 1000,
-                "buckets": [{"start": format_us(start + i * width), "counts": c} for i, c in enumerate(counts)]}
+        return {"start": _format(start), "end": _format(start + width * buckets), "width_ms": width / 1000,
+                "buckets": [{"start": _format(start + i * width), "counts": c} for i, c in enumerate(counts)]}
     return await asyncio.to_thread(compute)
+
+
+def _format(time_us: int) -> str:
+    """A bucket's edge; the last ones of a range ending in 9999 would be past what a time can say."""
+    return format_us(min(time_us, _END_US - 1))
 
 
 def columns_of(text: str | None) -> list[str]:

@@ -143,6 +143,28 @@ def test_console_parameters_are_checked_too(console, query, error):
     assert reply.status == 400 and reply.json()["error"].startswith(error)
 
 
+@pytest.mark.parametrize(("query", "error"), [
+    ("_next=99999999999999999999999.1", "_next: '99999999999999999999999.1' is not a paging token"),
+    ("_next=1.99999999999999999999", "_next: '1.99999999999999999999' is not a paging token"),
+    ("_next=" + "9" * 400 + ".1", "_next: '999"),
+])
+def test_out_of_range_paging_tokens_are_400_not_500(console, query, error):
+    for path in ("/api/v1/events", "/events"):
+        reply = api(console, "root").get(f"{path}?{query}")
+        assert reply.status == 400, (path, reply.status, reply.text[:300])
+        assert error in (reply.json()["error"] if path.startswith("/api/") else html.unescape(reply.text))
+    assert "Traceback" not in console.collector.log()
+
+
+@pytest.mark.parametrize("date", ["9999-12-31+23:59:59", "9999-12-31", "9999-12", "9999"])
+def test_the_last_dates_of_9999_are_an_empty_answer_not_500(console, date):
+    for path in ("/api/v1/events", "/api/v1/histogram", "/events"):
+        reply = api(console, "root").get(f"{path}?date={date}")
+        assert reply.status == 200, (path, reply.status, reply.text[:300])
+    assert api(console, "root").get(f"/api/v1/events?date={date}").json()["events"] == []
+    assert "Traceback" not in console.collector.log()
+
+
 def test_keyset_paging_walks_every_event_once_newest_first(console):
     client = api(console, "root")
     everything = client.get(f"/api/v1/events?limit=1000{APP}").json()["events"]
@@ -273,6 +295,20 @@ def test_sign_in_cookie_sign_out_and_slowed_failures(console):
     assert "denied web sign-in for unauthenticated peer: unknown token" in denials
     assert "denied web sign-in for web-1 (agent): role 'agent' may not use the console" in denials
     assert "guessed-4d1f7c" not in json.dumps(console.cli_events("--action", "audit/denied"))
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example/x", "/%09/evil.example/x", "/\\evil.example",
+                                    "/%5C%5Cevil.example", "/%2F/evil.example", "/\n/evil.example", "https://evil.example/"])
+def test_sign_in_goes_only_to_a_path_of_this_site(console, target):
+    """`next=/%09/evil.example/x` passed: a browser drops the tab and follows `//evil.example/x`."""
+    from urllib.parse import quote
+    page = Http(console.base).get("/signin?next=" + quote(target, safe=""))
+    assert page.status == 200 and '<input type="hidden" name="next" value="/events">' in page.text
+    reply = Http(console.base).post_form("/signin", {"token": console.tokens["audrey"], "next": target})
+    assert reply.status == 303 and reply.headers["Location"] == "/events"
+    # A path of this site with its query string still follows the sign-in.
+    reply = Http(console.base).post_form("/signin", {"token": console.tokens["audrey"], "next": "/status?x=a%20b"})
+    assert reply.headers["Location"] == "/status?x=a%20b"
 
 
 def test_security_headers_and_content_as_text(console):
