@@ -19,7 +19,8 @@ import jinja2
 from aiohttp import web
 
 from fleetlog.collector.config import ServerTlsConfig, WebConfig
-from fleetlog.collector.web import api, pages
+from fleetlog.collector.host_names import AllowedHosts
+from fleetlog.collector.web import api, hosts, pages
 from fleetlog.collector.web.auth import ConsoleAuth, Denied
 from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
 from fleetlog.common.errors import AuthError, ConfigError, StorageError, UsageError
@@ -84,8 +85,11 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault("Cache-Control", "no-store")
 
 
-def build_application(collector: RunningCollector, auth: ConsoleAuth) -> web.Application:
-    application = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+def build_application(collector: RunningCollector, auth: ConsoleAuth,
+                      allowed_hosts: AllowedHosts) -> web.Application:
+    # The Host check comes first: a rebound name gets nothing, not even a session.
+    application = web.Application(middlewares=[hosts.middleware(allowed_hosts), errors],
+                                  client_max_size=1024 * 1024)
     application[COLLECTOR_KEY] = collector
     application[AUTH_KEY] = auth
     application[TEMPLATES_KEY] = jinja2.Environment(
@@ -127,11 +131,20 @@ class WebConsole:
     def scheme(self) -> str:
         return "https" if self.tls is not None else "http"
 
+    def allowed_hosts(self) -> AllowedHosts:
+        try:
+            return AllowedHosts.for_console(self.config.listen, self.collector.node_name,
+                                                  self.tls.cert if self.tls is not None else None,
+                                                  self.config.allowed_hosts)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"collector.toml: tls.cert: cannot read the certificate's names for the console: "
+                              f"{exc}") from None
+
     async def start(self) -> None:
         host, _, port = self.config.listen.rpartition(":")
         host = host.strip("[]")
         context = _ssl_context(self.tls, self.auth.mtls) if self.tls is not None else None
-        application = build_application(self.collector, self.auth)
+        application = build_application(self.collector, self.auth, self.allowed_hosts())
         self.runner = web.AppRunner(application, access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, int(port), ssl_context=context)

@@ -412,7 +412,7 @@ def test_console_over_tls_sets_secure_cookies(cluster, tmp_path: pathlib.Path):
 
     from tests.certs import TestCA
     ca = TestCA(tmp_path / "ca")
-    server = ca.issue("collector-1", server=True, dns=["localhost"])
+    server = ca.issue("collector-1", server=True, dns=["localhost", "logs.internal.example"])
     console = start_console(cluster, tmp_path, agent_overrides={"tls": {"ca": str(ca.ca_path)}},
                             tls={"cert": server.cert, "key": server.key, "ca": str(ca.ca_path)})
     context = ssl.create_default_context(cafile=str(ca.ca_path))
@@ -420,6 +420,9 @@ def test_console_over_tls_sets_secure_cookies(cluster, tmp_path: pathlib.Path):
     reply = client.post_form("/signin", {"token": console.tokens["root"]})
     assert reply.status == 303 and "Secure" in reply.headers["Set-Cookie"]
     assert client.get("/api/v1/status").json()["collector"] == "collector-1"
+    # The certificate's names are the console's names too; another name is refused (DNS rebinding).
+    assert client.get("/api/v1/status", headers={"Host": "logs.internal.example:443"}).status == 200
+    assert client.get("/api/v1/status", headers={"Host": "attacker.example"}).status == 421
 
 
 def test_client_certificate_signs_in_with_its_tokens_file_role(cluster, tmp_path: pathlib.Path):
