@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from fleetlog.collector.auth_failures import AuthFailures
 from fleetlog.collector.denials import Denials
 from fleetlog.collector.evidence import Evidence
 from fleetlog.collector.filters import FilterSpec, build_filter_spec
@@ -34,11 +35,12 @@ from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
 class RunningCollector:
-    def __init__(self, *, authenticator: Authenticator, rejections: Rejections, intake: Intake, nodes: Nodes,
+    def __init__(self, *, authenticator: Authenticator, auth_failures: AuthFailures, rejections: Rejections, intake: Intake, nodes: Nodes,
                  own_events: OwnEvents, denials: Denials, query: QueryEngine, store: EventWriter,
                  followers: Followers, status: StatusReport, evidence: Evidence,
                  node_name: Callable[[], str], data_dir: str):
         self._authenticator = authenticator
+        self._auth_failures = auth_failures
         self._rejections = rejections
         self._intake = intake
         self._nodes = nodes
@@ -74,6 +76,14 @@ class RunningCollector:
         """Why a call with this metadata cannot be authenticated, or None when it may proceed."""
         return self._authenticator.refusal(metadata)
 
+    def failed_authentication(self, ip: str) -> None:
+        """Count a failed authentication from `ip` (collector/auth_failures.py)."""
+        self._auth_failures.failed(ip)
+
+    def authentication_retry_after(self, ip: str) -> float:
+        """Seconds during which `ip`'s credentials are refused unchecked (too many failures); 0: none."""
+        return self._auth_failures.retry_after(ip)
+
     # -- refusals and the audit ------------------------------------------------------------------
 
     def refuse(self, peer: str, reason: str, message: str) -> None:
@@ -85,10 +95,12 @@ class RunningCollector:
         self._rejections.count(reason)
 
     async def record_denial(self, caller: Caller | None, what: str, why: str,
-                            context: grpc.aio.ServicerContext | None, host: str = "", ip: str = "") -> None:
+                            context: grpc.aio.ServicerContext | None, host: str = "", ip: str = "",
+                            fields: dict[str, Any] | None = None) -> None:
         """Log and store (throttled) an `audit/denied` event: `what` was refused to `caller`
-        (None: not authenticated) because `why`. The peer is the gRPC `context`'s, else `ip`."""
-        await self._denials.record(caller, what, why, context, host, ip)
+        (None: not authenticated) because `why`. The peer is the gRPC `context`'s, else `ip`;
+        `fields` go into the event."""
+        await self._denials.record(caller, what, why, context, host, ip, fields)
 
     async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str],
                             via: str = "") -> None:

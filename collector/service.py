@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
 
+from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.identity import Caller, peer_ip
 from fleetlog.collector.ingest import BadBatch, Origin, decode_request
 from fleetlog.common.errors import AuthError, StorageError, UsageError
@@ -36,11 +38,23 @@ def filters_to_dict(filters: pb.Filters) -> dict[str, str]:
     return {key: getattr(filters, key) for key in _FILTER_KEYS if getattr(filters, key)}
 
 
+async def refuse_too_many_failures(collector: RunningCollector, context: grpc.aio.ServicerContext,
+                                   what: str) -> None:
+    """RESOURCE_EXHAUSTED, unchecked, while the peer's address has too many failed
+    authentications (collector/auth_failures.py); nothing when it has not."""
+    wait = collector.authentication_retry_after(peer_ip(context))
+    if wait:
+        await collector.record_denial(None, what, TOO_MANY_FAILURES, context)
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{TOO_MANY_FAILURES}; try again in {math.ceil(wait)} s")
+
+
 async def _authenticate(collector: RunningCollector, context: grpc.aio.ServicerContext, what: str,
                         claimed: str = "") -> Caller:
+    await refuse_too_many_failures(collector, context, what)
     try:
         return collector.authenticate(context, claimed)
     except AuthError as exc:
+        collector.failed_authentication(peer_ip(context))
         await collector.record_denial(None, what, str(exc), context)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         raise  # abort raises; this keeps type checkers content

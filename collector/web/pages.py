@@ -80,6 +80,8 @@ async def signin(request: web.Request) -> web.StreamResponse:
     try:
         caller = auth.sign_in(str(form.get("token", "")).strip(), request)
     except (AuthError, Denied) as exc:
+        if isinstance(exc, AuthError):
+            collector_of(request).failed_authentication(request.remote or "")
         await collector_of(request).record_denial(getattr(exc, "caller", None), "web sign-in", str(exc), None,
                                                   ip=request.remote or "")
         await auth.slow_down(request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pathlib
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -18,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
+from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.config import ServerTlsConfig, WebConfig
 from fleetlog.collector.host_names import AllowedHosts
 from fleetlog.collector.web import api, hosts, pages
-from fleetlog.collector.web.auth import ConsoleAuth, Denied
+from fleetlog.collector.web.auth import COOKIE, ConsoleAuth, Denied
 from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
 from fleetlog.common.errors import AuthError, ConfigError, StorageError, UsageError
 
@@ -51,11 +53,32 @@ def _error(request: web.Request, status: int, message: str) -> web.StreamRespons
     return pages.render_error(request, status, message)
 
 
+def _operation(request: web.Request) -> tuple[str, dict[str, str]]:
+    """What a denial names: the route's pattern (`/api/v1/trace/{request_id}`), so that varying
+    the path does not make each request a new denial; the raw path goes into its fields."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    return f"web {request.method} {route}", {"path": request.path[:200]}
+
+
+def _carries_credentials(request: web.Request) -> bool:
+    return ("Authorization" in request.headers or COOKIE in request.cookies
+            or (request.method == "POST" and request.path == "/signin"))
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Domain errors become HTTP statuses with one-line messages (the CLI's own for filters);
-    never a traceback."""
+    never a traceback. An address with too many failed authentications gets 429 for anything
+    that carries credentials, unchecked (collector/auth_failures.py)."""
     collector = collector_of(request)
+    ip = request.remote or ""
+    if _carries_credentials(request) and (wait := collector.authentication_retry_after(ip)):
+        what, fields = _operation(request)
+        await collector.record_denial(None, what, TOO_MANY_FAILURES, None, ip=ip, fields=fields)
+        response = _error(request, 429, f"{TOO_MANY_FAILURES}; try again in {math.ceil(wait)} s")
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     try:
         return await handler(request)
     except NotSignedIn:
@@ -64,12 +87,13 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
                                      status=401, headers={"WWW-Authenticate": 'Bearer realm="fleetlog"'})
         return web.Response(status=302, headers={"Location": pages.signin_url(request)})
     except AuthError as exc:
-        await collector.record_denial(None, f"web {request.method} {request.path}", str(exc), None,
-                                      ip=request.remote or "")
+        collector.failed_authentication(ip)
+        what, fields = _operation(request)
+        await collector.record_denial(None, what, str(exc), None, ip=ip, fields=fields)
         return _error(request, 401, str(exc))
     except Denied as exc:
-        await collector.record_denial(exc.caller, f"web {request.method} {request.path}", str(exc), None,
-                                      ip=request.remote or "")
+        what, fields = _operation(request)
+        await collector.record_denial(exc.caller, what, str(exc), None, ip=ip, fields=fields)
         return _error(request, 403, str(exc))
     except UsageError as exc:
         return _error(request, 400, str(exc))
