@@ -170,8 +170,9 @@ class Authenticator:
         """The holder of a verified client certificate named `name` (CN or first DNS SAN)."""
         entry = self.roles_by_name.get(name)
         if entry is None:
-            # A certificate identifies a node: it may ingest, not read.
-            return Caller(name, "agent", ip, None, "mtls")
+            # A certificate identifies a node: it may ingest, not read, and — like an agent token
+            # that lists none — only into "default": never every namespace by omission.
+            return Caller(name, "agent", ip, ("default",), "mtls")
         return Caller(name, entry.role, ip, _namespaces(entry), "mtls")
 
     def authenticate(self, context: grpc.aio.ServicerContext, claimed_name: str = "") -> Caller:
