@@ -22,7 +22,7 @@ from fleetlog.collector.denials import Denials
 from fleetlog.collector.evidence import Evidence
 from fleetlog.collector.filters import FilterSpec, build_filter_spec
 from fleetlog.collector.follow import Followers
-from fleetlog.collector.identity import Authenticator, Caller
+from fleetlog.collector.identity import Authenticator, Caller, note_namespace
 from fleetlog.collector.ingest import Origin
 from fleetlog.collector.intake import Admitted, Committed, Intake
 from fleetlog.collector.nodes import Nodes
@@ -108,9 +108,11 @@ class RunningCollector:
         than gRPC ("web"). Raises StorageError when it cannot be stored: refuse the search then."""
         await self._own_events.record_search(caller, purpose, raw_filters, via)
 
-    async def add_note(self, caller: Caller, text: str) -> tuple[int, str]:
-        """Store a note (`Admin.EventLog.Note`); its seq and event id. Raises StorageError."""
-        return await self._own_events.add_note(caller, text)
+    async def add_note(self, caller: Caller, text: str, namespace: str = "") -> tuple[int, str]:
+        """Store a note (`Admin.EventLog.Note`) in `namespace`, or the caller's own (see
+        identity.note_namespace); its seq and event id. Raises UsageError, NamespaceRefused,
+        StorageError."""
+        return await self._own_events.add_note(caller, text, note_namespace(caller, namespace))
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -180,9 +182,11 @@ class RunningCollector:
         cursor past it."""
         return self._followers.pages(spec, cursor)
 
-    async def status(self) -> pb.StatusReply:
-        """The collector, its cluster, nodes, forwarders and store, as `fleetlog status` shows."""
-        return await self._status.build()
+    async def status(self, caller: Caller | None = None) -> pb.StatusReply:
+        """The collector, its cluster, nodes, forwarders and store, as `fleetlog status` shows;
+        for a namespace role only its namespaces' nodes (collector/status.py). None: the
+        collector's own use (a bundle's manifest takes its name and version)."""
+        return await self._status.build(caller)
 
     async def chain_status(self) -> dict[str, Any]:
         """The chain head and the newest signed checkpoint (head_seq, head_link_hex,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
-from fleetlog.collector.identity import Caller, peer_ip
+from fleetlog.collector.identity import Caller, NamespaceRefused, peer_ip
 from fleetlog.collector.ingest import BadBatch, Origin, decode_request
 from fleetlog.common.errors import AuthError, StorageError, UsageError
 from fleetlog.common.event import to_json
@@ -236,8 +236,8 @@ class QueryService(pb_grpc.QueryServicer):
                                cursor_json=json.dumps(past))
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):
-        await self._reader(context, "status")
-        return await self.collector.status()
+        caller = await self._reader(context, "status")
+        return await self.collector.status(caller)
 
     async def Evidence(self, request: pb.EvidenceRequest, context: grpc.aio.ServicerContext):
         await self._reader(context, "evidence")
@@ -256,7 +256,12 @@ class AdminService(pb_grpc.AdminServicer):
         if not request.text.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "note text is empty")
         try:
-            seq, event_id = await self.collector.add_note(caller, request.text)
+            seq, event_id = await self.collector.add_note(caller, request.text, request.namespace)
+        except UsageError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NamespaceRefused as exc:
+            await self.collector.record_denial(caller, "note", str(exc), context)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except StorageError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store the note: {exc}")
         return pb.NoteReply(seq=seq, id=event_id)

@@ -136,7 +136,7 @@ async def trace(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     caller = require_caller(request)
-    return render(request, "status.html", caller=caller, st=await queries.status(collector_of(request)))
+    return render(request, "status.html", caller=caller, st=await queries.status(collector_of(request), caller))
 
 
 async def notes(request: web.Request) -> web.StreamResponse:

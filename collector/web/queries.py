@@ -180,18 +180,21 @@ def columns_of(text: str | None) -> list[str]:
     return columns
 
 
-async def status(collector: RunningCollector) -> dict[str, Any]:
-    """The collector, its nodes (with clock skew), forwarders, storage and the signed chain."""
-    reply = await collector.status()
-    chain = await collector.chain_status()
+async def status(collector: RunningCollector, caller: Caller) -> dict[str, Any]:
+    """The collector, its nodes (with clock skew), forwarders, storage and the signed chain; for a
+    namespace role its nodes only, the global parts null (`scoped`: true)."""
+    reply = await collector.status(caller)
+    scoped = reply.scoped
+    chain = {} if scoped else await collector.chain_status()
     checkpoint = json.loads(chain["checkpoint_json"]) if chain.get("checkpoint_json") else None
     if checkpoint:
         checkpoint["time_rfc3339"] = format_us(int(checkpoint["time"]))
     return {
         "collector": reply.collector, "version": reply.version, "uptime_seconds": round(reply.uptime_seconds, 1),
-        "storage_bytes": reply.storage_bytes, "event_count": reply.event_count, "last_seq": reply.last_seq,
+        "scoped": scoped, "storage_bytes": None if scoped else reply.storage_bytes,
+        "event_count": None if scoped else reply.event_count, "last_seq": None if scoped else reply.last_seq,
         "next_purge": format_us(int(reply.next_purge * 1e6)) if reply.next_purge else None,
-        "chain_head": {"seq": chain.get("head_seq", 0), "link": chain.get("head_link_hex", "")},
+        "chain_head": None if scoped else {"seq": chain.get("head_seq", 0), "link": chain.get("head_link_hex", "")},
         "last_checkpoint": checkpoint,
         "nodes": [{"name": n.name, "ip": n.ip, "connected": n.connected,
                    "last_seen": format_us(int(n.last_seen * 1e6)) if n.last_seen else None,

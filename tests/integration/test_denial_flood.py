@@ -45,7 +45,7 @@ def test_200_bad_tokens_on_varying_paths_store_five_denials_and_count_the_rest(c
     paths = [lambda i: f"/api/v1/trace/guess-{i}", lambda i: f"/trace/guess-{i}", lambda i: f"/api/v1/events?user=u{i}"]
     statuses = []
     for i in range(200):
-        status, headers, body = _get_from("127.0.0.2", port, paths[i % 3](i), f"bad-token-{i}")
+        status, headers, _body = _get_from("127.0.0.2", port, paths[i % 3](i), f"bad-token-{i}")
         statuses.append(status)
         if status == 429:
             assert 1 <= int(headers["Retry-After"]) <= 60

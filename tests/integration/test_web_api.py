@@ -18,7 +18,7 @@ import urllib.request
 import openpyxl
 import pytest
 
-from tests.harness import Cluster, free_port, run_cli, wait_for
+from tests.harness import Cluster, free_port, run_cli, search_json, wait_for
 from tests.web_console import (
     PAY_LINES,
     WEB1_LINES,
@@ -492,3 +492,99 @@ def test_status_shows_each_forwarders_last_error_and_keeps_it_after_recovery(clu
         with conn:
             [ok] = wait_for(lambda: (f := status()) and f[0]["state"] == "ok" and f, 30, "the forwarder recovered")
     assert ok["last_error"] == failing["last_error"] and ok["last_error_at"] == failing["last_error_at"]
+
+
+# -- namespace isolation ---------------------------------------------------------------------------
+
+def test_status_shows_a_namespace_role_only_its_nodes_and_nothing_global(console):
+    """Status (page, API and gRPC) showed a namespace role every node, global counts and forwarder
+    errors."""
+    data = api(console, "payaud").get("/api/v1/status").json()
+    assert [n["name"] for n in data["nodes"]] == ["pay-1"]
+    assert data["scoped"] is True and data["collector"] == "collector-1"
+    assert (data["storage_bytes"], data["event_count"], data["last_seq"], data["chain_head"],
+            data["last_checkpoint"], data["forwarders"]) == (None, None, None, None, None, [])
+    page = api(console, "payaud").get("/status").text
+    assert "pay-1" in page and "web-1" not in page and "chain head" not in page
+    assert [n["name"] for n in api(console, "defaud").get("/api/v1/status").json()["nodes"]] == ["web-1", "web-2"]
+    # Over gRPC (`fleetlog status`) the same.
+    result = run_cli("--collector", console.collector.address, "--token-file", console.token_files["payaud"],
+                     "status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout)
+    assert [n["name"] for n in reply["nodes"]] == ["pay-1"] and reply["scoped"] is True
+    assert "event_count" not in reply and "forwarders" not in reply and "collectors" not in reply
+    text = run_cli("--collector", console.collector.address, "--token-file", console.token_files["payaud"],
+                   "status").stdout
+    assert "only admin and auditor see the whole store" in text and "web-1" not in text
+    # Admin and auditor see everything.
+    whole = api(console, "audrey").get("/api/v1/status").json()
+    assert whole["scoped"] is False and whole["event_count"] >= 9 and len(whole["nodes"]) == 3
+
+
+def test_the_collectors_audit_trail_is_out_of_reach_of_namespace_roles(console):
+    """Collector-made events went to `default`: a role on default read everyone's audit trail,
+    other users' filter values included."""
+    assert api(console, "payaud").get("/api/v1/events?user=secret-guess-31").status == 200
+    for who in ("defaud", "payaud", "both"):
+        client = api(console, who)
+        for action in ("audit/search", "audit/denied", "Collector.Start"):
+            assert client.get(f"/api/v1/events?action={action}").json()["events"] == [], (who, action)
+        assert "secret-guess-31" not in client.get("/api/v1/events?limit=1000").text
+    audits = console.cli_events("--action", "audit/search", "--user", "payaud")
+    assert audits and {e["namespace"] for e in audits} == {"_collector"}
+    assert api(console, "audrey").get("/api/v1/events?namespace=_collector&action=audit/search&user=payaud"
+                                      ).json()["events"]
+
+
+def test_a_note_lands_in_its_authors_namespace(console):
+    """A namespace-admin's note landed in `default`."""
+    reply = api(console, "payadm").post_json("/api/v1/notes", {"text": "payments checked"})
+    assert reply.status == 201, reply.text
+    [note] = [e for e in console.cli_events("--action", "Admin.EventLog.Note", "--user", "payadm")]
+    assert (note["namespace"], note["seq"]) == ("payments", reply.json()["seq"])
+    assert [e["message"] for e in api(console, "payaud").get("/api/v1/events?action=Admin.EventLog.Note"
+                                                              ).json()["events"]] == ["payments checked"]
+    assert "payments checked" not in api(console, "defaud").get("/api/v1/events?action=Admin.EventLog.Note").text
+    # A namespace the author does not hold, or the collector's own: refused and audited.
+    reply = api(console, "payadm").post_json("/api/v1/notes", {"text": "x", "namespace": "default"})
+    assert reply.status == 403 and reply.json() == {"error": "may not write notes into namespace 'default'"}
+    reply = api(console, "root").post_json("/api/v1/notes", {"text": "x", "namespace": "_collector"})
+    assert reply.status == 403 and "_collector" in reply.json()["error"]
+    # Several namespaces: the note names one.
+    reply = api(console, "both").post_json("/api/v1/notes", {"text": "x"})
+    assert reply.status == 400 and reply.json()["error"] == (
+        "namespace: both holds several namespaces (default, payments); name the note's")
+    assert api(console, "both").post_json("/api/v1/notes", {"text": "both: payments",
+                                                              "namespace": "payments"}).status == 201
+    # An admin's note goes to default unless it names another; the CLI names it with --namespace.
+    assert api(console, "root").post_json("/api/v1/notes", {"text": "root note"}).status == 201
+    result = run_cli("--collector", console.collector.address, "--token-file", console.token_files["root"],
+                     "note", "--namespace", "payments", "root about payments")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("--collector", console.collector.address, "--token-file", console.token_files["payadm"],
+                     "note", "--namespace", "default", "sneaky")
+    assert result.returncode == 1 and "may not write notes into namespace 'default'" in result.stderr
+    placed = {e["message"]: e["namespace"] for e in console.cli_events("--action", "Admin.EventLog.Note")}
+    assert placed["root note"] == "default" and placed["root about payments"] == "payments"
+    assert placed["both: payments"] == "payments" and "sneaky" not in placed
+
+
+def test_nobody_writes_the_collectors_namespace_and_no_token_holds_it(cluster, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write = tmp_path / "logs" / "app.log"
+    write.write_text("2025-12-01T10:00:00Z INFO Collector.Start forged\n")
+    collector = cluster.collector()   # trusted loopback: an agent may write any namespace but this one
+    cluster.agent("forger", [collector], [{"type": "file", "paths": [str(write)]}], namespace="_collector")
+    wait_for(lambda: collector.metric("fleetlog_collector_events_dropped_total", {"reason": "namespace_denied"}) == 1,
+             30, "the forged event refused")
+    assert search_json(collector, "--host", "forger") == []
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('[[tokens]]\nname = "x"\nsha256 = "' + "0" * 64 + '"\nrole = "namespace-auditor"\n'
+                      'namespaces = ["_collector"]\n')
+    bad = cluster.collector("collector-2", start=False, tokens_file=str(tokens))
+    bad.start()
+    assert bad.process.wait(30) == 2
+    assert ("tokens[0].namespaces: '_collector' holds the collector's own events, which only admin and auditor "
+            "read; no token may list it") in bad.log()
