@@ -197,7 +197,7 @@ class WebConfig:
     def validate(self) -> None:
         from fleetlog.collector.host_names import host_name_problem
         _host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()):
             raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
         if not 60 <= self.session_lifetime <= 30 * 86400:
             raise FieldError("session_lifetime", "must be between 1m and 30d")
@@ -231,7 +231,7 @@ class CollectorConfig:
 
     def validate(self) -> None:
         _host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()):
             raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
         problem = self.listen_policy_problem()
         if problem:

@@ -55,11 +55,11 @@ def host_of_header(value: str) -> str | None:
     text = value.strip()
     if text.startswith("["):
         inside, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit())):
             return None
         return _ip(inside)
     name, colon, port = text.rpartition(":")
-    if colon and port.isdigit() and ":" not in name:
+    if colon and port.isascii() and port.isdigit() and ":" not in name:
         text = name
     elif ":" in text:
         return None

@@ -106,7 +106,7 @@ async def follow(request: web.Request) -> web.StreamResponse:
     if resume.startswith("{"):
         cursor_json = resume
     elif resume:
-        if not resume.isdigit():
+        if not (resume.isascii() and resume.isdigit()):
             raise UsageError(f"after_seq: expected a sequence number, got {resume!r}")
         after_seq = int(resume)
     cursor = await collector.follow_start(after_seq, cursor_json)

@@ -49,10 +49,15 @@ def raw_filters(query: Mapping[str, str], also: tuple[str, ...] = ()) -> dict[st
     return {key: query[key].strip() for key in FILTER_KEYS if query.get(key, "").strip()}
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²", which int() refuses (a 500 before)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_limit(text: str | None) -> int:
     if not text:
         return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not _is_number(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise UsageError(f"limit: expected a number from 1 to {MAX_LIMIT}, got {text!r}")
     return int(text)
 
@@ -142,7 +147,7 @@ async def histogram(collector: RunningCollector, caller: Caller, query: Mapping[
     spec = collector.filter_spec(raw, caller)
     buckets = HISTOGRAM_BUCKETS
     if query.get("buckets"):
-        if not query["buckets"].isdigit() or not 1 <= int(query["buckets"]) <= 500:
+        if not _is_number(query["buckets"]) or not 1 <= int(query["buckets"]) <= 500:
             raise UsageError(f"buckets: expected a number from 1 to 500, got {query['buckets']!r}")
         buckets = int(query["buckets"])
 

@@ -156,6 +156,18 @@ def test_out_of_range_paging_tokens_are_400_not_500(console, query, error):
     assert "Traceback" not in console.collector.log()
 
 
+@pytest.mark.parametrize(("path", "error"), [
+    ("/api/v1/events?limit=%C2%B2", "limit: expected a number from 1 to 1000, got '²'"),
+    ("/api/v1/histogram?buckets=%C2%B2", "buckets: expected a number from 1 to 500, got '²'"),
+    ("/api/v1/follow?after_seq=%C2%B2", "after_seq: expected a sequence number, got '²'"),
+])
+def test_digits_that_are_not_numbers_are_400(console, path, error):
+    """`²` passed str.isdigit() and then failed int(): a 500 with a traceback."""
+    reply = api(console, "root").get(path)
+    assert (reply.status, reply.json()) == (400, {"error": error})
+    assert "Traceback" not in console.collector.log()
+
+
 @pytest.mark.parametrize("date", ["9999-12-31+23:59:59", "9999-12-31", "9999-12", "9999"])
 def test_the_last_dates_of_9999_are_an_empty_answer_not_500(console, date):
     for path in ("/api/v1/events", "/api/v1/histogram", "/events"):

@@ -45,3 +45,10 @@ def test_good_allowed_hosts_load():
     config = build_config(CollectorConfig, {"web": {"allowed_hosts": ["logs.example.com", "*.corp.example",
                                                                       "10.0.0.5", "[fd00::1]"]}}, "collector.toml")
     assert config.web.allowed_hosts == ("logs.example.com", "*.corp.example", "10.0.0.5", "[fd00::1]")
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:²", "127.0.0.1:"])
+def test_a_listen_port_must_be_ascii_digits(listen):
+    with pytest.raises(ConfigError) as info:
+        build_config(CollectorConfig, {"web": {"listen": listen}}, "collector.toml")
+    assert str(info.value) == f"collector.toml: web.listen: expected HOST:PORT, got {listen!r}"
