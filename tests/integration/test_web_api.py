@@ -569,6 +569,9 @@ def test_a_note_lands_in_its_authors_namespace(console):
         "namespace: both holds several namespaces (default, payments); name the note's")
     assert api(console, "both").post_json("/api/v1/notes", {"text": "both: payments",
                                                               "namespace": "payments"}).status == 201
+    page = api(console, "both").get("/events").text   # the page offers the author's namespaces
+    assert '<option value="default">default</option><option value="payments">payments</option>' in page
+    assert 'id="note-namespace"' not in api(console, "payadm").get("/events").text
     # An admin's note goes to default unless it names another; the CLI names it with --namespace.
     assert api(console, "root").post_json("/api/v1/notes", {"text": "root note"}).status == 201
     result = run_cli("--collector", console.collector.address, "--token-file", console.token_files["root"],
