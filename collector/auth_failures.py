@@ -15,7 +15,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-AUTH_FAILURE_LIMIT = 10
+# 30 a minute: an agent with a wrong token retries at most every 5 s (12 a minute), so even two
+# of them behind one address do not lock out the others there; a guesser gets 30 tries a minute.
+AUTH_FAILURE_LIMIT = 30
 AUTH_FAILURE_WINDOW = 60.0
 TOO_MANY_FAILURES = "too many failed authentications from this address"
 # Bounded memory whatever the number of addresses: past this, addresses without a failure in the

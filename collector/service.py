@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -45,7 +44,8 @@ async def refuse_too_many_failures(collector: RunningCollector, context: grpc.ai
     wait = collector.authentication_retry_after(peer_ip(context))
     if wait:
         await collector.record_denial(None, what, TOO_MANY_FAILURES, context)
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{TOO_MANY_FAILURES}; try again in {math.ceil(wait)} s")
+        # One text whatever the wait: an agent logs a refusal once per distinct reason.
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{TOO_MANY_FAILURES}; try again within a minute")
 
 
 async def _authenticate(collector: RunningCollector, context: grpc.aio.ServicerContext, what: str,
