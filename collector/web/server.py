@@ -76,9 +76,11 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
     if _carries_credentials(request) and (wait := collector.authentication_retry_after(ip)):
         what, fields = _operation(request)
         await collector.record_denial(None, what, TOO_MANY_FAILURES, None, ip=ip, fields=fields)
-        response = _error(request, 429, f"{TOO_MANY_FAILURES}; try again in {math.ceil(wait)} s")
-        response.headers["Retry-After"] = str(math.ceil(wait))
-        return response
+        # Plain text for pages too: the error page would look at the credentials to show who is asking.
+        message, headers = f"{TOO_MANY_FAILURES}; try again in {math.ceil(wait)} s", {"Retry-After": str(math.ceil(wait))}
+        if _is_api(request):
+            return web.json_response({"error": message}, status=429, headers=headers)
+        return web.Response(status=429, text=message + "\n", headers=headers)
     try:
         return await handler(request)
     except NotSignedIn:
