@@ -69,6 +69,11 @@ class Connection:
                 for text in page.events_json:
                     yield json.loads(text)
 
+    def bundle(self, request: pb.SearchRequest) -> Iterator[pb.BundlePage]:
+        """The pages of one Bundle: masked events.jsonl lines, the last page the evidence."""
+        with self.channel() as channel:
+            yield from self.query(channel).Bundle(request, metadata=self.metadata)
+
 
 @contextlib.contextmanager
 def translate_errors(address: str) -> Iterator[None]:

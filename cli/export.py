@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import pathlib
@@ -18,15 +17,16 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any, Self, TextIO
 
 from fleetlog.cli.client import Connection
 from fleetlog.cli.filters import filter_options, filters_from_args
-from fleetlog.common.errors import UsageError
+from fleetlog.common.errors import FleetlogError, UsageError
 from fleetlog.common.event import FIELD_NAMES
-from fleetlog.common.export.bundle import BundleStats, add_bytes, build_manifest, write_masked
+from fleetlog.common.export.bundle import BundleStats, Digests, add_bytes, build_manifest, write_lines
 from fleetlog.common.export.columns import TABLE_COLUMNS, parse_columns
-from fleetlog.common.export.writers import EXPORTERS
+from fleetlog.common.export.writers import EXPORTERS, PDF_MAX_ROWS, PDF_TOO_MANY_ROWS
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
@@ -135,10 +135,19 @@ def run_export(args: argparse.Namespace) -> int:
     columns = parse_columns(args.columns, TABLE_COLUMNS if args.format == "pdf" else FIELD_NAMES)
     conn = Connection.from_args(args)
     filters = filters_from_args(args)
-    request = pb.SearchRequest(filters=filters, limit=args.limit, order="asc", purpose="export")
+    limit = args.limit
+    if args.format == "pdf" and not 0 < limit <= PDF_MAX_ROWS:
+        limit = PDF_MAX_ROWS + 1   # one more tells that more match
+    request = pb.SearchRequest(filters=filters, limit=limit, order="asc", purpose="export")
     progress = Progress(f"export {args.format}")
     with AtomicFile(args.out) as out:
-        events = conn.search(request)
+        events: Iterator[dict[str, Any]] = conn.search(request)
+        if args.format == "pdf":
+            # Counted before a page is rendered: refused at once rather than after minutes.
+            held = list(events)
+            if len(held) > PDF_MAX_ROWS:
+                raise UsageError(PDF_TOO_MANY_ROWS)
+            events = iter(held)
         first = next(events, None)   # the collector validates the filters before any file is written
         exporter = EXPORTERS[args.format](out.temp, columns, filters=describe_filters(filters),
                                           collector=conn.address)
@@ -173,6 +182,30 @@ def bundle_filters(args: argparse.Namespace) -> pb.Filters:
     return filters
 
 
+class BundleStream:
+    """The lines of a Bundle stream as (event, line, masked), and the evidence of its last page."""
+
+    def __init__(self, pages: Iterator[pb.BundlePage]):
+        self.pages = pages
+        self.evidence: pb.EvidenceReply | None = None
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], str, bool]]:
+        for page in self.pages:
+            for line, masked in zip(page.lines, page.masked, strict=True):
+                yield json.loads(line), line, masked
+            if page.HasField("evidence"):
+                self.evidence = page.evidence
+
+    def attested(self, digests: Digests) -> pb.EvidenceReply:
+        """The evidence, once its attestation is found to sign exactly the lines received."""
+        if self.evidence is None or not self.evidence.bundle_attestation_json:
+            raise FleetlogError("the collector's bundle ended without its signed attestation")
+        signed = json.loads(self.evidence.bundle_attestation_json)
+        if (signed.get("digests_sha256"), signed.get("events")) != (digests.hexdigest(), digests.lines):
+            raise FleetlogError("the collector's attestation does not match the events received")
+        return self.evidence
+
+
 def run_bundle(args: argparse.Namespace) -> int:
     conn = Connection.from_args(args)
     filters = bundle_filters(args)
@@ -181,10 +214,10 @@ def run_bundle(args: argparse.Namespace) -> int:
     progress = Progress("bundle")
     if not args.compress:
         if not args.out_file:
-            write_masked(conn.search(request), sys.stdout, stats, progress)
+            write_lines(BundleStream(conn.bundle(request)), sys.stdout, stats, progress)
             return 0
         with AtomicFile(args.out_file) as out, open(out.temp, "w", encoding="utf-8") as handle:
-            write_masked(conn.search(request), handle, stats, progress)
+            write_lines(BundleStream(conn.bundle(request)), handle, stats, progress)
         progress.done()
         sys.stderr.write(f"bundled {stats.events} events ({stats.masked} with secrets masked) to {args.out_file}\n")
         return 0
@@ -195,17 +228,14 @@ def run_bundle(args: argparse.Namespace) -> int:
     digests_file = AtomicFile(target + ".digests")
     try:
         with out:
+            # The collector writes the lines and signs the digests it computed over them; the
+            # same digests computed here must match, or the bundle is not written.
+            stream = BundleStream(conn.bundle(request))
             with open(events_file.temp, "w", encoding="utf-8") as handle, \
-                    open(digests_file.temp, "w", encoding="ascii") as digests:
-                write_masked(conn.search(request), handle, stats, progress, digests)
-            with open(digests_file.temp, "rb") as digests:
-                digests_sha256 = hashlib.file_digest(digests, "sha256").hexdigest()
+                    open(digests_file.temp, "w", encoding="ascii") as digests_out:
+                evidence = stream.attested(write_lines(stream, handle, stats, progress, digests_out))
             with conn.channel() as channel:
-                query = conn.query(channel)
-                status = query.Status(pb.StatusRequest(), metadata=conn.metadata)
-                # The collector signs what this bundle holds (common/bundle_attestation.py).
-                evidence = query.Evidence(pb.EvidenceRequest(bundle_digests_sha256=digests_sha256,
-                                                             bundle_events=stats.events), metadata=conn.metadata)
+                status = conn.query(channel).Status(pb.StatusRequest(), metadata=conn.metadata)
             manifest = build_manifest(conn, filters, stats, status, evidence)
             with tarfile.open(out.temp, "w:gz") as tar:
                 tar.add(events_file.temp, arcname="events.jsonl")

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from fleetlog.common.export.columns import TABLE_COLUMNS, cell
+from fleetlog.common.export.columns import TABLE_COLUMNS, cell, csv_cell
 
 
 def print_table(events: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
@@ -37,8 +37,9 @@ def write_json_lines(events: Iterable[dict[str, Any]], out: TextIO = sys.stdout)
 class CsvWriter:
     def __init__(self, out: TextIO, columns: Iterable[str]):
         self.columns = list(columns)
-        self.writer = csv.writer(out)
+        self.writer = csv.writer(out, quoting=csv.QUOTE_ALL)
         self.writer.writerow(self.columns)
 
     def write(self, event: dict[str, Any]) -> None:
-        self.writer.writerow([cell(event.get(c)) for c in self.columns])
+        # The same spreadsheet-safe cells as `fleetlog export --format csv` (common/export/columns.py).
+        self.writer.writerow([csv_cell(event.get(c)) for c in self.columns])

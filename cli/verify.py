@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     verify.add_argument("--db", metavar="PATH", help="a collector data_dir, a copy of one, or its events.db")
     verify.add_argument("--dsn", metavar="DSN", help="a PostgreSQL cluster store: checks every collector's chain")
     verify.add_argument("--public-key", metavar="F", action="append",
-                        help="the collector's signing.pub (PEM); with --dsn, one per collector (repeat the flag)")
+                        help="the collector's signing.pub (PEM); with --dsn, one per collector (repeat the flag); "
+                             "with --bundle, the key(s) the bundle must be signed with")
     verify.add_argument("--bundle", metavar="FILE", help="a .tar.gz written by `fleetlog bundle --compress`")
     verify.set_defaults(handler=run_verify)
 
@@ -42,11 +43,9 @@ def run_verify(args: argparse.Namespace) -> int:
     sources = [flag for flag, value in (("--bundle", args.bundle), ("--db", args.db), ("--dsn", args.dsn)) if value]
     if len(sources) > 1:
         raise UsageError(f"give one of --bundle FILE, --db PATH or --dsn DSN, not {' and '.join(sources)}")
-    if args.bundle and args.public_key:
-        raise UsageError("give either --bundle FILE or --db PATH --public-key F, not both")
     if args.bundle:
         from fleetlog.common.verify_bundle import verify_bundle
-        return _print(verify_bundle(args.bundle))
+        return _print(verify_bundle(args.bundle, [_public_key(path) for path in args.public_key or []]))
     from fleetlog.collector.store import verify_store
     if args.dsn:
         return _print(verify_store("postgresql", args.dsn, [_public_key(path) for path in args.public_key or []]))

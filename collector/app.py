@@ -19,6 +19,7 @@ from fleetlog.collector.classify import Classifier
 from fleetlog.collector.cluster import Membership
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.denials import Denials
+from fleetlog.collector.event_times import TimePolicy
 from fleetlog.collector.evidence import Evidence
 from fleetlog.collector.follow import Followers
 from fleetlog.collector.forward.forwarding import Forwarding
@@ -105,7 +106,7 @@ class CollectorApp:
         intake = Intake(budget=EventBudget(config.ingest.max_pending_events, config.ingest.max_pending_bytes),
                         limits=IngestLimits(config.ingest.max_message_bytes, config.ingest.max_batch_events),
                         classifier=lambda: self.classifier, writer=self.writer, nodes=nodes, metrics=metrics,
-                        denials=denials)
+                        denials=denials, times=TimePolicy.of(config))
         status = StatusReport(query=query, store=store, metrics=metrics, nodes=nodes, membership=self.membership,
                               retention=self.retention, forwarding=self.forwarding, node_name=node_name,
                               started_at=self.started_at)

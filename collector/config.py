@@ -66,6 +66,10 @@ class StorageConfig:
     # as many threads at once (one chain, one commit record; docs/storage-model.md §5). 2 measured
     # best on 2 cores, end to end and collector alone (docs/benchmarks.md); 1 suits one core.
     writer_shards: int | None = None     # unset: DEFAULT_WRITER_SHARDS (2; 1 on one core) with SQLite
+    # A search, chart or follow read that works this long without producing its next page of
+    # results is stopped with a "narrow it" error (SQLite: a progress handler; PostgreSQL:
+    # statement_timeout), so no reader's query holds a worker thread and the store for long.
+    query_timeout: Duration = 10.0
 
     def __post_init__(self) -> None:
         # The effective count, so --check-config shows what the store will use (PostgreSQL keeps
@@ -78,6 +82,8 @@ class StorageConfig:
             raise FieldError("partition_period", "must be a finite duration of at least 1m")
         if self.writer_shards is not None and not 1 <= self.writer_shards <= 16:
             raise FieldError("writer_shards", "must be between 1 and 16")
+        if not 0.1 <= self.query_timeout <= 3600:
+            raise FieldError("query_timeout", "must be between 100ms and 1h")
         if self.backend == "postgresql":
             if self.partition_period != 86400.0:
                 raise FieldError("partition_period", 'PostgreSQL partitions by day: leave it at "1d"')
@@ -174,11 +180,21 @@ class IngestConfig:
     max_pending_events: int = 20_000                 # received, not yet committed, all agents
     max_pending_bytes: Size = 32 * 1024 * 1024
     max_streams_per_connection: int = 8
+    # Event times a peer may set (collector/event_times.py): older or further ahead than these
+    # get the time the batch was received; a batch may span this many partition periods
+    # besides the current one (each new period is a new partition file or table).
+    max_event_age: Duration = 10 * 365 * 86400.0
+    max_future_skew: Duration = 3600.0
+    max_batch_periods: int = 32
 
     def validate(self) -> None:
         if not 64 * 1024 <= self.max_message_bytes <= 1024 * 1024 * 1024:
             raise FieldError("max_message_bytes", "must be between 64KiB and 1GiB")
-        for name in ("max_batch_events", "max_pending_events", "max_streams_per_connection"):
+        if self.max_event_age < 86400:
+            raise FieldError("max_event_age", "must be at least 1d (or \"indefinite\")")
+        if not 0 <= self.max_future_skew <= 7 * 86400:
+            raise FieldError("max_future_skew", "must be between 0s and 7d")
+        for name in ("max_batch_events", "max_pending_events", "max_streams_per_connection", "max_batch_periods"):
             if getattr(self, name) < 1:
                 raise FieldError(name, "must be at least 1")
         if self.max_pending_bytes < self.max_message_bytes:
@@ -193,6 +209,8 @@ class WebConfig:
     session_lifetime: Duration = 8 * 3600.0
     # Host names the console answers to besides its own (collector/web/hosts.py: DNS rebinding).
     allowed_hosts: tuple[str, ...] = ()
+    # An export or bundle download is refused while data_dir has less free (its temporary files).
+    export_min_free: Size = 512 * 1024 * 1024
 
     def validate(self) -> None:
         from fleetlog.collector.host_names import host_name_problem

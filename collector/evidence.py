@@ -1,6 +1,7 @@
 """What the collector vouches for: the chain head and the newest signed checkpoint with every
 public key (`fleetlog status`, the console), and for a support bundle a fresh checkpoint plus a
-signed attestation of the bundle's digests (`fleetlog bundle`, the console's download).
+signed attestation of the digests the collector computed over the bundle's lines
+(collector/bundles.py: `fleetlog bundle`, the console's download).
 
 Everything read from the store is read on the writer thread, so it is committed state only.
 """
@@ -35,15 +36,19 @@ class Evidence:
         return await self._writer.call(lambda store: {**chain_head_evidence(store),
                                                        **evidence_of(store, self._signer.key_id)})
 
-    async def for_bundle(self, request: pb.EvidenceRequest) -> pb.EvidenceReply:
-        """Sign the head first (a bundle gets a checkpoint covering all it holds); with the
-        bundle's digests, also attest them."""
+    async def fresh(self) -> pb.EvidenceReply:
+        """Sign the head first (a bundle gets a checkpoint covering all it holds), then the newest
+        checkpoint, the head and the public keys."""
         def collect(store: EventWriter) -> dict[str, Any]:
             self._signer.checkpoint_head(store)
             return {**chain_head_evidence(store), **evidence_of(store, self._signer.key_id)}
-        reply = pb.EvidenceReply(**await self._writer.call(collect))
-        if request.bundle_digests_sha256:
-            attestation = Attestation(self._node_name(), request.bundle_events, request.bundle_digests_sha256,
-                                      now_us(), self._signer.key_id).signed(self._signer.key)
-            reply.bundle_attestation_json = json.dumps(attestation.to_json())
+        return pb.EvidenceReply(**await self._writer.call(collect))
+
+    async def attest(self, events: int, digests_sha256: str) -> pb.EvidenceReply:
+        """`fresh()` with a signed attestation of a bundle's digests. Only for digests the
+        collector computed itself (collector/bundles.py), never for ones a client sent."""
+        reply = await self.fresh()
+        attestation = Attestation(self._node_name(), events, digests_sha256, now_us(),
+                                  self._signer.key_id).signed(self._signer.key)
+        reply.bundle_attestation_json = json.dumps(attestation.to_json())
         return reply

@@ -13,7 +13,7 @@ from fleetlog.collector.config import CollectorConfig
 from fleetlog.common.errors import ConfigError
 
 # (what needs it, the import names it uses, the extra that brings them)
-_COLLECTOR = ("the collector", ("grpc_health", "cryptography"), "collector")
+_COLLECTOR = ("the collector", ("grpc_health", "cryptography", "re2"), "collector")
 _POSTGRESQL = ('storage.backend = "postgresql"', ("psycopg",), "postgresql")
 _CONSOLE = ("[web] (the console)", ("aiohttp", "jinja2"), "console")
 

@@ -1,6 +1,7 @@
 """A batch's way from the wire to its commit, below the gRPC handler: the admission budget
 (collector/admission.py), unpacking within the ingest limits, the namespace threshold and tiers
-(collector/ingest.py), the storage writer, and the counts kept per node.
+(collector/ingest.py), event times a peer may set (collector/event_times.py), the storage writer,
+and the counts kept per node.
 
 The handler takes a message's bytes from the budget before decoding it (`admit`), hands each batch
 to `prepare`, and awaits `commit` for its acknowledgement. Whatever happens, the budget a batch
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 from fleetlog.collector.admission import EventBudget
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.denials import Denials
+from fleetlog.collector.event_times import TimePolicy, bound_times
 from fleetlog.collector.identity import Caller
 from fleetlog.collector.ingest import BadBatch, IngestLimits, Origin, PreparedBatch, prepare_chunks, unpack
 from fleetlog.collector.metrics import CollectorMetrics
 from fleetlog.collector.nodes import Nodes
 from fleetlog.collector.writer import StorageWriter
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+from fleetlog.common.timefmt import now_us
 
 
 @dataclass
@@ -43,7 +46,8 @@ class Committed:
 
 class Intake:
     def __init__(self, *, budget: EventBudget, limits: IngestLimits, classifier: Callable[[], Classifier],
-                 writer: StorageWriter, nodes: Nodes, metrics: CollectorMetrics, denials: Denials):
+                 writer: StorageWriter, nodes: Nodes, metrics: CollectorMetrics, denials: Denials,
+                 times: TimePolicy | None = None):
         self._budget = budget
         self._limits = limits
         self._classifier = classifier   # the config as last reloaded
@@ -51,6 +55,7 @@ class Intake:
         self._nodes = nodes
         self._metrics = metrics
         self._denials = denials
+        self._times = times or TimePolicy()
 
     async def admit(self, nbytes: int) -> None:
         """Wait until a message of `nbytes` fits the budget, and take its share."""
@@ -77,6 +82,8 @@ class Intake:
             self._budget.add(unpacked.events, unpacked.payload_bytes)
             prepared = prepare_chunks(unpacked, origin, self._classifier())
             del unpacked
+            for reason, count in bound_times(prepared.events, self._times.bounds(now_us())).items():
+                self._metrics.time_adjusted.labels(reason).inc(count)
         except BadBatch:
             await self._budget.release(*cost)
             raise

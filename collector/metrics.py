@@ -37,6 +37,8 @@ class CollectorMetrics:
         self.duplicate = Counter(p + "events_duplicate", "Re-delivered events not stored again.", ["host"],
                                  registry=r)
         self.dropped = Counter(p + "events_dropped", "Events not stored, by reason.", ["reason"], registry=r)
+        self.time_adjusted = Counter(p + "events_time_adjusted", "Events stored with the time they were received "
+                                     "instead of theirs (fields.original_time), by reason.", ["reason"], registry=r)
         self.ingest_batch_seconds = Histogram(
             p + "ingest_batch_seconds", "Time from receiving a batch to its commit.", registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

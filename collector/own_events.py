@@ -1,5 +1,5 @@
 """The collector's own events, stored through the storage writer like any batch: the audit of
-searches, notes, and what a forwarder thread reports (an outage, a recovery). Denials come through
+searches and of signed evidence, notes, and what a forwarder thread reports (an outage, a recovery). Denials come through
 here too (collector/denials.py decides which ones).
 
 An event that the caller does not wait for is written in the background; its failure is logged,
@@ -49,6 +49,20 @@ class OwnEvents:
         if via:
             fields["via"] = via
         await self.append([InternalEvent("audit/search", f"{purpose}: {text}", user=caller.name, fields=fields)])
+
+    async def record_evidence(self, caller: Caller, purpose: str, via: str = "", events: int | None = None,
+                              digests_sha256: str = "") -> None:
+        """The audit event of a request for signed evidence: "checkpoint" (Query.Evidence) or
+        "bundle" (an attestation of `events` lines whose digests.txt has SHA-256 `digests_sha256`)."""
+        fields: dict[str, Any] = {"purpose": purpose, "peer_ip": caller.ip}
+        if purpose == "bundle":
+            fields.update(events=events, digests_sha256=digests_sha256)
+            message = f"evidence: bundle of {events} events attested (digests.txt sha256 {digests_sha256})"
+        else:
+            message = "evidence: a fresh checkpoint of the chain head"
+        if via:
+            fields["via"] = via
+        await self.append([InternalEvent("audit/evidence", message, user=caller.name, fields=fields)])
 
     async def add_note(self, caller: Caller, text: str, namespace: str) -> tuple[int, str]:
         """Store a note in `namespace` (collector/identity.py note_namespace chose it); its seq

@@ -4,7 +4,7 @@ console's views (collector/web/) hold one of these, as Datasette's views hold `d
 sees the collector's parts (writer, store, admission budget, query engine) or CollectorApp.
 
 Each method delegates to the room that does the work: collector/intake.py (a batch from the wire
-to its commit), nodes.py, own_events.py, denials.py, follow.py, status.py, evidence.py and the
+to its commit), nodes.py, own_events.py, denials.py, follow.py, status.py, evidence.py, bundles.py and the
 query engine (query.py). Methods documented "blocking" read the store: call them in a worker
 thread (asyncio.to_thread).
 """
@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from fleetlog.collector.auth_failures import AuthFailures
+from fleetlog.collector.bundles import CollectorBundle
 from fleetlog.collector.denials import Denials
 from fleetlog.collector.evidence import Evidence
 from fleetlog.collector.filters import FilterSpec, build_filter_spec
@@ -193,10 +194,20 @@ class RunningCollector:
         checkpoint_json, public_keys_pem), read without signing anything."""
         return await self._evidence.chain_status()
 
-    async def evidence(self, request: pb.EvidenceRequest) -> pb.EvidenceReply:
-        """A fresh checkpoint of the head with the public keys, and with the request's bundle
-        digests a signed attestation of them."""
-        return await self._evidence.for_bundle(request)
+    async def evidence(self, caller: Caller, via: str = "") -> pb.EvidenceReply:
+        """Recorded in the audit log, then a fresh checkpoint of the head with the public keys.
+        Raises StorageError when the audit event cannot be stored."""
+        await self._own_events.record_evidence(caller, "checkpoint", via)
+        return await self._evidence.fresh()
+
+    def bundle(self, spec: FilterSpec, caller: Caller, via: str = "") -> CollectorBundle:
+        """The support bundle of the events `spec` matches: blocking pages of masked lines, then
+        `attest()`, which records the audit event and signs the digests of exactly the lines
+        produced (raises StorageError)."""
+        async def attest(events: int, digests_sha256: str) -> pb.EvidenceReply:
+            await self._own_events.record_evidence(caller, "bundle", via, events, digests_sha256)
+            return await self._evidence.attest(events, digests_sha256)
+        return CollectorBundle(self.search(spec, order="asc", limit=0), attest)
 
     # -- where the console writes ----------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Each handler authenticates, decodes, calls the running collector (collector/running.py), and
 encodes. Domain errors become
 gRPC status codes: UsageError -> INVALID_ARGUMENT, AuthError -> PERMISSION_DENIED or
-UNAUTHENTICATED, StorageError -> UNAVAILABLE.
+UNAUTHENTICATED, QueryTimeout -> RESOURCE_EXHAUSTED, StorageError -> UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
 from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
+from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.identity import Caller, NamespaceRefused, peer_ip
 from fleetlog.collector.ingest import BadBatch, Origin, decode_request
-from fleetlog.common.errors import AuthError, StorageError, UsageError
+from fleetlog.common.errors import AuthError, QueryTimeout, StorageError, UsageError
 from fleetlog.common.event import to_json
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2_grpc as pb_grpc
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fleetlog.collector.service")
 
+T = TypeVar("T")
 _FILTER_KEYS = tuple(f.name for f in pb.Filters.DESCRIPTOR.fields)
 
 
@@ -75,6 +76,20 @@ async def _audit(collector: RunningCollector, context: grpc.aio.ServicerContext,
         await collector.record_search(caller, purpose, raw)
     except StorageError as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this search in the audit log: {exc}")
+
+
+async def _until_cancelled(pages: Iterator[T], what: str, caller: Caller) -> AsyncIterator[T]:
+    """Each page read on a worker thread. When the client cancels (grpc then cancels the handler),
+    reading stops after the page in progress: an abandoned export costs no more than that, and
+    an abandoned bundle is never attested."""
+    count = 0
+    try:
+        while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            count += 1
+            yield page
+    except asyncio.CancelledError:
+        log.info("%s for %s: cancelled by the client after %d pages", what, caller.name, count)
+        raise
 
 
 class IngestService:
@@ -190,6 +205,11 @@ class IngestService:
         return asyncio.ensure_future(commit())
 
 
+def _storage_status(exc: StorageError) -> grpc.StatusCode:
+    """A query stopped by the deadline is the caller's to narrow (not retried as UNAVAILABLE)."""
+    return grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, QueryTimeout) else grpc.StatusCode.UNAVAILABLE
+
+
 class QueryService(pb_grpc.QueryServicer):
     def __init__(self, collector: RunningCollector):
         self.collector = collector
@@ -199,30 +219,32 @@ class QueryService(pb_grpc.QueryServicer):
         await _require(self.collector, context, caller, caller.can_read, what)
         return caller
 
-    async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
-        caller = await self._reader(context, "search")
-        raw = filters_to_dict(request.filters)
+    async def _scoped(self, context: grpc.aio.ServicerContext, what: str, purpose: str,
+                      filters: pb.Filters) -> tuple[Caller, FilterSpec]:
+        """The caller, who may read, and the filters narrowed to its namespaces; the search is
+        audited before anything is read."""
+        caller = await self._reader(context, what)
+        raw = filters_to_dict(filters)
         try:
             spec = self.collector.filter_spec(raw, caller)
         except UsageError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await _audit(self.collector, context, caller, request.purpose or "search", raw)
+        await _audit(self.collector, context, caller, purpose, raw)
+        return caller, spec
+
+    async def Search(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
+        purpose = request.purpose or "search"
+        caller, spec = await self._scoped(context, "search", purpose, request.filters)
         order = "desc" if request.order == "desc" else "asc"
         pages = self.collector.search(spec, order=order, limit=request.limit)
         try:
-            while (page := await asyncio.to_thread(next, pages, None)) is not None:
+            async for page in _until_cancelled(pages, purpose, caller):
                 yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=page[-1]["seq"])
         except StorageError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(_storage_status(exc), str(exc))
 
     async def Follow(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
-        caller = await self._reader(context, "follow")
-        raw = filters_to_dict(request.filters)
-        try:
-            spec = self.collector.filter_spec(raw, caller)
-        except UsageError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await _audit(self.collector, context, caller, "follow", raw)
+        _, spec = await self._scoped(context, "follow", "follow", request.filters)
         try:
             cursor = await self.collector.follow_start(request.after_seq, request.cursor_json)
         except UsageError as exc:
@@ -231,19 +253,33 @@ class QueryService(pb_grpc.QueryServicer):
         # from there even if nothing matched before the collector went away. last_seq is the
         # cursor of a one-chain store (today's wire format); cursor_json the cursor of any store.
         yield pb.EventPage(last_seq=max(cursor.values(), default=0), cursor_json=json.dumps(cursor))
-        async for page, past in self.collector.follow(spec, cursor):
-            yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=max(past.values(), default=0),
-                               cursor_json=json.dumps(past))
+        try:
+            async for page, past in self.collector.follow(spec, cursor):
+                yield pb.EventPage(events_json=[to_json(e) for e in page], last_seq=max(past.values(), default=0),
+                                   cursor_json=json.dumps(past))
+        except StorageError as exc:
+            await context.abort(_storage_status(exc), str(exc))
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):
         caller = await self._reader(context, "status")
         return await self.collector.status(caller)
 
     async def Evidence(self, request: pb.EvidenceRequest, context: grpc.aio.ServicerContext):
-        await self._reader(context, "evidence")
-        if request.bundle_digests_sha256 and not re.fullmatch(r"[0-9a-f]{64}", request.bundle_digests_sha256):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "bundle_digests_sha256: expected 64 hex digits")
-        return await self.collector.evidence(request)
+        caller = await self._reader(context, "evidence")
+        try:
+            return await self.collector.evidence(caller)
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record this request in the audit log: {exc}")
+
+    async def Bundle(self, request: pb.SearchRequest, context: grpc.aio.ServicerContext):
+        caller, spec = await self._scoped(context, "bundle", "bundle", request.filters)
+        bundle = self.collector.bundle(spec, caller)
+        try:
+            async for page in _until_cancelled(bundle.pages(), "bundle", caller):
+                yield pb.BundlePage(lines=[line for _, line, _ in page], masked=[masked for _, _, masked in page])
+            yield pb.BundlePage(evidence=await bundle.attest())
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
 
 class AdminService(pb_grpc.AdminServicer):

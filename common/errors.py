@@ -35,6 +35,15 @@ class StorageError(FleetlogError):
     """The event store could not be opened, read or written."""
 
 
+class QueryTimeout(StorageError):
+    """A search ran past the store's query deadline ([storage] query_timeout) and was stopped;
+    the message tells the user to narrow it."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the query ran longer than {seconds:g} s and was stopped; "
+                         f"narrow it with --since/--until, --host or --namespace")
+
+
 class VerificationError(FleetlogError):
     """Tamper evidence does not match: an event or checkpoint was changed, removed or forged."""
 
@@ -45,7 +54,8 @@ class MissingExtraError(FleetlogError):
 
 # The import names that only an extra brings (pyproject.toml), and that extra.
 EXTRA_OF_MODULE = {"cryptography": "cli", "psycopg": "postgresql", "xlsxwriter": "export", "fpdf": "export",
-                   "aiohttp": "console", "jinja2": "console", "grpc_health": "collector"}
+                   "aiohttp": "console", "jinja2": "console", "grpc_health": "collector",
+                   "re2": "collector"}
 
 
 def missing_extra_message(exc: ModuleNotFoundError) -> str | None:

@@ -69,7 +69,7 @@ class _Rotation:
     keys: dict[str, Ed25519PublicKey]
 
 
-class _Failures:
+class ChainFailures:
     """Keeps the failure with the lowest seq."""
 
     def __init__(self) -> None:
@@ -110,7 +110,7 @@ def _purge_record(fields_json: str | None) -> tuple[list[tuple[int, int]], str]:
 
 
 def check_checkpoints(checkpoints: list[Checkpoint], links: dict[int, bytes], rotations: list[_Rotation],
-                      trusted: dict[str, Ed25519PublicKey], failures: _Failures, report: Report) -> None:
+                      trusted: dict[str, Ed25519PublicKey], failures: ChainFailures, report: Report) -> None:
     """Signatures, trust and chain hashes of the checkpoints, in seq order."""
     def sound(cp: Checkpoint) -> bool:
         key = trusted.get(cp.key_id)
@@ -151,7 +151,7 @@ def check_checkpoints(checkpoints: list[Checkpoint], links: dict[int, bytes], ro
 
 
 def check_purges(gaps: list[tuple[int, int]], purges: list[tuple[int, list[tuple[int, int]], str]],
-                 anchors: dict[int, bytes], failures: _Failures) -> None:
+                 anchors: dict[int, bytes], failures: ChainFailures) -> None:
     """Every gap lies inside ranges a chained purge event recorded, with the anchors it recorded."""
     covered: list[tuple[int, int]] = sorted(r for _, ranges, _ in purges for r in ranges)
     for low, high in gaps:
@@ -185,11 +185,11 @@ def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], che
     """One chain of one store: its event rows (CANONICAL_KEYS values, then the stored link, in seq
     order), anchors, checkpoints (by seq) and recorded head, against the operator's public key."""
     report = Report()
-    failures = _Failures()
+    failures = ChainFailures()
     wanted = {cp.seq for cp in checkpoints}
     walk = walk_chain(rows, anchors, wanted, failures, report)
     if walk.whole:
-        _check_head(walk.expected - 1, walk.link, head_seq, head_hex, anchors, walk.gaps, wanted, walk.links, failures)
+        check_head(walk.expected - 1, walk.link, head_seq, head_hex, anchors, walk.gaps, wanted, walk.links, failures)
     gaps, purges, links, rotations = walk.gaps, walk.purges, walk.links, walk.rotations
 
     if failures.first is None:   # a broken chain hides later purge records: judge gaps only on a whole chain
@@ -217,7 +217,7 @@ class ChainWalk:
     purge_fields: list[tuple[int, str]] = field(default_factory=list)   # (seq, fields JSON) of purge events
 
 
-def walk_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], wanted: set[int], failures: _Failures,
+def walk_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], wanted: set[int], failures: ChainFailures,
                report: Report) -> ChainWalk:
     """Recompute one chain's links over its rows (CANONICAL_KEYS values, then the stored link, in
     seq order); gaps must be continued by anchors. Stops at the first failure."""
@@ -262,8 +262,8 @@ def walk_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], wante
     return walk
 
 
-def _check_head(last_seq: int, link: bytes, head_seq: int, head_hex: str, anchors: dict[int, bytes],
-                gaps: list[tuple[int, int]], wanted: set[int], links: dict[int, bytes], failures: _Failures) -> None:
+def check_head(last_seq: int, link: bytes, head_seq: int, head_hex: str, anchors: dict[int, bytes],
+                gaps: list[tuple[int, int]], wanted: set[int], links: dict[int, bytes], failures: ChainFailures) -> None:
     """The events must end at the head the store recorded (a purge may have removed the last ones)."""
     if head_seq > last_seq:
         anchor = anchors.get(head_seq)

@@ -4,7 +4,9 @@ In order: the public keys in the bundle; the manifest's checkpoint, signed by on
 collector's chain state when the bundle was made); the collector's attestation of digests.txt
 (common/bundle_attestation.py), signed by the same collector; then every line of events.jsonl
 against digests.txt — seq and digest, in order, none missing or extra; then the manifest's counts.
-The first disagreement fails with the seq it concerns. What a bundle cannot show: events the
+The first disagreement fails with the seq it concerns. A bundle is only as trustworthy as the key
+it holds: whoever makes up events can sign them with a key of their own, so `--public-key` pins
+the collector's key, taken from elsewhere than the bundle. What a bundle cannot show: events the
 filters left out, or the unmasked values (only the collector's store has those; `verify --db`).
 """
 
@@ -56,7 +58,20 @@ def _signed_by(keys: dict[str, Ed25519PublicKey], item: Any, what: str) -> None:
         raise VerificationError(f"bundle: the {what}'s signature is not valid for key {item.key_id}")
 
 
-def verify_bundle(path: str) -> Report:
+def _pinned(keys: dict[str, Ed25519PublicKey], pinned: list[Ed25519PublicKey]) -> dict[str, Ed25519PublicKey]:
+    """The keys the operator gave (--public-key), once the bundle's own signing.pub is one of them:
+    a bundle re-signed with another key then fails here, however consistent it is inside."""
+    expected = {key_id(key): key for key in pinned}
+    embedded = [name for name in keys if name not in expected]
+    if embedded:
+        raise VerificationError(f"bundle: signed with key {embedded[0]}, not the key given with --public-key "
+                                f"({', '.join(expected)})")
+    return expected
+
+
+def verify_bundle(path: str, pinned: list[Ed25519PublicKey] | None = None) -> Report:
+    """Check a bundle; with `pinned` keys (the collector's signing.pub, from elsewhere than the
+    bundle), every key the bundle holds must be one of them."""
     files = _members(path)
     for name in ("manifest.json", "events.jsonl", "digests.txt"):
         if name not in files:
@@ -68,6 +83,8 @@ def verify_bundle(path: str) -> Report:
     if not isinstance(manifest, dict):
         raise VerificationError("bundle: manifest.json is not a JSON object")
     keys = _keys(files)
+    if pinned:
+        keys = _pinned(keys, pinned)
     report = Report()
 
     if manifest.get("checkpoint"):

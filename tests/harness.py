@@ -7,6 +7,7 @@ deadline — no fixed sleeps.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -232,3 +234,18 @@ def committed_events(db: pathlib.Path, host: str) -> int:
                    for conn in reader.partition_connections())
     finally:
         reader.close()
+
+
+def tar_members(path: pathlib.Path | str) -> dict[str, bytes]:
+    """The files of a .tar.gz (a bundle) by name."""
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def write_tar(path: pathlib.Path | str, files: dict[str, bytes]) -> None:
+    """A .tar.gz holding `files` (an edited or forged bundle)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))

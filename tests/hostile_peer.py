@@ -29,6 +29,19 @@ def chunk(n: int, *, source: str = "file:/hostile.log", start: int = 0, message:
                     fields_json=[""] * n, flags=bytes(n))
 
 
+DAY_US = 86400 * 1_000_000
+
+
+def hostile_times_chunk(now_us: int, days: int = 1500, source: str = "file:/hostile-times.log") -> pb.Chunk:
+    """Events "hostile 0", "hostile 1", ...: the first in the year 1, the second in 9999, then one
+    on each of `days` distinct days back from `now_us` (issue 27: 1,500 days made 1,500 files)."""
+    times = [-62_135_596_800_000_000, 253_402_300_799_999_999] + [now_us - k * DAY_US for k in range(1, days + 1)]
+    c = chunk(len(times), source=source, message="hostile")
+    del c.time_us[:]
+    c.time_us.extend(times)
+    return c
+
+
 def batch(batch_id: int, chunks: Sequence[pb.Chunk], **fields) -> bytes:
     return pb.IngestRequest(batch=pb.Batch(batch_id=batch_id, chunks=list(chunks), **fields)).SerializeToString()
 

@@ -336,10 +336,12 @@ def open_backend(config: Any, data_dir: str) -> Backend:
         from fleetlog.collector.store.sqlite import SqliteBackend
         return SqliteBackend(data_dir, config.storage.path, config.storage.synchronous, collector=config.node_name,
                              partition_period=config.storage.partition_period,
-                             writer_shards=config.storage.writer_shards)
+                             writer_shards=config.storage.writer_shards,
+                             query_timeout=getattr(config.storage, "query_timeout", None))
     if backend == "postgresql":
         from fleetlog.collector.store.postgres_backend import PostgresBackend
-        return PostgresBackend(config.storage.resolved_dsn(), config.node_name)
+        return PostgresBackend(config.storage.resolved_dsn(), config.node_name,
+                               query_timeout=getattr(config.storage, "query_timeout", None))
     from fleetlog.common.errors import ConfigError
     raise ConfigError(f"collector.toml: storage.backend: unknown backend {backend!r}")
 

@@ -74,6 +74,23 @@ def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
         if clause:
             clauses.append(clause)
 
+    # The caller's namespaces first, and every predicate that runs a pattern the user typed
+    # against row text (~, ILIKE) only on rows inside them (in_scope): the planner may reorder AND
+    # terms, and a costly pattern run on other namespaces' rows would tell their content by the
+    # response time. CASE evaluates its THEN only for rows that pass its WHEN.
+    scoped = spec.allowed_namespaces is not None
+    if scoped:
+        clauses.append("namespace = ANY(%s)")
+        params.append(list(spec.allowed_namespaces or ()))
+
+    def in_scope(predicate: str, values: list[Any]) -> None:
+        if scoped:
+            clauses.append(f"CASE WHEN namespace = ANY(%s) THEN {predicate} END")
+            params.extend([list(spec.allowed_namespaces or ()), *values])
+        else:
+            clauses.append(predicate)
+            params.extend(values)
+
     if spec.since_us is not None:
         clauses.append("time >= %s")
         params.append(spec.since_us)
@@ -104,13 +121,12 @@ def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
     add(_text("app", spec.app, params))
     add(_text("action", spec.action, params))
     for word in spec.keywords:
-        clauses.append(_keyword(word, params))
+        values: list[Any] = []
+        in_scope(_keyword(word, values), values)
     for phrase in spec.phrases:
-        clauses.append("message ILIKE %s")
-        params.append("%" + _like_escape(phrase) + "%")
+        in_scope("message ILIKE %s", ["%" + _like_escape(phrase) + "%"])
     if spec.message_regex:
-        clauses.append("message ~ %s")
-        params.append(spec.message_regex)
+        in_scope("message ~ %s", [spec.message_regex])
     for condition in spec.where:
         if condition.field in ("time", "received_at"):
             column = _time_text(condition.field)
@@ -119,11 +135,7 @@ def compile_where(spec: FilterSpec) -> tuple[str, list[Any]]:
         else:
             column = f'"{condition.field}"::text'
         # `%` is the only wildcard of this syntax: `_` and `\` are literal.
-        clauses.append(f"{column} ILIKE %s")
-        params.append(re.sub(r"([\\_])", r"\\\1", condition.like))
-    if spec.allowed_namespaces is not None:
-        clauses.append("namespace = ANY(%s)")
-        params.append(list(spec.allowed_namespaces))
+        in_scope(f"{column} ILIKE %s", [re.sub(r"([\\_])", r"\\\1", condition.like)])
     # Keyset paging in the (time, chain, seq) order of searches; `time <=`/`>=` alone bounds the
     # time index range, the row comparison breaks the ties.
     if spec.before_key is not None:

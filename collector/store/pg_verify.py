@@ -25,12 +25,12 @@ from fleetlog.common import chain
 from fleetlog.common.checkpoints import Checkpoint, KeyFileError, key_id, parse_public_pem
 from fleetlog.common.errors import StorageError
 from fleetlog.common.verify import (
+    ChainFailures,
     ChainWalk,
     Report,
     Tampered,
-    _check_head,
-    _Failures,
     check_checkpoints,
+    check_head,
     check_purges,
     walk_chain,
 )
@@ -78,10 +78,10 @@ def _verify(conn: psycopg.Connection, public_keys: list[Ed25519PublicKey]) -> Cl
     if not scalar(conn, "SELECT to_regclass('chains') IS NOT NULL"):
         raise StorageError("--dsn: not a fleetlog database (no chains table)")
     heads = conn.execute("SELECT chain, last_seq, head FROM chains ORDER BY chain").fetchall()
-    walks: dict[str, tuple[ChainWalk, _Failures, Report, dict[int, bytes], list[Checkpoint]]] = {}
+    walks: dict[str, tuple[ChainWalk, ChainFailures, Report, dict[int, bytes], list[Checkpoint]]] = {}
     purges_for: dict[str, list[tuple[int, list[tuple[int, int]], str]]] = {}
     for name, head_seq, head in heads:
-        report, failures = Report(), _Failures()
+        report, failures = Report(), ChainFailures()
         anchors = {seq: bytes(link) for seq, link in conn.execute(
             "SELECT seq, link FROM chain_anchors WHERE chain = %s", (name,))}
         checkpoints = [Checkpoint(*row) for row in conn.execute(
@@ -93,7 +93,7 @@ def _verify(conn: psycopg.Connection, public_keys: list[Ed25519PublicKey]) -> Cl
             cur.execute(f"SELECT {_COLUMNS} FROM events WHERE chain = %s ORDER BY seq", (name,))
             walk = walk_chain(cur, anchors, wanted, failures, report)
         if walk.whole:
-            _check_head(walk.expected - 1, walk.link, head_seq, bytes(head).hex() if head_seq else "", anchors,
+            check_head(walk.expected - 1, walk.link, head_seq, bytes(head).hex() if head_seq else "", anchors,
                         walk.gaps, wanted, walk.links, failures)
         for seq, fields_json in walk.purge_fields:
             try:

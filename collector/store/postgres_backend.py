@@ -69,9 +69,10 @@ def open_waiting(open_store: Callable[[], PostgresStore], location: str) -> Post
 
 
 class PostgresBackend:
-    def __init__(self, dsn: str, collector: str):
+    def __init__(self, dsn: str, collector: str, query_timeout: float | None = None):
         self.dsn = dsn
         self.collector = collector
+        self.query_timeout = query_timeout
         self.location = mask_dsn(dsn)
         self.writer = open_waiting(lambda: PostgresStore(dsn, collector), self.location)
         self._cluster_conn: psycopg.Connection | None = None
@@ -89,7 +90,7 @@ class PostgresBackend:
         return self.writer.created
 
     def reader(self) -> PostgresReader:
-        return PostgresReader(self.dsn, chain=self.collector)
+        return PostgresReader(self.dsn, chain=self.collector, query_timeout=self.query_timeout)
 
     def cursor_store(self, forwarder: str) -> pg_cluster.PostgresCursorStore:
         return pg_cluster.PostgresCursorStore(self.dsn, forwarder)

@@ -20,23 +20,42 @@ from fleetlog.collector.store import EVENT_COLUMNS, DeleteResult, Row, StoreStat
 from fleetlog.collector.store.pg_dsn import mask_dsn, scalar
 from fleetlog.collector.store.pg_query import compile_where
 from fleetlog.collector.store.postgres import T, _first_line, connect
-from fleetlog.common.errors import StorageError
+from fleetlog.common.errors import QueryTimeout, StorageError
 
 SELECT_COLUMNS = ", ".join('"user"' if c == "user" else c for c in EVENT_COLUMNS)
 _names = itertools.count(1)
 
 
 class PostgresReader:
-    def __init__(self, dsn: str, chain: str = ""):
+    def __init__(self, dsn: str, chain: str = "", query_timeout: float | None = None):
         self.dsn = dsn
         self.chain = chain        # this collector's chain: the one its row-by-row retention deletes from
+        # Searches, charts and filtered reads run with statement_timeout set to this (SET LOCAL,
+        # in their own transaction; retention's statements are not bounded): [storage] query_timeout.
+        self.query_timeout = query_timeout
         self.conn = connect(dsn)
+
+    def _bound(self) -> None:
+        """Inside a transaction: its statements end after query_timeout (each FETCH of a cursor
+        is one, so the bound is on the work for one page, as with SQLite)."""
+        if self.query_timeout:
+            self.conn.execute("SELECT set_config('statement_timeout', %s, true)",
+                              [f"{int(self.query_timeout * 1000)}ms"])
+
+    def _bounded_run(self, fn: Callable[[], T], what: str) -> T:
+        def bounded() -> T:
+            with self.conn.transaction():
+                self._bound()
+                return fn()
+        return self._run(bounded, what)
 
     def _run(self, fn: Callable[[], T], what: str) -> T:
         if self.conn.closed:
             self.conn = connect(self.dsn)
         try:
             return fn()
+        except psycopg.errors.QueryCanceled:
+            raise QueryTimeout(self.query_timeout or 0) from None
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError):
                 self.conn.close()   # reopened on the next call
@@ -55,10 +74,13 @@ class PostgresReader:
             self.conn = connect(self.dsn)
         try:
             with self.conn.transaction(), self.conn.cursor(name=f"fleetlog_search_{next(_names)}") as cur:
+                self._bound()
                 cur.itersize = page_size
                 cur.execute(sql, params)
                 while rows := cur.fetchmany(page_size):
                     yield rows
+        except psycopg.errors.QueryCanceled:
+            raise QueryTimeout(self.query_timeout or 0) from None
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError):
                 self.conn.close()
@@ -85,7 +107,9 @@ class PostgresReader:
                     out.append((name, rows))
                     remaining -= len(rows)
             return out
-        return self._run(read, "reading new events failed")
+        if spec is None:   # the forwarders' reads: no user filter, not bounded
+            return self._run(read, "reading new events failed")
+        return self._bounded_run(read, "reading new events failed")
 
     def time_span(self, spec: FilterSpec) -> tuple[int, int] | None:
         """(oldest, newest) time of the matching events, or None when nothing matches."""
@@ -93,9 +117,8 @@ class PostgresReader:
 
         def read() -> tuple[int, int] | None:
             row = self.conn.execute(f"SELECT min(time), max(time) FROM events WHERE {where}", params).fetchone()
-            self.conn.commit()
             return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
-        return self._run(read, "reading the time span failed")
+        return self._bounded_run(read, "reading the time span failed")
 
     def histogram(self, spec: FilterSpec, start_us: int, width_us: int, buckets: int) -> list[tuple[int, int, int]]:
         """(bucket, level, count) of the matching events in [start, start + buckets * width)."""
@@ -106,9 +129,8 @@ class PostgresReader:
         def read() -> list[tuple[int, int, int]]:
             rows = self.conn.execute(sql, [start_us, width_us, start_us, start_us + buckets * width_us,
                                            *params]).fetchall()
-            self.conn.commit()
             return [(int(bucket), int(level), int(count)) for bucket, level, count in rows]
-        return self._run(read, "counting events failed")
+        return self._bounded_run(read, "counting events failed")
 
     def event_id(self, chain: str, seq: int) -> str | None:
         row = self._run(lambda: self.conn.execute("SELECT id FROM events WHERE chain = %s AND seq = %s",

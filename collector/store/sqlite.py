@@ -51,8 +51,10 @@ class SqliteBackend:
     """The embedded store under data_dir (collector.store.Backend)."""
 
     def __init__(self, data_dir: str | os.PathLike[str], path: str = "events.db", synchronous: str = "full",
-                 collector: str = "", partition_period: float = DEFAULT_PERIOD_S, writer_shards: int = 1):
+                 collector: str = "", partition_period: float = DEFAULT_PERIOD_S, writer_shards: int = 1,
+                 query_timeout: float | None = None):
         self.data_dir = pathlib.Path(data_dir)
+        self.query_timeout = query_timeout
         self.location = str(self.data_dir / path)
         self.writer = SqliteStore(self.location, synchronous, collector=collector, partition_period=partition_period,
                                   writer_shards=writer_shards)
@@ -62,7 +64,7 @@ class SqliteBackend:
         return self.writer.created
 
     def reader(self) -> SqliteReader:
-        return SqliteReader(self.location)
+        return SqliteReader(self.location, self.query_timeout)
 
     def cursor_store(self, forwarder: str) -> _CursorFileStore:
         from fleetlog.collector.forward.cursor import CursorFile  # the file format lives with the forwarders

@@ -12,7 +12,7 @@ import re
 import sqlite3
 from typing import Any
 
-from fleetlog.collector.filters import FilterSpec, TextMatch
+from fleetlog.collector.filters import FilterSpec, MessageRegex, TextMatch, compile_message_regex
 from fleetlog.common.levels import LEVEL_NAMES
 
 _TIME_TEXT = "strftime('%Y-%m-%d %H:%M:%f', time / 1000000.0, 'unixepoch')"
@@ -96,6 +96,27 @@ def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset(),
         if clause:
             clauses.append(clause)
 
+    # The caller's namespaces first, and every predicate that runs a pattern the user typed
+    # against row text (regexp, LIKE) only on rows inside them (in_scope): SQLite does not promise
+    # to evaluate AND terms in order, and a costly pattern run on other namespaces' rows would
+    # tell their content by the response time.
+    scope_sql, scope_params = "", []
+    if spec.allowed_namespaces is not None:
+        if not spec.allowed_namespaces:
+            return "0", []
+        scope_sql = f"namespace IN ({','.join('?' * len(spec.allowed_namespaces))})"
+        scope_params = list(spec.allowed_namespaces)
+        clauses.append(scope_sql)
+        params.extend(scope_params)
+
+    def in_scope(predicate: str, values: list[Any]) -> None:
+        if scope_sql:
+            clauses.append(f"CASE WHEN {scope_sql} THEN {predicate} END")
+            params.extend([*scope_params, *values])
+        else:
+            clauses.append(predicate)
+            params.extend(values)
+
     if spec.since_us is not None:
         clauses.append("time >= ?")
         params.append(spec.since_us)
@@ -151,11 +172,9 @@ def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset(),
         literal = [w for w in spec.keywords if _needs_literal_check(w) and not w.endswith("*")]
         literal += [w.rstrip("*") for w in spec.keywords if w.endswith("*") and _needs_literal_check(w.rstrip("*"))]
         for text in literal + list(spec.phrases):
-            clauses.append("message LIKE ? ESCAPE '\\'")
-            params.append(_like_literal(text))
+            in_scope("message LIKE ? ESCAPE '\\'", [_like_literal(text)])
     if spec.message_regex:
-        clauses.append("regexp(?, message)")
-        params.append(spec.message_regex)
+        in_scope("regexp(?, message)", [spec.message_regex])
     for condition in spec.where:
         if condition.field == "time":
             column = _TIME_TEXT_US
@@ -166,14 +185,7 @@ def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset(),
         else:
             column = f'"{condition.field}"'
         # `%` is the only wildcard of this syntax: `_` and `\` are literal.
-        clauses.append(f"{column} LIKE ? ESCAPE '\\'")
-        params.append(re.sub(r"([\\_])", r"\\\1", condition.like))
-    if spec.allowed_namespaces is not None:
-        if spec.allowed_namespaces:
-            clauses.append(f"namespace IN ({','.join('?' * len(spec.allowed_namespaces))})")
-            params.extend(spec.allowed_namespaces)
-        else:
-            clauses.append("0")
+        in_scope(f"{column} LIKE ? ESCAPE '\\'", [re.sub(r"([\\_])", r"\\\1", condition.like)])
     if spec.after_seq:
         clauses.append("seq > ?")
         params.append(spec.after_seq)
@@ -204,14 +216,19 @@ def probe_sql(spec: FilterSpec, name: str, cap: int,
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
-    """SQL functions the compiled clauses use: regexp(pattern, text) and level_name(n)."""
-    cache: dict[str, re.Pattern[str]] = {}
+    """SQL functions the compiled clauses use: regexp(pattern, text) and level_name(n).
+    regexp matches with RE2 (compile_message_regex): linear in the text, so one row's match
+    cannot run for ever inside this callback, where neither the query deadline nor any other
+    thread gets a turn."""
+    cache: dict[str, MessageRegex] = {}
 
     def regexp(pattern: str, text: str | None) -> bool:
         compiled = cache.get(pattern)
         if compiled is None:
-            compiled = cache[pattern] = re.compile(pattern)
-        return text is not None and compiled.search(text) is not None
+            if len(cache) >= 64:
+                cache.clear()
+            compiled = cache[pattern] = compile_message_regex(pattern)
+        return text is not None and compiled.found_in(text)
 
     conn.create_function("regexp", 2, regexp, deterministic=True)
     conn.create_function("level_name", 1, lambda n: LEVEL_NAMES[n] if n is not None and 0 <= n < 8 else None,

@@ -10,6 +10,7 @@ disjoint ones are read one after the other, so a limited search stops as soon as
 from __future__ import annotations
 
 import collections
+import functools
 import heapq
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetlog.collector.store import EVENT_COLUMNS, Cursor, DeleteResult, Row, StoreStatus, anchors_digest
 from fleetlog.collector.store.partitions import LEGACY_TIER, ConnectionPool, Partition, read_catalogue
+from fleetlog.collector.store.sqlite_deadline import QueryDeadline
 from fleetlog.collector.store.sqlite_query import (
     INDEXED_FILTERS,
     compile_where,
@@ -41,9 +43,10 @@ _NEVER = -(1 << 62)
 _TIME = EVENT_COLUMNS.index("time")
 
 
-def _open_partition(path: str) -> sqlite3.Connection:
+def _open_partition(path: str, deadline: QueryDeadline) -> sqlite3.Connection:
     conn = connect_ro(path, PARTITION_CACHE_KIB)
     register_functions(conn)
+    deadline.attach(conn)
     return conn
 
 
@@ -53,15 +56,18 @@ class SqliteReader:
     # A filter value matching at least this many events (in a partition) is "common" (_walk_time).
     COMMON_MATCHES = 20_000
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, query_timeout: float | None = None):
         self.path = path
+        # Bounds searches, charts and filtered reads (not retention's scans): [storage] query_timeout.
+        self.deadline = QueryDeadline(query_timeout)
         try:
             self.conn = connect_ro(path, MAIN_CACHE_KIB)
             register_functions(self.conn)
+            self.deadline.attach(self.conn)
             self.conn.execute("SELECT 1 FROM partitions LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open the event store for reading: {exc}") from None
-        self.pool = ConnectionPool(path, _open_partition, OPEN_PARTITIONS)
+        self.pool = ConnectionPool(path, functools.partial(_open_partition, deadline=self.deadline), OPEN_PARTITIONS)
 
     # -- snapshot of the main file --------------------------------------------------------------
 
@@ -105,6 +111,7 @@ class SqliteReader:
         desc = order == "desc"
         page: list[Row] = []
         remaining = limit
+        self.deadline.arm()
         try:
             for cluster in _clusters(parts, desc):
                 names = [(part.id, part.name) for part in cluster]
@@ -124,7 +131,9 @@ class SqliteReader:
                     for row in rows:
                         page.append(row)
                         if len(page) >= page_size:
+                            self.deadline.disarm()   # the consumer's time with a page is not bounded
                             yield page
+                            self.deadline.arm()
                             page = []
                         if limit:
                             remaining -= 1
@@ -135,8 +144,9 @@ class SqliteReader:
                 if limit and remaining == 0:
                     break
         except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: search failed: {exc}") from None
+            raise self.deadline.error(exc, f"{self.path}: search failed") from None
         finally:
+            self.deadline.disarm()
             self.pool.trim()
         if page:
             yield page
@@ -166,6 +176,8 @@ class SqliteReader:
         if spec is not None:
             where, params = compile_where(replace(spec, after_seq=0), origin_ids=self._origin_ids(spec))
         streams = []
+        if spec is not None:
+            self.deadline.arm()   # a follower's filters; the forwarders' unfiltered reads are not bounded
         try:
             for part in parts:
                 if part.max_seq <= after:
@@ -177,8 +189,9 @@ class SqliteReader:
                     f"SELECT {_SELECT_COLUMNS} FROM events WHERE ({where or '1'}) AND seq > ? AND seq <= ?"
                     " ORDER BY seq LIMIT ?", (*params, after, head, int(limit))).fetchall())
         except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: reading new events failed: {exc}") from None
+            raise self.deadline.error(exc, f"{self.path}: reading new events failed") from None
         finally:
+            self.deadline.disarm()
             self.pool.trim()
         rows = list(heapq.merge(*streams, key=lambda r: r[0]))[:limit] if len(streams) > 1 else \
             (streams[0] if streams else [])
@@ -315,6 +328,7 @@ class SqliteReader:
         sql = (f"SELECT (time - ?) / ?, level, count(*) FROM events WHERE time >= ? AND time < ? AND seq <= ?"
                f"{' AND ' + where if where else ''} GROUP BY 1, 2")
         counts: collections.Counter[tuple[int, int]] = collections.Counter()
+        self.deadline.arm()
         try:
             for part in parts:
                 if part.max_time < start_us or part.min_time >= end_us or (conn := self._conn(part)) is None:
@@ -322,8 +336,9 @@ class SqliteReader:
                 for bucket, level, count in conn.execute(sql, [start_us, width_us, start_us, end_us, head, *params]):
                     counts[(int(bucket), int(level))] += count
         except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: counting events failed: {exc}") from None
+            raise self.deadline.error(exc, f"{self.path}: counting events failed") from None
         finally:
+            self.deadline.disarm()
             self.pool.trim()
         return [(bucket, level, count) for (bucket, level), count in sorted(counts.items())]
 

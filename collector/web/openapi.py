@@ -34,6 +34,15 @@ def _get(summary: str, parameters: list[dict[str, Any]], ok: dict[str, Any]) -> 
     return {"get": {"summary": summary, "parameters": parameters, "responses": {"200": ok, **_ERRORS}}}
 
 
+def _download(summary: str, parameters: list[dict[str, Any]], ok: dict[str, Any]) -> dict[str, Any]:
+    """An export or bundle: bounded per user and by the free disk (collector/web/export_jobs.py)."""
+    operation = _get(summary, parameters, ok)
+    operation["get"]["responses"].update({
+        "429": _error("an export or bundle of the same user is still running (one at a time)"),
+        "507": _error("data_dir has less free space than [web] export_min_free")})
+    return operation
+
+
 def _json_ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}}}}
 
@@ -67,12 +76,12 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/status": _get("collector, nodes, forwarders, storage, chain", [], _json_ok("status")),
             "/api/v1/histogram": _get("event counts over time by level", _filters() + [
                 _param("buckets", "number of time buckets (default 60)", {"type": "integer"})], _json_ok("buckets")),
-            "/api/v1/export": _get("export matching events, oldest first", _filters() + [
+            "/api/v1/export": _download("export matching events, oldest first (pdf: at most 10,000)", _filters() + [
                 _param("format", "file format", {"enum": list(EXPORTERS)}, required=True),
                 _param("columns", "comma list of columns (default: all; pdf: the table's)")],
                 {"description": "the file (attachment)"}),
-            "/api/v1/bundle": _get("support bundle .tar.gz (masked events, manifest, signed attestation)",
-                                   _filters(), {"description": "the .tar.gz (attachment)"}),
+            "/api/v1/bundle": _download("support bundle .tar.gz (masked events, manifest, signed attestation)",
+                                        _filters(), {"description": "the .tar.gz (attachment)"}),
             "/api/v1/follow": _get("live tail as server-sent events (id = the follow cursor past the event)",
                                    _filters() + [
                 _param("cursor", "resume after this follow cursor (JSON object, chain -> seq)", {"type": "string"}),

@@ -22,10 +22,10 @@ from aiohttp import web
 from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.config import ServerTlsConfig, WebConfig
 from fleetlog.collector.host_names import AllowedHosts
-from fleetlog.collector.web import api, hosts, pages
+from fleetlog.collector.web import api, export_jobs, hosts, pages
 from fleetlog.collector.web.auth import COOKIE, ConsoleAuth, Denied
 from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
-from fleetlog.common.errors import AuthError, ConfigError, StorageError, UsageError
+from fleetlog.common.errors import AuthError, ConfigError, QueryTimeout, StorageError, UsageError
 
 if TYPE_CHECKING:
     from fleetlog.collector.running import RunningCollector
@@ -99,6 +99,9 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return _error(request, 403, str(exc))
     except UsageError as exc:
         return _error(request, 400, str(exc))
+    except QueryTimeout as exc:
+        log.warning("console: %s %s: %s", request.method, request.path, exc)
+        return _error(request, 503, str(exc))
     except StorageError as exc:
         log.error("console: %s", exc)
         return _error(request, 503, str(exc))
@@ -171,6 +174,7 @@ class WebConsole:
         host = host.strip("[]")
         context = _ssl_context(self.tls, self.auth.mtls) if self.tls is not None else None
         application = build_application(self.collector, self.auth, self.allowed_hosts())
+        export_jobs.install(application, self.config.export_min_free)
         self.runner = web.AppRunner(application, access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, int(port), ssl_context=context)

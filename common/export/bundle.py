@@ -10,7 +10,7 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
 from fleetlog.common.masking import mask_event
@@ -57,16 +57,44 @@ class BundleStats:
         self.last_seq = max(self.last_seq, event["seq"])
 
 
-def write_masked(events: Iterator[dict[str, Any]], out: TextIO, stats: BundleStats, progress: Steps,
-                 digests: TextIO | None = None) -> None:
-    for event in events:
-        masked, changed = mask_event(event)
-        line = json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
+def masked_line(event: dict[str, Any]) -> tuple[str, bool]:
+    """The events.jsonl line of an event, secrets masked; True when anything was masked. Only the
+    collector calls it (Query.Bundle, the console's download): a bundle's lines are its bytes."""
+    masked, changed = mask_event(event)
+    return json.dumps(masked, ensure_ascii=False, separators=(",", ":")), changed
+
+
+class Digests:
+    """digests.txt as it grows, one `SEQ DIGEST` line per events.jsonl line, and its SHA-256:
+    what the collector signs, and what a client checks the attestation against."""
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self.lines = 0
+
+    def add(self, seq: int, line: str) -> str:
+        entry = f"{seq} {line_digest(line.encode())}\n"
+        self._sha256.update(entry.encode("ascii"))
+        self.lines += 1
+        return entry
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
+
+
+def write_lines(lines: Iterable[tuple[dict[str, Any], str, bool]], out: TextIO, stats: BundleStats,
+                progress: Steps, digests_out: TextIO | None = None) -> Digests:
+    """Write a bundle's (event, line, masked) items as events.jsonl (and digests.txt); the
+    digests of what was written, to hold against the collector's attestation."""
+    digests = Digests()
+    for event, line, masked in lines:
         out.write(line + "\n")
-        if digests is not None:
-            digests.write(f"{masked.get('seq', 0)} {line_digest(line.encode())}\n")
-        stats.add(event, changed)
+        entry = digests.add(int(event.get("seq", 0)), line)
+        if digests_out is not None:
+            digests_out.write(entry)
+        stats.add(event, masked)
         progress.step()
+    return digests
 
 
 def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

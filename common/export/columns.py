@@ -22,6 +22,19 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, - and @ start one,
+# and a leading tab or carriage return hides such a start from a naive check.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """`cell(value)` made inert for a spreadsheet: a text that could start a formula gets a
+    leading single quote, which Excel, LibreOffice and Google Sheets show as text. CSV writers
+    also quote every cell (csv.QUOTE_ALL), as OWASP advises."""
+    text = cell(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def parse_columns(text: str | None, default: tuple[str, ...]) -> list[str]:
     """`a,b,c` as a list of event fields; `default` when none is given."""
     if not text:

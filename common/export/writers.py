@@ -3,7 +3,8 @@ millions of rows never holds them in memory (xlsx via xlsxwriter's constant_memo
 flushes each row as it is written).
 
 PDF is the exception worth knowing: fpdf2 keeps the finished pages (compressed at the end) until
-the file is written, so its memory grows with the page count — about 40 rows per page.
+the file is written, so its memory grows with the page count — about 40 rows per page; hence
+PDF_MAX_ROWS.
 
 xlsxwriter and fpdf2 come with the `export` extra and are imported when a file of their format is
 written, so CSV and JSON lines work without them.
@@ -19,10 +20,15 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Protocol
 
-from fleetlog.common.errors import MissingExtraError
-from fleetlog.common.export.columns import cell
+from fleetlog.common.errors import MissingExtraError, UsageError
+from fleetlog.common.export.columns import cell, csv_cell
 
 XLSX_MAX_ROWS = 1_048_576   # Excel's sheet limit, header included
+# A PDF is a report, rendered at some 500 rows a second with every page in memory: above this
+# many rows it is refused before anything is rendered (the CLI and the console alike).
+PDF_MAX_ROWS = 10_000
+PDF_TOO_MANY_ROWS = (f"a PDF holds at most {PDF_MAX_ROWS:,} rows and more events match: narrow the filters, "
+                     "or export csv, xlsx or jsonl")
 
 
 def _library(module: str, package: str, fmt: str) -> ModuleType:
@@ -43,11 +49,11 @@ class CsvExporter:
     def __init__(self, path: str, columns: Sequence[str], **_: Any):
         self.handle = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 — closed in close()
         self.columns = list(columns)
-        self.writer = csv.writer(self.handle)
+        self.writer = csv.writer(self.handle, quoting=csv.QUOTE_ALL)
         self.writer.writerow(self.columns)
 
     def write(self, event: dict[str, Any]) -> None:
-        self.writer.writerow([cell(event.get(c)) for c in self.columns])
+        self.writer.writerow([csv_cell(event.get(c)) for c in self.columns])
 
     def close(self) -> None:
         self.handle.close()
@@ -166,6 +172,8 @@ class PdfExporter:
         pdf.set_font("Helvetica", "", 7)
 
     def write(self, event: dict[str, Any]) -> None:
+        if self.count >= PDF_MAX_ROWS:
+            raise UsageError(PDF_TOO_MANY_ROWS)
         pdf = self.pdf
         texts = [_latin1(cell(event.get(c)).replace("\r", " ")) for c in self.columns]
         lines = [pdf.multi_cell(w - 1, self.LINE, t, dry_run=True, output="LINES") or [""]

@@ -34,6 +34,7 @@ INSTRUMENTED = (
     "fleetlog.agent.sources.multiline", "fleetlog.agent.sources.journald", "fleetlog.common.config", "fleetlog.common.units",
     "fleetlog.common.timefmt", "fleetlog.common.event", "fleetlog.common.verify_bundle", "fleetlog.common.checkpoints",
     "fleetlog.common.bundle_attestation", "fleetlog.common.levels", "fleetlog.common.wildcard",
+    "fleetlog.collector.web.queries", "fleetlog.common.export.writers", "fleetlog.common.export.columns",
 )
 
 

@@ -294,6 +294,99 @@ def where_parser(data: bytes) -> None:
     list(_query_engine().search(spec, limit=5))
 
 
+@target
+def console_query(data: bytes) -> None:
+    """The console's query string (collector/web/queries.py), as /events and /api/v1/events read
+    it: a UsageError naming the parameter (HTTP 400), or a FilterSpec whose first page runs."""
+    from dataclasses import replace
+    from urllib.parse import parse_qsl
+
+    from fleetlog.collector.filters import FilterSpec, build_filter_spec
+    from fleetlog.collector.web import queries
+    from fleetlog.common.errors import UsageError
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(_decode_line(data), keep_blank_values=True):
+        query.setdefault(key, value)           # aiohttp's request.query[key]: the first value
+    try:
+        raw = queries.raw_filters(query, queries.PAGE_KEYS + ("columns",))
+        limit = queries.parse_limit(query.get("limit"))
+        order = queries.parse_order(query.get("order"))
+        queries.columns_of(query.get("columns"))
+        spec = build_filter_spec(raw)
+        if query.get("_next"):
+            key = queries.parse_next(query["_next"])
+            spec = replace(spec, before_key=key) if order == "desc" else replace(spec, after_key=key)
+    except UsageError as exc:
+        assert str(exc) and "\n" not in str(exc), repr(str(exc))
+        return
+    assert isinstance(spec, FilterSpec) and 1 <= limit <= queries.MAX_LIMIT
+    next(_query_engine().search(spec, order=order, limit=min(limit, 5), page_size=5), [])
+
+
+_EXPORT_COLUMNS = ("seq", "time", "level", "host", "user", "message", "fields", "pid", "truncated", "id")
+
+
+def _export_value(given: Input, column: str) -> Any:
+    kind = given.int() % 8
+    if kind == 0:
+        return None
+    if column in ("seq", "pid"):
+        return given.int(8)
+    if column == "truncated":
+        return bool(kind % 2)
+    if column == "fields":
+        return {given.text(8): given.pick([given.text(20), given.signed(8), None, True, [given.text(4)],
+                                           {given.text(4): given.text(4)}]) for _ in range(kind % 3)}
+    return given.pick(["", "=1+2", "+cmd", "-x", "@SUM(A1)", "\t=x", "\r\n", "\x00", "\u2028", given.text(80)]) \
+        + given.text(40)
+
+
+@target
+def export_writers(data: bytes) -> None:
+    """CSV, JSON lines, XLSX and PDF with any field values: each file reads back — CSV through the
+    csv module with one row per event and every value (a leading quote allowed: formulas are
+    neutralised), JSON lines one object per line with the values written, XLSX well-formed XML
+    with one row per event, PDF a whole document."""
+    import csv
+    import zipfile
+    from xml.etree import ElementTree
+
+    from fleetlog.common.export.columns import cell
+    from fleetlog.common.export.writers import EXPORTERS
+    given = Input(data)
+    fmt = given.pick(sorted(EXPORTERS))
+    columns = [c for c in _EXPORT_COLUMNS if given.int() % 3] or ["message"]
+    events = [{c: _export_value(given, c) for c in columns} for _ in range(given.int() % 6)]
+    path = _scratch(f"export.{fmt}")
+    exporter = EXPORTERS[fmt](path, columns, title=given.text(20), filters=given.text(40), collector="fuzz")
+    for event in events:
+        exporter.write(event)
+    exporter.close()
+    if fmt == "csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        assert rows[0] == columns and len(rows) == len(events) + 1, (len(rows), len(events))
+        for row, event in zip(rows[1:], events):
+            assert [v in (cell(event[c]), "'" + cell(event[c])) for v, c in zip(row, columns)] == [True] * len(columns), \
+                (row, event)
+    elif fmt == "jsonl":
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+        assert lines[-1] == "" and len(lines) == len(events) + 1
+        assert [json.loads(line) for line in lines[:-1]] == events
+    elif fmt == "xlsx":
+        with zipfile.ZipFile(path) as book:
+            sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
+        rows = sheet.findall(".//{http://schemas.openxmlformats.org/spreadsheetml/2006/main}row")
+        # constant_memory mode writes no element for a row without a value
+        written = [e for e in events if any(v is not None and v != "" for v in e.values())]
+        assert len(rows) == len(written) + 1, (len(rows), len(written))
+    else:
+        with open(path, "rb") as handle:
+            content = handle.read()
+        assert content.startswith(b"%PDF-") and content.rstrip().endswith(b"%%EOF")
+
+
 # -- both daemons: TOML configuration --------------------------------------------------------------
 
 @target

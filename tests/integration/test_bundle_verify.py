@@ -4,27 +4,12 @@ a swapped public key."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import pytest
 
 from fleetlog.common.checkpoints import write_key_pair
-from tests.harness import run_cli, search_json, wait_for, write_lines
-
-
-def _read(path) -> dict[str, bytes]:
-    with tarfile.open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
-
-
-def _write(path, files: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+from tests.harness import run_cli, search_json, tar_members, wait_for, write_lines, write_tar
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +44,17 @@ def test_an_untouched_bundle_verifies_offline(bundle):
     result = _verify(bundle)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "OK: 20 events, 1 checkpoints"
-    files = _read(bundle)
+    files = tar_members(bundle)
     assert b"s3cret" not in files["events.jsonl"]                      # masked, and still verifiable
     assert len(files["digests.txt"].splitlines()) == 20
     assert json.loads(files["manifest.json"])["attestation"]["events"] == 20
 
 
 def _tampered(bundle, tmp_path, edit) -> tuple[int, str]:
-    files = _read(bundle)
+    files = tar_members(bundle)
     edit(files)
     copy = tmp_path / "tampered.tar.gz"
-    _write(copy, files)
+    write_tar(copy, files)
     result = _verify(copy)
     assert "Traceback" not in result.stderr
     return result.returncode, result.stderr
@@ -84,7 +69,7 @@ def _seq(line: bytes) -> int:
 
 
 def test_a_changed_message_is_named_by_seq(bundle, tmp_path):
-    lines = _lines(_read(bundle))
+    lines = _lines(tar_members(bundle))
     code, err = _tampered(bundle, tmp_path, lambda f: f.update(
         {"events.jsonl": f["events.jsonl"].replace(b"step 7 ", b"step 8 ")}))
     assert code == 1

@@ -51,3 +51,35 @@ def test_the_cli_prints_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
     assert err == ("fleetlog export: xlsx files need the 'export' extra (xlsxwriter not installed): "
                    "pip install 'fleetlog[export]'\n")
     assert list(tmp_path.iterdir()) == []
+
+
+FORMULAS = ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx=1", "\r=1"]
+
+
+def test_csv_export_cells_cannot_start_a_formula(tmp_path):
+    """OWASP's CSV injection: a user `+cmd` or a message `=...` opens in a spreadsheet as text."""
+    import csv
+    path = tmp_path / "out.csv"
+    exporter = EXPORTERS["csv"](str(path), ["user", "message", "seq"])
+    for text in FORMULAS:
+        exporter.write({**EVENT, "user": text, "message": text})
+    exporter.write(EVENT)
+    exporter.close()
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["user", "message", "seq"]
+    assert rows[1:] == [["'" + text, "'" + text, "1"] for text in FORMULAS] + [["", "hello", "1"]]
+    assert path.read_text(encoding="utf-8").startswith('"user","message","seq"\n"\'=1+2","\'=1+2","1"\n')
+
+
+def test_search_format_csv_cells_cannot_start_a_formula():
+    """`fleetlog search --format csv` writes the same inert cells as the export."""
+    import csv
+    import io
+
+    from fleetlog.cli.output import CsvWriter
+    out = io.StringIO()
+    writer = CsvWriter(out, ["user", "message"])
+    for text in FORMULAS:
+        writer.write({"user": text, "message": "ok " + text})
+    assert list(csv.reader(io.StringIO(out.getvalue(), newline="")))[1:] == [["'" + t, "ok " + t] for t in FORMULAS]

@@ -243,12 +243,8 @@ class StatusReply(_message.Message):
     def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ..., collectors: _Optional[_Iterable[_Union[CollectorStatus, _Mapping]]] = ..., scoped: _Optional[bool] = ...) -> None: ...
 
 class EvidenceRequest(_message.Message):
-    __slots__ = ("bundle_digests_sha256", "bundle_events")
-    BUNDLE_DIGESTS_SHA256_FIELD_NUMBER: _ClassVar[int]
-    BUNDLE_EVENTS_FIELD_NUMBER: _ClassVar[int]
-    bundle_digests_sha256: str
-    bundle_events: int
-    def __init__(self, bundle_digests_sha256: _Optional[str] = ..., bundle_events: _Optional[int] = ...) -> None: ...
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class EvidenceReply(_message.Message):
     __slots__ = ("checkpoint_json", "public_keys_pem", "head_seq", "head_link_hex", "bundle_attestation_json")
@@ -263,6 +259,16 @@ class EvidenceReply(_message.Message):
     head_link_hex: str
     bundle_attestation_json: str
     def __init__(self, checkpoint_json: _Optional[str] = ..., public_keys_pem: _Optional[_Iterable[str]] = ..., head_seq: _Optional[int] = ..., head_link_hex: _Optional[str] = ..., bundle_attestation_json: _Optional[str] = ...) -> None: ...
+
+class BundlePage(_message.Message):
+    __slots__ = ("lines", "masked", "evidence")
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    masked: _containers.RepeatedScalarFieldContainer[bool]
+    evidence: EvidenceReply
+    def __init__(self, lines: _Optional[_Iterable[str]] = ..., masked: _Optional[_Iterable[bool]] = ..., evidence: _Optional[_Union[EvidenceReply, _Mapping]] = ...) -> None: ...
 
 class NoteRequest(_message.Message):
     __slots__ = ("text", "namespace")

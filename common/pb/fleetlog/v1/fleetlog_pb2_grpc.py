@@ -144,6 +144,11 @@ class QueryStub:
                 request_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.EvidenceRequest.SerializeToString,
                 response_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.EvidenceReply.FromString,
                 _registered_method=True)
+        self.Bundle = channel.unary_stream(
+                '/fleetlog.v1.Query/Bundle',
+                request_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.SearchRequest.SerializeToString,
+                response_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.BundlePage.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -174,7 +179,17 @@ class QueryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Evidence(self, request, context):
-        """The newest signed checkpoint and the public keys, for bundles and offline verification.
+        """The newest signed checkpoint and the public keys, for offline verification.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Bundle(self, request, context):
+        """A support bundle written by the collector: the matching events with secrets masked, as the
+        lines of the bundle's events.jsonl, then the collector's signed attestation of the digests
+        it computed over those very lines (common/bundle_attestation.py). The collector signs no
+        digest a client sends: a bundle it attests holds what its store holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -202,6 +217,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.Evidence,
                     request_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.EvidenceRequest.FromString,
                     response_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.EvidenceReply.SerializeToString,
+            ),
+            'Bundle': grpc.unary_stream_rpc_method_handler(
+                    servicer.Bundle,
+                    request_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.SearchRequest.FromString,
+                    response_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.BundlePage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +336,33 @@ class Query:
             '/fleetlog.v1.Query/Evidence',
             fleetlog_dot_v1_dot_fleetlog__pb2.EvidenceRequest.SerializeToString,
             fleetlog_dot_v1_dot_fleetlog__pb2.EvidenceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Bundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fleetlog.v1.Query/Bundle',
+            fleetlog_dot_v1_dot_fleetlog__pb2.SearchRequest.SerializeToString,
+            fleetlog_dot_v1_dot_fleetlog__pb2.BundlePage.FromString,
             options,
             channel_credentials,
             insecure,
