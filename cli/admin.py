@@ -17,6 +17,8 @@ from fleetlog.common.timefmt import format_us
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     note = subparsers.add_parser("note", parents=parents, help="add an informative note to the event log")
     note.add_argument("text", metavar="TEXT")
+    note.add_argument("--namespace", default="", metavar="N",
+                      help="the note's namespace, one you hold (default: your only one, or default)")
     note.set_defaults(handler=run_note)
     status = subparsers.add_parser("status", parents=parents, help="collector health")
     status.add_argument("--format", choices=("text", "json"), default="text")
@@ -26,7 +28,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run_note(args: argparse.Namespace) -> int:
     conn = Connection.from_args(args)
     with conn.channel() as channel:
-        reply = conn.admin(channel).Note(pb.NoteRequest(text=args.text), metadata=conn.metadata)
+        reply = conn.admin(channel).Note(pb.NoteRequest(text=args.text, namespace=args.namespace), metadata=conn.metadata)
     print(f"note stored as seq {reply.seq} (id {reply.id})")
     return 0
 
@@ -43,7 +45,11 @@ def run_status(args: argparse.Namespace) -> int:
         print(json.dumps(MessageToDict(status, preserving_proto_field_name=True), indent=2))
         return 0
     print(f"collector {status.collector}  version {status.version}  up {status.uptime_seconds:.0f}s")
-    print(f"storage   {status.storage_bytes / 1048576:.1f} MiB, {status.event_count} events, last seq {status.last_seq}")
+    if status.scoped:
+        print("storage   (only admin and auditor see the whole store; nodes of your namespaces below)")
+    else:
+        print(f"storage   {status.storage_bytes / 1048576:.1f} MiB, {status.event_count} events, "
+              f"last seq {status.last_seq}")
     print(f"next purge {_when(status.next_purge)}")
     if status.collectors:   # a cluster sharing one store: every collector, then every node
         print(f"{'COLLECTOR':<20} {'ADDRESS':<22} {'VERSION':<10} {'LAST HEARTBEAT':<20} ALIVE")

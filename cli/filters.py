@@ -12,7 +12,8 @@ def filter_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("filters (combined with AND)")
     for flag, dest, metavar, help_text in FILTER_FLAGS:
-        group.add_argument(flag, dest=f"filter_{dest}", metavar=metavar, help=help_text, default="")
+        # argparse formats help with %: the shared table's texts are plain (the API document shows them too).
+        group.add_argument(flag, dest=f"filter_{dest}", metavar=metavar, help=help_text.replace("%", "%%"), default="")
     return parent
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from fleetlog.collector.admission import EventBudget
+from fleetlog.collector.auth_failures import AuthFailures
 from fleetlog.collector.checkpoint_timer import CheckpointTimer
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.cluster import Membership
@@ -101,7 +102,7 @@ class CollectorApp:
         nodes = Nodes(metrics)
         self.membership = Membership(self.backend, config.node_name, lambda: self.address, self.started_at,
                                      nodes.all)
-        denials = Denials(self.own_events)
+        denials = Denials(self.own_events, metrics.denials_not_recorded)
         intake = Intake(budget=EventBudget(config.ingest.max_pending_events, config.ingest.max_pending_bytes),
                         limits=IngestLimits(config.ingest.max_message_bytes, config.ingest.max_batch_events),
                         classifier=lambda: self.classifier, writer=self.writer, nodes=nodes, metrics=metrics,
@@ -110,7 +111,7 @@ class CollectorApp:
                               retention=self.retention, forwarding=self.forwarding, node_name=node_name,
                               started_at=self.started_at)
         self.collector = RunningCollector(
-            authenticator=authenticator, rejections=Rejections(metrics.requests_rejected), intake=intake,
+            authenticator=authenticator, auth_failures=AuthFailures(), rejections=Rejections(metrics.requests_rejected), intake=intake,
             nodes=nodes, own_events=self.own_events, denials=denials, query=query, store=store,
             followers=self.followers, status=status, evidence=Evidence(self.writer, self.signer, node_name),
             node_name=node_name, data_dir=str(self.data_dir))

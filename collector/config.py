@@ -207,15 +207,22 @@ class WebConfig:
 
     listen: str = "127.0.0.1:8433"
     session_lifetime: Duration = 8 * 3600.0
+    # Host names the console answers to besides its own (collector/web/hosts.py: DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
     # An export or bundle download is refused while data_dir has less free (its temporary files).
     export_min_free: Size = 512 * 1024 * 1024
 
     def validate(self) -> None:
+        from fleetlog.collector.host_names import host_name_problem
         _host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()):
             raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
         if not 60 <= self.session_lifetime <= 30 * 86400:
             raise FieldError("session_lifetime", "must be between 1m and 30d")
+        for i, name in enumerate(self.allowed_hosts):
+            problem = host_name_problem(name)
+            if problem:
+                raise FieldError(f"allowed_hosts[{i}]", problem)
 
 
 @dataclass(frozen=True)
@@ -242,7 +249,7 @@ class CollectorConfig:
 
     def validate(self) -> None:
         _host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()):
             raise FieldError("listen", f"expected HOST:PORT, got {self.listen!r}")
         problem = self.listen_policy_problem()
         if problem:

@@ -34,6 +34,7 @@ _DATE_PREFIX = re.compile(r"^\d{4}(-\d{1,2}(-\d{1,2}([ T]\d{1,2}(:\d{1,2}(:\d{1,
 
 
 _EARLIEST_US = -62_135_596_800_000_000   # 0001-01-01T00:00:00Z
+_END_US = 253_402_300_800_000_000        # 10000-01-01T00:00:00Z, just past the last time datetime has
 
 
 def parse_time_bound(flag: str, text: str, now: int | None = None) -> int:
@@ -74,13 +75,18 @@ def date_prefix_range(text: str) -> tuple[str, int, int]:
     if depth == 0:
         end = dt.datetime(10000 - 1, 12, 31, tzinfo=UTC)
         start = dt.datetime(1, 1, 1, tzinfo=UTC) if not complete else start
-    elif depth == 1:
-        end = start.replace(year=start.year + 1)
-    elif depth == 2:
-        end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    else:
-        end = start + [dt.timedelta(days=1), dt.timedelta(hours=1), dt.timedelta(minutes=1),
-                       dt.timedelta(seconds=1)][depth - 3]
+        return prefix, datetime_to_us(start), datetime_to_us(end)
+    try:
+        if depth == 1:
+            end = start.replace(year=start.year + 1)
+        elif depth == 2:
+            end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        else:
+            end = start + [dt.timedelta(days=1), dt.timedelta(hours=1), dt.timedelta(minutes=1),
+                           dt.timedelta(seconds=1)][depth - 3]
+    except (OverflowError, ValueError):
+        # The last year, month, day... of 9999: the range ends where datetime does (a 500 before).
+        return prefix, datetime_to_us(start), _END_US
     return prefix, datetime_to_us(start), datetime_to_us(end)
 
 

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from fleetlog.collector.identity import peer_ip
+from fleetlog.collector.service import refuse_too_many_failures
+
 if TYPE_CHECKING:
     from fleetlog.collector.running import RunningCollector
 
@@ -46,6 +49,8 @@ class AuthGate(grpc.aio.ServerInterceptor):
 
         async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
             collector.count_refusal("unauthenticated")
+            await refuse_too_many_failures(collector, context, what)
+            collector.failed_authentication(peer_ip(context))
             await collector.record_denial(None, what, why, context)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
 

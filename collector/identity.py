@@ -15,8 +15,9 @@ from typing import Any, Literal
 import grpc
 from cryptography import x509
 
+from fleetlog.collector.internal import COLLECTOR_NAMESPACE
 from fleetlog.common.config import FieldError, load_config
-from fleetlog.common.errors import AuthError
+from fleetlog.common.errors import AuthError, UsageError
 
 Role = Literal["agent", "admin", "auditor", "namespace-admin", "namespace-auditor"]
 READ_ROLES = {"admin", "auditor", "namespace-admin", "namespace-auditor"}
@@ -36,6 +37,9 @@ class TokenEntry:
             raise FieldError("sha256", "expected the 64 hex digits of the token's SHA-256, not the token itself")
         if not self.name:
             raise FieldError("name", "must not be empty")
+        if COLLECTOR_NAMESPACE in self.namespaces:
+            raise FieldError("namespaces", f"{COLLECTOR_NAMESPACE!r} holds the collector's own events, which only "
+                             "admin and auditor read; no token may list it")
 
 
 @dataclass(frozen=True)
@@ -170,8 +174,9 @@ class Authenticator:
         """The holder of a verified client certificate named `name` (CN or first DNS SAN)."""
         entry = self.roles_by_name.get(name)
         if entry is None:
-            # A certificate identifies a node: it may ingest, not read.
-            return Caller(name, "agent", ip, None, "mtls")
+            # A certificate identifies a node: it may ingest, not read, and — like an agent token
+            # that lists none — only into "default": never every namespace by omission.
+            return Caller(name, "agent", ip, ("default",), "mtls")
         return Caller(name, entry.role, ip, _namespaces(entry), "mtls")
 
     def authenticate(self, context: grpc.aio.ServicerContext, claimed_name: str = "") -> Caller:
@@ -186,6 +191,29 @@ class Authenticator:
         if self.open:
             return Caller(claimed_name or "anonymous", "trusted", ip, None, "trusted")
         raise AuthError("no valid credentials (token or client certificate) presented")
+
+
+class NamespaceRefused(Exception):
+    """The caller may not use that namespace (HTTP 403, gRPC PERMISSION_DENIED; an audit event)."""
+
+
+def note_namespace(caller: Caller, requested: str) -> str:
+    """Where `caller`'s note goes: `requested` when the caller holds it; else its only namespace
+    (a namespace-admin), or "default" for a caller of every namespace. UsageError when a caller
+    of several namespaces names none; NamespaceRefused for one it does not hold."""
+    requested = requested.strip()
+    if requested == COLLECTOR_NAMESPACE:
+        raise NamespaceRefused(f"namespace {COLLECTOR_NAMESPACE!r} is the collector's own; notes go elsewhere")
+    if not requested:
+        if caller.namespaces is None:
+            return "default"
+        if len(caller.namespaces) == 1:
+            return caller.namespaces[0]
+        raise UsageError(f"namespace: {caller.name} holds several namespaces ({', '.join(caller.namespaces)}); "
+                         "name the note's")
+    if caller.namespaces is not None and requested not in caller.namespaces:
+        raise NamespaceRefused(f"may not write notes into namespace {requested!r}")
+    return requested
 
 
 def describe_denial(caller: Caller | None, what: str, why: Any) -> str:

@@ -15,6 +15,7 @@ import zstandard
 from google.protobuf.message import DecodeError
 
 from fleetlog.collector.classify import Classifier
+from fleetlog.collector.internal import COLLECTOR_NAMESPACE
 from fleetlog.collector.store import IncomingEvents
 from fleetlog.common.errors import FleetlogError
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -216,7 +217,7 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
     for chunk, count in zip(unpacked.chunks, counts):
         prepared.received += count
         namespace = chunk.namespace or "default"
-        if origin.namespaces is not None and namespace not in origin.namespaces:
+        if namespace == COLLECTOR_NAMESPACE or (origin.namespaces is not None and namespace not in origin.namespaces):
             prepared.denied_namespaces.add(namespace)
             prepared.denied += count
             continue

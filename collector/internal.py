@@ -1,6 +1,7 @@
 """Events the collector writes about itself (contract §1, §4.6): start/stop, notes, audit of
 searches, purges, denials. They carry host = the collector's node_name, source = "collector",
-log_type = "audit", and are stored whatever the level thresholds say.
+log_type = "audit", namespace = "_collector" (a note: its author's namespace), and are stored
+whatever the level thresholds say.
 
 Their dedup position is the seq they will get, so each is unique within the internal origin.
 """
@@ -17,6 +18,10 @@ from fleetlog.common.timefmt import now_us
 
 INTERNAL_SOURCE = "collector"
 INTERNAL_SOURCE_KEY = "collector:internal"
+# The collector's own events live in a namespace of their own, which no agent may write and no
+# namespace role may hold (collector/identity.py): only admin and auditor read the audit trail.
+# Notes are the exception: they go to their author's namespace (collector/own_events.py).
+COLLECTOR_NAMESPACE = "_collector"
 
 
 @dataclass
@@ -31,14 +36,14 @@ class InternalEvent:
 
 
 def append_internal(store: EventWriter, node_name: str, events: list[InternalEvent],
-                    namespace: str = "default") -> StoreResult:
+                    namespace: str = COLLECTOR_NAMESPACE) -> StoreResult:
     """Store internal events in one transaction; call on the writer thread."""
     now = now_us()
     return store.store_batch([internal_batch(store, node_name, events, namespace, now)], now)[0]
 
 
 def internal_batch(store: EventWriter, node_name: str, events: list[InternalEvent],
-                   namespace: str = "default", now: int = 0) -> IncomingEvents:
+                   namespace: str = COLLECTOR_NAMESPACE, now: int = 0) -> IncomingEvents:
     """Internal events as one ingest chunk, to store next (on the writer thread)."""
     first = store.last_seq + 1
     now = now or now_us()

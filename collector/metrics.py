@@ -59,6 +59,9 @@ class CollectorMetrics:
         self.requests_rejected = Counter(
             p + "requests_rejected", "Requests refused for what the peer sent (malformed, over a limit, "
             "unauthenticated), by reason.", ["reason"], registry=r)
+        self.denials_not_recorded = Counter(
+            p + "denials_not_recorded", "Denials not stored as audit/denied events by the throttle (the same one "
+            "within 10 s, or past the per-address or overall rate); the next stored one counts them.", registry=r)
         self.checkpoints = Counter(p + "checkpoints", "Signed checkpoints written.", registry=r)
         self.clock_skew = Gauge(p + "agent_clock_skew_seconds", "Agent clock minus collector clock.",
                                 ["host"], registry=r)

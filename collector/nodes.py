@@ -8,7 +8,7 @@ Lives on the event loop only: nothing here is touched from a worker thread.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleetlog.collector.ingest import PreparedBatch
 from fleetlog.collector.metrics import CollectorMetrics
@@ -23,6 +23,11 @@ class NodeState:
     events: int = 0
     last_event_lag: float = 0.0
     clock_skew: float = 0.0
+    # The namespaces it wrote into (bounded): status shows a namespace role only these nodes.
+    namespaces: set[str] = field(default_factory=set)
+
+
+MAX_NAMESPACES_PER_NODE = 100
 
 
 class Nodes:
@@ -60,6 +65,10 @@ class Nodes:
 
     def received(self, host: str, prepared: PreparedBatch) -> None:
         """Count what a prepared batch held, and what of it was dropped and why."""
+        written = self.get(host).namespaces
+        for chunk in prepared.events:
+            if len(written) < MAX_NAMESPACES_PER_NODE:
+                written.add(chunk.namespace)
         self._metrics.received.labels(host).inc(prepared.received)
         if prepared.dropped_below_level:
             self._metrics.dropped.labels("below_level").inc(prepared.dropped_below_level)

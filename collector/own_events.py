@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fleetlog.collector.identity import Caller
-from fleetlog.collector.internal import InternalEvent, append_internal
+from fleetlog.collector.internal import COLLECTOR_NAMESPACE, InternalEvent, append_internal
 from fleetlog.collector.query import QueryEngine
 from fleetlog.collector.writer import StorageWriter
 from fleetlog.common.errors import StorageError
@@ -35,10 +35,10 @@ class OwnEvents:
         """From now on, events reported by other threads are stored (through `loop`)."""
         self._loop = loop
 
-    async def append(self, events: list[InternalEvent]) -> int:
+    async def append(self, events: list[InternalEvent], namespace: str = COLLECTOR_NAMESPACE) -> int:
         """Store `events` in one transaction; the seq of the last one once committed."""
         node_name = self._node_name()
-        result = await self._writer.call(lambda store: append_internal(store, node_name, events))
+        result = await self._writer.call(lambda store: append_internal(store, node_name, events, namespace))
         return result.last_seq
 
     async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str],
@@ -64,10 +64,11 @@ class OwnEvents:
             fields["via"] = via
         await self.append([InternalEvent("audit/evidence", message, user=caller.name, fields=fields)])
 
-    async def add_note(self, caller: Caller, text: str) -> tuple[int, str]:
-        """Store a note; its seq and event id."""
+    async def add_note(self, caller: Caller, text: str, namespace: str) -> tuple[int, str]:
+        """Store a note in `namespace` (collector/identity.py note_namespace chose it); its seq
+        and event id."""
         seq = await self.append([InternalEvent("Admin.EventLog.Note", text, user=caller.name,
-                                               fields={"author": caller.name})])
+                                               fields={"author": caller.name})], namespace)
         event_id = await asyncio.to_thread(self._query.event_id, self._chain, seq)
         return seq, event_id or ""
 

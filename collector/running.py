@@ -17,12 +17,13 @@ from typing import Any
 
 import grpc
 
+from fleetlog.collector.auth_failures import AuthFailures
 from fleetlog.collector.bundles import CollectorBundle
 from fleetlog.collector.denials import Denials
 from fleetlog.collector.evidence import Evidence
 from fleetlog.collector.filters import FilterSpec, build_filter_spec
 from fleetlog.collector.follow import Followers
-from fleetlog.collector.identity import Authenticator, Caller
+from fleetlog.collector.identity import Authenticator, Caller, note_namespace
 from fleetlog.collector.ingest import Origin
 from fleetlog.collector.intake import Admitted, Committed, Intake
 from fleetlog.collector.nodes import Nodes
@@ -35,11 +36,12 @@ from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
 class RunningCollector:
-    def __init__(self, *, authenticator: Authenticator, rejections: Rejections, intake: Intake, nodes: Nodes,
+    def __init__(self, *, authenticator: Authenticator, auth_failures: AuthFailures, rejections: Rejections, intake: Intake, nodes: Nodes,
                  own_events: OwnEvents, denials: Denials, query: QueryEngine, store: EventWriter,
                  followers: Followers, status: StatusReport, evidence: Evidence,
                  node_name: Callable[[], str], data_dir: str):
         self._authenticator = authenticator
+        self._auth_failures = auth_failures
         self._rejections = rejections
         self._intake = intake
         self._nodes = nodes
@@ -75,6 +77,14 @@ class RunningCollector:
         """Why a call with this metadata cannot be authenticated, or None when it may proceed."""
         return self._authenticator.refusal(metadata)
 
+    def failed_authentication(self, ip: str) -> None:
+        """Count a failed authentication from `ip` (collector/auth_failures.py)."""
+        self._auth_failures.failed(ip)
+
+    def authentication_retry_after(self, ip: str) -> float:
+        """Seconds during which `ip`'s credentials are refused unchecked (too many failures); 0: none."""
+        return self._auth_failures.retry_after(ip)
+
     # -- refusals and the audit ------------------------------------------------------------------
 
     def refuse(self, peer: str, reason: str, message: str) -> None:
@@ -86,10 +96,12 @@ class RunningCollector:
         self._rejections.count(reason)
 
     async def record_denial(self, caller: Caller | None, what: str, why: str,
-                            context: grpc.aio.ServicerContext | None, host: str = "", ip: str = "") -> None:
+                            context: grpc.aio.ServicerContext | None, host: str = "", ip: str = "",
+                            fields: dict[str, Any] | None = None) -> None:
         """Log and store (throttled) an `audit/denied` event: `what` was refused to `caller`
-        (None: not authenticated) because `why`. The peer is the gRPC `context`'s, else `ip`."""
-        await self._denials.record(caller, what, why, context, host, ip)
+        (None: not authenticated) because `why`. The peer is the gRPC `context`'s, else `ip`;
+        `fields` go into the event."""
+        await self._denials.record(caller, what, why, context, host, ip, fields)
 
     async def record_search(self, caller: Caller, purpose: str, raw_filters: dict[str, str],
                             via: str = "") -> None:
@@ -97,9 +109,11 @@ class RunningCollector:
         than gRPC ("web"). Raises StorageError when it cannot be stored: refuse the search then."""
         await self._own_events.record_search(caller, purpose, raw_filters, via)
 
-    async def add_note(self, caller: Caller, text: str) -> tuple[int, str]:
-        """Store a note (`Admin.EventLog.Note`); its seq and event id. Raises StorageError."""
-        return await self._own_events.add_note(caller, text)
+    async def add_note(self, caller: Caller, text: str, namespace: str = "") -> tuple[int, str]:
+        """Store a note (`Admin.EventLog.Note`) in `namespace`, or the caller's own (see
+        identity.note_namespace); its seq and event id. Raises UsageError, NamespaceRefused,
+        StorageError."""
+        return await self._own_events.add_note(caller, text, note_namespace(caller, namespace))
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -169,9 +183,11 @@ class RunningCollector:
         cursor past it."""
         return self._followers.pages(spec, cursor)
 
-    async def status(self) -> pb.StatusReply:
-        """The collector, its cluster, nodes, forwarders and store, as `fleetlog status` shows."""
-        return await self._status.build()
+    async def status(self, caller: Caller | None = None) -> pb.StatusReply:
+        """The collector, its cluster, nodes, forwarders and store, as `fleetlog status` shows;
+        for a namespace role only its namespaces' nodes (collector/status.py). None: the
+        collector's own use (a bundle's manifest takes its name and version)."""
+        return await self._status.build(caller)
 
     async def chain_status(self) -> dict[str, Any]:
         """The chain head and the newest signed checkpoint (head_seq, head_link_hex,

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
+from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.filters import FilterSpec
-from fleetlog.collector.identity import Caller, peer_ip
+from fleetlog.collector.identity import Caller, NamespaceRefused, peer_ip
 from fleetlog.collector.ingest import BadBatch, Origin, decode_request
 from fleetlog.common.errors import AuthError, QueryTimeout, StorageError, UsageError
 from fleetlog.common.event import to_json
@@ -37,11 +38,24 @@ def filters_to_dict(filters: pb.Filters) -> dict[str, str]:
     return {key: getattr(filters, key) for key in _FILTER_KEYS if getattr(filters, key)}
 
 
+async def refuse_too_many_failures(collector: RunningCollector, context: grpc.aio.ServicerContext,
+                                   what: str) -> None:
+    """RESOURCE_EXHAUSTED, unchecked, while the peer's address has too many failed
+    authentications (collector/auth_failures.py); nothing when it has not."""
+    wait = collector.authentication_retry_after(peer_ip(context))
+    if wait:
+        await collector.record_denial(None, what, TOO_MANY_FAILURES, context)
+        # One text whatever the wait: an agent logs a refusal once per distinct reason.
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{TOO_MANY_FAILURES}; try again within a minute")
+
+
 async def _authenticate(collector: RunningCollector, context: grpc.aio.ServicerContext, what: str,
                         claimed: str = "") -> Caller:
+    await refuse_too_many_failures(collector, context, what)
     try:
         return collector.authenticate(context, claimed)
     except AuthError as exc:
+        collector.failed_authentication(peer_ip(context))
         await collector.record_denial(None, what, str(exc), context)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         raise  # abort raises; this keeps type checkers content
@@ -247,8 +261,8 @@ class QueryService(pb_grpc.QueryServicer):
             await context.abort(_storage_status(exc), str(exc))
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext):
-        await self._reader(context, "status")
-        return await self.collector.status()
+        caller = await self._reader(context, "status")
+        return await self.collector.status(caller)
 
     async def Evidence(self, request: pb.EvidenceRequest, context: grpc.aio.ServicerContext):
         caller = await self._reader(context, "evidence")
@@ -278,7 +292,12 @@ class AdminService(pb_grpc.AdminServicer):
         if not request.text.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "note text is empty")
         try:
-            seq, event_id = await self.collector.add_note(caller, request.text)
+            seq, event_id = await self.collector.add_note(caller, request.text, request.namespace)
+        except UsageError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NamespaceRefused as exc:
+            await self.collector.record_denial(caller, "note", str(exc), context)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except StorageError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store the note: {exc}")
         return pb.NoteReply(seq=seq, id=event_id)

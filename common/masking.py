@@ -1,8 +1,10 @@
 """Masking secrets in events that leave the collector for support (`fleetlog bundle`).
 
-What counts as a secret: the value after `password=`, `passwd=`, `pwd=`, `secret=`, `token=`,
-`api_key=`/`apikey=`/`api-key=` (also with `:` and quotes, as in JSON), the credential after
-`Authorization: Bearer` / `Basic`, and PEM private key blocks. In `fields`, a key whose name
+What counts as a secret: the value after `password=`, `passwd=`, `pwd=`, `passphrase=`, `secret=`,
+`token=`, `api_key=`/`apikey=`/`api-key=`, `private_key=` (also with `:` and quotes, as in JSON,
+and as a command-line option: `--password X`), the password of a URL (`scheme://user:PASS@host`,
+as in a PostgreSQL dsn), the credential after `Authorization: Bearer` / `Basic`, and PEM private
+key blocks. In `fields`, a key whose name
 contains one of those words has its whole value masked. The key names stay, so a reader still
 sees that a secret was there.
 """
@@ -14,7 +16,8 @@ from typing import Any
 
 MASK = "***"
 
-_SECRET_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)"
+_SECRET_WORDS = (r"(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
+                 r"|client[_-]?secret)")
 _KEY_VALUE = re.compile(
     r"(?i)(\b[\w.-]*" + _SECRET_WORDS + r"[\w.-]*[\"']?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s\"',;&]+)")
 _AUTHORIZATION = re.compile(r"(?i)(\b(?:authorization|proxy-authorization)\s*[=:]\s*[\"']?\s*(?:bearer|basic|token)\s+)"
@@ -22,6 +25,11 @@ _AUTHORIZATION = re.compile(r"(?i)(\b(?:authorization|proxy-authorization)\s*[=:
 _BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})")
 _PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.DOTALL)
 _SECRET_KEY = re.compile(r"(?i)" + _SECRET_WORDS)
+# `postgresql://user:PASS@host`: the password of a URL's user info.
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@\"']*:)([^\s/@\"']+)(@)")
+# `--password X` (with `=`, _KEY_VALUE has it); `--password-file PATH` names a file, not a secret.
+_OPTION = re.compile(r"(?i)((?<![\w-])--?[\w-]*" + _SECRET_WORDS + r"(?![\w-]*[_-]file\b)[\w-]*\s+)"
+                     r"(\"[^\"]*\"|'[^']*'|[^\s\"'-][^\s\"']*)")
 
 
 def _quoted_mask(match: re.Match[str]) -> str:
@@ -38,6 +46,8 @@ def mask_text(text: str) -> str:
                             text)
     text = _AUTHORIZATION.sub(lambda m: m.group(1) + MASK, text)
     text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    text = _OPTION.sub(_quoted_mask, text)
     return _KEY_VALUE.sub(_quoted_mask, text)
 
 

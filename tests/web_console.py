@@ -41,6 +41,8 @@ PAY_LINES = ["2025-12-01T10:00:05.000Z ERROR req=pay-1 user=dave card declined"]
 TOKENS = [
     ("web-1", "agent", ["default"]), ("web-2", "agent", ["default"]), ("pay-1", "agent", ["payments"]),
     ("root", "admin", []), ("audrey", "auditor", []), ("payaud", "namespace-auditor", ["payments"]),
+    ("payadm", "namespace-admin", ["payments"]), ("defaud", "namespace-auditor", ["default"]),
+    ("both", "namespace-admin", ["default", "payments"]),
 ]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from fleetlog.collector.identity import NamespaceRefused
 from fleetlog.collector.web import downloads, queries
 from fleetlog.collector.web.auth import Denied
 from fleetlog.collector.web.context import auth_of, collector_of, require_caller
@@ -40,8 +41,8 @@ async def trace(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    require_caller(request)
-    return _json(await queries.status(collector_of(request)))
+    caller = require_caller(request)
+    return _json(await queries.status(collector_of(request), caller))
 
 
 async def histogram(request: web.Request) -> web.Response:
@@ -50,7 +51,8 @@ async def histogram(request: web.Request) -> web.Response:
 
 
 async def notes(request: web.Request) -> web.Response:
-    """Add a note (`Admin.EventLog.Note`): JSON {"text": ...} or a form field `text`."""
+    """Add a note (`Admin.EventLog.Note`): JSON {"text": ..., "namespace": ...} or form fields
+    `text` and `namespace` (optional: the caller's own namespace, see identity.note_namespace)."""
     caller = require_caller(request)
     if request.content_type == "application/json":
         try:
@@ -58,16 +60,22 @@ async def notes(request: web.Request) -> web.Response:
         except ValueError:
             raise UsageError("body: not valid JSON") from None
         text = body.get("text") if isinstance(body, dict) else None
+        namespace = body.get("namespace", "") if isinstance(body, dict) else ""
         csrf = None
     else:
         form = await request.post()
-        text, csrf = form.get("text"), form.get("csrf")
+        text, csrf, namespace = form.get("text"), form.get("csrf"), form.get("namespace", "")
     auth_of(request).check_csrf(request, csrf if isinstance(csrf, str) else None)
     if not caller.can_note:
         raise Denied(f"role {caller.role!r} may not add notes", caller)
     if not isinstance(text, str) or not text.strip():
         raise UsageError("note text is empty")
-    seq, event_id = await collector_of(request).add_note(caller, text)
+    if not isinstance(namespace, str):
+        raise UsageError("namespace: expected a string")
+    try:
+        seq, event_id = await collector_of(request).add_note(caller, text, namespace)
+    except NamespaceRefused as exc:
+        raise Denied(str(exc), caller) from None
     return _json({"seq": seq, "id": event_id}, status=201)
 
 
@@ -98,7 +106,7 @@ async def follow(request: web.Request) -> web.StreamResponse:
     if resume.startswith("{"):
         cursor_json = resume
     elif resume:
-        if not resume.isdigit():
+        if not (resume.isascii() and resume.isdigit()):
             raise UsageError(f"after_seq: expected a sequence number, got {resume!r}")
         after_seq = int(resume)
     cursor = await collector.follow_start(after_seq, cursor_json)

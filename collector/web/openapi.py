@@ -90,7 +90,10 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/notes": {"post": {
                 "summary": "add a note (action Admin.EventLog.Note) to the event log",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}}}},
+                    "type": "object", "required": ["text"], "properties": {
+                        "text": {"type": "string"},
+                        "namespace": {"type": "string", "description": "one the caller holds; default: "
+                                      "a namespace-admin's only namespace, else default"}}}}}},
                 "responses": {"201": _json_ok("the note's seq and id"), **_ERRORS}}},
         },
     }

@@ -5,7 +5,7 @@ log content is always text, never markup."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from fleetlog.common.levels import LEVEL_NAMES
 
 TITLE_FILTERS = ("since", "until", "min_level", "level", "message", "message_regex", "where", "namespace",
                  "log_type", "source", "app", "action", "date")
+MAX_NEXT = 4096
 
 
 def signin_url(request: web.Request) -> str:
@@ -26,9 +27,16 @@ def signin_url(request: web.Request) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no `//host` or scheme) may follow a sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site may follow a sign-in: one leading "/", and neither a backslash nor
+    a control or space character, raw or percent-decoded in the path, since browsers drop tabs
+    and newlines and read `\\` as `/` (`/<TAB>/evil.example` would become `//evil.example`)."""
+    if not target or len(target) > MAX_NEXT:
         return "/events"
+    path = unquote(target.split("?", 1)[0].split("#", 1)[0])
+    for text in (target, path):
+        if (not text.startswith("/") or text.startswith("//") or "\\" in text
+                or any(c.isspace() or not c.isprintable() for c in text)):
+            return "/events"
     return target
 
 
@@ -72,6 +80,8 @@ async def signin(request: web.Request) -> web.StreamResponse:
     try:
         caller = auth.sign_in(str(form.get("token", "")).strip(), request)
     except (AuthError, Denied) as exc:
+        if isinstance(exc, AuthError):
+            collector_of(request).failed_authentication(request.remote or "")
         await collector_of(request).record_denial(getattr(exc, "caller", None), "web sign-in", str(exc), None,
                                                   ip=request.remote or "")
         await auth.slow_down(request)
@@ -126,7 +136,7 @@ async def trace(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     caller = require_caller(request)
-    return render(request, "status.html", caller=caller, st=await queries.status(collector_of(request)))
+    return render(request, "status.html", caller=caller, st=await queries.status(collector_of(request), caller))
 
 
 async def notes(request: web.Request) -> web.StreamResponse:

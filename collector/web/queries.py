@@ -34,7 +34,9 @@ TABLE_COLUMNS = ("time", "level", "request_id", "user", "message", "host")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 TRACE_MAX = 10_000
 HISTOGRAM_BUCKETS = 60
-_NEXT = re.compile(r"^(-?\d+)\.(\d+)(?:\.(.+))?$")
+_NEXT = re.compile(r"^(-?\d{1,20})\.(\d{1,20})(?:\.(.+))?$")
+_NEXT_MAX_CHARS = 300
+_EARLIEST_US, _END_US = -62_135_596_800_000_000, 253_402_300_800_000_000   # the years 1-9999
 
 
 def raw_filters(query: Mapping[str, str], also: tuple[str, ...] = ()) -> dict[str, str]:
@@ -47,10 +49,15 @@ def raw_filters(query: Mapping[str, str], also: tuple[str, ...] = ()) -> dict[st
     return {key: query[key].strip() for key in FILTER_KEYS if query.get(key, "").strip()}
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²", which int() refuses (a 500 before)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_limit(text: str | None) -> int:
     if not text:
         return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not _is_number(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise UsageError(f"limit: expected a number from 1 to {MAX_LIMIT}, got {text!r}")
     return int(text)
 
@@ -68,10 +75,15 @@ def next_token(event: dict[str, Any]) -> str:
 
 
 def parse_next(text: str) -> tuple[int, int, str]:
+    """A token made by next_token: a time in the years 1-9999 and a seq that fits the store's
+    64-bit integers (a bigger number reached SQLite and answered 500)."""
     match = _NEXT.match(text)
-    if not match:
+    if not match or len(text) > _NEXT_MAX_CHARS:
+        raise UsageError(f"_next: {text[:_NEXT_MAX_CHARS]!r} is not a paging token from a previous page")
+    time_us, seq = int(match.group(1)), int(match.group(2))
+    if not (_EARLIEST_US <= time_us < _END_US and 0 <= seq < 2 ** 63):
         raise UsageError(f"_next: {text!r} is not a paging token from a previous page")
-    return int(match.group(1)), int(match.group(2)), match.group(3) or ""
+    return time_us, seq, match.group(3) or ""
 
 
 def page_links(query: Mapping[str, str], **changes: str | None) -> str:
@@ -135,7 +147,7 @@ async def histogram(collector: RunningCollector, caller: Caller, query: Mapping[
     spec = collector.filter_spec(raw, caller)
     buckets = HISTOGRAM_BUCKETS
     if query.get("buckets"):
-        if not query["buckets"].isdigit() or not 1 <= int(query["buckets"]) <= 500:
+        if not _is_number(query["buckets"]) or not 1 <= int(query["buckets"]) <= 500:
             raise UsageError(f"buckets: expected a number from 1 to 500, got {query['buckets']!r}")
         buckets = int(query["buckets"])
 
@@ -152,9 +164,14 @@ async def histogram(collector: RunningCollector, caller: Caller, query: Mapping[
         for index, level, count in collector.histogram(spec, start, width, buckets):
             if 0 <= index < buckets:
                 counts[index][LEVEL_NAMES[level]] += count
-        return {"start": format_us(start), "end": format_us(start + width * buckets), "width_ms": width / 1000,
-                "buckets": [{"start": format_us(start + i * width), "counts": c} for i, c in enumerate(counts)]}
+        return {"start": _format(start), "end": _format(start + width * buckets), "width_ms": width / 1000,
+                "buckets": [{"start": _format(start + i * width), "counts": c} for i, c in enumerate(counts)]}
     return await asyncio.to_thread(compute)
+
+
+def _format(time_us: int) -> str:
+    """A bucket's edge; the last ones of a range ending in 9999 would be past what a time can say."""
+    return format_us(min(time_us, _END_US - 1))
 
 
 def columns_of(text: str | None) -> list[str]:
@@ -168,18 +185,21 @@ def columns_of(text: str | None) -> list[str]:
     return columns
 
 
-async def status(collector: RunningCollector) -> dict[str, Any]:
-    """The collector, its nodes (with clock skew), forwarders, storage and the signed chain."""
-    reply = await collector.status()
-    chain = await collector.chain_status()
+async def status(collector: RunningCollector, caller: Caller) -> dict[str, Any]:
+    """The collector, its nodes (with clock skew), forwarders, storage and the signed chain; for a
+    namespace role its nodes only, the global parts null (`scoped`: true)."""
+    reply = await collector.status(caller)
+    scoped = reply.scoped
+    chain = {} if scoped else await collector.chain_status()
     checkpoint = json.loads(chain["checkpoint_json"]) if chain.get("checkpoint_json") else None
     if checkpoint:
         checkpoint["time_rfc3339"] = format_us(int(checkpoint["time"]))
     return {
         "collector": reply.collector, "version": reply.version, "uptime_seconds": round(reply.uptime_seconds, 1),
-        "storage_bytes": reply.storage_bytes, "event_count": reply.event_count, "last_seq": reply.last_seq,
+        "scoped": scoped, "storage_bytes": None if scoped else reply.storage_bytes,
+        "event_count": None if scoped else reply.event_count, "last_seq": None if scoped else reply.last_seq,
         "next_purge": format_us(int(reply.next_purge * 1e6)) if reply.next_purge else None,
-        "chain_head": {"seq": chain.get("head_seq", 0), "link": chain.get("head_link_hex", "")},
+        "chain_head": None if scoped else {"seq": chain.get("head_seq", 0), "link": chain.get("head_link_hex", "")},
         "last_checkpoint": checkpoint,
         "nodes": [{"name": n.name, "ip": n.ip, "connected": n.connected,
                    "last_seen": format_us(int(n.last_seen * 1e6)) if n.last_seen else None,

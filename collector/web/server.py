@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pathlib
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
+from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.config import ServerTlsConfig, WebConfig
-from fleetlog.collector.web import api, export_jobs, pages
-from fleetlog.collector.web.auth import ConsoleAuth, Denied
+from fleetlog.collector.host_names import AllowedHosts
+from fleetlog.collector.web import api, export_jobs, hosts, pages
+from fleetlog.collector.web.auth import COOKIE, ConsoleAuth, Denied
 from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
 from fleetlog.common.errors import AuthError, ConfigError, QueryTimeout, StorageError, UsageError
 
@@ -50,11 +53,34 @@ def _error(request: web.Request, status: int, message: str) -> web.StreamRespons
     return pages.render_error(request, status, message)
 
 
+def _operation(request: web.Request) -> tuple[str, dict[str, str]]:
+    """What a denial names: the route's pattern (`/api/v1/trace/{request_id}`), so that varying
+    the path does not make each request a new denial; the raw path goes into its fields."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else request.path
+    return f"web {request.method} {route}", {"path": request.path[:200]}
+
+
+def _carries_credentials(request: web.Request) -> bool:
+    return ("Authorization" in request.headers or COOKIE in request.cookies
+            or (request.method == "POST" and request.path == "/signin"))
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Domain errors become HTTP statuses with one-line messages (the CLI's own for filters);
-    never a traceback."""
+    never a traceback. An address with too many failed authentications gets 429 for anything
+    that carries credentials, unchecked (collector/auth_failures.py)."""
     collector = collector_of(request)
+    ip = request.remote or ""
+    if _carries_credentials(request) and (wait := collector.authentication_retry_after(ip)):
+        what, fields = _operation(request)
+        await collector.record_denial(None, what, TOO_MANY_FAILURES, None, ip=ip, fields=fields)
+        # Plain text for pages too: the error page would look at the credentials to show who is asking.
+        message, headers = f"{TOO_MANY_FAILURES}; try again in {math.ceil(wait)} s", {"Retry-After": str(math.ceil(wait))}
+        if _is_api(request):
+            return web.json_response({"error": message}, status=429, headers=headers)
+        return web.Response(status=429, text=message + "\n", headers=headers)
     try:
         return await handler(request)
     except NotSignedIn:
@@ -63,12 +89,13 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
                                      status=401, headers={"WWW-Authenticate": 'Bearer realm="fleetlog"'})
         return web.Response(status=302, headers={"Location": pages.signin_url(request)})
     except AuthError as exc:
-        await collector.record_denial(None, f"web {request.method} {request.path}", str(exc), None,
-                                      ip=request.remote or "")
+        collector.failed_authentication(ip)
+        what, fields = _operation(request)
+        await collector.record_denial(None, what, str(exc), None, ip=ip, fields=fields)
         return _error(request, 401, str(exc))
     except Denied as exc:
-        await collector.record_denial(exc.caller, f"web {request.method} {request.path}", str(exc), None,
-                                      ip=request.remote or "")
+        what, fields = _operation(request)
+        await collector.record_denial(exc.caller, what, str(exc), None, ip=ip, fields=fields)
         return _error(request, 403, str(exc))
     except UsageError as exc:
         return _error(request, 400, str(exc))
@@ -87,8 +114,11 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault("Cache-Control", "no-store")
 
 
-def build_application(collector: RunningCollector, auth: ConsoleAuth) -> web.Application:
-    application = web.Application(middlewares=[errors], client_max_size=1024 * 1024)
+def build_application(collector: RunningCollector, auth: ConsoleAuth,
+                      allowed_hosts: AllowedHosts) -> web.Application:
+    # The Host check comes first: a rebound name gets nothing, not even a session.
+    application = web.Application(middlewares=[hosts.middleware(allowed_hosts), errors],
+                                  client_max_size=1024 * 1024)
     application[COLLECTOR_KEY] = collector
     application[AUTH_KEY] = auth
     application[TEMPLATES_KEY] = jinja2.Environment(
@@ -130,11 +160,20 @@ class WebConsole:
     def scheme(self) -> str:
         return "https" if self.tls is not None else "http"
 
+    def allowed_hosts(self) -> AllowedHosts:
+        try:
+            return AllowedHosts.for_console(self.config.listen, self.collector.node_name,
+                                                  self.tls.cert if self.tls is not None else None,
+                                                  self.config.allowed_hosts)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"collector.toml: tls.cert: cannot read the certificate's names for the console: "
+                              f"{exc}") from None
+
     async def start(self) -> None:
         host, _, port = self.config.listen.rpartition(":")
         host = host.strip("[]")
         context = _ssl_context(self.tls, self.auth.mtls) if self.tls is not None else None
-        application = build_application(self.collector, self.auth)
+        application = build_application(self.collector, self.auth, self.allowed_hosts())
         export_jobs.install(application, self.config.export_min_free)
         self.runner = web.AppRunner(application, access_log=None, shutdown_timeout=2.0)
         await self.runner.setup()

@@ -166,6 +166,37 @@ def test_mtls_identity_from_certificate(cluster, tmp_path):
     assert bare.returncode == 1 and "Traceback" not in bare.stderr
 
 
+def test_a_certificate_without_a_tokens_entry_writes_only_default(cluster, tmp_path):
+    """Certificate agents with no tokens entry could write any namespace (never everything by
+    omission); an entry of the certificate's name gives it its namespaces."""
+    ca = TestCA(tmp_path / "pki")
+    server = ca.issue("collector-1", server=True)
+    tokens_file, tok = _tokens(tmp_path, [("root", "admin", []), ("pay-9", "agent", ["payments"])])
+    collector = cluster.collector(tokens_file=tokens_file, tls={"ca": server.ca, "cert": server.cert,
+                                                                "key": server.key, "require_client_cert": True})
+    for name, namespace in (("web-9", "payments"), ("web-10", "default"), ("pay-9", "payments")):
+        cert = ca.issue(name)
+        logs = tmp_path / f"logs-{name}"
+        logs.mkdir()
+        write_lines(logs / "app.log", [f"2025-12-01T10:00:00Z INFO {name} writes {namespace}"])
+        cluster.agent(name, [collector], [{"type": "file", "paths": [str(logs / "*.log")]}], namespace=namespace,
+                      tls={"ca": cert.ca, "cert": cert.cert, "key": cert.key})
+    wait_for(lambda: collector.metric("fleetlog_collector_events_stored_total", {"host": "web-10"}) == 1
+             and collector.metric("fleetlog_collector_events_stored_total", {"host": "pay-9"}) == 1
+             and collector.metric("fleetlog_collector_events_dropped_total", {"reason": "namespace_denied"}) >= 1,
+             30, "the default and the entitled events stored, the other refused")
+    assert collector.metric("fleetlog_collector_events_stored_total", {"host": "web-9"}) == 0
+    admin = ["--collector", collector.address, "--ca", ca.ca_path.as_posix(), "--token-file", tok["root"]]
+    operator = ca.issue("root")
+    admin += ["--cert", operator.cert, "--key", operator.key]
+    result = run_cli(*admin, "search", "--format", "json", "--log-type", "application")
+    assert result.returncode == 0, result.stderr
+    stored = sorted((e["host"], e["namespace"]) for e in map(json.loads, result.stdout.splitlines()))
+    assert stored == [("pay-9", "payments"), ("web-10", "default")]
+    result = run_cli(*admin, "search", "--format", "json", "--action", "audit/denied")
+    assert "denied ingest for web-9 (agent): may not write namespace 'payments'" in result.stdout
+
+
 def test_refuses_to_listen_beyond_loopback_without_tls_or_tokens(tmp_path):
     port = free_port()
     config = write_toml(tmp_path / "collector.toml", {

@@ -258,3 +258,13 @@ def test_progress_bar_only_on_a_terminal(collector, tmp_path):
     total = len(target.read_text().splitlines()) - 1
     assert f"\rexport csv [####################] {total:,} events" in text
     assert text.rstrip().endswith(f"exported {total} events to {target}")
+
+
+@pytest.mark.parametrize("command", ["search", "export", "bundle"])
+def test_help_of_every_filter_command_is_plain_text(command):
+    """`--where`'s help has a `%`, which argparse read as a format and printed a Python dict."""
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "audit-search syntax: % any run of characters, ; separates" in text
+    assert "option_strings" not in text

@@ -92,3 +92,21 @@ def test_config_masking_keeps_paths_and_hides_inline_secrets():
                                  'tls = { ca = "ca.pem", key = "client.key" }\n'
                                  'password = "***"\n'
                                  '  "tokens_file": "/etc/fleetlog/tokens.toml",\n')
+
+
+def test_support_bundle_masks_a_postgresql_password_in_the_dsn(tmp_path):
+    """The copy of collector.toml kept the dsn's password (the effective JSON was masked)."""
+    config = write_toml(tmp_path / "collector.toml", {
+        "node_name": "c1", "data_dir": str(tmp_path / "data"),
+        "storage": {"backend": "postgresql", "dsn": "postgresql://fleetlog:Pg-s3cret-77@db.example:5432/logs"}})
+    with open(config, "a") as handle:
+        handle.write('# old: dsn = "host=db user=fleetlog password=Kv-s3cret-88"\n')
+    result = run_cli("--collector", "127.0.0.1:9", "support-bundle", "--out", str(tmp_path), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    [bundle] = list(tmp_path.glob("fleetlog_support_*.tar.gz"))
+    with tarfile.open(bundle) as tar:
+        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+    everything = "\n".join(files.values())
+    assert "Pg-s3cret-77" not in everything and "Kv-s3cret-88" not in everything
+    assert 'dsn = "postgresql://fleetlog:***@db.example:5432/logs"' in files["config/1-collector.toml"]
+    assert "password=***" in files["config/1-collector.toml"]

@@ -18,7 +18,7 @@ import urllib.request
 import openpyxl
 import pytest
 
-from tests.harness import Cluster, free_port, run_cli, wait_for
+from tests.harness import Cluster, free_port, run_cli, search_json, wait_for
 from tests.web_console import (
     PAY_LINES,
     WEB1_LINES,
@@ -141,6 +141,40 @@ def test_every_filter_error_is_400_with_the_cli_message(console, query):
 def test_console_parameters_are_checked_too(console, query, error):
     reply = api(console, "root").get(f"/api/v1/events?{query}")
     assert reply.status == 400 and reply.json()["error"].startswith(error)
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ("_next=99999999999999999999999.1", "_next: '99999999999999999999999.1' is not a paging token"),
+    ("_next=1.99999999999999999999", "_next: '1.99999999999999999999' is not a paging token"),
+    ("_next=" + "9" * 400 + ".1", "_next: '999"),
+])
+def test_out_of_range_paging_tokens_are_400_not_500(console, query, error):
+    for path in ("/api/v1/events", "/events"):
+        reply = api(console, "root").get(f"{path}?{query}")
+        assert reply.status == 400, (path, reply.status, reply.text[:300])
+        assert error in (reply.json()["error"] if path.startswith("/api/") else html.unescape(reply.text))
+    assert "Traceback" not in console.collector.log()
+
+
+@pytest.mark.parametrize(("path", "error"), [
+    ("/api/v1/events?limit=%C2%B2", "limit: expected a number from 1 to 1000, got '²'"),
+    ("/api/v1/histogram?buckets=%C2%B2", "buckets: expected a number from 1 to 500, got '²'"),
+    ("/api/v1/follow?after_seq=%C2%B2", "after_seq: expected a sequence number, got '²'"),
+])
+def test_digits_that_are_not_numbers_are_400(console, path, error):
+    """`²` passed str.isdigit() and then failed int(): a 500 with a traceback."""
+    reply = api(console, "root").get(path)
+    assert (reply.status, reply.json()) == (400, {"error": error})
+    assert "Traceback" not in console.collector.log()
+
+
+@pytest.mark.parametrize("date", ["9999-12-31+23:59:59", "9999-12-31", "9999-12", "9999"])
+def test_the_last_dates_of_9999_are_an_empty_answer_not_500(console, date):
+    for path in ("/api/v1/events", "/api/v1/histogram", "/events"):
+        reply = api(console, "root").get(f"{path}?date={date}")
+        assert reply.status == 200, (path, reply.status, reply.text[:300])
+    assert api(console, "root").get(f"/api/v1/events?date={date}").json()["events"] == []
+    assert "Traceback" not in console.collector.log()
 
 
 def test_keyset_paging_walks_every_event_once_newest_first(console):
@@ -275,6 +309,20 @@ def test_sign_in_cookie_sign_out_and_slowed_failures(console):
     assert "guessed-4d1f7c" not in json.dumps(console.cli_events("--action", "audit/denied"))
 
 
+@pytest.mark.parametrize("target", ["/\t/evil.example/x", "/%09/evil.example/x", "/\\evil.example",
+                                    "/%5C%5Cevil.example", "/%2F/evil.example", "/\n/evil.example", "https://evil.example/"])
+def test_sign_in_goes_only_to_a_path_of_this_site(console, target):
+    """`next=/%09/evil.example/x` passed: a browser drops the tab and follows `//evil.example/x`."""
+    from urllib.parse import quote
+    page = Http(console.base).get("/signin?next=" + quote(target, safe=""))
+    assert page.status == 200 and '<input type="hidden" name="next" value="/events">' in page.text
+    reply = Http(console.base).post_form("/signin", {"token": console.tokens["audrey"], "next": target})
+    assert reply.status == 303 and reply.headers["Location"] == "/events"
+    # A path of this site with its query string still follows the sign-in.
+    reply = Http(console.base).post_form("/signin", {"token": console.tokens["audrey"], "next": "/status?x=a%20b"})
+    assert reply.headers["Location"] == "/status?x=a%20b"
+
+
 def test_security_headers_and_content_as_text(console):
     reply = api(console, "root").get("/events?user=mallory")
     csp = reply.headers["Content-Security-Policy"]
@@ -376,7 +424,7 @@ def test_console_over_tls_sets_secure_cookies(cluster, tmp_path: pathlib.Path):
 
     from tests.certs import TestCA
     ca = TestCA(tmp_path / "ca")
-    server = ca.issue("collector-1", server=True, dns=["localhost"])
+    server = ca.issue("collector-1", server=True, dns=["localhost", "logs.internal.example"])
     console = start_console(cluster, tmp_path, agent_overrides={"tls": {"ca": str(ca.ca_path)}},
                             tls={"cert": server.cert, "key": server.key, "ca": str(ca.ca_path)})
     context = ssl.create_default_context(cafile=str(ca.ca_path))
@@ -384,6 +432,9 @@ def test_console_over_tls_sets_secure_cookies(cluster, tmp_path: pathlib.Path):
     reply = client.post_form("/signin", {"token": console.tokens["root"]})
     assert reply.status == 303 and "Secure" in reply.headers["Set-Cookie"]
     assert client.get("/api/v1/status").json()["collector"] == "collector-1"
+    # The certificate's names are the console's names too; another name is refused (DNS rebinding).
+    assert client.get("/api/v1/status", headers={"Host": "logs.internal.example:443"}).status == 200
+    assert client.get("/api/v1/status", headers={"Host": "attacker.example"}).status == 421
 
 
 def test_client_certificate_signs_in_with_its_tokens_file_role(cluster, tmp_path: pathlib.Path):
@@ -453,3 +504,102 @@ def test_status_shows_each_forwarders_last_error_and_keeps_it_after_recovery(clu
         with conn:
             [ok] = wait_for(lambda: (f := status()) and f[0]["state"] == "ok" and f, 30, "the forwarder recovered")
     assert ok["last_error"] == failing["last_error"] and ok["last_error_at"] == failing["last_error_at"]
+
+
+# -- namespace isolation ---------------------------------------------------------------------------
+
+def test_status_shows_a_namespace_role_only_its_nodes_and_nothing_global(console):
+    """Status (page, API and gRPC) showed a namespace role every node, global counts and forwarder
+    errors."""
+    data = api(console, "payaud").get("/api/v1/status").json()
+    assert [n["name"] for n in data["nodes"]] == ["pay-1"]
+    assert data["scoped"] is True and data["collector"] == "collector-1"
+    assert (data["storage_bytes"], data["event_count"], data["last_seq"], data["chain_head"],
+            data["last_checkpoint"], data["forwarders"]) == (None, None, None, None, None, [])
+    page = api(console, "payaud").get("/status").text
+    assert "pay-1" in page and "web-1" not in page and "chain head" not in page
+    assert [n["name"] for n in api(console, "defaud").get("/api/v1/status").json()["nodes"]] == ["web-1", "web-2"]
+    # Over gRPC (`fleetlog status`) the same.
+    result = run_cli("--collector", console.collector.address, "--token-file", console.token_files["payaud"],
+                     "status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout)
+    assert [n["name"] for n in reply["nodes"]] == ["pay-1"] and reply["scoped"] is True
+    assert "event_count" not in reply and "forwarders" not in reply and "collectors" not in reply
+    text = run_cli("--collector", console.collector.address, "--token-file", console.token_files["payaud"],
+                   "status").stdout
+    assert "only admin and auditor see the whole store" in text and "web-1" not in text
+    # Admin and auditor see everything.
+    whole = api(console, "audrey").get("/api/v1/status").json()
+    assert whole["scoped"] is False and whole["event_count"] >= 9 and len(whole["nodes"]) == 3
+
+
+def test_the_collectors_audit_trail_is_out_of_reach_of_namespace_roles(console):
+    """Collector-made events went to `default`: a role on default read everyone's audit trail,
+    other users' filter values included."""
+    assert api(console, "payaud").get("/api/v1/events?user=secret-guess-31").status == 200
+    for who in ("defaud", "payaud", "both"):
+        client = api(console, who)
+        for action in ("audit/search", "audit/denied", "Collector.Start"):
+            assert client.get(f"/api/v1/events?action={action}").json()["events"] == [], (who, action)
+        assert "secret-guess-31" not in client.get("/api/v1/events?limit=1000").text
+    audits = console.cli_events("--action", "audit/search", "--user", "payaud")
+    assert audits and {e["namespace"] for e in audits} == {"_collector"}
+    assert api(console, "audrey").get("/api/v1/events?namespace=_collector&action=audit/search&user=payaud"
+                                      ).json()["events"]
+
+
+def test_a_note_lands_in_its_authors_namespace(console):
+    """A namespace-admin's note landed in `default`."""
+    reply = api(console, "payadm").post_json("/api/v1/notes", {"text": "payments checked"})
+    assert reply.status == 201, reply.text
+    [note] = [e for e in console.cli_events("--action", "Admin.EventLog.Note", "--user", "payadm")]
+    assert (note["namespace"], note["seq"]) == ("payments", reply.json()["seq"])
+    assert [e["message"] for e in api(console, "payaud").get("/api/v1/events?action=Admin.EventLog.Note"
+                                                              ).json()["events"]] == ["payments checked"]
+    assert "payments checked" not in api(console, "defaud").get("/api/v1/events?action=Admin.EventLog.Note").text
+    # A namespace the author does not hold, or the collector's own: refused and audited.
+    reply = api(console, "payadm").post_json("/api/v1/notes", {"text": "x", "namespace": "default"})
+    assert reply.status == 403 and reply.json() == {"error": "may not write notes into namespace 'default'"}
+    reply = api(console, "root").post_json("/api/v1/notes", {"text": "x", "namespace": "_collector"})
+    assert reply.status == 403 and "_collector" in reply.json()["error"]
+    # Several namespaces: the note names one.
+    reply = api(console, "both").post_json("/api/v1/notes", {"text": "x"})
+    assert reply.status == 400 and reply.json()["error"] == (
+        "namespace: both holds several namespaces (default, payments); name the note's")
+    assert api(console, "both").post_json("/api/v1/notes", {"text": "both: payments",
+                                                              "namespace": "payments"}).status == 201
+    page = api(console, "both").get("/events").text   # the page offers the author's namespaces
+    assert '<option value="default">default</option><option value="payments">payments</option>' in page
+    assert 'id="note-namespace"' not in api(console, "payadm").get("/events").text
+    # An admin's note goes to default unless it names another; the CLI names it with --namespace.
+    assert api(console, "root").post_json("/api/v1/notes", {"text": "root note"}).status == 201
+    result = run_cli("--collector", console.collector.address, "--token-file", console.token_files["root"],
+                     "note", "--namespace", "payments", "root about payments")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("--collector", console.collector.address, "--token-file", console.token_files["payadm"],
+                     "note", "--namespace", "default", "sneaky")
+    assert result.returncode == 1 and "may not write notes into namespace 'default'" in result.stderr
+    placed = {e["message"]: e["namespace"] for e in console.cli_events("--action", "Admin.EventLog.Note")}
+    assert placed["root note"] == "default" and placed["root about payments"] == "payments"
+    assert placed["both: payments"] == "payments" and "sneaky" not in placed
+
+
+def test_nobody_writes_the_collectors_namespace_and_no_token_holds_it(cluster, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write = tmp_path / "logs" / "app.log"
+    write.write_text("2025-12-01T10:00:00Z INFO Collector.Start forged\n")
+    collector = cluster.collector()   # trusted loopback: an agent may write any namespace but this one
+    cluster.agent("forger", [collector], [{"type": "file", "paths": [str(write)]}], namespace="_collector")
+    wait_for(lambda: collector.metric("fleetlog_collector_events_dropped_total", {"reason": "namespace_denied"}) == 1,
+             30, "the forged event refused")
+    assert search_json(collector, "--host", "forger") == []
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text('[[tokens]]\nname = "x"\nsha256 = "' + "0" * 64 + '"\nrole = "namespace-auditor"\n'
+                      'namespaces = ["_collector"]\n')
+    bad = cluster.collector("collector-2", start=False, tokens_file=str(tokens))
+    bad.start()
+    assert bad.process.wait(30) == 2
+    assert ("tokens[0].namespaces: '_collector' holds the collector's own events, which only admin and auditor "
+            "read; no token may list it") in bad.log()

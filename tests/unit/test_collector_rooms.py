@@ -9,7 +9,6 @@ import types
 
 import pytest
 
-from fleetlog.collector import denials as denials_module
 from fleetlog.collector.admission import EventBudget
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, LevelsConfig
@@ -49,7 +48,7 @@ def rooms(tmp_path):
     budget = EventBudget(1_000, 1 << 20)
     classifier = Classifier(CollectorConfig(levels=LevelsConfig(default=Level.INFO)))
     intake = Intake(budget=budget, limits=IngestLimits(), classifier=lambda: classifier, writer=writer,
-                    nodes=nodes, metrics=metrics, denials=Denials(own_events))
+                    nodes=nodes, metrics=metrics, denials=Denials(own_events, metrics.denials_not_recorded))
     yield types.SimpleNamespace(intake=intake, budget=budget, nodes=nodes, metrics=metrics, query=query,
                                 own_events=own_events)
     writer.stop()
@@ -107,10 +106,9 @@ def test_a_refused_batch_gives_its_budget_back_and_stores_nothing(rooms):
     assert rooms.query.count() == 0
 
 
-def test_a_repeated_denial_is_stored_once_per_interval_with_the_count_of_repeats(rooms, monkeypatch):
+def test_a_repeated_denial_is_stored_once_per_interval_with_the_count_of_repeats(rooms):
     now = [1_000.0]
-    monkeypatch.setattr(denials_module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
-    denials = Denials(rooms.own_events)
+    denials = Denials(rooms.own_events, rooms.metrics.denials_not_recorded, clock=lambda: now[0])
     caller = Caller("alice", "reader", "10.0.0.7", None, "token")
 
     async def scenario() -> None:
@@ -125,3 +123,22 @@ def test_a_repeated_denial_is_stored_once_per_interval_with_the_count_of_repeats
     stored = _events(rooms.query, "audit/denied")
     assert [(e["user"], e["fields"].get("repeats_not_recorded")) for e in stored] == [
         ("alice", None), ("bob", None), ("alice", 2)]
+
+
+def test_one_address_stores_at_most_five_denials_per_interval_and_the_next_counts_the_rest(rooms):
+    """Varying what is denied (routes, namespaces) no longer stores one event each."""
+    now = [1_000.0]
+    denials = Denials(rooms.own_events, rooms.metrics.denials_not_recorded, clock=lambda: now[0])
+
+    async def scenario() -> None:
+        for i in range(40):
+            await denials.record(None, f"ingest into ns-{i}", "unknown token", None, ip="10.0.0.9")
+        await denials.record(None, "search", "unknown token", None, ip="10.0.0.10")   # another address
+        now[0] += DENIAL_AUDIT_INTERVAL
+        await denials.record(None, "search", "unknown token", None, ip="10.0.0.9")
+
+    run_bounded(scenario(), timeout=30)
+    stored = [(e["fields"]["operation"], e["fields"].get("repeats_not_recorded")) for e in
+              _events(rooms.query, "audit/denied")]
+    assert stored == [(f"ingest into ns-{i}", None) for i in range(5)] + [("search", None), ("search", 35)]
+    assert rooms.metrics.denials_not_recorded._value.get() == 35

@@ -230,7 +230,11 @@ if (noteForm) {
     const response = await fetch("/api/v1/notes", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": noteForm.dataset.csrf },
-      body: JSON.stringify({ text: document.getElementById("note-text").value }),
+      body: JSON.stringify({
+        text: document.getElementById("note-text").value,
+        // A namespace-admin of several namespaces picks the note's; otherwise the collector decides.
+        namespace: (document.getElementById("note-namespace") || { value: "" }).value,
+      }),
     });
     const body = await response.json();
     if (response.ok) {

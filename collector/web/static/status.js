@@ -19,11 +19,14 @@ function sizeText(bytes) {
 function render(s) {
   const values = {
     collector: s.collector, version: s.version, uptime_seconds: `${s.uptime_seconds} s`,
-    storage_bytes: sizeText(s.storage_bytes), event_count: String(s.event_count),
     next_purge: s.next_purge || "none scheduled",
-    chain_head: `seq ${s.chain_head.seq} · ${s.chain_head.link.slice(0, 16)}`,
-    last_checkpoint: s.last_checkpoint ? `seq ${s.last_checkpoint.seq} at ${s.last_checkpoint.time_rfc3339}` : "none yet",
   };
+  if (!s.scoped) {   // a namespace role gets no store-wide figures
+    values.storage_bytes = sizeText(s.storage_bytes);
+    values.event_count = String(s.event_count);
+    values.chain_head = `seq ${s.chain_head.seq} · ${s.chain_head.link.slice(0, 16)}`;
+    values.last_checkpoint = s.last_checkpoint ? `seq ${s.last_checkpoint.seq} at ${s.last_checkpoint.time_rfc3339}` : "none yet";
+  }
   for (const td of document.querySelectorAll("#collector td[data-key]")) td.textContent = values[td.dataset.key];
   const nodes = document.querySelector("#nodes tbody");
   if (s.nodes.length) {

@@ -217,7 +217,7 @@ class ForwarderStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., lag_events: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_time_us: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "storage_bytes", "event_count", "nodes", "forwarders", "next_purge", "collector", "last_seq", "collectors")
+    __slots__ = ("version", "uptime_seconds", "storage_bytes", "event_count", "nodes", "forwarders", "next_purge", "collector", "last_seq", "collectors", "scoped")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +228,7 @@ class StatusReply(_message.Message):
     COLLECTOR_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     COLLECTORS_FIELD_NUMBER: _ClassVar[int]
+    SCOPED_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     storage_bytes: int
@@ -238,7 +239,8 @@ class StatusReply(_message.Message):
     collector: str
     last_seq: int
     collectors: _containers.RepeatedCompositeFieldContainer[CollectorStatus]
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ..., collectors: _Optional[_Iterable[_Union[CollectorStatus, _Mapping]]] = ...) -> None: ...
+    scoped: bool
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ..., collectors: _Optional[_Iterable[_Union[CollectorStatus, _Mapping]]] = ..., scoped: _Optional[bool] = ...) -> None: ...
 
 class EvidenceRequest(_message.Message):
     __slots__ = ()
@@ -269,10 +271,12 @@ class BundlePage(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[str]] = ..., masked: _Optional[_Iterable[bool]] = ..., evidence: _Optional[_Union[EvidenceReply, _Mapping]] = ...) -> None: ...
 
 class NoteRequest(_message.Message):
-    __slots__ = ("text",)
+    __slots__ = ("text", "namespace")
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     text: str
-    def __init__(self, text: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, text: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class NoteReply(_message.Message):
     __slots__ = ("seq", "id")
