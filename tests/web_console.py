@@ -7,7 +7,9 @@ tests speak to the console the way any HTTP client does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.client
 import http.cookiejar
 import json
 import pathlib
@@ -122,6 +124,18 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _FromAddress(urllib.request.HTTPHandler):
+    """Plain HTTP from a chosen loopback source address (127.0.0.x): the console keeps its
+    per-address budgets (denials recorded, failed sign-ins) apart for each."""
+
+    def __init__(self, source: str):
+        super().__init__()
+        self.source = source
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(http.client.HTTPConnection, source_address=(self.source, 0)), req)
+
+
 @dataclass
 class Http:
     """One HTTP client: its own cookie jar (a browser's session), no automatic redirects."""
@@ -130,6 +144,7 @@ class Http:
     token: str | None = None
     context: ssl.SSLContext | None = None
     jar: http.cookiejar.CookieJar = field(default_factory=http.cookiejar.CookieJar)
+    source: str | None = None   # a loopback source address of its own, e.g. "127.0.0.3"
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 30) -> Reply:
@@ -139,6 +154,8 @@ class Http:
         handlers: list[Any] = [_NoRedirect(), urllib.request.HTTPCookieProcessor(self.jar)]
         if self.context is not None:
             handlers.append(urllib.request.HTTPSHandler(context=self.context))
+        if self.source is not None:
+            handlers.append(_FromAddress(self.source))
         opener = urllib.request.build_opener(*handlers)
         request = urllib.request.Request(self.base + path, data=body, method=method, headers=all_headers)
         try:
