@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 
 from fleetlog.collector.config import CollectorConfig
-from fleetlog.common.errors import ConfigError
+from fleetlog.common.errors import ConfigError, the_extra
 
 # (what needs it, the import names it uses, the extra that brings them)
 _COLLECTOR = ("the collector", ("grpc_health", "cryptography", "re2"), "collector")
@@ -39,5 +39,4 @@ def require_extras(config: CollectorConfig) -> None:
     for what, modules, extra in needed_extras(config):
         missing = [m for m in modules if not _installed(m)]
         if missing:
-            raise ConfigError(f"{what} needs the '{extra}' extra ({', '.join(missing)} not installed): "
-                              f"pip install 'fleetlog[{extra}]'")
+            raise ConfigError(f"{what} needs {the_extra(extra, ', '.join(missing))}")

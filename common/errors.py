@@ -58,10 +58,15 @@ EXTRA_OF_MODULE = {"cryptography": "cli", "psycopg": "postgresql", "xlsxwriter":
                    "re2": "collector"}
 
 
+def the_extra(extra: str, missing: str) -> str:
+    """The end of every "needs the extra" line: which extra, what is missing, the command to run."""
+    return f"the '{extra}' extra ({missing} not installed): pip install 'fleetlog[{extra}]'"
+
+
 def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
     """One line naming the extra that brings the module `exc` could not find, or None for any other."""
     top = (exc.name or "").partition(".")[0]
     extra = EXTRA_OF_MODULE.get(top)
     if extra is None:
         return None
-    return f"needs the '{extra}' extra ({top} not installed): pip install 'fleetlog[{extra}]'"
+    return f"needs {the_extra(extra, top)}"

@@ -13,7 +13,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from fleetlog.common.errors import StorageError
+from fleetlog.common.errors import StorageError, the_extra
 
 try:
     import psycopg
@@ -21,7 +21,7 @@ try:
 except ImportError:   # an install without the 'postgresql' extra: the config check says so in one line
     psycopg = None  # type: ignore[assignment]
 
-NO_PSYCOPG = "needs the 'postgresql' extra (psycopg not installed): pip install 'fleetlog[postgresql]'"
+NO_PSYCOPG = f"needs {the_extra('postgresql', 'psycopg')}"
 
 MASK = "***"
 CONNECT_TIMEOUT = 5   # seconds; libpq's own default waits forever for an unanswered SYN

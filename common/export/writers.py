@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Protocol
 
-from fleetlog.common.errors import MissingExtraError, UsageError
+from fleetlog.common.errors import MissingExtraError, UsageError, the_extra
 from fleetlog.common.export.columns import cell, csv_cell
 
 XLSX_MAX_ROWS = 1_048_576   # Excel's sheet limit, header included
@@ -36,8 +36,7 @@ def _library(module: str, package: str, fmt: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MissingExtraError(f"{fmt} files need the 'export' extra ({package} not installed): "
-                                "pip install 'fleetlog[export]'") from None
+        raise MissingExtraError(f"{fmt} files need {the_extra('export', package)}") from None
 
 
 class Exporter(Protocol):
