@@ -1,0 +1,96 @@
+"""Blocks in a partition file (docs/storage-model.md §6): the tables, and storing, reading and
+removing blocks. The writer and the readers both use these; what a block holds is blocks.py's.
+
+A partition file holds `blocks` (one row a block: the skip columns, the bloom filter, then the
+compressed payload, last so that reading the skip columns never reads it) and `block_origins`
+(per block and origin, the positions it holds: the dedup spans, storage-model §4).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from fleetlog.collector.store.blocks import EncodedBlock
+
+BLOCKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    id INTEGER PRIMARY KEY, min_seq INTEGER NOT NULL, max_seq INTEGER NOT NULL,
+    min_time INTEGER NOT NULL, max_time INTEGER NOT NULL, count INTEGER NOT NULL,
+    min_level INTEGER NOT NULL, namespace TEXT NOT NULL, host TEXT NOT NULL,
+    summary TEXT NOT NULL, bloom BLOB NOT NULL, data BLOB NOT NULL);
+-- Follow and forwarders read by seq; searches walk time.
+CREATE INDEX IF NOT EXISTS blocks_seq ON blocks(max_seq);
+CREATE INDEX IF NOT EXISTS blocks_time ON blocks(max_time);
+-- Dedup: the blocks of an origin whose positions may overlap a batch's.
+CREATE TABLE IF NOT EXISTS block_origins (origin INTEGER NOT NULL, max_pos INTEGER NOT NULL,
+    min_pos INTEGER NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (origin, max_pos, block)) WITHOUT ROWID;
+"""
+
+# The skip columns, in the order BlockHeader takes them.
+HEADER_COLUMNS = ("id", "min_seq", "max_seq", "min_time", "max_time", "count", "min_level", "namespace",
+                  "host", "summary")
+SELECT_HEADERS = f"SELECT {', '.join(HEADER_COLUMNS)} FROM blocks"
+
+
+@dataclass
+class BlockHeader:
+    """A block's row without its payload (and without its bloom, read when a filter needs it)."""
+
+    id: int
+    min_seq: int
+    max_seq: int
+    min_time: int
+    max_time: int
+    count: int
+    min_level: int
+    namespace: str
+    host: str
+    summary: str
+
+
+def create_blocks_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(BLOCKS_SCHEMA)
+
+
+def insert_block(conn: sqlite3.Connection, block: EncodedBlock) -> int:
+    """Store one block inside the caller's transaction; returns its id."""
+    block_id = conn.execute(
+        "INSERT INTO blocks(min_seq, max_seq, min_time, max_time, count, min_level, namespace, host, summary,"
+        " bloom, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (block.min_seq, block.max_seq, block.min_time, block.max_time, block.count, block.min_level,
+         block.namespace, block.host, block.summary, block.bloom, block.data)).fetchone()[0]
+    conn.executemany("INSERT INTO block_origins(origin, max_pos, min_pos, block) VALUES (?, ?, ?, ?)",
+                     ((origin, high, low, block_id) for origin, (low, high) in block.origins.items()))
+    return int(block_id)
+
+
+def delete_blocks(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+    """Remove blocks (and their dedup spans) inside the caller's transaction."""
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM block_origins WHERE block IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM blocks WHERE id IN ({marks})", chunk)
+
+
+def headers(conn: sqlite3.Connection, where: str = "1", params: Iterable[object] = ()) -> list[BlockHeader]:
+    return [BlockHeader(*row) for row in conn.execute(f"{SELECT_HEADERS} WHERE {where}", list(params))]
+
+
+def payload(conn: sqlite3.Connection, block_id: int) -> bytes | None:
+    """A block's compressed payload; None when it is gone (merged or purged since it was listed)."""
+    row = conn.execute("SELECT data FROM blocks WHERE id = ?", (block_id,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def bloom(conn: sqlite3.Connection, block_id: int) -> bytes | None:
+    row = conn.execute("SELECT bloom FROM blocks WHERE id = ?", (block_id,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def blocks_overlapping(conn: sqlite3.Connection, origin: int, low: int, high: int) -> list[int]:
+    """Blocks holding positions of `origin` that may lie in [low, high] (dedup)."""
+    return [block for (block,) in conn.execute(
+        "SELECT block FROM block_origins WHERE origin = ? AND max_pos >= ? AND min_pos <= ?", (origin, low, high))]
