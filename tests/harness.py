@@ -224,16 +224,36 @@ def write_lines(path: pathlib.Path, lines: list[str], mode: str = "a") -> None:
 def committed_events(db: pathlib.Path, host: str) -> int:
     """Events of `host` committed in the SQLite store whose main file is `db`: every partition,
     up to the committed head (a count a writer still running cannot make torn; works while the
-    collector is down). StorageError while the collector is creating the store."""
+    collector is down). Blocks count from their skip columns (a block is one host's, and wholly
+    committed or not at all); a partition not yet converted from the row model counts rows.
+    StorageError while the collector is creating the store."""
+    import sqlite3
+
+    from fleetlog.collector.store.partitions import partition_path
     from fleetlog.collector.store.sqlite import SqliteReader
 
     reader = SqliteReader(str(db))
     try:
-        head, _ = reader.snapshot()
-        return sum(conn.execute("SELECT count(*) FROM events WHERE host = ? AND seq <= ?", (host, head)).fetchone()[0]
-                   for conn in reader.partition_connections())
+        head, parts = reader.snapshot()
     finally:
         reader.close()
+    total = 0
+    for part in parts:
+        path = partition_path(db, part.name)
+        if not path.exists():
+            continue
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "blocks" in tables:
+                total += conn.execute("SELECT coalesce(sum(count), 0) FROM blocks WHERE host = ? AND min_seq <= ?",
+                                      (host, head)).fetchone()[0]
+            if "events" in tables:
+                total += conn.execute("SELECT count(*) FROM events WHERE host = ? AND seq <= ?",
+                                      (host, head)).fetchone()[0]
+        finally:
+            conn.close()
+    return total
 
 
 def tar_members(path: pathlib.Path | str) -> dict[str, bytes]:

@@ -37,11 +37,83 @@ def partition_conn(main_path, partition=None):
     return conn
 
 
+# The row model's `events` table and its full-text index: what event_rows materialises a
+# partition's blocks into, so storage tests can keep asking their questions in SQL.
+_EVENTS_DDL = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, origin INTEGER NOT NULL, pos INTEGER NOT NULL, id TEXT NOT NULL,
+    time INTEGER NOT NULL, received_at INTEGER NOT NULL, host TEXT NOT NULL, host_ip TEXT,
+    collector TEXT, namespace TEXT, source TEXT, log_type TEXT, app TEXT, pid INTEGER,
+    level INTEGER NOT NULL, request_id TEXT, user TEXT, action TEXT, message TEXT NOT NULL,
+    fields TEXT, tier TEXT NOT NULL, truncated INTEGER, hash BLOB);
+CREATE VIRTUAL TABLE events_fts USING fts5(message, content='events', content_rowid='seq', tokenize='unicode61');
+"""
+
+
+def partition_events(conn, source_keys: dict) -> list[list]:
+    """Every event a partition file holds (ROW_COLUMNS order, seq order), whatever it is stored
+    as: decoded blocks (ids filled in, `hash` the whole link, recomputed over each run from the
+    block's own links) and rows of the row model not yet converted."""
+    import hashlib
+
+    from fleetlog.collector.store import ROW_COLUMNS
+    from fleetlog.collector.store.blocks import decode_block, fill_ids, links_of_run
+    from fleetlog.common import chain
+
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    rows: list[list] = []
+    if "blocks" in tables:
+        canonical = [ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS]
+
+        def step(link, row):
+            values = [row[i] for i in canonical]
+            return hashlib.sha256(link + hashlib.sha256(chain.canonical_values(values)).digest()).digest()
+
+        for (data,) in conn.execute("SELECT data FROM blocks ORDER BY min_seq"):
+            block = decode_block(bytes(data))
+            fill_ids(block.rows, source_keys)
+            links = {}
+            for run in block.runs:
+                links.update(links_of_run(block.rows, run, step))
+            for row in block.rows:
+                row[-1] = links[row[0]]
+            rows += block.rows
+    if "events" in tables:
+        rows += [list(r) for r in conn.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM events")]
+    return sorted(rows, key=lambda r: r[0])
+
+
+def materialised(conn, source_keys: dict):
+    """An in-memory SQLite database whose `events` (and `events_fts`) hold a partition's events."""
+    import sqlite3
+
+    from fleetlog.collector.store import ROW_COLUMNS
+    from fleetlog.collector.store.sqlite_query import register_functions
+    memory = sqlite3.connect(":memory:")
+    memory.executescript(_EVENTS_DDL)
+    register_functions(memory)
+    rows = partition_events(conn, source_keys)
+    memory.executemany(f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})",
+                       rows)
+    memory.executemany("INSERT INTO events_fts(rowid, message) VALUES (?, ?)", ((r[0], r[18]) for r in rows))
+    return memory
+
+
+def source_keys_of(main_conn) -> dict:
+    return {oid: (host, key) for oid, host, key in main_conn.execute("SELECT id, host, source_key FROM origins")}
+
+
 def event_rows(store, sql: str, params=()) -> list[tuple]:
-    """`sql` (over `events`) run on every partition of a store, rows concatenated."""
+    """`sql` (over `events`, and `events_fts`) run on every partition of a store, rows
+    concatenated: each partition's events materialised as rows of the row model."""
     rows: list[tuple] = []
+    keys = source_keys_of(store.conn)
     for part in store.partitions():
-        rows += store.partition_conn(part.name).execute(sql, params).fetchall()
+        memory = materialised(store.partition_conn(part.name), keys)
+        try:
+            rows += memory.execute(sql, params).fetchall()
+        finally:
+            memory.close()
     return rows
 
 
