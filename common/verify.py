@@ -181,11 +181,13 @@ _FIELDS = chain.CANONICAL_KEYS.index("fields")
 
 
 def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], checkpoints: list[Checkpoint],
-                 head_seq: int, head_hex: str, public_key: Ed25519PublicKey) -> Report:
+                 head_seq: int, head_hex: str, public_key: Ed25519PublicKey,
+                 failures: ChainFailures | None = None) -> Report:
     """One chain of one store: its event rows (CANONICAL_KEYS values, then the stored link, in seq
-    order), anchors, checkpoints (by seq) and recorded head, against the operator's public key."""
+    order), anchors, checkpoints (by seq) and recorded head, against the operator's public key.
+    `failures`: where the rows' reader also records what it could not read (it ends the rows there)."""
     report = Report()
-    failures = ChainFailures()
+    failures = failures if failures is not None else ChainFailures()
     wanted = {cp.seq for cp in checkpoints}
     walk = walk_chain(rows, anchors, wanted, failures, report)
     if walk.whole:
@@ -217,10 +219,18 @@ class ChainWalk:
     purge_fields: list[tuple[int, str]] = field(default_factory=list)   # (seq, fields JSON) of purge events
 
 
+# A stored link may be a prefix: a block keeps 4 bytes per event and the whole link at each run's
+# end (collector/store/blocks.py). Enough to name the first altered event; the whole links at run
+# ends and the signed checkpoints keep the chain itself whole.
+MIN_STORED_LINK = 4
+
+
 def walk_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], wanted: set[int], failures: ChainFailures,
                report: Report) -> ChainWalk:
     """Recompute one chain's links over its rows (CANONICAL_KEYS values, then the stored link, in
-    seq order); gaps must be continued by anchors. Stops at the first failure."""
+    seq order); gaps must be continued by anchors. A row matches when its recomputed link starts
+    with the stored one, of at least MIN_STORED_LINK bytes (a whole stored link must be equal).
+    Stops at the first failure."""
     walk = ChainWalk()
     sha256, canonical_values = hashlib.sha256, chain.canonical_values
     link, expected = chain.GENESIS, 1
@@ -243,7 +253,8 @@ def walk_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], wante
             walk.whole = False
             break
         link = sha256(link + sha256(canonical).digest()).digest()
-        if link != bytes(row[-1]):
+        stored = bytes(row[-1])
+        if len(stored) < MIN_STORED_LINK or not link.startswith(stored):
             failures.add(seq, "the event does not match its chain link (changed, inserted or moved)")
             walk.whole = False
             break
