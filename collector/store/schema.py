@@ -1,24 +1,26 @@
-"""The SQLite schema (docs/storage-model.md §5): the main file and the partition files.
+"""The SQLite schema (docs/storage-model.md §5, §6): the main file and the partition files.
 
-Choices, with the ceilings measured on the 2-core reference machine (WAL, synchronous=FULL,
-5,000 rows per transaction): a key that grows in order per source appends to the B-tree (195k
-rows/s) where a random 16-byte id scatters writes (91k rows/s). So dedup looks events up by
-(origin, pos) — `origin` a small integer for (host, source_key), `pos` the byte offset or journal
-seqnum, increasing per source — and the 128-bit event id is stored but not indexed. Optional
-columns are NULL rather than "" so partial indexes skip them. Host filters resolve through the
-small `origins` table of the main file to `origin IN (...)`, which the (origin, pos) index of each
-partition serves, so events need no host index.
+The main file is the commit record: meta, origins, the catalogue of partitions with its dedup
+spans and namespace counts, chain anchors, purge journal, checkpoints and keys. A partition file
+holds compressed column blocks (sqlite_blocks.py): schema 3. Before that (schema 2, and the
+single file of schema 1) a partition held one row per event in `events` with four indexes and an
+FTS5 index; such a file is converted to blocks when the writer opens the store
+(sqlite_convert.py), and ROW_MODEL_SCHEMA below is kept to say what it read, and for tests that
+build an old store.
 
-Times are integers of microseconds since the epoch (UTC): compact, and range scans on the time
-index are integer comparisons. `seq` is the rowid: gapless per chain, assigned by the single writer.
-Every index lives in the partition of its events, so the hot partition's indexes hold one period.
+Choices: `origin` is a small integer for (host, source_key) and `pos` the byte offset or journal
+seqnum, increasing per source: dedup looks events up by (origin, pos) through the main file's span
+catalogue, then the partition's block_origins. Times are integers of microseconds since the epoch
+(UTC). `seq` is gapless per chain, assigned by the single writer.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+from fleetlog.collector.store.sqlite_blocks import create_blocks_schema
+
+SCHEMA_VERSION = 3
 
 EVENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS events (
@@ -29,18 +31,13 @@ CREATE TABLE IF NOT EXISTS events (
     fields TEXT, tier TEXT NOT NULL, truncated INTEGER, hash BLOB)
 """
 
-PARTITION_SCHEMA = EVENTS_TABLE + """;
--- Not unique: uniqueness spans partitions and the single writer enforces it (storage-model §4).
+# A partition file of schema 2 (one row per event), as conversion finds it.
+ROW_MODEL_SCHEMA = EVENTS_TABLE + """;
 CREATE INDEX IF NOT EXISTS events_origin_pos ON events(origin, pos);
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_request_id ON events(request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_user ON events(user) WHERE user IS NOT NULL;
--- Level filters: warning and worse are a small share of most logs, so a partial index of them
--- costs info/debug traffic nothing and lets `--min-level error` walk only severe events in time
--- order (the query adds the literal `level <= 4` that selects it).
 CREATE INDEX IF NOT EXISTS events_severe ON events(time) WHERE level <= 4;
--- External-content FTS5: the text lives once, in events.message. No triggers: the single writer
--- inserts index rows in the same transaction as the events. columnsize=0: no ranking is needed.
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
     message, content='events', content_rowid='seq', tokenize='unicode61', columnsize=0);
 """
@@ -87,4 +84,4 @@ def create_main_schema(conn: sqlite3.Connection) -> None:
 
 
 def create_partition_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(PARTITION_SCHEMA)
+    create_blocks_schema(conn)

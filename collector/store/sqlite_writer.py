@@ -31,7 +31,9 @@ from fleetlog.collector.store import (
     DeleteResult,
     IncomingEvents,
     StoreResult,
+    merge_ranges,
 )
+from fleetlog.collector.store.blocks import decode_block
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
     Partition,
@@ -42,7 +44,9 @@ from fleetlog.collector.store.partitions import (
     remove_partition_file,
 )
 from fleetlog.collector.store.schema import create_main_schema, create_partition_schema
-from fleetlog.collector.store.sqlite_bulk import PartitionConnection, wait_all
+from fleetlog.collector.store.sqlite_block_purge import Removal, apply_removal, plan_removal
+from fleetlog.collector.store.sqlite_blocks import blocks_overlapping, delete_blocks, payload
+from fleetlog.collector.store.sqlite_bulk import PartitionConnection, stream_blocks, wait_all
 from fleetlog.collector.store.sqlite_migrate import migrate_single_file
 from fleetlog.collector.store.sqlite_util import CHAIN, connect, store_bytes
 from fleetlog.common import chain
@@ -54,11 +58,11 @@ log = logging.getLogger("fleetlog.collector.store")
 
 _CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
 _HASH = ROW_COLUMNS.index("hash")
+_SEQ, _ORIGIN, _POS = ROW_COLUMNS.index("seq"), ROW_COLUMNS.index("origin"), ROW_COLUMNS.index("pos")
 _MESSAGE = ROW_COLUMNS.index("message")
 _TIME = ROW_COLUMNS.index("time")
 _TIER = ROW_COLUMNS.index("tier")
 _NAMESPACE = ROW_COLUMNS.index("namespace")
-_DELETE_FTS = "INSERT INTO events_fts(events_fts, rowid, message) VALUES('delete', ?, ?)"
 INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector, chain_hash, time, signature)"
                      " VALUES (?, ?, ?, ?, ?, ?)")
 DEFAULT_PERIOD_S = 86400.0
@@ -66,8 +70,6 @@ WRITER_PARTITION_CACHE_KIB = 16 * 1024
 # Below this many rows of one partition in a transaction, splitting them over the writer shards
 # costs more (a thread hand-off and an fsync per file) than writing them in parallel saves.
 MIN_SHARD_ROWS = 1_000
-# Rows handed to the partition threads at a time (the writer builds the next piece meanwhile).
-PIECE_ROWS = 4_000
 OPEN_PARTITIONS = 8
 
 
@@ -141,7 +143,6 @@ class SqliteStore:
         assert isinstance(conn, PartitionConnection)
         try:
             create_partition_schema(conn)
-            conn.open_native(path, self.synchronous, WRITER_PARTITION_CACHE_KIB)
         except BaseException:
             conn.close()
             raise
@@ -185,23 +186,19 @@ class SqliteStore:
         self.pool.trim()
 
     def _finish_deleting(self, ranges: list[tuple[int, int]]) -> None:
-        """Delete what is left of rows a committed purge step removed (idempotent)."""
-        for part in self.parts.values():
-            for low, high in ranges:
-                if part.max_seq < low or part.min_seq > high:
-                    continue
-                conn = self.partition_conn(part.name)
-                try:
-                    rows = conn.execute("SELECT seq, message FROM events WHERE seq BETWEEN ? AND ?",
-                                        (low, high)).fetchall()
-                    if rows:
-                        conn.execute("BEGIN IMMEDIATE")
-                        conn.executemany(_DELETE_FTS, rows)
-                        conn.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (low, high))
-                        conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    _rollback(conn)
-                    raise StorageError(f"{self.path}: finishing an interrupted purge step failed: {exc}") from exc
+        """Remove what is left of events a committed purge step removed (idempotent)."""
+        for part in list(self.parts.values()):
+            if not any(part.max_seq >= low and part.min_seq <= high for low, high in ranges):
+                continue
+            conn = self.partition_conn(part.name)
+            try:
+                apply_removal(conn, plan_removal(conn, ranges, self.last_seq, self._source_keys()))
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: finishing an interrupted purge step failed: {exc}") from exc
+
+    def _source_keys(self) -> dict[int, tuple[str, str]]:
+        """origin -> (host, source_key): what derives the ids a block leaves out."""
+        return {oid: key for key, oid in self._origins.items()}
 
     def partitions(self) -> list[Partition]:
         """The live partitions (committed state), oldest first."""
@@ -246,22 +243,15 @@ class SqliteStore:
             results = []
             event_rows: list[list[Any]] = []
             added: dict[int, set[int]] = {}
-            inserting: list[concurrent.futures.Future[None]] = []
-            handed = 0
+            writing: list[concurrent.futures.Future[None]] = []
             try:
-                # Rows are built, chained and handed to the partition threads a piece at a time,
-                # so this thread builds the next piece while they insert the last (the inserts
-                # run without the GIL when the extension is built).
                 for incoming in batches:
                     result, seq = self._rows_for(incoming, received_at_us, seq, event_rows, added)
                     results.append(result)
-                    if len(event_rows) - handed >= PIECE_ROWS:
-                        head = self._hand_over(event_rows[handed:], head, pending, opened, inserting)
-                        handed = len(event_rows)
-                if len(event_rows) > handed:
-                    head = self._hand_over(event_rows[handed:], head, pending, opened, inserting)
                 if event_rows:
-                    # The main file's part of the transaction, while the last piece inserts.
+                    # Chained inside the transaction: no acknowledged event is ever unchained.
+                    head = self._hand_over(event_rows, head, pending, opened, writing)
+                    # The main file's part of the transaction, while the blocks are written.
                     self._catalogue_add(pending)
                     self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                           (("last_seq", str(seq)), ("chain_head", head.hex())))
@@ -271,7 +261,7 @@ class SqliteStore:
                             self.conn.executemany(INSERT_CHECKPOINT, signed)
                             checkpoint_seq = signed[-1][0]
             finally:
-                wait_all(inserting)
+                wait_all(writing)
             if before_commit is not None:
                 before_commit()
             # Partitions first (each its own fsync, in parallel), the main file (the commit
@@ -339,21 +329,24 @@ class SqliteStore:
                                        f"transaction failed: {exc}") from exc
             self._unclean.discard(name)
 
-    def _hand_over(self, piece: list[list[Any]], head: bytes, pending: dict[str, _Pending],
-                   opened: list[PartitionConnection], inserting: list[concurrent.futures.Future[None]]) -> bytes:
-        """Chain `piece` (inside the transaction: no acknowledged event is ever unchained), route it
-        to its partitions and start inserting it once the previous piece is in (a file takes one
-        piece at a time). Returns the new head."""
-        head = chain.link_rows(head, piece, _CHAIN_COLUMNS, _HASH)
-        routed = self._route(piece, pending)
-        wait_all(inserting)
-        inserting.clear()
-        for name, rows in routed.items():
+    def _hand_over(self, rows: list[list[Any]], head: bytes, pending: dict[str, _Pending],
+                   opened: list[PartitionConnection], writing: list[concurrent.futures.Future[None]]) -> bytes:
+        """Chain the transaction's rows, route them to their partitions and start writing each
+        file's blocks in its thread. Returns the new head."""
+        before = head
+        head = chain.link_rows(head, rows, _CHAIN_COLUMNS, _HASH)
+        first = rows[0][0]
+
+        def link_before(seq: int) -> bytes:
+            """The whole link of seq - 1: of this transaction, or the head it started from."""
+            return bytes(rows[seq - 1 - first][_HASH]) if seq > first else before
+
+        for name, routed in self._route(rows, pending).items():
             conn = self.partition_conn(name)
-            if conn not in opened:
-                conn.begin_batch()
-                opened.append(conn)
-            inserting.append(self._threads.submit(conn.insert_batch, rows))
+            conn.begin_batch()
+            opened.append(conn)
+            # Encoded here, one file after the other: a zstd compressor is not thread-safe.
+            writing.append(self._threads.submit(conn.insert_blocks, stream_blocks(routed, link_before)))
         return head
 
     def _route(self, rows: list[list[Any]], pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
@@ -455,15 +448,19 @@ class SqliteStore:
 
     def _seen(self, origin: int, low: int, high: int) -> set[int]:
         """Positions of `origin` in [low, high] already stored, in whichever partition: only those
-        whose span for this origin overlaps are probed (usually the hot one)."""
+        whose span for this origin overlaps are probed (usually the hot one), and in them only the
+        blocks whose span does."""
         seen: set[int] = set()
         for part_id, (first, last) in self._spans.get(origin, {}).items():
             if last < low or first > high:
                 continue
             conn = self.partition_conn(self._names[part_id])
-            seen.update(pos for (pos,) in conn.execute(
-                "SELECT pos FROM events WHERE origin = ? AND pos BETWEEN ? AND ? AND seq <= ?",
-                (origin, max(low, first), min(high, last), self.last_seq)))
+            for block_id in blocks_overlapping(conn, origin, low, high):
+                data = payload(conn, block_id)
+                if data is None:
+                    continue
+                seen.update(row[_POS] for row in decode_block(data).rows
+                            if row[_ORIGIN] == origin and low <= row[_POS] <= high and row[_SEQ] <= self.last_seq)
         return seen
 
     def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, out: list[list[Any]],
@@ -535,37 +532,33 @@ class SqliteStore:
         wanted = sorted(set(seqs))
         with self._lock:
             self._finish_failed_writes()   # else rows a failed step left are found, and counted, again
-            found: dict[str, list[tuple[Any, ...]]] = {}
+            found: dict[str, Removal] = {}
+            ranges = merge_ranges(wanted)
             try:
                 for part in self.parts.values():
                     if part.max_seq < wanted[0] or part.min_seq > wanted[-1]:
                         continue
                     conn = self.partition_conn(part.name)
-                    rows: list[tuple[Any, ...]] = []
-                    for start in range(0, len(wanted), 500):
-                        chunk = wanted[start:start + 500]
-                        rows += conn.execute(
-                            "SELECT seq, message, time, hash, namespace FROM events"
-                            f" WHERE seq IN ({','.join('?' * len(chunk))}) AND seq <= ?",
-                            (*chunk, self.last_seq)).fetchall()
-                    if rows:
-                        found[part.name] = rows
+                    removal = plan_removal(conn, ranges, self.last_seq, self._source_keys())
+                    if removal.removed:
+                        found[part.name] = removal
             except sqlite3.Error as exc:
                 raise StorageError(f"{self.path}: finding events to delete failed: {exc}") from None
-            every = sorted((row for rows in found.values() for row in rows), key=lambda r: r[0])
+            every = sorted((row for removal in found.values() for row in removal.removed), key=lambda r: r[0])
             if not every:
                 return result
-            anchors = result.record([(row[0], row[2], row[4], row[3]) for row in every])
+            anchors = result.record(every)
             # The record first: anchors, counts and the journal commit before the rows go.
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self.conn.executemany("INSERT OR REPLACE INTO chain_anchors(seq, link) VALUES (?, ?)", anchors)
-                for name, rows in found.items():
+                for name, removal in found.items():
                     part = self.parts[name]
+                    rows = removal.removed
                     self.conn.execute("UPDATE partitions SET count = count - ? WHERE id = ?", (len(rows), part.id))
                     by_ns: dict[str, int] = {}
                     for row in rows:
-                        by_ns[row[4]] = by_ns.get(row[4], 0) + 1
+                        by_ns[row[2]] = by_ns.get(row[2], 0) + 1
                     self.conn.executemany("UPDATE partition_namespaces SET count = count - ? WHERE part = ? AND namespace = ?",
                                           ((n, part.id, ns) for ns, n in by_ns.items()))
                 if journal is not None:
@@ -575,20 +568,16 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 _rollback(self.conn)
                 raise StorageError(f"{self.path}: deleting events failed: {exc}") from None
-            for name, rows in found.items():
+            for name, removal in found.items():
                 part = self.parts[name]
-                part.count -= len(rows)
+                part.count -= len(removal.removed)
                 counts = self._namespaces.setdefault(part.id, {})
-                for row in rows:
-                    counts[row[4]] = counts.get(row[4], 0) - 1
+                for row in removal.removed:
+                    counts[row[2]] = counts.get(row[2], 0) - 1
                 conn = self.partition_conn(name)
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(_DELETE_FTS, ((row[0], row[1]) for row in rows))
-                    conn.executemany("DELETE FROM events WHERE seq = ?", ((row[0],) for row in rows))
-                    conn.execute("COMMIT")
+                    apply_removal(conn, removal)
                 except sqlite3.Error as exc:
-                    _rollback(conn)
                     self._deleted_left += result.ranges
                     raise StorageError(f"{self.path}: deleting events from partition {name} failed: {exc}") from exc
             self.pool.trim()
@@ -716,16 +705,16 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _delete_past(conn: sqlite3.Connection, last_seq: int) -> int:
-    """Delete a partition's rows past `last_seq` (uncommitted: the main file never recorded them),
-    with their full-text rows, in one transaction; returns how many there were."""
-    stale = conn.execute("SELECT seq, message FROM events WHERE seq > ?", (last_seq,)).fetchall()
+    """Delete a partition's blocks past `last_seq` (uncommitted: the main file never recorded
+    them; a transaction's blocks hold only its own seqs, and a merge takes only committed blocks),
+    in one transaction; returns how many events they held."""
+    stale = conn.execute("SELECT id, count FROM blocks WHERE min_seq > ?", (last_seq,)).fetchall()
     if stale:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_DELETE_FTS, stale)
-            conn.execute("DELETE FROM events WHERE seq > ?", (last_seq,))
+            delete_blocks(conn, [block_id for block_id, _ in stale])
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
-    return len(stale)
+    return sum(count for _, count in stale)

@@ -13,7 +13,10 @@ from fleetlog.collector.config import CollectorConfig, NamespaceRetention, Reten
 from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.retention import PURGE_ACTION
 from fleetlog.collector.signing import Signer
+from fleetlog.collector.store import ROW_COLUMNS
+from fleetlog.collector.store.blocks import encode_block
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.collector.store.sqlite_blocks import insert_block
 from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.common.checkpoints import public_pem
 from fleetlog.common.timefmt import now_us
@@ -178,10 +181,12 @@ def test_partition_files_a_crashed_transaction_left_are_discarded_at_open(tmp_pa
     store.store_batch([incoming("web-1", "a", [1, 2, 3], time_us=[NOW] * 3)], NOW)
     [part] = store.partitions()
     conn = store.partition_conn(part.name)
-    # What a crash between the partition commit and the main commit leaves.
-    conn.execute("INSERT INTO events(seq, origin, pos, id, time, received_at, host, level, message, tier)"
-                 " VALUES (4, 1, 4, 'x', ?, ?, 'web-1', 6, 'uncommitted', 'general')", (NOW, NOW))
-    conn.execute("INSERT INTO events_fts(rowid, message) VALUES (4, 'uncommitted')")
+    # What a crash between the partition commit and the main commit leaves: a block of seq 4
+    # (position 4 of the same source, so a dedup that trusted it would refuse the resend below).
+    row = dict.fromkeys(ROW_COLUMNS)
+    row.update(seq=4, origin=1, pos=4, time=NOW, received_at=NOW, host="web-1", namespace="default", level=6,
+               message="uncommitted", tier="general", truncated=0, hash=b"\x01" * 32)
+    insert_block(conn, encode_block([list(row.values())], lambda seq: store.chain_head))
     orphan = tmp_path / "partitions" / "general-20200101T0000.db"
     orphan.write_bytes(b"")
     reader = SqliteReader(str(tmp_path / "events.db"))

@@ -3,7 +3,7 @@
 With writer shards the partition files of one transaction commit first, the main file (the commit
 record) last. A disk that fills after a shard committed left that shard's rows in its file: they
 could not be deleted either (the disk was full), so every retry of the batch failed with
-`UNIQUE constraint failed: events.seq`, for ever. Here the disk fills at a seeded random point of
+`UNIQUE constraint failed: events.seq`, for ever (with blocks it would store the seqs twice). Here the disk fills at a seeded random point of
 each transaction (an insert of shard 0 or 1, a shard's commit, the main file's part, its commit)
 and stays full, for every write of every file, until it is freed; then each held batch must be
 stored exactly once, with no restart, the chain verifying. The seed is printed; rerun one with
@@ -101,11 +101,11 @@ class MainFile:
 @pytest.fixture
 def disk(monkeypatch) -> Disk:
     disk = Disk()
-    insert, commit = PartitionConnection.insert_batch, PartitionConnection.commit_batch
+    insert, commit = PartitionConnection.insert_blocks, PartitionConnection.commit_batch
 
-    def insert_batch(self, rows):
+    def insert_blocks(self, blocks):
         disk.write("insert", _shard(self))
-        return insert(self, rows)
+        return insert(self, blocks)
 
     def commit_batch(self):
         disk.write("commit", _shard(self))
@@ -116,12 +116,11 @@ def disk(monkeypatch) -> Disk:
             disk.write("commit", _shard(self))
         return sqlite3.Connection.execute(self, sql, *args)
 
-    monkeypatch.setattr(PartitionConnection, "insert_batch", insert_batch)
+    monkeypatch.setattr(PartitionConnection, "insert_blocks", insert_blocks)
     monkeypatch.setattr(PartitionConnection, "commit_batch", commit_batch)
     monkeypatch.setattr(PartitionConnection, "execute", execute)
-    # Small pieces and shards, so a transaction of a few hundred rows has several of each.
+    # Small shards, so a transaction of a few hundred rows has several.
     monkeypatch.setattr(sqlite_writer, "MIN_SHARD_ROWS", 50)
-    monkeypatch.setattr(sqlite_writer, "PIECE_ROWS", 200)
     return disk
 
 
