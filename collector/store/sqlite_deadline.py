@@ -46,6 +46,13 @@ class QueryDeadline:
         finally:
             self.disarm()
 
+    def check(self) -> None:
+        """For work outside SQLite (decoding and matching blocks): QueryTimeout once the armed
+        deadline has passed."""
+        if time.monotonic() > self._until:
+            self.fired = True
+            raise QueryTimeout(self.seconds or 0)
+
     def _expired(self) -> int:
         if time.monotonic() > self._until:
             self.fired = True

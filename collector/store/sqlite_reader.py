@@ -1,60 +1,108 @@
-"""The read side of the SQLite store (collector.store.EventReader), over time partitions.
+"""The read side of the SQLite store (collector.store.EventReader), over the blocks of time
+partitions (docs/storage-model.md §6).
 
 Every read takes the committed head and the partition catalogue from the main file in one read
 transaction, then reads the partitions it needs, one connection each (never ATTACH: at most 10
-databases attach to a connection), bounded by that head (crash rule: rows past it do not exist).
-Searches walk partitions in time order: those whose time spans overlap are merged by (time, seq),
-disjoint ones are read one after the other, so a limited search stops as soon as it has its rows.
+databases attach to a connection), each inside one read transaction (sqlite_block_read.py),
+bounded by that head (crash rule: rows past it do not exist). Host filters resolve to origins on
+the main file. Blocks are picked on their skip columns, summary and bloom (sqlite_block_scan.py),
+decoded only when the order of the read reaches them (sqlite_block_merge.py), and their rows
+matched exactly (row_match.py): a search for the newest 100 decodes the newest few blocks.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
-import heapq
+import operator
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fleetlog.collector.store import EVENT_COLUMNS, Cursor, DeleteResult, Row, StoreStatus, anchors_digest
-from fleetlog.collector.store.partitions import LEGACY_TIER, ConnectionPool, Partition, read_catalogue
-from fleetlog.collector.store.sqlite_deadline import QueryDeadline
-from fleetlog.collector.store.sqlite_query import (
-    INDEXED_FILTERS,
-    compile_where,
-    host_origins_sql,
-    probe_sql,
-    register_functions,
+from fleetlog.collector.store import (
+    EVENT_COLUMNS,
+    ROW_COLUMNS,
+    Cursor,
+    DeleteResult,
+    Row,
+    StoreStatus,
+    anchors_digest,
 )
+from fleetlog.collector.store.blocks import HASH, ID, LEVEL, NAMESPACE, SEQ, TIME, Run, fill_ids
+from fleetlog.collector.store.partitions import (
+    LEGACY_TIER,
+    ConnectionPool,
+    Partition,
+    partition_path,
+    read_catalogue,
+)
+from fleetlog.collector.store.row_match import needs_ids, row_predicate
+from fleetlog.collector.store.sqlite_block_merge import BEFORE, Source, merged
+from fleetlog.collector.store.sqlite_block_read import PartitionSnapshot
+from fleetlog.collector.store.sqlite_block_scan import BlockSelection, select_blocks, time_bounds
+from fleetlog.collector.store.sqlite_blocks import BlockHeader, headers
+from fleetlog.collector.store.sqlite_deadline import QueryDeadline
 from fleetlog.collector.store.sqlite_util import CHAIN, connect_ro, store_bytes
+from fleetlog.common import chain
 from fleetlog.common.errors import StorageError
 
 if TYPE_CHECKING:
     from fleetlog.collector.filters import FilterSpec
 
-_SELECT_COLUMNS = ", ".join(EVENT_COLUMNS)
 MAIN_CACHE_KIB = 2 * 1024
 # Per partition connection; a reader keeps up to OPEN_PARTITIONS of them (memory: contract §5).
 PARTITION_CACHE_KIB = 1024
 OPEN_PARTITIONS = 32
-_NEVER = -(1 << 62)
+# Rows of a block are matched in slices of this many, with a look at the deadline before each.
+MATCH_SLICE = 256
 
+_event = operator.itemgetter(*(ROW_COLUMNS.index(name) for name in EVENT_COLUMNS))
 _TIME = EVENT_COLUMNS.index("time")
+_CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
+RowTest = Callable[[list[Any]], bool]
 
 
-def _open_partition(path: str, deadline: QueryDeadline) -> sqlite3.Connection:
-    conn = connect_ro(path, PARTITION_CACHE_KIB)
-    register_functions(conn)
-    deadline.attach(conn)
-    return conn
+def _asc(row: list[Any]) -> tuple[int, ...]:
+    return row[TIME], row[SEQ]
+
+
+def _desc(row: list[Any]) -> tuple[int, ...]:
+    return -row[TIME], -row[SEQ]
+
+
+def _by_seq(row: list[Any]) -> tuple[int, ...]:
+    return (row[SEQ],)
+
+
+class _OpenedPartition:
+    """A partition a read has opened (sqlite_block_merge.OpenedPartition): its candidate blocks
+    and their rows that `keep` accepts, matched slice by slice under the deadline."""
+
+    def __init__(self, snapshot: PartitionSnapshot, blocks: list[BlockHeader], keep: RowTest,
+                 check: Callable[[], None], before_matching: Callable[[list[list[Any]]], None] | None = None):
+        self.snapshot = snapshot
+        self.blocks = blocks
+        self.keep = keep
+        self.check = check
+        self.before_matching = before_matching
+
+    def matching(self, header: BlockHeader) -> list[list[Any]]:
+        rows = self.snapshot.rows(header)
+        if self.before_matching is not None:
+            self.before_matching(rows)
+        found: list[list[Any]] = []
+        for start in range(0, len(rows), MATCH_SLICE):
+            self.check()
+            found += filter(self.keep, rows[start:start + MATCH_SLICE])
+        return found
+
+    def close(self) -> None:
+        self.snapshot.close()
 
 
 class SqliteReader:
     """One per thread (connections are cheap, and run beside the writer under WAL)."""
-
-    # A filter value matching at least this many events (in a partition) is "common" (_walk_time).
-    COMMON_MATCHES = 20_000
 
     def __init__(self, path: str, query_timeout: float | None = None):
         self.path = path
@@ -62,12 +110,17 @@ class SqliteReader:
         self.deadline = QueryDeadline(query_timeout)
         try:
             self.conn = connect_ro(path, MAIN_CACHE_KIB)
-            register_functions(self.conn)
             self.deadline.attach(self.conn)
             self.conn.execute("SELECT 1 FROM partitions LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open the event store for reading: {exc}") from None
-        self.pool = ConnectionPool(path, functools.partial(_open_partition, deadline=self.deadline), OPEN_PARTITIONS)
+        self.pool = ConnectionPool(path, self._connect, OPEN_PARTITIONS)
+        self._source_keys: dict[int, tuple[str, str]] = {}
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        conn = connect_ro(path, PARTITION_CACHE_KIB)
+        self.deadline.attach(conn)
+        return conn
 
     # -- snapshot of the main file --------------------------------------------------------------
 
@@ -91,14 +144,58 @@ class SqliteReader:
             found.setdefault(part, {})[namespace] = count
         return found
 
-    def _origin_ids(self, spec: FilterSpec) -> list[int] | None:
-        if spec.host is None:
+    def _host_origins(self, spec: FilterSpec | None) -> dict[int, str] | None:
+        """origin id -> host of the origins a host filter (names or addresses) matches; None
+        without a host filter."""
+        if spec is None or spec.host is None:
             return None
-        sql, params = host_origins_sql(spec.host)
-        return [oid for (oid,) in self.conn.execute(sql, params)]
+        params: list[Any] = []
+        by_name = _text_sql("host", spec.host, params)
+        by_ip = _text_sql("ip", spec.host, params)
+        return dict(self.conn.execute(
+            f"SELECT id, host FROM origins WHERE {by_name} OR host IN (SELECT host FROM node_addresses WHERE {by_ip})",
+            params).fetchall())
 
-    def _conn(self, part: Partition) -> sqlite3.Connection | None:
-        return self.pool.get(part.name, key=(part.id, part.name))
+    def _fill_ids(self, rows: list[list[Any]]) -> None:
+        """Event ids of rows that do not keep theirs, from their origins' (host, source_key)."""
+        try:
+            fill_ids(rows, self._source_keys)
+        except KeyError:    # an origin newer than this reader's copy
+            self._source_keys = {oid: (host, key) for oid, host, key in
+                                 self.conn.execute("SELECT id, host, source_key FROM origins")}
+            fill_ids(rows, self._source_keys)
+
+    def _keep(self, spec: FilterSpec | None, origins: dict[int, str] | None, low_seq: int, head: int) -> RowTest:
+        """Rows with low_seq < seq <= head that match `spec`."""
+        if spec is None:
+            return lambda row: low_seq < row[SEQ] <= head
+        predicate = row_predicate(spec, None if origins is None else list(origins))
+        return lambda row: low_seq < row[SEQ] <= head and predicate(row)
+
+    def _selection(self, spec: FilterSpec, origins: dict[int, str] | None) -> BlockSelection:
+        return select_blocks(spec, None if origins is None else sorted(set(origins.values())))
+
+    def _open(self, part: Partition, own: bool, select: Callable[[sqlite3.Connection], list[BlockHeader]],
+              keep: RowTest, with_ids: bool = False) -> _OpenedPartition | None:
+        """`part` in a read transaction, with the blocks `select` lists; None when its file is
+        gone (dropped since the snapshot). `own`: a connection of its own (a search, which may
+        pause between pages while this reader serves other reads), else the pooled one."""
+        if own:
+            path = partition_path(self.path, part.name)
+            if not path.exists():
+                return None
+            conn: sqlite3.Connection | None = self._connect(str(path))
+        else:
+            conn = self.pool.get(part.name, key=(part.id, part.name))
+        if conn is None:
+            return None
+        snapshot = PartitionSnapshot(conn, part.name, own=own)
+        try:
+            blocks = select(conn)
+        except BaseException:
+            snapshot.close()
+            raise
+        return _OpenedPartition(snapshot, blocks, keep, self.deadline.check, self._fill_ids if with_ids else None)
 
     # -- EventReader -------------------------------------------------------------------------
 
@@ -106,64 +203,37 @@ class SqliteReader:
                page_size: int = 1000) -> Iterator[list[Row]]:
         spec = replace(spec, after_seq=0) if spec.after_seq else spec
         head, parts = self.snapshot()
-        origin_ids = self._origin_ids(spec)
-        parts = [p for p in parts if _overlaps(p, spec)]
+        origins = self._host_origins(spec)
+        selection = self._selection(spec, origins)
+        keep = self._keep(spec, origins, 0, head)
         desc = order == "desc"
+        low, high = time_bounds(spec)
+        sources = [] if selection.nothing else [
+            Source((-part.max_time, BEFORE) if desc else (part.min_time, BEFORE),
+                   functools.partial(self._open, part, True, functools.partial(selection.headers, head=head),
+                                     keep, needs_ids(spec)))
+            for part in parts
+            if not ((low is not None and part.max_time < low) or (high is not None and part.min_time > high))]
+        rows = merged(sources, row_key=_desc if desc else _asc,
+                      block_bound=(lambda h: (-h.max_time, BEFORE)) if desc else (lambda h: (h.min_time, BEFORE)),
+                      limit=limit, check=self.deadline.check, finish=self._fill_ids)
         page: list[Row] = []
-        remaining = limit
         self.deadline.arm()
         try:
-            for cluster in _clusters(parts, desc):
-                names = [(part.id, part.name) for part in cluster]
-                self.pool.hold(names, +1)
-                try:
-                    streams = []
-                    for part in cluster:
-                        conn = self._conn(part)
-                        if conn is None:
-                            continue    # dropped since the snapshot
-                        walk = self._walk_time(conn, spec, origin_ids) if limit else frozenset()
-                        where, params = compile_where(spec, walk_time=walk, origin_ids=origin_ids)
-                        streams.append(_rows(conn, f"({where or '1'}) AND seq <= ?", [*params, head], desc,
-                                             remaining))
-                    rows = streams[0] if len(streams) == 1 else heapq.merge(
-                        *streams, key=lambda r: (r[2], r[0]), reverse=desc)
-                    for row in rows:
-                        page.append(row)
-                        if len(page) >= page_size:
-                            self.deadline.disarm()   # the consumer's time with a page is not bounded
-                            yield page
-                            self.deadline.arm()
-                            page = []
-                        if limit:
-                            remaining -= 1
-                            if remaining == 0:
-                                break
-                finally:
-                    self.pool.hold(names, -1)
-                if limit and remaining == 0:
-                    break
+            for row in rows:
+                page.append(_event(row))
+                if len(page) >= page_size:
+                    self.deadline.disarm()   # the consumer's time with a page is not bounded
+                    yield page
+                    self.deadline.arm()
+                    page = []
         except sqlite3.Error as exc:
             raise self.deadline.error(exc, f"{self.path}: search failed") from None
         finally:
             self.deadline.disarm()
-            self.pool.trim()
+            rows.close()
         if page:
             yield page
-
-    def _walk_time(self, conn: sqlite3.Connection, spec: FilterSpec, origin_ids: list[int] | None) -> frozenset[str]:
-        """For a limited search in time order: which indexed filters to check while walking the
-        time index. A filter whose value matches few events (under COMMON_MATCHES, counted on its
-        own index) is best served by its index plus a sort; one that matches many events finds its
-        first N matches soon on the time walk, so its index is left out of the plan."""
-        common = set()
-        for name in INDEXED_FILTERS:
-            probe = probe_sql(spec, name, self.COMMON_MATCHES, origin_ids)
-            if probe is not None:
-                row = conn.execute(*probe).fetchone()
-                if row and int(row[0] or 0) >= self.COMMON_MATCHES:
-                    common.add(name)
-        return frozenset(common)
 
     def read_after(self, cursor: Cursor, spec: FilterSpec | None = None,
                    limit: int = 1000) -> list[tuple[str, list[Row]]]:
@@ -171,40 +241,55 @@ class SqliteReader:
         head, parts = self.snapshot()
         if head <= after:
             return []
-        where = "1"
-        params: list[Any] = []
         if spec is not None:
-            where, params = compile_where(replace(spec, after_seq=0), origin_ids=self._origin_ids(spec))
-        streams = []
+            spec = replace(spec, after_seq=0)
+        origins = self._host_origins(spec)
+        selection = self._selection(spec, origins) if spec is not None else None
+        keep = self._keep(spec, origins, after, head)
+
+        def select(conn: sqlite3.Connection) -> list[BlockHeader]:
+            if selection is not None:
+                return selection.headers(conn, head, " AND max_seq > ?", [after])
+            return _headers(conn, "min_seq <= ? AND max_seq > ?", [head, after])
+
+        sources = [Source((max(part.min_seq, after + 1),),
+                          functools.partial(self._open, part, False, select, keep, spec is not None and needs_ids(spec)))
+                   for part in parts if part.max_seq > after]
         if spec is not None:
             self.deadline.arm()   # a follower's filters; the forwarders' unfiltered reads are not bounded
         try:
-            for part in parts:
-                if part.max_seq <= after:
-                    continue
-                conn = self._conn(part)
-                if conn is None:
-                    continue
-                streams.append(conn.execute(
-                    f"SELECT {_SELECT_COLUMNS} FROM events WHERE ({where or '1'}) AND seq > ? AND seq <= ?"
-                    " ORDER BY seq LIMIT ?", (*params, after, head, int(limit))).fetchall())
+            rows = [_event(row) for row in merged(sources, row_key=_by_seq, block_bound=lambda h: (h.min_seq,),
+                                                  limit=limit, check=self.deadline.check, finish=self._fill_ids)]
         except sqlite3.Error as exc:
             raise self.deadline.error(exc, f"{self.path}: reading new events failed") from None
         finally:
             self.deadline.disarm()
             self.pool.trim()
-        rows = list(heapq.merge(*streams, key=lambda r: r[0]))[:limit] if len(streams) > 1 else \
-            (streams[0] if streams else [])
         return [(CHAIN, rows)] if rows else []
 
     def event_id(self, chain: str, seq: int) -> str | None:
         head, parts = self.snapshot()
+        if seq > head:
+            return None
         for part in parts:
-            if part.min_seq <= seq <= part.max_seq and seq <= head:
-                conn = self._conn(part)
-                row = conn.execute("SELECT id FROM events WHERE seq = ?", (seq,)).fetchone() if conn else None
-                if row:
-                    return str(row[0])
+            if not part.min_seq <= seq <= part.max_seq:
+                continue
+            opened = self._open(part, False, functools.partial(_headers, where="min_seq <= ? AND max_seq >= ?",
+                                                               params=[seq, seq]),
+                                lambda row: row[SEQ] == seq)
+            if opened is None:
+                continue
+            try:
+                for header in opened.blocks:
+                    found = opened.matching(header)
+                    if found:
+                        self._fill_ids(found)
+                        return str(found[0][ID])
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: reading event {seq} failed: {exc}") from None
+            finally:
+                opened.close()
+                self.pool.trim()
         return None
 
     def heads(self) -> Cursor:
@@ -231,36 +316,34 @@ class SqliteReader:
         def cutoff(ns: str) -> int | None:
             return namespace_cutoffs.get(ns, default_cutoff_us)
 
-        _, parts = self.snapshot()
+        head, parts = self.snapshot()
         namespaces = self._namespaces()
-        found: list[tuple[int, int]] = []
+        sources = []
+        for part in parts:
+            keep: RowTest
+            if part.tier == LEGACY_TIER:
+                keep = functools.partial(_legacy_expired, tier=tier, cutoff=cutoff)
+                blocks_of = functools.partial(_expiring_blocks, cutoff=cutoff, after=after, head=head)
+            elif part.tier == tier:
+                present = list(namespaces.get(part.id, {}))
+                gone = {ns for ns in present if (c := cutoff(ns)) is not None and c >= part.period_end}
+                if not gone or len(gone) == len(present):
+                    continue   # nothing expired, or all of it (dropped whole)
+                keep = functools.partial(_of_namespaces, tier=tier, namespaces=gone)
+                blocks_of = functools.partial(
+                    _headers, where=f"min_seq <= ? AND max_time >= ? AND namespace IN ({','.join('?' * len(gone))})",
+                    params=[head, after[0], *sorted(gone)])
+            else:
+                continue
+            sources.append(Source((part.min_time, BEFORE), functools.partial(
+                self._open, part, False, blocks_of, functools.partial(_after, after=after, head=head, keep=keep))))
         try:
-            for part in parts:
-                conn = None
-                if part.tier == LEGACY_TIER:
-                    where, params = _legacy_expired(tier, default_cutoff_us, namespace_cutoffs)
-                    if where is None:
-                        continue
-                elif part.tier == tier:
-                    present = list(namespaces.get(part.id, {}))
-                    gone = [ns for ns in present if (c := cutoff(ns)) is not None and c >= part.period_end]
-                    if not gone or len(gone) == len(present):
-                        continue   # nothing expired, or all of it (dropped whole)
-                    where = f"namespace IN ({','.join('?' * len(gone))})"
-                    params = gone
-                else:
-                    continue
-                conn = self._conn(part)
-                if conn is None:
-                    continue
-                found += conn.execute(
-                    f"SELECT time, seq FROM events WHERE tier = ? AND {where} AND (time, seq) > (?, ?)"
-                    " ORDER BY time, seq LIMIT ?", (tier, *params, after[0], after[1], limit)).fetchall()
+            return [(row[TIME], row[SEQ]) for row in merged(
+                sources, row_key=_asc, block_bound=lambda h: (h.min_time, BEFORE), limit=limit)]
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: finding expired events failed: {exc}") from None
         finally:
             self.pool.trim()
-        return sorted(found)[:limit]
 
     def droppable(self, tier: str, default_cutoff_us: int | None,
                   namespace_cutoffs: dict[str, int | None]) -> list[Partition]:
@@ -279,37 +362,58 @@ class SqliteReader:
 
     def scan_partition(self, part: Partition) -> DeleteResult:
         """What dropping `part` (as of its max_seq then) removes: count, time span, namespaces,
-        seq ranges and the anchors (link of every range end). One pass over the partition's
-        rowids (the runs of consecutive seqs, by window function), the rest from indexes and the
-        catalogue; a run of SQLite with the GIL released, beside the writer."""
-        conn = self._conn(part)
+        seq ranges and the anchors (the link of every range end). From the blocks' skip columns
+        and the runs in their payloads' headers: a range of the partition ends where a run of one
+        of its blocks ends, and a block keeps the whole link there. Read beside the writer."""
         result = DeleteResult()
-        if conn is None:
+        opened = self._open(part, False, functools.partial(_headers, where="1", params=[]), lambda row: True)
+        if opened is None:
             return result
         try:
-            runs = conn.execute(
-                "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS run"
-                " FROM events WHERE seq <= ?) GROUP BY run ORDER BY 1", (part.max_seq,)).fetchall()
-            if not runs:
-                return result
-            # A row that arrived after the catalogue was read has a higher seq: the drop then
-            # finds max_seq changed and keeps the partition, so min/max over all rows are right.
-            oldest, newest = conn.execute("SELECT min(time), max(time) FROM events").fetchone()
-            ends = [end for _, end in runs]
-            links: dict[int, bytes] = {}
-            for start in range(0, len(ends), 500):
-                chunk = ends[start:start + 500]
-                links.update(conn.execute(f"SELECT seq, hash FROM events WHERE seq IN ({','.join('?' * len(chunk))})",
-                                          chunk).fetchall())
+            # A block that arrived after the catalogue was read holds higher seqs: the drop then
+            # finds max_seq changed and keeps the partition, so min/max over all blocks are right.
+            times = [(h.min_time, h.max_time) for h in opened.blocks]
+            runs: list[tuple[Run, BlockHeader]] = [
+                (run, header) for header in opened.blocks if header.min_seq <= part.max_seq
+                for run in opened.snapshot.runs(header) if run.start <= part.max_seq]
+            runs.sort(key=lambda item: item[0].start)
+            ranges: list[tuple[int, int]] = []
+            ends: list[tuple[Run, BlockHeader]] = []
+            for run, header in runs:
+                end = min(run.end, part.max_seq)
+                if ranges and ranges[-1][1] == run.start - 1:
+                    ranges[-1] = (ranges[-1][0], end)
+                    ends[-1] = (run, header)
+                else:
+                    ranges.append((run.start, end))
+                    ends.append((run, header))
+            anchors = [(end, self._link_at(opened, run, header, end)) for (_, end), (run, header) in zip(ranges, ends)]
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: reading partition {part.name} failed: {exc}") from None
-        result.count = sum(end - start + 1 for start, end in runs)
-        result.oldest_us, result.newest_us = oldest, newest
+        finally:
+            opened.close()
+            self.pool.trim()
+        if not ranges:
+            return result
+        result.count = sum(end - start + 1 for start, end in ranges)
+        result.oldest_us, result.newest_us = min(t[0] for t in times), max(t[1] for t in times)
         result.namespaces = dict(self._namespaces().get(part.id, {}))
-        result.ranges = [(start, end) for start, end in runs]
-        result.anchors = [(end, bytes(links[end])) for end in ends]
-        result.anchors_sha256 = anchors_digest(result.anchors)
+        result.ranges = ranges
+        result.anchors = anchors
+        result.anchors_sha256 = anchors_digest(anchors)
         return result
+
+    def _link_at(self, opened: _OpenedPartition, run: Run, header: BlockHeader, seq: int) -> bytes:
+        """The whole link of `seq` in `run`: kept at the run's end, recomputed from the run's
+        start inside it (a run that grew past the catalogue's max_seq: a drop that then keeps
+        the partition)."""
+        if seq == run.end:
+            return run.link_end
+        rows = [row for row in opened.snapshot.rows(header) if run.start <= row[SEQ] <= seq]
+        self._fill_ids(rows)
+        return chain.link_rows(run.link_before, rows, _CHAIN_COLUMNS, HASH)
+
+    # -- charts ------------------------------------------------------------------------------
 
     def time_span(self, spec: FilterSpec) -> tuple[int, int] | None:
         """(oldest, newest) time of the matching events, or None when nothing matches."""
@@ -320,21 +424,35 @@ class SqliteReader:
 
     def histogram(self, spec: FilterSpec, start_us: int, width_us: int, buckets: int) -> list[tuple[int, int, int]]:
         """(bucket, level, count) of the matching events in [start, start + buckets * width),
-        summed over the partitions that overlap it."""
+        over the blocks that overlap it."""
         end_us = start_us + buckets * width_us
         head, parts = self.snapshot()
-        origin_ids = self._origin_ids(spec)
-        where, params = compile_where(spec, origin_ids=origin_ids)
-        sql = (f"SELECT (time - ?) / ?, level, count(*) FROM events WHERE time >= ? AND time < ? AND seq <= ?"
-               f"{' AND ' + where if where else ''} GROUP BY 1, 2")
+        origins = self._host_origins(spec)
+        selection = self._selection(spec, origins)
+        predicate = self._keep(spec, origins, 0, head)
+
+        def keep(row: list[Any]) -> bool:
+            return start_us <= row[TIME] < end_us and predicate(row)
+
+        def select(conn: sqlite3.Connection) -> list[BlockHeader]:
+            return selection.headers(conn, head, " AND max_time >= ? AND min_time < ?", [start_us, end_us])
+
         counts: collections.Counter[tuple[int, int]] = collections.Counter()
         self.deadline.arm()
         try:
             for part in parts:
-                if part.max_time < start_us or part.min_time >= end_us or (conn := self._conn(part)) is None:
+                if part.max_time < start_us or part.min_time >= end_us or selection.nothing:
                     continue
-                for bucket, level, count in conn.execute(sql, [start_us, width_us, start_us, end_us, head, *params]):
-                    counts[(int(bucket), int(level))] += count
+                opened = self._open(part, False, select, keep, needs_ids(spec))
+                if opened is None:
+                    continue
+                try:
+                    for header in opened.blocks:
+                        self.deadline.check()
+                        counts.update(((row[TIME] - start_us) // width_us, row[LEVEL])
+                                      for row in opened.matching(header))
+                finally:
+                    opened.close()
         except sqlite3.Error as exc:
             raise self.deadline.error(exc, f"{self.path}: counting events failed") from None
         finally:
@@ -342,86 +460,48 @@ class SqliteReader:
             self.pool.trim()
         return [(bucket, level, count) for (bucket, level), count in sorted(counts.items())]
 
-    # -- SQL-level access (tests and tools) --------------------------------------------------------
-
-    def partition_connections(self) -> list[sqlite3.Connection]:
-        _, parts = self.snapshot()
-        return [conn for part in parts if (conn := self._conn(part)) is not None]
-
-    def query(self, where: str, params: Iterable[Any], order: str = "asc", limit: int = 0,
-              batch: int = 1000) -> Iterator[list[Row]]:
-        """Rows (EVENT_COLUMNS order) matching a WHERE clause over every partition, in (time, seq)
-        order, in lists of `batch`."""
-        head, parts = self.snapshot()
-        desc = order == "desc"
-        streams = [_rows(conn, f"({where or '1'}) AND seq <= ?", [*params, head], desc, limit)
-                   for part in parts if (conn := self._conn(part)) is not None]
-        page: list[Row] = []
-        for n, row in enumerate(heapq.merge(*streams, key=lambda r: (r[2], r[0]), reverse=desc), 1):
-            page.append(row)
-            if len(page) >= batch:
-                yield page
-                page = []
-            if limit and n >= limit:
-                break
-        if page:
-            yield page
-
     def close(self) -> None:
         self.pool.close()
         self.conn.close()
 
 
-def _rows(conn: sqlite3.Connection, where: str, params: list[Any], desc: bool, limit: int) -> Iterator[Row]:
-    direction = "DESC" if desc else "ASC"
-    sql = f"SELECT {_SELECT_COLUMNS} FROM events WHERE {where} ORDER BY time {direction}, seq {direction}"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    cursor = conn.execute(sql, params)
-    while rows := cursor.fetchmany(500):
-        yield from rows
+_TIER = ROW_COLUMNS.index("tier")
 
 
-def _overlaps(part: Partition, spec: FilterSpec) -> bool:
-    low, high = spec.since_us, spec.until_us
-    if spec.date_range is not None:
-        low = spec.date_range[0] if low is None else max(low, spec.date_range[0])
-        high = spec.date_range[1] if high is None else min(high, spec.date_range[1])
-    return not ((low is not None and part.max_time < low) or (high is not None and part.min_time > high))
+def _headers(conn: sqlite3.Connection, where: str, params: list[Any]) -> list[BlockHeader]:
+    return headers(conn, where, params)
 
 
-def _clusters(parts: list[Partition], desc: bool) -> Iterator[list[Partition]]:
-    """Partitions in time order, grouped where their time spans overlap (each group is merged;
-    groups follow each other in time)."""
-    if desc:
-        ordered = sorted(parts, key=lambda p: (-p.max_time, p.id))
-    else:
-        ordered = sorted(parts, key=lambda p: (p.min_time, p.id))
-    group: list[Partition] = []
-    edge = 0
-    for part in ordered:
-        if group and (part.max_time >= edge if desc else part.min_time <= edge):
-            group.append(part)
-            edge = min(edge, part.min_time) if desc else max(edge, part.max_time)
-            continue
-        if group:
-            yield group
-        group = [part]
-        edge = part.min_time if desc else part.max_time
-    if group:
-        yield group
+def _legacy_expired(row: list[Any], tier: str, cutoff: Callable[[str], int | None]) -> bool:
+    """The single-file store's rule: an event of `tier` older than its namespace's cutoff."""
+    limit_us = cutoff(row[NAMESPACE])
+    return limit_us is not None and row[TIME] < limit_us and row[_TIER] == tier
 
 
-def _legacy_expired(tier: str, default_cutoff_us: int | None,
-                    namespace_cutoffs: dict[str, int | None]) -> tuple[str | None, list[Any]]:
-    """The single-file store's rule: each event older than its namespace's cutoff."""
-    cutoffs = [c for c in (default_cutoff_us, *namespace_cutoffs.values()) if c is not None]
-    if not cutoffs:
-        return None, []
-    case = "?"
-    params: list[Any] = [default_cutoff_us if default_cutoff_us is not None else _NEVER]
-    if namespace_cutoffs:
-        whens = " ".join("WHEN ? THEN ?" for _ in namespace_cutoffs)
-        case = f"CASE namespace {whens} ELSE ? END"
-        params = [v for ns, c in namespace_cutoffs.items() for v in (ns, c if c is not None else _NEVER)] + params
-    return f"time < ? AND time < {case}", [max(cutoffs), *params]
+def _of_namespaces(row: list[Any], tier: str, namespaces: set[str]) -> bool:
+    return row[NAMESPACE] in namespaces and row[_TIER] == tier
+
+
+def _after(row: list[Any], after: tuple[int, int], head: int, keep: RowTest) -> bool:
+    return row[SEQ] <= head and (row[TIME], row[SEQ]) > after and keep(row)
+
+
+def _expiring_blocks(conn: sqlite3.Connection, cutoff: Callable[[str], int | None], after: tuple[int, int],
+                     head: int) -> list[BlockHeader]:
+    """Blocks of the legacy partition that may hold events older than their namespace's cutoff
+    (a block is one namespace's) and not before `after`."""
+    return [h for h in _headers(conn, "min_seq <= ? AND max_time >= ?", [head, after[0]])
+            if (c := cutoff(h.namespace)) is not None and h.min_time < c]
+
+
+def _text_sql(column: str, match: Any, params: list[Any]) -> str:
+    """A host filter's values on `column` (exact, or `*` wildcards as GLOB with GLOB's other
+    metacharacters literal)."""
+    parts = []
+    if match.exact:
+        parts.append(f"{column} IN ({','.join('?' * len(match.exact))})")
+        params.extend(match.exact)
+    for pattern in match.wildcards:
+        parts.append(f"{column} GLOB ?")
+        params.append("".join("[" + c + "]" if c in "?[" else c for c in pattern))
+    return "(" + " OR ".join(parts) + ")"

@@ -1,0 +1,77 @@
+"""One partition file as a reader sees it: its blocks inside one read transaction.
+
+Everything a reader takes from a partition — the block list, then the payloads of the blocks it
+opens — comes from one snapshot, so a compaction that merges blocks meanwhile (one transaction:
+insert the merged block, delete the old ones) is seen wholly before or wholly after, never half:
+no row is lost or read twice. The snapshot starts with the first statement after BEGIN.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import zstandard
+
+from fleetlog.collector.store.blocks import BlockError, Run, decode_block
+from fleetlog.collector.store.sqlite_blocks import BlockHeader, payload
+from fleetlog.common.errors import StorageError
+
+_header_reader = zstandard.ZstdDecompressor()
+
+
+class PartitionSnapshot:
+    """Reads of one partition file in one read transaction; `close()` ends it (and closes the
+    connection when it is the snapshot's own)."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str, own: bool = False):
+        self.conn = conn
+        self.name = name
+        self.own = own
+        conn.execute("BEGIN")
+
+    def rows(self, header: BlockHeader) -> list[list[Any]]:
+        """The block's rows (ROW_COLUMNS order, seq order; ids not filled in)."""
+        try:
+            return decode_block(self._payload(header)).rows
+        except BlockError as exc:
+            raise StorageError(f"partition {self.name}: block of seqs {header.min_seq}-{header.max_seq}: {exc}") from None
+
+    def runs(self, header: BlockHeader) -> list[Run]:
+        """The block's runs of consecutive seqs with their end links, from the payload's header
+        alone (no column is decoded)."""
+        data = self._payload(header)
+        try:
+            with _header_reader.stream_reader(data) as stream:
+                size = int.from_bytes(_read(stream, 4), "little")
+                runs = json.loads(_read(stream, size))["runs"]
+            return [Run(int(start), int(end), bytes.fromhex(before), bytes.fromhex(last))
+                    for start, end, before, last in runs]
+        except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"partition {self.name}: block of seqs {header.min_seq}-{header.max_seq}: "
+                               f"not a readable block: {exc}") from None
+
+    def _payload(self, header: BlockHeader) -> bytes:
+        data = payload(self.conn, header.id)
+        if data is None:    # cannot happen inside the snapshot that listed it
+            raise StorageError(f"partition {self.name}: block {header.id} vanished inside a read transaction")
+        return data
+
+    def close(self) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+        finally:
+            if self.own:
+                self.conn.close()
+
+
+def _read(stream: Any, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            raise ValueError("a payload shorter than its header says")
+        data += chunk
+    return data

@@ -1,0 +1,99 @@
+"""Which blocks of a partition a search must open (docs/storage-model.md §6).
+
+Two sieves, each only ever keeping too many blocks, never too few (the rows of the blocks kept
+are then matched exactly, row_match.row_predicate):
+1. SQL on the skip columns of `blocks`: time and seq bounds, stream (namespace, host), the most
+   severe level, so most blocks are never even listed;
+2. row_match.block_may_match on each listed header: its summary of distinct values and its bloom
+   filter (request ids, users, message words), read in the same statement.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fleetlog.collector.store.row_match import block_may_match
+from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from fleetlog.collector.filters import FilterSpec
+
+
+def time_bounds(spec: FilterSpec) -> tuple[int | None, int | None]:
+    """(lowest, highest) event time the spec can match, inclusive; None = unbounded."""
+    lows = [spec.since_us]
+    highs = [spec.until_us]
+    if spec.date_range is not None:
+        lows.append(spec.date_range[0])
+        highs.append(spec.date_range[1] - 1)
+    if spec.after_key is not None:
+        lows.append(spec.after_key[0])
+    if spec.before_key is not None:
+        highs.append(spec.before_key[0])
+    low = max((v for v in lows if v is not None), default=None)
+    high = min((v for v in highs if v is not None), default=None)
+    return low, high
+
+
+@dataclass
+class BlockSelection:
+    """What a spec asks of a block before it is opened: SQL on its skip columns, then
+    row_match.block_may_match on its summary and bloom."""
+
+    spec: FilterSpec
+    where: str
+    params: list[Any]
+    hosts: set[str] | None = None
+    nothing: bool = False       # no block can match (an empty scope or no such host)
+
+    def headers(self, conn: sqlite3.Connection, head: int,
+                extra: str = "", extra_params: Iterable[Any] = ()) -> list[BlockHeader]:
+        """The partition's blocks that may hold matching rows up to seq `head`."""
+        if self.nothing:
+            return []
+        spec = self.spec
+        # The bloom is read only for a filter that looks in it (it is most of a header's bytes).
+        bloom = ", bloom" if spec.keywords or spec.phrases or spec.request_id or spec.user else ", NULL"
+        sql = f"SELECT {', '.join(HEADER_COLUMNS)}{bloom} FROM blocks WHERE min_seq <= ? AND {self.where}{extra}"
+        found = []
+        for row in conn.execute(sql, [head, *self.params, *extra_params]):
+            header = BlockHeader(*row[:-1])
+            if block_may_match(spec, header, self.hosts, functools.partial(_bytes, row[-1])):
+                found.append(header)
+        return found
+
+
+def _bytes(data: bytes | None) -> bytes | None:
+    return None if data is None else bytes(data)
+
+
+def select_blocks(spec: FilterSpec, hosts: list[str] | None) -> BlockSelection:
+    """The sieves for `spec`; `hosts`: the host filter resolved on the main file (names of the
+    origins it matches), None without a host filter."""
+    if spec.allowed_namespaces == () or hosts == []:
+        return BlockSelection(spec, "0", [], nothing=True)
+    clauses: list[str] = []
+    params: list[Any] = []
+    if spec.allowed_namespaces is not None:
+        clauses.append(f"namespace IN ({','.join('?' * len(spec.allowed_namespaces))})")
+        params.extend(spec.allowed_namespaces)
+    if hosts is not None:
+        clauses.append(f"host IN ({','.join('?' * len(hosts))})")
+        params.extend(hosts)
+    low, high = time_bounds(spec)
+    if low is not None:
+        clauses.append("max_time >= ?")
+        params.append(low)
+    if high is not None:
+        clauses.append("min_time <= ?")
+        params.append(high)
+    worst = [level for level in (spec.max_level, max(spec.levels, default=None)) if level is not None]
+    if worst:
+        clauses.append("min_level <= ?")
+        params.append(min(worst))
+    return BlockSelection(spec, " AND ".join(clauses) or "1", params, None if hosts is None else set(hosts))
