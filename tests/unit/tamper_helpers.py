@@ -14,31 +14,13 @@ from collections.abc import Callable
 
 from fleetlog.collector.store import ROW_COLUMNS
 from fleetlog.collector.store.blocks import HASH, SEQ, decode_block, encode_block, fill_ids
+from fleetlog.collector.store.schema import ROW_MODEL_SCHEMA  # the partition file before blocks
 from fleetlog.common import chain
 from tests.unit.store_helpers import partition_events, partition_files, source_keys_of
 
 Rows = list[list]
 MESSAGE, LEVEL, POS = ROW_COLUMNS.index("message"), ROW_COLUMNS.index("level"), ROW_COLUMNS.index("pos")
 _CANONICAL = [ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS]
-
-# The row model's partition file as main had it before blocks (collector/store/schema.py then):
-# a data_dir of that model is what `fleetlog verify` must still read before its conversion.
-ROW_MODEL_PARTITION_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY, origin INTEGER NOT NULL, pos INTEGER NOT NULL, id TEXT NOT NULL,
-    time INTEGER NOT NULL, received_at INTEGER NOT NULL, host TEXT NOT NULL, host_ip TEXT,
-    collector TEXT, namespace TEXT, source TEXT, log_type TEXT, app TEXT, pid INTEGER,
-    level INTEGER NOT NULL, request_id TEXT, user TEXT, action TEXT, message TEXT NOT NULL,
-    fields TEXT, tier TEXT NOT NULL, truncated INTEGER, hash BLOB);
-CREATE INDEX IF NOT EXISTS events_origin_pos ON events(origin, pos);
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
-CREATE INDEX IF NOT EXISTS events_request_id ON events(request_id) WHERE request_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_user ON events(user) WHERE user IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_severe ON events(time) WHERE level <= 4;
-CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
-    message, content='events', content_rowid='seq', tokenize='unicode61', columnsize=0);
-"""
-
 
 def main_conn(data_dir: pathlib.Path) -> sqlite3.Connection:
     return sqlite3.connect(data_dir / "events.db")
@@ -153,7 +135,7 @@ def to_row_model(data_dir: pathlib.Path, partition: pathlib.Path) -> int:
     main.close()
     conn = part_conn(data_dir, partition)
     rows = partition_events(conn, keys)
-    conn.executescript("DROP TABLE blocks; DROP TABLE block_origins;" + ROW_MODEL_PARTITION_SCHEMA)
+    conn.executescript("DROP TABLE blocks; DROP TABLE block_origins;" + ROW_MODEL_SCHEMA)
     conn.executemany(f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})",
                      rows)
     conn.executemany("INSERT INTO events_fts(rowid, message) VALUES (?, ?)", ((row[SEQ], row[MESSAGE]) for row in rows))
