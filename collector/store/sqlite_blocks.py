@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS blocks (
 -- Follow and forwarders read by seq; searches walk time.
 CREATE INDEX IF NOT EXISTS blocks_seq ON blocks(max_seq);
 CREATE INDEX IF NOT EXISTS blocks_time ON blocks(max_time);
+-- Compaction: the small blocks of a stream.
+CREATE INDEX IF NOT EXISTS blocks_stream ON blocks(host, namespace, count);
 -- Dedup: the blocks of an origin whose positions may overlap a batch's.
 CREATE TABLE IF NOT EXISTS block_origins (origin INTEGER NOT NULL, max_pos INTEGER NOT NULL,
     min_pos INTEGER NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (origin, max_pos, block)) WITHOUT ROWID;

@@ -33,7 +33,7 @@ from fleetlog.collector.store import (
     StoreResult,
     merge_ranges,
 )
-from fleetlog.collector.store.blocks import decode_block
+from fleetlog.collector.store.blocks import BlockError, EncodedBlock, decode_block
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
     Partition,
@@ -47,6 +47,7 @@ from fleetlog.collector.store.schema import create_main_schema, create_partition
 from fleetlog.collector.store.sqlite_block_purge import Removal, apply_removal, plan_removal
 from fleetlog.collector.store.sqlite_blocks import blocks_overlapping, delete_blocks, payload
 from fleetlog.collector.store.sqlite_bulk import PartitionConnection, stream_blocks, wait_all
+from fleetlog.collector.store.sqlite_compact import FAN_IN, TIERS, compact_stream
 from fleetlog.collector.store.sqlite_migrate import migrate_single_file
 from fleetlog.collector.store.sqlite_util import CHAIN, connect, store_bytes
 from fleetlog.common import chain
@@ -80,6 +81,7 @@ class _Pending:
     part: Partition
     rows: list[list[Any]]
     new: bool
+    blocks: list[EncodedBlock] = field(default_factory=list)
     spans: dict[int, list[int]] = field(default_factory=dict)      # origin -> [min_pos, max_pos]
     namespaces: dict[str, int] = field(default_factory=dict)       # namespace -> events
 
@@ -129,6 +131,8 @@ class SqliteStore:
         # Seq ranges a committed purge step removed whose rows a partition still holds (the disk
         # filled before they went): deleted before the next write, never counted twice.
         self._deleted_left: list[tuple[int, int]] = []
+        # (partition, namespace, host) -> small blocks added since its last compaction.
+        self._small: dict[tuple[str, str, str], int] = {}
         self._load_catalogue()
         self._repair()
         # Set by the collector's signer (collector.store.Checkpointer); called inside the
@@ -287,8 +291,31 @@ class SqliteStore:
         self.last_seq, self.chain_head, self.last_checkpoint_seq = seq, head, checkpoint_seq
         for item in pending.values():
             self._apply(item)
+        self._compact_small(pending)
         self.pool.trim()
         return results
+
+    def _compact_small(self, pending: dict[str, _Pending]) -> None:
+        """Merge the small blocks of the streams this transaction added FAN_IN small blocks to
+        since their last look (sqlite_compact.py). A merge that fails (a full disk) leaves the
+        blocks as they are, for a later one: it never fails the transaction, committed already."""
+        due = set()
+        for name, item in pending.items():
+            for block in item.blocks:
+                if block.count < TIERS[-1]:
+                    key = (name, block.namespace, block.host)
+                    self._small[key] = self._small.get(key, 0) + 1
+                    if self._small[key] >= FAN_IN:
+                        due.add(key)
+        for key in sorted(due):
+            del self._small[key]
+            name, namespace, host = key
+            conn = self.partition_conn(name)
+            try:
+                compact_stream(conn, namespace, host, self.last_seq)
+            except (sqlite3.Error, BlockError) as exc:
+                log.warning("%s: merging the small blocks of %s/%s in partition %s failed: %s", self.path,
+                            namespace, host, name, exc)
 
     def _undo_partitions(self, pending: dict[str, _Pending]) -> None:
         """After a failed transaction, each partition file as it was before, as far as anyone can
@@ -346,7 +373,9 @@ class SqliteStore:
             conn.begin_batch()
             opened.append(conn)
             # Encoded here, one file after the other: a zstd compressor is not thread-safe.
-            writing.append(self._threads.submit(conn.insert_blocks, stream_blocks(routed, link_before)))
+            blocks = stream_blocks(routed, link_before)
+            pending[name].blocks += blocks
+            writing.append(self._threads.submit(conn.insert_blocks, blocks))
         return head
 
     def _route(self, rows: list[list[Any]], pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
@@ -620,6 +649,8 @@ class SqliteStore:
                 self.parts.pop(part.name, None)
                 self._names.pop(part.id, None)
                 self._namespaces.pop(part.id, None)
+                for key in [key for key in self._small if key[0] == part.name]:
+                    del self._small[key]
                 for spans in self._spans.values():
                     spans.pop(part.id, None)
             return dropping
