@@ -74,11 +74,12 @@ class _Block:
 def merged(sources: Iterable[Source], *, row_key: Callable[[Row], Key], block_bound: Callable[[BlockHeader], Key],
            limit: int = 0, check: Callable[[], None] = lambda: None,
            finish: Callable[[list[Row]], None] = lambda rows: None,
-           max_held: int = MAX_HELD_ROWS) -> Generator[Row, None, None]:
+           max_held: int | None = None) -> Generator[Row, None, None]:
     """Matching rows of the sources' blocks in `row_key` order, at most `limit` (0 = all).
     `check()` runs before each partition or block is opened (the query deadline); `finish(rows)`
     completes rows about to be returned (their event ids). Partitions are closed once read, and
     all of them when the iteration stops early."""
+    max_held = MAX_HELD_ROWS if max_held is None else max_held
     heap: list[tuple[Key, int, Any]] = []
     counter = itertools.count()
     for source in sources:

@@ -1,50 +1,87 @@
-"""Level filters of warning and worse walk the small partial index events_severe, and get the
-same results as without it."""
+"""Level filters of warning and worse skip every block whose most severe level is milder (the
+block's min_level skip column: what the partial index events_severe was to the row model), and
+get the same results as reading every block."""
 
 from __future__ import annotations
+
+import pathlib
+import sqlite3
 
 import pytest
 
 from fleetlog.collector.filters import build_filter_spec
-from fleetlog.collector.query import QueryEngine
-from fleetlog.collector.store.sqlite_query import compile_where
-from tests.search_dataset import build_store, labels
-from tests.unit.store_helpers import partition_conn, partition_files
+from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
+from fleetlog.collector.store.sqlite_block_read import PartitionSnapshot
+from fleetlog.collector.store.sqlite_blocks import headers
+from tests.unit.store_helpers import incoming
+
+T0 = 1_764_547_200_000_000
+# host -> level of each of its batches: quiet hosts never log worse than info.
+LEVELS = {"quiet-1": [6, 7, 6], "quiet-2": [5, 6, 6], "web-1": [6, 3, 6], "web-2": [4, 6, 2], "db-1": [0, 6, 4]}
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
+def store_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("levels") / "events.db"
-    build_store(path)
-    return QueryEngine(str(path))
+    store = SqliteStore(str(path), "normal", collector="c1")
+    for n in range(3):
+        store.store_batch([incoming(host, "app.log", list(range(n * 20 + 1, n * 20 + 21)), level=levels[n],
+                                    time_us=[T0 + n * 60_000_000 + p for p in range(20)],
+                                    messages=[f"{host} {n} {p}" for p in range(20)])
+                           for host, levels in LEVELS.items()], T0)
+    store.close()
+    return str(path)
 
 
-def _first_step(engine: QueryEngine, **raw: str) -> str:
-    where, params = compile_where(build_filter_spec(raw))
-    plan = partition_conn(engine._reader().path).execute(
-        f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where} ORDER BY time DESC, seq DESC LIMIT 1000", params)
-    return next(plan)[3]
+def _blocks(store_path: str) -> list:
+    found = []
+    for file in (pathlib.Path(store_path).parent / "partitions").glob("*.db"):
+        conn = sqlite3.connect(file)
+        found += headers(conn)
+        conn.close()
+    return found
 
 
-@pytest.mark.parametrize("raw", [{"min_level": "warning"}, {"min_level": "error"}, {"min_level": "emerg"},
-                                 {"level": "crit,warning"}, {"level": "info", "min_level": "error"}])
-def test_severe_level_filters_walk_the_partial_index(engine, raw):
-    assert _first_step(engine, **raw) == "SCAN events USING INDEX events_severe"
+def _search(store_path: str, monkeypatch, raw: dict) -> tuple[list, list]:
+    """(messages found, newest first; blocks decoded)."""
+    opened: list = []
+    rows = PartitionSnapshot.rows
+
+    def recording(self, header):
+        opened.append(header)
+        return rows(self, header)
+    monkeypatch.setattr(PartitionSnapshot, "rows", recording)
+    reader = SqliteReader(store_path)
+    try:
+        found = [row[16] for page in reader.search(build_filter_spec(raw), order="desc", limit=1000) for row in page]
+    finally:
+        reader.close()
+        monkeypatch.undo()
+    return found, opened
 
 
-@pytest.mark.parametrize("raw", [{"min_level": "notice"}, {"level": "info,error"}, {"level": "debug"}])
-def test_other_level_filters_walk_the_time_index(engine, raw):
-    assert _first_step(engine, **raw) == "SCAN events USING INDEX events_time"
+@pytest.mark.parametrize("raw,worst", [({"min_level": "warning"}, 4), ({"min_level": "error"}, 3),
+                                       ({"min_level": "emerg"}, 0), ({"level": "crit,warning"}, 4),
+                                       ({"level": "info", "min_level": "error"}, 3)])
+def test_severe_level_filters_open_only_blocks_that_hold_such_a_level(store_path, monkeypatch, raw, worst):
+    _, opened = _search(store_path, monkeypatch, raw)
+    qualifying = {b.id for b in _blocks(store_path) if b.min_level <= worst}
+    assert opened and {b.id for b in opened} <= qualifying
+    assert all(b.min_level <= worst for b in opened)
+    assert not any(b.host.startswith("quiet-") for b in opened)
 
 
-def test_the_index_changes_no_result(engine):
-    for raw in ({"min_level": "warning"}, {"level": "warning"}, {"min_level": "error", "host": "web-*"}):
-        spec = build_filter_spec(raw)
-        with_index = labels([e for page in engine.search(spec) for e in page])
-        where, params = compile_where(spec)
-        plain = where.replace(" AND level <= 4", "")
-        assert plain != where
-        main = engine._reader().path
-        rows = [row for part in partition_files(main)
-                for row in partition_conn(main, part).execute(f"SELECT message FROM events WHERE {plain}", params)]
-        assert with_index == {message[:3] for (message,) in rows}, raw
+@pytest.mark.parametrize("raw", [{"min_level": "debug"}, {"level": "info,error"}, {"level": "debug"}])
+def test_other_level_filters_open_blocks_of_every_host(store_path, monkeypatch, raw):
+    _, opened = _search(store_path, monkeypatch, raw)
+    assert {b.host for b in opened} == set(LEVELS)
+
+
+def test_skipping_changes_no_result(store_path, monkeypatch):
+    everything, _ = _search(store_path, monkeypatch, {})
+    level_of = {f"{host} {n} {p}": LEVELS[host][n] for host in LEVELS for n in range(3) for p in range(20)}
+    for raw, wanted in (({"min_level": "warning"}, lambda lv: lv <= 4), ({"level": "warning"}, lambda lv: lv == 4),
+                        ({"min_level": "error", "host": "web-*"}, lambda lv: lv <= 3)):
+        found, _ = _search(store_path, monkeypatch, raw)
+        expected = [m for m in everything if wanted(level_of[m]) and (not raw.get("host") or m.startswith("web-"))]
+        assert found == expected and expected, raw

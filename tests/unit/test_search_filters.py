@@ -6,11 +6,10 @@ import pytest
 
 from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.query import QueryEngine
-from fleetlog.collector.store.sqlite_query import compile_where
+from fleetlog.collector.store.sqlite_block_read import PartitionSnapshot
 from fleetlog.common.errors import UsageError
 from fleetlog.common.timefmt import parse_rfc3339_us
 from tests.search_dataset import ALL, build_store, labels
-from tests.unit.store_helpers import partition_conn
 
 NOW = parse_rfc3339_us("2025-12-02T09:00:00Z")
 
@@ -148,48 +147,42 @@ def test_bad_input_is_a_usage_error(raw, message):
     assert str(caught.value).startswith(message)
 
 
-def _plan(engine: QueryEngine, order: str = "desc", **raw: str) -> str:
-    where, params = compile_where(build_filter_spec(raw, now=NOW))
-    sql = (f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where or '1'} "
-           f"ORDER BY time {order}, seq {order} LIMIT 1000")
-    return " | ".join(row[3] for row in partition_conn(engine._reader().path).execute(sql, params))
+def _decoded(engine: QueryEngine, monkeypatch, **raw: str) -> tuple[list[dict], list]:
+    """(events found, headers of the blocks the search decoded)."""
+    opened: list = []
+    rows = PartitionSnapshot.rows
+
+    def recording(self, header):
+        opened.append(header)
+        return rows(self, header)
+    monkeypatch.setattr(PartitionSnapshot, "rows", recording)
+    try:
+        found = [e for page in engine.search(build_filter_spec(raw, now=NOW), order="desc", limit=1000) for e in page]
+    finally:
+        monkeypatch.undo()
+    return found, opened
 
 
-def test_indexed_filters_use_their_index(engine):
-    assert "INDEX events_time (time>? AND time<?)" in _plan(engine, since="2025-12-01", until="2025-12-02")
-    assert "events_request_id (request_id=?)" in _plan(engine, request_id="req-101")
-    assert "events_request_id (request_id>? AND request_id<?)" in _plan(engine, request_id="req-10*")
-    assert "events_user (user=?)" in _plan(engine, user="bob")
-    assert "events_origin_pos (origin=?)" in _plan(engine, host="web-1")
-    # A time range with another selective filter still walks the time index, never the table.
-    assert "SCAN events" not in _plan(engine, since="2h", message_regex="x").replace("USING INDEX", "")
+@pytest.mark.parametrize("raw", [{"since": "2025-12-01", "until": "2025-12-02"}, {"request_id": "req-101"},
+                                 {"user": "bob"}, {"host": "web-1"}, {"host": "192.0.2.10"}, {"message": "payment"},
+                                 {"message": '"card declined"'}, {"app": "ops"}, {"log_type": "audit,security"},
+                                 {"namespace": "stag*"}, {"min_level": "crit"}])
+def test_selective_filters_decode_only_blocks_holding_a_match(engine, monkeypatch, raw):
+    """What the row model's indexes did, the skip columns, summaries and blooms do: every block a
+    selective search decodes holds one of its results."""
+    found, opened = _decoded(engine, monkeypatch, **raw)
+    assert found and opened
+    seqs = [e["seq"] for e in found]
+    for block in opened:
+        assert any(block.min_seq <= seq <= block.max_seq for seq in seqs), (raw, block)
 
 
-def _plan_walking(engine, walk, **raw):
-    where, params = compile_where(build_filter_spec(raw), walk_time=frozenset(walk))
-    return [row[3] for row in partition_conn(engine._reader().path).execute(
-        f"EXPLAIN QUERY PLAN SELECT seq FROM events WHERE {where} ORDER BY time DESC, seq DESC LIMIT 10", params)]
-
-
-def test_common_values_are_matched_on_the_time_walk(engine):
-    for walk, raw in ((["host"], {"host": "web-1"}), (["user"], {"user": "bob*"}),
-                      (["message"], {"message": "user"}), (["request_id", "user"], {"request_id": "req-1*", "user": "a*"})):
-        plan = _plan_walking(engine, walk, **raw)
-        assert plan[0].startswith("SCAN events USING") and plan[0].endswith("INDEX events_time") and "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
-    # a selective filter keeps its index while a common one is walked
-    assert _plan_walking(engine, ["host"], host="web-1", user="bob")[0] == "SEARCH events USING INDEX events_user (user=?)"
-
-
-@pytest.mark.parametrize("common", [0, 1, 3, 100])
-def test_walking_or_not_the_results_are_the_same(tmp_path_factory, common):
-    """The planner switch (probe counts against COMMON_MATCHES) never changes a result."""
-    path = tmp_path_factory.mktemp("walk") / "events.db"
-    build_store(path)
-    engine = QueryEngine(str(path))
-    engine.COMMON_MATCHES = common or 1
+def test_limited_searches_in_time_order(engine):
     for raw, expected in [({"host": "web-1"}, ["e06", "e02", "e01", "e09"]),
                           ({"message": "user"}, ["e06", "e10", "e01"]),
                           ({"user": "bob*", "request_id": "req-*"}, ["e08", "e05", "e03"]),
                           ({"message": "abc-123", "host": "web-*"}, ["e02"])]:
-        got = [e["message"][:3] for page in engine.search(build_filter_spec(raw), order="desc", limit=10) for e in page]
-        assert got == expected, (raw, got)
+        for limit in (10, 2):
+            got = [e["message"][:3] for page in engine.search(build_filter_spec(raw), order="desc", limit=limit)
+                   for e in page]
+            assert got == expected[:limit], (raw, got)
