@@ -52,6 +52,8 @@ def _c_text(value: str) -> str:
 
 def _text_test(match: TextMatch) -> ValueTest:
     exact = frozenset(match.exact)
+    if not match.wildcards:
+        return exact.__contains__          # None is in no set of texts
     globs = [compile_wildcard(pattern).match for pattern in match.wildcards]
 
     def test(value: Any) -> bool:
@@ -60,7 +62,10 @@ def _text_test(match: TextMatch) -> ValueTest:
         if value in exact:
             return True
         text = _c_text(value)
-        return any(glob(text) for glob in globs)
+        for glob in globs:
+            if glob(text):
+                return True
+        return False
     return test
 
 
@@ -142,8 +147,7 @@ def _level_name(level: int) -> str | None:
 
 _WORD_CHAR = re.compile(r"\w")          # what sqlite_query sends to FTS5 at all
 _ALL_WORD = re.compile(r"\w+")          # what it does not also check literally
-_NOT_TOKEN_BEFORE = r"(?<![^\W_])"      # blocks.tokens: a word is a run of [^\W_]
-_NOT_TOKEN_AFTER = r"(?![^\W_])"
+_NOT_TOKEN_AFTER = r"(?![^\W_])"       # blocks.tokens: a word is a run of [^\W_]
 
 
 class _Terms:
@@ -172,7 +176,11 @@ class _Terms:
         if not words:
             self.impossible = True     # FTS5 matches no row for a phrase of no words
             return
-        pattern = _NOT_TOKEN_BEFORE + r"[\W_]+".join(map(re.escape, words)) + ("" if prefix else _NOT_TOKEN_AFTER)
+        # The first word, then the look back at what precedes it: a pattern that starts with its
+        # literal lets the regex engine scan for it (5 times faster than a leading look-behind).
+        first = re.escape(words[0])
+        pattern = (first + f"(?<![^\\W_]{first})" + "".join(r"[\W_]+" + re.escape(w) for w in words[1:])
+                   + ("" if prefix else _NOT_TOKEN_AFTER))
         self.word_patterns.append((words[0], re.compile(pattern)))
         self.bloom_words.update(words[:-1] if prefix else words)
 
@@ -189,7 +197,10 @@ class _Terms:
                 for first, search in searches:
                     if first not in folded or search(folded) is None:
                         return False
-            return all(literal(message) for literal in literals)
+            for literal in literals:
+                if not literal(message):
+                    return False
+            return True
         return test
 
 
@@ -252,6 +263,8 @@ def row_predicate(spec: FilterSpec, origin_ids: list[int] | None) -> RowTest:
         found_in = compile_message_regex(spec.message_regex).found_in
         tests.append(lambda row: row[MESSAGE] is not None and found_in(row[MESSAGE]))
     tests += [_where_test(condition) for condition in spec.where]
+    if not tests:
+        return lambda row: True
     if len(tests) == 1:
         return tests[0]
 
