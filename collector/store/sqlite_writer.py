@@ -48,6 +48,7 @@ from fleetlog.collector.store.sqlite_block_purge import Removal, apply_removal, 
 from fleetlog.collector.store.sqlite_blocks import blocks_overlapping, delete_blocks, payload
 from fleetlog.collector.store.sqlite_bulk import PartitionConnection, stream_blocks, wait_all
 from fleetlog.collector.store.sqlite_compact import FAN_IN, TIERS, compact_stream
+from fleetlog.collector.store.sqlite_convert import convert_row_partitions
 from fleetlog.collector.store.sqlite_migrate import migrate_single_file
 from fleetlog.collector.store.sqlite_util import CHAIN, connect, store_bytes
 from fleetlog.common import chain
@@ -134,6 +135,9 @@ class SqliteStore:
         # (partition, namespace, host) -> small blocks added since its last compaction.
         self._small: dict[tuple[str, str, str], int] = {}
         self._load_catalogue()
+        # Partition files of the row model become blocks (before repair, which works on blocks).
+        convert_row_partitions(self.path, list(self.parts.values()), self.partition_conn, self.conn,
+                               self.last_seq, self._source_keys())
         self._repair()
         # Set by the collector's signer (collector.store.Checkpointer); called inside the
         # transaction so checkpoints commit with their events.

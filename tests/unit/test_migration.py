@@ -14,11 +14,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fleetlog.collector.config import CollectorConfig, RetentionConfig
 from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.signing import Signer
+from fleetlog.collector.store import ROW_COLUMNS
 from fleetlog.collector.store.schema import CARRIED_TABLES, EVENTS_TABLE
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
 from fleetlog.collector.store.sqlite_verify import verify_db
 from fleetlog.common.timefmt import now_us
-from tests.unit.store_helpers import event_count, incoming, partition_files, purge_once
+from tests.unit.store_helpers import (
+    event_count,
+    incoming,
+    partition_events,
+    partition_files,
+    purge_once,
+    source_keys_of,
+)
 
 DAY = 86400 * 1_000_000
 NOW = now_us()
@@ -38,17 +46,19 @@ def single_file_store(folder, key) -> None:
     folder.mkdir(exist_ok=True)
     target = folder / "events.db"
     conn = sqlite3.connect(target)
-    for index, part in enumerate(partition_files(build / "events.db")):
-        conn.execute("ATTACH DATABASE ? AS p", (str(part),))
-        if index == 0:
-            conn.executescript(EVENTS_TABLE + """;
-                CREATE UNIQUE INDEX events_origin_pos ON events(origin, pos);
-                CREATE INDEX events_time ON events(time);
-                CREATE VIRTUAL TABLE events_fts USING fts5(message, content='events', content_rowid='seq',
-                                                           tokenize='unicode61', columnsize=0);""")
-        conn.execute("INSERT INTO events SELECT * FROM p.events")
-        conn.commit()
-        conn.execute("DETACH DATABASE p")
+    conn.executescript(EVENTS_TABLE + """;
+        CREATE UNIQUE INDEX events_origin_pos ON events(origin, pos);
+        CREATE INDEX events_time ON events(time);
+        CREATE VIRTUAL TABLE events_fts USING fts5(message, content='events', content_rowid='seq',
+                                                   tokenize='unicode61', columnsize=0);""")
+    with sqlite3.connect(build / "events.db") as main:
+        keys = source_keys_of(main)
+    for part in partition_files(build / "events.db"):
+        with sqlite3.connect(part) as source:
+            rows = partition_events(source, keys)
+        conn.executemany(f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})",
+                         rows)
+    conn.commit()
     conn.execute("INSERT INTO events_fts(rowid, message) SELECT seq, message FROM events")
     conn.execute("ATTACH DATABASE ? AS m", (str(build / "events.db"),))
     for table in CARRIED_TABLES:
@@ -79,6 +89,12 @@ def test_a_single_file_store_is_migrated_at_open_and_loses_nothing(tmp_path, cap
         store = SqliteStore(tmp_path / "events.db", collector="c1")
     assert store.migrated and not store.created
     assert f"migrating a single-file store of {EVENTS} events to time partitions" in caplog.text
+    # ... and the legacy partition it becomes is converted to blocks at the same open.
+    assert f"converted {EVENTS} events of 1 partition files to compressed blocks: legacy" in caplog.text
+    with sqlite3.connect(tmp_path / "partitions" / "legacy.db") as legacy:
+        tables = {name for (name,) in legacy.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "events" not in tables and "events_fts" not in tables
+        assert legacy.execute("SELECT sum(count) FROM blocks").fetchone()[0] == EVENTS
     assert (tmp_path / "partitions" / "legacy.db").exists()
     assert [(r[0], r[1], r[16]) for r in _all(tmp_path / "events.db")] == [(s, i, m) for s, i, m, _ in rows_before]
     assert store.last_seq == EVENTS
