@@ -60,14 +60,14 @@ def rewrite_blocks(data_dir: pathlib.Path, change: Callable[[Rows], Rows], parti
     """Each block of the biggest partition (unless named) decoded, `change(rows)` (ROW_COLUMNS, seq order, `hash`
     as the block stored it) applied, and the result written back in place with the stored links
     kept: the runs' link_before, and for a run the change started (a deleted event splits one)
-    the stored link of the event before it, which is what the attacker has."""
+    the whole link of the event before it, which the attacker recomputes from the stored values."""
+    links = whole_links(data_dir, partition)
     conn = part_conn(data_dir, partition)
     for block_id in block_ids(conn):
         block = decoded(conn, block_id)
         before = {run.start: run.link_before for run in block.runs}
-        stored = {row[SEQ]: row[HASH] for row in block.rows}
         write_block(conn, block_id, change(block.rows),
-                    lambda start, before=before, stored=stored: before.get(start) or stored.get(start - 1) or bytes(32))
+                    lambda start, before=before: before.get(start) or links.get(start - 1) or bytes(32))
     conn.commit()
     conn.close()
 
@@ -87,13 +87,13 @@ def without(keep: Callable[[int], bool]) -> Callable[[Rows], Rows]:
     return lambda rows: [row for row in rows if keep(row[SEQ])]
 
 
-def whole_links(data_dir: pathlib.Path) -> dict[int, bytes]:
-    """seq -> the whole chain link, of every event of the biggest partition, as an attacker
-    recomputes them from the stored values."""
+def whole_links(data_dir: pathlib.Path, partition: pathlib.Path | None = None) -> dict[int, bytes]:
+    """seq -> the whole chain link, of every event of the biggest partition (unless named), as an
+    attacker recomputes them from the stored values."""
     main = main_conn(data_dir)
     keys = source_keys_of(main)
     main.close()
-    conn = part_conn(data_dir)
+    conn = part_conn(data_dir, partition)
     links = {row[SEQ]: bytes(row[HASH]) for row in partition_events(conn, keys)}
     conn.close()
     return links

@@ -40,6 +40,7 @@ from tests.unit.tamper_helpers import (
     to_row_model,
     whole_links,
     without,
+    write_block,
 )
 
 EVENTS = 75
@@ -164,6 +165,21 @@ def test_deleted_event_with_a_forged_anchor_is_caught(copy, signed):
     rewrite_blocks(copy, without(lambda seq: seq != 47))
     error = failure(copy, signed[1])
     assert error.seq == 47 and "outside any recorded retention purge" in error.reason
+
+
+def test_altered_link_before_a_run_is_named(copy, signed):
+    """The whole link a block keeps before each run (what a purge inside it would anchor) is held
+    to the chain, though no event's own link changed."""
+    _, first, last = block_holding(copy, 47)
+    conn = part_conn(copy)
+    [block_id] = [block_id for block_id in block_ids(conn) if decoded(conn, block_id).runs[0].start == first]
+    rows = decoded(conn, block_id).rows
+    write_block(conn, block_id, rows, lambda start: bytes(32))
+    conn.commit()
+    conn.close()
+    error = failure(copy, signed[1])
+    reason = f"the block holding seqs {first}-{last} records a chain link before seq {first} that is not the chain's (altered)"
+    assert (error.seq, error.reason) == (first, reason)
 
 
 def test_inserted_event_is_caught(copy, signed):

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlog.collector.signing import Signer
-from fleetlog.collector.store import sqlite_verify
+from fleetlog.collector.store import sqlite_verify, sqlite_verify_blocks
 from fleetlog.collector.store.blocks import HOST, SEQ, encode_block
 from fleetlog.collector.store.sqlite import SqliteStore
 from fleetlog.collector.store.sqlite_blocks import insert_block
@@ -84,15 +84,15 @@ def test_blocks_are_decoded_as_the_merge_reaches_them(interleaved, monkeypatch):
     firsts = sorted(first for (first,) in conn.execute("SELECT min_seq FROM blocks"))
     conn.close()
     decoded_firsts: list[int] = []
-    real = sqlite_verify.decode_block
+    real = sqlite_verify_blocks.decode_block
 
     def counting(data: bytes):
         block = real(data)
         decoded_firsts.append(block.rows[0][SEQ])
         return block
-    monkeypatch.setattr(sqlite_verify, "decode_block", counting)
+    monkeypatch.setattr(sqlite_verify_blocks, "decode_block", counting)
     main = sqlite3.connect(path / "events.db")
-    rows = sqlite_verify._event_rows(main, str(path / "events.db"), True, sqlite_verify.ChainFailures())
+    rows = sqlite_verify._event_rows(main, str(path / "events.db"), True, {}, sqlite_verify.ChainFailures())
     seq_at = sqlite_verify._SEQ
     seen = 0
     for row in rows:
