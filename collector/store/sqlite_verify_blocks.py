@@ -2,7 +2,8 @@
 
 Blocks of different streams interleave in seq (a merged block holds runs of seqs between which
 other streams' events lie), so a file's blocks are merged by seq, and a block is decoded only when
-the merge reaches its first seq: memory holds the blocks open at one seq, not the file.
+the merge reaches its first seq: memory holds the blocks open at one seq, not the file, and no
+more than MAX_HELD_ROWS of their rows (past it, a block is read a chunk at a time).
 
 Per event the chain check gets CANONICAL_KEYS values and the stored link (four bytes, or the whole
 link at a run's end). Two more items go in the same seq order: `Unreadable`, a block whose payload
@@ -17,7 +18,7 @@ import heapq
 import itertools
 import operator
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,41 +82,79 @@ def seq_of(item: Item) -> int:
     return int(item[CHECKED_SEQ]) if isinstance(item, tuple) else item.seq
 
 
+# Rows decoded and not yet handed on, over a file's open blocks; past it, a block newly decoded
+# keeps a chunk of its rows and is decoded again for the next (many streams' merged blocks all
+# overlap in seq: 200 hosts' blocks of 8,192 events would otherwise be held whole at once).
+MAX_HELD_ROWS = 50_000
+MIN_CHUNK = 256
+
+
+@dataclass
+class _OpenBlock:
+    header: Row
+    items: Iterator[Item]       # of the chunk decoded last
+    taken: int = 0              # rows of the block decoded into a chunk so far
+    done: bool = False          # every row taken (or the block is Unreadable)
+
+
 def block_rows(conn: sqlite3.Connection, source_keys: dict[int, tuple[str, str]]) -> Iterator[Item]:
     """A partition file's block events (and RunStart, Unreadable) in seq order."""
-    headers = conn.execute(_HEADERS)
-    order = itertools.count()       # ties never compare the items
-    heap: list[tuple[int, int, Item, Iterator[Item]]] = []
+    max_held = MAX_HELD_ROWS
+    headers = conn.execute(_HEADERS)    # open to the end: every read below sees the same snapshot
+    order = itertools.count()           # ties never compare the items
+    heap: list[tuple[int, int, Item, _OpenBlock]] = []
+    held = 0
+
+    def next_of(block: _OpenBlock) -> Item | None:
+        nonlocal held
+        item = next(block.items, None)
+        if item is None and not block.done:
+            held += _chunk(conn, block, source_keys, max(MIN_CHUNK, max_held - held))
+            item = next(block.items, None)
+        return item
+
     header = headers.fetchone()
     while heap or header is not None:
         if header is not None and (not heap or header[1] <= heap[0][0]):
-            items = iter(_block_items(conn, header, source_keys))
-            first = next(items, None)
+            block = _OpenBlock(header, iter(()))
+            first = next_of(block)
             if first is not None:
-                heapq.heappush(heap, (seq_of(first), next(order), first, items))
+                heapq.heappush(heap, (seq_of(first), next(order), first, block))
             header = headers.fetchone()
             continue
-        _, _, item, items = heapq.heappop(heap)
+        _, _, item, block = heapq.heappop(heap)
+        if isinstance(item, tuple):
+            held -= 1
         yield item
-        following = next(items, None)
+        following = next_of(block)
         if following is not None:
-            heapq.heappush(heap, (seq_of(following), next(order), following, items))
+            heapq.heappush(heap, (seq_of(following), next(order), following, block))
 
 
-def _block_items(conn: sqlite3.Connection, header: Row, source_keys: dict[int, tuple[str, str]]) -> Iterable[Item]:
-    """One block's events as checked rows, each run's first preceded by its RunStart; or the
-    block as Unreadable."""
+def _chunk(conn: sqlite3.Connection, block: _OpenBlock, source_keys: dict[int, tuple[str, str]], room: int) -> int:
+    """The block's next rows, at most `room` of them, as its items: checked rows, each run's first
+    preceded by its RunStart; or the block as Unreadable. Returns how many rows it holds."""
+    header = block.header
     block_id, first, last = header[0], int(header[1]), int(header[2])
     stored = conn.execute("SELECT data FROM blocks WHERE id = ?", (block_id,)).fetchone()
+    block.done = True
     try:
-        block = decode_block(bytes(stored[0]))
-        fill_ids(block.rows, source_keys)     # an origin the store does not list is an altered payload too
-        if not _header_holds(header, block.rows):
-            return [Unreadable(first, last)]
+        decoded = decode_block(bytes(stored[0]))
+        if block.taken == 0 and not _header_holds(header, decoded.rows):
+            block.items = iter([Unreadable(first, last)])
+            return 0
+        rows = decoded.rows[block.taken:block.taken + room]
+        fill_ids(rows, source_keys)     # an origin the store does not list is an altered payload too
     except (BlockError, KeyError, TypeError, ValueError):
-        return [Unreadable(first, last)]
-    starts = {run.start: RunStart(run.start, run.link_before, first, last) for run in block.runs}
-    return _with_run_starts(block.rows, starts)
+        block.items = iter([Unreadable(first, last)])
+        return 0
+    low, high = rows[0][SEQ], rows[-1][SEQ]
+    starts = {run.start: RunStart(run.start, run.link_before, first, last)
+              for run in decoded.runs if low <= run.start <= high}
+    block.items = _with_run_starts(rows, starts)
+    block.taken += len(rows)
+    block.done = block.taken >= len(decoded.rows)
+    return len(rows)
 
 
 def _with_run_starts(rows: list[list[Any]], starts: dict[int, RunStart]) -> Iterator[Item]:

@@ -100,3 +100,33 @@ def test_blocks_are_decoded_as_the_merge_reaches_them(interleaved, monkeypatch):
         assert decoded_firsts == [first for first in firsts if first <= row[seq_at]], row[seq_at]
     main.close()
     assert seen == len(HOSTS) * ROUNDS * EACH and decoded_firsts == firsts
+
+
+def test_overlapping_blocks_past_the_held_rows_are_read_a_chunk_at_a_time(interleaved, monkeypatch):
+    """Rows held at once stay near MAX_HELD_ROWS however many blocks overlap (a chunk of
+    MIN_CHUNK more per block at worst), and the chain is still one and its changes named."""
+    path, key = interleaved
+    monkeypatch.setattr(sqlite_verify_blocks, "MAX_HELD_ROWS", 20)
+    monkeypatch.setattr(sqlite_verify_blocks, "MIN_CHUNK", 8)
+    loaded: list[int] = []
+    real = sqlite_verify_blocks._chunk
+
+    def counting(*args):
+        loaded.append(real(*args))
+        return loaded[-1]
+    monkeypatch.setattr(sqlite_verify_blocks, "_chunk", counting)
+    main = sqlite3.connect(path / "events.db")
+    rows = sqlite_verify._event_rows(main, str(path / "events.db"), True, {}, sqlite_verify.ChainFailures())
+    peak = 0
+    for yielded, _ in enumerate(rows, start=1):
+        peak = max(peak, sum(loaded) - yielded + 1)
+    main.close()
+    total = len(HOSTS) * ROUNDS * EACH
+    assert sum(loaded) == total and len(loaded) > len(HOSTS)       # every row once, blocks decoded again
+    assert peak <= 20 + len(HOSTS) * 8
+    report = verify_db(str(path), key.public_key())
+    assert (report.events, report.checkpoints) == (total, total // 10)
+    rewrite_blocks(path, at(97, lambda row: row.__setitem__(LEVEL, 2)))
+    with pytest.raises(Tampered) as caught:
+        verify_db(str(path), key.public_key())
+    assert caught.value.seq == 97
