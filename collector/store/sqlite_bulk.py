@@ -27,21 +27,21 @@ _NAMESPACE = ROW_COLUMNS.index("namespace")
 _HOST = ROW_COLUMNS.index("host")
 
 
-def stream_blocks(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes],
+def stream_blocks(rows: Sequence[list[Any]], link_before: Callable[[int], bytes],
                   keep_ids: bool = False) -> list[EncodedBlock]:
     """`rows` (ROW_COLUMNS, seq order, `hash` the whole link) as blocks: grouped by stream, each
-    group cut every MAX_BLOCK_EVENTS. The ids are left out (derived again on read) unless
-    `keep_ids`, where the caller already put None for each derived one."""
+    group cut every MAX_BLOCK_EVENTS. The ids are left out (derived again on read: set to None in
+    `rows`, which the writer no longer needs once chained) unless `keep_ids`, where the caller
+    already put None for each derived one."""
     streams: dict[tuple[Any, Any], list[list[Any]]] = {}
     for row in rows:
-        copy = list(row)
         if not keep_ids:
-            copy[_ID] = None
+            row[_ID] = None
         key = (row[_NAMESPACE], row[_HOST])
         group = streams.get(key)
         if group is None:
             group = streams[key] = []
-        group.append(copy)
+        group.append(row)
     return [encode_block(group[start:start + MAX_BLOCK_EVENTS], link_before)
             for group in streams.values() for start in range(0, len(group), MAX_BLOCK_EVENTS)]
 

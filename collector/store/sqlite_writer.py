@@ -69,9 +69,7 @@ INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector,
                      " VALUES (?, ?, ?, ?, ?, ?)")
 DEFAULT_PERIOD_S = 86400.0
 WRITER_PARTITION_CACHE_KIB = 16 * 1024
-# Below this many rows of one partition in a transaction, splitting them over the writer shards
-# costs more (a thread hand-off and an fsync per file) than writing them in parallel saves.
-MIN_SHARD_ROWS = 1_000
+PARTITION_THREADS = 4
 OPEN_PARTITIONS = 8
 
 
@@ -112,10 +110,13 @@ class SqliteStore:
             raise StorageError(f"{self.path}: cannot create the schema: {exc}") from None
         # A new period applies to partitions created from now on; existing ones keep theirs.
         self.period_us = max(1_000_000, int(partition_period * 1_000_000))
-        # The hot partition of each tier and period is split into this many files, filled by as
-        # many threads in each transaction (one chain, one commit record: storage-model §5).
+        # `[storage] writer_shards` is accepted (a documented key) but no longer splits a tier's
+        # period over several files: most of a transaction's cost is encoding blocks, Python under
+        # the GIL, so a second file stored no faster (issue 30, measured) and cut every stream's
+        # blocks in two. Shard files an older version made (`-s1` ...) stay partitions like any.
         self.shards = max(1, int(writer_shards))
-        self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=self.shards,
+        # The files of one transaction (tiers, late days) are written and synced side by side.
+        self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=PARTITION_THREADS,
                                                               thread_name_prefix="partition-writer")
         self._origins: dict[tuple[str, str], int] = {
             (host, key): oid for oid, host, key in self.conn.execute("SELECT id, host, source_key FROM origins")
@@ -383,10 +384,9 @@ class SqliteStore:
         return head
 
     def _route(self, rows: list[list[Any]], pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
-        """Rows by partition: tier, period of the event's time and writer shard (a large group is
-        cut into `shards` runs of consecutive rows, one per shard file, so the files are filled
-        in parallel and take equal shares). Adds them to `pending` (new partitions get their
-        file) and returns this piece's rows by partition name."""
+        """Rows by partition: tier and period of the event's time. Adds them to `pending` (new
+        partitions get their file) and returns them by partition name."""
+        routed: dict[str, list[list[Any]]] = {}
         groups: dict[tuple[str, int], list[list[Any]]] = {}
         period = self.period_us
         for row in rows:
@@ -396,21 +396,17 @@ class SqliteStore:
             if target is None:
                 target = groups[key] = []
             target.append(row)
-        routed: dict[str, list[list[Any]]] = {}
         for (tier, start), group in groups.items():
-            shards = max(1, min(self.shards, len(group) // MIN_SHARD_ROWS))
-            size = -(-len(group) // shards)
-            for shard in range(shards):
-                name = partition_name(tier, start, shard)
-                item = pending.get(name)
-                if item is None:
-                    part = self.parts.get(name)
-                    new = part is None
-                    if part is None:
-                        part = self._new_partition(name, tier, start)
-                    item = pending[name] = _Pending(replace(part), [], new)
-                routed[name] = group[shard * size:(shard + 1) * size]
-                item.rows.extend(routed[name])
+            name = partition_name(tier, start)
+            item = pending.get(name)
+            if item is None:
+                part = self.parts.get(name)
+                new = part is None
+                if part is None:
+                    part = self._new_partition(name, tier, start)
+                item = pending[name] = _Pending(replace(part), [], new)
+            routed[name] = group
+            item.rows.extend(group)
         return routed
 
     def _new_partition(self, name: str, tier: str, start: int) -> Partition:

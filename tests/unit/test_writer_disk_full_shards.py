@@ -1,11 +1,11 @@
-"""A disk that fills at any point of a sharded transaction (issue 27, item 1).
+"""A disk that fills at any point of a transaction of several partition files (issue 27, item 1).
 
-With writer shards the partition files of one transaction commit first, the main file (the commit
-record) last. A disk that fills after a shard committed left that shard's rows in its file: they
-could not be deleted either (the disk was full), so every retry of the batch failed with
-`UNIQUE constraint failed: events.seq`, for ever (with blocks it would store the seqs twice). Here the disk fills at a seeded random point of
-each transaction (an insert of shard 0 or 1, a shard's commit, the main file's part, its commit)
-and stays full, for every write of every file, until it is freed; then each held batch must be
+The partition files of one transaction (here two tiers: two files of one day) commit first, the
+main file (the commit record) last. A disk that fills after one file committed left that file's
+events in it: they could not be deleted either (the disk was full), so every retry of the batch
+failed with `UNIQUE constraint failed: events.seq`, for ever (with blocks it would store the seqs
+twice). Here the disk fills at a seeded random point of each transaction (the blocks of file 0
+or 1, a file's commit, the main file's part, its commit) and stays full, for every write of every file, until it is freed; then each held batch must be
 stored exactly once, with no restart, the chain verifying. The seed is printed; rerun one with
 FLEETLOG_TEST_SEED=<seed>.
 """
@@ -23,7 +23,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlog.collector.signing import Signer
-from fleetlog.collector.store import sqlite_writer
 from fleetlog.collector.store.sqlite import SqliteStore
 from fleetlog.collector.store.sqlite_bulk import PartitionConnection
 from fleetlog.collector.store.sqlite_verify import verify_db
@@ -47,11 +46,9 @@ def _full() -> sqlite3.OperationalError:
 
 
 def _shard(conn: Any) -> int:
-    """The writer shard of a partition connection, from its file name (`-s1` ...; none is 0)."""
+    """Which of the transaction's two files a partition connection is: 1 for the security tier's."""
     [(_, _, path)] = [row for row in sqlite3.Connection.execute(conn, "PRAGMA database_list") if row[1] == "main"]
-    stem = os.path.basename(path)[:-len(".db")]
-    tail = stem.rsplit("-", 1)[-1]
-    return int(tail[1:]) if tail.startswith("s") and tail[1:].isdigit() else 0
+    return int(os.path.basename(path).startswith("security-"))
 
 
 class Disk:
@@ -60,7 +57,7 @@ class Disk:
     Rollbacks and reads go on, as on a real full disk."""
 
     def __init__(self) -> None:
-        self.point: tuple[str, int, int] | None = None   # (kind, shard, nth call of that kind)
+        self.point: tuple[str, int, int] | None = None   # (kind, file, nth call of that kind)
         self.calls: dict[tuple[str, int], int] = {}
         self.full = False
         self.failures = 0
@@ -119,17 +116,17 @@ def disk(monkeypatch) -> Disk:
     monkeypatch.setattr(PartitionConnection, "insert_blocks", insert_blocks)
     monkeypatch.setattr(PartitionConnection, "commit_batch", commit_batch)
     monkeypatch.setattr(PartitionConnection, "execute", execute)
-    # Small shards, so a transaction of a few hundred rows has several.
-    monkeypatch.setattr(sqlite_writer, "MIN_SHARD_ROWS", 50)
     return disk
 
 
 def _batch(rng: random.Random, source: str, first: int, count: int, day: int) -> list:
-    """Two chunks of one source at consecutive positions, on day `day` before today."""
+    """Two chunks of one source at consecutive positions, on day `day` before today; source "b"
+    is of the security tier (the transaction's second file)."""
     base = NOW - NOW % DAY - day * DAY + 3_600_000_000
     half = rng.randrange(1, count)
+    tier = "security" if source == "b" else "general"
     return [incoming("web-1", source, list(range(start, end)), time_us=[base + p for p in range(start, end)],
-                     messages=[f"{source} {p}" for p in range(start, end)])
+                     messages=[f"{source} {p}" for p in range(start, end)], tier=tier)
             for start, end in ((first, first + half), (first + half, first + count))]
 
 
@@ -140,12 +137,12 @@ async def _until(check, what: str, seed: int, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_disk_full_at_any_point_of_a_sharded_transaction_heals_without_restart_and_stores_once(tmp_path, disk):
+def test_a_disk_full_at_any_point_of_a_transaction_of_two_files_heals_without_restart_and_stores_once(tmp_path, disk):
     seed = int(os.environ.get("FLEETLOG_TEST_SEED") or random.randrange(2**32))
     print(f"FLEETLOG_TEST_SEED={seed}")
     rng = random.Random(seed)
     key = Ed25519PrivateKey.generate()
-    store = SqliteStore(tmp_path / "events.db", "normal", collector="c1", writer_shards=2)
+    store = SqliteStore(tmp_path / "events.db", "normal", collector="c1")
     Signer(key, "c1", 300).attach(store)
     signed = store.checkpointer
     assert signed is not None
