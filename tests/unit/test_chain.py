@@ -1,6 +1,7 @@
 import json
 import random
 
+from fleetlog.collector.filters import build_filter_spec
 from fleetlog.common import chain
 
 
@@ -42,7 +43,7 @@ def test_store_links_match_the_reference_canonical_form(tmp_path):
     store.store_batch([incoming("web-1", "k1", [1, 2, 3], messages=['quo"te', "ünï\\n]", "x"],
                                 users=["", "bob", "a\\\\b"], pids=[0, 7, 0])], 1234)
     reader = SqliteReader(str(tmp_path / "events.db"))
-    rows = [r for page in reader.query("", [], order="asc") for r in page]
+    rows = [r for page in reader.search(build_filter_spec({})) for r in page]
     link = chain.GENESIS
     stored_links = dict(event_rows(store, "SELECT seq, hash FROM events"))
     for row in rows:
@@ -64,7 +65,7 @@ def test_delete_events_leaves_anchors_for_every_gap(tmp_path):
     assert anchors == {4: links[4], 7: links[7], 10: links[10]}
     assert result.anchors_sha256 == anchors_digest(list(anchors.items()))
     reader = SqliteReader(str(tmp_path / "events.db"))
-    assert [r[0] for page in reader.query("", []) for r in page] == [1, 5, 6, 8, 9]
+    assert [r[0] for page in reader.search(build_filter_spec({})) for r in page] == [1, 5, 6, 8, 9]
     assert sum(n for (n,) in event_rows(store, "SELECT count(*) FROM events_fts WHERE events_fts MATCH 'line'")) == 5
 
 
