@@ -185,7 +185,8 @@ def verify_chain(rows: Iterable[tuple[Any, ...]], anchors: dict[int, bytes], che
                  failures: ChainFailures | None = None) -> Report:
     """One chain of one store: its event rows (CANONICAL_KEYS values, then the stored link, in seq
     order), anchors, checkpoints (by seq) and recorded head, against the operator's public key.
-    `failures`: where the rows' reader also records what it could not read (it ends the rows there)."""
+    `failures`: where the rows' reader also records what it found wrong outside the rows (an
+    unreadable block, where it ends the rows); the lowest seq is named, whoever found it."""
     report = Report()
     failures = failures if failures is not None else ChainFailures()
     wanted = {cp.seq for cp in checkpoints}
