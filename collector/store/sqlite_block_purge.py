@@ -19,6 +19,7 @@ from typing import Any
 
 from fleetlog.collector.store import ROW_COLUMNS
 from fleetlog.collector.store.blocks import (
+    HASH,
     ID,
     NAMESPACE,
     SEQ,
@@ -29,18 +30,24 @@ from fleetlog.collector.store.blocks import (
     fill_ids,
     links_of_run,
 )
-from fleetlog.collector.store.sqlite_blocks import delete_blocks, headers, insert_block, payload
+from fleetlog.collector.store.sqlite_blocks import (
+    delete_blocks,
+    file_transaction,
+    headers,
+    insert_block,
+    payload,
+)
 from fleetlog.common import chain
 
 log = logging.getLogger("fleetlog.collector.store")
 
-_CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
-_HASH = ROW_COLUMNS.index("hash")
+# Where each of the chain's canonical keys is in a row (ROW_COLUMNS).
+CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
 
 
 def link_step(link: bytes, row: Sequence[Any]) -> bytes:
     """The chain's link of `row` (ROW_COLUMNS, with its id) after `link`."""
-    return chain.extend(link, chain.canonical_values([row[c] for c in _CHAIN_COLUMNS]))
+    return chain.extend(link, chain.canonical_values([row[c] for c in CHAIN_COLUMNS]))
 
 
 @dataclass
@@ -101,7 +108,7 @@ def plan_removal(conn: sqlite3.Connection, ranges: Sequence[tuple[int, int]], la
                 continue
             if was_derived:
                 row[ID] = None
-            row[_HASH] = links.get(row[SEQ], row[_HASH])
+            row[HASH] = links.get(row[SEQ], row[HASH])
             kept.append(row)
 
         def link_before(seq: int, links: dict[int, bytes] = links, starts: dict[int, bytes] = starts) -> bytes:
@@ -116,16 +123,8 @@ def apply_removal(conn: sqlite3.Connection, removal: Removal) -> None:
     """Replace the planned blocks by their rewrites, in one transaction of the file."""
     if not removal.rewrites:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with file_transaction(conn):
         delete_blocks(conn, [block_id for block_id, _ in removal.rewrites])
         for _, block in removal.rewrites:
             if block is not None:
                 insert_block(conn, block)
-        conn.execute("COMMIT")
-    except BaseException:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass   # no transaction was open
-        raise

@@ -9,7 +9,8 @@ compressed payload, last so that reading the skip columns never reads it) and `b
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fleetlog.collector.store.blocks import EncodedBlock
@@ -50,6 +51,22 @@ class BlockHeader:
     namespace: str
     host: str
     summary: str
+
+
+@contextmanager
+def file_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction of a partition file: committed when the block ends, rolled back
+    when it raises (a failed rollback means none was open)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        raise
 
 
 def create_blocks_schema(conn: sqlite3.Connection) -> None:

@@ -16,19 +16,14 @@ where constituent runs end, with their whole link.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from typing import Any
 
-from fleetlog.collector.store import ROW_COLUMNS
-from fleetlog.collector.store.blocks import decode_block, encode_block
-from fleetlog.collector.store.sqlite_blocks import delete_blocks, insert_block, payload
-
-log = logging.getLogger("fleetlog.collector.store")
+from fleetlog.collector.store.blocks import SEQ, decode_block, encode_block
+from fleetlog.collector.store.sqlite_blocks import delete_blocks, file_transaction, insert_block, payload
 
 TIERS = (64, 1_024)     # ceilings (exclusive) of the small tiers
 FAN_IN = 8              # blocks of a tier merged together (FAN_IN * 1,024 - 8 < 8,192)
-_SEQ = ROW_COLUMNS.index("seq")
 
 
 def compact_stream(conn: sqlite3.Connection, namespace: str, host: str, last_seq: int) -> int:
@@ -50,27 +45,18 @@ def merge_blocks(conn: sqlite3.Connection, block_ids: list[int]) -> bool:
     """Replace the blocks by one, in one transaction; False when one of them went meanwhile."""
     rows: list[list[Any]] = []
     starts: dict[int, bytes] = {}
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with file_transaction(conn):
         for block_id in block_ids:
             data = payload(conn, block_id)
             if data is None:
-                conn.execute("ROLLBACK")
-                return False
+                return False      # merged or purged since it was listed: nothing written yet
             decoded = decode_block(data)
             rows += decoded.rows
             starts.update((run.start, run.link_before) for run in decoded.runs)
-        rows.sort(key=lambda row: row[_SEQ])
+        rows.sort(key=lambda row: row[SEQ])
         # A row's `hash` is its 4-byte prefix, or the whole link at a run's end: the merged runs
         # end where constituent runs end, so encode_block finds the whole links it keeps.
         merged = encode_block(rows, starts.__getitem__)
         delete_blocks(conn, block_ids)
         insert_block(conn, merged)
-        conn.execute("COMMIT")
-    except BaseException:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass   # no transaction was open
-        raise
     return True

@@ -24,7 +24,7 @@ from typing import Any
 from fleetlog.collector.store import ROW_COLUMNS
 from fleetlog.collector.store.blocks import ID, ORIGIN, POS, decode_block
 from fleetlog.collector.store.partitions import Partition
-from fleetlog.collector.store.sqlite_blocks import headers, insert_block, payload
+from fleetlog.collector.store.sqlite_blocks import file_transaction, headers, insert_block, payload
 from fleetlog.collector.store.sqlite_bulk import MAX_BLOCK_EVENTS, stream_blocks
 from fleetlog.common import chain
 from fleetlog.common.errors import StorageError
@@ -122,8 +122,7 @@ def _convert_file(conn: sqlite3.Connection, links: _Links, last_seq: int,
 
     count = 0
     buffered: list[list[Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with file_transaction(conn):
         reading = conn.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM events WHERE seq <= ? ORDER BY seq",
                                (last_seq,))
         while True:
@@ -142,12 +141,4 @@ def _convert_file(conn: sqlite3.Connection, links: _Links, last_seq: int,
                 break
         conn.execute("DROP TABLE IF EXISTS events_fts")
         conn.execute("DROP TABLE events")
-        conn.execute("COMMIT")
-    except BaseException:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass   # no transaction was open
-        raise
     return count
-

@@ -33,7 +33,17 @@ from fleetlog.collector.store import (
     StoreResult,
     merge_ranges,
 )
-from fleetlog.collector.store.blocks import BlockError, EncodedBlock, decode_block
+from fleetlog.collector.store.blocks import (
+    HASH,
+    NAMESPACE,
+    ORIGIN,
+    POS,
+    SEQ,
+    TIME,
+    BlockError,
+    EncodedBlock,
+    decode_block,
+)
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
     Partition,
@@ -44,8 +54,13 @@ from fleetlog.collector.store.partitions import (
     remove_partition_file,
 )
 from fleetlog.collector.store.schema import create_main_schema, create_partition_schema
-from fleetlog.collector.store.sqlite_block_purge import Removal, apply_removal, plan_removal
-from fleetlog.collector.store.sqlite_blocks import blocks_overlapping, delete_blocks, payload
+from fleetlog.collector.store.sqlite_block_purge import CHAIN_COLUMNS, Removal, apply_removal, plan_removal
+from fleetlog.collector.store.sqlite_blocks import (
+    blocks_overlapping,
+    delete_blocks,
+    file_transaction,
+    payload,
+)
 from fleetlog.collector.store.sqlite_bulk import PartitionConnection, stream_blocks, wait_all
 from fleetlog.collector.store.sqlite_compact import FAN_IN, TIERS, compact_stream
 from fleetlog.collector.store.sqlite_convert import convert_row_partitions
@@ -58,13 +73,7 @@ from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store")
 
-_CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
-_HASH = ROW_COLUMNS.index("hash")
-_SEQ, _ORIGIN, _POS = ROW_COLUMNS.index("seq"), ROW_COLUMNS.index("origin"), ROW_COLUMNS.index("pos")
-_MESSAGE = ROW_COLUMNS.index("message")
-_TIME = ROW_COLUMNS.index("time")
 _TIER = ROW_COLUMNS.index("tier")
-_NAMESPACE = ROW_COLUMNS.index("namespace")
 INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector, chain_hash, time, signature)"
                      " VALUES (?, ?, ?, ?, ?, ?)")
 DEFAULT_PERIOD_S = 86400.0
@@ -366,12 +375,12 @@ class SqliteStore:
         """Chain the transaction's rows, route them to their partitions and start writing each
         file's blocks in its thread. Returns the new head."""
         before = head
-        head = chain.link_rows(head, rows, _CHAIN_COLUMNS, _HASH)
+        head = chain.link_rows(head, rows, CHAIN_COLUMNS, HASH)
         first = rows[0][0]
 
         def link_before(seq: int) -> bytes:
             """The whole link of seq - 1: of this transaction, or the head it started from."""
-            return bytes(rows[seq - 1 - first][_HASH]) if seq > first else before
+            return bytes(rows[seq - 1 - first][HASH]) if seq > first else before
 
         for name, routed in self._route(rows, pending).items():
             conn = self.partition_conn(name)
@@ -390,7 +399,7 @@ class SqliteStore:
         groups: dict[tuple[str, int], list[list[Any]]] = {}
         period = self.period_us
         for row in rows:
-            time_us = row[_TIME]
+            time_us = row[TIME]
             key = (row[_TIER], time_us - time_us % period)
             target = groups.get(key)
             if target is None:
@@ -422,7 +431,7 @@ class SqliteStore:
         for item in pending.values():
             rows, part = item.rows, item.part
             seqs = (rows[0][0], rows[-1][0])
-            times = (min(r[_TIME] for r in rows), max(r[_TIME] for r in rows))
+            times = (min(r[TIME] for r in rows), max(r[TIME] for r in rows))
             if item.new:
                 part.min_seq, part.max_seq, part.min_time, part.max_time = seqs[0], seqs[1], times[0], times[1]
                 part.count = len(rows)
@@ -448,7 +457,7 @@ class SqliteStore:
                     span[0] = row[2]
                 elif row[2] > span[1]:
                     span[1] = row[2]
-                namespaces[row[_NAMESPACE]] = namespaces.get(row[_NAMESPACE], 0) + 1
+                namespaces[row[NAMESPACE]] = namespaces.get(row[NAMESPACE], 0) + 1
             self.conn.executemany(
                 "INSERT INTO partition_origins(part, origin, min_pos, max_pos) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(part, origin) DO UPDATE SET min_pos = min(min_pos, excluded.min_pos),"
@@ -488,8 +497,8 @@ class SqliteStore:
                 data = payload(conn, block_id)
                 if data is None:
                     continue
-                seen.update(row[_POS] for row in decode_block(data).rows
-                            if row[_ORIGIN] == origin and low <= row[_POS] <= high and row[_SEQ] <= self.last_seq)
+                seen.update(row[POS] for row in decode_block(data).rows
+                            if row[ORIGIN] == origin and low <= row[POS] <= high and row[SEQ] <= self.last_seq)
         return seen
 
     def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, out: list[list[Any]],
@@ -741,11 +750,6 @@ def _delete_past(conn: sqlite3.Connection, last_seq: int) -> int:
     in one transaction; returns how many events they held."""
     stale = conn.execute("SELECT id, count FROM blocks WHERE min_seq > ?", (last_seq,)).fetchall()
     if stale:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with file_transaction(conn):
             delete_blocks(conn, [block_id for block_id, _ in stale])
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
     return sum(count for _, count in stale)
