@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import zstandard
 
-from fleetlog.collector.store.blocks import BlockError, Run, decode_block
+from fleetlog.collector.store.block_columns import BlockColumns
+from fleetlog.collector.store.blocks import BlockError, Run
 from fleetlog.collector.store.sqlite_blocks import BlockHeader, payload
 from fleetlog.common.errors import StorageError
 
+Sieve = Callable[[BlockColumns, BlockHeader], "list[int] | None"]
 _header_reader = zstandard.ZstdDecompressor()
 
 
@@ -31,12 +34,25 @@ class PartitionSnapshot:
         self.own = own
         conn.execute("BEGIN")
 
-    def rows(self, header: BlockHeader) -> list[list[Any]]:
-        """The block's rows (ROW_COLUMNS order, seq order; ids not filled in)."""
+    def rows(self, header: BlockHeader, sieve: Sieve | None = None) -> list[list[Any]]:
+        """The rows (ROW_COLUMNS order, seq order; ids not filled in) of the block's events that
+        `sieve` lets through (all when it says None), built from its columns (block_columns.py)."""
+        columns = self.columns(header)
         try:
-            return decode_block(self._payload(header)).rows
+            among = None if sieve is None else sieve(columns, header)
+            return columns.rows(among) if among is None or among else []
         except BlockError as exc:
-            raise StorageError(f"partition {self.name}: block of seqs {header.min_seq}-{header.max_seq}: {exc}") from None
+            raise self._unreadable(header, exc) from None
+
+    def columns(self, header: BlockHeader) -> BlockColumns:
+        """The block's payload, its columns decoded when asked for."""
+        try:
+            return BlockColumns(self._payload(header))
+        except BlockError as exc:
+            raise self._unreadable(header, exc) from None
+
+    def _unreadable(self, header: BlockHeader, exc: Exception) -> StorageError:
+        return StorageError(f"partition {self.name}: block of seqs {header.min_seq}-{header.max_seq}: {exc}")
 
     def runs(self, header: BlockHeader) -> list[Run]:
         """The block's runs of consecutive seqs with their end links, from the payload's header

@@ -11,10 +11,12 @@ are then matched exactly, row_match.row_predicate):
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fleetlog.collector.store.block_columns import BlockColumns
+from fleetlog.collector.store.blocks import tokens
 from fleetlog.collector.store.row_match import block_may_match
 from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader
 
@@ -97,3 +99,58 @@ def select_blocks(spec: FilterSpec, hosts: list[str] | None) -> BlockSelection:
         clauses.append("min_level <= ?")
         params.append(min(worst))
     return BlockSelection(spec, " AND ".join(clauses) or "1", params, None if hosts is None else set(hosts))
+
+
+# -- inside a block -------------------------------------------------------------------------------
+
+Sieve = Callable[[BlockColumns, BlockHeader], "list[int] | None"]
+
+
+def event_sieve(spec: FilterSpec) -> Sieve:
+    """The events of an opened block that may match `spec` (None: all of them), found from the
+    columns it filters on, most selective first, before any row is built: exact request ids and
+    users, and the longest word of the message terms, by a substring search of the column's
+    text; then the time and level bounds. A necessary condition only: row_predicate decides."""
+    steps: list[Callable[[BlockColumns, BlockHeader, list[int] | None], list[int] | None]] = []
+    for name in ("request_id", "user"):
+        match = getattr(spec, name)
+        if match is not None and match.exact and not match.wildcards:
+            steps.append(functools.partial(_containing, name=name, needles=list(match.exact), folded=False))
+    words = [w for term in (*(k.rstrip("*") for k in spec.keywords), *spec.phrases) for w in tokens(term)]
+    if words:
+        steps.append(functools.partial(_containing, name="message", needles=[max(words, key=len)], folded=True))
+    low, high = time_bounds(spec)
+    if low is not None or high is not None:
+        steps.append(functools.partial(_within, low=_NEVER if low is None else low, high=-_NEVER if high is None else high))
+    worst = [level for level in (spec.max_level, max(spec.levels, default=None)) if level is not None]
+    if worst:
+        levels = frozenset(spec.levels) if spec.levels else None
+        steps.append(functools.partial(_of_levels, worst=min(worst), levels=levels))
+
+    def sieve(block: BlockColumns, header: BlockHeader) -> list[int] | None:
+        among: list[int] | None = None
+        for step in steps:
+            among = step(block, header, among)
+            if among is not None and not among:
+                break
+        return among
+    return sieve
+
+
+_NEVER = -(1 << 63)
+
+
+def _containing(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, name: str,
+                needles: list[str], folded: bool) -> list[int]:
+    return block.containing(name, needles, folded, among)
+
+
+def _within(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, low: int, high: int) -> list[int] | None:
+    if low <= header.min_time and header.max_time <= high:
+        return among
+    return block.where("time", lambda t: low <= t <= high, among)
+
+
+def _of_levels(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, worst: int,
+               levels: frozenset[int] | None) -> list[int]:
+    return block.where("level", lambda lv: lv <= worst and (levels is None or lv in levels), among)

@@ -16,10 +16,11 @@ import collections
 import functools
 import operator
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.store import (
     EVENT_COLUMNS,
     ROW_COLUMNS,
@@ -40,15 +41,18 @@ from fleetlog.collector.store.partitions import (
 from fleetlog.collector.store.row_match import needs_ids, row_predicate
 from fleetlog.collector.store.sqlite_block_merge import BEFORE, Source, merged
 from fleetlog.collector.store.sqlite_block_read import PartitionSnapshot
-from fleetlog.collector.store.sqlite_block_scan import BlockSelection, select_blocks, time_bounds
+from fleetlog.collector.store.sqlite_block_scan import (
+    BlockSelection,
+    Sieve,
+    event_sieve,
+    select_blocks,
+    time_bounds,
+)
 from fleetlog.collector.store.sqlite_blocks import BlockHeader, headers
 from fleetlog.collector.store.sqlite_deadline import QueryDeadline
 from fleetlog.collector.store.sqlite_util import CHAIN, connect_ro, store_bytes
 from fleetlog.common import chain
 from fleetlog.common.errors import StorageError
-
-if TYPE_CHECKING:
-    from fleetlog.collector.filters import FilterSpec
 
 MAIN_CACHE_KIB = 2 * 1024
 # Per partition connection; a reader keeps up to OPEN_PARTITIONS of them (memory: contract §5).
@@ -80,15 +84,17 @@ class _OpenedPartition:
     and their rows that `keep` accepts, matched slice by slice under the deadline."""
 
     def __init__(self, snapshot: PartitionSnapshot, blocks: list[BlockHeader], keep: RowTest,
-                 check: Callable[[], None], before_matching: Callable[[list[list[Any]]], None] | None = None):
+                 check: Callable[[], None], before_matching: Callable[[list[list[Any]]], None] | None = None,
+                 sieve: Sieve | None = None):
         self.snapshot = snapshot
         self.blocks = blocks
         self.keep = keep
         self.check = check
         self.before_matching = before_matching
+        self.sieve = sieve
 
     def matching(self, header: BlockHeader) -> list[list[Any]]:
-        rows = self.snapshot.rows(header)
+        rows = self.snapshot.rows(header, self.sieve)
         if self.before_matching is not None:
             self.before_matching(rows)
         found: list[list[Any]] = []
@@ -96,6 +102,18 @@ class _OpenedPartition:
             self.check()
             found += filter(self.keep, rows[start:start + MATCH_SLICE])
         return found
+
+    def counted(self, header: BlockHeader, head: int, start_us: int, width_us: int) -> collections.Counter[tuple[int, int]]:
+        """(bucket, level) -> events of the block the sieve lets through, up to seq `head`: for a
+        filter the sieve decides alone (time, level)."""
+        columns = self.snapshot.columns(header)
+        among = self.sieve(columns, header) if self.sieve is not None else None
+        chosen: Iterable[int] = range(columns.count) if among is None else among
+        if header.max_seq > head:
+            seqs = columns.column("seq")
+            chosen = [i for i in chosen if seqs[i] <= head]
+        times, levels = columns.column("time"), columns.column("level")
+        return collections.Counter(((times[i] - start_us) // width_us, levels[i]) for i in chosen)
 
     def close(self) -> None:
         self.snapshot.close()
@@ -176,7 +194,7 @@ class SqliteReader:
         return select_blocks(spec, None if origins is None else sorted(set(origins.values())))
 
     def _open(self, part: Partition, own: bool, select: Callable[[sqlite3.Connection], list[BlockHeader]],
-              keep: RowTest, with_ids: bool = False) -> _OpenedPartition | None:
+              keep: RowTest, with_ids: bool = False, sieve: Sieve | None = None) -> _OpenedPartition | None:
         """`part` in a read transaction, with the blocks `select` lists; None when its file is
         gone (dropped since the snapshot). `own`: a connection of its own (a search, which may
         pause between pages while this reader serves other reads), else the pooled one."""
@@ -195,7 +213,8 @@ class SqliteReader:
         except BaseException:
             snapshot.close()
             raise
-        return _OpenedPartition(snapshot, blocks, keep, self.deadline.check, self._fill_ids if with_ids else None)
+        return _OpenedPartition(snapshot, blocks, keep, self.deadline.check, self._fill_ids if with_ids else None,
+                                sieve)
 
     # -- EventReader -------------------------------------------------------------------------
 
@@ -208,10 +227,11 @@ class SqliteReader:
         keep = self._keep(spec, origins, 0, head)
         desc = order == "desc"
         low, high = time_bounds(spec)
+        sieve = event_sieve(spec)
         sources = [] if selection.nothing else [
             Source((-part.max_time, BEFORE) if desc else (part.min_time, BEFORE),
                    functools.partial(self._open, part, True, functools.partial(selection.headers, head=head),
-                                     keep, needs_ids(spec)))
+                                     keep, needs_ids(spec), sieve))
             for part in parts
             if not ((low is not None and part.max_time < low) or (high is not None and part.min_time > high))]
         rows = merged(sources, row_key=_desc if desc else _asc,
@@ -252,8 +272,10 @@ class SqliteReader:
                 return selection.headers(conn, head, " AND max_seq > ?", [after])
             return _headers(conn, "min_seq <= ? AND max_seq > ?", [head, after])
 
+        sieve = None if spec is None else event_sieve(spec)
         sources = [Source((max(part.min_seq, after + 1),),
-                          functools.partial(self._open, part, False, select, keep, spec is not None and needs_ids(spec)))
+                          functools.partial(self._open, part, False, select, keep, spec is not None and needs_ids(spec),
+                                            sieve))
                    for part in parts if part.max_seq > after]
         if spec is not None:
             self.deadline.arm()   # a follower's filters; the forwarders' unfiltered reads are not bounded
@@ -436,21 +458,30 @@ class SqliteReader:
 
         def select(conn: sqlite3.Connection) -> list[BlockHeader]:
             return selection.headers(conn, head, " AND max_time >= ? AND min_time < ?", [start_us, end_us])
+        sieve = event_sieve(replace(spec, since_us=max(start_us, spec.since_us or start_us),
+                                    until_us=min(end_us - 1, spec.until_us if spec.until_us is not None else end_us)))
 
+        # Time, level and namespace alone (the chart of the console's first page): counted from two
+        # columns of each block, no row built.
+        by_columns = replace(spec, since_us=None, until_us=None, max_level=None, levels=(), namespace=None,
+                             allowed_namespaces=None) == FilterSpec(extra=spec.extra)
         counts: collections.Counter[tuple[int, int]] = collections.Counter()
         self.deadline.arm()
         try:
             for part in parts:
                 if part.max_time < start_us or part.min_time >= end_us or selection.nothing:
                     continue
-                opened = self._open(part, False, select, keep, needs_ids(spec))
+                opened = self._open(part, False, select, keep, needs_ids(spec), sieve)
                 if opened is None:
                     continue
                 try:
                     for header in opened.blocks:
                         self.deadline.check()
-                        counts.update(((row[TIME] - start_us) // width_us, row[LEVEL])
-                                      for row in opened.matching(header))
+                        if by_columns:
+                            counts.update(opened.counted(header, head, start_us, width_us))
+                        else:
+                            counts.update(((row[TIME] - start_us) // width_us, row[LEVEL])
+                                          for row in opened.matching(header))
                 finally:
                     opened.close()
         except sqlite3.Error as exc:

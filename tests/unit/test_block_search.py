@@ -196,9 +196,9 @@ def _opened_blocks(monkeypatch) -> list:
     opened: list = []
     rows = PartitionSnapshot.rows
 
-    def recording(self, header):
+    def recording(self, header, *args):
         opened.append(header)
-        return rows(self, header)
+        return rows(self, header, *args)
     monkeypatch.setattr(PartitionSnapshot, "rows", recording)
     return opened
 

@@ -47,9 +47,9 @@ def _search(store_path: str, monkeypatch, raw: dict) -> tuple[list, list]:
     opened: list = []
     rows = PartitionSnapshot.rows
 
-    def recording(self, header):
+    def recording(self, header, *args):
         opened.append(header)
-        return rows(self, header)
+        return rows(self, header, *args)
     monkeypatch.setattr(PartitionSnapshot, "rows", recording)
     reader = SqliteReader(store_path)
     try:

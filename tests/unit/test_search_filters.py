@@ -152,9 +152,9 @@ def _decoded(engine: QueryEngine, monkeypatch, **raw: str) -> tuple[list[dict], 
     opened: list = []
     rows = PartitionSnapshot.rows
 
-    def recording(self, header):
+    def recording(self, header, *args):
         opened.append(header)
-        return rows(self, header)
+        return rows(self, header, *args)
     monkeypatch.setattr(PartitionSnapshot, "rows", recording)
     try:
         found = [e for page in engine.search(build_filter_spec(raw, now=NOW), order="desc", limit=1000) for e in page]
