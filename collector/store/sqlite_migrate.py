@@ -3,7 +3,8 @@
 
 The old file becomes the partition `partitions/legacy.db` as it is — events, links and full-text
 index unchanged, nothing copied event by event — and a new main file takes its meta, origins,
-anchors, checkpoints and keys. Crash-safe: the new main file is built as `events.db.migrating`
+anchors, checkpoints and keys. The writer then converts that partition's rows to blocks like any
+row-model partition (sqlite_convert.py). Crash-safe: the new main file is built as `events.db.migrating`
 and renamed into place after the old file has moved; an interrupted migration restarts or
 finishes at the next open.
 """

@@ -1,14 +1,17 @@
 """The write side of the SQLite store: one chain, events in time partitions (docs/storage-model.md).
 
 One writer thread owns this object. `store_batch` dedups across partitions, assigns gapless seqs,
-extends the hash chain, writes each event into the partition file of its tier and period, and
-commits the partitions first and the main file last: the main file is the commit record, so a
-crash between the two leaves partition rows past the committed head, which do not exist for
-readers and are deleted at the next open (crash rule, storage-model §5). A transaction that fails
-there (a full disk) leaves the same: its new partition files go at once, and its rows in listed ones
-before the next transaction writes (a retry reuses their seqs), so a disk that fills anywhere in a
-transaction heals when space returns, with no restart. Removing events goes the
-other way: the main file commits the anchors and the purge record first, then rows or files go.
+extends the hash chain, writes the events of each partition file (tier and period) as blocks of
+one stream each (sqlite_bulk.py), and commits the partitions first and the main file last: the
+main file is the commit record, so a crash between the two leaves blocks past the committed head,
+which do not exist for readers and are deleted at the next open (crash rule, storage-model §5). A
+transaction that fails there (a full disk) leaves the same: its new partition files go at once,
+and its blocks in listed ones before the next transaction writes (a retry reuses their seqs), so
+a disk that fills anywhere in a transaction heals when space returns, with no restart. After a
+commit, a stream's small blocks are merged (sqlite_compact.py). Removing events goes the other
+way: the main file commits the anchors and the purge record first, then blocks are rewritten
+without them (sqlite_block_purge.py) or files go. Partition files of the row model are converted
+to blocks when the store opens (sqlite_convert.py).
 """
 
 from __future__ import annotations
