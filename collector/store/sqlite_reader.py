@@ -50,6 +50,7 @@ from fleetlog.collector.store.sqlite_block_scan import (
 )
 from fleetlog.collector.store.sqlite_blocks import BlockHeader, headers
 from fleetlog.collector.store.sqlite_deadline import QueryDeadline
+from fleetlog.collector.store.sqlite_query import host_origins_sql
 from fleetlog.collector.store.sqlite_util import CHAIN, connect_ro, store_bytes
 from fleetlog.common import chain
 from fleetlog.common.errors import StorageError
@@ -167,12 +168,8 @@ class SqliteReader:
         without a host filter."""
         if spec is None or spec.host is None:
             return None
-        params: list[Any] = []
-        by_name = _text_sql("host", spec.host, params)
-        by_ip = _text_sql("ip", spec.host, params)
-        return dict(self.conn.execute(
-            f"SELECT id, host FROM origins WHERE {by_name} OR host IN (SELECT host FROM node_addresses WHERE {by_ip})",
-            params).fetchall())
+        sql, params = host_origins_sql(spec.host)
+        return dict(self.conn.execute(f"SELECT id, host FROM origins WHERE id IN ({sql})", params).fetchall())
 
     def _fill_ids(self, rows: list[list[Any]]) -> None:
         """Event ids of rows that do not keep theirs, from their origins' (host, source_key)."""
@@ -523,16 +520,3 @@ def _expiring_blocks(conn: sqlite3.Connection, cutoff: Callable[[str], int | Non
     (a block is one namespace's) and not before `after`."""
     return [h for h in _headers(conn, "min_seq <= ? AND max_time >= ?", [head, after[0]])
             if (c := cutoff(h.namespace)) is not None and h.min_time < c]
-
-
-def _text_sql(column: str, match: Any, params: list[Any]) -> str:
-    """A host filter's values on `column` (exact, or `*` wildcards as GLOB with GLOB's other
-    metacharacters literal)."""
-    parts = []
-    if match.exact:
-        parts.append(f"{column} IN ({','.join('?' * len(match.exact))})")
-        params.extend(match.exact)
-    for pattern in match.wildcards:
-        parts.append(f"{column} GLOB ?")
-        params.append("".join("[" + c + "]" if c in "?[" else c for c in pattern))
-    return "(" + " OR ".join(parts) + ")"

@@ -17,9 +17,9 @@ from fleetlog.collector.store import EVENT_COLUMNS, ROW_COLUMNS, merge_ranges, s
 from fleetlog.collector.store.blocks import ID, SEQ, encode_block
 from fleetlog.collector.store.partitions import partition_path
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
-from fleetlog.collector.store.sqlite_block_read import PartitionSnapshot
-from fleetlog.collector.store.sqlite_blocks import delete_blocks, headers, insert_block
+from fleetlog.collector.store.sqlite_blocks import delete_blocks, insert_block
 from fleetlog.common import chain
+from tests.unit.block_helpers import all_headers, opened_blocks
 from tests.unit.store_helpers import event_rows, incoming, partition_events, source_keys_of
 
 DAY = 86_400_000_000
@@ -63,6 +63,13 @@ def overlapping(tmp_path_factory):
     return str(path), truth
 
 
+@pytest.fixture
+def reader(overlapping):
+    reader = SqliteReader(overlapping[0])
+    yield reader
+    reader.close()
+
+
 def _seqs(reader, spec, **kwargs) -> list[int]:
     return [row[0] for page in reader.search(spec, **kwargs) for row in page]
 
@@ -86,83 +93,63 @@ FILTERS = [
 
 @pytest.mark.parametrize("raw,test", FILTERS, ids=[repr(raw) for raw, _ in FILTERS])
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_limited_searches_return_the_first_rows_of_the_full_order(overlapping, raw, test, order):
-    path, truth = overlapping
+def test_limited_searches_return_the_first_rows_of_the_full_order(overlapping, reader, raw, test, order):
+    _, truth = overlapping
     expected = _sorted([r for r in truth if test(r)], order == "desc")
     assert expected, "the dataset holds matches"
-    reader = SqliteReader(path)
-    try:
-        spec = build_filter_spec(raw)
-        for limit in (1, 7, 50, 0):
-            assert _seqs(reader, spec, order=order, limit=limit) == (expected[:limit] if limit else expected)
-        assert _seqs(reader, spec, order=order, page_size=13) == expected
-    finally:
-        reader.close()
+    spec = build_filter_spec(raw)
+    for limit in (1, 7, 50, 0):
+        assert _seqs(reader, spec, order=order, limit=limit) == (expected[:limit] if limit else expected)
+    assert _seqs(reader, spec, order=order, page_size=13) == expected
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_keyset_pages_follow_each_other_without_a_gap_or_a_repeat(overlapping, order):
-    path, truth = overlapping
+def test_keyset_pages_follow_each_other_without_a_gap_or_a_repeat(overlapping, reader, order):
+    _, truth = overlapping
     desc = order == "desc"
     expected = _sorted(truth, desc)
     by_seq = {r[0]: r for r in truth}
-    reader = SqliteReader(path)
-    try:
-        spec = build_filter_spec({})
-        got: list[int] = []
-        while True:
-            page = _seqs(reader, spec, order=order, limit=40)
-            if not page:
-                break
-            got += page
-            last = by_seq[page[-1]]
-            key = (last[2], last[0], "main")
-            spec = replace(spec, before_key=key) if desc else replace(spec, after_key=key)
-        assert got == expected
-    finally:
-        reader.close()
+    spec = build_filter_spec({})
+    got: list[int] = []
+    while True:
+        page = _seqs(reader, spec, order=order, limit=40)
+        if not page:
+            break
+        got += page
+        last = by_seq[page[-1]]
+        key = (last[2], last[0], "main")
+        spec = replace(spec, before_key=key) if desc else replace(spec, after_key=key)
+    assert got == expected
 
 
-def test_namespace_scope_holds_on_every_block(overlapping):
-    path, truth = overlapping
-    reader = SqliteReader(path)
-    try:
-        spec = replace(build_filter_spec({}), allowed_namespaces=("payments",))
-        assert _seqs(reader, spec) == _sorted([r for r in truth if r[_NS] == "payments"], False)
-        assert _seqs(reader, replace(spec, allowed_namespaces=())) == []
-    finally:
-        reader.close()
+def test_namespace_scope_holds_on_every_block(overlapping, reader):
+    _, truth = overlapping
+    spec = replace(build_filter_spec({}), allowed_namespaces=("payments",))
+    assert _seqs(reader, spec) == _sorted([r for r in truth if r[_NS] == "payments"], False)
+    assert _seqs(reader, replace(spec, allowed_namespaces=())) == []
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_many_overlapping_blocks_are_read_in_chunks_with_the_same_result(overlapping, monkeypatch, order):
+def test_many_overlapping_blocks_are_read_in_chunks_with_the_same_result(overlapping, reader, monkeypatch, order):
     """Memory: when more rows than MAX_HELD_ROWS wait in decoded blocks, each block keeps a chunk
     and is decoded again for the next one; the order is the same."""
-    path, truth = overlapping
+    _, truth = overlapping
     monkeypatch.setattr(sqlite_block_merge, "MAX_HELD_ROWS", 40)
     monkeypatch.setattr(sqlite_block_merge, "MIN_CHUNK", 3)
-    reader = SqliteReader(path)
-    try:
-        assert _seqs(reader, build_filter_spec({}), order=order) == _sorted(truth, order == "desc")
-    finally:
-        reader.close()
+    assert _seqs(reader, build_filter_spec({}), order=order) == _sorted(truth, order == "desc")
 
 
-def test_follow_reads_every_seq_once_in_order(overlapping):
-    path, truth = overlapping
-    reader = SqliteReader(path)
-    try:
-        for spec, test in ((None, lambda r: True), (build_filter_spec({"host": "web-3"}), lambda r: r[_HOST] == "web-3")):
-            cursor: dict[str, int] = {}
-            got: list[int] = []
-            while chunks := reader.read_after(cursor, spec, limit=17):
-                [(chain_id, rows)] = chunks
-                assert 0 < len(rows) <= 17
-                got += [row[0] for row in rows]
-                cursor = {chain_id: rows[-1][0]}
-            assert got == sorted(r[0] for r in truth if test(r))
-    finally:
-        reader.close()
+def test_follow_reads_every_seq_once_in_order(overlapping, reader):
+    _, truth = overlapping
+    for spec, test in ((None, lambda r: True), (build_filter_spec({"host": "web-3"}), lambda r: r[_HOST] == "web-3")):
+        cursor: dict[str, int] = {}
+        got: list[int] = []
+        while chunks := reader.read_after(cursor, spec, limit=17):
+            [(chain_id, rows)] = chunks
+            assert 0 < len(rows) <= 17
+            got += [row[0] for row in rows]
+            cursor = {chain_id: rows[-1][0]}
+        assert got == sorted(r[0] for r in truth if test(r))
 
 
 def test_event_ids_and_partition_scans_come_from_the_blocks(overlapping):
@@ -191,35 +178,14 @@ def test_event_ids_and_partition_scans_come_from_the_blocks(overlapping):
         store.close()
 
 
-def _opened_blocks(monkeypatch) -> list:
-    """The headers of every block a reader decodes from now on."""
-    opened: list = []
-    rows = PartitionSnapshot.rows
-
-    def recording(self, header, *args):
-        opened.append(header)
-        return rows(self, header, *args)
-    monkeypatch.setattr(PartitionSnapshot, "rows", recording)
-    return opened
-
-
-def _all_headers(path) -> list:
-    found = []
-    for file in (pathlib.Path(path).parent / "partitions").glob("*.db"):
-        conn = sqlite3.connect(file)
-        found += headers(conn)
-        conn.close()
-    return found
-
-
 def test_a_limited_search_decodes_only_the_newest_blocks(tmp_path, monkeypatch):
     path = tmp_path / "events.db"
     store = _build(path, transactions=30, overlapping=False)
     truth = event_rows(store, f"SELECT {_COLUMNS} FROM events")
     store.close()
-    blocks = _all_headers(path)
+    blocks = all_headers(path)
     assert len(blocks) >= 5 * len(HOSTS)     # whatever compaction merged
-    opened = _opened_blocks(monkeypatch)
+    opened = opened_blocks(monkeypatch)
     reader = SqliteReader(str(path))
     try:
         assert _seqs(reader, build_filter_spec({}), order="desc", limit=10) == _sorted(truth, True)[:10]
@@ -242,14 +208,14 @@ def test_a_request_id_search_decodes_only_blocks_whose_bloom_may_hold_it(tmp_pat
                                     time_us=[T0 + n * 1_000_000 + p for p in range(50)],
                                     request_ids=[f"{host}-{n}-{p}" for p in range(50)]) for host in HOSTS], T0)
     store.close()
-    opened = _opened_blocks(monkeypatch)
+    opened = opened_blocks(monkeypatch)
     reader = SqliteReader(str(path))
     try:
         rows = [r for page in reader.search(build_filter_spec({"request_id": "web-2-17-33"})) for r in page]
         assert [(r[_HOST], r[_MSG]) for r in rows] == [("web-2", f"line {17 * 50 + 34}")]
         # Of the blocks (however compaction merged them), the bloom lets through the one that holds
         # it, and few others (~1 % each).
-        blocks = _all_headers(path)
+        blocks = all_headers(path)
         assert len(blocks) >= 4 * len(HOSTS)
         assert 1 <= len(opened) <= 3 and any(b.host == "web-2" and b.min_time <= rows[0][_T] <= b.max_time
                                              for b in opened)

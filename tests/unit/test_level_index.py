@@ -4,15 +4,11 @@ get the same results as reading every block."""
 
 from __future__ import annotations
 
-import pathlib
-import sqlite3
-
 import pytest
 
 from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
-from fleetlog.collector.store.sqlite_block_read import PartitionSnapshot
-from fleetlog.collector.store.sqlite_blocks import headers
+from tests.unit.block_helpers import all_headers, opened_blocks
 from tests.unit.store_helpers import incoming
 
 T0 = 1_764_547_200_000_000
@@ -33,24 +29,9 @@ def store_path(tmp_path_factory):
     return str(path)
 
 
-def _blocks(store_path: str) -> list:
-    found = []
-    for file in (pathlib.Path(store_path).parent / "partitions").glob("*.db"):
-        conn = sqlite3.connect(file)
-        found += headers(conn)
-        conn.close()
-    return found
-
-
 def _search(store_path: str, monkeypatch, raw: dict) -> tuple[list, list]:
     """(messages found, newest first; blocks decoded)."""
-    opened: list = []
-    rows = PartitionSnapshot.rows
-
-    def recording(self, header, *args):
-        opened.append(header)
-        return rows(self, header, *args)
-    monkeypatch.setattr(PartitionSnapshot, "rows", recording)
+    opened = opened_blocks(monkeypatch)
     reader = SqliteReader(store_path)
     try:
         found = [row[16] for page in reader.search(build_filter_spec(raw), order="desc", limit=1000) for row in page]
@@ -65,7 +46,7 @@ def _search(store_path: str, monkeypatch, raw: dict) -> tuple[list, list]:
                                        ({"level": "info", "min_level": "error"}, 3)])
 def test_severe_level_filters_open_only_blocks_that_hold_such_a_level(store_path, monkeypatch, raw, worst):
     _, opened = _search(store_path, monkeypatch, raw)
-    qualifying = {b.id for b in _blocks(store_path) if b.min_level <= worst}
+    qualifying = {b.id for b in all_headers(store_path) if b.min_level <= worst}
     assert opened and {b.id for b in opened} <= qualifying
     assert all(b.min_level <= worst for b in opened)
     assert not any(b.host.startswith("quiet-") for b in opened)

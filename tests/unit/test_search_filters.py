@@ -6,10 +6,10 @@ import pytest
 
 from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.query import QueryEngine
-from fleetlog.collector.store.sqlite_block_read import PartitionSnapshot
 from fleetlog.common.errors import UsageError
 from fleetlog.common.timefmt import parse_rfc3339_us
 from tests.search_dataset import ALL, build_store, labels
+from tests.unit.block_helpers import opened_blocks
 
 NOW = parse_rfc3339_us("2025-12-02T09:00:00Z")
 
@@ -149,13 +149,7 @@ def test_bad_input_is_a_usage_error(raw, message):
 
 def _decoded(engine: QueryEngine, monkeypatch, **raw: str) -> tuple[list[dict], list]:
     """(events found, headers of the blocks the search decoded)."""
-    opened: list = []
-    rows = PartitionSnapshot.rows
-
-    def recording(self, header, *args):
-        opened.append(header)
-        return rows(self, header, *args)
-    monkeypatch.setattr(PartitionSnapshot, "rows", recording)
+    opened = opened_blocks(monkeypatch)
     try:
         found = [e for page in engine.search(build_filter_spec(raw, now=NOW), order="desc", limit=1000) for e in page]
     finally:
