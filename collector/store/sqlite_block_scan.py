@@ -10,11 +10,13 @@ are then matched exactly, row_match.row_predicate):
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.store.block_columns import BlockColumns
 from fleetlog.collector.store.blocks import tokens
 from fleetlog.collector.store.row_match import block_may_match
@@ -22,8 +24,6 @@ from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader
 
 if TYPE_CHECKING:
     import sqlite3
-
-    from fleetlog.collector.filters import FilterSpec
 
 
 def time_bounds(spec: FilterSpec) -> tuple[int | None, int | None]:
@@ -106,12 +106,18 @@ def select_blocks(spec: FilterSpec, hosts: list[str] | None) -> BlockSelection:
 Sieve = Callable[[BlockColumns, BlockHeader], "list[int] | None"]
 
 
-def event_sieve(spec: FilterSpec) -> Sieve:
+def event_sieve(spec: FilterSpec | None, seqs: tuple[int, int] | None = None, limit: int = 0) -> Sieve:
     """The events of an opened block that may match `spec` (None: all of them), found from the
     columns it filters on, most selective first, before any row is built: exact request ids and
     users, and the longest word of the message terms, by a substring search of the column's
-    text; then the time and level bounds. A necessary condition only: row_predicate decides."""
+    text; then the time and level bounds. A necessary condition only: row_predicate decides.
+    `seqs` (low, high]: first, the events in that seq window (follow), at most `limit` of them
+    when there is no spec (a forwarder's next 1,000 of a block of 8,192)."""
     steps: list[Callable[[BlockColumns, BlockHeader, list[int] | None], list[int] | None]] = []
+    if seqs is not None:
+        steps.append(functools.partial(_seq_window, low=seqs[0], high=seqs[1], limit=0 if spec else limit))
+    if spec is None:
+        spec = FilterSpec()
     for name in ("request_id", "user"):
         match = getattr(spec, name)
         if match is not None and match.exact and not match.wildcards:
@@ -138,6 +144,18 @@ def event_sieve(spec: FilterSpec) -> Sieve:
 
 
 _NEVER = -(1 << 63)
+
+
+def _seq_window(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, low: int, high: int,
+                limit: int) -> list[int] | None:
+    """A block's seqs ascend: the events in (low, high] are one slice of it."""
+    if low < header.min_seq and header.max_seq <= high and not (limit and header.count > limit):
+        return among
+    seqs = block.column("seq")
+    start, end = bisect.bisect_right(seqs, low), bisect.bisect_right(seqs, high)
+    if limit:
+        end = min(end, start + limit)
+    return list(range(start, end))
 
 
 def _containing(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, name: str,

@@ -269,7 +269,7 @@ class SqliteReader:
                 return selection.headers(conn, head, " AND max_seq > ?", [after])
             return _headers(conn, "min_seq <= ? AND max_seq > ?", [head, after])
 
-        sieve = None if spec is None else event_sieve(spec)
+        sieve = event_sieve(spec, (after, head), limit)
         sources = [Source((max(part.min_seq, after + 1),),
                           functools.partial(self._open, part, False, select, keep, spec is not None and needs_ids(spec),
                                             sieve))
@@ -295,7 +295,7 @@ class SqliteReader:
                 continue
             opened = self._open(part, False, functools.partial(_headers, where="min_seq <= ? AND max_seq >= ?",
                                                                params=[seq, seq]),
-                                lambda row: row[SEQ] == seq)
+                                lambda row: row[SEQ] == seq, sieve=event_sieve(None, (seq - 1, seq)))
             if opened is None:
                 continue
             try:
