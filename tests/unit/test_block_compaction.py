@@ -74,3 +74,40 @@ def test_a_merge_never_takes_a_block_past_the_committed_head(tmp_path):
     assert [(count, low) for count, _, low, _ in _blocks(reopened, part.name)] == [(FAN_IN, 1)]
     assert [r[0] for r in event_rows(reopened, "SELECT pos FROM events ORDER BY seq")] == list(range(FAN_IN))
     reopened.close()
+
+
+def test_a_purge_inside_merged_blocks_keeps_the_links_of_its_gaps_as_anchors(tmp_path):
+    """The merged blocks keep four bytes of most links: the anchors of a purge inside them are
+    recomputed from their runs and must be the very links the chain had."""
+    store = SqliteStore(tmp_path / "events.db", "normal", collector="c1")
+    for pos in range(3 * FAN_IN):
+        host = "web-1" if pos % 2 else "web-2"
+        store.store_batch([incoming(host, "a.log", [pos])], NOW)
+    [part] = store.partitions()
+    assert len(_blocks(store, part.name)) < 3 * FAN_IN          # merged
+    links = dict(event_rows(store, "SELECT seq, hash FROM events"))
+    result = store.delete_events([2, 3, 4, 9, 17, 24])
+    assert result.ranges == [(2, 4), (9, 9), (17, 17), (24, 24)]
+    assert dict(store.conn.execute("SELECT seq, link FROM chain_anchors")) == {
+        4: links[4], 9: links[9], 17: links[17], 24: links[24]}
+    kept = event_rows(store, "SELECT seq, hash FROM events")
+    assert sorted(seq for seq, _ in kept) == [s for s in range(1, 3 * FAN_IN + 1) if s not in (2, 3, 4, 9, 17, 24)]
+    assert all(link == links[seq] for seq, link in kept)
+    store.close()
+
+
+def test_dedup_opens_only_the_blocks_whose_positions_may_overlap_a_batchs(tmp_path, monkeypatch):
+    from fleetlog.collector.store import sqlite_writer
+
+    store = SqliteStore(tmp_path / "events.db", "normal", collector="c1")
+    store._compact_small = lambda pending: None     # ten blocks of 100 positions each
+    for first in range(0, 1000, 100):
+        store.store_batch([incoming("web-1", "a.log", list(range(first, first + 100)))], NOW)
+    decoded = []
+    decode = sqlite_writer.decode_block
+    monkeypatch.setattr(sqlite_writer, "decode_block", lambda data: decoded.append(1) or decode(data))
+    [new] = store.store_batch([incoming("web-1", "a.log", list(range(1000, 1100)))], NOW)
+    assert (new.stored, len(decoded)) == (100, 0)       # past every block's positions: none opened
+    [resent] = store.store_batch([incoming("web-1", "a.log", list(range(350, 460)))], NOW)
+    assert (resent.stored, resent.duplicates, len(decoded)) == (0, 110, 2)   # the blocks of 300-399 and 400-499
+    store.close()
