@@ -88,32 +88,51 @@ class BlockColumns:
         values = self.column(name)
         return [i for i in (range(self.count) if among is None else among) if test(values[i])]
 
-    def containing(self, name: str, needles: Sequence[str], folded: bool = False,
+    def containing(self, name: str, needles: Sequence[str], folded: bool = False, whole: bool = False,
                    among: Sequence[int] | None = None) -> list[int]:
-        """Events (of `among`, default all) whose text in string column `name` holds one of
-        `needles` (`folded`: in its blocks.fold, needles already folded); None values hold
-        nothing."""
-        values = self.column(name)
-        if None in values:
-            values = [v or "" for v in values]
+        """Events (of `among`, default all) whose value in string column `name` holds one of
+        `needles` (`whole`: is one of them; `folded`: its blocks.fold does, needles already
+        folded); a None value holds nothing. Searched in the column's stored text, all values
+        joined by NUL, without decoding it, where that can be done exactly."""
         chosen = range(self.count) if among is None else among
-        text = "\x00".join(values)
-        if text.count("\x00") != self.count - 1:     # a value holds a NUL: look value by value
-            return [i for i in chosen if any(n in (fold(values[i]) if folded else values[i]) for n in needles)]
-        if folded:
-            if not text.isascii():   # folding may change lengths: look value by value
-                return [i for i in chosen if any(n in fold(values[i]) for n in needles)]
-            text = text.lower()
-        found: set[int] = set()
-        for needle in needles:
-            pos = index = 0     # pos: where value `index` starts
-            while (start := text.find(needle, pos)) >= 0:
-                index += text.count("\x00", pos, start)
-                found.add(index)
-                end = text.find("\x00", start)
-                if end < 0:
-                    break
-                pos, index = end + 1, index + 1
+
+        def holds(value: str | None) -> bool:
+            if value is None:
+                return False
+            text = fold(value) if folded else value
+            return text in needles if whole else any(needle in text for needle in needles)
+        spec = self.specs.get(name, {})
+        if "c" in spec:
+            return list(chosen) if holds(spec["c"]) else []
+        joined: bytes | None = self.sections[spec["s"]] if "s" in spec else None
+        if joined is None or (folded and not joined.isascii()):  # folding may change lengths
+            values = self.column(name)
+            return [i for i in chosen if holds(values[i])]
+        found = _found(joined.lower() if folded else joined, needles, whole)
         if among is not None:
             return [i for i in among if i in found]
         return sorted(found)
+
+
+def _found(joined: bytes, needles: Sequence[str], whole: bool) -> set[int]:
+    """Indexes of the NUL-separated values of `joined` that hold a needle (`whole`: equal one)."""
+    hay = b"\x00" + joined + b"\x00" if whole else joined
+    found: set[int] = set()
+    for needle in needles:
+        if "\x00" in needle:
+            continue    # no value of a column stored as joined text holds a NUL
+        data = needle.encode("utf-8", "surrogatepass")
+        if whole:
+            data = b"\x00" + data + b"\x00"
+        pos = search = 1 if whole else 0    # pos: where value `index` starts in hay
+        index = 0
+        while (start := hay.find(data, search - (1 if whole else 0))) >= 0:
+            inside = start + 1 if whole else start
+            index += hay.count(b"\x00", pos, inside)
+            found.add(index)
+            end = hay.find(b"\x00", inside + (len(data) - 2 if whole else 0))
+            if end < 0:
+                break
+            pos = search = end + 1
+            index += 1
+    return found

@@ -121,10 +121,12 @@ def event_sieve(spec: FilterSpec | None, seqs: tuple[int, int] | None = None, li
     for name in ("request_id", "user"):
         match = getattr(spec, name)
         if match is not None and match.exact and not match.wildcards:
-            steps.append(functools.partial(_containing, name=name, needles=list(match.exact), folded=False))
+            steps.append(functools.partial(_containing, name=name, needles=list(match.exact), folded=False,
+                                           whole=True))
     words = [w for term in (*(k.rstrip("*") for k in spec.keywords), *spec.phrases) for w in tokens(term)]
     if words:
-        steps.append(functools.partial(_containing, name="message", needles=[max(words, key=len)], folded=True))
+        steps.append(functools.partial(_containing, name="message", needles=[max(words, key=len)], folded=True,
+                                       whole=False))
     low, high = time_bounds(spec)
     if low is not None or high is not None:
         steps.append(functools.partial(_within, low=_NEVER if low is None else low, high=-_NEVER if high is None else high))
@@ -159,8 +161,8 @@ def _seq_window(block: BlockColumns, header: BlockHeader, among: list[int] | Non
 
 
 def _containing(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, name: str,
-                needles: list[str], folded: bool) -> list[int]:
-    return block.containing(name, needles, folded, among)
+                needles: list[str], folded: bool, whole: bool) -> list[int]:
+    return block.containing(name, needles, folded, whole, among)
 
 
 def _within(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, low: int, high: int) -> list[int] | None:

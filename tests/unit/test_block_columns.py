@@ -100,3 +100,25 @@ def test_histograms_counted_from_columns_or_rows_agree_with_the_rows(store, raw)
     finally:
         reader.close()
     assert got == sorted((bucket, level, count) for (bucket, level), count in expected.items())
+
+
+@pytest.mark.parametrize("values", [["bob", "bobby", "", "xbob", "bob"], ["Café", "CAFE", "cafe au lait", "é"],
+                                    ["a", "a", "a"], ["", "", "x"], ["alice", "bob"]])
+def test_values_found_in_the_joined_text_are_exactly_those_that_hold_the_needle(values):
+    from fleetlog.collector.store.blocks import encode_block, fold
+
+    rows = []
+    for seq, value in enumerate(values, 1):
+        row = dict.fromkeys(ROW_COLUMNS)
+        row.update(seq=seq, origin=1, pos=seq, time=T0 + seq, received_at=T0, host="h", namespace="n", level=6,
+                   message=value, user=value, tier="general", truncated=0, hash=bytes(32))
+        rows.append([row[c] for c in ROW_COLUMNS])
+    block = BlockColumns(encode_block(rows, lambda seq: bytes(32)).data)
+    for needle in ("bob", "b", "", "cafe", "café", "a", "x", "zzz", "b\x00b"):
+        assert block.containing("user", [needle], whole=True) == [i for i, v in enumerate(values) if v == needle]
+        assert block.containing("message", [needle], whole=False) == [i for i, v in enumerate(values) if needle in v]
+        folded = fold(needle)
+        assert block.containing("message", [folded], folded=True) == [
+            i for i, v in enumerate(values) if folded in fold(v)]
+        assert block.containing("message", [folded], folded=True, among=[0, len(values) - 1]) == [
+            i for i in (0, len(values) - 1) if folded in fold(values[i])]
