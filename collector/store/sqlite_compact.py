@@ -26,19 +26,24 @@ TIERS = (64, 1_024)     # ceilings (exclusive) of the small tiers
 FAN_IN = 8              # blocks of a tier merged together (FAN_IN * 1,024 - 8 < 8,192)
 
 
-def compact_stream(conn: sqlite3.Connection, namespace: str, host: str, last_seq: int) -> int:
-    """Merge the stream's small committed blocks, tier by tier; returns the merges done."""
-    merges = 0
+def compact_stream(conn: sqlite3.Connection, namespace: str, host: str, last_seq: int,
+                   budget: int | None = None) -> tuple[int, bool]:
+    """Merge the stream's small committed blocks, tier by tier, until `budget` events were
+    re-encoded (None: no bound); returns (events re-encoded, whether nothing is left to merge)."""
+    spent = 0
     floor = 0
     for ceiling in TIERS:
-        small = [block_id for (block_id,) in conn.execute(
-            "SELECT id FROM blocks WHERE host = ? AND namespace = ? AND count >= ? AND count < ? AND max_seq <= ?"
-            " ORDER BY min_seq", (host, namespace, floor, ceiling, last_seq))]
+        small = conn.execute(
+            "SELECT id, count FROM blocks WHERE host = ? AND namespace = ? AND count >= ? AND count < ?"
+            " AND max_seq <= ? ORDER BY min_seq", (host, namespace, floor, ceiling, last_seq)).fetchall()
         floor = ceiling
         for start in range(0, len(small) - FAN_IN + 1, FAN_IN):
-            if merge_blocks(conn, small[start:start + FAN_IN]):
-                merges += 1
-    return merges
+            if budget is not None and spent >= budget:
+                return spent, False
+            group = small[start:start + FAN_IN]
+            if merge_blocks(conn, [block_id for block_id, _ in group]):
+                spent += sum(count for _, count in group)
+    return spent, True
 
 
 def merge_blocks(conn: sqlite3.Connection, block_ids: list[int]) -> bool:

@@ -82,6 +82,7 @@ INSERT_CHECKPOINT = ("INSERT OR REPLACE INTO checkpoints(seq, key_id, collector,
 DEFAULT_PERIOD_S = 86400.0
 WRITER_PARTITION_CACHE_KIB = 16 * 1024
 PARTITION_THREADS = 4
+MERGE_BUDGET = 16_384       # events re-encoded by merges after one commit, at least (~0.3 s)
 OPEN_PARTITIONS = 8
 
 
@@ -147,6 +148,7 @@ class SqliteStore:
         self._deleted_left: list[tuple[int, int]] = []
         # (partition, namespace, host) -> small blocks added since its last compaction.
         self._small: dict[tuple[str, str, str], int] = {}
+        self._due: dict[tuple[str, str, str], None] = {}     # streams to merge, oldest first
         self._load_catalogue()
         # Partition files of the row model become blocks (before repair, which works on blocks).
         convert_row_partitions(self.path, list(self.parts.values()), self.partition_conn, self.conn,
@@ -313,26 +315,33 @@ class SqliteStore:
         return results
 
     def _compact_small(self, pending: dict[str, _Pending]) -> None:
-        """Merge the small blocks of the streams this transaction added FAN_IN small blocks to
-        since their last look (sqlite_compact.py). A merge that fails (a full disk) leaves the
-        blocks as they are, for a later one: it never fails the transaction, committed already."""
-        due = set()
+        """Merge the small blocks of streams that got FAN_IN small blocks since their last look
+        (sqlite_compact.py), re-encoding at most MERGE_BUDGET events (or four times this
+        transaction's) per commit: a fleet whose streams all come due in the same transaction
+        is merged over the next few, not in one long stall of the writer. A merge that fails (a
+        full disk) leaves the blocks as they are, for a later one: it never fails the
+        transaction, committed already."""
         for name, item in pending.items():
             for block in item.blocks:
                 if block.count < TIERS[-1]:
                     key = (name, block.namespace, block.host)
                     self._small[key] = self._small.get(key, 0) + 1
                     if self._small[key] >= FAN_IN:
-                        due.add(key)
-        for key in sorted(due):
-            del self._small[key]
+                        self._due[key] = None
+        budget = max(MERGE_BUDGET, 4 * sum(len(item.rows) for item in pending.values()))
+        while self._due and budget > 0:
+            key = next(iter(self._due))
             name, namespace, host = key
-            conn = self.partition_conn(name)
             try:
-                compact_stream(conn, namespace, host, self.last_seq)
+                spent, done = compact_stream(self.partition_conn(name), namespace, host, self.last_seq, budget)
             except (sqlite3.Error, BlockError) as exc:
                 log.warning("%s: merging the small blocks of %s/%s in partition %s failed: %s", self.path,
                             namespace, host, name, exc)
+                spent, done = 0, True
+            budget -= spent
+            if done:
+                del self._due[key]
+                self._small.pop(key, None)
 
     def _undo_partitions(self, pending: dict[str, _Pending]) -> None:
         """After a failed transaction, each partition file as it was before, as far as anyone can
@@ -663,6 +672,7 @@ class SqliteStore:
                 self._namespaces.pop(part.id, None)
                 for key in [key for key in self._small if key[0] == part.name]:
                     del self._small[key]
+                    self._due.pop(key, None)
                 for spans in self._spans.values():
                     spans.pop(part.id, None)
             return dropping

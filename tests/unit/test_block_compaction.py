@@ -7,7 +7,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlog.collector.signing import Signer
-from fleetlog.collector.store import ROW_COLUMNS
+from fleetlog.collector.store import ROW_COLUMNS, sqlite_writer
 from fleetlog.collector.store.blocks import encode_block
 from fleetlog.collector.store.sqlite import SqliteStore
 from fleetlog.collector.store.sqlite_blocks import insert_block
@@ -66,7 +66,7 @@ def test_a_merge_never_takes_a_block_past_the_committed_head(tmp_path):
     row.update(seq=FAN_IN + 1, origin=1, pos=FAN_IN, time=NOW, received_at=NOW, host="web-1", namespace="default",
                level=6, message="uncommitted", tier="general", truncated=0, hash=b"\x01" * 32)
     insert_block(conn, encode_block([list(row.values())], lambda seq: store.chain_head))
-    assert compact_stream(conn, "default", "web-1", store.last_seq) == 1
+    assert compact_stream(conn, "default", "web-1", store.last_seq) == (FAN_IN, True)
     assert [(count, low, high) for count, _, low, high in _blocks(store, part.name)] == [
         (FAN_IN, 1, FAN_IN), (1, FAN_IN + 1, FAN_IN + 1)]
     store.close()
@@ -97,8 +97,6 @@ def test_a_purge_inside_merged_blocks_keeps_the_links_of_its_gaps_as_anchors(tmp
 
 
 def test_dedup_opens_only_the_blocks_whose_positions_may_overlap_a_batchs(tmp_path, monkeypatch):
-    from fleetlog.collector.store import sqlite_writer
-
     store = SqliteStore(tmp_path / "events.db", "normal", collector="c1")
     store._compact_small = lambda pending: None     # ten blocks of 100 positions each
     for first in range(0, 1000, 100):
@@ -110,4 +108,25 @@ def test_dedup_opens_only_the_blocks_whose_positions_may_overlap_a_batchs(tmp_pa
     assert (new.stored, len(decoded)) == (100, 0)       # past every block's positions: none opened
     [resent] = store.store_batch([incoming("web-1", "a.log", list(range(350, 460)))], NOW)
     assert (resent.stored, resent.duplicates, len(decoded)) == (0, 110, 2)   # the blocks of 300-399 and 400-499
+    store.close()
+
+
+def test_streams_that_come_due_together_are_merged_over_the_next_commits_not_in_one(tmp_path, monkeypatch):
+    """A fleet in lockstep brings every stream's merge due in the same transaction: a commit
+    re-encodes a bounded number of events (here 40: four times its 10), the rest follow."""
+    monkeypatch.setattr(sqlite_writer, "MERGE_BUDGET", 16)
+    store = SqliteStore(tmp_path / "events.db", "normal", collector="c1")
+    hosts = [f"web-{n}" for n in range(10)]
+
+    def merged_streams() -> int:
+        [part] = store.partitions()
+        return len({host for count, host, _, _ in _blocks(store, part.name) if count == FAN_IN})
+
+    for pos in range(FAN_IN):
+        store.store_batch([incoming(host, "a.log", [pos]) for host in hosts], NOW)
+    assert merged_streams() == 5            # 5 streams of 8 events: the budget of this commit
+    store.store_batch([incoming(host, "a.log", [FAN_IN]) for host in hosts], NOW)
+    assert merged_streams() == 10
+    assert sorted(event_rows(store, "SELECT host, pos FROM events")) == sorted(
+        (host, pos) for host in hosts for pos in range(FAN_IN + 1))
     store.close()
