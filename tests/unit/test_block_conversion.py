@@ -111,6 +111,8 @@ def test_a_stop_between_two_files_leaves_a_verifying_store_and_the_next_open_con
         return convert(conn, *args)
 
     monkeypatch.setattr(sqlite_convert, "_convert_file", stopped_at_the_third)
+    # Blocks written every 7 rows: runs start after rows already made blocks of the same file.
+    monkeypatch.setattr(sqlite_convert, "MAX_BUFFERED_ROWS", 7)
     with pytest.raises(StorageError, match="converting partition .* to blocks failed: disk I/O error"):
         SqliteStore(tmp_path / "events.db", "normal", collector="c1")
     files = sorted((tmp_path / "partitions").glob("*.db"))
