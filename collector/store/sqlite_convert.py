@@ -23,7 +23,7 @@ from typing import Any
 
 from fleetlog.collector.store import ROW_COLUMNS
 from fleetlog.collector.store.blocks import ID, ORIGIN, POS, decode_block
-from fleetlog.collector.store.partitions import Partition
+from fleetlog.collector.store.partitions import ConnectionPool, Partition
 from fleetlog.collector.store.sqlite_blocks import file_transaction, headers, insert_block, payload
 from fleetlog.collector.store.sqlite_bulk import MAX_BLOCK_EVENTS, stream_blocks
 from fleetlog.common import chain
@@ -37,14 +37,17 @@ log = logging.getLogger("fleetlog.collector.store")
 MAX_BUFFERED_ROWS = 8 * MAX_BLOCK_EVENTS
 
 
-def tables_of(conn: sqlite3.Connection) -> set[str]:
+def tables_of(conn: sqlite3.Connection | None) -> set[str]:
+    """The tables of a partition file; none when it is gone."""
+    if conn is None:
+        return set()
     return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 class _Links:
     """The whole link of any committed seq before the ones being converted, wherever it is."""
 
-    def __init__(self, parts: list[Partition], open_part: Callable[[str], sqlite3.Connection],
+    def __init__(self, parts: list[Partition], open_part: Callable[[str], sqlite3.Connection | None],
                  main: sqlite3.Connection):
         self.parts, self.open_part, self.main = parts, open_part, main
         self.run_ends: dict[tuple[str, int], dict[int, bytes]] = {}    # (file, block) -> {run end: link}
@@ -67,6 +70,8 @@ class _Links:
 
     def _in_file(self, name: str, seq: int) -> bytes | None:
         conn = self.open_part(name)
+        if conn is None:
+            return None
         if "events" in tables_of(conn):
             row = conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
             if row is not None:
@@ -82,26 +87,36 @@ class _Links:
         return None
 
 
-def convert_row_partitions(main_path: str, parts: list[Partition], open_part: Callable[[str], sqlite3.Connection],
-                           main: sqlite3.Connection, last_seq: int, source_keys: dict[int, tuple[str, str]]) -> int:
+def convert_row_partitions(main_path: str, parts: list[Partition], pool: ConnectionPool, main: sqlite3.Connection,
+                           last_seq: int, source_keys: dict[int, tuple[str, str]]) -> int:
     """Convert every listed partition file that still has `events` (oldest first); returns the
-    events converted."""
+    events converted. Each file's tables are looked at, once a start (no mark in the main file
+    could vouch for files copied in from a backup)."""
+
+    def open_part(name: str) -> sqlite3.Connection | None:
+        conn = pool.get(name)
+        pool.trim()         # a file at a time: a store of many partitions never holds them all open
+        return conn
+
     ordered = sorted(parts, key=lambda p: (p.min_seq, p.id))
     todo = [p for p in ordered if "events" in tables_of(open_part(p.name))]
-    if not todo:
-        return 0
     links = _Links(ordered, open_part, main)
     total = 0
     for part in todo:
-        conn = open_part(part.name)
+        pool.hold([part.name], +1)      # open while other files are asked for links
         try:
+            conn = open_part(part.name)
+            assert conn is not None     # listed in todo: its file exists
             total += _convert_file(conn, links, last_seq, source_keys)
             conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise StorageError(f"{main_path}: converting partition {part.name} to blocks failed: {exc}") from exc
-    log.warning("%s: converted %d events of %d partition files to compressed blocks: %s", main_path, total,
-                len(todo), ", ".join(p.name for p in todo))
+        finally:
+            pool.hold([part.name], -1)
+    if todo:
+        log.warning("%s: converted %d events of %d partition files to compressed blocks: %s", main_path, total,
+                    len(todo), ", ".join(p.name for p in todo))
     return total
 
 

@@ -140,19 +140,19 @@ class SqliteStore:
         self.chain_head = bytes.fromhex(head) if head else chain.GENESIS
         self.last_checkpoint_seq = int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0])
         self.pool = ConnectionPool(self.path, self._open_partition, OPEN_PARTITIONS)
-        # Listed partitions that may hold rows of a failed transaction past the committed head
-        # (a shard committed, then the disk filled): emptied of them before the next transaction.
+        # Listed partitions that may hold blocks of a failed transaction past the committed head
+        # (one file committed, then the disk filled): emptied of them before the next transaction.
         self._unclean: set[str] = set()
-        # Seq ranges a committed purge step removed whose rows a partition still holds (the disk
-        # filled before they went): deleted before the next write, never counted twice.
+        # Seq ranges a committed purge step removed whose events a partition still holds (the
+        # disk filled before they went): removed before the next write, never counted twice.
         self._deleted_left: list[tuple[int, int]] = []
         # (partition, namespace, host) -> small blocks added since its last compaction.
         self._small: dict[tuple[str, str, str], int] = {}
         self._due: dict[tuple[str, str, str], None] = {}     # streams to merge, oldest first
         self._load_catalogue()
         # Partition files of the row model become blocks (before repair, which works on blocks).
-        convert_row_partitions(self.path, list(self.parts.values()), self.partition_conn, self.conn,
-                               self.last_seq, self._source_keys())
+        convert_row_partitions(self.path, list(self.parts.values()), self.pool, self.conn, self.last_seq,
+                               self._source_keys())
         self._repair()
         # Set by the collector's signer (collector.store.Checkpointer); called inside the
         # transaction so checkpoints commit with their events.

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetlog.collector.signing import Signer
-from fleetlog.collector.store import ROW_COLUMNS, sqlite_convert
+from fleetlog.collector.store import ROW_COLUMNS, sqlite_convert, sqlite_writer
 from fleetlog.collector.store.blocks import decode_block
 from fleetlog.collector.store.schema import ROW_MODEL_SCHEMA
 from fleetlog.collector.store.sqlite import SqliteStore
@@ -111,8 +111,10 @@ def test_a_stop_between_two_files_leaves_a_verifying_store_and_the_next_open_con
         return convert(conn, *args)
 
     monkeypatch.setattr(sqlite_convert, "_convert_file", stopped_at_the_third)
-    # Blocks written every 7 rows: runs start after rows already made blocks of the same file.
+    # Blocks written every 7 rows: runs start after rows already made blocks of the same file. And
+    # two files open at a time: the one converted stays open while others are asked for links.
     monkeypatch.setattr(sqlite_convert, "MAX_BUFFERED_ROWS", 7)
+    monkeypatch.setattr(sqlite_writer, "OPEN_PARTITIONS", 2)
     with pytest.raises(StorageError, match="converting partition .* to blocks failed: disk I/O error"):
         SqliteStore(tmp_path / "events.db", "normal", collector="c1")
     files = sorted((tmp_path / "partitions").glob("*.db"))
