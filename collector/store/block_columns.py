@@ -89,17 +89,19 @@ class BlockColumns:
         return [i for i in (range(self.count) if among is None else among) if test(values[i])]
 
     def containing(self, name: str, needles: Sequence[str], folded: bool = False, whole: bool = False,
-                   among: Sequence[int] | None = None) -> list[int]:
+                   among: Sequence[int] | None = None, lowered: bool = False) -> list[int]:
         """Events (of `among`, default all) whose value in string column `name` holds one of
-        `needles` (`whole`: is one of them; `folded`: its blocks.fold does, needles already
-        folded); a None value holds nothing. Searched in the column's stored text, all values
-        joined by NUL, without decoding it, where that can be done exactly."""
+        `needles` (`whole`: is one of them; `folded`: its blocks.fold does, `lowered`: its
+        str.lower() does, needles already folded or lowered); a None value holds nothing.
+        Searched in the column's stored text, all values joined by NUL, without decoding it,
+        where that can be done exactly (for `folded` and `lowered`: an ASCII text)."""
         chosen = range(self.count) if among is None else among
+        folded = folded or lowered
 
         def holds(value: str | None) -> bool:
             if value is None:
                 return False
-            text = fold(value) if folded else value
+            text = (value.lower() if lowered else fold(value)) if folded else value
             return text in needles if whole else any(needle in text for needle in needles)
         spec = self.specs.get(name, {})
         if "c" in spec:

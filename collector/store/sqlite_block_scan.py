@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,13 @@ def event_sieve(spec: FilterSpec | None, seqs: tuple[int, int] | None = None, li
     if words:
         steps.append(functools.partial(_containing, name="message", needles=[max(words, key=len)], folded=True,
                                        whole=False))
+    # A keyword that is not all word characters (`abc-123`), and a phrase, occur literally too,
+    # compared as LIKE does (ASCII letters in either case): their lowered text is in the lowered
+    # message.
+    literals = [k.rstrip("*") for k in spec.keywords if not re.fullmatch(r"\w+", k.rstrip("*"))] + list(spec.phrases)
+    if literals:
+        steps.append(functools.partial(_containing, name="message", needles=[max(literals, key=len).lower()],
+                                       folded=False, whole=False, lowered=True))
     low, high = time_bounds(spec)
     if low is not None or high is not None:
         steps.append(functools.partial(_within, low=_NEVER if low is None else low, high=-_NEVER if high is None else high))
@@ -161,8 +169,8 @@ def _seq_window(block: BlockColumns, header: BlockHeader, among: list[int] | Non
 
 
 def _containing(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, name: str,
-                needles: list[str], folded: bool, whole: bool) -> list[int]:
-    return block.containing(name, needles, folded, whole, among)
+                needles: list[str], folded: bool, whole: bool, lowered: bool = False) -> list[int]:
+    return block.containing(name, needles, folded, whole, among, lowered)
 
 
 def _within(block: BlockColumns, header: BlockHeader, among: list[int] | None, *, low: int, high: int) -> list[int] | None:
