@@ -14,7 +14,7 @@ import pytest
 
 from fleetlog.collector.filters import MAX_REGEX_BYTES, build_filter_spec
 from fleetlog.collector.query import QueryEngine
-from fleetlog.collector.store import sqlite_deadline, sqlite_query
+from fleetlog.collector.store import row_match, sqlite_deadline
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
 from fleetlog.common.errors import QueryTimeout, UsageError
 from tests.search_dataset import EVENTS, build_store, labels
@@ -76,7 +76,7 @@ def _slow_regex(monkeypatch, seconds_per_row: float, seen: list[str] | None = No
                 seen.append(text)
             time.sleep(seconds_per_row)
             return True
-    monkeypatch.setattr(sqlite_query, "compile_message_regex", lambda pattern: Slow())
+    monkeypatch.setattr(row_match, "compile_message_regex", lambda pattern: Slow())
 
 
 def _engine(path: str, query_timeout: float | None = None) -> tuple[QueryEngine, SqliteReader]:
