@@ -74,11 +74,11 @@ class BlockColumns:
                 for i in indexes]
 
     def rows(self, indexes: Sequence[int] | None = None) -> list[list[Any]]:
-        """Rows (ROW_COLUMNS order, `hash` as decode_block gives it) of these events, all of
-        them by default."""
+        """Rows (ROW_COLUMNS order, `hash` as decode_block gives it) of these events, in the
+        order given; all of them, in seq order, by default."""
         chosen = range(self.count) if indexes is None else indexes
         columns = [self.column(name) for name in ROW_COLUMNS[:-1]]
-        if len(chosen) < self.count:
+        if indexes is not None:
             columns = [[values[i] for i in chosen] for values in columns]
         columns.append(self._links(chosen))
         return [list(row) for row in zip(*columns)]

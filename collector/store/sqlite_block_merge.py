@@ -12,7 +12,6 @@ of many hosts) each keeps a chunk of them and is decoded again for the next.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 from collections.abc import Callable, Generator, Iterable
@@ -33,11 +32,13 @@ BEFORE = -(1 << 63)
 
 class OpenedPartition(Protocol):
     """A partition being read (inside one read transaction): its candidate blocks, and the
-    matching rows of one of them (ROW_COLUMNS order, any order)."""
+    matching rows of one of them (ROW_COLUMNS order)."""
 
     blocks: list[BlockHeader]
 
-    def matching(self, header: BlockHeader) -> list[Row]: ...
+    def matching(self, header: BlockHeader, after: Key | None, keep: int) -> tuple[list[Row], bool]:
+        """The block's first `keep` matching rows in the merge's order after key `after`, and
+        whether more follow them."""
 
     def close(self) -> None: ...
 
@@ -107,16 +108,11 @@ def merged(sources: Iterable[Source], *, row_key: Callable[[Row], Key], block_bo
             block: _Block = item
             if block.rows is None:
                 check()
-                rows = block.part.opened.matching(block.header)
-                rows.sort(key=row_key)
-                if block.after is not None:
-                    rows = rows[bisect.bisect_right(rows, block.after, key=row_key):]
-                keep = limit - emitted if limit else len(rows)
-                block.complete = True
-                if held + min(keep, len(rows)) > max_held and len(rows) > MIN_CHUNK:
-                    keep = min(keep, max(MIN_CHUNK, max_held - held))
-                    block.complete = len(rows) <= keep
-                rows = rows[:keep]
+                keep = max(MIN_CHUNK, max_held - held)
+                if limit:
+                    keep = min(keep, limit - emitted)
+                rows, more = block.part.opened.matching(block.header, block.after, keep)
+                block.complete = not more
                 if not rows:
                     block.part.done_with_block()
                     continue

@@ -32,6 +32,8 @@ class PartitionSnapshot:
         self.conn = conn
         self.name = name
         self.own = own
+        if conn.in_transaction:     # a pooled connection whose last read ended by an error
+            conn.execute("ROLLBACK")
         conn.execute("BEGIN")
 
     def rows(self, header: BlockHeader, sieve: Sieve | None = None) -> list[list[Any]]:

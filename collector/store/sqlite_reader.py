@@ -12,11 +12,12 @@ matched exactly (row_match.py): a search for the newest 100 decodes the newest f
 
 from __future__ import annotations
 
+import bisect
 import collections
 import functools
 import operator
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from fleetlog.collector.store import (
     StoreStatus,
     anchors_digest,
 )
+from fleetlog.collector.store.block_columns import BlockColumns
 from fleetlog.collector.store.blocks import HASH, ID, LEVEL, NAMESPACE, SEQ, TIME, Run, fill_ids
 from fleetlog.collector.store.partitions import (
     LEGACY_TIER,
@@ -80,22 +82,63 @@ def _by_seq(row: list[Any]) -> tuple[int, ...]:
     return (row[SEQ],)
 
 
+KeysOf = Callable[[BlockColumns, Sequence[int]], list[tuple[int, ...]]]
+
+
+def _asc_keys(columns: BlockColumns, chosen: Sequence[int]) -> list[tuple[int, ...]]:
+    times, seqs = columns.column("time"), columns.column("seq")
+    return [(times[i], seqs[i]) for i in chosen]
+
+
+def _desc_keys(columns: BlockColumns, chosen: Sequence[int]) -> list[tuple[int, ...]]:
+    times, seqs = columns.column("time"), columns.column("seq")
+    return [(-times[i], -seqs[i]) for i in chosen]
+
+
+def _seq_keys(columns: BlockColumns, chosen: Sequence[int]) -> list[tuple[int, ...]]:
+    seqs = columns.column("seq")
+    return [(seqs[i],) for i in chosen]
+
+
 class _OpenedPartition:
     """A partition a read has opened (sqlite_block_merge.OpenedPartition): its candidate blocks
     and their rows that `keep` accepts, matched slice by slice under the deadline."""
 
     def __init__(self, snapshot: PartitionSnapshot, blocks: list[BlockHeader], keep: RowTest,
                  check: Callable[[], None], before_matching: Callable[[list[list[Any]]], None] | None = None,
-                 sieve: Sieve | None = None):
+                 sieve: Sieve | None = None, order: KeysOf | None = None):
         self.snapshot = snapshot
         self.blocks = blocks
         self.keep = keep
         self.check = check
         self.before_matching = before_matching
         self.sieve = sieve
+        self.order = order
 
-    def matching(self, header: BlockHeader) -> list[list[Any]]:
-        rows = self.snapshot.rows(header, self.sieve)
+    def all_matching(self, header: BlockHeader) -> list[list[Any]]:
+        """Every matching row of the block, seq order."""
+        return self._matching(self.snapshot.rows(header, self.sieve))
+
+    def matching(self, header: BlockHeader, after: tuple[int, ...] | None, keep: int) -> tuple[list[list[Any]], bool]:
+        """The block's first `keep` matching rows in `order` after key `after`, and whether more
+        follow: the events the sieve lets through are ordered by their time and seq columns, and
+        rows are built for them a slice at a time until `keep` match."""
+        assert self.order is not None
+        columns = self.snapshot.columns(header)
+        among = None if self.sieve is None else self.sieve(columns, header)
+        chosen = range(columns.count) if among is None else among
+        ordered = sorted(zip(self.order(columns, chosen), chosen))
+        if after is not None:
+            ordered = ordered[bisect.bisect_right(ordered, after, key=operator.itemgetter(0)):]
+        found: list[list[Any]] = []
+        taken = 0
+        while taken < len(ordered) and len(found) < keep:
+            size = min(max(keep - len(found), MATCH_SLICE), 4 * MATCH_SLICE)
+            found += self._matching(columns.rows([i for _, i in ordered[taken:taken + size]]))
+            taken += size
+        return found[:keep], taken < len(ordered) or len(found) > keep
+
+    def _matching(self, rows: list[list[Any]]) -> list[list[Any]]:
         if self.before_matching is not None:
             self.before_matching(rows)
         found: list[list[Any]] = []
@@ -196,7 +239,8 @@ class SqliteReader:
         return select_blocks(spec, None if origins is None else sorted(set(origins.values())))
 
     def _open(self, part: Partition, own: bool, select: Callable[[sqlite3.Connection], list[BlockHeader]],
-              keep: RowTest, with_ids: bool = False, sieve: Sieve | None = None) -> _OpenedPartition | None:
+              keep: RowTest, with_ids: bool = False, sieve: Sieve | None = None,
+              order: KeysOf | None = None) -> _OpenedPartition | None:
         """`part` in a read transaction, with the blocks `select` lists; None when its file is
         gone (dropped since the snapshot). `own`: a connection of its own (a search, which may
         pause between pages while this reader serves other reads), else the pooled one."""
@@ -216,7 +260,7 @@ class SqliteReader:
             snapshot.close()
             raise
         return _OpenedPartition(snapshot, blocks, keep, self.deadline.check, self._fill_ids if with_ids else None,
-                                sieve)
+                                sieve, order)
 
     # -- EventReader -------------------------------------------------------------------------
 
@@ -233,7 +277,7 @@ class SqliteReader:
         sources = [] if selection.nothing else [
             Source((-part.max_time, BEFORE) if desc else (part.min_time, BEFORE),
                    functools.partial(self._open, part, True, functools.partial(selection.headers, head=head),
-                                     keep, needs_ids(spec), sieve))
+                                     keep, needs_ids(spec), sieve, _desc_keys if desc else _asc_keys))
             for part in parts
             if not ((low is not None and part.max_time < low) or (high is not None and part.min_time > high))]
         rows = merged(sources, row_key=_desc if desc else _asc,
@@ -277,7 +321,7 @@ class SqliteReader:
         sieve = event_sieve(spec, (after, head), limit)
         sources = [Source((max(part.min_seq, after + 1),),
                           functools.partial(self._open, part, False, select, keep, spec is not None and needs_ids(spec),
-                                            sieve))
+                                            sieve, _seq_keys))
                    for part in parts if part.max_seq > after]
         if spec is not None:
             self.deadline.arm()   # a follower's filters; the forwarders' unfiltered reads are not bounded
@@ -305,7 +349,7 @@ class SqliteReader:
                 continue
             try:
                 for header in opened.blocks:
-                    found = opened.matching(header)
+                    found = opened.all_matching(header)
                     if found:
                         self._fill_ids(found)
                         return str(found[0][ID])
@@ -360,7 +404,8 @@ class SqliteReader:
             else:
                 continue
             sources.append(Source((part.min_time, BEFORE), functools.partial(
-                self._open, part, False, blocks_of, functools.partial(_after, after=after, head=head, keep=keep))))
+                self._open, part, False, blocks_of, functools.partial(_after, after=after, head=head, keep=keep),
+                order=_asc_keys)))
         try:
             return [(row[TIME], row[SEQ]) for row in merged(
                 sources, row_key=_asc, block_bound=lambda h: (h.min_time, BEFORE), limit=limit)]
@@ -483,7 +528,7 @@ class SqliteReader:
                             counts.update(opened.counted(header, head, start_us, width_us))
                         else:
                             counts.update(((row[TIME] - start_us) // width_us, row[LEVEL])
-                                          for row in opened.matching(header))
+                                          for row in opened.all_matching(header))
                 finally:
                     opened.close()
         except sqlite3.Error as exc:

@@ -22,10 +22,10 @@ def all_headers(main_path) -> list:
 def opened_blocks(monkeypatch) -> list:
     """The headers of every block a reader decodes from now on (until monkeypatch.undo)."""
     opened: list = []
-    rows = PartitionSnapshot.rows
+    columns = PartitionSnapshot.columns
 
-    def recording(self, header, *args):
+    def recording(self, header):
         opened.append(header)
-        return rows(self, header, *args)
-    monkeypatch.setattr(PartitionSnapshot, "rows", recording)
+        return columns(self, header)
+    monkeypatch.setattr(PartitionSnapshot, "columns", recording)
     return opened
