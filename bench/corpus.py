@@ -15,9 +15,9 @@ database node (PostgreSQL), each with the files a Debian/Ubuntu node keeps:
 
 Proportions follow what such a node writes: access lines and the app's lines are most of it,
 syslog and auth a tenth or two, warnings and errors a few percent. Values vary the way real ones
-do: request ids are random hex (they do not compress), client addresses come from a few hundred
-thousand, users from a few thousand, times advance by a random gap, durations and sizes are
-skewed. 41 templates in all. The same seed always writes the same bytes.
+do: request ids are random hex (they do not compress), clients are a few hundred returning
+addresses and a stream of new ones (scanners too), users a few thousand with a few most active, times advance by a random gap, durations and sizes are
+skewed. 42 templates in all. The same seed always writes the same bytes.
 
     write_corpus(folder, events) -> list[CorpusFile]   (the files, with their agent source settings)
 """
@@ -29,6 +29,7 @@ import itertools
 import json
 import pathlib
 import random
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,12 +70,45 @@ class CorpusFile:
 
 
 class _Values:
-    """The varying parts of lines, from one seeded generator."""
+    """The varying parts of lines, from one seeded generator: `fill` replaces each `{name:spec}`
+    of a template by a fresh value (see `_field`)."""
 
     def __init__(self, rng: random.Random):
         self.rng = rng
         self.users = [f"{rng.choice(FIRST_NAMES)}.{rng.choice(FIRST_NAMES)}{rng.randrange(100)}" for _ in range(3000)]
         self.clients = [self.ip_public() for _ in range(400)]     # the returning visitors
+        self.parsed: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
+
+    def fill(self, template: str) -> str:
+        parts = self.parsed.get(template)
+        if parts is None:
+            parts = self.parsed[template] = list(string.Formatter().parse(template))
+        out = []
+        for literal, name, spec, _ in parts:
+            out.append(literal)
+            if name is not None:
+                out.append(self._field(name, spec or ""))
+        return "".join(out)
+
+    def _field(self, name: str, spec: str) -> str:
+        r = self.rng
+        if name in ("pid", "clf", "iso"):
+            return "{" + name + "}"                 # the file's own prefix fills these (_stamp)
+        if name == "pick":                          # {pick:a|b|c}
+            return r.choice(spec.split("|"))
+        if name == "int":                           # {int:LOW-HIGH}
+            low, high = spec.split("-")
+            return str(r.randrange(int(low), int(high)))
+        if name == "real":                          # {real:LOW-HIGH:DECIMALS}
+            bounds, decimals = spec.split(":")
+            low, high = bounds.split("-")
+            return f"{r.uniform(float(low), float(high)):.{decimals}f}"
+        if name == "ms":                            # {ms:SCALE:DECIMALS}: skewed, as durations are
+            scale, decimals = spec.split(":")
+            return f"{r.lognormvariate(0, 1) * float(scale):.{decimals}f}"
+        if name == "hex":                           # {hex:DIGITS}: random, so incompressible
+            return f"{r.getrandbits(int(spec) * 4):0{spec}x}"
+        return str(getattr(self, name)())
 
     def ip_public(self) -> str:
         r = self.rng
@@ -90,147 +124,143 @@ class _Values:
         # A few users are most of the traffic, as on any shop.
         return self.users[min(int(self.rng.paretovariate(1.2)) - 1, len(self.users) - 1)]
 
+    def staff(self) -> str:
+        return self.rng.choice(STAFF)
+
+    def scanned(self) -> str:
+        return self.rng.choice(SCANNED_USERS)
+
+    def uid(self) -> int:
+        return 1000 + self.rng.randrange(12)
+
     def port(self) -> int:
         return self.rng.randrange(32768, 61000)
 
-    def ms(self, scale: float = 40.0) -> float:
-        return self.rng.lognormvariate(0, 1) * scale
+    def uptime(self) -> str:
+        return f"{self.rng.uniform(1e5, 9e6):.6f}"
 
-    def hex(self, digits: int) -> str:
-        return f"{self.rng.getrandbits(digits * 4):0{digits}x}"
+    def table(self) -> str:
+        return self.rng.choice(TABLES)
+
+    def agent(self) -> str:
+        return self.rng.choice(AGENTS)
+
+    def status(self) -> int:
+        return self.rng.choices((200, 304, 301, 404, 499, 500, 502), (80, 8, 2, 6, 1, 1, 0.5))[0]
+
+    def size(self) -> int:
+        return int(self.rng.paretovariate(1.1) * 300)
 
     def path(self) -> str:
         template = self.rng.choices(PATHS, weights=(4, 10, 6, 14, 5, 8, 4, 10, 2, 3, 6, 2, 1, 1))[0]
-        return template.format(n=self.rng.randrange(1, 60000), word=self.rng.choice(WORDS), hex8=self.hex(8))
+        return template.format(n=self.rng.randrange(1, 60000), word=self.rng.choice(WORDS),
+                               hex8=f"{self.rng.getrandbits(32):08x}")
 
     def unit(self) -> str:
-        return self.rng.choice(UNITS).format(n=self.rng.randrange(1, 9000), uid=1000 + self.rng.randrange(12),
-                                             k=self.rng.randrange(4))
+        return self.rng.choice(UNITS).format(n=self.rng.randrange(1, 9000), uid=self.uid(), k=self.rng.randrange(4))
+
+    def request_json(self) -> str:
+        """A line of the app's JSON request log."""
+        r = self.rng
+        return json.dumps({
+            "time": "{iso}", "level": r.choices(("info", "warning", "error"), (96, 3, 1))[0],
+            "msg": r.choice(("request completed", "request completed", "cache miss", "db query")),
+            "request_id": self.fill("{hex:16}"), "user": self.user() if r.random() < 0.6 else None,
+            "method": "GET", "path": self.path(), "status": 200, "duration_ms": round(r.lognormvariate(0, 1) * 40, 2),
+            "worker": f"shop-worker@{r.randrange(4)}"}, separators=(",", ":"))
 
 
-# A template: (file kind, weight, level word or "", text from the values and a pid).
-Template = tuple[str, float, Callable[[_Values], str]]
+SUDO_COMMANDS = "systemctl restart shop-worker@1|journalctl -u nginx -n 200|apt-get upgrade -y|tail -f /var/log/syslog"
+CRON_COMMANDS = ("/opt/shop/bin/sync-stock --quiet|cd / && run-parts --report /etc/cron.hourly|"
+                 "/usr/local/bin/backup.sh incremental")
+SQL_COLUMNS = "id, status, total|sku, name, price|count(*)"
+UNIT_NAMES = "Session of user|Daily apt activities|Rotate log files|Shop worker"
 
-
-def _templates() -> list[Template]:
-    def r(v: _Values) -> random.Random:      # the templates below read better with a short name
-        return v.rng
-
-    return [
-        # /var/log/auth.log
-        ("auth", 3.0, lambda v: f"sshd[{{pid}}]: Accepted publickey for {r(v).choice(STAFF)} from {v.ip_private()} "
-                                f"port {v.port()} ssh2: ED25519 SHA256:{v.hex(22)}"),
-        ("auth", 0.4, lambda v: f"sshd[{{pid}}]: Accepted password for {r(v).choice(STAFF)} from {v.ip_private()} "
-                                f"port {v.port()} ssh2"),
-        ("auth", 6.0, lambda v: f"sshd[{{pid}}]: Failed password for invalid user {r(v).choice(SCANNED_USERS)} "
-                                f"from {v.ip_public()} port {v.port()} ssh2"),
-        ("auth", 6.0, lambda v: f"sshd[{{pid}}]: Invalid user {r(v).choice(SCANNED_USERS)} from {v.ip_public()} "
-                                f"port {v.port()}"),
-        ("auth", 5.0, lambda v: f"sshd[{{pid}}]: Connection closed by invalid user {r(v).choice(SCANNED_USERS)} "
-                                f"{v.ip_public()} port {v.port()} [preauth]"),
-        ("auth", 2.0, lambda v: f"sshd[{{pid}}]: Received disconnect from {v.ip_private()} port {v.port()}:11: "
-                                "disconnected by user"),
-        ("auth", 3.0, lambda v: f"sshd[{{pid}}]: pam_unix(sshd:session): session opened for user "
-                                f"{r(v).choice(STAFF)}(uid={1000 + r(v).randrange(12)}) by (uid=0)"),
-        ("auth", 3.0, lambda v: f"sshd[{{pid}}]: pam_unix(sshd:session): session closed for user {r(v).choice(STAFF)}"),
-        ("auth", 2.0, lambda v: f"sudo[{{pid}}]: {r(v).choice(STAFF)} : TTY=pts/{r(v).randrange(6)} ; "
-                                f"PWD=/home/{r(v).choice(STAFF)} ; USER=root ; COMMAND=/usr/bin/"
-                                f"{r(v).choice(('systemctl restart shop-worker@1', 'journalctl -u nginx -n 200', 'apt-get upgrade -y', 'tail -f /var/log/syslog'))}"),
-        ("auth", 2.0, lambda v: f"sudo[{{pid}}]: pam_unix(sudo:session): session opened for user root(uid=0) by "
-                                f"{r(v).choice(STAFF)}(uid={1000 + r(v).randrange(12)})"),
-        ("auth", 2.0, lambda v: f"systemd-logind[{{pid}}]: New session {r(v).randrange(1, 9000)} of user "
-                                f"{r(v).choice(STAFF)}."),
-        ("auth", 8.0, lambda v: "CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"),
-        # /var/log/syslog
-        ("syslog", 9.0, lambda v: f"kernel: [{r(v).uniform(1e5, 9e6):.6f}] [UFW BLOCK] IN=eth0 OUT= "
-                                  f"MAC=52:54:00:{v.hex(2)}:{v.hex(2)}:{v.hex(2)}:fe:ff:ff:ff:ff:ff:08:00 "
-                                  f"SRC={v.ip_public()} DST=203.0.113.{r(v).randrange(10, 14)} LEN={r(v).choice((40, 44, 52, 60))} "
-                                  f"TOS=0x00 PREC=0x00 TTL={r(v).randrange(30, 250)} ID={r(v).randrange(65536)} "
-                                  f"PROTO=TCP SPT={v.port()} DPT={r(v).choice((22, 23, 3389, 5432, 6379, 8080, 445))} "
-                                  f"WINDOW={r(v).choice((1024, 29200, 65535))} RES=0x00 SYN URGP=0"),
-        ("syslog", 0.3, lambda v: f"kernel: [{r(v).uniform(1e5, 9e6):.6f}] TCP: request_sock_TCP: Possible SYN "
-                                  f"flooding on port {r(v).choice((80, 443))}. Sending cookies.  Check SNMP counters."),
-        ("syslog", 0.2, lambda v: f"kernel: [{r(v).uniform(1e5, 9e6):.6f}] EXT4-fs (vda1): "
-                                  f"{r(v).choice(('re-mounted. Quota mode: none.', 'mounted filesystem with ordered data mode.'))}"),
-        ("syslog", 0.05, lambda v: f"kernel: [{r(v).uniform(1e5, 9e6):.6f}] Out of memory: Killed process "
-                                   f"{r(v).randrange(1000, 99999)} (python3) total-vm:{r(v).randrange(10**6, 4 * 10**6)}kB, "
-                                   f"anon-rss:{r(v).randrange(5 * 10**5, 2 * 10**6)}kB, file-rss:0kB, shmem-rss:0kB, "
-                                   f"UID:{1000 + r(v).randrange(12)} pgtables:{r(v).randrange(1000, 9000)}kB oom_score_adj:0"),
-        ("syslog", 4.0, lambda v: f"systemd[1]: Started {v.unit()} - {r(v).choice(('Session of user', 'Daily apt activities', 'Rotate log files', 'Shop worker'))}."),
-        ("syslog", 4.0, lambda v: f"systemd[1]: {v.unit()}: Deactivated successfully."),
-        ("syslog", 3.0, lambda v: f"systemd[1]: {v.unit()}: Consumed {r(v).uniform(0.01, 40):.3f}s CPU time, "
-                                  f"{r(v).uniform(0.5, 300):.1f}M memory peak."),
-        ("syslog", 2.0, lambda v: f"systemd[1]: Starting {v.unit()} - {r(v).choice(('Daily man-db regeneration', 'Discard unused blocks', 'Cleanup of Temporary Directories'))}..."),
-        ("syslog", 6.0, lambda v: "CRON[{pid}]: (root) CMD (   test -x /etc/cron.daily/popularity-contest && "
-                                  "/etc/cron.daily/popularity-contest --crond)" if r(v).random() < 0.1 else
-                                  f"CRON[{{pid}}]: ({r(v).choice(('root', 'deploy', 'backup'))}) CMD "
-                                  f"({r(v).choice(('/opt/shop/bin/sync-stock --quiet', 'cd / && run-parts --report /etc/cron.hourly', '/usr/local/bin/backup.sh incremental'))})"),
-        ("syslog", 0.6, lambda v: f"systemd-resolved[{{pid}}]: Using degraded feature set UDP instead of UDP+EDNS0 "
-                                  f"for DNS server {v.ip_private()}."),
-        ("syslog", 0.4, lambda v: f"systemd-timesyncd[{{pid}}]: Initial synchronization to time server "
-                                  f"{v.ip_public()}:123 (ntp.ubuntu.com)."),
-        # nginx access log: combined format plus the request time
-        ("access", 160.0, lambda v: (f'{v.client()} - - [{{clf}}] "{r(v).choices(("GET", "POST", "HEAD"), (85, 13, 2))[0]} '
-                                     f'{v.path()} HTTP/{r(v).choice(("1.1", "2.0"))}" '
-                                     f'{r(v).choices((200, 304, 301, 404, 499, 500, 502), (80, 8, 2, 6, 1, 1, 0.5))[0]} '
-                                     f'{int(r(v).paretovariate(1.1) * 300)} '
-                                     f'"{r(v).choice(("-", "https://shop.example.com/", "https://www.google.com/"))}" '
-                                     f'"{r(v).choice(AGENTS)}" rt={v.ms(0.02):.3f}')),
-        # nginx error log
-        ("nginx-error", 1.0, lambda v: f"[error] {{pid}}#{{pid}}: *{r(v).randrange(10**6, 10**8)} upstream timed out "
-                                       f"(110: Connection timed out) while reading response header from upstream, "
-                                       f"client: {v.client()}, server: shop.example.com, request: \"GET {v.path()} "
-                                       f"HTTP/1.1\", upstream: \"http://127.0.0.1:8000/\", host: \"shop.example.com\""),
-        ("nginx-error", 1.5, lambda v: f"[warn] {{pid}}#{{pid}}: *{r(v).randrange(10**6, 10**8)} an upstream response "
-                                       f"is buffered to a temporary file /var/cache/nginx/proxy_temp/{r(v).randrange(10)}/"
-                                       f"{r(v).randrange(10, 99)}/{r(v).randrange(10**9, 10**10)} while reading upstream"),
-        # the app's audit log: TIME LEVEL key=value
-        ("audit", 14.0, lambda v: f"INFO req={v.hex(16)} user={v.user()} action=login result=success "
-                                  f"ip={v.client()} method={r(v).choice(('password', 'totp', 'sso'))}"),
-        ("audit", 2.0, lambda v: f"WARN req={v.hex(16)} user={v.user()} action=login result=failure "
-                                 f"reason={r(v).choice(('bad_password', 'locked', 'expired_totp'))} ip={v.ip_public()}"),
-        ("audit", 16.0, lambda v: f"INFO req={v.hex(16)} user={v.user()} action={r(v).choice(ACTIONS)} "
-                                  f"object={r(v).choice(('order', 'cart', 'doc'))}:{r(v).randrange(10**6)} result=ok "
-                                  f"took={v.ms():.0f}ms"),
-        ("audit", 6.0, lambda v: f"INFO req={v.hex(16)} user={v.user()} action=payment.capture "
-                                 f"amount={r(v).uniform(3, 900):.2f} currency={r(v).choice(('EUR', 'EUR', 'GBP', 'USD'))} "
-                                 f"provider=stripe result=ok took={v.ms(120):.0f}ms"),
-        ("audit", 0.8, lambda v: f"ERROR req={v.hex(16)} user={v.user()} action=payment.capture provider=stripe "
-                                 f"result=declined code={r(v).choice(('card_declined', 'expired_card', 'processing_error'))}"),
-        ("audit", 0.3, lambda v: f"NOTICE req={v.hex(16)} user={r(v).choice(STAFF)} action=permission.change "
-                                 f"target={v.user()} role={r(v).choice(('support', 'manager', 'viewer'))} result=ok"),
-        ("audit", 0.2, lambda v: f"WARN req={v.hex(16)} user={v.user()} action=export.download "
-                                 f"file=/srv/exports/customers-{r(v).randrange(2020, 2026)}.csv "
-                                 f"rows={r(v).randrange(100, 90000)} result=denied"),
-        # the app's request log: JSON
-        ("app-json", 40.0, lambda v: json.dumps({
-            "time": "{iso}", "level": r(v).choices(("info", "warning", "error"), (96, 3, 1))[0],
-            "msg": r(v).choice(("request completed", "request completed", "cache miss", "db query")),
-            "request_id": v.hex(16), "user": v.user() if r(v).random() < 0.6 else None,
-            "method": "GET", "path": v.path(), "status": 200, "duration_ms": round(v.ms(), 2),
-            "worker": f"shop-worker@{r(v).randrange(4)}"}, separators=(",", ":"))),
-        # PostgreSQL
-        ("postgres", 60.0, lambda v: f"LOG:  duration: {v.ms(8):.3f} ms  execute <unnamed>: SELECT "
-                                     f"{r(v).choice(('id, status, total', 'sku, name, price', 'count(*)'))} FROM "
-                                     f"{r(v).choice(TABLES)} WHERE {r(v).choice(('id', 'customer_id', 'order_id'))} = $1"),
-        ("postgres", 15.0, lambda v: f"LOG:  connection authorized: user=shop database=shop "
-                                    f"application_name=shop-worker@{r(v).randrange(4)} SSL enabled "
-                                    f"(protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)"),
-        ("postgres", 15.0, lambda v: f"LOG:  disconnection: session time: 0:{r(v).randrange(60):02d}:"
-                                    f"{r(v).uniform(0, 60):06.3f} user=shop database=shop host={v.ip_private()} "
-                                    f"port={v.port()}"),
-        ("postgres", 0.5, lambda v: f"LOG:  checkpoint complete: wrote {r(v).randrange(100, 9000)} buffers "
-                                    f"({r(v).uniform(0, 9):.1f}%); 0 WAL file(s) added, 0 removed, "
-                                    f"{r(v).randrange(4)} recycled; write={r(v).uniform(1, 270):.3f} s, "
-                                    f"sync={r(v).uniform(0, 0.5):.3f} s, total={r(v).uniform(1, 270):.3f} s"),
-        ("postgres", 2.0, lambda v: f"LOG:  automatic vacuum of table \"shop.public.{r(v).choice(TABLES)}\": "
-                                    f"index scans: {r(v).randrange(2)}, pages: 0 removed, {r(v).randrange(10**5)} "
-                                    f"remain, tuples: {r(v).randrange(5000)} removed, {r(v).randrange(10**6)} remain"),
-        ("postgres", 0.4, lambda v: f"ERROR:  duplicate key value violates unique constraint \"{r(v).choice(TABLES)}_pkey\""
-                                    f" DETAIL:  Key (id)=({r(v).randrange(10**7)}) already exists."),
-        ("postgres", 0.2, lambda v: "FATAL:  password authentication failed for user "
-                                    f"\"{r(v).choice(SCANNED_USERS)}\""),
-    ]
+# (file kind, weight, template): `{pid}`, `{clf}` and `{iso}` are the file's own (_stamp); the
+# other fields are _Values._field's. `{request_json}` is a whole JSON line.
+TEMPLATES: tuple[tuple[str, float, str], ...] = (
+    # /var/log/auth.log
+    ("auth", 3.0, ("sshd[{pid}]: Accepted publickey for {staff} from {ip_private} port {port} ssh2: "
+                  "ED25519 SHA256:{hex:22}")),
+    ("auth", 0.4, "sshd[{pid}]: Accepted password for {staff} from {ip_private} port {port} ssh2"),
+    ("auth", 6.0, "sshd[{pid}]: Failed password for invalid user {scanned} from {ip_public} port {port} ssh2"),
+    ("auth", 6.0, "sshd[{pid}]: Invalid user {scanned} from {ip_public} port {port}"),
+    ("auth", 5.0, "sshd[{pid}]: Connection closed by invalid user {scanned} {ip_public} port {port} [preauth]"),
+    ("auth", 2.0, "sshd[{pid}]: Received disconnect from {ip_private} port {port}:11: disconnected by user"),
+    ("auth", 3.0, "sshd[{pid}]: pam_unix(sshd:session): session opened for user {staff}(uid={uid}) by (uid=0)"),
+    ("auth", 3.0, "sshd[{pid}]: pam_unix(sshd:session): session closed for user {staff}"),
+    ("auth", 2.0, "sudo[{pid}]: {staff} : TTY=pts/{int:0-6} ; PWD=/home/{staff} ; USER=root ; "
+                  "COMMAND=/usr/bin/{pick:" + SUDO_COMMANDS + "}"),
+    ("auth", 2.0, "sudo[{pid}]: pam_unix(sudo:session): session opened for user root(uid=0) by {staff}(uid={uid})"),
+    ("auth", 2.0, "systemd-logind[{pid}]: New session {int:1-9000} of user {staff}."),
+    ("auth", 8.0, "CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"),
+    # /var/log/syslog
+    ("syslog", 9.0, ("kernel: [{uptime}] [UFW BLOCK] IN=eth0 OUT= MAC=52:54:00:{hex:2}:{hex:2}:{hex:2}:fe:ff:ff:ff:"
+                    "ff:ff:08:00 SRC={ip_public} DST=203.0.113.{int:10-14} LEN={pick:40|44|52|60} TOS=0x00 "
+                    "PREC=0x00 TTL={int:30-250} ID={int:0-65536} PROTO=TCP SPT={port} "
+                    "DPT={pick:22|23|3389|5432|6379|8080|445} WINDOW={pick:1024|29200|65535} RES=0x00 SYN URGP=0")),
+    ("syslog", 0.3, ("kernel: [{uptime}] TCP: request_sock_TCP: Possible SYN flooding on port {pick:80|443}. "
+                    "Sending cookies.  Check SNMP counters.")),
+    ("syslog", 0.2, ("kernel: [{uptime}] EXT4-fs (vda1): "
+                    "{pick:re-mounted. Quota mode: none.|mounted filesystem with ordered data mode.}")),
+    ("syslog", 0.05, ("kernel: [{uptime}] Out of memory: Killed process {int:1000-99999} (python3) "
+                     "total-vm:{int:1000000-4000000}kB, anon-rss:{int:500000-2000000}kB, file-rss:0kB, "
+                     "shmem-rss:0kB, UID:{uid} pgtables:{int:1000-9000}kB oom_score_adj:0")),
+    ("syslog", 4.0, "systemd[1]: Started {unit} - {pick:" + UNIT_NAMES + "}."),
+    ("syslog", 4.0, "systemd[1]: {unit}: Deactivated successfully."),
+    ("syslog", 3.0, "systemd[1]: {unit}: Consumed {real:0.01-40:3}s CPU time, {real:0.5-300:1}M memory peak."),
+    ("syslog", 2.0, ("systemd[1]: Starting {unit} - "
+                    "{pick:Daily man-db regeneration|Discard unused blocks|Cleanup of Temporary Directories}...")),
+    ("syslog", 5.4, "CRON[{pid}]: ({pick:root|deploy|backup}) CMD ({pick:" + CRON_COMMANDS + "})"),
+    ("syslog", 0.6, ("CRON[{pid}]: (root) CMD (   test -x /etc/cron.daily/popularity-contest && "
+                    "/etc/cron.daily/popularity-contest --crond)")),
+    ("syslog", 0.6, ("systemd-resolved[{pid}]: Using degraded feature set UDP instead of UDP+EDNS0 for DNS server "
+                    "{ip_private}.")),
+    ("syslog", 0.4, ("systemd-timesyncd[{pid}]: Initial synchronization to time server {ip_public}:123 "
+                    "(ntp.ubuntu.com).")),
+    # nginx: the access log (combined format plus the request time) and the error log
+    ("access", 160.0, ('{client} - - [{clf}] "{pick:GET|GET|GET|GET|GET|GET|POST|HEAD} {path} HTTP/{pick:1.1|2.0}" '
+                      '{status} {size} "{pick:-|https://shop.example.com/|https://www.google.com/}" "{agent}" '
+                      "rt={ms:0.02:3}")),
+    ("nginx-error", 1.0, ("[error] {pid}#{pid}: *{int:1000000-100000000} upstream timed out (110: Connection timed "
+                         "out) while reading response header from upstream, client: {client}, server: "
+                         'shop.example.com, request: "GET {path} HTTP/1.1", upstream: "http://127.0.0.1:8000/", '
+                         'host: "shop.example.com"')),
+    ("nginx-error", 1.5, ("[warn] {pid}#{pid}: *{int:1000000-100000000} an upstream response is buffered to a "
+                         "temporary file /var/cache/nginx/proxy_temp/{int:0-10}/{int:10-99}/{int:1000000000-9999999999}"
+                         " while reading upstream")),
+    # the app's audit log (TIME LEVEL key=value) and its JSON request log
+    ("audit", 14.0, ("INFO req={hex:16} user={user} action=login result=success ip={client} "
+                    "method={pick:password|totp|sso}")),
+    ("audit", 2.0, ("WARN req={hex:16} user={user} action=login result=failure "
+                   "reason={pick:bad_password|locked|expired_totp} ip={ip_public}")),
+    ("audit", 16.0, "INFO req={hex:16} user={user} action={pick:" + "|".join(ACTIONS) + "} "
+                    "object={pick:order|cart|doc}:{int:0-1000000} result=ok took={ms:40:0}ms"),
+    ("audit", 6.0, ("INFO req={hex:16} user={user} action=payment.capture amount={real:3-900:2} "
+                   "currency={pick:EUR|EUR|GBP|USD} provider=stripe result=ok took={ms:120:0}ms")),
+    ("audit", 0.8, ("ERROR req={hex:16} user={user} action=payment.capture provider=stripe result=declined "
+                   "code={pick:card_declined|expired_card|processing_error}")),
+    ("audit", 0.3, ("NOTICE req={hex:16} user={staff} action=permission.change target={user} "
+                   "role={pick:support|manager|viewer} result=ok")),
+    ("audit", 0.2, ("WARN req={hex:16} user={user} action=export.download "
+                   "file=/srv/exports/customers-{int:2020-2026}.csv rows={int:100-90000} result=denied")),
+    ("app-json", 40.0, "{request_json}"),
+    # PostgreSQL
+    ("postgres", 60.0, "LOG:  duration: {ms:8:3} ms  execute <unnamed>: SELECT {pick:" + SQL_COLUMNS + "} FROM "
+                       "{table} WHERE {pick:id|customer_id|order_id} = $1"),
+    ("postgres", 15.0, ("LOG:  connection authorized: user=shop database=shop application_name=shop-worker@{int:0-4} "
+                       "SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)")),
+    ("postgres", 15.0, ("LOG:  disconnection: session time: 0:{int:10-60}:{real:10-60:3} user=shop database=shop "
+                       "host={ip_private} port={port}")),
+    ("postgres", 0.5, ("LOG:  checkpoint complete: wrote {int:100-9000} buffers ({real:0-9:1}%); 0 WAL file(s) "
+                      "added, 0 removed, {int:0-4} recycled; write={real:1-270:3} s, sync={real:0-0.5:3} s, "
+                      "total={real:1-270:3} s")),
+    ("postgres", 2.0, ('LOG:  automatic vacuum of table "shop.public.{table}": index scans: {int:0-2}, pages: 0 '
+                      "removed, {int:0-100000} remain, tuples: {int:0-5000} removed, {int:0-1000000} remain")),
+    ("postgres", 0.4, ('ERROR:  duplicate key value violates unique constraint "{table}_pkey" DETAIL:  Key (id)='
+                      "({int:0-10000000}) already exists.")),
+    ("postgres", 0.2, 'FATAL:  password authentication failed for user "{scanned}"'),
+)
 
 
 # Which node writes which kind of file, where, and how its agent names the app and log type.
@@ -246,9 +276,6 @@ _FILES = {
 HOSTS = {"web-01": ("syslog", "auth", "access", "nginx-error", "audit", "app-json"),
          "web-02": ("syslog", "auth", "access", "nginx-error", "audit", "app-json"),
          "db-01": ("syslog", "auth", "postgres")}
-TEMPLATE_COUNT = len(_templates())
-
-
 def _stamp(kind: str, host: str, time_us: int, pid: int) -> Callable[[str], str]:
     """The file's own line prefix around a template's text."""
     import datetime as dt
@@ -270,8 +297,7 @@ def lines(events: int, seed: int = 30):
     """(host, kind, line) for `events` lines in time order over the fleet."""
     rng = random.Random(seed)
     values = _Values(rng)
-    templates = _templates()
-    per_host = {host: [t for t in templates if t[0] in kinds] for host, kinds in HOSTS.items()}
+    per_host = {host: [t for t in TEMPLATES if t[0] in kinds] for host, kinds in HOSTS.items()}
     cumulative = {host: list(itertools.accumulate(t[1] for t in choices)) for host, choices in per_host.items()}
     host_names = list(HOSTS)
     host_weights = (4, 4, 3)
@@ -283,7 +309,7 @@ def lines(events: int, seed: int = 30):
         kind, _, text = rng.choices(per_host[host], cum_weights=cumulative[host])[0]
         if rng.random() < 0.02:
             pids[host] = rng.randrange(300, 400000)     # a new process now and then
-        yield host, kind, _stamp(kind, host, time_us, pids[host])(text(values))
+        yield host, kind, _stamp(kind, host, time_us, pids[host])(values.fill(text))
 
 
 def write_corpus(folder: pathlib.Path, events: int, seed: int = 30) -> list[CorpusFile]:
