@@ -16,8 +16,9 @@ database node (PostgreSQL), each with the files a Debian/Ubuntu node keeps:
 Proportions follow what such a node writes: access lines and the app's lines are most of it,
 syslog and auth a tenth or two, warnings and errors a few percent. Values vary the way real ones
 do: request ids are random hex (they do not compress), clients are a few hundred returning
-addresses and a stream of new ones (scanners too), users a few thousand with a few most active, times advance by a random gap, durations and sizes are
-skewed. 42 templates in all. The same seed always writes the same bytes.
+addresses and a stream of new ones (scanners too), users a few thousand with a few most active,
+times advance by a random gap, durations and sizes are skewed. 42 templates in all. The same seed
+always writes the same bytes.
 
     write_corpus(folder, events) -> list[CorpusFile]   (the files, with their agent source settings)
 """
