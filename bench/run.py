@@ -38,10 +38,12 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("spool-rss", "bench.spool_rss", "run"),
     ("latency", "bench.latency", "run"),
     ("search", "bench.search", "run"),
+    ("search-large", "bench.search_large", "run"),
     ("web", "bench.web", "run"),
     ("purge", "bench.purge", "run"),
     ("insert-rate", "bench.insert_rate", "run"),
     ("forward", "bench.forward", "run"),
+    ("storage", "bench.storage", "run"),
 ]
 
 
@@ -50,6 +52,9 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=1_000_000, help="end-to-end workload size")
     parser.add_argument("--search-events", type=int, default=10_000_000,
                         help="events in the search store (built once, kept under var/bench-search/)")
+    parser.add_argument("--search-events-large", type=int, default=100_000_000,
+                        help="events in the second search store (section search-large; built once and "
+                             "resumed when interrupted, kept under var/bench-search/)")
     parser.add_argument("--purge-events", type=int, default=1_000_000,
                         help="expired events the retention purge deletes while ingest runs")
     parser.add_argument("--insert-sizes", default="0,10000000,50000000",
@@ -70,6 +75,7 @@ def main() -> int:
     run_started = time.monotonic()
     work = pathlib.Path(tempfile.mkdtemp(prefix="fleetlog-bench-"))
     ctx = BenchContext(work=work, lines=args.lines, results={"search_events": args.search_events,
+                                                                   "search_events_large": args.search_events_large,
                                                                    "purge_events": args.purge_events,
                                                                    "insert_sizes": args.insert_sizes})
     try:

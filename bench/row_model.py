@@ -1,0 +1,132 @@
+"""The store as it was before issue 30, kept inside the bench so every run can show the before
+and the after on the same events (section `storage`).
+
+The row model: every event one row of `events`, four B-tree indexes (the dedup key (origin, pos),
+time, request id, user; a fifth, partial one over the severe levels) and an external-content
+FTS5 row for its message. The DDL below is collector/store/schema.py's partition schema as it
+stood before the block store (schema version 2); it must not follow that file any more.
+
+`RowModelStore.store_batch` does what the writer did per transaction, in the same order: the
+dedup probe of each source's position range on (origin, pos), the rows with their 128-bit ids,
+the hash chain over them, then the inserts (the writer's C batch insert when this build has it,
+else executemany, the writer's own fallback) and one commit, the head recorded in `meta` as the
+main file did. One file stands for the main file and the one hot partition the bench's events
+fall in; the catalogue rows the main file also kept are a few per transaction and left out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from fleetlog.collector.store import ROW_COLUMNS, IncomingEvents
+from fleetlog.common import chain
+from fleetlog.common.ids import event_ids_of
+
+ROW_SCHEMA = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, origin INTEGER NOT NULL, pos INTEGER NOT NULL, id TEXT NOT NULL,
+    time INTEGER NOT NULL, received_at INTEGER NOT NULL, host TEXT NOT NULL, host_ip TEXT,
+    collector TEXT, namespace TEXT, source TEXT, log_type TEXT, app TEXT, pid INTEGER,
+    level INTEGER NOT NULL, request_id TEXT, user TEXT, action TEXT, message TEXT NOT NULL,
+    fields TEXT, tier TEXT NOT NULL, truncated INTEGER, hash BLOB);
+CREATE INDEX events_origin_pos ON events(origin, pos);
+CREATE INDEX events_time ON events(time);
+CREATE INDEX events_request_id ON events(request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX events_user ON events(user) WHERE user IS NOT NULL;
+CREATE INDEX events_severe ON events(time) WHERE level <= 4;
+CREATE VIRTUAL TABLE events_fts USING fts5(
+    message, content='events', content_rowid='seq', tokenize='unicode61', columnsize=0);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+_INSERT = f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})"
+_INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"
+_CHAIN_COLUMNS = tuple(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS)
+_HASH = ROW_COLUMNS.index("hash")
+_MESSAGE = ROW_COLUMNS.index("message")
+
+
+def _native_insert() -> Any:
+    """The writer's C batch insert, when this build has it and checked it is safe to use."""
+    try:
+        from fleetlog.collector.store import sqlite_bulk
+    except ImportError:
+        return None
+    return getattr(sqlite_bulk, "_native", None)
+
+
+def insert_path() -> str:
+    """How this build's row model inserts, for the bench's row."""
+    return "C batch insert" if _native_insert() else "executemany"
+
+
+class RowModelStore:
+    """One file of the row model, written as the writer wrote it (see the module's docstring)."""
+
+    def __init__(self, path: str, synchronous: str = "full", collector: str = "bench-collector"):
+        self.collector = collector
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self.conn.execute("PRAGMA cache_size=-65536")        # the writer's 64 MiB
+        self.conn.executescript(ROW_SCHEMA)
+        native = _native_insert()
+        self.native = native.Connection(path, synchronous, 10_000, 16 * 1024) if native else None
+        self.last_seq = 0
+        self.head = chain.GENESIS
+        self.origins: dict[tuple[str, str], int] = {}
+
+    def store_batch(self, batches: Sequence[IncomingEvents], received_at_us: int) -> int:
+        """Store the events of `batches` in one transaction; returns how many were new."""
+        rows: list[list[Any]] = []
+        for incoming in batches:
+            rows.extend(self._rows(incoming, received_at_us, self.last_seq + len(rows)))
+        if not rows:
+            return 0
+        self.head = chain.link_rows(self.head, rows, _CHAIN_COLUMNS, _HASH)
+        self._run("BEGIN IMMEDIATE")
+        if self.native:
+            self.native.insert(rows, _INSERT, _INSERT_FTS, 0, _MESSAGE)
+        else:
+            self.conn.executemany(_INSERT, rows)
+            self.conn.executemany(_INSERT_FTS, ((row[0], row[_MESSAGE]) for row in rows))
+        self.last_seq += len(rows)
+        self._run(f"INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', '{self.last_seq}'), "
+                  f"('chain_head', '{self.head.hex()}')")
+        self._run("COMMIT")
+        return len(rows)
+
+    def _run(self, sql: str) -> None:
+        if self.native:
+            self.native.execute(sql)
+        else:
+            self.conn.execute(sql)
+
+    def _rows(self, incoming: IncomingEvents, received_at: int, seq: int) -> list[list[Any]]:
+        key = (incoming.host, incoming.source_key)
+        origin = self.origins.setdefault(key, len(self.origins) + 1)
+        positions = incoming.position
+        seen = {pos for (pos,) in self.conn.execute(
+            "SELECT pos FROM events WHERE origin = ? AND pos BETWEEN ? AND ?", (origin, min(positions), max(positions)))}
+        event_id = event_ids_of(*key)
+        rows = []
+        for i, pos in enumerate(positions):
+            if pos in seen:
+                continue
+            seq += 1
+            rows.append([seq, origin, pos, event_id(pos), incoming.time_us[i], received_at, incoming.host,
+                         incoming.host_ip or None, self.collector, incoming.namespace, incoming.source,
+                         incoming.log_type, incoming.app[i] or None, incoming.pid[i] or None, incoming.level[i],
+                         incoming.request_id[i] or None, incoming.user[i] or None, incoming.action[i] or None,
+                         incoming.message[i], incoming.fields_json[i] or None, incoming.tier[i],
+                         incoming.flags[i] & 1, None])
+        return rows
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the file, as the writer's close did."""
+        if self.native:
+            self.native.close()
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.close()
