@@ -17,7 +17,8 @@ SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils s
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c collector/store/_sqlite_native.c $(wildcard proto/fleetlog/v1/*.proto)
+$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c collector/store/_sqlite_native.c \
+          collector/store/_blocks_native.c $(wildcard proto/fleetlog/v1/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
