@@ -4,8 +4,8 @@
  *
  *   bloom(messages, request_ids, users, tokens, bits_per_item, hashes) -> bytes
  *       The filter of a block's items: the words of every message (runs of ASCII letters and
- *       digits, lowercased; the messages with non-ASCII text, joined by newlines, go through
- *       `tokens(text)`, Python's folding), "\x01r" + each request id and "\x01u" + each user
+ *       digits, lowercased; the pieces of messages with non-ASCII text, joined by newlines, go
+ *       through `tokens(text)`, Python's folding), "\x01r" + each request id and "\x01u" + each user
  *       (None and "" left out). Each distinct item's UTF-8 (surrogatepass) gives
  *       z = mix64(crc32(item)) and sets `hashes` bits (h1 + i * h2) % bits, h1 = z's low 32 bits,
  *       h2 = its high 32 bits | 1; bits = max(64, distinct items * bits_per_item) rounded up to a
@@ -65,7 +65,7 @@ static uint64_t mix64(uint64_t z) {
 /* -- a set of byte strings ------------------------------------------------------------------ */
 
 typedef struct {
-    uint64_t hash;
+    uint64_t probe;             /* the set's own hash; the bloom's (crc32, mixed) is taken later */
     size_t offset, size;
 } Item;
 
@@ -119,7 +119,7 @@ static int set_grow(ItemSet *s) {
     if (slots == NULL)
         return -1;
     for (size_t i = 0; i < s->count; i++) {
-        size_t j = (size_t)s->items[i].hash & mask;
+        size_t j = (size_t)s->items[i].probe & mask;
         while (slots[j])
             j = (j + 1) & mask;
         slots[j] = i + 1;
@@ -131,13 +131,28 @@ static int set_grow(ItemSet *s) {
 }
 
 /* Adds the `size` bytes written at the arena's end (set_reserve) unless the set holds them. */
+/* A word at a time: most items are a few bytes, seen many times; crc32 is for the new ones. */
+static uint64_t probe_hash(const unsigned char *data, size_t size) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ size;
+    for (; size >= 8; data += 8, size -= 8) {
+        uint64_t word;
+        memcpy(&word, data, 8);
+        h = (h ^ word) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, data, size);
+    h = (h ^ tail) * 0x94D049BB133111EBull;
+    return h ^ (h >> 32);
+}
+
 static int set_add(ItemSet *s, size_t size) {
     const unsigned char *data = s->arena + s->used;
-    uint64_t hash = mix64(crc32_of(data, size));
-    size_t j = (size_t)hash & s->mask;
+    uint64_t probe = probe_hash(data, size);
+    size_t j = (size_t)probe & s->mask;
     for (size_t slot; (slot = s->slots[j]) != 0; j = (j + 1) & s->mask) {
         Item *item = &s->items[slot - 1];
-        if (item->hash == hash && item->size == size && memcmp(s->arena + item->offset, data, size) == 0)
+        if (item->probe == probe && item->size == size && memcmp(s->arena + item->offset, data, size) == 0)
             return 0;
     }
     if (s->count == s->items_room) {
@@ -147,7 +162,7 @@ static int set_add(ItemSet *s, size_t size) {
         s->items = items;
         s->items_room *= 2;
     }
-    s->items[s->count] = (Item){hash, s->used, size};
+    s->items[s->count] = (Item){probe, s->used, size};
     s->slots[j] = ++s->count;
     s->used += size;
     return s->count * 2 > s->mask ? set_grow(s) : 0;
@@ -231,6 +246,64 @@ typedef struct {
     size_t size;
 } Span;
 
+/* An ASCII character that ends a word in any context: not a letter or digit, and not one that
+ * lowercasing looks through (case-ignorable: ' . : ^ `), which would let a Greek capital sigma's
+ * lowercase depend on what is beyond it. Text between two of them folds alone as it does in the
+ * whole message (NFKD only decomposes, and marks sort among themselves). */
+static int is_boundary[128];
+
+static void boundaries_init(void) {
+    for (int c = 0; c < 128; c++)
+        is_boundary[c] = !is_word[c] && c != '\'' && c != '.' && c != ':' && c != '^' && c != '`';
+}
+
+/* A message with non-ASCII text: its all-ASCII pieces (between boundaries) are scanned here, the
+ * others appended to `others`, for Python's folding. */
+static int add_mixed_words(ItemSet *s, PyObject *message, PyObject *others) {
+    int kind = PyUnicode_KIND(message);
+    const void *data = PyUnicode_DATA(message);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(message), start = 0;
+    while (start < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, start);
+        if (c < 128 && is_boundary[c]) {
+            start++;
+            continue;
+        }
+        Py_ssize_t end = start;
+        int wide = 0;
+        for (; end < n; end++) {
+            c = PyUnicode_READ(kind, data, end);
+            if (c < 128 && is_boundary[c])
+                break;
+            wide |= c >= 128;
+        }
+        if (wide) {
+            PyObject *piece = PyUnicode_Substring(message, start, end);
+            int rc = piece ? PyList_Append(others, piece) : -1;
+            Py_XDECREF(piece);
+            if (rc < 0)
+                return -1;
+        } else {
+            size_t size = (size_t)(end - start);
+            unsigned char *copy = PyMem_Malloc(size);
+            if (copy == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            for (size_t i = 0; i < size; i++)
+                copy[i] = (unsigned char)PyUnicode_READ(kind, data, start + (Py_ssize_t)i);
+            int rc = add_ascii_words(s, copy, size);
+            PyMem_Free(copy);
+            if (rc < 0) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+        start = end;
+    }
+    return 0;
+}
+
 static PyObject *bloom(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *messages_in, *requests_in, *users_in, *tokens;
@@ -270,7 +343,7 @@ static PyObject *bloom(PyObject *self, PyObject *args) {
         }
         if (PyUnicode_IS_ASCII(message))
             spans[ascii++] = (Span){PyUnicode_1BYTE_DATA(message), (size_t)PyUnicode_GET_LENGTH(message)};
-        else if (PyList_Append(others, message) < 0)
+        else if (add_mixed_words(&set, message, others) < 0)
             goto done;
     }
     if (PyList_GET_SIZE(others) > 0) {      /* one call folds them all: "\n" separates words */
@@ -308,7 +381,8 @@ static PyObject *bloom(PyObject *self, PyObject *args) {
         failed = filter == NULL;
     }
     for (size_t i = 0; !failed && i < set.count; i++) {
-        uint64_t hash = set.items[i].hash, h1 = hash & 0xFFFFFFFFu, h2 = (hash >> 32) | 1;
+        uint64_t hash = mix64(crc32_of(set.arena + set.items[i].offset, set.items[i].size));
+        uint64_t h1 = hash & 0xFFFFFFFFu, h2 = (hash >> 32) | 1;
         for (int k = 0; k < hashes; k++) {
             uint64_t p = (h1 + (uint64_t)k * h2) % bits;
             filter[p >> 3] |= (unsigned char)(1u << (p & 7));
@@ -719,5 +793,6 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__blocks_native(void) {
     crc_init();
     words_init();
+    boundaries_init();
     return PyModule_Create(&module);
 }
