@@ -15,6 +15,7 @@
  *       section); None when a value holds a NUL. TypeError for a value neither str nor None.
  *   link_prefixes(links, size) -> bytes
  *       The first `size` bytes of each link (bytes), one after another.
+ *   origin_spans(origins, positions) -> dict[origin, (min pos, max pos)]
  *   split(data, size) -> list[bytes]
  *       `data` cut into pieces of `size` bytes (its length a multiple of it).
  *   rows(columns, count, untrack=True) -> list[list]
@@ -580,6 +581,50 @@ done:
     return result;
 }
 
+static PyObject *origin_spans(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *origins_in, *positions_in;
+    if (!PyArg_ParseTuple(args, "OO", &origins_in, &positions_in))
+        return NULL;
+    PyObject *origins = PySequence_Fast(origins_in, "origins must be a sequence");
+    PyObject *positions = origins ? PySequence_Fast(positions_in, "positions must be a sequence") : NULL;
+    PyObject *spans = positions ? PyDict_New() : NULL;
+    Py_ssize_t count = origins ? PySequence_Fast_GET_SIZE(origins) : 0;
+    if (spans != NULL && PySequence_Fast_GET_SIZE(positions) != count) {
+        PyErr_SetString(PyExc_ValueError, "as many positions as origins");
+        Py_CLEAR(spans);
+    }
+    for (Py_ssize_t i = 0; spans != NULL && i < count; i++) {
+        PyObject *origin = PySequence_Fast_GET_ITEM(origins, i), *pos = PySequence_Fast_GET_ITEM(positions, i);
+        PyObject *span = PyDict_GetItemWithError(spans, origin), *low = pos, *high = pos;
+        if (span == NULL && PyErr_Occurred()) {
+            Py_CLEAR(spans);
+            break;
+        }
+        if (span != NULL) {
+            low = PyTuple_GET_ITEM(span, 0);
+            high = PyTuple_GET_ITEM(span, 1);
+            int below = PyObject_RichCompareBool(pos, low, Py_LT);
+            int above = below < 0 ? -1 : PyObject_RichCompareBool(pos, high, Py_GT);
+            if (above < 0) {
+                Py_CLEAR(spans);
+                break;
+            }
+            if (!below && !above)
+                continue;
+            low = below ? pos : low;
+            high = above ? pos : high;
+        }
+        PyObject *pair = PyTuple_Pack(2, low, high);
+        if (pair == NULL || PyDict_SetItem(spans, origin, pair) < 0)
+            Py_CLEAR(spans);
+        Py_XDECREF(pair);
+    }
+    Py_XDECREF(origins);
+    Py_XDECREF(positions);
+    return spans;
+}
+
 /* -- BLAKE2b (RFC 7693), unkeyed, for the derived event ids ----------------------------------- */
 
 typedef struct {
@@ -782,6 +827,7 @@ static PyMethodDef module_methods[] = {
     {"str_column", str_column, METH_O, "A string column's values joined by NUL, as UTF-8."},
     {"link_prefixes", link_prefixes, METH_VARARGS, "The first bytes of each link, one after another."},
     {"split", split, METH_VARARGS, "Bytes cut into pieces of one size."},
+    {"origin_spans", origin_spans, METH_VARARGS, "origin -> (min pos, max pos)."},
     {"fill_ids", fill_ids, METH_VARARGS, "Put the derived event id into rows whose id is None."},
     {NULL, NULL, 0, NULL},
 };

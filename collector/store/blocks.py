@@ -262,13 +262,11 @@ def _encode_int(values: list[Any], delta: bool, sections: list[bytes]) -> Any:
 
 
 def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """origin -> (min pos, max pos): a pass per origin at C speed where there are few."""
-    distinct = set(origins)
-    if len(distinct) == 1:
+    """origin -> (min pos, max pos)."""
+    if _native is not None:
+        return _native.origin_spans(origins, positions)
+    if len(set(origins)) == 1:
         return {origins[0]: (min(positions), max(positions))}
-    if len(distinct) <= 8:
-        return {origin: (min(mine), max(mine)) for origin in distinct
-                for mine in [list(itertools.compress(positions, map(origin.__eq__, origins)))]}
     spans: dict[int, tuple[int, int]] = {}
     for origin, pos in zip(origins, positions):
         span = spans.get(origin)
