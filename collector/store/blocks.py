@@ -40,7 +40,6 @@ import zlib
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import zstandard
@@ -68,15 +67,10 @@ _STR_COLUMNS = ("id", "host", "host_ip", "collector", "namespace", "source", "lo
 SUMMARY_COLUMNS = ("app", "log_type", "source", "action", "tier", "collector")
 
 
-def _load_native() -> ModuleType | None:
-    try:
-        from fleetlog.collector.store import _blocks_native
-    except ImportError:
-        return None
-    return _blocks_native
-
-
-_native = _load_native()       # None: the extension was not built; the Python forms run
+try:
+    from fleetlog.collector.store import _blocks_native as _native
+except ImportError:             # not built: the Python forms run (tests set it to None to run them)
+    _native = None  # type: ignore[assignment]
 
 # The frame's checksum: an altered payload fails to decode instead of giving other values.
 _zstd_compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress
@@ -198,9 +192,8 @@ def bloom_items(rows: Sequence[Sequence[Any]]) -> set[str]:
 def _bloom_of(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
     if _native is None:
         return build_bloom(bloom_items(rows))
-    bloom: bytes = _native.bloom(columns[MESSAGE], columns[REQUEST_ID], columns[USER], tokens,
-                                 BLOOM_BITS_PER_ITEM, BLOOM_HASHES)
-    return bloom
+    return _native.bloom(columns[MESSAGE], columns[REQUEST_ID], columns[USER], tokens, BLOOM_BITS_PER_ITEM,
+                         BLOOM_HASHES)
 
 
 # -- encoding ---------------------------------------------------------------------------------------
