@@ -681,6 +681,9 @@ static void blake2b_compress(Blake2b *b, int last) {
     v[12] ^= b->t;      /* the byte counter's high word stays 0: ids hash a few dozen bytes */
     if (last)
         v[14] = ~v[14];
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 12      /* constant sigma indexes: the message words stay in registers */
+#endif
     for (int r = 0; r < 12; r++) {
         const unsigned char *s = sigma[r % 10];
         G(0, 4, 8, 12, m[s[0]], m[s[1]]);
@@ -761,9 +764,18 @@ static PyObject *event_id_of(const Blake2b *prefix, PyObject *pos) {
     int overflow = 0;
     long long number = PyLong_Check(pos) ? PyLong_AsLongLongAndOverflow(pos, &overflow) : 0;
     if (PyLong_CheckExact(pos) && !overflow) {
-        char text[32];
-        int size = snprintf(text, sizeof(text), "%lld", number);
-        blake2b_update(&b, (const unsigned char *)text, (size_t)size);
+        char digits[24], text[24];
+        size_t count = 0, size = 0;
+        unsigned long long rest = number < 0 ? 0ull - (unsigned long long)number : (unsigned long long)number;
+        do {
+            digits[count++] = (char)('0' + rest % 10);
+            rest /= 10;
+        } while (rest);
+        if (number < 0)
+            text[size++] = '-';
+        while (count)
+            text[size++] = digits[--count];
+        blake2b_update(&b, (const unsigned char *)text, size);
     } else {        /* what str(pos) gives, as the Python form hashes */
         PyObject *text = PyObject_Str(pos);
         if (text == NULL)

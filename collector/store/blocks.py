@@ -206,7 +206,7 @@ def _runs(seqs: Sequence[int]) -> list[tuple[int, int, int]]:
 
 
 def _constant(values: list[Any]) -> bool:
-    return values.count(values[0]) == len(values)
+    return values[-1] == values[0] and values.count(values[0]) == len(values)
 
 
 def _encode_str(values: list[Any], sections: list[bytes]) -> Any:

@@ -217,7 +217,7 @@ def test_fold_strips_every_combining_mark_as_the_definition_does():
 
 
 def test_fill_ids_derives_the_ids_as_the_collector_does(codec):
-    rows = [row(s, origin=1 + s % 3, pos=p) for s, p in enumerate([0, 1, -7, 2**63 - 1, 10**30, 5, 121, 99], 1)]
+    rows = [row(s, origin=1 + s % 3, pos=p) for s, p in enumerate([0, 1, -7, 2**63 - 1, -(2**63), 10**30, -10**30, 5, 121, 99, 1000000], 1)]
     rows.append(row(50, id="kept"))
     codec.fill_ids(rows, KEYS)
     assert [r[COL["id"]] for r in rows] == [event_ids_of(*KEYS[r[COL["origin"]]])(r[COL["pos"]]) for r in rows[:-1]] + [
