@@ -131,7 +131,8 @@ static int set_grow(ItemSet *s) {
     return 0;
 }
 
-/* Adds the `size` bytes written at the arena's end (set_reserve) unless the set holds them. */
+/* Adds the `size` bytes written at the arena's end (set_reserve) unless the set holds them:
+ * 1 when added, 0 when held, -1 when out of memory. */
 /* A word at a time: most items are a few bytes, seen many times; crc32 is for the new ones. */
 static uint64_t probe_hash(const unsigned char *data, size_t size) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ size;
@@ -166,7 +167,9 @@ static int set_add(ItemSet *s, size_t size) {
     s->items[s->count] = (Item){probe, s->used, size};
     s->slots[j] = ++s->count;
     s->used += size;
-    return s->count * 2 > s->mask ? set_grow(s) : 0;
+    if (s->count * 2 > s->mask && set_grow(s) < 0)
+        return -1;
+    return 1;
 }
 
 static int set_add_bytes(ItemSet *s, const char *prefix, size_t prefix_size, const char *data, size_t size) {
@@ -259,8 +262,8 @@ static void boundaries_init(void) {
 }
 
 /* A message with non-ASCII text: its all-ASCII pieces (between boundaries) are scanned here, the
- * others appended to `others`, for Python's folding. */
-static int add_mixed_words(ItemSet *s, PyObject *message, PyObject *others) {
+ * others appended to `others` for Python's folding, each once (`pieces`: those seen). */
+static int add_mixed_words(ItemSet *s, ItemSet *pieces, PyObject *message, PyObject *others) {
     int kind = PyUnicode_KIND(message);
     const void *data = PyUnicode_DATA(message);
     Py_ssize_t n = PyUnicode_GET_LENGTH(message), start = 0;
@@ -278,15 +281,29 @@ static int add_mixed_words(ItemSet *s, PyObject *message, PyObject *others) {
                 break;
             wide |= c >= 128;
         }
-        if (wide) {
-            PyObject *piece = PyUnicode_Substring(message, start, end);
-            int rc = piece ? PyList_Append(others, piece) : -1;
-            Py_XDECREF(piece);
-            if (rc < 0)
+        if (wide) {         /* its code points as the key (sizes a multiple of 4: aligned) */
+            size_t size = (size_t)(end - start) * sizeof(Py_UCS4);
+            Py_UCS4 *out = (Py_UCS4 *)set_reserve(pieces, size);
+            int added = -1;
+            if (out != NULL) {
+                for (Py_ssize_t i = start; i < end; i++)
+                    out[i - start] = PyUnicode_READ(kind, data, i);
+                added = set_add(pieces, size);
+            }
+            if (added < 0) {
+                PyErr_NoMemory();
                 return -1;
+            }
+            PyObject *piece = added ? PyUnicode_Substring(message, start, end) : NULL;
+            if (added && (piece == NULL || PyList_Append(others, piece) < 0)) {
+                Py_XDECREF(piece);
+                return -1;
+            }
+            Py_XDECREF(piece);
         } else {
             size_t size = (size_t)(end - start);
-            unsigned char *copy = PyMem_Malloc(size);
+            unsigned char small[256];
+            unsigned char *copy = size <= sizeof(small) ? small : PyMem_Malloc(size);
             if (copy == NULL) {
                 PyErr_NoMemory();
                 return -1;
@@ -294,7 +311,8 @@ static int add_mixed_words(ItemSet *s, PyObject *message, PyObject *others) {
             for (size_t i = 0; i < size; i++)
                 copy[i] = (unsigned char)PyUnicode_READ(kind, data, start + (Py_ssize_t)i);
             int rc = add_ascii_words(s, copy, size);
-            PyMem_Free(copy);
+            if (copy != small)
+                PyMem_Free(copy);
             if (rc < 0) {
                 PyErr_NoMemory();
                 return -1;
@@ -322,8 +340,9 @@ static PyObject *bloom(PyObject *self, PyObject *args) {
     Span *spans = NULL;
     unsigned char *filter = NULL;
     PyObject *result = NULL, *others = NULL;
-    ItemSet set;
-    if (set_init(&set) < 0) {
+    ItemSet set, pieces;
+    int pieces_ready = set_init(&pieces) == 0;
+    if (set_init(&set) < 0 || !pieces_ready) {
         PyErr_NoMemory();
         goto done;
     }
@@ -344,7 +363,7 @@ static PyObject *bloom(PyObject *self, PyObject *args) {
         }
         if (PyUnicode_IS_ASCII(message))
             spans[ascii++] = (Span){PyUnicode_1BYTE_DATA(message), (size_t)PyUnicode_GET_LENGTH(message)};
-        else if (add_mixed_words(&set, message, others) < 0)
+        else if (add_mixed_words(&set, &pieces, message, others) < 0)
             goto done;
     }
     if (PyList_GET_SIZE(others) > 0) {      /* one call folds them all: "\n" separates words */
@@ -398,6 +417,7 @@ done:
     PyMem_RawFree(filter);
     PyMem_Free(spans);
     set_free(&set);
+    set_free(&pieces);
     Py_XDECREF(others);
     Py_XDECREF(messages);
     Py_XDECREF(requests);
