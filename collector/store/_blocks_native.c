@@ -18,7 +18,7 @@
  *   origin_spans(origins, positions) -> dict[origin, (min pos, max pos)]
  *   split(data, size) -> list[bytes]
  *       `data` cut into pieces of `size` bytes (its length a multiple of it).
- *   rows(columns, count, untrack=True) -> list[list]
+ *   rows(columns, count) -> list[list]
  *       The rows of equally long columns (lists or tuples of `count` values). A row of str, int,
  *       bytes, float and None only is untracked by the cycle collector (no cycle can pass
  *       through it): the collections a block's thousands of lists would cause cost 0.3-0.7 µs
@@ -427,14 +427,18 @@ done:
 
 /* -- rows of columns ------------------------------------------------------------------------ */
 
+/* (a sequence, a size) arguments: the sequence as a list or tuple (a new reference). */
+static PyObject *sequence_and_size(PyObject *args, Py_ssize_t *size, const char *what) {
+    PyObject *sequence;
+    if (!PyArg_ParseTuple(args, "On", &sequence, size))
+        return NULL;
+    return PySequence_Fast(sequence, what);
+}
+
 static PyObject *rows(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *columns_in;
     Py_ssize_t count;
-    int untrack = 1;
-    if (!PyArg_ParseTuple(args, "On|p", &columns_in, &count, &untrack))
-        return NULL;
-    PyObject *columns = PySequence_Fast(columns_in, "columns must be a sequence");
+    PyObject *columns = sequence_and_size(args, &count, "columns must be a sequence");
     if (columns == NULL)
         return NULL;
     Py_ssize_t width = PySequence_Fast_GET_SIZE(columns);
@@ -467,7 +471,7 @@ static PyObject *rows(PyObject *self, PyObject *args) {
             Py_INCREF(value);
             PyList_SET_ITEM(row, c, value);
         }
-        if (atoms && untrack)
+        if (atoms)
             PyObject_GC_UnTrack(row);
         PyList_SET_ITEM(result, i, row);
     }
@@ -554,16 +558,12 @@ done:
 
 static PyObject *link_prefixes(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *links_in;
     Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "On", &links_in, &size))
-        return NULL;
-    PyObject *links = PySequence_Fast(links_in, "links must be a sequence");
-    if (links == NULL)
-        return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(links);
-    PyObject *result = size >= 0 && count <= PY_SSIZE_T_MAX / (size ? size : 1)
-        ? PyBytes_FromStringAndSize(NULL, count * size) : PyErr_Format(PyExc_ValueError, "bad prefix size");
+    PyObject *links = sequence_and_size(args, &size, "links must be a sequence"), *result = NULL;
+    Py_ssize_t count = links ? PySequence_Fast_GET_SIZE(links) : 0;
+    if (links != NULL)
+        result = size >= 0 && count <= PY_SSIZE_T_MAX / (size ? size : 1)
+            ? PyBytes_FromStringAndSize(NULL, count * size) : PyErr_Format(PyExc_ValueError, "bad prefix size");
     for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
         PyObject *link = PySequence_Fast_GET_ITEM(links, i);
         if (!PyBytes_Check(link) || PyBytes_GET_SIZE(link) < size) {
@@ -573,7 +573,7 @@ static PyObject *link_prefixes(PyObject *self, PyObject *args) {
         }
         memcpy(PyBytes_AS_STRING(result) + i * size, PyBytes_AS_STRING(link), (size_t)size);
     }
-    Py_DECREF(links);
+    Py_XDECREF(links);
     return result;
 }
 
