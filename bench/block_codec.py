@@ -8,7 +8,7 @@ decode and put the ids back, and bytes per event (payload + bloom), on two corpo
 
 It also counts the bloom's false positives on words the block does not hold.
 
-    python -m bench.block_codec [--block 8192] [--profile encode|decode|fill]
+    python -m bench.block_codec [--block 8192] [--profile encode|decode|fill] [--python]
 """
 
 from __future__ import annotations
@@ -151,7 +151,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--block", type=int, default=8192, help="events per block (the largest a block holds)")
     parser.add_argument("--profile", choices=("encode", "decode", "fill"), default="")
+    parser.add_argument("--python", action="store_true", help="the Python forms, as without the C extension")
     args = parser.parse_args()
+    if args.python:
+        blocks._native = None
     print(f"native: {blocks._native is not None}")
     for name, rows in (("workload", workload_rows()), ("mixed", mixed_rows())):
         measure(name, rows, args.block, args.profile)
