@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
 # gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step, and
-# agent/_parse_native.c, the agent's read+parse; see setup.py), libsqlite3-dev
-# (collector/store/_sqlite_native.c, the storage writer's batch insert),
+# agent/_parse_native.c, the agent's read+parse, and collector/store/_blocks_native.c, the block
+# codec's loops; see setup.py), libsqlite3-dev (collector/store/_sqlite_native.c, the storage
+# writer's batch insert),
 # prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
 # chromium (the web console's browser tests, driven by Playwright with Debian's browser),
 # postgresql (the tests start their own server in a temporary directory; tests/pg.py).
@@ -17,7 +18,8 @@ SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils s
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c collector/store/_sqlite_native.c $(wildcard proto/fleetlog/v1/*.proto)
+$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c collector/store/_sqlite_native.c \
+          collector/store/_blocks_native.c $(wildcard proto/fleetlog/v1/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -16,19 +16,29 @@ run of consecutive seqs (what anchors, verification and a purge inside the block
 
 Encoding is column-wise with C-speed primitives only (str.join, array, zstd): a string column is
 its values joined by NUL (JSON when a value holds a NUL), an integer column an array of deltas,
-a column with one value for every event one value in the header. This module knows nothing of
-SQLite; `sqlite_blocks.py` stores and reads blocks.
+a column with one value for every event one value in the header. What has no such primitive
+(the bloom filter's words and hashes, rows out of columns, the derived ids) is in
+`_blocks_native.c` where it was built, with a Python form here that gives the same bytes. This
+module knows nothing of SQLite; `sqlite_blocks.py` stores and reads blocks.
+
+FORMAT 2 (1 was never shipped): the bloom's hash is crc32 mixed by splitmix64's finaliser, 6 bits
+set for each item in 10 (crc32 alone is linear: a block's words, numbers a digit apart, set
+related bits, and FORMAT 1's 4 of 10 gave 1.5-2.2 % false positives where 1.2 % was due; now
+0.7-1.0 %, 0.84 % in theory); the zstd frame carries its checksum. A FORMAT 1 block's bloom would
+answer wrongly, so such blocks are refused (BlockError).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import operator
 import re
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +46,12 @@ import zstandard
 
 from fleetlog.collector.store import ROW_COLUMNS
 
-FORMAT = 1
+FORMAT = 2
 ZSTD_LEVEL = 3
 LINK_PREFIX = 4                 # bytes of each event's link kept (the whole link at run ends)
 MAX_SUMMARY_VALUES = 32         # distinct values of a summary column kept for skipping
-BLOOM_BITS_PER_ITEM = 10        # ~1 % false positives with BLOOM_HASHES = 4
-BLOOM_HASHES = 4
+BLOOM_BITS_PER_ITEM = 10        # 0.84 % false positives with BLOOM_HASHES = 6 (measured 0.7-1.0 %)
+BLOOM_HASHES = 6
 
 SEQ, ORIGIN, POS, ID = (ROW_COLUMNS.index(c) for c in ("seq", "origin", "pos", "id"))
 TIME, LEVEL, MESSAGE, HASH = (ROW_COLUMNS.index(c) for c in ("time", "level", "message", "hash"))
@@ -56,7 +66,14 @@ _STR_COLUMNS = ("id", "host", "host_ip", "collector", "namespace", "source", "lo
 # Summarised for skipping (the distinct values, when few): `--app`, `--log-type` and the like.
 SUMMARY_COLUMNS = ("app", "log_type", "source", "action", "tier", "collector")
 
-_zstd_compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+
+try:
+    from fleetlog.collector.store import _blocks_native as _native
+except ImportError:             # not built: the Python forms run (tests set it to None to run them)
+    _native = None  # type: ignore[assignment]
+
+# The frame's checksum: an altered payload fails to decode instead of giving other values.
+_zstd_compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress
 _zstd_decompress = zstandard.ZstdDecompressor().decompress
 _MAX_BLOCK_BYTES = 256 << 20    # a decompressed payload larger than this is not ours
 
@@ -99,13 +116,24 @@ class BlockError(ValueError):
 _TOKEN = re.compile(r"[^\W_]+")
 
 
+@functools.cache
+def _combining_bmp() -> re.Pattern[str]:
+    """The characters of the Basic Multilingual Plane with a nonzero combining class, as one
+    class: stripping them with it is a few times faster than testing each character."""
+    marks = "".join(chr(c) for c in range(0x10000) if unicodedata.combining(chr(c)))
+    return re.compile(f"[{marks}]+")
+
+
 def fold(text: str) -> str:
     """Case- and accent-folded text, as SQLite FTS5's unicode61 tokenizer folds it (its default
     remove_diacritics): what a keyword search compares."""
     text = text.lower()
     if text.isascii():
         return text
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = _combining_bmp().sub("", unicodedata.normalize("NFKD", text))
+    if max(text) <= "\uffff":
+        return text
+    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def tokens(text: str) -> list[str]:
@@ -121,11 +149,18 @@ def user_key(value: str) -> str:
     return "\x01u" + value
 
 
-def _positions(item: str, bits: int) -> Iterable[int]:
-    data = item.encode("utf-8", "surrogatepass")
-    h1 = zlib.crc32(data)
-    h2 = zlib.crc32(data, 0x9E3779B9) | 1
-    return ((h1 + i * h2) % bits for i in range(BLOOM_HASHES))
+_M64 = (1 << 64) - 1
+
+
+def _positions(item: str, bits: int) -> list[int]:
+    """The item's bits: crc32 of its UTF-8 mixed by splitmix64's finaliser gives two 32-bit
+    hashes, combined BLOOM_HASHES times (as _blocks_native.c does)."""
+    z = (zlib.crc32(item.encode("utf-8", "surrogatepass")) + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    z ^= z >> 31
+    h1, h2 = z & 0xFFFFFFFF, (z >> 32) | 1
+    return [(h1 + i * h2) % bits for i in range(BLOOM_HASHES)]
 
 
 def build_bloom(items: set[str]) -> bytes:
@@ -154,48 +189,82 @@ def bloom_items(rows: Sequence[Sequence[Any]]) -> set[str]:
     return items
 
 
+def _bloom_of(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
+    if _native is None:
+        return build_bloom(bloom_items(rows))
+    return _native.bloom(columns[MESSAGE], columns[REQUEST_ID], columns[USER], tokens, BLOOM_BITS_PER_ITEM,
+                         BLOOM_HASHES)
+
+
 # -- encoding ---------------------------------------------------------------------------------------
 
-def _runs(seqs: Sequence[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for seq in seqs:
-        if runs and runs[-1][1] == seq - 1:
-            runs[-1] = (runs[-1][0], seq)
-        else:
-            runs.append((seq, seq))
-    return runs
+def _runs(seqs: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(first seq, last seq, index of the last) of each run of consecutive seqs."""
+    steps = map(operator.sub, itertools.islice(seqs, 1, None), seqs)
+    ends = [*itertools.compress(range(len(seqs) - 1), map((1).__ne__, steps)), len(seqs) - 1]
+    return [(seqs[end_before + 1], seqs[end], end) for end_before, end in zip([-1, *ends], ends)]
+
+
+def _constant(values: list[Any]) -> bool:
+    return values[-1] == values[0] and values.count(values[0]) == len(values)
 
 
 def _encode_str(values: list[Any], sections: list[bytes]) -> Any:
     """A string column: {"c": value} when constant, else a section of NUL-joined text (None as
     "", kept apart by a null list when "" occurs too), or JSON when a value holds a NUL."""
     first = values[0]
-    if all(v == first for v in values) and (first is None or isinstance(first, str)):
+    if (first is None or isinstance(first, str)) and _constant(values):
         return {"c": first}
-    nulls = [i for i, v in enumerate(values) if v is None]
-    text = "\x00".join("" if v is None else v for v in values)
-    if text.count("\x00") != len(values) - 1:
+    joined = _native.str_column(values) if _native is not None else _joined(values)
+    if joined is None:
         sections.append(json.dumps(values).encode())
         return {"j": len(sections) - 1}
-    sections.append(text.encode("utf-8", "surrogatepass"))
+    data, has_none, has_empty = joined
+    sections.append(data)
     spec: dict[str, Any] = {"s": len(sections) - 1}
-    if nulls and any(v == "" for v in values):
-        spec["n"] = nulls
-    elif nulls:
+    if has_none and has_empty:
+        spec["n"] = [i for i, v in enumerate(values) if v is None]
+    elif has_none:
         spec["e"] = 1           # "" stands for None
     return spec
 
 
+def _joined(values: list[Any]) -> tuple[bytes, bool, bool] | None:
+    """The values' UTF-8 joined by NUL (None as ""), whether None and "" occur; None when a
+    value holds a NUL (_blocks_native.str_column)."""
+    has_none = None in values
+    text = "\x00".join(["" if v is None else v for v in values] if has_none else values)
+    if text.count("\x00") != len(values) - 1:
+        return None
+    return text.encode("utf-8", "surrogatepass"), has_none, "" in values
+
+
 def _encode_int(values: list[Any], delta: bool, sections: list[bytes]) -> Any:
-    first = values[0]
-    if all(v == first for v in values):
-        return {"c": first}
-    if any(v is None for v in values):
+    if _constant(values):
+        return {"c": values[0]}
+    if None in values:
         sections.append(json.dumps(values).encode())
         return {"j": len(sections) - 1}
-    numbers = [b - a for a, b in zip(itertools.chain((0,), values), values)] if delta else values
-    sections.append(array("q", numbers).tobytes())
+    numbers = map(operator.sub, values, itertools.chain((0,), values)) if delta else values
+    try:
+        sections.append(array("q", numbers).tobytes())
+    except OverflowError:       # beyond 64 bits
+        sections.append(json.dumps(values).encode())
+        return {"j": len(sections) - 1}
     return {"q": len(sections) - 1, "d": 1} if delta else {"q": len(sections) - 1}
+
+
+def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """origin -> (min pos, max pos)."""
+    if _native is not None:
+        return _native.origin_spans(origins, positions)
+    if len(set(origins)) == 1:
+        return {origins[0]: (min(positions), max(positions))}
+    spans: dict[int, tuple[int, int]] = {}
+    for origin, pos in zip(origins, positions):
+        span = spans.get(origin)
+        spans[origin] = (pos, pos) if span is None else (min(span[0], pos), max(span[1], pos))
+    return spans
 
 
 def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes]) -> EncodedBlock:
@@ -213,9 +282,9 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
         spec[name] = _encode_str(list(columns[ROW_COLUMNS.index(name)]), sections)
     seqs = columns[SEQ]
     links = columns[HASH]
-    by_seq = dict(zip(seqs, links))
-    runs = [[start, end, bytes(link_before(start)).hex(), bytes(by_seq[end]).hex()] for start, end in _runs(seqs)]
-    sections.append(b"".join(bytes(link[:LINK_PREFIX]) for link in links))
+    runs = [[start, end, bytes(link_before(start)).hex(), bytes(links[at]).hex()] for start, end, at in _runs(seqs)]
+    sections.append(_native.link_prefixes(links, LINK_PREFIX) if _native is not None
+                    else b"".join([bytes(link[:LINK_PREFIX]) for link in links]))
     spec["link_prefix"] = {"b": len(sections) - 1}
     header = json.dumps({"format": FORMAT, "count": len(rows), "runs": runs, "columns": spec,
                          "sections": [len(s) for s in sections]}).encode()
@@ -226,15 +295,11 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
         distinct = set(columns[ROW_COLUMNS.index(name)])
         if len(distinct) <= MAX_SUMMARY_VALUES:
             summary[name] = sorted(distinct, key=lambda v: (v is not None, v or ""))
-    origins: dict[int, tuple[int, int]] = {}
-    for origin, pos in zip(columns[ORIGIN], columns[POS]):
-        span = origins.get(origin)
-        origins[origin] = (pos, pos) if span is None else (min(span[0], pos), max(span[1], pos))
     return EncodedBlock(
         min_seq=seqs[0], max_seq=seqs[-1], min_time=min(times), max_time=max(times), count=len(rows),
         min_level=min(columns[LEVEL]), namespace=rows[0][NAMESPACE], host=rows[0][HOST],
-        summary=json.dumps(summary), bloom=build_bloom(bloom_items(rows)), data=_zstd_compress(payload),
-        origins=origins)
+        summary=json.dumps(summary), bloom=_bloom_of(rows, columns), data=_zstd_compress(payload),
+        origins=_origin_spans(columns[ORIGIN], columns[POS]))
 
 
 # -- decoding ---------------------------------------------------------------------------------------
@@ -242,7 +307,9 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
 @dataclass
 class DecodedBlock:
     """A block's events as rows in ROW_COLUMNS order. `id` is None where it is the derived one
-    (fill_ids); `hash` is LINK_PREFIX bytes, or the whole link at a run's end."""
+    (fill_ids); `hash` is LINK_PREFIX bytes, or the whole link at a run's end. With the C loops
+    the rows are not tracked by the cycle collector (they hold str, int, bytes and None; thousands
+    of new lists a block would start collections): put no container into a row."""
 
     rows: list[list[Any]]
     runs: list[Run]
@@ -250,15 +317,19 @@ class DecodedBlock:
 
 def _decode_column(spec: dict[str, Any], count: int, sections: list[bytes], is_str: bool) -> list[Any]:
     values: list[Any]
+    kind = str if is_str else int
     if "c" in spec:
+        if not (spec["c"] is None or isinstance(spec["c"], kind)):
+            raise BlockError(f"a constant {type(spec['c']).__name__} in a column of {kind.__name__}")
         return [spec["c"]] * count
     if "j" in spec:
         values = list(json.loads(sections[spec["j"]]))
-    elif "q" in spec:
-        values = array("q", sections[spec["q"]]).tolist()
-        if spec.get("d"):
-            values = list(itertools.accumulate(values))
-    else:
+        if not all(v is None or isinstance(v, kind) for v in values):
+            raise BlockError(f"a value that is not {kind.__name__} in a column of them")
+    elif "q" in spec and not is_str:
+        numbers = array("q", sections[spec["q"]])
+        values = list(itertools.accumulate(numbers)) if spec.get("d") else numbers.tolist()
+    elif "s" in spec and is_str:
         text = sections[spec["s"]].decode("utf-8", "surrogatepass")
         values = text.split("\x00")
         if "n" in spec:
@@ -266,6 +337,8 @@ def _decode_column(spec: dict[str, Any], count: int, sections: list[bytes], is_s
                 values[i] = None
         elif spec.get("e"):
             values = [v if v else None for v in values]
+    else:
+        raise BlockError(f"a column spec {spec!r:.80} of no known kind")
     if len(values) != count:
         raise BlockError(f"column of {len(values)} values in a block of {count}")
     return values
@@ -274,42 +347,61 @@ def _decode_column(spec: dict[str, Any], count: int, sections: list[bytes], is_s
 def decode_block(data: bytes) -> DecodedBlock:
     """The rows of a stored payload; BlockError when it does not decode."""
     try:
-        payload = _zstd_decompress(data, max_output_size=_MAX_BLOCK_BYTES)
-        size = int.from_bytes(payload[:4], "little")
-        header = json.loads(payload[4:4 + size])
-        sections, offset = [], 4 + size
-        for length in header["sections"]:
-            sections.append(payload[offset:offset + length])
-            offset += length
-        count = int(header["count"])
-        runs = [Run(int(s), int(e), bytes.fromhex(b), bytes.fromhex(l)) for s, e, b, l in header["runs"]]
-        specs = header["columns"]
-        values: dict[str, list[Any]] = {}
-        for name in _INT_COLUMNS:
-            values[name] = _decode_column(specs[name], count, sections, False)
-        for name in _STR_COLUMNS:
-            values[name] = _decode_column(specs[name], count, sections, True)
-        prefixes = sections[specs["link_prefix"]["b"]]
+        return _decode(_zstd_decompress(data, max_output_size=_MAX_BLOCK_BYTES))
     except BlockError:
         raise
-    except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError,
+            RecursionError) as exc:
         raise BlockError(f"not a readable block: {exc}") from None
-    seqs = [seq for run in runs for seq in range(run.start, run.end + 1)]
-    if len(seqs) != count or len(prefixes) != count * LINK_PREFIX:
-        raise BlockError(f"a block of {count} events with {len(seqs)} seqs and {len(prefixes) // LINK_PREFIX} links")
-    links: list[bytes] = [prefixes[i:i + LINK_PREFIX] for i in range(0, len(prefixes), LINK_PREFIX)]
-    index = {seq: i for i, seq in enumerate(seqs)}
+
+
+def _decode(payload: bytes) -> DecodedBlock:
+    size = int.from_bytes(payload[:4], "little")
+    header = json.loads(payload[4:4 + size])
+    if header["format"] != FORMAT:
+        raise BlockError(f"a block of format {header['format']}, not {FORMAT}")
+    sections, offset = [], 4 + size
+    for length in header["sections"]:
+        if not 0 <= length <= len(payload) - offset:
+            raise BlockError("a section past the payload's end")
+        sections.append(payload[offset:offset + length])
+        offset += length
+    count = int(header["count"])
+    specs = header["columns"]
+    prefixes = sections[specs["link_prefix"]["b"]]
+    # The link prefixes bound the count (every column is as long), before anything is allocated.
+    if count < 1 or offset != len(payload) or len(prefixes) != count * LINK_PREFIX:
+        raise BlockError(f"a block of {count} events with {len(prefixes)} bytes of links")
+    runs = [Run(int(s), int(e), bytes.fromhex(b), bytes.fromhex(l)) for s, e, b, l in header["runs"]]
+    values: dict[str, list[Any]] = {}
+    for name in _INT_COLUMNS:
+        values[name] = _decode_column(specs[name], count, sections, False)
+    for name in _STR_COLUMNS:
+        values[name] = _decode_column(specs[name], count, sections, True)
+    seqs: list[int] = []
+    links: list[bytes] = (_native.split(prefixes, LINK_PREFIX) if _native is not None
+                          else [prefixes[i:i + LINK_PREFIX] for i in range(0, len(prefixes), LINK_PREFIX)])
     for run in runs:
-        links[index[run.end]] = run.link_end
+        if run.end < run.start or len(seqs) + run.end - run.start >= count:
+            raise BlockError(f"a block of {count} events with a run {run.start}..{run.end} too many")
+        seqs.extend(range(run.start, run.end + 1))
+        links[len(seqs) - 1] = run.link_end
+    if len(seqs) != count:
+        raise BlockError(f"a block of {count} events with {len(seqs)} seqs")
     values["seq"] = seqs
     values["hash"] = links
-    rows = [list(row) for row in zip(*(values[name] for name in ROW_COLUMNS))]
+    ordered = [values[name] for name in ROW_COLUMNS]
+    rows: list[list[Any]] = (_native.rows(ordered, count) if _native is not None
+                             else [list(row) for row in zip(*ordered)])
     return DecodedBlock(rows, runs)
 
 
 def fill_ids(rows: list[list[Any]], source_keys: dict[int, tuple[str, str]]) -> None:
     """Put each row's event id back (contract §4.2): from (host, source_key) of its origin and
     its pos, where the block did not keep one."""
+    if _native is not None:
+        _native.fill_ids(rows, ID, ORIGIN, POS, source_keys)
+        return
     from fleetlog.common.ids import event_ids_of
     makers: dict[int, Callable[[int], str]] = {}
     for row in rows:

@@ -1,0 +1,876 @@
+/* The hot loops of collector/store/blocks.py in C: the block's bloom filter, the decoded rows,
+ * and the derived event ids. blocks.py keeps a Python form of each that gives the same result
+ * (tests/unit/test_blocks.py holds both to it); it uses these when the extension is built.
+ *
+ *   bloom(messages, request_ids, users, tokens, bits_per_item, hashes) -> bytes
+ *       The filter of a block's items: the words of every message (runs of ASCII letters and
+ *       digits, lowercased; the pieces of messages with non-ASCII text, joined by newlines, go
+ *       through `tokens(text)`, Python's folding), "\x01r" + each request id and "\x01u" + each user
+ *       (None and "" left out). Each distinct item's UTF-8 (surrogatepass) gives
+ *       z = mix64(crc32(item)) and sets `hashes` bits (h1 + i * h2) % bits, h1 = z's low 32 bits,
+ *       h2 = its high 32 bits | 1; bits = max(64, distinct items * bits_per_item) rounded up to a
+ *       multiple of 8. The word scan and the bits run with the GIL let go.
+ *   str_column(values) -> (data: bytes, has_none: bool, has_empty: bool) | None
+ *       The UTF-8 (surrogatepass) of str values joined by NUL, None standing as "" (a str column's
+ *       section); None when a value holds a NUL. TypeError for a value neither str nor None.
+ *   link_prefixes(links, size) -> bytes
+ *       The first `size` bytes of each link (bytes), one after another.
+ *   origin_spans(origins, positions) -> dict[origin, (min pos, max pos)]
+ *   split(data, size) -> list[bytes]
+ *       `data` cut into pieces of `size` bytes (its length a multiple of it).
+ *   rows(columns, count) -> list[list]
+ *       The rows of equally long columns (lists or tuples of `count` values). A row of str, int,
+ *       bytes, float and None only is untracked by the cycle collector (no cycle can pass
+ *       through it): the collections a block's thousands of lists would cause cost 0.3-0.7 µs
+ *       an event (bench/block_codec.py).
+ *   fill_ids(rows, id_col, origin_col, pos_col, source_keys) -> None
+ *       row[id_col] = event_id(host, source_key, row[pos_col]) (common/ids.py: 32 hex digits of
+ *       BLAKE2b-128 of "host NUL source_key NUL pos") where it is None, (host, source_key) =
+ *       source_keys[row[origin_col]].
+ *
+ * The caller must not change the rows while a call runs (the block's rows are its own).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* -- crc32 (zlib's) and the 64-bit mix ------------------------------------------------------ */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc32_of(const unsigned char *data, size_t size) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < size; i++)
+        c = crc_table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* splitmix64's finaliser: crc32 is linear, so similar words would set related bits. */
+static uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* -- a set of byte strings ------------------------------------------------------------------ */
+
+typedef struct {
+    uint64_t probe;             /* the set's own hash; the bloom's (crc32, mixed) is taken later */
+    size_t offset, size;
+} Item;
+
+typedef struct {
+    unsigned char *arena;       /* the items' bytes, one after another */
+    size_t used, room;
+    Item *items;
+    size_t count, items_room;
+    size_t *slots;              /* open addressing: item index + 1, 0 for an empty slot */
+    size_t mask;
+} ItemSet;
+
+static void set_free(ItemSet *s) {
+    PyMem_RawFree(s->arena);
+    PyMem_RawFree(s->items);
+    PyMem_RawFree(s->slots);
+}
+
+static int set_init(ItemSet *s) {
+    memset(s, 0, sizeof(*s));
+    s->room = 4096;
+    s->items_room = 256;
+    s->mask = 511;
+    s->arena = PyMem_RawMalloc(s->room);
+    s->items = PyMem_RawMalloc(s->items_room * sizeof(Item));
+    s->slots = PyMem_RawCalloc(s->mask + 1, sizeof(size_t));
+    return s->arena && s->items && s->slots ? 0 : -1;
+}
+
+/* Room for `size` more bytes at the arena's end, where the next candidate item is written. */
+static unsigned char *set_reserve(ItemSet *s, size_t size) {
+    if (s->room - s->used < size) {
+        size_t room = s->room;
+        while (room - s->used < size) {
+            if (room > SIZE_MAX / 2)
+                return NULL;
+            room *= 2;
+        }
+        unsigned char *arena = PyMem_RawRealloc(s->arena, room);
+        if (arena == NULL)
+            return NULL;
+        s->arena = arena;
+        s->room = room;
+    }
+    return s->arena + s->used;
+}
+
+static int set_grow(ItemSet *s) {
+    size_t mask = s->mask * 2 + 1;
+    size_t *slots = PyMem_RawCalloc(mask + 1, sizeof(size_t));
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < s->count; i++) {
+        size_t j = (size_t)s->items[i].probe & mask;
+        while (slots[j])
+            j = (j + 1) & mask;
+        slots[j] = i + 1;
+    }
+    PyMem_RawFree(s->slots);
+    s->slots = slots;
+    s->mask = mask;
+    return 0;
+}
+
+/* Adds the `size` bytes written at the arena's end (set_reserve) unless the set holds them:
+ * 1 when added, 0 when held, -1 when out of memory. */
+/* A word at a time: most items are a few bytes, seen many times; crc32 is for the new ones. */
+static uint64_t probe_hash(const unsigned char *data, size_t size) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ size;
+    for (; size >= 8; data += 8, size -= 8) {
+        uint64_t word;
+        memcpy(&word, data, 8);
+        h = (h ^ word) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, data, size);
+    h = (h ^ tail) * 0x94D049BB133111EBull;
+    return h ^ (h >> 32);
+}
+
+static int set_add(ItemSet *s, size_t size) {
+    const unsigned char *data = s->arena + s->used;
+    uint64_t probe = probe_hash(data, size);
+    size_t j = (size_t)probe & s->mask;
+    for (size_t slot; (slot = s->slots[j]) != 0; j = (j + 1) & s->mask) {
+        Item *item = &s->items[slot - 1];
+        if (item->probe == probe && item->size == size && memcmp(s->arena + item->offset, data, size) == 0)
+            return 0;
+    }
+    if (s->count == s->items_room) {
+        Item *items = PyMem_RawRealloc(s->items, 2 * s->items_room * sizeof(Item));
+        if (items == NULL)
+            return -1;
+        s->items = items;
+        s->items_room *= 2;
+    }
+    s->items[s->count] = (Item){probe, s->used, size};
+    s->slots[j] = ++s->count;
+    s->used += size;
+    if (s->count * 2 > s->mask && set_grow(s) < 0)
+        return -1;
+    return 1;
+}
+
+static int set_add_bytes(ItemSet *s, const char *prefix, size_t prefix_size, const char *data, size_t size) {
+    if (size > SIZE_MAX - prefix_size)
+        return -1;
+    unsigned char *out = set_reserve(s, prefix_size + size);
+    if (out == NULL)
+        return -1;
+    memcpy(out, prefix, prefix_size);
+    memcpy(out + prefix_size, data, size);
+    return set_add(s, prefix_size + size);
+}
+
+static int is_word[256];
+static unsigned char lower[256];
+
+static void words_init(void) {
+    for (int c = 0; c < 256; c++) {
+        is_word[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        lower[c] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+}
+
+static int add_ascii_words(ItemSet *s, const unsigned char *text, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && !is_word[text[i]])
+            i++;
+        size_t start = i;
+        while (i < n && is_word[text[i]])
+            i++;
+        if (i == start)
+            break;
+        unsigned char *out = set_reserve(s, i - start);
+        if (out == NULL)
+            return -1;
+        for (size_t j = start; j < i; j++)
+            *out++ = lower[text[j]];
+        if (set_add(s, i - start) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A str's UTF-8 with surrogates kept (surrogatepass), as the Python form encodes items. */
+static int add_str(ItemSet *s, const char *prefix, size_t prefix_size, PyObject *value) {
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "a block item must be str, not %.100s", Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_ssize_t size;
+    const char *data = PyUnicode_AsUTF8AndSize(value, &size);
+    if (data != NULL)
+        return set_add_bytes(s, prefix, prefix_size, data, (size_t)size) < 0 ? (PyErr_NoMemory(), -1) : 0;
+    PyErr_Clear();
+    PyObject *encoded = PyUnicode_AsEncodedString(value, "utf-8", "surrogatepass");
+    if (encoded == NULL)
+        return -1;
+    int rc = set_add_bytes(s, prefix, prefix_size, PyBytes_AS_STRING(encoded), (size_t)PyBytes_GET_SIZE(encoded));
+    Py_DECREF(encoded);
+    return rc < 0 ? (PyErr_NoMemory(), -1) : 0;
+}
+
+static int add_keys(ItemSet *s, const char *prefix, PyObject *values) {
+    Py_ssize_t n = PyTuple_GET_SIZE(values);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyTuple_GET_ITEM(values, i);
+        if (value == Py_None || (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) == 0))
+            continue;
+        if (add_str(s, prefix, 2, value) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const unsigned char *data;
+    size_t size;
+} Span;
+
+/* An ASCII character that ends a word in any context: not a letter or digit, and not one that
+ * lowercasing looks through (case-ignorable: ' . : ^ `), which would let a Greek capital sigma's
+ * lowercase depend on what is beyond it. Text between two of them folds alone as it does in the
+ * whole message (NFKD only decomposes, and marks sort among themselves). */
+static int is_boundary[128];
+
+static void boundaries_init(void) {
+    for (int c = 0; c < 128; c++)
+        is_boundary[c] = !is_word[c] && c != '\'' && c != '.' && c != ':' && c != '^' && c != '`';
+}
+
+/* A message with non-ASCII text: its all-ASCII pieces (between boundaries) are scanned here, the
+ * others appended to `others` for Python's folding, each once (`pieces`: those seen). */
+static int add_mixed_words(ItemSet *s, ItemSet *pieces, PyObject *message, PyObject *others) {
+    int kind = PyUnicode_KIND(message);
+    const void *data = PyUnicode_DATA(message);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(message), start = 0;
+    while (start < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, start);
+        if (c < 128 && is_boundary[c]) {
+            start++;
+            continue;
+        }
+        Py_ssize_t end = start;
+        int wide = 0;
+        for (; end < n; end++) {
+            c = PyUnicode_READ(kind, data, end);
+            if (c < 128 && is_boundary[c])
+                break;
+            wide |= c >= 128;
+        }
+        if (wide) {         /* its code points as the key (sizes a multiple of 4: aligned) */
+            size_t size = (size_t)(end - start) * sizeof(Py_UCS4);
+            Py_UCS4 *out = (Py_UCS4 *)set_reserve(pieces, size);
+            int added = -1;
+            if (out != NULL) {
+                for (Py_ssize_t i = start; i < end; i++)
+                    out[i - start] = PyUnicode_READ(kind, data, i);
+                added = set_add(pieces, size);
+            }
+            if (added < 0) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            PyObject *piece = added ? PyUnicode_Substring(message, start, end) : NULL;
+            if (added && (piece == NULL || PyList_Append(others, piece) < 0)) {
+                Py_XDECREF(piece);
+                return -1;
+            }
+            Py_XDECREF(piece);
+        } else {
+            size_t size = (size_t)(end - start);
+            unsigned char small[256];
+            unsigned char *copy = size <= sizeof(small) ? small : PyMem_Malloc(size);
+            if (copy == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            for (size_t i = 0; i < size; i++)
+                copy[i] = (unsigned char)PyUnicode_READ(kind, data, start + (Py_ssize_t)i);
+            int rc = add_ascii_words(s, copy, size);
+            if (copy != small)
+                PyMem_Free(copy);
+            if (rc < 0) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+        start = end;
+    }
+    return 0;
+}
+
+static PyObject *bloom(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *messages_in, *requests_in, *users_in, *tokens;
+    int bits_per_item, hashes;
+    if (!PyArg_ParseTuple(args, "OOOOii", &messages_in, &requests_in, &users_in, &tokens, &bits_per_item, &hashes))
+        return NULL;
+    if (bits_per_item < 1 || bits_per_item > 64 || hashes < 1 || hashes > 32) {
+        PyErr_SetString(PyExc_ValueError, "bits_per_item must be 1..64 and hashes 1..32");
+        return NULL;
+    }
+    /* Tuples hold the values alive (and unchanged) while the GIL is let go. */
+    PyObject *messages = PySequence_Tuple(messages_in);
+    PyObject *requests = messages ? PySequence_Tuple(requests_in) : NULL;
+    PyObject *users = requests ? PySequence_Tuple(users_in) : NULL;
+    Span *spans = NULL;
+    unsigned char *filter = NULL;
+    PyObject *result = NULL, *others = NULL;
+    ItemSet set, pieces;
+    int pieces_ready = set_init(&pieces) == 0;
+    if (set_init(&set) < 0 || !pieces_ready) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (users == NULL)
+        goto done;
+    Py_ssize_t count = PyTuple_GET_SIZE(messages), ascii = 0;
+    spans = PyMem_Malloc((size_t)(count ? count : 1) * sizeof(Span));
+    others = PyList_New(0);
+    if (spans == NULL || others == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *message = PyTuple_GET_ITEM(messages, i);
+        if (!PyUnicode_Check(message)) {
+            PyErr_Format(PyExc_TypeError, "a message must be str, not %.100s", Py_TYPE(message)->tp_name);
+            goto done;
+        }
+        if (PyUnicode_IS_ASCII(message))
+            spans[ascii++] = (Span){PyUnicode_1BYTE_DATA(message), (size_t)PyUnicode_GET_LENGTH(message)};
+        else if (add_mixed_words(&set, &pieces, message, others) < 0)
+            goto done;
+    }
+    if (PyList_GET_SIZE(others) > 0) {      /* one call folds them all: "\n" separates words */
+        PyObject *newline = PyUnicode_FromString("\n");
+        PyObject *text = newline ? PyUnicode_Join(newline, others) : NULL;
+        Py_XDECREF(newline);
+        PyObject *words = text ? PyObject_CallOneArg(tokens, text) : NULL;
+        Py_XDECREF(text);
+        PyObject *fast = words ? PySequence_Fast(words, "tokens() must return a sequence") : NULL;
+        Py_XDECREF(words);
+        if (fast == NULL)
+            goto done;
+        for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast); j++) {
+            if (add_str(&set, "", 0, PySequence_Fast_GET_ITEM(fast, j)) < 0) {
+                Py_DECREF(fast);
+                goto done;
+            }
+        }
+        Py_DECREF(fast);
+    }
+    if (add_keys(&set, "\x01r", requests) < 0 || add_keys(&set, "\x01u", users) < 0)
+        goto done;
+    int failed = 0;
+    size_t bits = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < ascii && !failed; i++)
+        failed = add_ascii_words(&set, spans[i].data, spans[i].size) < 0;
+    if (!failed && set.count > (SIZE_MAX / 8) / (size_t)bits_per_item)
+        failed = 1;
+    if (!failed) {
+        bits = set.count * (size_t)bits_per_item;
+        bits = bits < 64 ? 64 : bits;
+        bits += (8 - bits % 8) % 8;
+        filter = PyMem_RawCalloc(bits / 8, 1);
+        failed = filter == NULL;
+    }
+    for (size_t i = 0; !failed && i < set.count; i++) {
+        uint64_t hash = mix64(crc32_of(set.arena + set.items[i].offset, set.items[i].size));
+        uint64_t h1 = hash & 0xFFFFFFFFu, h2 = (hash >> 32) | 1;
+        for (int k = 0; k < hashes; k++) {
+            uint64_t p = (h1 + (uint64_t)k * h2) % bits;
+            filter[p >> 3] |= (unsigned char)(1u << (p & 7));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed)
+        PyErr_NoMemory();
+    else
+        result = PyBytes_FromStringAndSize((const char *)filter, (Py_ssize_t)(bits / 8));
+done:
+    PyMem_RawFree(filter);
+    PyMem_Free(spans);
+    set_free(&set);
+    set_free(&pieces);
+    Py_XDECREF(others);
+    Py_XDECREF(messages);
+    Py_XDECREF(requests);
+    Py_XDECREF(users);
+    return result;
+}
+
+/* -- rows of columns ------------------------------------------------------------------------ */
+
+/* (a sequence, a size) arguments: the sequence as a list or tuple (a new reference). */
+static PyObject *sequence_and_size(PyObject *args, Py_ssize_t *size, const char *what) {
+    PyObject *sequence;
+    if (!PyArg_ParseTuple(args, "On", &sequence, size))
+        return NULL;
+    return PySequence_Fast(sequence, what);
+}
+
+static PyObject *rows(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_ssize_t count;
+    PyObject *columns = sequence_and_size(args, &count, "columns must be a sequence");
+    if (columns == NULL)
+        return NULL;
+    Py_ssize_t width = PySequence_Fast_GET_SIZE(columns);
+    PyObject ***column_items = PyMem_Malloc((size_t)(width ? width : 1) * sizeof(PyObject **));
+    PyObject *result = NULL;
+    if (column_items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < width; c++) {
+        PyObject *column = PySequence_Fast_GET_ITEM(columns, c);
+        if (!(PyList_Check(column) || PyTuple_Check(column)) || PySequence_Fast_GET_SIZE(column) != count) {
+            PyErr_Format(PyExc_ValueError, "column %zd is not a list of %zd values", c, count);
+            goto done;
+        }
+        column_items[c] = PySequence_Fast_ITEMS(column);
+    }
+    result = PyList_New(count);
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        PyObject *row = PyList_New(width);
+        if (row == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        int atoms = 1;
+        for (Py_ssize_t c = 0; c < width; c++) {
+            PyObject *value = column_items[c][i];
+            atoms &= value == Py_None || PyLong_CheckExact(value) || PyUnicode_CheckExact(value)
+                     || PyBytes_CheckExact(value) || PyFloat_CheckExact(value);
+            Py_INCREF(value);
+            PyList_SET_ITEM(row, c, value);
+        }
+        if (atoms)
+            PyObject_GC_UnTrack(row);
+        PyList_SET_ITEM(result, i, row);
+    }
+done:
+    PyMem_Free(column_items);
+    Py_DECREF(columns);
+    return result;
+}
+
+/* -- a string column and the link prefixes -------------------------------------------------- */
+
+static int append(char **buffer, size_t *used, size_t *room, const char *data, size_t size) {
+    if (*room - *used < size) {
+        size_t want = *room ? *room : 4096;
+        while (want - *used < size) {
+            if (want > SIZE_MAX / 2)
+                return -1;
+            want *= 2;
+        }
+        char *grown = PyMem_Realloc(*buffer, want);
+        if (grown == NULL)
+            return -1;
+        *buffer = grown;
+        *room = want;
+    }
+    memcpy(*buffer + *used, data, size);
+    *used += size;
+    return 0;
+}
+
+static PyObject *str_column(PyObject *self, PyObject *values_in) {
+    (void)self;
+    PyObject *values = PySequence_Fast(values_in, "a column must be a sequence");
+    if (values == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(values);
+    char *buffer = NULL;
+    size_t used = 0, room = 0;
+    int has_none = 0, has_empty = 0, plain = 1;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < count && plain; i++) {
+        PyObject *value = PySequence_Fast_GET_ITEM(values, i);
+        if (i > 0 && append(&buffer, &used, &room, "", 1) < 0)
+            goto nomemory;
+        if (value == Py_None) {
+            has_none = 1;
+            continue;
+        }
+        if (!PyUnicode_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "a str column holds %.100s", Py_TYPE(value)->tp_name);
+            goto done;
+        }
+        Py_ssize_t size;
+        PyObject *encoded = NULL;
+        const char *data = PyUnicode_AsUTF8AndSize(value, &size);
+        if (data == NULL) {
+            PyErr_Clear();
+            encoded = PyUnicode_AsEncodedString(value, "utf-8", "surrogatepass");
+            if (encoded == NULL)
+                goto done;
+            data = PyBytes_AS_STRING(encoded);
+            size = PyBytes_GET_SIZE(encoded);
+        }
+        has_empty |= size == 0;
+        plain = memchr(data, 0, (size_t)size) == NULL;
+        int failed = plain && append(&buffer, &used, &room, data, (size_t)size) < 0;
+        Py_XDECREF(encoded);
+        if (failed)
+            goto nomemory;
+    }
+    if (!plain)
+        result = Py_NewRef(Py_None);
+    else
+        result = Py_BuildValue("(y#OO)", buffer ? buffer : "", (Py_ssize_t)used, has_none ? Py_True : Py_False,
+                               has_empty ? Py_True : Py_False);
+    goto done;
+nomemory:
+    PyErr_NoMemory();
+done:
+    PyMem_Free(buffer);
+    Py_DECREF(values);
+    return result;
+}
+
+static PyObject *link_prefixes(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_ssize_t size;
+    PyObject *links = sequence_and_size(args, &size, "links must be a sequence"), *result = NULL;
+    Py_ssize_t count = links ? PySequence_Fast_GET_SIZE(links) : 0;
+    if (links != NULL)
+        result = size >= 0 && count <= PY_SSIZE_T_MAX / (size ? size : 1)
+            ? PyBytes_FromStringAndSize(NULL, count * size) : PyErr_Format(PyExc_ValueError, "bad prefix size");
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        PyObject *link = PySequence_Fast_GET_ITEM(links, i);
+        if (!PyBytes_Check(link) || PyBytes_GET_SIZE(link) < size) {
+            PyErr_SetString(PyExc_ValueError, "a link shorter than its prefix, or not bytes");
+            Py_CLEAR(result);
+            break;
+        }
+        memcpy(PyBytes_AS_STRING(result) + i * size, PyBytes_AS_STRING(link), (size_t)size);
+    }
+    Py_XDECREF(links);
+    return result;
+}
+
+static PyObject *split(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "y*n", &data, &size))
+        return NULL;
+    PyObject *result = NULL;
+    if (size <= 0 || data.len % size != 0) {
+        PyErr_SetString(PyExc_ValueError, "data is not a whole number of pieces");
+        goto done;
+    }
+    result = PyList_New(data.len / size);
+    for (Py_ssize_t i = 0; result != NULL && i < data.len / size; i++) {
+        PyObject *piece = PyBytes_FromStringAndSize((const char *)data.buf + i * size, size);
+        if (piece == NULL)
+            Py_CLEAR(result);
+        else
+            PyList_SET_ITEM(result, i, piece);
+    }
+done:
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyObject *origin_spans(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *origins_in, *positions_in;
+    if (!PyArg_ParseTuple(args, "OO", &origins_in, &positions_in))
+        return NULL;
+    PyObject *origins = PySequence_Fast(origins_in, "origins must be a sequence");
+    PyObject *positions = origins ? PySequence_Fast(positions_in, "positions must be a sequence") : NULL;
+    PyObject *spans = positions ? PyDict_New() : NULL;
+    Py_ssize_t count = origins ? PySequence_Fast_GET_SIZE(origins) : 0;
+    if (spans != NULL && PySequence_Fast_GET_SIZE(positions) != count) {
+        PyErr_SetString(PyExc_ValueError, "as many positions as origins");
+        Py_CLEAR(spans);
+    }
+    for (Py_ssize_t i = 0; spans != NULL && i < count; i++) {
+        PyObject *origin = PySequence_Fast_GET_ITEM(origins, i), *pos = PySequence_Fast_GET_ITEM(positions, i);
+        PyObject *span = PyDict_GetItemWithError(spans, origin), *low = pos, *high = pos;
+        if (span == NULL && PyErr_Occurred()) {
+            Py_CLEAR(spans);
+            break;
+        }
+        if (span != NULL) {
+            low = PyTuple_GET_ITEM(span, 0);
+            high = PyTuple_GET_ITEM(span, 1);
+            int below = PyObject_RichCompareBool(pos, low, Py_LT);
+            int above = below < 0 ? -1 : PyObject_RichCompareBool(pos, high, Py_GT);
+            if (above < 0) {
+                Py_CLEAR(spans);
+                break;
+            }
+            if (!below && !above)
+                continue;
+            low = below ? pos : low;
+            high = above ? pos : high;
+        }
+        PyObject *pair = PyTuple_Pack(2, low, high);
+        if (pair == NULL || PyDict_SetItem(spans, origin, pair) < 0)
+            Py_CLEAR(spans);
+        Py_XDECREF(pair);
+    }
+    Py_XDECREF(origins);
+    Py_XDECREF(positions);
+    return spans;
+}
+
+/* -- BLAKE2b (RFC 7693), unkeyed, for the derived event ids ----------------------------------- */
+
+typedef struct {
+    uint64_t h[8], t;
+    unsigned char buffer[128];
+    size_t filled;
+    size_t out;
+} Blake2b;
+
+static const uint64_t blake2b_iv[8] = {
+    0x6A09E667F3BCC908ull, 0xBB67AE8584CAA73Bull, 0x3C6EF372FE94F82Bull, 0xA54FF53A5F1D36F1ull,
+    0x510E527FADE682D1ull, 0x9B05688C2B3E6C1Full, 0x1F83D9ABFB41BD6Bull, 0x5BE0CD19137E2179ull,
+};
+
+static const unsigned char sigma[10][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+};
+
+static uint64_t rotr64(uint64_t x, int n) { return (x >> n) | (x << (64 - n)); }
+
+#define G(a, b, c, d, x, y)              \
+    do {                                 \
+        v[a] = v[a] + v[b] + (x);        \
+        v[d] = rotr64(v[d] ^ v[a], 32);  \
+        v[c] = v[c] + v[d];              \
+        v[b] = rotr64(v[b] ^ v[c], 24);  \
+        v[a] = v[a] + v[b] + (y);        \
+        v[d] = rotr64(v[d] ^ v[a], 16);  \
+        v[c] = v[c] + v[d];              \
+        v[b] = rotr64(v[b] ^ v[c], 63);  \
+    } while (0)
+
+static void blake2b_compress(Blake2b *b, int last) {
+    uint64_t m[16], v[16];
+    for (int i = 0; i < 16; i++) {
+        uint64_t word = 0;
+        for (int j = 7; j >= 0; j--)
+            word = (word << 8) | b->buffer[8 * i + j];
+        m[i] = word;
+    }
+    for (int i = 0; i < 8; i++) {
+        v[i] = b->h[i];
+        v[i + 8] = blake2b_iv[i];
+    }
+    v[12] ^= b->t;      /* the byte counter's high word stays 0: ids hash a few dozen bytes */
+    if (last)
+        v[14] = ~v[14];
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 12      /* constant sigma indexes: the message words stay in registers */
+#endif
+    for (int r = 0; r < 12; r++) {
+        const unsigned char *s = sigma[r % 10];
+        G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++)
+        b->h[i] ^= v[i] ^ v[i + 8];
+}
+
+static void blake2b_init(Blake2b *b, size_t out) {
+    memcpy(b->h, blake2b_iv, sizeof(b->h));
+    b->h[0] ^= 0x01010000ull ^ (uint64_t)out;
+    b->t = 0;
+    b->filled = 0;
+    b->out = out;
+}
+
+static void blake2b_update(Blake2b *b, const unsigned char *data, size_t size) {
+    while (size > 0) {
+        if (b->filled == 128) {     /* full, and more follows: not the last block */
+            b->t += 128;
+            blake2b_compress(b, 0);
+            b->filled = 0;
+        }
+        size_t take = 128 - b->filled < size ? 128 - b->filled : size;
+        memcpy(b->buffer + b->filled, data, take);
+        b->filled += take;
+        data += take;
+        size -= take;
+    }
+}
+
+static void blake2b_hex(Blake2b *b, char *hex) {
+    static const char digits[] = "0123456789abcdef";
+    b->t += b->filled;
+    memset(b->buffer + b->filled, 0, 128 - b->filled);
+    blake2b_compress(b, 1);
+    for (size_t i = 0; i < b->out; i++) {
+        unsigned char byte = (unsigned char)(b->h[i / 8] >> (8 * (i % 8)));
+        hex[2 * i] = digits[byte >> 4];
+        hex[2 * i + 1] = digits[byte & 15];
+    }
+}
+
+/* The prefix state of one origin: "host NUL source_key NUL" hashed. */
+static int origin_state(PyObject *source_keys, PyObject *origin, Blake2b *state) {
+    PyObject *pair = PyObject_GetItem(source_keys, origin);
+    if (pair == NULL)
+        return -1;
+    PyObject *host = NULL, *key = NULL;
+    int rc = -1;
+    if (!PyArg_ParseTuple(pair, "UU", &host, &key))
+        goto done;
+    Py_ssize_t host_size, key_size;
+    const char *host_utf8 = PyUnicode_AsUTF8AndSize(host, &host_size);
+    const char *key_utf8 = host_utf8 ? PyUnicode_AsUTF8AndSize(key, &key_size) : NULL;
+    if (key_utf8 == NULL)
+        goto done;
+    blake2b_init(state, 16);
+    blake2b_update(state, (const unsigned char *)host_utf8, (size_t)host_size);
+    blake2b_update(state, (const unsigned char *)"", 1);
+    blake2b_update(state, (const unsigned char *)key_utf8, (size_t)key_size);
+    blake2b_update(state, (const unsigned char *)"", 1);
+    rc = 0;
+done:
+    Py_DECREF(pair);
+    return rc;
+}
+
+static PyObject *event_id_of(const Blake2b *prefix, PyObject *pos) {
+    Blake2b b = *prefix;
+    int overflow = 0;
+    long long number = PyLong_Check(pos) ? PyLong_AsLongLongAndOverflow(pos, &overflow) : 0;
+    if (PyLong_CheckExact(pos) && !overflow) {
+        char digits[24], text[24];
+        size_t count = 0, size = 0;
+        unsigned long long rest = number < 0 ? 0ull - (unsigned long long)number : (unsigned long long)number;
+        do {
+            digits[count++] = (char)('0' + rest % 10);
+            rest /= 10;
+        } while (rest);
+        if (number < 0)
+            text[size++] = '-';
+        while (count)
+            text[size++] = digits[--count];
+        blake2b_update(&b, (const unsigned char *)text, size);
+    } else {        /* what str(pos) gives, as the Python form hashes */
+        PyObject *text = PyObject_Str(pos);
+        if (text == NULL)
+            return NULL;
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+        if (utf8 == NULL) {
+            Py_DECREF(text);
+            return NULL;
+        }
+        blake2b_update(&b, (const unsigned char *)utf8, (size_t)size);
+        Py_DECREF(text);
+    }
+    PyObject *id = PyUnicode_New(32, 127);
+    if (id != NULL)
+        blake2b_hex(&b, (char *)PyUnicode_1BYTE_DATA(id));
+    return id;
+}
+
+static PyObject *fill_ids(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rows_list, *source_keys, *last_origin = NULL;
+    Py_ssize_t id_col, origin_col, pos_col;
+    if (!PyArg_ParseTuple(args, "O!nnnO", &PyList_Type, &rows_list, &id_col, &origin_col, &pos_col, &source_keys))
+        return NULL;
+    Blake2b prefix;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows_list); i++) {
+        PyObject *row = PyList_GET_ITEM(rows_list, i);
+        Py_ssize_t width = PyList_Check(row) ? PyList_GET_SIZE(row) : -1;
+        if (width <= id_col || width <= origin_col || width <= pos_col || id_col < 0 || origin_col < 0 || pos_col < 0) {
+            PyErr_SetString(PyExc_ValueError, "a row is not a list of the block's columns");
+            goto fail;
+        }
+        if (PyList_GET_ITEM(row, id_col) != Py_None)
+            continue;
+        PyObject *origin = PyList_GET_ITEM(row, origin_col);
+        int same = last_origin != NULL ? PyObject_RichCompareBool(origin, last_origin, Py_EQ) : 0;
+        if (same < 0)
+            goto fail;
+        if (!same) {
+            if (origin_state(source_keys, origin, &prefix) < 0)
+                goto fail;
+            Py_INCREF(origin);
+            Py_XSETREF(last_origin, origin);
+        }
+        PyObject *id = event_id_of(&prefix, PyList_GET_ITEM(row, pos_col));
+        if (id == NULL)
+            goto fail;
+        PyList_SetItem(row, id_col, id);
+    }
+    Py_XDECREF(last_origin);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(last_origin);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"bloom", bloom, METH_VARARGS, "The bloom filter of a block's message words, request ids and users."},
+    {"rows", rows, METH_VARARGS, "Rows (lists) of equally long columns."},
+    {"str_column", str_column, METH_O, "A string column's values joined by NUL, as UTF-8."},
+    {"link_prefixes", link_prefixes, METH_VARARGS, "The first bytes of each link, one after another."},
+    {"split", split, METH_VARARGS, "Bytes cut into pieces of one size."},
+    {"origin_spans", origin_spans, METH_VARARGS, "origin -> (min pos, max pos)."},
+    {"fill_ids", fill_ids, METH_VARARGS, "Put the derived event id into rows whose id is None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_blocks_native", "The hot loops of the compressed column block.", -1, module_methods,
+};
+
+PyMODINIT_FUNC PyInit__blocks_native(void) {
+    crc_init();
+    words_init();
+    boundaries_init();
+    return PyModule_Create(&module);
+}
