@@ -35,6 +35,7 @@ import itertools
 import json
 import operator
 import re
+import threading
 import unicodedata
 import zlib
 from array import array
@@ -72,9 +73,27 @@ try:
 except ImportError:             # not built: the Python forms run (tests set it to None to run them)
     _native = None  # type: ignore[assignment]
 
-# The frame's checksum: an altered payload fails to decode instead of giving other values.
-_zstd_compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress
-_zstd_decompress = zstandard.ZstdDecompressor().decompress
+# A zstd (de)compressor object must not be used by two threads at once (two compressing together
+# made blocks that did not decode), and the writer's partition threads and every reader thread
+# use this module: one of each per thread.
+_per_thread = threading.local()
+
+
+def _zstd_compress(data: bytes) -> bytes:
+    compressor = getattr(_per_thread, "compressor", None)
+    if compressor is None:
+        # The frame's checksum: an altered payload fails to decode instead of giving other values.
+        compressor = _per_thread.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    return bytes(compressor.compress(data))
+
+
+def _zstd_decompress(data: bytes, max_output_size: int = 0) -> bytes:
+    decompressor = getattr(_per_thread, "decompressor", None)
+    if decompressor is None:
+        decompressor = _per_thread.decompressor = zstandard.ZstdDecompressor()
+    return bytes(decompressor.decompress(data, max_output_size=max_output_size))
+
+
 _MAX_BLOCK_BYTES = 256 << 20    # a decompressed payload larger than this is not ours
 
 
@@ -130,8 +149,9 @@ def fold(text: str) -> str:
     text = text.lower()
     if text.isascii():
         return text
-    text = _combining_bmp().sub("", unicodedata.normalize("NFKD", text))
-    if max(text) <= "\uffff":
+    # Lower again: a compatibility form can expand to capitals (™ -> TM, ㎒ -> MHz).
+    text = _combining_bmp().sub("", unicodedata.normalize("NFKD", text)).lower()
+    if max(text, default="") <= "\uffff":
         return text
     return "".join(c for c in text if not unicodedata.combining(c))
 
