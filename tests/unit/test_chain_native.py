@@ -70,14 +70,16 @@ def test_values_repeated_from_row_to_row_are_encoded_per_row():
 
 def test_the_writer_step_uses_the_store_row_layout():
     """chain.link_rows with the writer's column map links exactly the canonical form of its rows."""
-    from fleetlog.collector.store import sqlite_writer as writer
+    from fleetlog.collector.store import ROW_COLUMNS
+    from fleetlog.collector.store.sqlite_block_purge import CHAIN_COLUMNS
 
     row = [7, 1, 120, "ab" * 16, 1_700_000_000_000_000, 1_700_000_000_500_000, "web-1", "10.0.0.5", "c1", "default",
            "file:/var/log/auth.log", "audit", "sshd", 4242, 5, "req-1", "alice", "login", 'msg "quoted" ✓', '{"k":"v"}',
            "security", 0, None]
-    event = {name: row[index] for name, index in zip(KEYS, writer._CHAIN_COLUMNS)}
-    head = chain.link_rows(chain.GENESIS, [row], writer._CHAIN_COLUMNS, writer._HASH)
-    assert head == row[writer._HASH] == chain.extend(chain.GENESIS, chain.canonical_bytes(event))
+    link = ROW_COLUMNS.index("hash")
+    event = {name: row[index] for name, index in zip(KEYS, CHAIN_COLUMNS)}
+    head = chain.link_rows(chain.GENESIS, [row], CHAIN_COLUMNS, link)
+    assert head == row[link] == chain.extend(chain.GENESIS, chain.canonical_bytes(event))
     assert chain.NATIVE
 
 

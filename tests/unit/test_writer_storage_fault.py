@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import pytest
 
@@ -23,17 +24,15 @@ def test_a_full_store_holds_batches_and_commits_them_once_it_can_grow(tmp_path, 
     files = [store.conn] + [store.partition_conn(part.name) for part in store.partitions()]
 
     def limit(pages: int | None = None) -> None:
-        """max_page_count is per connection: a partition's native insert connection gets it too."""
+        """max_page_count is per connection: the writer's connections to the files get it."""
         for conn in files:
-            sql = f"PRAGMA max_page_count={pages or conn.execute('PRAGMA page_count').fetchone()[0]}"
-            conn.execute(sql)
-            if getattr(conn, "native", None) is not None:
-                conn.native.execute(sql)
+            conn.execute(f"PRAGMA max_page_count={pages or conn.execute('PRAGMA page_count').fetchone()[0]}")
     limit()
     writer = StorageWriter(store)
 
     async def scenario() -> list[int]:
-        big = [f"{'x' * 2000} {i}" for i in range(200)]
+        # Random text: blocks compress what repeats, and these must not fit in the full files.
+        big = [random.Random(i).randbytes(1500).hex() for i in range(200)]
         first = asyncio.ensure_future(writer.submit([incoming("web-1", "a.log", list(range(10, 210)), messages=big)]))
         second = asyncio.ensure_future(writer.submit([incoming("web-2", "b.log", list(range(50)))]))
         while writer.fault is None:
