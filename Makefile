@@ -7,19 +7,18 @@ STAMP  := $(VENV)/.installed-stamp
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
 # gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step, and
 # agent/_parse_native.c, the agent's read+parse, and collector/store/_blocks_native.c, the block
-# codec's loops; see setup.py), libsqlite3-dev (collector/store/_sqlite_native.c, the storage
-# writer's batch insert),
+# codec's loops; see setup.py),
 # prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
 # chromium (the web console's browser tests, driven by Playwright with Debian's browser),
 # postgresql (the tests start their own server in a temporary directory; tests/pg.py).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev libsqlite3-dev prometheus chromium postgresql
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus chromium postgresql
 
 .PHONY: install proto system-deps test test-fast docs-screenshots run bench fuzz lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c collector/store/_sqlite_native.c \
-          collector/store/_blocks_native.c $(wildcard proto/fleetlog/v1/*.proto)
+$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c collector/store/_blocks_native.c \
+          $(wildcard proto/fleetlog/v1/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

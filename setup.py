@@ -12,8 +12,6 @@ form runs (same output, slower); `make test` installs the headers and checks the
 - agent/_parse_native.c, the agent's hot path: split, parse, the batch's columns (agent/parse.py, the
   file source and the batcher fall back to Python; tests/unit/test_parse_native.py holds both to the
   same output);
-- collector/store/_sqlite_native.c, the storage writer's batch insert with the GIL let go (SQLite's
-  headers: libsqlite3-dev; collector/store/sqlite_bulk.py falls back to executemany);
 - collector/store/_blocks_native.c, the compressed column block's bloom filter, decoded rows and
   derived ids (no library; collector/store/blocks.py falls back to Python, tests/unit/test_blocks.py
   holds both to the same bytes).
@@ -37,8 +35,6 @@ setup(
                   extra_compile_args=FLAGS, optional=True),
         Extension("fleetlog.agent._parse_native", ["agent/_parse_native.c"], extra_compile_args=FLAGS,
                   optional=True),
-        Extension("fleetlog.collector.store._sqlite_native", ["collector/store/_sqlite_native.c"],
-                  libraries=["sqlite3"], extra_compile_args=FLAGS, optional=True),
         Extension("fleetlog.collector.store._blocks_native", ["collector/store/_blocks_native.c"],
                   extra_compile_args=FLAGS, optional=True),
     ],

@@ -8,9 +8,10 @@ stood before the block store (schema version 2); it must not follow that file an
 
 `RowModelStore.store_batch` does what the writer did per transaction, in the same order: the
 dedup probe of each source's position range on (origin, pos), the rows with their 128-bit ids,
-the hash chain over them, then the inserts (the writer's C batch insert when this build has it,
-else executemany, the writer's own fallback) and one commit, the head recorded in `meta` as the
-main file did. One file stands for the main file and the one hot partition the bench's events
+the hash chain over them, then the inserts and one commit, the head recorded in `meta` as the
+main file did. The inserts are executemany: the writer's C batch insert (which let the GIL go, for
+writer shards) went with the row model; on one connection it saved 2-4 µs an event, so the
+"before" here costs a little more than the writer did. One file stands for the main file and the one hot partition the bench's events
 fall in; the catalogue rows the main file also kept are a few per transaction and left out.
 """
 
@@ -48,18 +49,9 @@ _HASH = ROW_COLUMNS.index("hash")
 _MESSAGE = ROW_COLUMNS.index("message")
 
 
-def _native_insert() -> Any:
-    """The writer's C batch insert, when this build has it and checked it is safe to use."""
-    try:
-        from fleetlog.collector.store import sqlite_bulk
-    except ImportError:
-        return None
-    return getattr(sqlite_bulk, "_native", None)
-
-
 def insert_path() -> str:
     """How this build's row model inserts, for the bench's row."""
-    return "C batch insert" if _native_insert() else "executemany"
+    return "executemany"
 
 
 class RowModelStore:
@@ -72,8 +64,6 @@ class RowModelStore:
         self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self.conn.execute("PRAGMA cache_size=-65536")        # the writer's 64 MiB
         self.conn.executescript(ROW_SCHEMA)
-        native = _native_insert()
-        self.native = native.Connection(path, synchronous, 10_000, 16 * 1024) if native else None
         self.last_seq = 0
         self.head = chain.GENESIS
         self.origins: dict[tuple[str, str], int] = {}
@@ -87,11 +77,8 @@ class RowModelStore:
             return 0
         self.head = chain.link_rows(self.head, rows, _CHAIN_COLUMNS, _HASH)
         self._run("BEGIN IMMEDIATE")
-        if self.native:
-            self.native.insert(rows, _INSERT, _INSERT_FTS, 0, _MESSAGE)
-        else:
-            self.conn.executemany(_INSERT, rows)
-            self.conn.executemany(_INSERT_FTS, ((row[0], row[_MESSAGE]) for row in rows))
+        self.conn.executemany(_INSERT, rows)
+        self.conn.executemany(_INSERT_FTS, ((row[0], row[_MESSAGE]) for row in rows))
         self.last_seq += len(rows)
         self._run(f"INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', '{self.last_seq}'), "
                   f"('chain_head', '{self.head.hex()}')")
@@ -99,10 +86,7 @@ class RowModelStore:
         return len(rows)
 
     def _run(self, sql: str) -> None:
-        if self.native:
-            self.native.execute(sql)
-        else:
-            self.conn.execute(sql)
+        self.conn.execute(sql)
 
     def _rows(self, incoming: IncomingEvents, received_at: int, seq: int) -> list[list[Any]]:
         key = (incoming.host, incoming.source_key)
@@ -126,7 +110,5 @@ class RowModelStore:
 
     def close(self) -> None:
         """Checkpoint the WAL into the file, as the writer's close did."""
-        if self.native:
-            self.native.close()
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.conn.close()

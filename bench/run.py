@@ -28,7 +28,6 @@ from bench.common import ROOT, BenchContext, Row, machine_description, render_ta
 SECTIONS: list[tuple[str, str, str]] = [
     ("source-read", "bench.source_read", "run"),
     ("e2e", "bench.e2e", "run"),
-    ("sqlite-ceiling", "bench.sqlite_ceiling", "run"),
     ("signing", "bench.signing", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
     ("collector-alone", "bench.collector_alone", "run"),

@@ -24,7 +24,7 @@ from tests.harness import ROOT, search_json, wait_for, write_lines
 
 # Dependencies of the collector, console, export and postgresql extras: an agent never needs them.
 OTHER_ROLES = ("psycopg", "aiohttp", "jinja2", "fpdf", "xlsxwriter", "cryptography", "re2")
-EXTENSIONS = ("fleetlog.common._chain_native", "fleetlog.agent._parse_native", "fleetlog.collector.store._sqlite_native",
+EXTENSIONS = ("fleetlog.common._chain_native", "fleetlog.agent._parse_native",
               "fleetlog.collector.store._blocks_native")
 NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "var", "build", "*.egg-info", "__pycache__", "*.so",
                                      ".pytest_cache", ".ruff_cache", "out")
