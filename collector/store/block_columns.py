@@ -11,67 +11,35 @@ message holds the word `timeout`, holds that text. The payload format is blocks.
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from fleetlog.collector.store import ROW_COLUMNS
-from fleetlog.collector.store.blocks import (
-    _MAX_BLOCK_BYTES,
-    _STR_COLUMNS,
-    LINK_PREFIX,
-    BlockError,
-    Run,
-    _decode_column,
-    _zstd_decompress,
-    fold,
-)
-
-_STR = frozenset(_STR_COLUMNS)
+from fleetlog.collector.store.blocks import decode_column, fold, open_payload
 
 
 class BlockColumns:
     """The columns of one payload, each decoded when first asked for."""
 
     def __init__(self, data: bytes):
-        try:
-            payload = _zstd_decompress(data, max_output_size=_MAX_BLOCK_BYTES)
-            size = int.from_bytes(payload[:4], "little")
-            header = json.loads(payload[4:4 + size])
-            self.sections: list[bytes] = []
-            offset = 4 + size
-            for length in header["sections"]:
-                self.sections.append(payload[offset:offset + length])
-                offset += length
-            self.count = int(header["count"])
-            self.runs = [Run(int(s), int(e), bytes.fromhex(b), bytes.fromhex(last)) for s, e, b, last in header["runs"]]
-            self.specs: dict[str, Any] = header["columns"]
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise BlockError(f"not a readable block: {exc}") from None
-        seqs = [seq for run in self.runs for seq in range(run.start, run.end + 1)]
-        if len(seqs) != self.count:
-            raise BlockError(f"a block of {self.count} events with {len(seqs)} seqs")
-        self._columns: dict[str, list[Any]] = {"seq": seqs}
+        opened = open_payload(data)        # the frame, header, runs and links checked (BlockError)
+        self.count = opened.count
+        self.runs = opened.runs
+        self.specs: dict[str, Any] = opened.specs
+        self.sections = opened.sections
+        self._opened = opened
+        self._columns: dict[str, list[Any]] = {"seq": opened.seqs}
 
     def column(self, name: str) -> list[Any]:
         values = self._columns.get(name)
         if values is None:
-            try:
-                values = _decode_column(self.specs[name], self.count, self.sections, name in _STR)
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                raise BlockError(f"not a readable block: {exc}") from None
-            self._columns[name] = values
+            values = self._columns[name] = decode_column(self._opened, name)
         return values
 
     def _links(self, indexes: Sequence[int]) -> list[bytes]:
         """The `hash` of these events: 4 bytes, or the whole link at a run's end."""
-        prefixes = self.sections[self.specs["link_prefix"]["b"]]
-        if len(prefixes) != self.count * LINK_PREFIX:
-            raise BlockError(f"a block of {self.count} events with {len(prefixes) // LINK_PREFIX} links")
-        ends = dict(zip(itertools.accumulate(run.end - run.start + 1 for run in self.runs), self.runs))
-        return [ends[i + 1].link_end if i + 1 in ends else prefixes[i * LINK_PREFIX:(i + 1) * LINK_PREFIX]
-                for i in indexes]
+        links = self._opened.links
+        return [links[i] for i in indexes]
 
     def rows(self, indexes: Sequence[int] | None = None) -> list[list[Any]]:
         """Rows (ROW_COLUMNS order, `hash` as decode_block gives it) of these events, in the

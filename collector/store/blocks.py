@@ -364,10 +364,24 @@ def _decode_column(spec: dict[str, Any], count: int, sections: list[bytes], is_s
     return values
 
 
-def decode_block(data: bytes) -> DecodedBlock:
-    """The rows of a stored payload; BlockError when it does not decode."""
+@dataclass
+class Payload:
+    """A payload opened and checked, its columns not decoded yet: what decode_block and the
+    reader's column-wise BlockColumns (block_columns.py) both start from."""
+
+    count: int
+    runs: list[Run]
+    specs: dict[str, Any]
+    sections: list[bytes]
+    seqs: list[int]
+    links: list[bytes]      # LINK_PREFIX bytes an event, the whole link at each run's end
+
+
+def open_payload(data: bytes) -> Payload:
+    """Decompress and check a stored payload's frame, header, sections, runs and links; BlockError
+    when any of it does not hold (also for a header that would make it allocate without bound)."""
     try:
-        return _decode(_zstd_decompress(data, max_output_size=_MAX_BLOCK_BYTES))
+        return _open(_zstd_decompress(data, max_output_size=_MAX_BLOCK_BYTES))
     except BlockError:
         raise
     except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError,
@@ -375,7 +389,7 @@ def decode_block(data: bytes) -> DecodedBlock:
         raise BlockError(f"not a readable block: {exc}") from None
 
 
-def _decode(payload: bytes) -> DecodedBlock:
+def _open(payload: bytes) -> Payload:
     size = int.from_bytes(payload[:4], "little")
     header = json.loads(payload[4:4 + size])
     if header["format"] != FORMAT:
@@ -393,11 +407,6 @@ def _decode(payload: bytes) -> DecodedBlock:
     if count < 1 or offset != len(payload) or len(prefixes) != count * LINK_PREFIX:
         raise BlockError(f"a block of {count} events with {len(prefixes)} bytes of links")
     runs = [Run(int(s), int(e), bytes.fromhex(b), bytes.fromhex(l)) for s, e, b, l in header["runs"]]
-    values: dict[str, list[Any]] = {}
-    for name in _INT_COLUMNS:
-        values[name] = _decode_column(specs[name], count, sections, False)
-    for name in _STR_COLUMNS:
-        values[name] = _decode_column(specs[name], count, sections, True)
     seqs: list[int] = []
     links: list[bytes] = (_native.split(prefixes, LINK_PREFIX) if _native is not None
                           else [prefixes[i:i + LINK_PREFIX] for i in range(0, len(prefixes), LINK_PREFIX)])
@@ -408,12 +417,29 @@ def _decode(payload: bytes) -> DecodedBlock:
         links[len(seqs) - 1] = run.link_end
     if len(seqs) != count:
         raise BlockError(f"a block of {count} events with {len(seqs)} seqs")
-    values["seq"] = seqs
-    values["hash"] = links
+    return Payload(count, runs, specs, sections, seqs, links)
+
+
+def decode_column(opened: Payload, name: str) -> list[Any]:
+    """One column's values (a stored column: not `seq` or `hash`); BlockError when it does not decode."""
+    try:
+        return _decode_column(opened.specs[name], opened.count, opened.sections, name in _STR_COLUMNS)
+    except BlockError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise BlockError(f"not a readable block: column {name}: {exc}") from None
+
+
+def decode_block(data: bytes) -> DecodedBlock:
+    """The rows of a stored payload; BlockError when it does not decode."""
+    opened = open_payload(data)
+    values: dict[str, list[Any]] = {name: decode_column(opened, name) for name in (*_INT_COLUMNS, *_STR_COLUMNS)}
+    values["seq"] = opened.seqs
+    values["hash"] = opened.links
     ordered = [values[name] for name in ROW_COLUMNS]
-    rows: list[list[Any]] = (_native.rows(ordered, count) if _native is not None
+    rows: list[list[Any]] = (_native.rows(ordered, opened.count) if _native is not None
                              else [list(row) for row in zip(*ordered)])
-    return DecodedBlock(rows, runs)
+    return DecodedBlock(rows, opened.runs)
 
 
 def fill_ids(rows: list[list[Any]], source_keys: dict[int, tuple[str, str]]) -> None:

@@ -11,6 +11,7 @@ so they depend on nothing but the standard library and fleetlog.
 from __future__ import annotations
 
 import atexit
+import functools
 import io
 import json
 import os
@@ -582,6 +583,56 @@ def bundle_verify(data: bytes) -> None:
     try:
         verify_bundle(path)
     except (UsageError, VerificationError) as exc:
+        assert str(exc)
+
+
+# -- the store: a block's payload ---------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _seed_block_payload() -> bytes:
+    """The decompressed payload of a small valid block (two runs, a kept id, NULs and None)."""
+    from fleetlog.collector.store import ROW_COLUMNS
+    from fleetlog.collector.store.blocks import _zstd_decompress, encode_block
+    rows = []
+    for i, seq in enumerate((3, 4, 5, 9, 10)):
+        row: list[Any] = [None] * len(ROW_COLUMNS)
+        row[:] = [seq, 1 + i % 2, 100 + i, None if i else "ab" * 16, 1_700_000_000_000_000 + i, 1_700_000_000_000_001,
+                  "web-1", "10.0.0.5", None, "default", "file:/var/log/x", "audit", "sshd" if i % 2 else None, 4242,
+                  i % 8, f"req-{i}", "alice" if i else None, None, f"line {i} \x00 é", None, "general", i % 2,
+                  bytes([seq]) * 32]
+        rows.append(row)
+    block = encode_block(rows, lambda seq: bytes([seq - 1]) * 32)
+    return bytes(_zstd_decompress(block.data, max_output_size=1 << 20))
+
+
+@target
+def block_payload(data: bytes) -> None:
+    """A partition file's block payload as someone with the file may have left it: decode_block and
+    the reader's column-wise BlockColumns give the block or BlockError, never another exception,
+    a hang or a huge allocation."""
+    from fleetlog.collector.store.block_columns import BlockColumns
+    from fleetlog.collector.store.blocks import BlockError, _zstd_compress, decode_block
+    given = Input(data)
+    if given.int() % 4 == 0:
+        payload = given.rest()                                  # any bytes, compressed
+    else:
+        payload = _seed_block_payload()
+        for _ in range(given.int() % 4 + 1):                    # splice fuzzed bytes into a valid one
+            at = given.int(2) % (len(payload) + 1)
+            payload = payload[:at] + given.bytes(24) + payload[at + given.int() % 16:]
+    compressed = _zstd_compress(payload) if given.int() % 8 else given.rest()
+    try:
+        block = decode_block(compressed)
+    except BlockError as exc:
+        assert str(exc)
+    else:
+        assert len({len(row) for row in block.rows}) <= 1
+        assert sum(run.end - run.start + 1 for run in block.runs) == len(block.rows)
+    try:
+        columns = BlockColumns(compressed)
+        for name in ("message", "time", "user", "seq"):
+            assert len(columns.column(name)) == columns.count
+    except BlockError as exc:
         assert str(exc)
 
 
