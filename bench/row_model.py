@@ -3,8 +3,8 @@ and the after on the same events (section `storage`).
 
 The row model: every event one row of `events`, four B-tree indexes (the dedup key (origin, pos),
 time, request id, user; a fifth, partial one over the severe levels) and an external-content
-FTS5 row for its message. The DDL below is collector/store/schema.py's partition schema as it
-stood before the block store (schema version 2); it must not follow that file any more.
+FTS5 row for its message: collector/store/schema.py's ROW_MODEL_SCHEMA, the partition schema of
+schema version 2, kept there unchanged for the conversion of old stores.
 
 `RowModelStore.store_batch` does what the writer did per transaction, in the same order: the
 dedup probe of each source's position range on (origin, pos), the rows with their 128-bit ids,
@@ -22,25 +22,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from fleetlog.collector.store import ROW_COLUMNS, IncomingEvents
+from fleetlog.collector.store.schema import ROW_MODEL_SCHEMA
 from fleetlog.common import chain
 from fleetlog.common.ids import event_ids_of
 
-ROW_SCHEMA = """
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY, origin INTEGER NOT NULL, pos INTEGER NOT NULL, id TEXT NOT NULL,
-    time INTEGER NOT NULL, received_at INTEGER NOT NULL, host TEXT NOT NULL, host_ip TEXT,
-    collector TEXT, namespace TEXT, source TEXT, log_type TEXT, app TEXT, pid INTEGER,
-    level INTEGER NOT NULL, request_id TEXT, user TEXT, action TEXT, message TEXT NOT NULL,
-    fields TEXT, tier TEXT NOT NULL, truncated INTEGER, hash BLOB);
-CREATE INDEX events_origin_pos ON events(origin, pos);
-CREATE INDEX events_time ON events(time);
-CREATE INDEX events_request_id ON events(request_id) WHERE request_id IS NOT NULL;
-CREATE INDEX events_user ON events(user) WHERE user IS NOT NULL;
-CREATE INDEX events_severe ON events(time) WHERE level <= 4;
-CREATE VIRTUAL TABLE events_fts USING fts5(
-    message, content='events', content_rowid='seq', tokenize='unicode61', columnsize=0);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-"""
+# The partition schema of the row model, frozen in schema.py (the converter reads files of it).
+ROW_SCHEMA = ROW_MODEL_SCHEMA + "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
 
 _INSERT = f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})"
 _INSERT_FTS = "INSERT INTO events_fts(rowid, message) VALUES (?, ?)"

@@ -37,19 +37,6 @@ def partition_conn(main_path, partition=None):
     return conn
 
 
-# The row model's `events` table and its full-text index: what event_rows materialises a
-# partition's blocks into, so storage tests can keep asking their questions in SQL.
-_EVENTS_DDL = """
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY, origin INTEGER NOT NULL, pos INTEGER NOT NULL, id TEXT NOT NULL,
-    time INTEGER NOT NULL, received_at INTEGER NOT NULL, host TEXT NOT NULL, host_ip TEXT,
-    collector TEXT, namespace TEXT, source TEXT, log_type TEXT, app TEXT, pid INTEGER,
-    level INTEGER NOT NULL, request_id TEXT, user TEXT, action TEXT, message TEXT NOT NULL,
-    fields TEXT, tier TEXT NOT NULL, truncated INTEGER, hash BLOB);
-CREATE VIRTUAL TABLE events_fts USING fts5(message, content='events', content_rowid='seq', tokenize='unicode61');
-"""
-
-
 def partition_events(conn, source_keys: dict) -> list[list]:
     """Every event a partition file holds (ROW_COLUMNS order, seq order), whatever it is stored
     as: decoded blocks (ids filled in, `hash` the whole link, recomputed over each run from the
@@ -88,9 +75,10 @@ def materialised(conn, source_keys: dict):
     import sqlite3
 
     from fleetlog.collector.store import ROW_COLUMNS
+    from fleetlog.collector.store.schema import ROW_MODEL_SCHEMA
     from fleetlog.collector.store.sqlite_query import register_functions
     memory = sqlite3.connect(":memory:")
-    memory.executescript(_EVENTS_DDL)
+    memory.executescript(ROW_MODEL_SCHEMA)
     register_functions(memory)
     rows = partition_events(conn, source_keys)
     memory.executemany(f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})",

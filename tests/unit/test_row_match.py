@@ -14,11 +14,10 @@ from fleetlog.collector.filters import FilterSpec, build_filter_spec
 from fleetlog.collector.store import ROW_COLUMNS
 from fleetlog.collector.store.blocks import encode_block
 from fleetlog.collector.store.row_match import block_may_match, needs_ids, row_predicate, sqlite_time_text
-from fleetlog.collector.store.schema import MAIN_SCHEMA
+from fleetlog.collector.store.schema import MAIN_SCHEMA, ROW_MODEL_SCHEMA
 from fleetlog.collector.store.sqlite_blocks import BlockHeader
 from fleetlog.collector.store.sqlite_query import compile_where, host_origins_sql, register_functions
 from fleetlog.common.errors import UsageError
-from tests.unit.store_helpers import _EVENTS_DDL
 
 BASE_US = 1_700_000_000_000_000          # 2023-11-14 22:13:20 UTC
 NOW_US = BASE_US + 2 * 86_400_000_000
@@ -147,7 +146,7 @@ def _specs(rows: list[list]) -> list[FilterSpec]:
 def world():
     rows = _events()
     conn = sqlite3.connect(":memory:")
-    conn.executescript(_EVENTS_DDL + MAIN_SCHEMA)
+    conn.executescript(ROW_MODEL_SCHEMA + MAIN_SCHEMA)
     register_functions(conn)
     marks = ",".join("?" * len(ROW_COLUMNS))
     conn.executemany(f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({marks})", rows)
