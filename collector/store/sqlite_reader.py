@@ -133,7 +133,7 @@ class _OpenedPartition:
         found: list[list[Any]] = []
         taken = 0
         while taken < len(ordered) and len(found) < keep:
-            size = min(max(keep - len(found), MATCH_SLICE), 4 * MATCH_SLICE)
+            size = max(keep - len(found), MATCH_SLICE)
             found += self._matching(columns.rows([i for _, i in ordered[taken:taken + size]]))
             taken += size
         return found[:keep], taken < len(ordered) or len(found) > keep
