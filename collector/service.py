@@ -87,7 +87,9 @@ async def _until_cancelled(pages: Iterator[T], what: str, caller: Caller) -> Asy
         while (page := await asyncio.to_thread(next, pages, None)) is not None:
             count += 1
             yield page
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, GeneratorExit):
+        # CancelledError when the cancel finds the page being read; GeneratorExit when it finds
+        # the page being sent (grpc then closes this generator at its yield).
         log.info("%s for %s: cancelled by the client after %d pages", what, caller.name, count)
         raise
 

@@ -24,6 +24,9 @@ from tests.web_console import Http, write_tokens
 
 FORMULAS = ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx=1", "\r=1"]
 ROWS = 10_000   # on web-1: a PDF of exactly the cap, which takes seconds to render
+# On bulk-1: more pages than the collector can read and send ahead into the connection in the
+# moment between a client's first page and its cancel (blocks read 10,000 rows in milliseconds).
+BULK_ROWS = 200_000
 
 
 def _events(host: str, users: list[str], messages: list[str]) -> IncomingEvents:
@@ -41,6 +44,7 @@ def _build_store(path: pathlib.Path) -> None:
     store = SqliteStore(str(path), "normal", collector="collector-1")
     store.store_batch([_events("web-1", ["alice"] * ROWS, [f"row {i} " + "x" * 60 for i in range(ROWS)]),
                        _events("db-1", ["bob"], ["one row"]),
+                       _events("bulk-1", ["alice"] * BULK_ROWS, [f"bulk {i} " + "y" * 60 for i in range(BULK_ROWS)]),
                        _events("calc", FORMULAS, FORMULAS)], parse_rfc3339_us("2026-01-02T00:00:00Z"))
     store.close()
 
@@ -139,7 +143,7 @@ def test_a_cancelled_grpc_export_or_bundle_stops_on_the_collector(console, rpc):
     collector, _, tokens, files, _ = console
     with grpc.insecure_channel(collector.address) as channel:
         call = getattr(pb_grpc.QueryStub(channel), rpc)(
-            pb.SearchRequest(filters=pb.Filters(host="web-1"), purpose=rpc.lower()),
+            pb.SearchRequest(filters=pb.Filters(host="bulk-1"), purpose=rpc.lower()),
             metadata=(("authorization", f"Bearer {tokens['audrey']}"),))
         next(call)
         call.cancel()
@@ -148,7 +152,7 @@ def test_a_cancelled_grpc_export_or_bundle_stops_on_the_collector(console, rpc):
     def cancelled() -> str | None:
         return next((line for line in collector.log_path.read_text().splitlines() if marker in line), None)
     pages = int(wait_for(cancelled, 30, "the collector saw the cancel").split(marker)[1].split(" ")[0])
-    assert pages < ROWS // 1000
+    assert pages < BULK_ROWS // 1000
     audits = run_cli("--collector", collector.address, "--token-file", files["root"], "search", "--format", "json",
                      "--action", "audit/evidence", "--user", "audrey")
     assert (audits.returncode, audits.stdout) == (0, "")
