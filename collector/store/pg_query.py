@@ -1,6 +1,6 @@
 """Compile a FilterSpec into a PostgreSQL WHERE clause with the CLI's meaning (contract §1 Filters).
 
-The same filters as the SQLite backend (collector/store/sqlite_query.py), in PostgreSQL's terms:
+The same filters as the SQLite backend (collector/store/row_match.py), in PostgreSQL's terms:
 - `*` wildcards become LIKE patterns (`%`, `_` and `\\` made literal);
 - message keywords match whole words case-insensitively (`~*` with the word boundaries `\\m`,
   `\\M`), as the SQLite full-text index matches tokens; `word*` is a word prefix; a keyword that

@@ -1,6 +1,6 @@
 """A search filter evaluated in Python: on a block's decoded rows, and on its header to skip it.
 
-The meaning is the row model's SQL (sqlite_query.compile_where), reproduced corner by corner:
+The meaning is the row model's SQL (tests/unit/row_model_sql.py, the oracle its test holds it to), reproduced corner by corner:
 
 - value filters (`--user a,b*`): exact values, or `*` wildcards matched like SQLite GLOB
   (case-sensitive; `?` and `[` literal); NULL matches nothing;
@@ -145,7 +145,7 @@ def _level_name(level: int) -> str | None:
 
 # -- message keywords -------------------------------------------------------------------------------
 
-_WORD_CHAR = re.compile(r"\w")          # what sqlite_query sends to FTS5 at all
+_WORD_CHAR = re.compile(r"\w")          # what the row model sent to FTS5 at all
 _ALL_WORD = re.compile(r"\w+")          # what it does not also check literally
 _NOT_TOKEN_AFTER = r"(?![^\W_])"       # blocks.tokens: a word is a run of [^\W_]
 

@@ -52,7 +52,7 @@ from fleetlog.collector.store.sqlite_block_scan import (
 )
 from fleetlog.collector.store.sqlite_blocks import BlockHeader, headers
 from fleetlog.collector.store.sqlite_deadline import QueryDeadline
-from fleetlog.collector.store.sqlite_query import host_origins_sql
+from fleetlog.collector.store.sqlite_hosts import host_origins_sql
 from fleetlog.collector.store.sqlite_util import CHAIN, connect_ro, store_bytes
 from fleetlog.common import chain
 from fleetlog.common.errors import StorageError

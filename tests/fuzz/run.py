@@ -28,7 +28,7 @@ WORK = ROOT / "var" / "fuzz"
 
 # Imported under atheris' instrumentation, so that coverage guides the fuzzer through them.
 INSTRUMENTED = (
-    "fleetlog.collector.ingest", "fleetlog.collector.filters", "fleetlog.collector.store.sqlite_query", "fleetlog.collector.config",
+    "fleetlog.collector.ingest", "fleetlog.collector.filters", "fleetlog.collector.store.sqlite_hosts", "fleetlog.collector.config",
     "fleetlog.collector.identity", "fleetlog.collector.forward.rfc5424", "fleetlog.collector.forward.rfc3164",
     "fleetlog.collector.forward.syslog_common", "fleetlog.agent.parse", "fleetlog.agent.batcher", "fleetlog.agent.config",
     "fleetlog.agent.sources.multiline", "fleetlog.agent.sources.journald", "fleetlog.common.config", "fleetlog.common.units",

@@ -29,7 +29,7 @@ def partition_conn(main_path, partition=None):
     `chain_anchors` unqualified, as on a single-file store."""
     import sqlite3
 
-    from fleetlog.collector.store.sqlite_query import register_functions
+    from tests.unit.row_model_sql import register_functions
     path = partition or partition_files(main_path)[0]
     conn = sqlite3.connect(path)
     conn.execute("ATTACH DATABASE ? AS m", (str(main_path),))
@@ -76,7 +76,7 @@ def materialised(conn, source_keys: dict):
 
     from fleetlog.collector.store import ROW_COLUMNS
     from fleetlog.collector.store.schema import ROW_MODEL_SCHEMA
-    from fleetlog.collector.store.sqlite_query import register_functions
+    from tests.unit.row_model_sql import register_functions
     memory = sqlite3.connect(":memory:")
     memory.executescript(ROW_MODEL_SCHEMA)
     register_functions(memory)

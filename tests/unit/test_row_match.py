@@ -16,8 +16,9 @@ from fleetlog.collector.store.blocks import encode_block
 from fleetlog.collector.store.row_match import block_may_match, needs_ids, row_predicate, sqlite_time_text
 from fleetlog.collector.store.schema import MAIN_SCHEMA, ROW_MODEL_SCHEMA
 from fleetlog.collector.store.sqlite_blocks import BlockHeader
-from fleetlog.collector.store.sqlite_query import compile_where, host_origins_sql, register_functions
+from fleetlog.collector.store.sqlite_hosts import host_origins_sql
 from fleetlog.common.errors import UsageError
+from tests.unit.row_model_sql import compile_where, register_functions
 
 BASE_US = 1_700_000_000_000_000          # 2023-11-14 22:13:20 UTC
 NOW_US = BASE_US + 2 * 86_400_000_000

@@ -1,4 +1,8 @@
-"""Compile a FilterSpec into an SQLite WHERE clause that the schema's indexes can serve.
+"""The row model's search filters as SQL (the store before issue 30's blocks), kept as the oracle
+tests/unit/test_row_match.py holds collector/store/row_match.py to: the same FilterSpec must
+select the same events in Python over blocks as this SQL selected over rows.
+
+Compile a FilterSpec into an SQLite WHERE clause that the row schema's indexes could serve.
 
 - time, request_id, user, host: indexed comparisons (`GLOB 'abc*'` on a prefix uses the index);
 - message keywords: the FTS5 index narrows the candidates, then LIKE keeps exact phrases exact;
@@ -13,6 +17,7 @@ import sqlite3
 from typing import Any
 
 from fleetlog.collector.filters import FilterSpec, MessageRegex, TextMatch, compile_message_regex
+from fleetlog.collector.store.sqlite_hosts import host_origins_sql
 from fleetlog.common.levels import LEVEL_NAMES
 
 _TIME_TEXT = "strftime('%Y-%m-%d %H:%M:%f', time / 1000000.0, 'unixepoch')"
@@ -71,15 +76,6 @@ def _like_literal(text: str) -> str:
 # the time index instead (see collector/query.py for when that is faster).
 INDEXED_FILTERS = ("request_id", "user", "host", "message")
 SEVERE_LEVEL = 4   # warning: the partial index events_severe holds levels 0..4 (schema.py)
-
-
-def host_origins_sql(host: TextMatch) -> tuple[str, list[Any]]:
-    """SQL selecting the origin ids of a host filter (names or addresses), on the main file."""
-    params: list[Any] = []
-    by_name = _text("host", host, params)
-    by_ip = _text("ip", host, params)
-    return (f"SELECT id FROM origins WHERE {by_name} OR host IN (SELECT host FROM node_addresses WHERE {by_ip})",
-            params)
 
 
 def compile_where(spec: FilterSpec, *, walk_time: frozenset[str] = frozenset(),
