@@ -167,7 +167,12 @@ def _measure(address: str, filters: dict[str, str]) -> tuple[float, int]:
         stub.Status(pb.StatusRequest(), timeout=30)   # connect outside the timed part
         request = pb.SearchRequest(filters=pb.Filters(**filters), limit=1000, order="desc", purpose="search")
         started = time.perf_counter()
-        count = sum(len(page.events_json) for page in stub.Search(request, timeout=120))
+        try:
+            count = sum(len(page.events_json) for page in stub.Search(request, timeout=120))
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            count = -1      # stopped by the collector's [storage] query_timeout: counted, not fatal
         return time.perf_counter() - started, count
 
 
@@ -184,16 +189,20 @@ def measure(address: str, events: int, kinds: tuple[str, ...] = tuple(TARGETS), 
             seconds, count = _measure(address, filters)
             timings.append(seconds)
             counts.append(count)
+        stopped = counts.count(-1)
+        counts = [c for c in counts if c >= 0] or [0]
         timings.sort()
         p50 = statistics.median(timings)
         p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
         target = TARGETS[figure]
         measured = f"{p50 * 1000:.0f} ms / {p95 * 1000:.0f} ms"
+        if stopped:
+            measured += f"; {stopped} of {len(filter_list)} stopped by the query timeout"
         figure_label = f"{label} {figure}: p50 / p95 ({min(counts)}-{max(counts)} rows)"
         if target is None:
             rows.append(Row(figure_label, measured, "none in contract §5"))
         else:
-            rows.append(Row(figure_label, measured, f"< {target * 1000:.0f} ms", p95 < target))
+            rows.append(Row(figure_label, measured, f"< {target * 1000:.0f} ms", p95 < target and not stopped))
     return rows
 
 
