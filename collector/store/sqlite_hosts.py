@@ -15,7 +15,8 @@ def _glob(pattern: str) -> str:
     return re.sub(r"([?\[])", r"[\1]", pattern)
 
 
-def _text(column: str, match: TextMatch, params: list[Any]) -> str:
+def text_condition(column: str, match: TextMatch, params: list[Any]) -> str:
+    """`column` equal to one of the exact values or matching one of the `*` patterns (GLOB)."""
     parts = []
     if match.exact:
         parts.append(f"{column} IN ({','.join('?' * len(match.exact))})")
@@ -29,7 +30,7 @@ def _text(column: str, match: TextMatch, params: list[Any]) -> str:
 def host_origins_sql(host: TextMatch) -> tuple[str, list[Any]]:
     """SQL selecting the origin ids of a host filter (names or addresses), on the main file."""
     params: list[Any] = []
-    by_name = _text("host", host, params)
-    by_ip = _text("ip", host, params)
+    by_name = text_condition("host", host, params)
+    by_ip = text_condition("ip", host, params)
     return (f"SELECT id FROM origins WHERE {by_name} OR host IN (SELECT host FROM node_addresses WHERE {by_ip})",
             params)

@@ -17,7 +17,7 @@ import sqlite3
 from typing import Any
 
 from fleetlog.collector.filters import FilterSpec, MessageRegex, TextMatch, compile_message_regex
-from fleetlog.collector.store.sqlite_hosts import host_origins_sql
+from fleetlog.collector.store.sqlite_hosts import host_origins_sql, text_condition
 from fleetlog.common.levels import LEVEL_NAMES
 
 _TIME_TEXT = "strftime('%Y-%m-%d %H:%M:%f', time / 1000000.0, 'unixepoch')"
@@ -25,22 +25,8 @@ _TIME_TEXT_US = ("(strftime('%Y-%m-%d %H:%M:%S', time / 1000000, 'unixepoch') ||
                  "substr('000000' || (time % 1000000), -6))")
 
 
-def _glob(pattern: str) -> str:
-    """Our `*` wildcard as an SQLite GLOB pattern (other GLOB metacharacters made literal)."""
-    return re.sub(r"([?\[])", r"[\1]", pattern)
-
-
 def _text(column: str, match: TextMatch | None, params: list[Any]) -> str | None:
-    if match is None:
-        return None
-    parts = []
-    if match.exact:
-        parts.append(f"{column} IN ({','.join('?' * len(match.exact))})")
-        params.extend(match.exact)
-    for pattern in match.wildcards:
-        parts.append(f"{column} GLOB ?")
-        params.append(_glob(pattern))
-    return "(" + " OR ".join(parts) + ")"
+    return None if match is None else text_condition(column, match, params)
 
 
 _TOKEN = re.compile(r"\w+")
