@@ -163,10 +163,11 @@ def _storage_up(daemon) -> float:
 
 
 def _write_until_refused(collector, path: pathlib.Path, total: int, where: str) -> tuple[int, tuple[int, str]]:
-    """Append lines, 4,000 at a time (transactions of two shards), until the collector says its
-    storage refuses them: the space its WAL files grew earlier takes some first. Returns the
-    lines written so far and the /readyz answer."""
-    for _ in range(12):
+    """Append lines, 4,000 at a time, until the collector says its storage refuses them: the space
+    its WAL files grew earlier takes some first, and blocks keep these numbered lines in about 13
+    bytes each, so filling 1.5 MB takes some 30 rounds. Returns the lines written so far and the
+    /readyz answer."""
+    for _ in range(60):
         write_lines(path, numbered(total, 4_000))
         total += 4_000
         status = wait_for(lambda n=total: ((s := _readyz(collector))[0] == 503 and s)
