@@ -38,7 +38,6 @@ from fleetlog.collector.store import (
 )
 from fleetlog.collector.store.blocks import (
     HASH,
-    NAMESPACE,
     ORIGIN,
     POS,
     SEQ,
@@ -439,14 +438,16 @@ class SqliteStore:
         return Partition(0, name, tier, start, start + self.period_us, 0, 0, 0, 0, 0)
 
     def _catalogue_add(self, pending: dict[str, _Pending]) -> None:
-        """The main file's catalogue, spans and namespace counts for the rows of this transaction."""
+        """The main file's catalogue, spans and namespace counts for the rows of this transaction,
+        from the skip columns of their blocks (each block already summed its events up)."""
         for item in pending.values():
-            rows, part = item.rows, item.part
-            seqs = (rows[0][0], rows[-1][0])
-            times = (min(r[TIME] for r in rows), max(r[TIME] for r in rows))
+            blocks, part = item.blocks, item.part
+            seqs = (min(b.min_seq for b in blocks), max(b.max_seq for b in blocks))
+            times = (min(b.min_time for b in blocks), max(b.max_time for b in blocks))
+            count = sum(b.count for b in blocks)
             if item.new:
                 part.min_seq, part.max_seq, part.min_time, part.max_time = seqs[0], seqs[1], times[0], times[1]
-                part.count = len(rows)
+                part.count = count
                 part.id = self.conn.execute(
                     "INSERT INTO partitions(name, tier, period_start, period_end, min_seq, max_seq, min_time,"
                     " max_time, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -455,21 +456,20 @@ class SqliteStore:
             else:
                 part.min_seq, part.max_seq = min(part.min_seq, seqs[0]), max(part.max_seq, seqs[1])
                 part.min_time, part.max_time = min(part.min_time, times[0]), max(part.max_time, times[1])
-                part.count += len(rows)
+                part.count += count
                 self.conn.execute(
                     "UPDATE partitions SET min_seq = ?, max_seq = ?, min_time = ?, max_time = ?, count = ?"
                     " WHERE id = ?", (part.min_seq, part.max_seq, part.min_time, part.max_time, part.count, part.id))
             spans: dict[int, list[int]] = {}
             namespaces: dict[str, int] = {}
-            for row in rows:
-                span = spans.get(row[1])
-                if span is None:
-                    spans[row[1]] = [row[2], row[2]]
-                elif row[2] < span[0]:
-                    span[0] = row[2]
-                elif row[2] > span[1]:
-                    span[1] = row[2]
-                namespaces[row[NAMESPACE]] = namespaces.get(row[NAMESPACE], 0) + 1
+            for block in blocks:
+                for origin, (low, high) in block.origins.items():
+                    span = spans.get(origin)
+                    if span is None:
+                        spans[origin] = [low, high]
+                    else:
+                        span[0], span[1] = min(span[0], low), max(span[1], high)
+                namespaces[block.namespace] = namespaces.get(block.namespace, 0) + block.count
             self.conn.executemany(
                 "INSERT INTO partition_origins(part, origin, min_pos, max_pos) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(part, origin) DO UPDATE SET min_pos = min(min_pos, excluded.min_pos),"
