@@ -25,17 +25,16 @@ from fleetlog.collector.store.blocks import (
     SEQ,
     TIME,
     EncodedBlock,
-    decode_block,
     encode_block,
     fill_ids,
     links_of_run,
 )
 from fleetlog.collector.store.sqlite_blocks import (
+    decode_stored,
     delete_blocks,
     file_transaction,
     headers,
     insert_block,
-    payload,
 )
 from fleetlog.common import chain
 
@@ -81,10 +80,9 @@ def plan_removal(conn: sqlite3.Connection, ranges: Sequence[tuple[int, int]], la
                                                 (low, high, last_seq)))
     removal = Removal()
     for block_id in sorted(block_ids):
-        data = payload(conn, block_id)
-        if data is None:
+        decoded = decode_stored(conn, block_id)
+        if decoded is None:
             continue
-        decoded = decode_block(data)
         rows = decoded.rows
         gone = {row[SEQ] for row in rows if row[SEQ] in wanted}
         if not gone:

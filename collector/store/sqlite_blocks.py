@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from fleetlog.collector.store.blocks import EncodedBlock
+from fleetlog.collector.store.blocks import BlockError, DecodedBlock, EncodedBlock, decode_block
+from fleetlog.common.errors import StorageError
 
 BLOCKS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (
@@ -102,6 +103,20 @@ def payload(conn: sqlite3.Connection, block_id: int) -> bytes | None:
     """A block's compressed payload; None when it is gone (merged or purged since it was listed)."""
     row = conn.execute("SELECT data FROM blocks WHERE id = ?", (block_id,)).fetchone()
     return bytes(row[0]) if row else None
+
+
+def decode_stored(conn: sqlite3.Connection, block_id: int) -> DecodedBlock | None:
+    """A stored block's rows; None when it is gone (merged or purged since it was listed). A
+    payload that does not decode (an altered file) is a StorageError naming the file's block, for
+    the writer's dedup and purges to report as they report a failing disk, not a traceback."""
+    data = payload(conn, block_id)
+    if data is None:
+        return None
+    try:
+        return decode_block(data)
+    except BlockError as exc:
+        raise StorageError(f"block {block_id} of a partition file is not readable ({exc}); "
+                           f"`fleetlog verify` names the events it holds") from None
 
 
 def bloom(conn: sqlite3.Connection, block_id: int) -> bytes | None:

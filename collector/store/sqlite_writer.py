@@ -44,7 +44,6 @@ from fleetlog.collector.store.blocks import (
     TIME,
     BlockError,
     EncodedBlock,
-    decode_block,
 )
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
@@ -59,9 +58,9 @@ from fleetlog.collector.store.schema import create_main_schema, create_partition
 from fleetlog.collector.store.sqlite_block_purge import CHAIN_COLUMNS, Removal, apply_removal, plan_removal
 from fleetlog.collector.store.sqlite_blocks import (
     blocks_overlapping,
+    decode_stored,
     delete_blocks,
     file_transaction,
-    payload,
 )
 from fleetlog.collector.store.sqlite_bulk import PartitionConnection, stream_blocks, wait_all
 from fleetlog.collector.store.sqlite_compact import FAN_IN, TIERS, compact_stream
@@ -506,10 +505,10 @@ class SqliteStore:
                 continue
             conn = self.partition_conn(self._names[part_id])
             for block_id in blocks_overlapping(conn, origin, low, high):
-                data = payload(conn, block_id)
-                if data is None:
+                block = decode_stored(conn, block_id)
+                if block is None:
                     continue
-                seen.update(row[POS] for row in decode_block(data).rows
+                seen.update(row[POS] for row in block.rows
                             if row[ORIGIN] == origin and low <= row[POS] <= high and row[SEQ] <= self.last_seq)
         return seen
 

@@ -102,8 +102,8 @@ def test_dedup_opens_only_the_blocks_whose_positions_may_overlap_a_batchs(tmp_pa
     for first in range(0, 1000, 100):
         store.store_batch([incoming("web-1", "a.log", list(range(first, first + 100)))], NOW)
     decoded = []
-    decode = sqlite_writer.decode_block
-    monkeypatch.setattr(sqlite_writer, "decode_block", lambda data: decoded.append(1) or decode(data))
+    decode = sqlite_writer.decode_stored
+    monkeypatch.setattr(sqlite_writer, "decode_stored", lambda conn, block: decoded.append(1) or decode(conn, block))
     [new] = store.store_batch([incoming("web-1", "a.log", list(range(1000, 1100)))], NOW)
     assert (new.stored, len(decoded)) == (100, 0)       # past every block's positions: none opened
     [resent] = store.store_batch([incoming("web-1", "a.log", list(range(350, 460)))], NOW)
@@ -130,3 +130,29 @@ def test_streams_that_come_due_together_are_merged_over_the_next_commits_not_in_
     assert sorted(event_rows(store, "SELECT host, pos FROM events")) == sorted(
         (host, pos) for host in hosts for pos in range(FAN_IN + 1))
     store.close()
+
+
+def test_an_unreadable_block_met_by_dedup_is_a_storage_error_naming_it(tmp_path):
+    """A payload altered on disk, met when a re-sent batch is checked for duplicates: the writer
+    reports it as a storage fault (held and retried like a failing disk), never a traceback."""
+    import sqlite3
+
+    import pytest
+
+    from fleetlog.collector.store.sqlite import SqliteStore
+    from fleetlog.common.errors import StorageError
+    from tests.unit.store_helpers import incoming, partition_files
+
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    store.store_batch([incoming("web-1", "a.log", list(range(10)))], 1)
+    store.close()
+    conn = sqlite3.connect(partition_files(tmp_path / "events.db")[0])
+    conn.execute("UPDATE blocks SET data = x'28b52ffd00'")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    try:
+        with pytest.raises(StorageError, match=r"block \d+ of a partition file is not readable .*fleetlog verify"):
+            store.store_batch([incoming("web-1", "a.log", [5, 6])], 2)
+    finally:
+        store.close()
