@@ -2,13 +2,13 @@
  * and the derived event ids. blocks.py keeps a Python form of each that gives the same result
  * (tests/unit/test_blocks.py holds both to it); it uses these when the extension is built.
  *
- *   bloom(messages, request_ids, users, tokens, bits_per_item, hashes) -> bytes
+ *   bloom(messages, request_ids, users, tokens, bits_per_item, hashes, min_bits=64) -> bytes
  *       The filter of a block's items: the words of every message (runs of ASCII letters and
  *       digits, lowercased; the pieces of messages with non-ASCII text, joined by newlines, go
  *       through `tokens(text)`, Python's folding), "\x01r" + each request id and "\x01u" + each user
  *       (None and "" left out). Each distinct item's UTF-8 (surrogatepass) gives
  *       z = mix64(crc32(item)) and sets `hashes` bits (h1 + i * h2) % bits, h1 = z's low 32 bits,
- *       h2 = its high 32 bits | 1; bits = max(64, distinct items * bits_per_item) rounded up to a
+ *       h2 = its high 32 bits | 1; bits = max(min_bits, distinct items * bits_per_item) rounded up to a
  *       multiple of 8. The word scan and the bits run with the GIL let go.
  *   str_column(values) -> (data: bytes, has_none: bool, has_empty: bool) | None
  *       The UTF-8 (surrogatepass) of str values joined by NUL, None standing as "" (a str column's
@@ -27,6 +27,9 @@
  *       row[id_col] = event_id(host, source_key, row[pos_col]) (common/ids.py: 32 hex digits of
  *       BLAKE2b-128 of "host NUL source_key NUL pos") where it is None, (host, source_key) =
  *       source_keys[row[origin_col]].
+ *   bloom_holds_any(bloom, pairs, hashes) -> bool
+ *       Whether the filter (as bloom() makes it, `hashes` bits an item) may hold one of the
+ *       items whose (h1, h2) are `pairs`.
  *
  * The caller must not change the rows while a call runs (the block's rows are its own).
  */
@@ -326,11 +329,12 @@ static int add_mixed_words(ItemSet *s, ItemSet *pieces, PyObject *message, PyObj
 static PyObject *bloom(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *messages_in, *requests_in, *users_in, *tokens;
-    int bits_per_item, hashes;
-    if (!PyArg_ParseTuple(args, "OOOOii", &messages_in, &requests_in, &users_in, &tokens, &bits_per_item, &hashes))
+    int bits_per_item, hashes, min_bits = 64;
+    if (!PyArg_ParseTuple(args, "OOOOii|i", &messages_in, &requests_in, &users_in, &tokens, &bits_per_item, &hashes,
+                          &min_bits))
         return NULL;
-    if (bits_per_item < 1 || bits_per_item > 64 || hashes < 1 || hashes > 32) {
-        PyErr_SetString(PyExc_ValueError, "bits_per_item must be 1..64 and hashes 1..32");
+    if (bits_per_item < 1 || bits_per_item > 64 || hashes < 1 || hashes > 32 || min_bits < 8 || min_bits > (1 << 20)) {
+        PyErr_SetString(PyExc_ValueError, "bits_per_item must be 1..64, hashes 1..32 and min_bits 8..2^20");
         return NULL;
     }
     /* Tuples hold the values alive (and unchanged) while the GIL is let go. */
@@ -395,7 +399,7 @@ static PyObject *bloom(PyObject *self, PyObject *args) {
         failed = 1;
     if (!failed) {
         bits = set.count * (size_t)bits_per_item;
-        bits = bits < 64 ? 64 : bits;
+        bits = bits < (size_t)min_bits ? (size_t)min_bits : bits;
         bits += (8 - bits % 8) % 8;
         filter = PyMem_RawCalloc(bits / 8, 1);
         failed = filter == NULL;
@@ -853,6 +857,46 @@ fail:
     return NULL;
 }
 
+/* -- reading ------------------------------------------------------------------------------- */
+
+/* bloom_holds_any(bloom, pairs, hashes) -> bool: whether the filter may hold one of the items
+ * whose (h1, h2) (blocks.item_hashes) are `pairs`: the test a request-id or user search makes of
+ * every block's filter, so its cost is the search's over a store of many blocks. */
+static PyObject *bloom_holds_any(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer bloom;
+    PyObject *pairs;
+    int hashes;
+    if (!PyArg_ParseTuple(args, "y*Oi", &bloom, &pairs, &hashes))
+        return NULL;
+    PyObject *fast = PySequence_Fast(pairs, "pairs must be a sequence");
+    if (fast == NULL) {
+        PyBuffer_Release(&bloom);
+        return NULL;
+    }
+    const unsigned char *bytes = bloom.buf;
+    uint64_t bits = (uint64_t)bloom.len * 8;
+    int found = 0, failed = 0;
+    for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast) && !found && bits; j++) {
+        unsigned long long h1, h2;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, j), "KK", &h1, &h2)) {
+            failed = 1;
+            break;
+        }
+        int all = 1;
+        for (int k = 0; k < hashes && all; k++) {
+            uint64_t p = ((uint64_t)h1 + (uint64_t)k * (uint64_t)h2) % bits;
+            all = (bytes[p >> 3] >> (p & 7)) & 1;
+        }
+        found = all;
+    }
+    Py_DECREF(fast);
+    PyBuffer_Release(&bloom);
+    if (failed)
+        return NULL;
+    return PyBool_FromLong(found);
+}
+
 static PyMethodDef module_methods[] = {
     {"bloom", bloom, METH_VARARGS, "The bloom filter of a block's message words, request ids and users."},
     {"rows", rows, METH_VARARGS, "Rows (lists) of equally long columns."},
@@ -861,6 +905,7 @@ static PyMethodDef module_methods[] = {
     {"split", split, METH_VARARGS, "Bytes cut into pieces of one size."},
     {"origin_spans", origin_spans, METH_VARARGS, "origin -> (min pos, max pos)."},
     {"fill_ids", fill_ids, METH_VARARGS, "Put the derived event id into rows whose id is None."},
+    {"bloom_holds_any", bloom_holds_any, METH_VARARGS, "Whether a filter may hold one of some items."},
     {NULL, NULL, 0, NULL},
 };
 

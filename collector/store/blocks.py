@@ -6,7 +6,8 @@ with zstd, so what repeats from event to event (host, app, the words of a messag
 times that grow by a little) costs almost nothing. Beside the compressed payload, the block's
 row in the `blocks` table carries what lets a search skip it without opening it: seq and time
 bounds, the stream, the most severe level, the distinct values of a few low-cardinality columns
-and a bloom filter of message tokens, request ids and users.
+a bloom filter of message tokens, and (in `block_keys`) one of its request ids and one of its
+users, denser (KEY_BLOOM_*) since a lookup by either tests every block of the store.
 
 What the payload holds, per event: every stored column except `seq` (the block's runs of
 consecutive seqs give it) and `id` (a pure function of host, source_key and pos, contract §4.2,
@@ -53,6 +54,14 @@ LINK_PREFIX = 4                 # bytes of each event's link kept (the whole lin
 MAX_SUMMARY_VALUES = 32         # distinct values of a summary column kept for skipping
 BLOOM_BITS_PER_ITEM = 10        # 0.84 % false positives with BLOOM_HASHES = 6 (measured 0.7-1.0 %)
 BLOOM_HASHES = 6
+# The request-id and user filters (block_keys): a lookup by either tests every block of the store
+# (no time bound), so a false positive, a block opened for nothing, costs more than a byte of
+# filter: 16 bits and 11 hashes an item give 0.05 % (0.84 % cost 170-340 needless blocks at 100M).
+KEY_BLOOM_BITS_PER_ITEM = 16
+KEY_BLOOM_HASHES = 11
+# At least this many bits: in a filter of 64 with one item, another item sets the same 11 bits
+# about once in 1,000 (double hashing repeats itself in a small filter); in 512, once in 10^5.
+KEY_BLOOM_MIN_BITS = 512
 
 SEQ, ORIGIN, POS, ID = (ROW_COLUMNS.index(c) for c in ("seq", "origin", "pos", "id"))
 TIME, LEVEL, MESSAGE, HASH = (ROW_COLUMNS.index(c) for c in ("time", "level", "message", "hash"))
@@ -121,7 +130,9 @@ class EncodedBlock:
     namespace: str
     host: str
     summary: str            # JSON: {column: [distinct values]} for SUMMARY_COLUMNS, when few
-    bloom: bytes
+    bloom: bytes            # the words of the messages
+    request_bloom: bytes    # the request ids (block_keys)
+    user_bloom: bytes       # the users (block_keys)
     data: bytes
     origins: dict[int, tuple[int, int]]    # origin -> (min pos, max pos): the dedup spans
 
@@ -172,48 +183,72 @@ def user_key(value: str) -> str:
 _M64 = (1 << 64) - 1
 
 
-def _positions(item: str, bits: int) -> list[int]:
-    """The item's bits: crc32 of its UTF-8 mixed by splitmix64's finaliser gives two 32-bit
-    hashes, combined BLOOM_HASHES times (as _blocks_native.c does)."""
+def item_hashes(item: str) -> tuple[int, int]:
+    """The item's two 32-bit hashes: crc32 of its UTF-8 mixed by splitmix64's finaliser (as
+    _blocks_native.c does); bit i of `hashes` is (h1 + i * h2) % bits."""
     z = (zlib.crc32(item.encode("utf-8", "surrogatepass")) + 0x9E3779B97F4A7C15) & _M64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
     z ^= z >> 31
-    h1, h2 = z & 0xFFFFFFFF, (z >> 32) | 1
-    return [(h1 + i * h2) % bits for i in range(BLOOM_HASHES)]
+    return z & 0xFFFFFFFF, (z >> 32) | 1
 
 
-def build_bloom(items: set[str]) -> bytes:
-    bits = max(64, len(items) * BLOOM_BITS_PER_ITEM)
+def _positions(item: str, bits: int, hashes: int = BLOOM_HASHES) -> list[int]:
+    h1, h2 = item_hashes(item)
+    return [(h1 + i * h2) % bits for i in range(hashes)]
+
+
+def build_bloom(items: set[str], bits_per_item: int = BLOOM_BITS_PER_ITEM, hashes: int = BLOOM_HASHES,
+                min_bits: int = 64) -> bytes:
+    bits = max(min_bits, len(items) * bits_per_item)
     bits += -bits % 8
     filter_ = bytearray(bits // 8)
     for item in items:
-        for p in _positions(item, bits):
+        for p in _positions(item, bits, hashes):
             filter_[p >> 3] |= 1 << (p & 7)
     return bytes(filter_)
 
 
-def bloom_may_hold(bloom: bytes, item: str) -> bool:
-    """False only when `item` is certainly not in the block."""
+def bloom_may_hold(bloom: bytes, item: str, hashes: int = BLOOM_HASHES) -> bool:
+    """False only when `item` is certainly not in the filter."""
     bits = len(bloom) * 8
     if not bits:
         return False
-    return all(bloom[p >> 3] & (1 << (p & 7)) for p in _positions(item, bits))
+    return all(bloom[p >> 3] & (1 << (p & 7)) for p in _positions(item, bits, hashes))
+
+
+def bloom_holds_any(bloom: bytes, pairs: Sequence[tuple[int, int]], hashes: int = KEY_BLOOM_HASHES) -> bool:
+    """Whether the filter may hold one of the items whose item_hashes are `pairs` (a search's
+    request ids or users, hashed once for all the blocks it tests)."""
+    if _native is not None:
+        return _native.bloom_holds_any(bloom, pairs, hashes)
+    bits = len(bloom) * 8
+    return bits > 0 and any(all(bloom[p >> 3] & (1 << (p & 7)) for p in ((h1 + i * h2) % bits for i in range(hashes)))
+                            for h1, h2 in pairs)
 
 
 def bloom_items(rows: Sequence[Sequence[Any]]) -> set[str]:
-    """What a block's bloom holds: message tokens, request ids and users."""
-    items = set(_TOKEN.findall(fold("\n".join(row[MESSAGE] for row in rows))))
-    items.update(request_key(r) for r in {row[REQUEST_ID] for row in rows} if r)
-    items.update(user_key(u) for u in {row[USER] for row in rows} if u)
-    return items
+    """What a block's bloom holds: the words of its messages."""
+    return set(_TOKEN.findall(fold("\n".join(row[MESSAGE] for row in rows))))
+
+
+def key_items(values: Sequence[Any], key: Callable[[str], str]) -> set[str]:
+    """What a block's request-id (key=request_key) or user (user_key) filter holds."""
+    return {key(v) for v in set(values) if v}
 
 
 def _bloom_of(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
     if _native is None:
         return build_bloom(bloom_items(rows))
-    return _native.bloom(columns[MESSAGE], columns[REQUEST_ID], columns[USER], tokens, BLOOM_BITS_PER_ITEM,
-                         BLOOM_HASHES)
+    return _native.bloom(columns[MESSAGE], (), (), tokens, BLOOM_BITS_PER_ITEM, BLOOM_HASHES)
+
+
+def key_blooms(request_ids: Sequence[Any], users: Sequence[Any]) -> tuple[bytes, bytes]:
+    """The request-id and user filters of a block's events (block_keys)."""
+    shape = (KEY_BLOOM_BITS_PER_ITEM, KEY_BLOOM_HASHES, KEY_BLOOM_MIN_BITS)
+    if _native is None:
+        return build_bloom(key_items(request_ids, request_key), *shape), build_bloom(key_items(users, user_key), *shape)
+    return _native.bloom((), request_ids, (), tokens, *shape), _native.bloom((), (), users, tokens, *shape)
 
 
 # -- encoding ---------------------------------------------------------------------------------------
@@ -310,6 +345,7 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
                          "sections": [len(s) for s in sections]}).encode()
     payload = len(header).to_bytes(4, "little") + header + b"".join(sections)
     times = columns[TIME]
+    request_bloom, user_bloom = key_blooms(columns[REQUEST_ID], columns[USER])
     summary = {}
     for name in SUMMARY_COLUMNS:
         distinct = set(columns[ROW_COLUMNS.index(name)])
@@ -318,7 +354,8 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     return EncodedBlock(
         min_seq=seqs[0], max_seq=seqs[-1], min_time=min(times), max_time=max(times), count=len(rows),
         min_level=min(columns[LEVEL]), namespace=rows[0][NAMESPACE], host=rows[0][HOST],
-        summary=json.dumps(summary), bloom=_bloom_of(rows, columns), data=_zstd_compress(payload),
+        summary=json.dumps(summary), bloom=_bloom_of(rows, columns), request_bloom=request_bloom,
+        user_bloom=user_bloom, data=_zstd_compress(payload),
         origins=_origin_spans(columns[ORIGIN], columns[POS]))
 
 

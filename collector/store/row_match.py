@@ -27,7 +27,15 @@ from typing import Any
 
 from fleetlog.collector.filters import FilterSpec, TextMatch, WhereCondition, compile_message_regex
 from fleetlog.collector.store import ROW_COLUMNS
-from fleetlog.collector.store.blocks import bloom_may_hold, fold, request_key, tokens, user_key
+from fleetlog.collector.store.blocks import (
+    bloom_holds_any,
+    bloom_may_hold,
+    fold,
+    item_hashes,
+    request_key,
+    tokens,
+    user_key,
+)
 from fleetlog.collector.store.sqlite_blocks import BlockHeader
 from fleetlog.common.levels import LEVEL_NAMES
 from fleetlog.common.wildcard import compile_wildcard
@@ -306,12 +314,15 @@ class _BlockTests:
         self.impossible = terms.impossible
         self.bloom_items = sorted(terms.bloom_words)
         self.bloom_any: list[list[str]] = []     # each list: at least one of these must be held
-        for match, key in ((spec.request_id, request_key), (spec.user, user_key)):
+        self.request_pairs: list[tuple[int, int]] | None = None
+        self.user_pairs: list[tuple[int, int]] | None = None
+        for match, key, pairs in ((spec.request_id, request_key, "request_pairs"), (spec.user, user_key, "user_pairs")):
             if match is not None and not match.wildcards:
                 self.bloom_any.append([key(value) for value in match.exact])
+                setattr(self, pairs, [item_hashes(key(value)) for value in match.exact])
 
     def may_match(self, header: BlockHeader, origin_hosts: set[str] | None,
-                  bloom_of: Callable[[], bytes | None]) -> bool:
+                  bloom_of: Callable[[], bytes | None], keys_checked: bool) -> bool:
         spec = self.spec
         if self.scope is not None and header.namespace not in self.scope:
             return False
@@ -331,13 +342,14 @@ class _BlockTests:
                 values = summary.get(name)
                 if values is not None and not any(test(value) for value in values):
                     return False
-        if self.bloom_items or self.bloom_any:
+        if self.bloom_items or (self.bloom_any and not keys_checked):
             bloom = bloom_of()
             if bloom is None:
                 return True
             if not all(bloom_may_hold(bloom, item) for item in self.bloom_items):
                 return False
-            if not all(any(bloom_may_hold(bloom, item) for item in items) for items in self.bloom_any):
+            if not keys_checked and not all(any(bloom_may_hold(bloom, item) for item in items)
+                                            for items in self.bloom_any):
                 return False
         return True
 
@@ -369,14 +381,36 @@ _last_compiled: tuple[FilterSpec, _BlockTests] | None = None
 
 
 def block_may_match(spec: FilterSpec, header: BlockHeader, origin_hosts: set[str] | None,
-                    bloom_of: Callable[[], bytes | None]) -> bool:
+                    bloom_of: Callable[[], bytes | None], keys_checked: bool = False) -> bool:
     """False only when no row of the block can match `spec`: by its seq, time and level bounds,
     its stream (namespace, host), the distinct values of its summary, and its bloom filter
-    (read through `bloom_of` only when the filter has words, request ids or users to look up;
-    None from it: the block is gone, and the caller finds out on reading it). `origin_hosts`:
-    the host names the host filter resolved to (None: no host filter)."""
+    (read through `bloom_of` only when the filter has words to look up, or request ids or users
+    when not `keys_checked`: a block written before block_keys holds them there; None from it:
+    the block is gone, and the caller finds out on reading it). `origin_hosts`: the host names
+    the host filter resolved to (None: no host filter). `keys_checked`: keys_may_match said
+    yes already."""
+    return _compiled(spec).may_match(header, origin_hosts, bloom_of, keys_checked)
+
+
+def key_lookups(spec: FilterSpec) -> tuple[list[tuple[int, int]] | None, list[tuple[int, int]] | None]:
+    """The item_hashes of the exact request ids and of the exact users `spec` looks for, each
+    None when it does not look for such (a wildcard value is not in a filter)."""
+    tests = _compiled(spec)
+    return tests.request_pairs, tests.user_pairs
+
+
+def keys_may_match(spec: FilterSpec, requests: bytes | None, users: bytes | None) -> bool:
+    """False only when a block's request-id and user filters (block_keys; None: not read, as the
+    spec does not look in it) hold none of the request ids, or none of the users, `spec` asks for."""
+    tests = _compiled(spec)
+    if tests.request_pairs is not None and requests is not None and not bloom_holds_any(requests, tests.request_pairs):
+        return False
+    return not (tests.user_pairs is not None and users is not None and not bloom_holds_any(users, tests.user_pairs))
+
+
+def _compiled(spec: FilterSpec) -> _BlockTests:
     global _last_compiled
     compiled = _last_compiled
     if compiled is None or compiled[0] is not spec:
         compiled = _last_compiled = (spec, _BlockTests(spec))
-    return compiled[1].may_match(header, origin_hosts, bloom_of)
+    return compiled[1]

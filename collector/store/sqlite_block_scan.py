@@ -5,7 +5,9 @@ are then matched exactly, row_match.row_predicate):
 1. SQL on the skip columns of `blocks`: time and seq bounds, stream (namespace, host), the most
    severe level, so most blocks are never even listed;
 2. row_match.block_may_match on each listed header: its summary of distinct values and its bloom
-   filter (request ids, users, message words), read in the same statement.
+   filter of message words, read in the same statement.
+An exact request id or user is looked up first, in the small filters of `block_keys`: only the
+blocks they may be in are listed at all.
 """
 
 from __future__ import annotations
@@ -13,18 +15,16 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.store.block_columns import BlockColumns
 from fleetlog.collector.store.blocks import tokens
-from fleetlog.collector.store.row_match import block_may_match
-from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader
-
-if TYPE_CHECKING:
-    import sqlite3
+from fleetlog.collector.store.row_match import block_may_match, key_lookups, keys_may_match
+from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader, has_block_keys
 
 
 def time_bounds(spec: FilterSpec) -> tuple[int | None, int | None]:
@@ -60,15 +60,38 @@ class BlockSelection:
         if self.nothing:
             return []
         spec = self.spec
-        # The bloom is read only for a filter that looks in it (it is most of a header's bytes).
-        bloom = ", bloom" if spec.keywords or spec.phrases or spec.request_id or spec.user else ", NULL"
-        sql = f"SELECT {', '.join(HEADER_COLUMNS)}{bloom} FROM blocks WHERE min_seq <= ? AND {self.where}{extra}"
+        requests, users = key_lookups(spec)
+        keyed = (requests is not None or users is not None) and has_block_keys(conn)
+        where, params = self.where, self.params
+        if keyed:
+            # An exact request id or user: the small filters of block_keys first, and only the
+            # blocks they may be in are listed (a store of 10^4 blocks holds a request in 1-2).
+            ids = _keyed_blocks(conn, spec, requests is not None, users is not None)
+            if not ids:
+                return []
+            where = f"id IN ({','.join(map(str, ids))}) AND {where}"
+        # The word filter is read only for a filter that looks in it (it is most of a header's
+        # bytes); a file without block_keys has request ids and users in it too.
+        words = spec.keywords or spec.phrases or (not keyed and (spec.request_id or spec.user))
+        bloom = ", bloom" if words else ", NULL"
+        sql = f"SELECT {', '.join(HEADER_COLUMNS)}{bloom} FROM blocks WHERE min_seq <= ? AND {where}{extra}"
         found = []
-        for row in conn.execute(sql, [head, *self.params, *extra_params]):
+        for row in conn.execute(sql, [head, *params, *extra_params]):
             header = BlockHeader(*row[:-1])
-            if block_may_match(spec, header, self.hosts, functools.partial(_bytes, row[-1])):
+            if block_may_match(spec, header, self.hosts, functools.partial(_bytes, row[-1]), keys_checked=keyed):
                 found.append(header)
         return found
+
+
+def _keyed_blocks(conn: sqlite3.Connection, spec: FilterSpec, requests: bool, users: bool) -> list[int]:
+    """The blocks whose request-id and user filters may hold what `spec` asks for (ascending ids:
+    integers, put into the SQL of the listing as they are)."""
+    columns = ", ".join(name for name, wanted in (("requests", requests), ("users", users)) if wanted)
+    found = []
+    for block, *filters in conn.execute(f"SELECT block, {columns} FROM block_keys"):
+        if keys_may_match(spec, filters[0] if requests else None, filters[-1] if users else None):
+            found.append(int(block))
+    return found
 
 
 def _bytes(data: bytes | None) -> bytes | None:

@@ -1,9 +1,11 @@
 """Blocks in a partition file (docs/storage-model.md §6): the tables, and storing, reading and
 removing blocks. The writer and the readers both use these; what a block holds is blocks.py's.
 
-A partition file holds `blocks` (one row a block: the skip columns, the bloom filter, then the
-compressed payload, last so that reading the skip columns never reads it) and `block_origins`
-(per block and origin, the positions it holds: the dedup spans, storage-model §4).
+A partition file holds `blocks` (one row a block: the skip columns, the filter of message words,
+then the compressed payload, last so that reading the skip columns never reads it),
+`block_origins` (per block and origin, the positions it holds: the dedup spans, storage-model
+§4) and `block_keys` (per block, the filters of its request ids and users: a lookup by either
+reads these small rows alone, not the wide rows of `blocks`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from fleetlog.collector.store.blocks import BlockError, DecodedBlock, EncodedBlock, decode_block
+from fleetlog.collector.store.blocks import (
+    REQUEST_ID,
+    USER,
+    BlockError,
+    DecodedBlock,
+    EncodedBlock,
+    decode_block,
+    key_blooms,
+)
 from fleetlog.common.errors import StorageError
 
 BLOCKS_SCHEMA = """
@@ -31,6 +41,11 @@ CREATE INDEX IF NOT EXISTS blocks_stream ON blocks(host, namespace, count);
 CREATE TABLE IF NOT EXISTS block_origins (origin INTEGER NOT NULL, max_pos INTEGER NOT NULL,
     min_pos INTEGER NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (origin, max_pos, block)) WITHOUT ROWID;
 """
+KEYS_SCHEMA = """CREATE TABLE block_keys (block INTEGER PRIMARY KEY, requests BLOB NOT NULL,
+    users BLOB NOT NULL)"""
+# What a block whose payload does not decode gets in block_keys: a filter that holds everything,
+# so searches still open it and report it (`fleetlog verify` names its events).
+_HOLDS_ALL = b"\xff" * 8
 
 # The skip columns, in the order BlockHeader takes them.
 HEADER_COLUMNS = ("id", "min_seq", "max_seq", "min_time", "max_time", "count", "min_level", "namespace",
@@ -71,7 +86,27 @@ def file_transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def create_blocks_schema(conn: sqlite3.Connection) -> None:
+    """The partition tables. A file from before `block_keys` (its blocks' word filters held their
+    request ids and users) gets the table and a row for every block, in one transaction, so a
+    file has either no `block_keys` or one row there for each block."""
     conn.executescript(BLOCKS_SCHEMA)
+    if has_block_keys(conn):
+        return
+    with file_transaction(conn):
+        conn.execute(KEYS_SCHEMA)
+        for (block_id,) in conn.execute("SELECT id FROM blocks").fetchall():
+            data = payload(conn, block_id)
+            try:
+                rows = decode_block(data).rows if data is not None else []
+                blooms = key_blooms([r[REQUEST_ID] for r in rows], [r[USER] for r in rows]) if rows else None
+            except BlockError:
+                blooms = None
+            conn.execute("INSERT INTO block_keys(block, requests, users) VALUES (?, ?, ?)",
+                         (block_id, *(blooms or (_HOLDS_ALL, _HOLDS_ALL))))
+
+
+def has_block_keys(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'block_keys'").fetchone() is not None
 
 
 def insert_block(conn: sqlite3.Connection, block: EncodedBlock) -> int:
@@ -81,6 +116,10 @@ def insert_block(conn: sqlite3.Connection, block: EncodedBlock) -> int:
         " bloom, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (block.min_seq, block.max_seq, block.min_time, block.max_time, block.count, block.min_level,
          block.namespace, block.host, block.summary, block.bloom, block.data)).fetchone()[0]
+    # OR REPLACE: a block id is used again once its block is gone, and a row of block_keys left
+    # by a block removed by hand (not through delete_blocks) must not stop the writer.
+    conn.execute("INSERT OR REPLACE INTO block_keys(block, requests, users) VALUES (?, ?, ?)",
+                 (block_id, block.request_bloom, block.user_bloom))
     conn.executemany("INSERT INTO block_origins(origin, max_pos, min_pos, block) VALUES (?, ?, ?, ?)",
                      ((origin, high, low, block_id) for origin, (low, high) in block.origins.items()))
     return int(block_id)
@@ -92,6 +131,7 @@ def delete_blocks(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
         chunk = list(ids[start:start + 500])
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM block_origins WHERE block IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM block_keys WHERE block IN ({marks})", chunk)
         conn.execute(f"DELETE FROM blocks WHERE id IN ({marks})", chunk)
 
 

@@ -135,7 +135,7 @@ def to_row_model(data_dir: pathlib.Path, partition: pathlib.Path) -> int:
     main.close()
     conn = part_conn(data_dir, partition)
     rows = partition_events(conn, keys)
-    conn.executescript("DROP TABLE blocks; DROP TABLE block_origins;" + ROW_MODEL_SCHEMA)
+    conn.executescript("DROP TABLE blocks; DROP TABLE block_origins; DROP TABLE block_keys;" + ROW_MODEL_SCHEMA)
     conn.executemany(f"INSERT INTO events({', '.join(ROW_COLUMNS)}) VALUES ({','.join('?' * len(ROW_COLUMNS))})",
                      rows)
     conn.executemany("INSERT INTO events_fts(rowid, message) VALUES (?, ?)", ((row[SEQ], row[MESSAGE]) for row in rows))

@@ -275,3 +275,65 @@ def test_a_merge_while_a_search_is_paused_loses_and_repeats_nothing(tmp_path, or
         assert [row[0] for _, rows in reader.read_after({}, None, limit=10_000) for row in rows] == sorted(expected)
     finally:
         reader.close()
+
+
+def _store_of_keys(path) -> None:
+    store = SqliteStore(str(path), "normal", collector="c1")
+    for n in range(20):
+        store.store_batch([incoming(host, "app.log", list(range(n * 50 + 1, n * 50 + 51)),
+                                    time_us=[T0 + n * 1_000_000 + p for p in range(50)],
+                                    request_ids=[f"{host}-{n}-{p}" for p in range(50)],
+                                    users=[f"{host}-user-{n}" for _ in range(50)]) for host in HOSTS], T0)
+    store.close()
+
+
+def _keyed_search(path, raw: dict[str, str]) -> list[tuple[str, str]]:
+    reader = SqliteReader(str(path))
+    try:
+        return [(r[_HOST], r[_MSG]) for page in reader.search(build_filter_spec(raw)) for r in page]
+    finally:
+        reader.close()
+
+
+def test_a_file_written_before_block_keys_gets_them_at_the_next_start(tmp_path, monkeypatch):
+    """A partition file of session 8's layout (request ids and users in the word filter, no
+    block_keys) is given a row of block_keys for every block in one transaction when the writer
+    opens it; a block that does not decode gets filters that hold everything, so a search still
+    opens it and says it is unreadable."""
+    path = tmp_path / "events.db"
+    _store_of_keys(path)
+    [file] = (tmp_path / "partitions").glob("*.db")
+    conn = sqlite3.connect(file)
+    expected = dict(conn.execute("SELECT block, requests FROM block_keys"))
+    conn.execute("DROP TABLE block_keys")
+    altered = conn.execute("SELECT max(id) FROM blocks").fetchone()[0]
+    conn.execute("UPDATE blocks SET data = x'28b52ffd00' WHERE id = ?", (altered,))
+    conn.commit()
+    conn.close()
+    SqliteStore(str(path), "normal", collector="c1").close()
+    conn = sqlite3.connect(file)
+    migrated = dict(conn.execute("SELECT block, requests FROM block_keys"))
+    conn.close()
+    assert migrated.keys() == expected.keys()
+    assert {b: f for b, f in migrated.items() if b != altered} == {b: f for b, f in expected.items() if b != altered}
+    assert migrated[altered] == b"\xff" * 8
+    opened = opened_blocks(monkeypatch)
+    with pytest.raises(Exception, match="not a readable block"):
+        _keyed_search(path, {"request_id": "web-2-17-33"})
+    assert any(b.id == altered for b in opened)
+
+
+def test_request_id_and_user_searches_read_the_key_filters(tmp_path, monkeypatch):
+    path = tmp_path / "events.db"
+    _store_of_keys(path)
+    opened = opened_blocks(monkeypatch)
+    assert _keyed_search(path, {"request_id": "web-2-17-33"}) == [("web-2", f"line {17 * 50 + 34}")]
+    assert len(opened) <= 2
+    opened.clear()
+    found = _keyed_search(path, {"user": "db-1-user-3,web-3-user-19"})
+    assert sorted(found) == sorted([("db-1", f"line {3 * 50 + p + 1}") for p in range(50)]
+                                   + [("web-3", f"line {19 * 50 + p + 1}") for p in range(50)])
+    assert {b.host for b in opened} == {"db-1", "web-3"}
+    # Both at once: the events of that user with that request id.
+    assert _keyed_search(path, {"user": "web-2-user-17", "request_id": "web-2-17-33"}) == [("web-2", "line 884")]
+    assert _keyed_search(path, {"user": "web-2-user-16", "request_id": "web-2-17-33"}) == []

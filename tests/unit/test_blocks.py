@@ -171,23 +171,46 @@ def test_c_and_python_encode_the_same_bytes(monkeypatch, seed):
 def test_c_and_python_blooms_are_the_same(seed):
     rows = mixed_rows(100 + seed, 1 + seed * 500)
     columns = list(zip(*rows))
-    native = _blocks_native.bloom(columns[blocks.MESSAGE], columns[blocks.REQUEST_ID], columns[blocks.USER],
-                                  blocks.tokens, blocks.BLOOM_BITS_PER_ITEM, blocks.BLOOM_HASHES)
+    native = _blocks_native.bloom(columns[blocks.MESSAGE], (), (), blocks.tokens, blocks.BLOOM_BITS_PER_ITEM,
+                                  blocks.BLOOM_HASHES)
     assert native == blocks.build_bloom(blocks.bloom_items(rows))
     assert len(native) * 8 >= len(blocks.bloom_items(rows)) * blocks.BLOOM_BITS_PER_ITEM
+    keys = blocks.key_blooms(columns[blocks.REQUEST_ID], columns[blocks.USER])
+    shape = (blocks.KEY_BLOOM_BITS_PER_ITEM, blocks.KEY_BLOOM_HASHES, blocks.KEY_BLOOM_MIN_BITS)
+    assert keys == (blocks.build_bloom(blocks.key_items(columns[blocks.REQUEST_ID], blocks.request_key), *shape),
+                    blocks.build_bloom(blocks.key_items(columns[blocks.USER], blocks.user_key), *shape))
 
 
-def test_the_bloom_holds_every_word_request_and_user(codec):
+@pytest.mark.parametrize("native", [True, False])
+def test_c_and_python_key_filter_tests_agree(monkeypatch, native):
+    values = [f"req-{i}" for i in range(0, 3000, 3)]
+    requests, _ = blocks.key_blooms(values, [])
+    if not native:
+        monkeypatch.setattr(blocks, "_native", None)
+    for i in range(3000):
+        pairs = [blocks.item_hashes(blocks.request_key(f"req-{i}"))]
+        held = blocks.bloom_holds_any(requests, pairs)
+        assert held == all(blocks.bloom_may_hold(requests, blocks.request_key(f"req-{i}"), blocks.KEY_BLOOM_HASHES)
+                           for _ in pairs)
+        if i % 3 == 0:
+            assert held
+    assert not blocks.bloom_holds_any(b"", [blocks.item_hashes("x")])
+    assert not blocks.bloom_holds_any(requests, [])
+
+
+def test_the_blooms_hold_every_word_request_and_user(codec):
     rows = mixed_rows(7, 400) + [row(1000, message="Échec de CONNEXION à Zürich: ﬁn du Straße-Test",
                                      request_id="REQ-Ünïcode", user="Zoë")]
-    bloom = codec.encode_block(rows, link_before).bloom
+    block = codec.encode_block(rows, link_before)
+    bloom = block.bloom
+    hashes = blocks.KEY_BLOOM_HASHES
     for r in rows:
         for word in blocks.tokens(r[blocks.MESSAGE]):
             assert blocks.bloom_may_hold(bloom, word), word
         if r[blocks.REQUEST_ID]:
-            assert blocks.bloom_may_hold(bloom, blocks.request_key(r[blocks.REQUEST_ID]))
+            assert blocks.bloom_may_hold(block.request_bloom, blocks.request_key(r[blocks.REQUEST_ID]), hashes)
         if r[blocks.USER]:
-            assert blocks.bloom_may_hold(bloom, blocks.user_key(r[blocks.USER]))
+            assert blocks.bloom_may_hold(block.user_bloom, blocks.user_key(r[blocks.USER]), hashes)
     # What a user types, folded as a search folds it, finds the accented and upper-case text.
     for typed in ("echec", "ECHEC", "connexion", "zurich", "Zürich", "fin", "strasse", "STRASSE", "test"):
         [word] = blocks.tokens(typed) if typed not in ("strasse", "STRASSE") else [blocks.fold("straße")]
@@ -202,6 +225,17 @@ def test_the_bloom_answers_about_one_in_a_hundred_absent_words():
     probes = [p for p in (f"{s:09d}" for s in range(10_000, 40_000)) if p not in held]
     rate = sum(blocks.bloom_may_hold(bloom, p) for p in probes) / len(probes)
     assert rate < 0.012, rate
+
+
+def test_the_request_filter_answers_about_one_in_two_thousand_absent_ids():
+    rows = [row(s, request_id=f"r{s // 8:08d}", user=f"user{s % 5000}") for s in range(1, 8193)]
+    block = blocks.encode_block(rows, link_before)
+    probes = [blocks.request_key(f"r{n:08d}") for n in range(2000, 102_000)]
+    rate = sum(blocks.bloom_may_hold(block.request_bloom, p, blocks.KEY_BLOOM_HASHES) for p in probes) / len(probes)
+    assert rate < 0.0012, rate      # 0.05 % in theory
+    # The word filter does not carry them (what it answers for them is its false positives).
+    held = [r for r in range(1024) if blocks.bloom_may_hold(block.bloom, blocks.request_key(f"r{r:08d}"))]
+    assert len(held) < 30, len(held)
 
 
 def test_fold_strips_every_combining_mark_as_the_definition_does():
@@ -325,3 +359,12 @@ def test_a_frame_larger_than_a_block_is_refused_before_it_is_inflated(codec):
     bomb = zstandard.ZstdCompressor().compress(b"\x00" * (blocks._MAX_BLOCK_BYTES + 1))
     with pytest.raises(blocks.BlockError):
         codec.decode_block(bomb)
+
+
+def test_a_small_key_filter_seldom_answers_for_an_absent_id():
+    """A block of one request id: double hashing in a filter of 64 bits gave another id the
+    same bits about once in 1,000; KEY_BLOOM_MIN_BITS makes that rare."""
+    filters = [blocks.key_blooms([f"req-{n}"], [])[0] for n in range(2000)]
+    probes = [[blocks.item_hashes(blocks.request_key(f"other-{n}"))] for n in range(50)]
+    false = sum(blocks.bloom_holds_any(f, p) for f in filters for p in probes)
+    assert false <= 10, false       # of 100,000 tests

@@ -11,9 +11,15 @@ import sqlite3
 import pytest
 
 from fleetlog.collector.filters import FilterSpec, build_filter_spec
-from fleetlog.collector.store import ROW_COLUMNS
-from fleetlog.collector.store.blocks import encode_block
-from fleetlog.collector.store.row_match import block_may_match, needs_ids, row_predicate, sqlite_time_text
+from fleetlog.collector.store import ROW_COLUMNS, blocks
+from fleetlog.collector.store.blocks import EncodedBlock, encode_block
+from fleetlog.collector.store.row_match import (
+    block_may_match,
+    keys_may_match,
+    needs_ids,
+    row_predicate,
+    sqlite_time_text,
+)
 from fleetlog.collector.store.schema import MAIN_SCHEMA, ROW_MODEL_SCHEMA
 from fleetlog.collector.store.sqlite_blocks import BlockHeader
 from fleetlog.collector.store.sqlite_hosts import host_origins_sql
@@ -241,7 +247,14 @@ def test_time_text_is_what_sqlite_renders():
 
 # -- blocks -----------------------------------------------------------------------------------------
 
-def _blocks(rows: list[list], size: int = 16) -> list[tuple[BlockHeader, bytes, set[int]]]:
+def _may_match(spec, header: BlockHeader, hosts, block: EncodedBlock, bloom_of=None) -> bool:
+    """What a search asks of a block before opening it (sqlite_block_scan): its request-id and
+    user filters first, then its header, summary and word filter."""
+    return (keys_may_match(spec, block.request_bloom, block.user_bloom)
+            and block_may_match(spec, header, hosts, bloom_of or (lambda: block.bloom), keys_checked=True))
+
+
+def _blocks(rows: list[list], size: int = 16) -> list[tuple[BlockHeader, EncodedBlock, set[int]]]:
     """The rows as blocks: one stream (namespace, host) each, up to `size` events, seq order."""
     namespace, host = ROW_COLUMNS.index("namespace"), ROW_COLUMNS.index("host")
     streams: dict[tuple[str, str], list[list]] = {}
@@ -255,7 +268,7 @@ def _blocks(rows: list[list], size: int = 16) -> list[tuple[BlockHeader, bytes, 
             block = encode_block(chunk, lambda seq: bytes(32))
             header = BlockHeader(len(blocks) + 1, block.min_seq, block.max_seq, block.min_time, block.max_time,
                                  block.count, block.min_level, block.namespace, block.host, block.summary)
-            blocks.append((header, block.bloom, {row[0] for row in chunk}))
+            blocks.append((header, block, {row[0] for row in chunk}))
     return blocks
 
 
@@ -267,8 +280,8 @@ def test_block_may_match_never_skips_a_block_holding_a_match(world):
         origin_ids = _origin_ids(conn, spec)
         hosts = None if origin_ids is None else {ORIGINS[o][0] for o in origin_ids}
         matched = set(_sql_selects(conn, spec, origin_ids))
-        for header, bloom, seqs in blocks:
-            may = block_may_match(spec, header, hosts, lambda bloom=bloom: bloom)
+        for header, block, seqs in blocks:
+            may = _may_match(spec, header, hosts, block)
             assert may or not (seqs & matched), (spec, header)
             skipped += not may
             checked += not (seqs & matched)
@@ -276,7 +289,7 @@ def test_block_may_match_never_skips_a_block_holding_a_match(world):
     assert skipped > checked // 3
 
 
-def _block() -> tuple[BlockHeader, bytes]:
+def _block() -> tuple[BlockHeader, EncodedBlock]:
     """One block of 10 events of the stream (payments, web-1): info and debug, one request id,
     one user, app nginx, messages `GET /index <i> ok`."""
     rows = []
@@ -290,7 +303,7 @@ def _block() -> tuple[BlockHeader, bytes]:
     block = encode_block(rows, lambda seq: bytes(32))
     header = BlockHeader(1, block.min_seq, block.max_seq, block.min_time, block.max_time, block.count,
                          block.min_level, block.namespace, block.host, block.summary)
-    return header, block.bloom
+    return header, block
 
 
 @pytest.mark.parametrize(("raw", "extra", "hosts", "expected"), [
@@ -342,23 +355,34 @@ def _block() -> tuple[BlockHeader, bytes]:
     ({"where": "level=deb%"}, {}, None, True),
 ])
 def test_block_may_match_on_one_block(raw, extra, hosts, expected):
-    header, bloom = _block()
+    header, block = _block()
     spec = dataclasses.replace(build_filter_spec(raw, now=NOW_US), **extra)
-    assert block_may_match(spec, header, hosts, lambda: bloom) is expected
+    assert _may_match(spec, header, hosts, block) is expected
 
 
 def test_the_bloom_is_read_only_when_the_filter_looks_words_up():
-    header, bloom = _block()
+    header, block = _block()
     reads = []
 
     def bloom_of():
         reads.append(1)
-        return bloom
+        return block.bloom
 
-    for raw in ({"app": "nginx", "since": "2023-11-01"}, {"message": "get* -"}, {"request_id": "req-*"}):
-        assert block_may_match(build_filter_spec(raw, now=NOW_US), header, None, bloom_of)
+    for raw in ({"app": "nginx", "since": "2023-11-01"}, {"message": "get* -"}, {"request_id": "req-*"},
+                {"request_id": "req-1"}, {"user": "alice"}):
+        assert _may_match(build_filter_spec(raw, now=NOW_US), header, None, block, bloom_of)
     assert reads == []
-    assert block_may_match(build_filter_spec({"message": "index"}), header, None, bloom_of)
-    assert block_may_match(build_filter_spec({"message": "nothere"}), header, None, lambda: None)  # block gone
+    assert _may_match(build_filter_spec({"message": "index"}), header, None, block, bloom_of)
+    assert _may_match(build_filter_spec({"message": "nothere"}), header, None, block, lambda: None)  # block gone
     assert reads == [1]
+
+
+def test_a_block_written_before_block_keys_is_looked_up_in_its_word_filter():
+    """Such a block's word filter held its request ids and users (and the reader asks it when
+    the file has no block_keys)."""
+    header, _ = _block()
+    old = blocks.build_bloom({blocks.request_key("req-1"), blocks.user_key("alice"), "index"})
+    for raw, expected in (({"request_id": "req-1"}, True), ({"request_id": "req-2"}, False),
+                          ({"user": "alice"}, True), ({"user": "bob"}, False)):
+        assert block_may_match(build_filter_spec(raw, now=NOW_US), header, None, lambda: old) is expected
 
