@@ -30,6 +30,9 @@
  *   bloom_holds_any(bloom, pairs, hashes) -> bool
  *       Whether the filter (as bloom() makes it, `hashes` bits an item) may hold one of the
  *       items whose (h1, h2) are `pairs`.
+ *   pick_strs(data, indexes) -> list[str]; pick_ints(data, delta, indexes) -> list[int]
+ *       Values `indexes` (ascending) of a string or integer column's section, without
+ *       decoding the rest of it.
  *
  * The caller must not change the rows while a call runs (the block's rows are its own).
  */
@@ -897,6 +900,108 @@ static PyObject *bloom_holds_any(PyObject *self, PyObject *args) {
     return PyBool_FromLong(found);
 }
 
+/* pick_strs(data, indexes) -> list[str]: values `indexes` (ascending) of a string column's
+ * section (UTF-8 values joined by NUL, blocks._encode_str), decoded with surrogatepass; what a
+ * search that keeps a few events of a block builds instead of splitting the whole column.
+ * IndexError for an index past the values. */
+static PyObject *pick_strs(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    PyObject *indexes;
+    if (!PyArg_ParseTuple(args, "y*O", &data, &indexes))
+        return NULL;
+    PyObject *fast = PySequence_Fast(indexes, "indexes must be a sequence");
+    PyObject *out = fast ? PyList_New(PySequence_Fast_GET_SIZE(fast)) : NULL;
+    if (out == NULL)
+        goto fail;
+    const char *at = data.buf, *end = (const char *)data.buf + data.len;
+    Py_ssize_t current = 0, last = -1;
+    for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast); j++) {
+        Py_ssize_t want = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, j));
+        if (want == -1 && PyErr_Occurred())
+            goto fail;
+        if (want < last) {
+            PyErr_SetString(PyExc_ValueError, "indexes must ascend");
+            goto fail;
+        }
+        last = want;
+        while (current < want) {        /* skip to value `want` */
+            const char *nul = memchr(at, 0, (size_t)(end - at));
+            if (nul == NULL) {
+                PyErr_Format(PyExc_IndexError, "value %zd of a column of %zd", want, current + 1);
+                goto fail;
+            }
+            at = nul + 1;
+            current++;
+        }
+        const char *nul = memchr(at, 0, (size_t)(end - at));
+        const char *stop = nul ? nul : end;
+        PyObject *value = PyUnicode_DecodeUTF8(at, stop - at, "surrogatepass");
+        if (value == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, j, value);
+    }
+    Py_DECREF(fast);
+    PyBuffer_Release(&data);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(fast);
+    PyBuffer_Release(&data);
+    return NULL;
+}
+
+/* pick_ints(data, delta, indexes) -> list[int]: values `indexes` (ascending) of an integer
+ * column's section (int64 in the machine's order, blocks._encode_int), summed from the start
+ * when `delta`. IndexError for an index past the values. */
+static PyObject *pick_ints(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    int delta;
+    PyObject *indexes;
+    if (!PyArg_ParseTuple(args, "y*pO", &data, &delta, &indexes))
+        return NULL;
+    PyObject *fast = PySequence_Fast(indexes, "indexes must be a sequence");
+    PyObject *out = fast ? PyList_New(PySequence_Fast_GET_SIZE(fast)) : NULL;
+    if (out == NULL)
+        goto fail;
+    Py_ssize_t count = data.len / (Py_ssize_t)sizeof(int64_t), summed = 0, last = -1;
+    uint64_t sum = 0;
+    for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(fast); j++) {
+        Py_ssize_t want = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, j));
+        if (want == -1 && PyErr_Occurred())
+            goto fail;
+        if (want < last || want < 0 || want >= count) {
+            PyErr_Format(want < last ? PyExc_ValueError : PyExc_IndexError, "index %zd of %zd values", want, count);
+            goto fail;
+        }
+        last = want;
+        int64_t value;
+        if (delta) {
+            for (; summed <= want; summed++) {     /* wraps as int64 arithmetic, as accumulate's would not overflow */
+                int64_t step;
+                memcpy(&step, (const char *)data.buf + summed * (Py_ssize_t)sizeof(int64_t), sizeof step);
+                sum += (uint64_t)step;
+            }
+            value = (int64_t)sum;
+        } else {
+            memcpy(&value, (const char *)data.buf + want * (Py_ssize_t)sizeof(int64_t), sizeof value);
+        }
+        PyObject *number = PyLong_FromLongLong(value);
+        if (number == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, j, number);
+    }
+    Py_DECREF(fast);
+    PyBuffer_Release(&data);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(fast);
+    PyBuffer_Release(&data);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"bloom", bloom, METH_VARARGS, "The bloom filter of a block's message words, request ids and users."},
     {"rows", rows, METH_VARARGS, "Rows (lists) of equally long columns."},
@@ -906,6 +1011,8 @@ static PyMethodDef module_methods[] = {
     {"origin_spans", origin_spans, METH_VARARGS, "origin -> (min pos, max pos)."},
     {"fill_ids", fill_ids, METH_VARARGS, "Put the derived event id into rows whose id is None."},
     {"bloom_holds_any", bloom_holds_any, METH_VARARGS, "Whether a filter may hold one of some items."},
+    {"pick_strs", pick_strs, METH_VARARGS, "Some values of a string column's section."},
+    {"pick_ints", pick_ints, METH_VARARGS, "Some values of an integer column's section."},
     {NULL, NULL, 0, NULL},
 };
 

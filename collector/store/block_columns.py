@@ -15,7 +15,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from fleetlog.collector.store import ROW_COLUMNS
-from fleetlog.collector.store.blocks import decode_column, fold, open_payload
+from fleetlog.collector.store.blocks import decode_column, fold, open_payload, pick_column
+
+# Events of a block kept by a search below one in this many: their values are picked out of
+# the columns' sections rather than every value decoded.
+SPARSE = 16
 
 
 class BlockColumns:
@@ -28,27 +32,38 @@ class BlockColumns:
         self.specs: dict[str, Any] = opened.specs
         self.sections = opened.sections
         self._opened = opened
-        self._columns: dict[str, list[Any]] = {"seq": opened.seqs}
+        self._columns: dict[str, list[Any]] = {}
 
     def column(self, name: str) -> list[Any]:
         values = self._columns.get(name)
         if values is None:
-            values = self._columns[name] = decode_column(self._opened, name)
+            values = self._columns[name] = self._opened.seqs if name == "seq" else decode_column(self._opened, name)
         return values
 
-    def _links(self, indexes: Sequence[int]) -> list[bytes]:
-        """The `hash` of these events: 4 bytes, or the whole link at a run's end."""
-        links = self._opened.links
-        return [links[i] for i in indexes]
+    def values(self, name: str, indexes: Sequence[int]) -> list[Any]:
+        """Column `name`'s values of events `indexes`: picked out of its section when they are
+        few and the column is not decoded yet, else from the decoded column."""
+        decoded = self._columns.get(name)
+        if decoded is None and len(indexes) * SPARSE < self.count:
+            ascending = sorted(set(indexes))
+            picked = (self._opened.seqs_of(ascending) if name == "seq"
+                      else pick_column(self._opened, name, ascending))
+            if ascending == list(indexes):
+                return picked
+            found = dict(zip(ascending, picked))
+            return [found[i] for i in indexes]
+        decoded = self.column(name)
+        return [decoded[i] for i in indexes]
 
     def rows(self, indexes: Sequence[int] | None = None) -> list[list[Any]]:
         """Rows (ROW_COLUMNS order, `hash` as decode_block gives it) of these events, in the
         order given; all of them, in seq order, by default."""
-        chosen = range(self.count) if indexes is None else indexes
-        columns = [self.column(name) for name in ROW_COLUMNS[:-1]]
-        if indexes is not None:
-            columns = [[values[i] for i in chosen] for values in columns]
-        columns.append(self._links(chosen))
+        if indexes is None:
+            columns = [self.column(name) for name in ROW_COLUMNS[:-1]]
+            columns.append(self._opened.links)
+            return [list(row) for row in zip(*columns)]
+        columns = [self.values(name, indexes) for name in ROW_COLUMNS[:-1]]
+        columns.append(self._opened.links_of(indexes))
         return [list(row) for row in zip(*columns)]
 
     def where(self, name: str, test: Callable[[Any], bool], among: Iterable[int] | None = None) -> list[int]:

@@ -5,7 +5,7 @@ partition (one tier, one period). Its events are kept column by column and compr
 with zstd, so what repeats from event to event (host, app, the words of a message template,
 times that grow by a little) costs almost nothing. Beside the compressed payload, the block's
 row in the `blocks` table carries what lets a search skip it without opening it: seq and time
-bounds, the stream, the most severe level, the distinct values of a few low-cardinality columns
+bounds, the stream, the most severe level, the distinct values of a few low-cardinality columns,
 a bloom filter of message tokens, and (in `block_keys`) one of its request ids and one of its
 users, denser (KEY_BLOOM_*) since a lookup by either tests every block of the store.
 
@@ -31,6 +31,7 @@ answer wrongly, so such blocks are refused (BlockError).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import json
@@ -401,17 +402,51 @@ def _decode_column(spec: dict[str, Any], count: int, sections: list[bytes], is_s
     return values
 
 
-@dataclass
 class Payload:
     """A payload opened and checked, its columns not decoded yet: what decode_block and the
-    reader's column-wise BlockColumns (block_columns.py) both start from."""
+    reader's column-wise BlockColumns (block_columns.py) both start from. The seqs and links of
+    all its events are built when first asked for: a search that keeps a few events of a block
+    asks for theirs alone (seqs_of, links_of)."""
 
-    count: int
-    runs: list[Run]
-    specs: dict[str, Any]
-    sections: list[bytes]
-    seqs: list[int]
-    links: list[bytes]      # LINK_PREFIX bytes an event, the whole link at each run's end
+    def __init__(self, count: int, runs: list[Run], specs: dict[str, Any], sections: list[bytes], prefixes: bytes):
+        self.count = count
+        self.runs = runs
+        self.specs = specs
+        self.sections = sections
+        self._prefixes = prefixes
+        self._run_starts = list(itertools.accumulate((run.end - run.start + 1 for run in runs[:-1]), initial=0))
+
+    @functools.cached_property
+    def seqs(self) -> list[int]:
+        seqs: list[int] = []
+        for run in self.runs:
+            seqs.extend(range(run.start, run.end + 1))
+        return seqs
+
+    @functools.cached_property
+    def links(self) -> list[bytes]:
+        """LINK_PREFIX bytes an event, the whole link at each run's end."""
+        prefixes = self._prefixes
+        links = (_native.split(prefixes, LINK_PREFIX) if _native is not None
+                 else [prefixes[i:i + LINK_PREFIX] for i in range(0, len(prefixes), LINK_PREFIX)])
+        for start, run in zip(self._run_starts, self.runs):
+            links[start + run.end - run.start] = run.link_end
+        return links
+
+    def seqs_of(self, indexes: Sequence[int]) -> list[int]:
+        """The seqs of events `indexes` (positions in the block)."""
+        if "seqs" in self.__dict__:
+            return [self.seqs[i] for i in indexes]
+        starts, runs = self._run_starts, self.runs
+        return [runs[r].start + i - starts[r] for i in indexes for r in (bisect.bisect_right(starts, i) - 1,)]
+
+    def links_of(self, indexes: Sequence[int]) -> list[bytes]:
+        """The `hash` of events `indexes`: LINK_PREFIX bytes, or the whole link at a run's end."""
+        if "links" in self.__dict__:
+            return [self.links[i] for i in indexes]
+        ends = {start + run.end - run.start: run.link_end for start, run in zip(self._run_starts, self.runs)}
+        prefixes = self._prefixes
+        return [ends.get(i) or prefixes[i * LINK_PREFIX:(i + 1) * LINK_PREFIX] for i in indexes]
 
 
 def open_payload(data: bytes) -> Payload:
@@ -444,17 +479,14 @@ def _open(payload: bytes) -> Payload:
     if count < 1 or offset != len(payload) or len(prefixes) != count * LINK_PREFIX:
         raise BlockError(f"a block of {count} events with {len(prefixes)} bytes of links")
     runs = [Run(int(s), int(e), bytes.fromhex(b), bytes.fromhex(l)) for s, e, b, l in header["runs"]]
-    seqs: list[int] = []
-    links: list[bytes] = (_native.split(prefixes, LINK_PREFIX) if _native is not None
-                          else [prefixes[i:i + LINK_PREFIX] for i in range(0, len(prefixes), LINK_PREFIX)])
+    seen = 0
     for run in runs:
-        if run.end < run.start or len(seqs) + run.end - run.start >= count:
+        if run.end < run.start or seen + run.end - run.start >= count:
             raise BlockError(f"a block of {count} events with a run {run.start}..{run.end} too many")
-        seqs.extend(range(run.start, run.end + 1))
-        links[len(seqs) - 1] = run.link_end
-    if len(seqs) != count:
-        raise BlockError(f"a block of {count} events with {len(seqs)} seqs")
-    return Payload(count, runs, specs, sections, seqs, links)
+        seen += run.end - run.start + 1
+    if seen != count:
+        raise BlockError(f"a block of {count} events with {seen} seqs")
+    return Payload(count, runs, specs, sections, prefixes)
 
 
 def decode_column(opened: Payload, name: str) -> list[Any]:
@@ -464,6 +496,36 @@ def decode_column(opened: Payload, name: str) -> list[Any]:
     except BlockError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise BlockError(f"not a readable block: column {name}: {exc}") from None
+
+
+def pick_column(opened: Payload, name: str, indexes: Sequence[int]) -> list[Any]:
+    """Values `indexes` (ascending positions) of one stored column, found in its section
+    without decoding the others where the column is joined text or integers (a search keeping a
+    few events of a block: splitting its whole message column cost most of its time); BlockError
+    when it does not decode."""
+    spec = opened.specs[name]
+    is_str = name in _STR_COLUMNS
+    kind = "s" if is_str else "q"
+    if _native is None or kind not in spec:
+        column = decode_column(opened, name)
+        return [column[i] for i in indexes]
+    try:
+        section = opened.sections[spec[kind]]
+        if not is_str:
+            if len(section) != opened.count * 8:
+                raise BlockError(f"column of {len(section) // 8} values in a block of {opened.count}")
+            return _native.pick_ints(section, bool(spec.get("d")), indexes)
+        values: list[Any] = _native.pick_strs(section, indexes)
+        if "n" in spec:
+            nulls = set(spec["n"])
+            values = [None if i in nulls else v for i, v in zip(indexes, values)]
+        elif spec.get("e"):
+            values = [v if v else None for v in values]
+        return values
+    except BlockError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError) as exc:
         raise BlockError(f"not a readable block: column {name}: {exc}") from None
 
 

@@ -86,18 +86,15 @@ KeysOf = Callable[[BlockColumns, Sequence[int]], list[tuple[int, ...]]]
 
 
 def _asc_keys(columns: BlockColumns, chosen: Sequence[int]) -> list[tuple[int, ...]]:
-    times, seqs = columns.column("time"), columns.column("seq")
-    return [(times[i], seqs[i]) for i in chosen]
+    return list(zip(columns.values("time", chosen), columns.values("seq", chosen)))
 
 
 def _desc_keys(columns: BlockColumns, chosen: Sequence[int]) -> list[tuple[int, ...]]:
-    times, seqs = columns.column("time"), columns.column("seq")
-    return [(-times[i], -seqs[i]) for i in chosen]
+    return [(-t, -s) for t, s in zip(columns.values("time", chosen), columns.values("seq", chosen))]
 
 
 def _seq_keys(columns: BlockColumns, chosen: Sequence[int]) -> list[tuple[int, ...]]:
-    seqs = columns.column("seq")
-    return [(seqs[i],) for i in chosen]
+    return [(seq,) for seq in columns.values("seq", chosen)]
 
 
 class _OpenedPartition:

@@ -368,3 +368,23 @@ def test_a_small_key_filter_seldom_answers_for_an_absent_id():
     probes = [[blocks.item_hashes(blocks.request_key(f"other-{n}"))] for n in range(50)]
     false = sum(blocks.bloom_holds_any(f, p) for f in filters for p in probes)
     assert false <= 10, false       # of 100,000 tests
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_few_events_picked_out_of_a_block_are_the_decoded_ones(codec, seed):
+    """BlockColumns picks the values of a few events out of the columns' sections (C) instead of
+    decoding them: the same values, NULLs and empty strings, surrogates, delta-coded times, run
+    ends' whole links and seqs of several runs included, in any order asked."""
+    from fleetlog.collector.store.block_columns import BlockColumns
+    rng = random.Random(seed)
+    rows = [r for r in mixed_rows(200 + seed, 700) if rng.random() < 0.8]     # gaps: several runs
+    data = codec.encode_block(rows, link_before).data
+    whole = codec.decode_block(data).rows
+    for _ in range(30):
+        indexes = [rng.randrange(len(whole)) for _ in range(rng.randint(1, 12))]
+        if rng.random() < 0.5:
+            indexes.sort()
+        assert BlockColumns(data).rows(indexes) == [whole[i] for i in indexes]
+        columns = BlockColumns(data)
+        for name in ("seq", "time", "pos", "request_id", "user", "message", "app", "fields"):
+            assert columns.values(name, indexes) == [whole[i][ROW_COLUMNS.index(name)] for i in indexes], name
