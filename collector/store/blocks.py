@@ -238,10 +238,20 @@ def key_items(values: Sequence[Any], key: Callable[[str], str]) -> set[str]:
     return {key(v) for v in set(values) if v}
 
 
-def _bloom_of(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
+def word_bloom(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
+    """The filter of a block's message words (`columns`: the rows' columns, ROW_COLUMNS order)."""
     if _native is None:
         return build_bloom(bloom_items(rows))
     return _native.bloom(columns[MESSAGE], (), (), tokens, BLOOM_BITS_PER_ITEM, BLOOM_HASHES)
+
+
+def word_and_key_bloom(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
+    """The word filter of a block written before block_keys: its request ids and users too."""
+    if _native is None:
+        return build_bloom(bloom_items(rows) | key_items(columns[REQUEST_ID], request_key)
+                           | key_items(columns[USER], user_key))
+    return _native.bloom(columns[MESSAGE], columns[REQUEST_ID], columns[USER], tokens, BLOOM_BITS_PER_ITEM,
+                         BLOOM_HASHES)
 
 
 def key_blooms(request_ids: Sequence[Any], users: Sequence[Any]) -> tuple[bytes, bytes]:
@@ -355,7 +365,7 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     return EncodedBlock(
         min_seq=seqs[0], max_seq=seqs[-1], min_time=min(times), max_time=max(times), count=len(rows),
         min_level=min(columns[LEVEL]), namespace=rows[0][NAMESPACE], host=rows[0][HOST],
-        summary=json.dumps(summary), bloom=_bloom_of(rows, columns), request_bloom=request_bloom,
+        summary=json.dumps(summary), bloom=word_bloom(rows, columns), request_bloom=request_bloom,
         user_bloom=user_bloom, data=_zstd_compress(payload),
         origins=_origin_spans(columns[ORIGIN], columns[POS]))
 

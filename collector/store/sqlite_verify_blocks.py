@@ -7,8 +7,8 @@ more than MAX_HELD_ROWS of their rows (past it, a block is read a chunk at a tim
 
 Per event the chain check gets CANONICAL_KEYS values and the stored link (four bytes, or the whole
 link at a run's end). Two more items go in the same seq order: `Unreadable`, a block whose payload
-does not decode or whose skip columns (what a search trusts to pass a block by) disagree with its
-events; and `RunStart`, the link a block stored as the one before a run (what a purge inside the
+does not decode, or whose skip columns or filters (summary, word filter, request-id and user
+filters: what a search trusts to pass a block by) disagree with its events; and `RunStart`, the link a block stored as the one before a run (what a purge inside the
 block would make an anchor of), which sqlite_verify holds to the chain.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -27,12 +28,19 @@ from fleetlog.collector.store.blocks import (
     HOST,
     LEVEL,
     NAMESPACE,
+    REQUEST_ID,
     SEQ,
+    SUMMARY_COLUMNS,
     TIME,
+    USER,
     BlockError,
     decode_block,
     fill_ids,
+    key_blooms,
+    word_and_key_bloom,
+    word_bloom,
 )
+from fleetlog.collector.store.sqlite_blocks import has_block_keys
 from fleetlog.common import chain
 
 Row = tuple[Any, ...]
@@ -40,16 +48,24 @@ CHECKED_SEQ = chain.CANONICAL_KEYS.index("seq")
 # A decoded row (ROW_COLUMNS) as the chain check takes it: CANONICAL_KEYS values, then the link.
 _AS_CHECKED: Callable[[Sequence[Any]], Row] = operator.itemgetter(
     *(ROW_COLUMNS.index(key) for key in chain.CANONICAL_KEYS), ROW_COLUMNS.index("hash"))
-_HEADERS = ("SELECT id, min_seq, max_seq, count, min_time, max_time, min_level, namespace, host"
-            " FROM blocks ORDER BY min_seq, id")
+_HEADERS = ("SELECT id, min_seq, max_seq, count, min_time, max_time, min_level, namespace, host, summary, bloom,"
+            " {keys} FROM blocks{join} ORDER BY min_seq, id")
+_KEYED = {"keys": "block_keys.block, requests, users", "join": " LEFT JOIN block_keys ON block_keys.block = blocks.id"}
+_UNKEYED = {"keys": "NULL, NULL, NULL", "join": ""}
+
+
+NOT_READABLE = "is not readable (altered)"
+FILTERS_LIE = "has search filters that do not hold its events (altered: searches would pass them by)"
 
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A block that could not be read as events: the rows end at its first seq."""
+    """A block that could not be read as events, or that searches cannot be trusted to find: the
+    rows end at its first seq."""
 
     first: int
     last: int
+    why: str = NOT_READABLE
 
     @property
     def seq(self) -> int:
@@ -57,7 +73,7 @@ class Unreadable:
 
     @property
     def reason(self) -> str:
-        return f"the block holding seqs {self.first}-{self.last} is not readable (altered)"
+        return f"the block holding seqs {self.first}-{self.last} {self.why}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,9 @@ class _OpenBlock:
 def block_rows(conn: sqlite3.Connection, source_keys: dict[int, tuple[str, str]]) -> Iterator[Item]:
     """A partition file's block events (and RunStart, Unreadable) in seq order."""
     max_held = MAX_HELD_ROWS
-    headers = conn.execute(_HEADERS)    # open to the end: every read below sees the same snapshot
+    keyed = has_block_keys(conn)
+    # Open to the end: every read below sees the same snapshot.
+    headers = conn.execute(_HEADERS.format(**(_KEYED if keyed else _UNKEYED)))
     order = itertools.count()           # ties never compare the items
     heap: list[tuple[int, int, Item, _OpenBlock]] = []
     held = 0
@@ -109,7 +127,7 @@ def block_rows(conn: sqlite3.Connection, source_keys: dict[int, tuple[str, str]]
         nonlocal held
         item = next(block.items, None)
         if item is None and not block.done:
-            held += _chunk(conn, block, source_keys, max(MIN_CHUNK, max_held - held))
+            held += _chunk(conn, block, source_keys, max(MIN_CHUNK, max_held - held), keyed)
             item = next(block.items, None)
         return item
 
@@ -131,7 +149,8 @@ def block_rows(conn: sqlite3.Connection, source_keys: dict[int, tuple[str, str]]
             heapq.heappush(heap, (seq_of(following), next(order), following, block))
 
 
-def _chunk(conn: sqlite3.Connection, block: _OpenBlock, source_keys: dict[int, tuple[str, str]], room: int) -> int:
+def _chunk(conn: sqlite3.Connection, block: _OpenBlock, source_keys: dict[int, tuple[str, str]], room: int,
+           keyed: bool) -> int:
     """The block's next rows, at most `room` of them, as its items: checked rows, each run's first
     preceded by its RunStart; or the block as Unreadable. Returns how many rows it holds."""
     header = block.header
@@ -142,6 +161,9 @@ def _chunk(conn: sqlite3.Connection, block: _OpenBlock, source_keys: dict[int, t
         decoded = decode_block(bytes(stored[0]))
         if block.taken == 0 and not _header_holds(header, decoded.rows):
             block.items = iter([Unreadable(first, last)])
+            return 0
+        if block.taken == 0 and not _filters_hold(header, decoded.rows, keyed):
+            block.items = iter([Unreadable(first, last, FILTERS_LIE)])
             return 0
         rows = decoded.rows[block.taken:block.taken + room]
         fill_ids(rows, source_keys)     # an origin the store does not list is an altered payload too
@@ -168,10 +190,42 @@ def _with_run_starts(rows: list[list[Any]], starts: dict[int, RunStart]) -> Iter
 def _header_holds(header: Row, rows: list[list[Any]]) -> bool:
     """The skip columns say what the events are: their seqs (strictly rising), count, time and
     level bounds and stream. A search passes a block by them, so a lie there hides events."""
-    _, first, last, count, min_time, max_time, min_level, namespace, host = header
+    _, first, last, count, min_time, max_time, min_level, namespace, host = header[:9]
     seqs = [row[SEQ] for row in rows]
     times = [row[TIME] for row in rows]
     return (bool(rows) and len(rows) == count and seqs[0] == first and seqs[-1] == last
             and all(a < b for a, b in itertools.pairwise(seqs))
             and min(times) == min_time and max(times) == max_time and min(row[LEVEL] for row in rows) == min_level
             and all((row[NAMESPACE] or "") == (namespace or "") and (row[HOST] or "") == (host or "") for row in rows))
+
+
+def _filters_hold(header: Row, rows: list[list[Any]], keyed: bool) -> bool:
+    """The summary lists every value its columns hold, and the filters are the ones the events
+    make (the word filter as written before block_keys, too): a search passes a block by them, so
+    a value left out of them hides its events from a search as a lie in the skip columns does."""
+    summary, bloom, keys_row, requests, users = header[9:14]
+    columns = list(zip(*rows))
+    try:
+        listed = json.loads(summary)
+        if not isinstance(listed, dict):
+            return False
+        for name in SUMMARY_COLUMNS:
+            values = listed.get(name)
+            if values is not None and not set(columns[ROW_COLUMNS.index(name)]) <= set(map(_hashable, values)):
+                return False
+    except (ValueError, TypeError):
+        return False
+    if _blob(bloom) not in (word_bloom(rows, columns), word_and_key_bloom(rows, columns)):
+        return False
+    if not keyed:
+        return True
+    return keys_row is not None and (_blob(requests), _blob(users)) == key_blooms(columns[REQUEST_ID], columns[USER])
+
+
+def _blob(value: Any) -> bytes | None:
+    """A stored filter; None for a value of another type (an altered file)."""
+    return bytes(value) if isinstance(value, (bytes, memoryview)) else None
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value

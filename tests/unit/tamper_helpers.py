@@ -41,17 +41,21 @@ def decoded(conn: sqlite3.Connection, block_id: int):
 
 
 def write_block(conn: sqlite3.Connection, block_id: int, rows: Rows, link_before: Callable[[int], bytes]) -> None:
-    """`rows` encoded as the block `block_id`, in place: its skip columns, bloom, payload and dedup
-    spans all say what the rows are, as the writer would have written them. No rows: the block goes."""
+    """`rows` encoded as the block `block_id`, in place: its skip columns, filters, payload and
+    dedup spans all say what the rows are, as the writer would have written them. No rows: the
+    block goes."""
     conn.execute("DELETE FROM block_origins WHERE block = ?", (block_id,))
     if not rows:
         conn.execute("DELETE FROM blocks WHERE id = ?", (block_id,))
+        conn.execute("DELETE FROM block_keys WHERE block = ?", (block_id,))
         return
     block = encode_block(rows, link_before)
     conn.execute("UPDATE blocks SET min_seq = ?, max_seq = ?, min_time = ?, max_time = ?, count = ?, min_level = ?,"
                  " namespace = ?, host = ?, summary = ?, bloom = ?, data = ? WHERE id = ?",
                  (block.min_seq, block.max_seq, block.min_time, block.max_time, block.count, block.min_level,
                   block.namespace, block.host, block.summary, block.bloom, block.data, block_id))
+    conn.execute("UPDATE block_keys SET requests = ?, users = ? WHERE block = ?",
+                 (block.request_bloom, block.user_bloom, block_id))
     conn.executemany("INSERT INTO block_origins(origin, max_pos, min_pos, block) VALUES (?, ?, ?, ?)",
                      ((origin, high, low, block_id) for origin, (low, high) in block.origins.items()))
 

@@ -53,7 +53,8 @@ def build_store(path: pathlib.Path, key: Ed25519PrivateKey, signed_head: bool = 
     for start in range(1, EVENTS + 1, 25):
         positions = list(range(start, start + 25))
         store.store_batch([incoming("web-1", "k1", positions, messages=[f"msg {p} ünï\"q" for p in positions],
-                                    users=["alice" if p % 3 else "" for p in positions])], 1_700_000_000_000_000)
+                                    users=["alice" if p % 3 else "" for p in positions],
+                                    request_ids=[f"req-{p // 5}" for p in positions])], 1_700_000_000_000_000)
     if signed_head:
         Signer(key, "c1", EVERY).checkpoint_head(store)
     return store
@@ -365,6 +366,48 @@ def test_block_whose_skip_columns_disagree_with_its_events_is_named(copy, signed
     conn.close()
     error = failure(copy, signed[1])
     assert (error.seq, error.reason) == (first, f"the block holding seqs {first}-{last} is not readable (altered)")
+
+
+FILTER_LIES = {
+    # The word filter emptied: a keyword search would pass the block by.
+    "word filter": "UPDATE blocks SET bloom = zeroblob(length(bloom)) WHERE id = :id",
+    "word filter of another type": "UPDATE blocks SET bloom = 'x' WHERE id = :id",
+    # A summary that leaves the block's app out: an --app search would pass it by.
+    "summary": "UPDATE blocks SET summary = json_set(summary, '$.app', json('[\"other\"]')) WHERE id = :id",
+    "summary not JSON": "UPDATE blocks SET summary = '{' WHERE id = :id",
+    # Its request-id and user filters emptied or gone: a lookup by either would pass it by.
+    "request-id filter": "UPDATE block_keys SET requests = zeroblob(length(requests)) WHERE block = :id",
+    "user filter": "UPDATE block_keys SET users = zeroblob(length(users)) WHERE block = :id",
+    "key filters gone": "DELETE FROM block_keys WHERE block = :id",
+}
+
+
+@pytest.mark.parametrize("lie", FILTER_LIES)
+def test_block_whose_search_filters_do_not_hold_its_events_is_named(copy, signed, lie):
+    block_id, first, last = block_holding(copy, 47)
+    conn = part_conn(copy)
+    conn.execute(FILTER_LIES[lie], {"id": block_id})
+    conn.commit()
+    conn.close()
+    error = failure(copy, signed[1])
+    assert (error.seq, error.reason) == (
+        first, f"the block holding seqs {first}-{last} has search filters that do not hold its events "
+               "(altered: searches would pass them by)")
+
+
+def test_a_file_written_before_block_keys_verifies(copy, signed):
+    """A partition file of the layout before block_keys: no such table, and each word filter
+    holds the block's request ids and users too."""
+    from fleetlog.collector.store import blocks
+    conn = part_conn(copy)
+    conn.execute("DROP TABLE block_keys")
+    for block_id in block_ids(conn):
+        rows = decoded(conn, block_id).rows
+        legacy = blocks.word_and_key_bloom(rows, list(zip(*rows)))
+        conn.execute("UPDATE blocks SET bloom = ? WHERE id = ?", (legacy, block_id))
+    conn.commit()
+    conn.close()
+    assert verify_db(str(copy), signed[1].public_key()).events == EVENTS
 
 
 def test_wrong_public_key_fails_and_bad_arguments_are_usage_errors(copy, tmp_path):
