@@ -390,9 +390,9 @@ def test_block_whose_search_filters_do_not_hold_its_events_is_named(copy, signed
     conn.commit()
     conn.close()
     error = failure(copy, signed[1])
-    assert (error.seq, error.reason) == (
-        first, f"the block holding seqs {first}-{last} has search filters that do not hold its events "
-               "(altered: searches would pass them by)")
+    reason = (f"the block holding seqs {first}-{last} has search filters that do not hold its events "
+              "(altered: searches would pass them by)")
+    assert (error.seq, error.reason) == (first, reason)
 
 
 def test_a_file_written_before_block_keys_verifies(copy, signed):
