@@ -62,9 +62,14 @@ class BlockColumns:
             columns = [self.column(name) for name in ROW_COLUMNS[:-1]]
             columns.append(self._opened.links)
             return [list(row) for row in zip(*columns)]
-        columns = [self.values(name, indexes) for name in ROW_COLUMNS[:-1]]
-        columns.append(self._opened.links_of(indexes))
-        return [list(row) for row in zip(*columns)]
+        ascending = sorted(set(indexes))
+        columns = [self.values(name, ascending) for name in ROW_COLUMNS[:-1]]
+        columns.append(self._opened.links_of(ascending))
+        rows = [list(row) for row in zip(*columns)]
+        if ascending == list(indexes):
+            return rows
+        at = dict(zip(ascending, rows))
+        return [list(at[i]) for i in indexes]
 
     def where(self, name: str, test: Callable[[Any], bool], among: Iterable[int] | None = None) -> list[int]:
         """Events (of `among`, default all) whose `name` value passes `test`."""

@@ -387,9 +387,7 @@ def _decode_column(spec: dict[str, Any], count: int, sections: list[bytes], is_s
     values: list[Any]
     kind = str if is_str else int
     if "c" in spec:
-        if not (spec["c"] is None or isinstance(spec["c"], kind)):
-            raise BlockError(f"a constant {type(spec['c']).__name__} in a column of {kind.__name__}")
-        return [spec["c"]] * count
+        return _constant_column(spec["c"], count, kind)
     if "j" in spec:
         values = list(json.loads(sections[spec["j"]]))
         if not all(v is None or isinstance(v, kind) for v in values):
@@ -410,6 +408,12 @@ def _decode_column(spec: dict[str, Any], count: int, sections: list[bytes], is_s
     if len(values) != count:
         raise BlockError(f"column of {len(values)} values in a block of {count}")
     return values
+
+
+def _constant_column(value: Any, count: int, kind: type) -> list[Any]:
+    if not (value is None or isinstance(value, kind)):
+        raise BlockError(f"a constant {type(value).__name__} in a column of {kind.__name__}")
+    return [value] * count
 
 
 class Payload:
@@ -517,6 +521,8 @@ def pick_column(opened: Payload, name: str, indexes: Sequence[int]) -> list[Any]
     spec = opened.specs[name]
     is_str = name in _STR_COLUMNS
     kind = "s" if is_str else "q"
+    if "c" in spec:         # one value for every event: as many copies as asked for
+        return _constant_column(spec["c"], len(indexes), str if is_str else int)
     if _native is None or kind not in spec:
         column = decode_column(opened, name)
         return [column[i] for i in indexes]
