@@ -634,6 +634,12 @@ def block_payload(data: bytes) -> None:
             assert len(columns.column(name)) == columns.count
     except BlockError as exc:
         assert str(exc)
+    try:        # a few events picked out of the sections (C), as a search keeping few does
+        columns = BlockColumns(compressed)
+        picked = sorted({given.int(2) % columns.count for _ in range(given.int() % 4 + 1)})
+        assert len(columns.rows(picked)) == len(picked)
+    except BlockError as exc:
+        assert str(exc)
 
 
 def run_one(name: str, data: bytes) -> None:
