@@ -89,13 +89,15 @@ def _keyed_blocks(conn: sqlite3.Connection, spec: FilterSpec, requests: bool, us
     columns = ", ".join(name for name, wanted in (("requests", requests), ("users", users)) if wanted)
     found = []
     for block, *filters in conn.execute(f"SELECT block, {columns} FROM block_keys"):
-        if keys_may_match(spec, filters[0] if requests else None, filters[-1] if users else None):
+        if keys_may_match(spec, _bytes(filters[0]) if requests else None, _bytes(filters[-1]) if users else None):
             found.append(int(block))
     return found
 
 
-def _bytes(data: bytes | None) -> bytes | None:
-    return None if data is None else bytes(data)
+def _bytes(data: object) -> bytes | None:
+    """A stored filter; None (so the block is opened and matched exactly) when there is none or
+    it is not a blob (an altered file: `fleetlog verify` names it)."""
+    return bytes(data) if isinstance(data, (bytes, memoryview)) else None
 
 
 def select_blocks(spec: FilterSpec, hosts: list[str] | None) -> BlockSelection:

@@ -337,3 +337,19 @@ def test_request_id_and_user_searches_read_the_key_filters(tmp_path, monkeypatch
     # Both at once: the events of that user with that request id.
     assert _keyed_search(path, {"user": "web-2-user-17", "request_id": "web-2-17-33"}) == [("web-2", "line 884")]
     assert _keyed_search(path, {"user": "web-2-user-16", "request_id": "web-2-17-33"}) == []
+
+
+def test_a_filter_altered_into_text_neither_hides_nor_breaks_a_search(tmp_path):
+    """A word or key filter that is not a blob any more (someone edited the file): the block is
+    opened and matched exactly, no traceback; verify names it (test_tamper_evidence)."""
+    path = tmp_path / "events.db"
+    _store_of_keys(path)
+    [file] = (tmp_path / "partitions").glob("*.db")
+    conn = sqlite3.connect(file)
+    conn.execute("UPDATE block_keys SET requests = 'x', users = 7")
+    conn.execute("UPDATE blocks SET bloom = 'x'")
+    conn.commit()
+    conn.close()
+    assert _keyed_search(path, {"request_id": "web-2-17-33"}) == [("web-2", f"line {17 * 50 + 34}")]
+    assert len(_keyed_search(path, {"user": "db-1-user-3"})) == 50
+    assert sorted(_keyed_search(path, {"message": "884"})) == [(host, "line 884") for host in sorted(HOSTS)]
