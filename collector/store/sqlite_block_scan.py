@@ -23,6 +23,7 @@ from typing import Any
 from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.store.block_columns import BlockColumns
 from fleetlog.collector.store.blocks import tokens
+from fleetlog.collector.store.regex_literal import required_literal
 from fleetlog.collector.store.row_match import block_may_match, key_lookups, keys_may_match
 from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader, has_block_keys
 
@@ -135,8 +136,9 @@ Sieve = Callable[[BlockColumns, BlockHeader], "list[int] | None"]
 def event_sieve(spec: FilterSpec | None, seqs: tuple[int, int] | None = None, limit: int = 0) -> Sieve:
     """The events of an opened block that may match `spec` (None: all of them), found from the
     columns it filters on, most selective first, before any row is built: exact request ids and
-    users, and the longest word of the message terms, by a substring search of the column's
-    text; then the time and level bounds. A necessary condition only: row_predicate decides.
+    users, the longest word of the message terms and the text a regex requires
+    (regex_literal.py), by a substring search of the column's text; then the time and level
+    bounds. A necessary condition only: row_predicate decides.
     `seqs` (low, high]: first, the events in that seq window (follow), at most `limit` of them
     when there is no spec (a forwarder's next 1,000 of a block of 8,192)."""
     steps: list[Callable[[BlockColumns, BlockHeader, list[int] | None], list[int] | None]] = []
@@ -160,6 +162,9 @@ def event_sieve(spec: FilterSpec | None, seqs: tuple[int, int] | None = None, li
     if literals:
         steps.append(functools.partial(_containing, name="message", needles=[max(literals, key=len).lower()],
                                        folded=False, whole=False, lowered=True))
+    literal = required_literal(spec.message_regex) if spec.message_regex else None
+    if literal is not None:     # what every match of the regex holds, found before RE2 runs
+        steps.append(functools.partial(_containing, name="message", needles=[literal], folded=False, whole=False))
     low, high = time_bounds(spec)
     if low is not None or high is not None:
         steps.append(functools.partial(_within, low=_NEVER if low is None else low, high=-_NEVER if high is None else high))
