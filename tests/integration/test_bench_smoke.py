@@ -63,7 +63,8 @@ def test_web_console_bench_section_reports_its_figures():
     assert result.returncode == 0, result.stderr[-2000:]
     rows = _table(result.stdout)
     assert not [figure for figure in rows if "failed" in figure], result.stdout[-3000:]
-    for kind in ("no filter (newest first)", "time range (1 h)", "request id", "user", "host", "keyword"):
+    for kind in ("no filter (newest first)", "time range (1 h)", "request id", "user, 1 h", "user, all time", "host",
+                 "keyword"):
         for label in ("API first page", "events page"):
             assert re.match(r"^\d+ ms / \d+ ms", rows[f"web {label}, {kind}: p50 / p95"])
     assert re.match(r"^\d+ ms / \d+ ms", rows["web API pages 1-20 via _next, no filter: p50 / p95"])
