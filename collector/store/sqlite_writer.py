@@ -44,6 +44,7 @@ from fleetlog.collector.store.blocks import (
     TIME,
     BlockError,
     EncodedBlock,
+    fill_ids,
 )
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
@@ -69,7 +70,6 @@ from fleetlog.collector.store.sqlite_migrate import migrate_single_file
 from fleetlog.collector.store.sqlite_util import CHAIN, connect, store_bytes
 from fleetlog.common import chain
 from fleetlog.common.errors import StorageError
-from fleetlog.common.ids import event_ids_of
 from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store")
@@ -549,15 +549,18 @@ class SqliteStore:
                 keep.append(i)
             columns = [[column[i] for i in keep] for column in columns]
             count = len(keep)
-        event_id = event_ids_of(host, source_key)
         first = seq + 1
         seq += count
         # Absent optional values are stored (and hashed) as NULL, never "" or 0.
-        out.extend([[s, origin, pos, event_id(pos), time_us, received_at, host, host_ip, collector, namespace,
-                     source, log_type, app or None, pid or None, level, request_id or None, user or None,
-                     action or None, message, field or None, tier, flag & 1, None]
-                    for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag
-                    in zip(range(first, seq + 1), *columns)])
+        rows = [[s, origin, pos, None, time_us, received_at, host, host_ip, collector, namespace,
+                 source, log_type, app or None, pid or None, level, request_id or None, user or None,
+                 action or None, message, field or None, tier, flag & 1, None]
+                for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag
+                in zip(range(first, seq + 1), *columns)]
+        # The ids (contract §4.2: hashed into the chain, not stored) in one C loop, not a Python
+        # call an event.
+        fill_ids(rows, {origin: (host, source_key)})
+        out.extend(rows)
         result.stored = seq - first + 1
         result.duplicates = duplicates
         if result.stored:
