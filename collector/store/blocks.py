@@ -287,10 +287,13 @@ def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int,
     return spans
 
 
-def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes]) -> EncodedBlock:
+def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes],
+                 derived_ids: bool = False) -> EncodedBlock:
     """Rows of one stream in seq order (ROW_COLUMNS, `hash` the full link; `id` None when it is
     the derived one) as a block. `link_before(seq)`: the chain link of seq - 1, asked for the
-    first seq of each run (the writer knows every link of its transaction and its head)."""
+    first seq of each run (the writer knows every link of its transaction and its head).
+    `derived_ids`: every row's id is the derived one, whatever `id` holds (the writer's new
+    events): none is kept, as if each were None."""
     if not rows:
         raise ValueError("an empty block")
     columns = list(zip(*rows))
@@ -299,7 +302,10 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     for name in _INT_COLUMNS:
         spec[name] = _encode_int(list(columns[ROW_COLUMNS.index(name)]), name in _DELTA_COLUMNS, sections)
     for name in _STR_COLUMNS:
-        spec[name] = _encode_str(list(columns[ROW_COLUMNS.index(name)]), sections)
+        if name == "id" and derived_ids:
+            spec[name] = {"c": None}
+        else:
+            spec[name] = _encode_str(list(columns[ROW_COLUMNS.index(name)]), sections)
     seqs = columns[SEQ]
     links = columns[HASH]
     runs = [[start, end, bytes(link_before(start)).hex(), bytes(links[at]).hex()] for start, end, at in _runs(seqs)]

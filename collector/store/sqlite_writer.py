@@ -25,6 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any
 
 from fleetlog.collector.store import (
@@ -406,15 +407,7 @@ class SqliteStore:
         """Rows by partition: tier and period of the event's time. Adds them to `pending` (new
         partitions get their file) and returns them by partition name."""
         routed: dict[str, list[list[Any]]] = {}
-        groups: dict[tuple[str, int], list[list[Any]]] = {}
-        period = self.period_us
-        for row in rows:
-            time_us = row[TIME]
-            key = (row[_TIER], time_us - time_us % period)
-            target = groups.get(key)
-            if target is None:
-                target = groups[key] = []
-            target.append(row)
+        groups = _one_partition(rows, self.period_us) or _by_partition(rows, self.period_us)
         for (tier, start), group in groups.items():
             name = partition_name(tier, start)
             item = pending.get(name)
@@ -750,6 +743,33 @@ class SqliteStore:
                     pass  # a busy reader keeps the WAL; it is checkpointed on next open
             self.pool.close()
             self.conn.close()
+
+
+def _one_partition(rows: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]] | None:
+    """{(tier, period start): rows} when every row goes to one partition, the usual transaction
+    (checked with C loops over two columns); else None."""
+    tiers = set(map(itemgetter(_TIER), rows))
+    if len(tiers) != 1:
+        return None
+    times = list(map(itemgetter(TIME), rows))
+    first, last = min(times), max(times)
+    start = first - first % period
+    if last - last % period != start:
+        return None
+    return {(tiers.pop(), start): rows}
+
+
+def _by_partition(rows: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]]:
+    """Rows by (tier, period start), in order of first appearance."""
+    groups: dict[tuple[str, int], list[list[Any]]] = {}
+    for row in rows:
+        time_us = row[TIME]
+        key = (row[_TIER], time_us - time_us % period)
+        target = groups.get(key)
+        if target is None:
+            target = groups[key] = []
+        target.append(row)
+    return groups
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
