@@ -47,6 +47,7 @@ from fleetlog.collector.store.blocks import (
     EncodedBlock,
     fill_ids,
 )
+from fleetlog.collector.store.event_rows import chunk_rows
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
     Partition,
@@ -544,12 +545,8 @@ class SqliteStore:
             count = len(keep)
         first = seq + 1
         seq += count
-        # Absent optional values are stored (and hashed) as NULL, never "" or 0.
-        rows = [[s, origin, pos, None, time_us, received_at, host, host_ip, collector, namespace,
-                 source, log_type, app or None, pid or None, level, request_id or None, user or None,
-                 action or None, message, field or None, tier, flag & 1, None]
-                for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag
-                in zip(range(first, seq + 1), *columns)]
+        rows = chunk_rows(first, origin, received_at, host, host_ip, collector, namespace, source, log_type,
+                          columns)
         # The ids (contract §4.2: hashed into the chain, not stored) in one C loop, not a Python
         # call an event.
         fill_ids(rows, {origin: (host, source_key)})
