@@ -9,6 +9,7 @@ here and raises BadBatch with a reason a person can act on.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import zstandard
@@ -19,6 +20,11 @@ from fleetlog.collector.internal import COLLECTOR_NAMESPACE
 from fleetlog.collector.store import IncomingEvents
 from fleetlog.common.errors import FleetlogError
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+try:  # the grammar check in C (setup.py builds it with the block codec)
+    from fleetlog.collector.store._blocks_native import uncertain_objects as _native_uncertain
+except ImportError:  # pragma: no cover - not built: json.loads looks at every text
+    _native_uncertain = None  # type: ignore[assignment]
 
 
 class BadBatch(FleetlogError):
@@ -168,11 +174,20 @@ def _check_columns(chunk: pb.Chunk) -> int:
     if min(times) < MIN_TIME_US or max(times) > MAX_TIME_US:
         bad = next(t for t in times if not MIN_TIME_US <= t <= MAX_TIME_US)
         raise BadBatch("bad_value", f"{where}: time_us {bad} outside the years 0001-9999")
-    for i, text in enumerate(chunk.fields_json):
-        if text and not _is_json_object(text):
+    texts = chunk.fields_json
+    for i in _uncertain_objects(texts):
+        if not _is_json_object(texts[i]):
             raise BadBatch("bad_value", f"{where}: fields_json of event {i} is not a JSON object "
                            "(send \"\" for no fields)")
     return count
+
+
+def _uncertain_objects(texts: Sequence[str]) -> Sequence[int]:
+    """The indexes of the texts json.loads must look at: in C, those a strict check of the grammar
+    does not find to be objects (0.05 instead of 0.5 µs an event); without it, every non-empty one."""
+    if _native_uncertain is not None:
+        return _native_uncertain(texts)
+    return [i for i, text in enumerate(texts) if text]
 
 
 _scan_json = json.JSONDecoder().scan_once   # type: ignore[attr-defined]  # set in __init__; not in typeshed
