@@ -28,6 +28,9 @@
  *       BLAKE2b-128 of "host NUL source_key NUL pos") where it is None, (host, source_key) =
  *       source_keys[row[origin_col]].
  *
+ *   columns(rows, width) -> list[list]
+ *       The columns of rows (lists or tuples of `width` values each): rows(columns, count) undone,
+ *       what encoding a block starts from, without zip's iterator a row.
  *   uncertain_objects(values) -> list[int]
  *       The indexes of the values that are not "" and not certainly a JSON object (json.loads
  *       would give a dict): a strict subset of the grammar is checked (ASCII outside strings, no
@@ -999,6 +1002,49 @@ static PyObject *uncertain_objects(PyObject *self, PyObject *values_in) {
     return uncertain;
 }
 
+/* -- encode: rows back to columns ------------------------------------------------------------ */
+
+static PyObject *columns(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rows_in;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "On", &rows_in, &width))
+        return NULL;
+    if (width < 0) {
+        PyErr_SetString(PyExc_ValueError, "a negative width");
+        return NULL;
+    }
+    PyObject *rows_seq = PySequence_Fast(rows_in, "rows must be a sequence");
+    if (rows_seq == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(rows_seq);
+    PyObject **row_items = PySequence_Fast_ITEMS(rows_seq);
+    PyObject *result = PyList_New(width);
+    for (Py_ssize_t c = 0; result != NULL && c < width; c++) {
+        PyObject *column = PyList_New(count);
+        if (column == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, c, column);
+    }
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        PyObject *row = row_items[i];
+        if (!(PyList_Check(row) || PyTuple_Check(row)) || PySequence_Fast_GET_SIZE(row) != width) {
+            PyErr_Format(PyExc_ValueError, "row %zd is not a list of %zd values", i, width);
+            Py_CLEAR(result);
+            break;
+        }
+        PyObject **values = PySequence_Fast_ITEMS(row);
+        for (Py_ssize_t c = 0; c < width; c++) {
+            Py_INCREF(values[c]);
+            PyList_SET_ITEM(PyList_GET_ITEM(result, c), i, values[c]);
+        }
+    }
+    Py_DECREF(rows_seq);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"bloom", bloom, METH_VARARGS, "The bloom filter of a block's message words, request ids and users."},
     {"rows", rows, METH_VARARGS, "Rows (lists) of equally long columns."},
@@ -1007,6 +1053,7 @@ static PyMethodDef module_methods[] = {
     {"split", split, METH_VARARGS, "Bytes cut into pieces of one size."},
     {"origin_spans", origin_spans, METH_VARARGS, "origin -> (min pos, max pos)."},
     {"fill_ids", fill_ids, METH_VARARGS, "Put the derived event id into rows whose id is None."},
+    {"columns", columns, METH_VARARGS, "The columns (lists) of equally wide rows."},
     {"uncertain_objects", uncertain_objects, METH_O, "Indexes of the non-empty values not certainly JSON objects."},
     {NULL, NULL, 0, NULL},
 };

@@ -287,6 +287,13 @@ def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int,
     return spans
 
 
+def _columns(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """The rows' columns (ROW_COLUMNS wide)."""
+    if _native is not None:
+        return _native.columns(rows, len(ROW_COLUMNS))
+    return list(zip(*rows))
+
+
 def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes],
                  derived_ids: bool = False) -> EncodedBlock:
     """Rows of one stream in seq order (ROW_COLUMNS, `hash` the full link; `id` None when it is
@@ -296,7 +303,7 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     events): none is kept, as if each were None."""
     if not rows:
         raise ValueError("an empty block")
-    columns = list(zip(*rows))
+    columns = _columns(rows)
     sections: list[bytes] = []
     spec: dict[str, Any] = {}
     for name in _INT_COLUMNS:
