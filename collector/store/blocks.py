@@ -287,7 +287,7 @@ def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int,
     return spans
 
 
-def _columns(rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+def _columns(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
     """The rows' columns (ROW_COLUMNS wide)."""
     if _native is not None:
         return _native.columns(rows, len(ROW_COLUMNS))

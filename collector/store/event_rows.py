@@ -46,7 +46,11 @@ def chunk_rows(first_seq: int, origin: int, received_at: int, host: str, host_ip
     action, message, fields_json, tier, flags, equally long); `id` and `hash` are None."""
     positions, times, apps, pids, levels, request_ids, users, actions, messages, fields, tiers, flags = columns
     count = len(positions)
-    same = lambda value: [value] * count  # noqa: E731  # a column with one value for every event
+
+    def same(value: Any) -> list[Any]:
+        """A column with one value for every event."""
+        return [value] * count
+
     nones = same(None)
     by_name = {
         "seq": list(range(first_seq, first_seq + count)), "origin": same(origin), "pos": list(positions),
