@@ -18,6 +18,7 @@ import zstandard
 
 from fleetlog.agent.parse import DEFAULT_LEVEL, native_columns
 from fleetlog.agent.sources.base import SourceBatch
+from fleetlog.agent.wire import length_delimited
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.timefmt import now_us
 
@@ -112,7 +113,9 @@ class Batcher:
         self.sink = sink
         self.next_id = first_batch_id
         self.on_dropped = on_dropped
-        self._chunks: list[pb.Chunk] = []
+        # Each chunk serialized as it is added (its field of a Batch or Chunks: agent/wire.py), not
+        # copied into the batch message at the seal and serialized with it.
+        self._chunks: list[bytes] = []
         self._checkpoints: list[tuple[Any, Any]] = []
         self._events = 0
         self._bytes = 0
@@ -126,7 +129,7 @@ class Batcher:
             self.on_dropped(dropped)
         async with self._lock:
             if len(chunk.position):
-                self._chunks.append(chunk)
+                self._chunks.append(chunk.SerializeToString())
                 self._events += len(chunk.position)
                 self._bytes += batch.read_bytes
             self._checkpoints.append((source, batch.checkpoint))
@@ -160,10 +163,13 @@ class Batcher:
         batch = pb.Batch(batch_id=self.next_id)
         if self.compression == "zstd" and self._chunks:
             batch.codec = pb.CODEC_ZSTD
-            batch.packed = self._zstd.compress(pb.Chunks(chunks=self._chunks).SerializeToString())
+            # Chunks{chunks = 1}
+            batch.packed = self._zstd.compress(b"".join([length_delimited(b"\x0a", c) for c in self._chunks]))
+            payload = batch.SerializeToString()
         else:
-            batch.chunks.extend(self._chunks)
-        sealed = SealedBatch(self.next_id, batch.SerializeToString(), self._events, self._checkpoints)
+            # Batch{batch_id = 1, chunks = 3}: the chunks' fields follow batch_id's.
+            payload = b"".join([batch.SerializeToString(), *(length_delimited(b"\x1a", c) for c in self._chunks)])
+        sealed = SealedBatch(self.next_id, payload, self._events, self._checkpoints)
         self.next_id += 1
         self._chunks, self._checkpoints, self._events, self._bytes, self._first_at = [], [], 0, 0, None
         await self.sink(sealed)
