@@ -263,3 +263,21 @@ def test_native_and_python_build_the_same_chunk(seed):
         python, python_dropped = build_chunk(batch, "default", native=False)
         assert native_dropped == python_dropped
         assert native.SerializeToString() == python.SerializeToString()
+
+
+def test_records_of_plain_values_are_left_out_of_the_cycle_collector():
+    """A Record and its Parsed made in C are untracked when they hold no tracked container (so a
+    block's thousands of them cost the cycle collector nothing); one holding one stays tracked."""
+    import gc
+
+    from fleetlog.agent._parse_native import ascii_records
+
+    block = (b"2025-12-02T14:30:45.000001Z INFO req=r1 user=alice seq=1\n"
+             b"plain line\n"
+             b'{"level": "error", "msg": "x", "nested": {"a": [1]}}\n')
+    records = ascii_records(block, 0, 65536, "", 7, Record, python_parse_auto)
+    assert [r.parsed.message for r in records[:2]] == ["req=r1 user=alice seq=1", "plain line"]
+    assert records[0].parsed.fields == {"seq": "1"}
+    for record in records[:2]:
+        assert not gc.is_tracked(record) and not gc.is_tracked(record.parsed)
+    assert gc.is_tracked(records[2].parsed.fields) and gc.is_tracked(records[2])
