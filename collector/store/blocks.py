@@ -287,11 +287,11 @@ def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int,
     return spans
 
 
-def _columns(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-    """The rows' columns (ROW_COLUMNS wide)."""
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """The rows' columns (ROW_COLUMNS wide), new lists the encoder may keep."""
     if _native is not None:
         return _native.columns(rows, len(ROW_COLUMNS))
-    return list(zip(*rows))
+    return [list(column) for column in zip(*rows)]
 
 
 def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes],
@@ -307,12 +307,12 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     sections: list[bytes] = []
     spec: dict[str, Any] = {}
     for name in _INT_COLUMNS:
-        spec[name] = _encode_int(list(columns[ROW_COLUMNS.index(name)]), name in _DELTA_COLUMNS, sections)
+        spec[name] = _encode_int(columns[ROW_COLUMNS.index(name)], name in _DELTA_COLUMNS, sections)
     for name in _STR_COLUMNS:
         if name == "id" and derived_ids:
             spec[name] = {"c": None}
         else:
-            spec[name] = _encode_str(list(columns[ROW_COLUMNS.index(name)]), sections)
+            spec[name] = _encode_str(columns[ROW_COLUMNS.index(name)], sections)
     seqs = columns[SEQ]
     links = columns[HASH]
     runs = [[start, end, bytes(link_before(start)).hex(), bytes(links[at]).hex()] for start, end, at in _runs(seqs)]
