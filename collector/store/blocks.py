@@ -220,6 +220,9 @@ def _bloom_of(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -
 
 def _runs(seqs: Sequence[int]) -> list[tuple[int, int, int]]:
     """(first seq, last seq, index of the last) of each run of consecutive seqs."""
+    first = seqs[0]
+    if seqs[-1] - first == len(seqs) - 1 and list(seqs) == list(range(first, first + len(seqs))):
+        return [(first, seqs[-1], len(seqs) - 1)]     # one run, the writer's usual block: compared in C
     steps = map(operator.sub, itertools.islice(seqs, 1, None), seqs)
     ends = [*itertools.compress(range(len(seqs) - 1), map((1).__ne__, steps)), len(seqs) - 1]
     return [(seqs[end_before + 1], seqs[end], end) for end_before, end in zip([-1, *ends], ends)]

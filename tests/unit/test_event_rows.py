@@ -74,3 +74,24 @@ def test_columns_of_rows_in_c_are_zips():
     assert blocks._native.columns([], 4) == [[], [], [], []]
     with pytest.raises(ValueError):
         blocks._native.columns([[1, 2], [3]], 2)
+
+
+def test_runs_with_the_one_run_shortcut_are_the_runs():
+    """blocks._runs answers one run at once only when the seqs are exactly consecutive."""
+    import itertools
+    import operator
+    import random
+
+    def reference(seqs: list[int]) -> list[tuple[int, int, int]]:
+        steps = map(operator.sub, itertools.islice(seqs, 1, None), seqs)
+        ends = [*itertools.compress(range(len(seqs) - 1), map((1).__ne__, steps)), len(seqs) - 1]
+        return [(seqs[before + 1], seqs[end], end) for before, end in zip([-1, *ends], ends)]
+
+    rng = random.Random(30)
+    for _ in range(5_000):
+        n, low = rng.randint(1, 12), rng.randint(-5, 5)
+        if rng.random() < 0.7:
+            seqs = sorted(rng.sample(range(low, low + n + rng.randint(0, 3)), n))
+        else:
+            seqs = [rng.randint(0, 6) for _ in range(n)]   # not in seq order: not one run by accident
+        assert blocks._runs(seqs) == reference(seqs), seqs
