@@ -324,6 +324,33 @@ static PyObject *unquote(uchar *s, Py_ssize_t p, Py_ssize_t e)
     return value;
 }
 
+/* The key strings of key=value pairs, kept once made (a direct-mapped cache of short keys): a
+ * source repeats a few keys on every line, and a str made again for each cost its allocation and
+ * its hash in two dict lookups. Keys are ASCII (the pattern's characters). */
+#define KEY_SLOTS 64
+#define KEY_MAX 32
+static PyObject *key_slots[KEY_SLOTS];
+
+static PyObject *pair_key(const char *s, Py_ssize_t n)
+{
+    if (n > KEY_MAX)
+        return PyUnicode_FromStringAndSize(s, n);
+    uint32_t h = 2166136261u;    /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    PyObject **slot = &key_slots[h % KEY_SLOTS];
+    if (*slot != NULL && PyUnicode_GET_LENGTH(*slot) == n && memcmp(PyUnicode_1BYTE_DATA(*slot), s, n) == 0) {
+        Py_INCREF(*slot);
+        return *slot;
+    }
+    PyObject *key = PyUnicode_FromStringAndSize(s, n);
+    if (key != NULL && PyUnicode_IS_COMPACT_ASCII(key)) {
+        Py_INCREF(key);
+        Py_XSETREF(*slot, key);
+    }
+    return key;
+}
+
 /* _KV.findall over s[p:n] into `pairs` (later values replace earlier ones, as in the dict display):
  * (?<![A-Za-z_@])([A-Za-z_@][\w.@-]*)=("(?:[^"\\]|\\.)*"|[^\s,;]+) */
 static int scan_pairs(uchar *s, Py_ssize_t start, Py_ssize_t n, PyObject *pairs)
@@ -371,7 +398,7 @@ static int scan_pairs(uchar *s, Py_ssize_t start, Py_ssize_t n, PyObject *pairs)
             }
             end = j;
         }
-        PyObject *key = PyUnicode_FromStringAndSize((const char *)s + p, k - p);
+        PyObject *key = pair_key((const char *)s + p, k - p);
         PyObject *value = key ? unquote(s, v, end) : NULL;
         int failed = value == NULL || PyDict_SetItem(pairs, key, value) < 0;
         Py_XDECREF(key);

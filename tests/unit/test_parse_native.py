@@ -310,3 +310,13 @@ def test_records_of_plain_values_are_left_out_of_the_cycle_collector():
     for record in records[:2]:
         assert not gc.is_tracked(record) and not gc.is_tracked(record.parsed)
     assert gc.is_tracked(records[2].parsed.fields) and gc.is_tracked(records[2])
+
+
+def test_pair_keys_kept_between_lines_parse_as_python_does():
+    """The C parser keeps the strings of short keys between lines (a small cache): many distinct
+    keys, keys that share a slot, long keys and the same key again give Python's Parsed."""
+    keys = [f"k{i}" for i in range(300)] + ["x" * 31, "x" * 32, "x" * 33, "y" * 200, "user", "req"]
+    for round_ in range(3):
+        for i, key in enumerate(keys):
+            line = f"2025-12-02T14:30:45Z INFO {key}=v{i}{round_} other=1 {keys[-i]}=w msg"
+            assert native_parse_text(line) == python_parse_auto(line), line
