@@ -240,7 +240,7 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
         threshold = classifier.threshold(namespace)
         levels = chunk.level
         # Every event at or above the threshold, the usual chunk: found by one C pass.
-        keep: Sequence[int] = (range(count) if max(levels) <= threshold
+        keep: Sequence[int] = (range(count) if max(levels, default=0) <= threshold
                                else [i for i in range(count) if levels[i] <= threshold])
         prepared.dropped_below_level += count - len(keep)
         if not keep:

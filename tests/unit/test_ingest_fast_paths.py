@@ -93,3 +93,20 @@ def test_tiers_per_event_follow_the_rules_for_each_action_and_app():
     same = classifier.tiers(log_type="application", namespace="default", source="file:/a", actions=[""] * 3,
                             apps=[""] * 3)
     assert same == ["general"] * 3
+
+
+def test_a_chunk_without_events_beside_one_with_events():
+    """prepare_chunks' shortcut for chunks wholly above the threshold also takes an empty chunk
+    (found by make fuzz: max() of no levels)."""
+    from fleetlog.collector.ingest import Origin, prepare_batch
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+    full = pb.Chunk(source="file:/a", source_key="a", position=[1, 2], time_us=[1_764_686_245_000_000] * 2,
+                    level=bytes([6, 7]), message=["x", "y"], request_id=["", ""], user=["", ""], action=["", ""],
+                    app=["", ""], pid=[0, 0], fields_json=['{"a":1}', ""], flags=bytes(2))
+    batch = pb.Batch(batch_id=1, chunks=[pb.Chunk(source="file:/empty"), full])
+    prepared = prepare_batch(batch, Origin("node-1", "127.0.0.1"), Classifier(CollectorConfig(node_name="c1")))
+    assert prepared.received == 2 and len(prepared.events) == 1
+    kept = len(prepared.events[0])
+    assert list(prepared.events[0].message) == ["x", "y"][:kept] and prepared.dropped_below_level == 2 - kept
+    assert prepared.events[0].fields_json[0] == '{"a":1}'
