@@ -16,8 +16,9 @@ from typing import Any
 
 import zstandard
 
-from fleetlog.agent.parse import DEFAULT_LEVEL, native_columns
+from fleetlog.agent.parse import DEFAULT_LEVEL, native_chunk_bytes, native_columns
 from fleetlog.agent.sources.base import SourceBatch
+from fleetlog.agent.wire import length_delimited
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.timefmt import now_us
 
@@ -81,6 +82,22 @@ def build_chunk(batch: SourceBatch, namespace: str, native: bool = True) -> tupl
                   fields_json, flags, claims if any_claim else None), dropped
 
 
+def chunk_payload(batch: SourceBatch, namespace: str) -> tuple[bytes, int, int]:
+    """build_chunk's Chunk serialized, its event count and the records the source filters dropped.
+    Without field filters the bytes are written in C from the columns (the same bytes: protobuf's
+    wire format, fields in number order), not put into a message first and serialized from it."""
+    if native_columns is not None and native_chunk_bytes is not None and not batch.filters:
+        columns = native_columns(batch.records, batch.min_level, DEFAULT_LEVEL, _encode_fields)
+        *values, dropped = columns
+        try:
+            return native_chunk_bytes(batch.source, batch.source_key, namespace, batch.log_type, *values), \
+                len(values[0]), dropped
+        except (TypeError, ValueError, OverflowError, UnicodeError):
+            pass    # a value the message refuses: build_chunk raises protobuf's own error for it
+    chunk, dropped = build_chunk(batch, namespace)
+    return chunk.SerializeToString(), len(chunk.position), dropped
+
+
 def _chunk(batch: SourceBatch, namespace: str, positions: list, times: list, levels: bytes | bytearray,
            messages: list, request_ids: list, users: list, actions: list, apps: list, pids: list,
            fields_json: list, flags: bytes | bytearray, claims: list | None) -> pb.Chunk:
@@ -112,7 +129,9 @@ class Batcher:
         self.sink = sink
         self.next_id = first_batch_id
         self.on_dropped = on_dropped
-        self._chunks: list[pb.Chunk] = []
+        # Each chunk serialized as it is added (its field of a Batch or Chunks: agent/wire.py), not
+        # copied into the batch message at the seal and serialized with it.
+        self._chunks: list[bytes] = []
         self._checkpoints: list[tuple[Any, Any]] = []
         self._events = 0
         self._bytes = 0
@@ -121,13 +140,13 @@ class Batcher:
         self._zstd = zstandard.ZstdCompressor(level=1)
 
     async def add(self, batch: SourceBatch, source: Any) -> None:
-        chunk, dropped = build_chunk(batch, self.namespace)
+        chunk, events, dropped = chunk_payload(batch, self.namespace)
         if dropped and self.on_dropped:
             self.on_dropped(dropped)
         async with self._lock:
-            if len(chunk.position):
+            if events:
                 self._chunks.append(chunk)
-                self._events += len(chunk.position)
+                self._events += events
                 self._bytes += batch.read_bytes
             self._checkpoints.append((source, batch.checkpoint))
             if self._first_at is None:
@@ -160,10 +179,13 @@ class Batcher:
         batch = pb.Batch(batch_id=self.next_id)
         if self.compression == "zstd" and self._chunks:
             batch.codec = pb.CODEC_ZSTD
-            batch.packed = self._zstd.compress(pb.Chunks(chunks=self._chunks).SerializeToString())
+            # Chunks{chunks = 1}
+            batch.packed = self._zstd.compress(b"".join([length_delimited(b"\x0a", c) for c in self._chunks]))
+            payload = batch.SerializeToString()
         else:
-            batch.chunks.extend(self._chunks)
-        sealed = SealedBatch(self.next_id, batch.SerializeToString(), self._events, self._checkpoints)
+            # Batch{batch_id = 1, chunks = 3}: the chunks' fields follow batch_id's.
+            payload = b"".join([batch.SerializeToString(), *(length_delimited(b"\x1a", c) for c in self._chunks)])
+        sealed = SealedBatch(self.next_id, payload, self._events, self._checkpoints)
         self.next_id += 1
         self._chunks, self._checkpoints, self._events, self._bytes, self._first_at = [], [], 0, 0, None
         await self.sink(sealed)

@@ -299,6 +299,8 @@ native_parse_text: Callable[[str], Parsed | None] | None = _native.parse_text if
 native_ascii_records: Callable[..., list] | None = _native.ascii_records if _native else None
 # The batcher's columns of a Chunk from Records (see _parse_native.c), or None when not built.
 native_columns: Callable[..., tuple] | None = _native.columns if _native else None
+# The serialized Chunk of those columns (see _parse_native.c), or None when not built.
+native_chunk_bytes: Callable[..., bytes] | None = _native.chunk_bytes if _native else None
 
 
 def _parse_auto_native(line: str) -> Parsed:

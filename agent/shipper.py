@@ -21,6 +21,7 @@ import grpc
 
 from fleetlog.agent.batcher import SealedBatch, with_send_time
 from fleetlog.agent.outbox import Outbox
+from fleetlog.agent.wire import length_delimited
 from fleetlog.common import __version__
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.tls import TlsFiles, channel_credentials
@@ -32,17 +33,7 @@ _METHOD = "/fleetlog.v1.Ingest/Stream"
 
 def _frame_batch(payload: bytes) -> bytes:
     """An IngestRequest{batch = payload} built around already-serialized bytes (field 2, LEN)."""
-    length = len(payload)
-    varint = bytearray()
-    while True:
-        byte = length & 0x7F
-        length >>= 7
-        if length:
-            varint.append(byte | 0x80)
-        else:
-            varint.append(byte)
-            break
-    return b"\x12" + bytes(varint) + payload
+    return length_delimited(b"\x12", payload)
 
 
 # Status codes that mean "not you, not now": retried, but slowly and logged once. A collector

@@ -9,6 +9,7 @@ here and raises BadBatch with a reason a person can act on.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import zstandard
@@ -19,6 +20,11 @@ from fleetlog.collector.internal import COLLECTOR_NAMESPACE
 from fleetlog.collector.store import IncomingEvents
 from fleetlog.common.errors import FleetlogError
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+try:  # the grammar check in C (setup.py builds it with the block codec)
+    from fleetlog.collector.store._blocks_native import uncertain_objects as _native_uncertain
+except ImportError:  # pragma: no cover - not built: json.loads looks at every text
+    _native_uncertain = None  # type: ignore[assignment]
 
 
 class BadBatch(FleetlogError):
@@ -145,9 +151,10 @@ def _chunks(batch: pb.Batch, limits: IngestLimits) -> tuple[list[pb.Chunk], int]
 _COLUMNS = ("time_us", "level", "message", "request_id", "user", "action", "app", "pid", "fields_json", "flags")
 
 
-def _check_columns(chunk: pb.Chunk) -> int:
+def _check_columns(chunk: pb.Chunk) -> tuple[int, list[str]]:
     """Every per-event column has one value per event, and every value is one the store and the
-    queries can hold; BadBatch names the first that is not."""
+    queries can hold; BadBatch names the first that is not. Returns the count of events and the
+    fields_json values (made into str objects once, for the check and the events)."""
     count = len(chunk.position)
     where = f"chunk of source {chunk.source!r}"
     for name in _COLUMNS:
@@ -159,7 +166,7 @@ def _check_columns(chunk: pb.Chunk) -> int:
         raise BadBatch("bad_columns", f"{where}: column claimed_host has {len(chunk.claimed_host)} values "
                        f"for {count} events")
     if count == 0:
-        return 0
+        return 0, []
     if max(chunk.level) > MAX_LEVEL:
         raise BadBatch("bad_value", f"{where}: level {max(chunk.level)} out of range (0 emergency .. 7 debug)")
     if max(chunk.position) > MAX_POSITION:
@@ -168,11 +175,20 @@ def _check_columns(chunk: pb.Chunk) -> int:
     if min(times) < MIN_TIME_US or max(times) > MAX_TIME_US:
         bad = next(t for t in times if not MIN_TIME_US <= t <= MAX_TIME_US)
         raise BadBatch("bad_value", f"{where}: time_us {bad} outside the years 0001-9999")
-    for i, text in enumerate(chunk.fields_json):
-        if text and not _is_json_object(text):
+    texts = list(chunk.fields_json)
+    for i in _uncertain_objects(texts):
+        if not _is_json_object(texts[i]):
             raise BadBatch("bad_value", f"{where}: fields_json of event {i} is not a JSON object "
                            "(send \"\" for no fields)")
-    return count
+    return count, texts
+
+
+def _uncertain_objects(texts: Sequence[str]) -> Sequence[int]:
+    """The indexes of the texts json.loads must look at: in C, those a strict check of the grammar
+    does not find to be objects (0.05 instead of 0.5 µs an event); without it, every non-empty one."""
+    if _native_uncertain is not None:
+        return _native_uncertain(texts)
+    return [i for i, text in enumerate(texts) if text]
 
 
 _scan_json = json.JSONDecoder().scan_once   # type: ignore[attr-defined]  # set in __init__; not in typeshed
@@ -212,9 +228,9 @@ def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier,
 
 def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -> PreparedBatch:
     """Check every chunk first (BadBatch: nothing of the batch is stored), then build its events."""
-    counts = [_check_columns(chunk) for chunk in unpacked.chunks]
+    checked = [_check_columns(chunk) for chunk in unpacked.chunks]
     prepared = PreparedBatch(events=[])
-    for chunk, count in zip(unpacked.chunks, counts):
+    for chunk, (count, fields_json) in zip(unpacked.chunks, checked):
         prepared.received += count
         namespace = chunk.namespace or "default"
         if namespace == COLLECTOR_NAMESPACE or (origin.namespaces is not None and namespace not in origin.namespaces):
@@ -223,12 +239,15 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
             continue
         threshold = classifier.threshold(namespace)
         levels = chunk.level
-        keep = [i for i in range(count) if levels[i] <= threshold]
+        # Every event at or above the threshold, the usual chunk: found by one C pass.
+        keep: Sequence[int] = (range(count) if max(levels, default=0) <= threshold
+                               else [i for i in range(count) if levels[i] <= threshold])
         prepared.dropped_below_level += count - len(keep)
         if not keep:
             continue
         columns = {name: list(getattr(chunk, name)) for name in (
-            "position", "time_us", "message", "request_id", "user", "action", "app", "pid", "fields_json")}
+            "position", "time_us", "message", "request_id", "user", "action", "app", "pid")}
+        columns["fields_json"] = fields_json
         level, flags = bytes(levels), bytes(chunk.flags)
         if len(keep) != count:
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}

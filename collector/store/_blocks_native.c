@@ -34,6 +34,14 @@
  *       Values `indexes` (ascending) of a string or integer column's section, without
  *       decoding the rest of it.
  *
+ *   columns(rows, width) -> list[list]
+ *       The columns of rows (lists or tuples of `width` values each): rows(columns, count) undone,
+ *       what encoding a block starts from, without zip's iterator a row.
+ *   uncertain_objects(values) -> list[int]
+ *       The indexes of the values that are not "" and not certainly a JSON object (json.loads
+ *       would give a dict): a strict subset of the grammar is checked (ASCII outside strings, no
+ *       NaN or Infinity, at most 64 levels deep), so json.loads must decide for these.
+ *
  * The caller must not change the rows while a call runs (the block's rows are its own).
  */
 #define PY_SSIZE_T_CLEAN
@@ -1000,6 +1008,188 @@ fail:
     Py_XDECREF(fast);
     PyBuffer_Release(&data);
     return NULL;
+/* -- ingest: fields_json values that are certainly JSON objects ------------------------------ */
+
+/* A strict subset of what json.loads takes as an object: RFC 8259 with ASCII outside strings,
+ * nesting at most JSON_DEPTH deep. Whatever this does not certify (NaN, Infinity, deeper
+ * nesting, a syntax error) the caller hands to json.loads itself, so it never decides "no". */
+#define JSON_DEPTH 64
+
+static const unsigned char *json_ws(const unsigned char *p, const unsigned char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const unsigned char *json_value(const unsigned char *p, const unsigned char *end, int depth);
+
+static const unsigned char *json_string(const unsigned char *p, const unsigned char *end) {
+    if (p >= end || *p != '"')
+        return NULL;
+    for (p++; p < end; p++) {
+        unsigned char c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            if (++p >= end)
+                return NULL;
+            if (*p == 'u') {
+                for (int k = 0; k < 4; k++) {
+                    if (++p >= end || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
+                        return NULL;
+                }
+            } else if (!strchr("\"\\/bfnrt", *p) || *p == 0) {
+                return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+static const unsigned char *json_digits(const unsigned char *p, const unsigned char *end) {
+    const unsigned char *start = p;
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p > start ? p : NULL;
+}
+
+static const unsigned char *json_number(const unsigned char *p, const unsigned char *end) {
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if ((p = json_digits(p, end)) == NULL)
+        return NULL;
+    if (p < end && *p == '.' && (p = json_digits(p + 1, end)) == NULL)
+        return NULL;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if ((p = json_digits(p, end)) == NULL)
+            return NULL;
+    }
+    return p;
+}
+
+static const unsigned char *json_literal(const unsigned char *p, const unsigned char *end, const char *word) {
+    size_t size = strlen(word);
+    return (size_t)(end - p) >= size && memcmp(p, word, size) == 0 ? p + size : NULL;
+}
+
+static const unsigned char *json_container(const unsigned char *p, const unsigned char *end, int depth) {
+    unsigned char close = *p == '{' ? '}' : ']';
+    int object = close == '}';
+    if (depth >= JSON_DEPTH)
+        return NULL;
+    p = json_ws(p + 1, end);
+    if (p < end && *p == close)
+        return p + 1;
+    for (;;) {
+        if (object) {
+            if ((p = json_string(p, end)) == NULL)
+                return NULL;
+            p = json_ws(p, end);
+            if (p >= end || *p != ':')
+                return NULL;
+            p = json_ws(p + 1, end);
+        }
+        if ((p = json_value(p, end, depth + 1)) == NULL)
+            return NULL;
+        p = json_ws(p, end);
+        if (p < end && *p == close)
+            return p + 1;
+        if (p >= end || *p != ',')
+            return NULL;
+        p = json_ws(p + 1, end);
+    }
+}
+
+static const unsigned char *json_value(const unsigned char *p, const unsigned char *end, int depth) {
+    if (p >= end)
+        return NULL;
+    switch (*p) {
+    case '{': case '[': return json_container(p, end, depth);
+    case '"': return json_string(p, end);
+    case 't': return json_literal(p, end, "true");
+    case 'f': return json_literal(p, end, "false");
+    case 'n': return json_literal(p, end, "null");
+    default: return (*p == '-' || (*p >= '0' && *p <= '9')) ? json_number(p, end) : NULL;
+    }
+}
+
+static PyObject *uncertain_objects(PyObject *self, PyObject *values_in) {
+    (void)self;
+    PyObject *values = PySequence_Fast(values_in, "values must be a sequence");
+    if (values == NULL)
+        return NULL;
+    PyObject *uncertain = PyList_New(0);
+    for (Py_ssize_t i = 0; uncertain != NULL && i < PySequence_Fast_GET_SIZE(values); i++) {
+        PyObject *value = PySequence_Fast_GET_ITEM(values, i);
+        Py_ssize_t size = 0;
+        const char *text = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &size) : NULL;
+        if (text == NULL)
+            PyErr_Clear();          /* not a str, or a lone surrogate: json.loads decides */
+        else if (size == 0)
+            continue;
+        else {
+            const unsigned char *p = json_ws((const unsigned char *)text, (const unsigned char *)text + size);
+            const unsigned char *end = (const unsigned char *)text + size;
+            if (p < end && *p == '{' && (p = json_container(p, end, 0)) != NULL && json_ws(p, end) == end)
+                continue;
+        }
+        PyObject *index = PyLong_FromSsize_t(i);
+        if (index == NULL || PyList_Append(uncertain, index) < 0)
+            Py_CLEAR(uncertain);
+        Py_XDECREF(index);
+    }
+    Py_DECREF(values);
+    return uncertain;
+}
+
+/* -- encode: rows back to columns ------------------------------------------------------------ */
+
+static PyObject *columns(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *rows_in;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "On", &rows_in, &width))
+        return NULL;
+    if (width < 0) {
+        PyErr_SetString(PyExc_ValueError, "a negative width");
+        return NULL;
+    }
+    PyObject *rows_seq = PySequence_Fast(rows_in, "rows must be a sequence");
+    if (rows_seq == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(rows_seq);
+    PyObject **row_items = PySequence_Fast_ITEMS(rows_seq);
+    PyObject *result = PyList_New(width);
+    for (Py_ssize_t c = 0; result != NULL && c < width; c++) {
+        PyObject *column = PyList_New(count);
+        if (column == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, c, column);
+    }
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        PyObject *row = row_items[i];
+        if (!(PyList_Check(row) || PyTuple_Check(row)) || PySequence_Fast_GET_SIZE(row) != width) {
+            PyErr_Format(PyExc_ValueError, "row %zd is not a list of %zd values", i, width);
+            Py_CLEAR(result);
+            break;
+        }
+        PyObject **values = PySequence_Fast_ITEMS(row);
+        for (Py_ssize_t c = 0; c < width; c++) {
+            Py_INCREF(values[c]);
+            PyList_SET_ITEM(PyList_GET_ITEM(result, c), i, values[c]);
+        }
+    }
+    Py_DECREF(rows_seq);
+    return result;
 }
 
 static PyMethodDef module_methods[] = {
@@ -1013,6 +1203,8 @@ static PyMethodDef module_methods[] = {
     {"bloom_holds_any", bloom_holds_any, METH_VARARGS, "Whether a filter may hold one of some items."},
     {"pick_strs", pick_strs, METH_VARARGS, "Some values of a string column's section."},
     {"pick_ints", pick_ints, METH_VARARGS, "Some values of an integer column's section."},
+    {"columns", columns, METH_VARARGS, "The columns (lists) of equally wide rows."},
+    {"uncertain_objects", uncertain_objects, METH_O, "Indexes of the non-empty values not certainly JSON objects."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -266,6 +266,9 @@ def key_blooms(request_ids: Sequence[Any], users: Sequence[Any]) -> tuple[bytes,
 
 def _runs(seqs: Sequence[int]) -> list[tuple[int, int, int]]:
     """(first seq, last seq, index of the last) of each run of consecutive seqs."""
+    first = seqs[0]
+    if seqs[-1] - first == len(seqs) - 1 and list(seqs) == list(range(first, first + len(seqs))):
+        return [(first, seqs[-1], len(seqs) - 1)]     # one run, the writer's usual block: compared in C
     steps = map(operator.sub, itertools.islice(seqs, 1, None), seqs)
     ends = [*itertools.compress(range(len(seqs) - 1), map((1).__ne__, steps)), len(seqs) - 1]
     return [(seqs[end_before + 1], seqs[end], end) for end_before, end in zip([-1, *ends], ends)]
@@ -333,19 +336,32 @@ def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int,
     return spans
 
 
-def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes]) -> EncodedBlock:
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """The rows' columns (ROW_COLUMNS wide), new lists the encoder may keep."""
+    if _native is not None:
+        return _native.columns(rows, len(ROW_COLUMNS))
+    return [list(column) for column in zip(*rows)]
+
+
+def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], bytes],
+                 derived_ids: bool = False) -> EncodedBlock:
     """Rows of one stream in seq order (ROW_COLUMNS, `hash` the full link; `id` None when it is
     the derived one) as a block. `link_before(seq)`: the chain link of seq - 1, asked for the
-    first seq of each run (the writer knows every link of its transaction and its head)."""
+    first seq of each run (the writer knows every link of its transaction and its head).
+    `derived_ids`: every row's id is the derived one, whatever `id` holds (the writer's new
+    events): none is kept, as if each were None."""
     if not rows:
         raise ValueError("an empty block")
-    columns = list(zip(*rows))
+    columns = _columns(rows)
     sections: list[bytes] = []
     spec: dict[str, Any] = {}
     for name in _INT_COLUMNS:
-        spec[name] = _encode_int(list(columns[ROW_COLUMNS.index(name)]), name in _DELTA_COLUMNS, sections)
+        spec[name] = _encode_int(columns[ROW_COLUMNS.index(name)], name in _DELTA_COLUMNS, sections)
     for name in _STR_COLUMNS:
-        spec[name] = _encode_str(list(columns[ROW_COLUMNS.index(name)]), sections)
+        if name == "id" and derived_ids:
+            spec[name] = {"c": None}
+        else:
+            spec[name] = _encode_str(columns[ROW_COLUMNS.index(name)], sections)
     seqs = columns[SEQ]
     links = columns[HASH]
     runs = [[start, end, bytes(link_before(start)).hex(), bytes(links[at]).hex()] for start, end, at in _runs(seqs)]

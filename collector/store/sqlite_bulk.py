@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import sqlite3
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from fleetlog.collector.store import ROW_COLUMNS
@@ -22,7 +23,6 @@ from fleetlog.collector.store.blocks import EncodedBlock, encode_block
 from fleetlog.collector.store.sqlite_blocks import insert_block
 
 MAX_BLOCK_EVENTS = 8_192
-_ID = ROW_COLUMNS.index("id")
 _NAMESPACE = ROW_COLUMNS.index("namespace")
 _HOST = ROW_COLUMNS.index("host")
 
@@ -30,20 +30,31 @@ _HOST = ROW_COLUMNS.index("host")
 def stream_blocks(rows: Sequence[list[Any]], link_before: Callable[[int], bytes],
                   keep_ids: bool = False) -> list[EncodedBlock]:
     """`rows` (ROW_COLUMNS, seq order, `hash` the whole link) as blocks: grouped by stream, each
-    group cut every MAX_BLOCK_EVENTS. The ids are left out (derived again on read: set to None in
-    `rows`, which the writer no longer needs once chained) unless `keep_ids`, where the caller
-    already put None for each derived one."""
+    group cut every MAX_BLOCK_EVENTS. The ids are left out (every one is the derived one, taken
+    again on read) unless `keep_ids`, where the caller put None for each derived one."""
+    streams = _one_stream(rows) or _by_stream(rows)
+    return [encode_block(group[start:start + MAX_BLOCK_EVENTS], link_before, derived_ids=not keep_ids)
+            for group in streams for start in range(0, len(group), MAX_BLOCK_EVENTS)]
+
+
+def _one_stream(rows: Sequence[list[Any]]) -> list[Sequence[list[Any]]] | None:
+    """[rows] when they are all of one stream (one agent's transaction usually is: checked with C
+    loops over two columns), else None."""
+    if len(set(map(itemgetter(_NAMESPACE), rows))) == 1 and len(set(map(itemgetter(_HOST), rows))) == 1:
+        return [rows]
+    return None
+
+
+def _by_stream(rows: Sequence[list[Any]]) -> list[Sequence[list[Any]]]:
+    """The rows of each stream, streams in order of first appearance."""
     streams: dict[tuple[Any, Any], list[list[Any]]] = {}
     for row in rows:
-        if not keep_ids:
-            row[_ID] = None
         key = (row[_NAMESPACE], row[_HOST])
         group = streams.get(key)
         if group is None:
             group = streams[key] = []
         group.append(row)
-    return [encode_block(group[start:start + MAX_BLOCK_EVENTS], link_before)
-            for group in streams.values() for start in range(0, len(group), MAX_BLOCK_EVENTS)]
+    return list(streams.values())
 
 
 class PartitionConnection(sqlite3.Connection):

@@ -25,6 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any
 
 from fleetlog.collector.store import (
@@ -44,7 +45,9 @@ from fleetlog.collector.store.blocks import (
     TIME,
     BlockError,
     EncodedBlock,
+    fill_ids,
 )
+from fleetlog.collector.store.event_rows import chunk_rows
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
     Partition,
@@ -69,7 +72,6 @@ from fleetlog.collector.store.sqlite_migrate import migrate_single_file
 from fleetlog.collector.store.sqlite_util import CHAIN, connect, store_bytes
 from fleetlog.common import chain
 from fleetlog.common.errors import StorageError
-from fleetlog.common.ids import event_ids_of
 from fleetlog.common.timefmt import now_us
 
 log = logging.getLogger("fleetlog.collector.store")
@@ -406,15 +408,7 @@ class SqliteStore:
         """Rows by partition: tier and period of the event's time. Adds them to `pending` (new
         partitions get their file) and returns them by partition name."""
         routed: dict[str, list[list[Any]]] = {}
-        groups: dict[tuple[str, int], list[list[Any]]] = {}
-        period = self.period_us
-        for row in rows:
-            time_us = row[TIME]
-            key = (row[_TIER], time_us - time_us % period)
-            target = groups.get(key)
-            if target is None:
-                target = groups[key] = []
-            target.append(row)
+        groups = _one_partition(rows, self.period_us) or _by_partition(rows, self.period_us)
         for (tier, start), group in groups.items():
             name = partition_name(tier, start)
             item = pending.get(name)
@@ -549,15 +543,14 @@ class SqliteStore:
                 keep.append(i)
             columns = [[column[i] for i in keep] for column in columns]
             count = len(keep)
-        event_id = event_ids_of(host, source_key)
         first = seq + 1
         seq += count
-        # Absent optional values are stored (and hashed) as NULL, never "" or 0.
-        out.extend([[s, origin, pos, event_id(pos), time_us, received_at, host, host_ip, collector, namespace,
-                     source, log_type, app or None, pid or None, level, request_id or None, user or None,
-                     action or None, message, field or None, tier, flag & 1, None]
-                    for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag
-                    in zip(range(first, seq + 1), *columns)])
+        rows = chunk_rows(first, origin, received_at, host, host_ip, collector, namespace, source, log_type,
+                          columns)
+        # The ids (contract §4.2: hashed into the chain, not stored) in one C loop, not a Python
+        # call an event.
+        fill_ids(rows, {origin: (host, source_key)})
+        out.extend(rows)
         result.stored = seq - first + 1
         result.duplicates = duplicates
         if result.stored:
@@ -747,6 +740,33 @@ class SqliteStore:
                     pass  # a busy reader keeps the WAL; it is checkpointed on next open
             self.pool.close()
             self.conn.close()
+
+
+def _one_partition(rows: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]] | None:
+    """{(tier, period start): rows} when every row goes to one partition, the usual transaction
+    (checked with C loops over two columns); else None."""
+    tiers = set(map(itemgetter(_TIER), rows))
+    if len(tiers) != 1:
+        return None
+    times = list(map(itemgetter(TIME), rows))
+    first, last = min(times), max(times)
+    start = first - first % period
+    if last - last % period != start:
+        return None
+    return {(tiers.pop(), start): rows}
+
+
+def _by_partition(rows: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]]:
+    """Rows by (tier, period start), in order of first appearance."""
+    groups: dict[tuple[str, int], list[list[Any]]] = {}
+    for row in rows:
+        time_us = row[TIME]
+        key = (row[_TIER], time_us - time_us % period)
+        target = groups.get(key)
+        if target is None:
+            target = groups[key] = []
+        target.append(row)
+    return groups
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -1,15 +1,17 @@
 """The ingest path's shortcuts give the answers of what they replace: the fields_json check calls
-the JSON decoder's scanner directly, and tiers are looked up once per distinct (action, app)."""
+the JSON decoder's scanner directly, and only for the texts the C grammar check does not certify
+as objects; tiers are looked up once per distinct (action, app)."""
 
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, RetentionConfig, TierRule
-from fleetlog.collector.ingest import _is_json_object
+from fleetlog.collector.ingest import _is_json_object, _uncertain_objects
 
 TEXTS = ['{}', '{"a":1}', ' {"a":1} ', '{"a":1}\n', '\t{}', '{"a":1}x', '{"a":1}{}', '[]', '1', '"s"', 'null',
          '{"a":NaN}', '{"a":Infinity}', '{"a"}', '{', '', ' ', '{"a":"\\ud800"}', '{"é":"✓"}',
@@ -28,6 +30,56 @@ def test_the_fields_check_answers_as_json_loads(text):
     assert _is_json_object(text) == _reference(text)
 
 
+# Near misses of the C check's grammar: numbers, escapes, literals, nesting, whitespace, non-ASCII.
+MORE = ['{"a":-0}', '{"a":-}', '{"a":01}', '{"a":1.}', '{"a":.5}', '{"a":1e}', '{"a":1E+5}', '{"a":-1.5e-3}',
+        '{"a":"\\u12G4"}', '{"a":"\\x"}', '{"a":"\\/"}', '{"a":"\t"}', '{"a":"\x7f"}', '{"a":tru}',
+        '{"a":true,"b":false,"c":null}', '{"a":[1,2,]}', '{"a":1,}', '{,}', '{"a" :1 , "b": [ ] }',
+        '\ufeff{}', '{"a":"b"}\u00a0', '{"a":' * 70 + '1' + '}' * 70, '{"a":' * 60 + '1' + '}' * 60,
+        '{"a":[]}', '{"a":{}}', '{"":""}', '{"a":"\\"}', '{"a":"\\\\"}', '{"a":1}\n\r\t ', '{}}']
+
+
+@pytest.mark.parametrize("text", TEXTS + MORE, ids=range(len(TEXTS + MORE)))
+def test_the_c_check_certifies_only_objects(text):
+    """What the C check does not list, json.loads takes as a dict; what it lists is decided by
+    json.loads (the check never says "no" on its own)."""
+    listed = set(_uncertain_objects([text]))
+    if text and not listed:
+        assert _reference(text)
+    if not text:
+        assert not listed
+
+
+def test_the_c_check_certifies_the_usual_objects():
+    """The shortcut is taken: the agent's fields (and any plain object) need no json.loads."""
+    usual = ['{"seq":"000000000"}', '{"a":1,"b":[true,false,null],"c":{"d":"e\\n\\u00e9"}}', ' {"a":-1.5e3} ',
+             '{"é":"✓"}', '{"a":' * 60 + '1' + '}' * 60, '']
+    assert _uncertain_objects(usual) == []
+    assert _uncertain_objects(['{}', '[]', '', '{"a":NaN}', '{"a":1}x']) == [1, 3, 4]
+
+
+def test_the_c_check_agrees_with_json_loads_on_mutated_objects():
+    rng = random.Random(30)
+    seeds = ['{"a":1,"b":[true,false,null],"c":{"d":"e\\n\\u00e9"},"f":-1.5e3}', '{"seq":"000000001"}', '{}']
+    alphabet = '{}[]",:.-+eE0123456789 \t\n\\/untrfalsé\x00\x1f'
+    texts = []
+    for _ in range(20_000):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text) + 1)
+            choice = rng.random()
+            if choice < 0.4 and text:
+                del text[min(at, len(text) - 1)]
+            elif choice < 0.8:
+                text.insert(at, rng.choice(alphabet))
+            elif text:
+                text[min(at, len(text) - 1)] = rng.choice(alphabet)
+        texts.append("".join(text))
+    listed = set(_uncertain_objects(texts))
+    for i, text in enumerate(texts):
+        if i not in listed:
+            assert text == "" or _reference(text), text
+
+
 def test_tiers_per_event_follow_the_rules_for_each_action_and_app():
     config = CollectorConfig(node_name="c1", retention=RetentionConfig(rules=(
         TierRule(tier="security", action=("login",)), TierRule(tier="security", app=("vault",), log_type=("audit",)))))
@@ -41,3 +93,20 @@ def test_tiers_per_event_follow_the_rules_for_each_action_and_app():
     same = classifier.tiers(log_type="application", namespace="default", source="file:/a", actions=[""] * 3,
                             apps=[""] * 3)
     assert same == ["general"] * 3
+
+
+def test_a_chunk_without_events_beside_one_with_events():
+    """prepare_chunks' shortcut for chunks wholly above the threshold also takes an empty chunk
+    (found by make fuzz: max() of no levels)."""
+    from fleetlog.collector.ingest import Origin, prepare_batch
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+    full = pb.Chunk(source="file:/a", source_key="a", position=[1, 2], time_us=[1_764_686_245_000_000] * 2,
+                    level=bytes([6, 7]), message=["x", "y"], request_id=["", ""], user=["", ""], action=["", ""],
+                    app=["", ""], pid=[0, 0], fields_json=['{"a":1}', ""], flags=bytes(2))
+    batch = pb.Batch(batch_id=1, chunks=[pb.Chunk(source="file:/empty"), full])
+    prepared = prepare_batch(batch, Origin("node-1", "127.0.0.1"), Classifier(CollectorConfig(node_name="c1")))
+    assert prepared.received == 2 and len(prepared.events) == 1
+    kept = len(prepared.events[0])
+    assert list(prepared.events[0].message) == ["x", "y"][:kept] and prepared.dropped_below_level == 2 - kept
+    assert prepared.events[0].fields_json[0] == '{"a":1}'

@@ -17,7 +17,7 @@ import types
 import pytest
 
 from fleetlog.agent import _parse_native  # noqa: F401 — the build must exist
-from fleetlog.agent.batcher import build_chunk
+from fleetlog.agent.batcher import build_chunk, chunk_payload
 from fleetlog.agent.parse import native_parse_text, parse_auto, parse_text, python_parse_auto
 from fleetlog.agent.sources.base import Record, SourceBatch
 from fleetlog.agent.sources.file import FileSource
@@ -263,3 +263,60 @@ def test_native_and_python_build_the_same_chunk(seed):
         python, python_dropped = build_chunk(batch, "default", native=False)
         assert native_dropped == python_dropped
         assert native.SerializeToString() == python.SerializeToString()
+        # The batcher's bytes written in C from the columns: protobuf's own serialization.
+        assert chunk_payload(batch, "default") == (python.SerializeToString(), len(python.position), python_dropped)
+
+
+def test_chunk_bytes_in_c_are_protobufs_for_edge_values():
+    """Empty columns and header strings (left out), empty strings in repeated fields (kept), the
+    integers' extremes, non-ASCII; a value the message refuses goes to build_chunk's error."""
+    from fleetlog.agent._parse_native import chunk_bytes
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+    cases = [
+        ("", "", "", "", [], [], b"", [], [], [], [], [], [], [], b"", None),
+        ("file:/é", "k", "ns", "application", [0, 2**64 - 1, 300], [-(2**63), 2**63 - 1, -1], b"\x00\x07\x03",
+         ["", "ü✓", "x" * 200], ["", "r", ""], ["", "", "u"], ["a", "", ""], ["", "", ""], [0, 2**32 - 1, 128],
+         ['{"a":1}', "", ""], b"\x01\x00\x01", ["", "h", ""]),
+    ]
+    for case in cases:
+        (source, key, namespace, log_type, positions, times, levels, messages, request_ids, users, actions, apps,
+         pids, fields, flags, claims) = case
+        message = pb.Chunk(source=source, source_key=key, namespace=namespace, log_type=log_type, position=positions,
+                           time_us=times, level=levels, message=messages, request_id=request_ids, user=users,
+                           action=actions, app=apps, pid=pids, fields_json=fields, flags=flags,
+                           claimed_host=claims or [])
+        assert chunk_bytes(*case) == message.SerializeToString()
+    base = list(cases[1])
+    for at, bad in ((4, [-1, 0, 0]), (12, [2**32, 0, 0]), (5, [2**63, 0, 0]), (7, ["\ud800", "", ""]),
+                    (4, ["1", 0, 0])):
+        with pytest.raises((OverflowError, ValueError, TypeError, UnicodeError)):
+            chunk_bytes(*base[:at], bad, *base[at + 1:])
+
+
+def test_records_of_plain_values_are_left_out_of_the_cycle_collector():
+    """A Record and its Parsed made in C are untracked when they hold no tracked container (so a
+    block's thousands of them cost the cycle collector nothing); one holding one stays tracked."""
+    import gc
+
+    from fleetlog.agent._parse_native import ascii_records
+
+    block = (b"2025-12-02T14:30:45.000001Z INFO req=r1 user=alice seq=1\n"
+             b"plain line\n"
+             b'{"level": "error", "msg": "x", "nested": {"a": [1]}}\n')
+    records = ascii_records(block, 0, 65536, "", 7, Record, python_parse_auto)
+    assert [r.parsed.message for r in records[:2]] == ["req=r1 user=alice seq=1", "plain line"]
+    assert records[0].parsed.fields == {"seq": "1"}
+    for record in records[:2]:
+        assert not gc.is_tracked(record) and not gc.is_tracked(record.parsed)
+    assert gc.is_tracked(records[2].parsed.fields) and gc.is_tracked(records[2])
+
+
+def test_pair_keys_kept_between_lines_parse_as_python_does():
+    """The C parser keeps the strings of short keys between lines (a small cache): many distinct
+    keys, keys that share a slot, long keys and the same key again give Python's Parsed."""
+    keys = [f"k{i}" for i in range(300)] + ["x" * 31, "x" * 32, "x" * 33, "y" * 200, "user", "req"]
+    for round_ in range(3):
+        for i, key in enumerate(keys):
+            line = f"2025-12-02T14:30:45Z INFO {key}=v{i}{round_} other=1 {keys[-i]}=w msg"
+            assert native_parse_text(line) == python_parse_auto(line), line
