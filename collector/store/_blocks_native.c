@@ -1008,6 +1008,8 @@ fail:
     Py_XDECREF(fast);
     PyBuffer_Release(&data);
     return NULL;
+}
+
 /* -- ingest: fields_json values that are certainly JSON objects ------------------------------ */
 
 /* A strict subset of what json.loads takes as an object: RFC 8259 with ASCII outside strings,
