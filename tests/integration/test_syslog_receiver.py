@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -70,10 +71,15 @@ class Relay:
 def relay(tmp_path_factory):
     folder = tmp_path_factory.mktemp("syslog-relay")
     cluster = Cluster(folder)
+    relay = None
     try:
-        yield Relay(cluster, folder)
+        relay = Relay(cluster, folder)
+        yield relay
     finally:
         cluster.stop_all()
+    # Hostile peers and failed handshakes are counted, never a traceback.
+    text = relay.agent.log_path.read_text(errors="replace") if relay else ""
+    assert "Traceback" not in text and "ERROR" not in text, text[-5000:]
 
 
 def _logger(*args: str, lines: list[str]) -> None:
@@ -226,6 +232,21 @@ def test_hostile_peers_are_bounded_and_counted(relay):
 
     _send(port, b"<11>1 - h app - - - still here\n")
     assert "still here" in {e["message"] for e in relay.events("small", 6)}
+
+
+def test_tls_needs_a_client_certificate_when_ca_is_set(relay):
+    context = ssl.create_default_context(cafile=relay.server.ca)
+    context.check_hostname = False
+    with socket.create_connection(("127.0.0.1", relay.ports["tls-in"]), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw) as conn:     # no client certificate
+                conn.sendall(b"<14>1 - - app - - - never stored\n")
+                conn.recv(10)
+        except (ssl.SSLError, OSError):
+            pass
+    wait_for(lambda: relay.metric("fleetlog_agent_receiver_refused_total", listener="tls-in",
+                                  reason="tls_handshake") == 1, 10, "the handshake refused and counted")
+    assert "never stored" not in {e["message"] for e in relay.events("tls-in", 40)}
 
 
 def test_connections_are_bounded_and_idle_ones_closed(relay):

@@ -237,3 +237,19 @@ def test_what_a_listener_hands_the_batcher_is_cut_to_bounded_batches():
         assert size == sum(len(r.parsed.message) for r in part)
         assert size <= EMIT_BYTES + 1000 and len(part) <= EMIT_RECORDS
     assert len(_slices([to_record(parse(b"<14>x"), i, False, 0) for i in range(12_000)])) == 3
+
+
+def test_agent_toml_with_syslog_listeners(tmp_path):
+    from fleetlog.agent.config import load_agent_config
+    from fleetlog.common.errors import ConfigError
+    path = tmp_path / "agent.toml"
+    path.write_text('[[sources]]\ntype = "syslog"\nprotocol = "tls"\nlisten = "0.0.0.0:6514"\nnamespace = "network"\n'
+                    'max_message_bytes = "8KiB"\nidle_timeout = "1m"\n'
+                    'tls = { cert = "/etc/fleetlog/relay.crt", key = "/etc/fleetlog/relay.key", ca = "/etc/ca.pem" }\n')
+    source = load_agent_config(str(path)).sources[0]
+    assert isinstance(source, SyslogSourceConfig)
+    assert (source.listener, source.namespace, source.max_message_bytes, source.idle_timeout, source.tls.ca) == (
+        "syslog-tls-6514", "network", 8192, 60.0, "/etc/ca.pem")
+    path.write_text('[[sources]]\ntype = "syslog"\nlisten = ":514"\nframing = "lf"\n')
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.framing"):
+        load_agent_config(str(path))
