@@ -189,6 +189,10 @@ def test_rsyslog_omfwd_over_tcp_tls_and_udp(relay, tmp_path):
                 assert event["fields"]["claimed_host"] == socket.gethostname(), name
         assert {e["host"] for e in tcp} == {e["host"] for e in udp} == {"127.0.0.1"}
         assert {e["host"] for e in tls} == {"switch-7"}     # the client certificate's name
+        # What one relay carried, and what one sender sent, as docs/receivers.md searches them.
+        carried = search_json(relay.collector, "--where", 'fields=%"relay":"relay-1"%', "--namespace", "*")
+        assert len(carried) == 90 + 140 + 40
+        assert {e["source"] for e in search_json(relay.collector, "--host", "switch-7")} == {"syslog:tls-in"}
     finally:
         rsyslog.send_signal(signal.SIGTERM)
         try:
