@@ -19,7 +19,15 @@ import pytest
 
 from fleetlog.agent.sources.syslog import MAX_PENDING
 from tests.certs import TestCA
-from tests.harness import Cluster, committed_events, free_port, metric_value, search_json, wait_for
+from tests.harness import (
+    Cluster,
+    committed_events,
+    free_port,
+    metric_value,
+    search_json,
+    wait_for,
+    write_toml,
+)
 
 LOGGER = shutil.which("logger")
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
@@ -274,6 +282,25 @@ def test_connections_are_bounded_and_idle_ones_closed(relay):
                                   reason="idle_timeout") == 2, 5, "the idle connections counted")
     _send(port, b"<11>1 - h app - - - still here\n")
     assert [e["message"] for e in relay.events("limited", 1)] == ["still here"]
+
+
+def test_a_reload_rebinds_the_listeners(relay):
+    """SIGHUP with a changed listener: every listener stops and binds again (UDP too), and the
+    change applies."""
+    config = relay.agent.config
+    for source in config["sources"]:
+        if source["name"] == "udp-in":
+            source["log_type"] = "network"
+    write_toml(relay.agent.config_path, config)
+    relay.agent.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload: 5 source(s) now running" in relay.agent.log(), 20, "the reload")
+    wait_for(lambda: relay.agent.log().count("syslog listener udp-in on") == 2, 20, "udp-in listening again")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(b"<12>after the reload", ("127.0.0.1", relay.ports["udp-in"]))
+    after = [e for e in relay.events("udp-in", 91) if e["message"] == "after the reload"]
+    assert [(e["log_type"], e["level"]) for e in after] == [("network", "warning")]
+    _send(relay.ports["tcp-in"], b"<12>tcp after the reload\n")
+    assert "tcp after the reload" in {e["message"] for e in relay.events("tcp-in", 141)}
 
 
 def test_a_full_spool_stops_tcp_reading_and_counts_udp_drops(cluster):
