@@ -64,6 +64,7 @@ MAX_PENDING_BYTES = 8 * 1024 * 1024   # ... and their bytes
 EMIT_BYTES = 256 * 1024
 EMIT_RECORDS = 5000
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+BIND_RETRY = 5.0                # seconds between attempts to listen on an address that is taken
 # Keys of structured-data parameters that become the event's own columns (as JSON keys do).
 _COLUMN_KEYS = {"request_id": "request_id", "req_id": "request_id", "requestId": "request_id",
                 "user": "user", "user_name": "user", "username": "user", "action": "action"}
@@ -134,6 +135,18 @@ def to_record(message: SyslogMessage, position: int, truncated: bool, read_time_
     parsed = Parsed(message.time_us, message.severity, message.message, columns["request_id"], columns["user"],
                     columns["action"], fields or None, message.hostname)
     return Record(position, parsed, message.app, message.pid, FLAG_TRUNCATED if truncated else 0, read_time_us)
+
+
+def cut_utf8(data: bytes) -> bytes:
+    """A message cut at max_message_bytes without the start of a character the cut split."""
+    i, continuation = len(data) - 1, 0
+    while i >= 0 and continuation < 3 and data[i] & 0xC0 == 0x80:
+        i, continuation = i - 1, continuation + 1
+    if i >= 0 and 0xC0 <= data[i] <= 0xF7:
+        needed = 2 if data[i] < 0xE0 else 3 if data[i] < 0xF0 else 4
+        if continuation + 1 < needed:
+            return data[:i]
+    return data
 
 
 def peer_host(address: Any) -> str:
@@ -233,6 +246,8 @@ class SyslogSource:
         read_us = now_us()
         metrics, name = self.metrics, self.name
         for data, truncated in frames:
+            if truncated:
+                data = cut_utf8(data)
             if not data.strip(b"\r\n\0 "):
                 metrics.malformed.labels(name, "empty").inc()
                 continue
@@ -362,11 +377,13 @@ class SyslogSource:
                               f"{exc.strerror}") from None
 
     async def run(self, emit: Emit) -> None:
-        try:
-            listener = await self._listen()
-        except ConfigError as exc:
-            log.error("%s", exc)
-            raise
+        while True:
+            try:
+                listener = await self._listen()
+                break
+            except ConfigError as exc:    # the address is taken or not ours: say so, try again
+                log.error("%s; trying again in %.0f s", exc, BIND_RETRY)
+                await asyncio.sleep(BIND_RETRY)
         log.info("syslog listener %s on %s (%s)", self.name, self.config.listen, self.config.protocol)
         try:
             while True:

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from fleetlog.agent.sources.syslog import SyslogSourceConfig, certificate_name, peer_host, to_record
+from fleetlog.agent.sources.syslog import SyslogSourceConfig, certificate_name, cut_utf8, peer_host, to_record
 from fleetlog.agent.sources.syslog_framing import Frame, FrameSplitter
 from fleetlog.agent.sources.syslog_parse import SyslogMessage, parse_syslog
 from fleetlog.common.config import FieldError
@@ -253,3 +253,49 @@ def test_agent_toml_with_syslog_listeners(tmp_path):
     path.write_text('[[sources]]\ntype = "syslog"\nlisten = ":514"\nframing = "lf"\n')
     with pytest.raises(ConfigError, match=r"sources\[0\]\.framing"):
         load_agent_config(str(path))
+
+
+def test_a_cut_message_does_not_end_in_half_a_character():
+    text = "grüße 日本 🚀".encode()
+    for end in range(len(text) + 1):
+        cut = cut_utf8(text[:end])
+        assert text.startswith(cut) and end - len(cut) < 4
+        cut.decode("utf-8")                      # never raises: whole characters only
+    assert cut_utf8(b"abc\xff") == b"abc\xff"     # not UTF-8 to begin with: left as it is
+
+
+def test_a_listener_whose_address_is_taken_tries_again(monkeypatch, tmp_path, caplog):
+    """Bound to nothing while another process holds the port (say, across a reload): it says so
+    and binds once the port is free, instead of ending the source."""
+    import asyncio
+    import contextlib
+    import socket
+
+    from fleetlog.agent.sources import syslog
+    monkeypatch.setattr(syslog, "BIND_RETRY", 0.05)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    source = syslog.SyslogSource(SyslogSourceConfig(type="syslog", listen=f"127.0.0.1:{port}", protocol="tcp"),
+                                 tmp_path)
+
+    async def scenario() -> None:
+        async def emit(batch):
+            pass
+        task = asyncio.create_task(source.run(emit))
+        for _ in range(200):
+            if "trying again" in caplog.text:
+                break
+            await asyncio.sleep(0.01)
+        assert source.bound is None
+        holder.close()
+        for _ in range(200):
+            if source.bound:
+                break
+            await asyncio.sleep(0.01)
+        assert source.bound == ("127.0.0.1", port)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    asyncio.run(scenario())
