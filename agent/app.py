@@ -60,7 +60,7 @@ class AgentApp:
         self.metrics = AgentMetrics()
         self.metrics.spool_max_bytes.set(config.spool.max_bytes)
         self.token = read_token(config.token_file)
-        self.sources: list[Source] = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
+        self.sources: list[Source] = [self._build(s) for s in config.sources]
         try:
             self.outbox = DiskSpool(self.state_dir / "spool", config.spool.max_bytes, config.spool.when_full,
                                     on_drop=lambda n: self.metrics.dropped.labels("spool_full").inc(n))
@@ -79,6 +79,9 @@ class AgentApp:
         self._source_tasks: list[asyncio.Task[Any]] = []
         self.stop_bound = STOP_BOUND
         self.stop_step = "not stopping"
+
+    def _build(self, config: Any) -> Source:
+        return build_source(config, self.state_dir, self._on_read, self.metrics.receivers)
 
     def _on_read(self, source: str, count: int) -> None:
         self.metrics.read.labels(source).inc(count)
@@ -144,9 +147,9 @@ class AgentApp:
             return
         await self._stop_sources()
         try:
-            sources = [build_source(s, self.state_dir, self._on_read) for s in config.sources]
+            sources = [self._build(s) for s in config.sources]
         except ConfigError:
-            sources = [build_source(s, self.state_dir, self._on_read) for s in self.config.sources]
+            sources = [self._build(s) for s in self.config.sources]
             self._start_sources(sources)
             raise
         self._start_sources(sources)

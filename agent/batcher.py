@@ -101,8 +101,9 @@ def chunk_payload(batch: SourceBatch, namespace: str) -> tuple[bytes, int, int]:
 def _chunk(batch: SourceBatch, namespace: str, positions: list, times: list, levels: bytes | bytearray,
            messages: list, request_ids: list, users: list, actions: list, apps: list, pids: list,
            fields_json: list, flags: bytes | bytearray, claims: list | None) -> pb.Chunk:
-    chunk = pb.Chunk(source=batch.source, source_key=batch.source_key, namespace=namespace,
-                     log_type=batch.log_type, level=bytes(levels), flags=bytes(flags))
+    chunk = pb.Chunk(source=batch.source, source_key=batch.source_key, namespace=batch.namespace or namespace,
+                     log_type=batch.log_type, level=bytes(levels), flags=bytes(flags),
+                     relayed_host=batch.relayed_host)
     chunk.position.extend(positions)
     chunk.time_us.extend(times)
     chunk.message.extend(messages)

@@ -7,6 +7,38 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from fleetlog.common.metrics import register_standard
 
 DROP_REASONS = ("spool_full", "filtered", "collector_threshold")
+# Receivers (syslog, ...): why a connection was ended or a datagram dropped, why a kept frame was malformed.
+RECEIVER_REFUSALS = ("too_many_connections", "tls_handshake", "idle_timeout", "bad_octet_count")
+RECEIVER_DROPS = ("queue_full",)
+RECEIVER_MALFORMED = ("empty", "no_priority", "bad_priority", "bad_timestamp", "bad_structured_data", "too_long",
+                      "cut_frame")
+
+
+class ReceiverMetrics:
+    """The receiver sources' counters, by listener (the source's name) and reason."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry or CollectorRegistry()
+        p = "fleetlog_agent_receiver_"
+        self.received = Counter(p + "events_received", "Messages received, by listener.", ["listener"], registry=r)
+        self.refused = Counter(p + "refused", "Connections refused or closed by the receiver, by listener and reason.",
+                               ["listener", "reason"], registry=r)
+        self.dropped = Counter(p + "events_dropped", "Messages dropped (UDP while the queue is full), by listener "
+                               "and reason.", ["listener", "reason"], registry=r)
+        self.malformed = Counter(p + "malformed", "Messages kept despite a malformed header or frame, by listener "
+                                 "and reason.", ["listener", "reason"], registry=r)
+        self.connections = Gauge(p + "connections", "Open connections, by listener.", ["listener"], registry=r)
+
+    def listener(self, name: str) -> None:
+        """Every series of a listener at 0 from its start (see DROP_REASONS)."""
+        self.received.labels(name)
+        self.connections.labels(name)
+        for reason in RECEIVER_REFUSALS:
+            self.refused.labels(name, reason)
+        for reason in RECEIVER_DROPS:
+            self.dropped.labels(name, reason)
+        for reason in RECEIVER_MALFORMED:
+            self.malformed.labels(name, reason)
 
 
 class AgentMetrics:
@@ -29,4 +61,5 @@ class AgentMetrics:
         # increase() and rate(), so the first events dropped would raise no alert.
         for reason in DROP_REASONS:
             self.dropped.labels(reason)
+        self.receivers = ReceiverMetrics(r)
         register_standard(r, "agent")

@@ -53,6 +53,7 @@ MIN_TIME_US = -62_135_596_800_000_000
 MAX_TIME_US = 253_402_300_799_999_999
 MAX_POSITION = (1 << 63) - 1
 MAX_LEVEL = 7
+MAX_RELAYED_HOST = 255      # a DNS name's length; an address or certificate name is shorter
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,9 @@ def _check_columns(chunk: pb.Chunk) -> tuple[int, list[str]]:
     if chunk.claimed_host and len(chunk.claimed_host) != count:
         raise BadBatch("bad_columns", f"{where}: column claimed_host has {len(chunk.claimed_host)} values "
                        f"for {count} events")
+    if len(chunk.relayed_host) > MAX_RELAYED_HOST or "\x00" in chunk.relayed_host:
+        raise BadBatch("bad_value", f"{where}: relayed_host is longer than {MAX_RELAYED_HOST} characters or "
+                       "holds a NUL")
     if count == 0:
         return 0, []
     if max(chunk.level) > MAX_LEVEL:
@@ -221,6 +225,18 @@ def _with_claim(fields_json: str, claimed: str) -> str:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
+def _with_fields(fields_json: str, **values: str) -> str:
+    """fields_json with `values` set (over what the payload had under those names)."""
+    try:
+        fields = json.loads(fields_json) if fields_json else {}
+    except json.JSONDecodeError:
+        fields = {"raw_fields": fields_json}
+    if not isinstance(fields, dict):
+        fields = {"raw_fields": fields}
+    fields.update(values)
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
 def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier,
                   limits: IngestLimits = IngestLimits()) -> PreparedBatch:
     return prepare_chunks(unpack(batch, limits), origin, classifier)
@@ -252,7 +268,18 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
         if len(keep) != count:
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
             level, flags = bytes(level[i] for i in keep), bytes(flags[i] for i in keep)
-        if chunk.claimed_host:
+        host = origin.host
+        if chunk.relayed_host:
+            # Events a relay agent received from a sender that runs no agent (contract §10): the
+            # sender as the relay knows it is the host; the authenticated relay is always recorded,
+            # over anything the payload said, so a relayed event never passes for a node's own.
+            host = chunk.relayed_host
+            columns["fields_json"] = [
+                _with_fields(fj, relay=origin.host, claimed_host=claim) if claim and claim != host
+                else _with_fields(fj, relay=origin.host)
+                for fj, claim in zip(columns["fields_json"],
+                                     [chunk.claimed_host[i] for i in keep] if chunk.claimed_host else [""] * len(keep))]
+        elif chunk.claimed_host:
             claims = [chunk.claimed_host[i] or origin.claimed for i in keep]
             columns["fields_json"] = [
                 _with_claim(fj, claim) if claim and claim != origin.host else fj
@@ -262,7 +289,7 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
         tiers = classifier.tiers(log_type=chunk.log_type, namespace=namespace, source=chunk.source,
                                  actions=columns["action"], apps=columns["app"])
         prepared.events.append(IncomingEvents(
-            host=origin.host, host_ip=origin.host_ip, source_key=chunk.source_key or chunk.source,
+            host=host, host_ip=origin.host_ip, source_key=chunk.source_key or chunk.source,
             source=chunk.source, namespace=namespace, log_type=chunk.log_type, level=level, flags=flags,
             tier=tiers, **columns))
     return prepared

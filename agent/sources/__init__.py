@@ -1,19 +1,28 @@
 """Agent sources, registered by config type: adding a source is one module holding its config
-class and its source, plus its line in SourceConfig and SOURCES here."""
+class and its source, plus its line in SourceConfig and SOURCES here. Receivers (sources that
+listen for senders running no agent) are in RECEIVERS: they also get the receiver metrics."""
 
 from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable
 
+from fleetlog.agent.metrics import ReceiverMetrics
 from fleetlog.agent.sources.base import Source
 from fleetlog.agent.sources.file import FileSource, FileSourceConfig
 from fleetlog.agent.sources.journald import JournaldSource, JournaldSourceConfig
+from fleetlog.agent.sources.syslog import SyslogSource, SyslogSourceConfig
 
-SourceConfig = FileSourceConfig | JournaldSourceConfig
+SourceConfig = FileSourceConfig | JournaldSourceConfig | SyslogSourceConfig
 
 SOURCES: dict[type, Callable[..., Source]] = {FileSourceConfig: FileSource, JournaldSourceConfig: JournaldSource}
 
+RECEIVERS: dict[type, Callable[..., Source]] = {SyslogSourceConfig: SyslogSource}
 
-def build_source(config: SourceConfig, state_dir: pathlib.Path, on_read: Callable[[str, int], None]) -> Source:
+
+def build_source(config: SourceConfig, state_dir: pathlib.Path, on_read: Callable[[str, int], None],
+                 receiver_metrics: ReceiverMetrics | None = None) -> Source:
+    receiver = RECEIVERS.get(type(config))
+    if receiver is not None:
+        return receiver(config, state_dir, on_read, receiver_metrics)
     return SOURCES[type(config)](config, state_dir, on_read)

@@ -37,6 +37,8 @@ class SourceBatch:
     min_level: int = 7
     filters: Any = None     # common.event_filter.EventFilter of the source, or None
     extra: dict = field(default_factory=dict)
+    namespace: str = ""     # "" = the agent's namespace
+    relayed_host: str = ""  # receivers: the sender as the relay knows it (stored as `host`, contract §10)
 
 
 Emit = Callable[[SourceBatch], Awaitable[None]]

@@ -539,6 +539,35 @@ def syslog_rfc3164(data: bytes) -> None:
     assert frame_lf(message).count(b"\n") == 1
 
 
+# -- agent: the syslog receiver -------------------------------------------------------------------
+
+@target
+def syslog_receiver(data: bytes) -> None:
+    """Bytes as a syslog listener gets them: one datagram, and the same bytes as a TCP stream cut
+    at a fuzzed place; every frame parses without raising, within its bounds, onto the wire."""
+    from fleetlog.agent.sources.syslog import to_record
+    from fleetlog.agent.sources.syslog_framing import FrameSplitter
+    from fleetlog.agent.sources.syslog_parse import parse_syslog
+    given = Input(data)
+    limit = given.int() % 200 + 64
+    cut = given.int(2)
+    stream = given.rest()
+    splitter = FrameSplitter(limit)
+    frames = splitter.feed(stream[:cut]) + splitter.feed(stream[cut:])
+    last = splitter.end()
+    frames += [last] if last else []
+    records = []
+    for raw, truncated in [(stream, False), *frames]:
+        assert len(raw) <= limit or raw is stream, (len(raw), limit)
+        message = parse_syslog(raw)
+        assert message.severity is None or 0 <= message.severity <= 7
+        assert 0 <= message.pid < 1 << 32
+        record = to_record(message, len(records), truncated, 0)
+        _check_parsed(record.parsed)
+        records.append(record)
+    _agent_chunk(records)
+
+
 # -- CLI: bundle verification ---------------------------------------------------------------------
 
 def _tar(members: dict[str, bytes]) -> bytes:

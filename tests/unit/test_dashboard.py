@@ -67,7 +67,7 @@ def test_every_query_is_valid_promql(tmp_path):
 
 def test_the_dashboard_shows_what_the_operator_needs():
     """Ingest by node, duplicates and drops, both histograms, spool and lag, storage, forwarder lag,
-    purges, clock skew, and each daemon's memory and CPU."""
+    purges, clock skew, each daemon's memory and CPU, and the relays' receivers."""
     used = set().union(*(metric_names(as_promql(e)) for e in dashboard_exprs()))
     assert {
         "fleetlog_collector_events_received_total", "fleetlog_collector_events_stored_total",
@@ -78,6 +78,8 @@ def test_the_dashboard_shows_what_the_operator_needs():
         "fleetlog_collector_forward_lag_events", "fleetlog_collector_events_purged_total",
         "fleetlog_collector_agent_clock_skew_seconds", "process_resident_memory_bytes",
         "process_cpu_seconds_total", "fleetlog_build_info",
+        "fleetlog_agent_receiver_events_received_total", "fleetlog_agent_receiver_events_dropped_total",
+        "fleetlog_agent_receiver_refused_total", "fleetlog_agent_receiver_malformed_total",
     } <= used
     joined = [e for e in dashboard_exprs() if "process_" in e]
     assert joined and all("group_left (daemon) fleetlog_build_info" in e for e in joined)

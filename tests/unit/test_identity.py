@@ -9,7 +9,7 @@ import pytest
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, LevelsConfig, ServerTlsConfig
 from fleetlog.collector.identity import load_tokens
-from fleetlog.collector.ingest import Origin, prepare_batch
+from fleetlog.collector.ingest import BadBatch, Origin, prepare_batch
 from fleetlog.collector.preflight import check_listen_policy
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.levels import Level
@@ -66,3 +66,23 @@ def test_claims_thresholds_and_namespace_limits():
     # A payload claim wins over the hello's; a payload naming the true host is no claim.
     assert [json.loads(f) if f else {} for f in default.fields_json] == [{"k": "v", "claimed_host": "db-1"}, {}]
     assert [json.loads(f) for f in debugging.fields_json] == [{"k": "v", "claimed_host": "db-9"}]
+
+
+def test_a_relayed_chunk_is_stored_under_its_sender_with_the_relay_recorded():
+    """Contract §10: the relay names the sender (peer address or certificate name); the collector
+    records the authenticated relay over anything the payload said, and a differing claim."""
+    classifier = Classifier(CollectorConfig())
+    origin = Origin(host="relay-1", host_ip="10.0.0.2", claimed="relay-1")
+    chunk = _chunk("default", [3, 6], claims=["sw-core-1", "10.9.9.9"])
+    chunk.relayed_host = "10.9.9.9"
+    chunk.fields_json[0] = '{"k":"v","relay":"forged"}'
+    plain = _chunk("default", [6])
+    prepared = prepare_batch(pb.Batch(batch_id=1, chunks=[chunk, plain]), origin, classifier)
+    relayed, own = prepared.events
+    assert (relayed.host, relayed.host_ip) == ("10.9.9.9", "10.0.0.2")
+    assert [json.loads(f) for f in relayed.fields_json] == [
+        {"k": "v", "relay": "relay-1", "claimed_host": "sw-core-1"}, {"relay": "relay-1"}]
+    assert own.host == "relay-1" and list(own.fields_json) == ['{"k":"v"}']
+    chunk.relayed_host = "x" * 256
+    with pytest.raises(BadBatch, match="relayed_host"):
+        prepare_batch(pb.Batch(batch_id=2, chunks=[chunk]), origin, classifier)

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66leetlog/v1/fleetlog.proto\x12\x0b\x66leetlog.v1\"a\n\rIngestRequest\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.fleetlog.v1.HelloH\x00\x12#\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x12.fleetlog.v1.BatchH\x00\x42\x06\n\x04\x62ody\"1\n\x05Hello\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x15\n\ragent_version\x18\x02 \x01(\t\"\x84\x01\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x12\n\nsent_at_us\x18\x02 \x01(\x12\x12\"\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x12.fleetlog.v1.Chunk\x12!\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x12.fleetlog.v1.Codec\x12\x0e\n\x06packed\x18\x05 \x01(\x0c\",\n\x06\x43hunks\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.fleetlog.v1.Chunk\"\x99\x02\n\x05\x43hunk\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x12\n\nsource_key\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x10\n\x08log_type\x18\x04 \x01(\t\x12\x10\n\x08position\x18\n \x03(\x04\x12\x0f\n\x07time_us\x18\x0b \x03(\x12\x12\r\n\x05level\x18\x0c \x01(\x0c\x12\x0f\n\x07message\x18\r \x03(\t\x12\x12\n\nrequest_id\x18\x0e \x03(\t\x12\x0c\n\x04user\x18\x0f \x03(\t\x12\x0e\n\x06\x61\x63tion\x18\x10 \x03(\t\x12\x0b\n\x03\x61pp\x18\x11 \x03(\t\x12\x0b\n\x03pid\x18\x12 \x03(\r\x12\x13\n\x0b\x66ields_json\x18\x13 \x03(\t\x12\r\n\x05\x66lags\x18\x14 \x01(\x0c\x12\x14\n\x0c\x63laimed_host\x18\x15 \x03(\t\"c\n\x0bIngestReply\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0e\n\x06stored\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x0f\n\x07\x64ropped\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x90\x02\n\x07\x46ilters\x12\r\n\x05since\x18\x01 \x01(\t\x12\r\n\x05until\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\x12\x11\n\tmin_level\x18\x04 \x01(\t\x12\r\n\x05level\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0c\n\x04host\x18\x08 \x01(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\x15\n\rmessage_regex\x18\n \x01(\t\x12\x10\n\x08log_type\x18\x0b \x01(\t\x12\x0e\n\x06source\x18\x0c \x01(\t\x12\x11\n\tnamespace\x18\r \x01(\t\x12\x0b\n\x03\x61pp\x18\x0e \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x0f \x01(\t\x12\r\n\x05where\x18\x10 \x01(\t\"\x8d\x01\n\rSearchRequest\x12%\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x14.fleetlog.v1.Filters\x12\r\n\x05limit\x18\x02 \x01(\x04\x12\r\n\x05order\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x11\n\tafter_seq\x18\x05 \x01(\x04\x12\x13\n\x0b\x63ursor_json\x18\x06 \x01(\t\"G\n\tEventPage\x12\x13\n\x0b\x65vents_json\x18\x01 \x03(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x13\n\x0b\x63ursor_json\x18\x03 \x01(\t\"\x0f\n\rStatusRequest\"\xa0\x01\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x11\n\tlast_seen\x18\x04 \x01(\x01\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x06 \x01(\x01\x12\x1a\n\x12\x63lock_skew_seconds\x18\x07 \x01(\x01\x12\x11\n\tcollector\x18\x08 \x01(\t\"|\n\x0f\x43ollectorStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x12\n\nstarted_at\x18\x04 \x01(\x01\x12\x16\n\x0elast_heartbeat\x18\x05 \x01(\x01\x12\r\n\x05\x61live\x18\x06 \x01(\x08\"r\n\x0f\x46orwarderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x12\n\nlag_events\x18\x03 \x01(\x04\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12\x1a\n\x12last_error_time_us\x18\x05 \x01(\x03\"\xb7\x02\n\x0bStatusReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x15\n\rstorage_bytes\x18\x03 \x01(\x04\x12\x13\n\x0b\x65vent_count\x18\x04 \x01(\x04\x12&\n\x05nodes\x18\x05 \x03(\x0b\x32\x17.fleetlog.v1.NodeStatus\x12\x30\n\nforwarders\x18\x06 \x03(\x0b\x32\x1c.fleetlog.v1.ForwarderStatus\x12\x12\n\nnext_purge\x18\x07 \x01(\x01\x12\x11\n\tcollector\x18\x08 \x01(\t\x12\x10\n\x08last_seq\x18\t \x01(\x04\x12\x30\n\ncollectors\x18\n \x03(\x0b\x32\x1c.fleetlog.v1.CollectorStatus\x12\x0e\n\x06scoped\x18\x0b \x01(\x08\"C\n\x0f\x45videnceRequestJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x15\x62undle_digests_sha256R\rbundle_events\"\x8b\x01\n\rEvidenceReply\x12\x17\n\x0f\x63heckpoint_json\x18\x01 \x01(\t\x12\x17\n\x0fpublic_keys_pem\x18\x02 \x03(\t\x12\x10\n\x08head_seq\x18\n \x01(\x04\x12\x15\n\rhead_link_hex\x18\x0b \x01(\t\x12\x1f\n\x17\x62undle_attestation_json\x18\x0c \x01(\t\"Y\n\nBundlePage\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x0e\n\x06masked\x18\x02 \x03(\x08\x12,\n\x08\x65vidence\x18\x03 \x01(\x0b\x32\x1a.fleetlog.v1.EvidenceReply\".\n\x0bNoteRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"$\n\tNoteReply\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\n\n\x02id\x18\x02 \x01(\t*\'\n\x05\x43odec\x12\x0e\n\nCODEC_NONE\x10\x00\x12\x0e\n\nCODEC_ZSTD\x10\x01\x32L\n\x06Ingest\x12\x42\n\x06Stream\x12\x1a.fleetlog.v1.IngestRequest\x1a\x18.fleetlog.v1.IngestReply(\x01\x30\x01\x32\xce\x02\n\x05Query\x12>\n\x06Search\x12\x1a.fleetlog.v1.SearchRequest\x1a\x16.fleetlog.v1.EventPage0\x01\x12>\n\x06\x46ollow\x12\x1a.fleetlog.v1.SearchRequest\x1a\x16.fleetlog.v1.EventPage0\x01\x12>\n\x06Status\x12\x1a.fleetlog.v1.StatusRequest\x1a\x18.fleetlog.v1.StatusReply\x12\x44\n\x08\x45vidence\x12\x1c.fleetlog.v1.EvidenceRequest\x1a\x1a.fleetlog.v1.EvidenceReply\x12?\n\x06\x42undle\x12\x1a.fleetlog.v1.SearchRequest\x1a\x17.fleetlog.v1.BundlePage0\x01\x32\x41\n\x05\x41\x64min\x12\x38\n\x04Note\x12\x18.fleetlog.v1.NoteRequest\x1a\x16.fleetlog.v1.NoteReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66leetlog/v1/fleetlog.proto\x12\x0b\x66leetlog.v1\"a\n\rIngestRequest\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.fleetlog.v1.HelloH\x00\x12#\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x12.fleetlog.v1.BatchH\x00\x42\x06\n\x04\x62ody\"1\n\x05Hello\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x15\n\ragent_version\x18\x02 \x01(\t\"\x84\x01\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x12\n\nsent_at_us\x18\x02 \x01(\x12\x12\"\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x12.fleetlog.v1.Chunk\x12!\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x12.fleetlog.v1.Codec\x12\x0e\n\x06packed\x18\x05 \x01(\x0c\",\n\x06\x43hunks\x12\"\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x12.fleetlog.v1.Chunk\"\xaf\x02\n\x05\x43hunk\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x12\n\nsource_key\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x10\n\x08log_type\x18\x04 \x01(\t\x12\x10\n\x08position\x18\n \x03(\x04\x12\x0f\n\x07time_us\x18\x0b \x03(\x12\x12\r\n\x05level\x18\x0c \x01(\x0c\x12\x0f\n\x07message\x18\r \x03(\t\x12\x12\n\nrequest_id\x18\x0e \x03(\t\x12\x0c\n\x04user\x18\x0f \x03(\t\x12\x0e\n\x06\x61\x63tion\x18\x10 \x03(\t\x12\x0b\n\x03\x61pp\x18\x11 \x03(\t\x12\x0b\n\x03pid\x18\x12 \x03(\r\x12\x13\n\x0b\x66ields_json\x18\x13 \x03(\t\x12\r\n\x05\x66lags\x18\x14 \x01(\x0c\x12\x14\n\x0c\x63laimed_host\x18\x15 \x03(\t\x12\x14\n\x0crelayed_host\x18\x16 \x01(\t\"c\n\x0bIngestReply\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\x04\x12\x0e\n\x06stored\x18\x02 \x01(\r\x12\x12\n\nduplicates\x18\x03 \x01(\r\x12\x0f\n\x07\x64ropped\x18\x04 \x01(\r\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x90\x02\n\x07\x46ilters\x12\r\n\x05since\x18\x01 \x01(\t\x12\r\n\x05until\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x03 \x01(\t\x12\x11\n\tmin_level\x18\x04 \x01(\t\x12\r\n\x05level\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0c\n\x04host\x18\x08 \x01(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\x15\n\rmessage_regex\x18\n \x01(\t\x12\x10\n\x08log_type\x18\x0b \x01(\t\x12\x0e\n\x06source\x18\x0c \x01(\t\x12\x11\n\tnamespace\x18\r \x01(\t\x12\x0b\n\x03\x61pp\x18\x0e \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x0f \x01(\t\x12\r\n\x05where\x18\x10 \x01(\t\"\x8d\x01\n\rSearchRequest\x12%\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x14.fleetlog.v1.Filters\x12\r\n\x05limit\x18\x02 \x01(\x04\x12\r\n\x05order\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x11\n\tafter_seq\x18\x05 \x01(\x04\x12\x13\n\x0b\x63ursor_json\x18\x06 \x01(\t\"G\n\tEventPage\x12\x13\n\x0b\x65vents_json\x18\x01 \x03(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x13\n\x0b\x63ursor_json\x18\x03 \x01(\t\"\x0f\n\rStatusRequest\"\xa0\x01\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x11\n\tlast_seen\x18\x04 \x01(\x01\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x04\x12\x13\n\x0blag_seconds\x18\x06 \x01(\x01\x12\x1a\n\x12\x63lock_skew_seconds\x18\x07 \x01(\x01\x12\x11\n\tcollector\x18\x08 \x01(\t\"|\n\x0f\x43ollectorStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x12\n\nstarted_at\x18\x04 \x01(\x01\x12\x16\n\x0elast_heartbeat\x18\x05 \x01(\x01\x12\r\n\x05\x61live\x18\x06 \x01(\x08\"r\n\x0f\x46orwarderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x12\n\nlag_events\x18\x03 \x01(\x04\x12\x12\n\nlast_error\x18\x04 \x01(\t\x12\x1a\n\x12last_error_time_us\x18\x05 \x01(\x03\"\xb7\x02\n\x0bStatusReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x02 \x01(\x01\x12\x15\n\rstorage_bytes\x18\x03 \x01(\x04\x12\x13\n\x0b\x65vent_count\x18\x04 \x01(\x04\x12&\n\x05nodes\x18\x05 \x03(\x0b\x32\x17.fleetlog.v1.NodeStatus\x12\x30\n\nforwarders\x18\x06 \x03(\x0b\x32\x1c.fleetlog.v1.ForwarderStatus\x12\x12\n\nnext_purge\x18\x07 \x01(\x01\x12\x11\n\tcollector\x18\x08 \x01(\t\x12\x10\n\x08last_seq\x18\t \x01(\x04\x12\x30\n\ncollectors\x18\n \x03(\x0b\x32\x1c.fleetlog.v1.CollectorStatus\x12\x0e\n\x06scoped\x18\x0b \x01(\x08\"C\n\x0f\x45videnceRequestJ\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03R\x15\x62undle_digests_sha256R\rbundle_events\"\x8b\x01\n\rEvidenceReply\x12\x17\n\x0f\x63heckpoint_json\x18\x01 \x01(\t\x12\x17\n\x0fpublic_keys_pem\x18\x02 \x03(\t\x12\x10\n\x08head_seq\x18\n \x01(\x04\x12\x15\n\rhead_link_hex\x18\x0b \x01(\t\x12\x1f\n\x17\x62undle_attestation_json\x18\x0c \x01(\t\"Y\n\nBundlePage\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x0e\n\x06masked\x18\x02 \x03(\x08\x12,\n\x08\x65vidence\x18\x03 \x01(\x0b\x32\x1a.fleetlog.v1.EvidenceReply\".\n\x0bNoteRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"$\n\tNoteReply\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\n\n\x02id\x18\x02 \x01(\t*\'\n\x05\x43odec\x12\x0e\n\nCODEC_NONE\x10\x00\x12\x0e\n\nCODEC_ZSTD\x10\x01\x32L\n\x06Ingest\x12\x42\n\x06Stream\x12\x1a.fleetlog.v1.IngestRequest\x1a\x18.fleetlog.v1.IngestReply(\x01\x30\x01\x32\xce\x02\n\x05Query\x12>\n\x06Search\x12\x1a.fleetlog.v1.SearchRequest\x1a\x16.fleetlog.v1.EventPage0\x01\x12>\n\x06\x46ollow\x12\x1a.fleetlog.v1.SearchRequest\x1a\x16.fleetlog.v1.EventPage0\x01\x12>\n\x06Status\x12\x1a.fleetlog.v1.StatusRequest\x1a\x18.fleetlog.v1.StatusReply\x12\x44\n\x08\x45vidence\x12\x1c.fleetlog.v1.EvidenceRequest\x1a\x1a.fleetlog.v1.EvidenceReply\x12?\n\x06\x42undle\x12\x1a.fleetlog.v1.SearchRequest\x1a\x17.fleetlog.v1.BundlePage0\x01\x32\x41\n\x05\x41\x64min\x12\x38\n\x04Note\x12\x18.fleetlog.v1.NoteRequest\x1a\x16.fleetlog.v1.NoteReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleetlog.v1.fleetlog_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CODEC']._serialized_start=2375
-  _globals['_CODEC']._serialized_end=2414
+  _globals['_CODEC']._serialized_start=2397
+  _globals['_CODEC']._serialized_end=2436
   _globals['_INGESTREQUEST']._serialized_start=43
   _globals['_INGESTREQUEST']._serialized_end=140
   _globals['_HELLO']._serialized_start=142
@@ -42,39 +42,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHUNKS']._serialized_start=328
   _globals['_CHUNKS']._serialized_end=372
   _globals['_CHUNK']._serialized_start=375
-  _globals['_CHUNK']._serialized_end=656
-  _globals['_INGESTREPLY']._serialized_start=658
-  _globals['_INGESTREPLY']._serialized_end=757
-  _globals['_FILTERS']._serialized_start=760
-  _globals['_FILTERS']._serialized_end=1032
-  _globals['_SEARCHREQUEST']._serialized_start=1035
-  _globals['_SEARCHREQUEST']._serialized_end=1176
-  _globals['_EVENTPAGE']._serialized_start=1178
-  _globals['_EVENTPAGE']._serialized_end=1249
-  _globals['_STATUSREQUEST']._serialized_start=1251
-  _globals['_STATUSREQUEST']._serialized_end=1266
-  _globals['_NODESTATUS']._serialized_start=1269
-  _globals['_NODESTATUS']._serialized_end=1429
-  _globals['_COLLECTORSTATUS']._serialized_start=1431
-  _globals['_COLLECTORSTATUS']._serialized_end=1555
-  _globals['_FORWARDERSTATUS']._serialized_start=1557
-  _globals['_FORWARDERSTATUS']._serialized_end=1671
-  _globals['_STATUSREPLY']._serialized_start=1674
-  _globals['_STATUSREPLY']._serialized_end=1985
-  _globals['_EVIDENCEREQUEST']._serialized_start=1987
-  _globals['_EVIDENCEREQUEST']._serialized_end=2054
-  _globals['_EVIDENCEREPLY']._serialized_start=2057
-  _globals['_EVIDENCEREPLY']._serialized_end=2196
-  _globals['_BUNDLEPAGE']._serialized_start=2198
-  _globals['_BUNDLEPAGE']._serialized_end=2287
-  _globals['_NOTEREQUEST']._serialized_start=2289
-  _globals['_NOTEREQUEST']._serialized_end=2335
-  _globals['_NOTEREPLY']._serialized_start=2337
-  _globals['_NOTEREPLY']._serialized_end=2373
-  _globals['_INGEST']._serialized_start=2416
-  _globals['_INGEST']._serialized_end=2492
-  _globals['_QUERY']._serialized_start=2495
-  _globals['_QUERY']._serialized_end=2829
-  _globals['_ADMIN']._serialized_start=2831
-  _globals['_ADMIN']._serialized_end=2896
+  _globals['_CHUNK']._serialized_end=678
+  _globals['_INGESTREPLY']._serialized_start=680
+  _globals['_INGESTREPLY']._serialized_end=779
+  _globals['_FILTERS']._serialized_start=782
+  _globals['_FILTERS']._serialized_end=1054
+  _globals['_SEARCHREQUEST']._serialized_start=1057
+  _globals['_SEARCHREQUEST']._serialized_end=1198
+  _globals['_EVENTPAGE']._serialized_start=1200
+  _globals['_EVENTPAGE']._serialized_end=1271
+  _globals['_STATUSREQUEST']._serialized_start=1273
+  _globals['_STATUSREQUEST']._serialized_end=1288
+  _globals['_NODESTATUS']._serialized_start=1291
+  _globals['_NODESTATUS']._serialized_end=1451
+  _globals['_COLLECTORSTATUS']._serialized_start=1453
+  _globals['_COLLECTORSTATUS']._serialized_end=1577
+  _globals['_FORWARDERSTATUS']._serialized_start=1579
+  _globals['_FORWARDERSTATUS']._serialized_end=1693
+  _globals['_STATUSREPLY']._serialized_start=1696
+  _globals['_STATUSREPLY']._serialized_end=2007
+  _globals['_EVIDENCEREQUEST']._serialized_start=2009
+  _globals['_EVIDENCEREQUEST']._serialized_end=2076
+  _globals['_EVIDENCEREPLY']._serialized_start=2079
+  _globals['_EVIDENCEREPLY']._serialized_end=2218
+  _globals['_BUNDLEPAGE']._serialized_start=2220
+  _globals['_BUNDLEPAGE']._serialized_end=2309
+  _globals['_NOTEREQUEST']._serialized_start=2311
+  _globals['_NOTEREQUEST']._serialized_end=2357
+  _globals['_NOTEREPLY']._serialized_start=2359
+  _globals['_NOTEREPLY']._serialized_end=2395
+  _globals['_INGEST']._serialized_start=2438
+  _globals['_INGEST']._serialized_end=2514
+  _globals['_QUERY']._serialized_start=2517
+  _globals['_QUERY']._serialized_end=2851
+  _globals['_ADMIN']._serialized_start=2853
+  _globals['_ADMIN']._serialized_end=2918
 # @@protoc_insertion_point(module_scope)

@@ -51,7 +51,7 @@ class Chunks(_message.Message):
     def __init__(self, chunks: _Optional[_Iterable[_Union[Chunk, _Mapping]]] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("source", "source_key", "namespace", "log_type", "position", "time_us", "level", "message", "request_id", "user", "action", "app", "pid", "fields_json", "flags", "claimed_host")
+    __slots__ = ("source", "source_key", "namespace", "log_type", "position", "time_us", "level", "message", "request_id", "user", "action", "app", "pid", "fields_json", "flags", "claimed_host", "relayed_host")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class Chunk(_message.Message):
     FIELDS_JSON_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
     CLAIMED_HOST_FIELD_NUMBER: _ClassVar[int]
+    RELAYED_HOST_FIELD_NUMBER: _ClassVar[int]
     source: str
     source_key: str
     namespace: str
@@ -84,7 +85,8 @@ class Chunk(_message.Message):
     fields_json: _containers.RepeatedScalarFieldContainer[str]
     flags: bytes
     claimed_host: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, source: _Optional[str] = ..., source_key: _Optional[str] = ..., namespace: _Optional[str] = ..., log_type: _Optional[str] = ..., position: _Optional[_Iterable[int]] = ..., time_us: _Optional[_Iterable[int]] = ..., level: _Optional[bytes] = ..., message: _Optional[_Iterable[str]] = ..., request_id: _Optional[_Iterable[str]] = ..., user: _Optional[_Iterable[str]] = ..., action: _Optional[_Iterable[str]] = ..., app: _Optional[_Iterable[str]] = ..., pid: _Optional[_Iterable[int]] = ..., fields_json: _Optional[_Iterable[str]] = ..., flags: _Optional[bytes] = ..., claimed_host: _Optional[_Iterable[str]] = ...) -> None: ...
+    relayed_host: str
+    def __init__(self, source: _Optional[str] = ..., source_key: _Optional[str] = ..., namespace: _Optional[str] = ..., log_type: _Optional[str] = ..., position: _Optional[_Iterable[int]] = ..., time_us: _Optional[_Iterable[int]] = ..., level: _Optional[bytes] = ..., message: _Optional[_Iterable[str]] = ..., request_id: _Optional[_Iterable[str]] = ..., user: _Optional[_Iterable[str]] = ..., action: _Optional[_Iterable[str]] = ..., app: _Optional[_Iterable[str]] = ..., pid: _Optional[_Iterable[int]] = ..., fields_json: _Optional[_Iterable[str]] = ..., flags: _Optional[bytes] = ..., claimed_host: _Optional[_Iterable[str]] = ..., relayed_host: _Optional[str] = ...) -> None: ...
 
 class IngestReply(_message.Message):
     __slots__ = ("batch_id", "stored", "duplicates", "dropped", "error")
