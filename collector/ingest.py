@@ -166,6 +166,10 @@ def _check_columns(chunk: pb.Chunk) -> tuple[int, list[str]]:
     if chunk.claimed_host and len(chunk.claimed_host) != count:
         raise BadBatch("bad_columns", f"{where}: column claimed_host has {len(chunk.claimed_host)} values "
                        f"for {count} events")
+    if "\x00" in chunk.source_key or "\x00" in chunk.source:
+        # Event ids hash host, source key and position joined by NUL, and a relayed source's key
+        # is marked by NULs (relayed_source_key): a NUL of the sender's own would blur both.
+        raise BadBatch("bad_value", f"{where}: source or source_key holds a NUL")
     if len(chunk.relayed_host) > MAX_RELAYED_HOST or "\x00" in chunk.relayed_host:
         raise BadBatch("bad_value", f"{where}: relayed_host is longer than {MAX_RELAYED_HOST} characters or "
                        "holds a NUL")
@@ -237,6 +241,12 @@ def _with_fields(fields_json: str, **values: str) -> str:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
+def relayed_source_key(relay: str, source_key: str) -> str:
+    """The stored source key of a source a relay agent received (contract §10). The NUL cannot
+    be in a source key an agent sends for its own events (ingest refuses it), so none is this."""
+    return f"relay\x00{relay}\x00{source_key}"
+
+
 def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier,
                   limits: IngestLimits = IngestLimits()) -> PreparedBatch:
     return prepare_chunks(unpack(batch, limits), origin, classifier)
@@ -269,7 +279,12 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
             level, flags = bytes(level[i] for i in keep), bytes(flags[i] for i in keep)
         host = origin.host
+        source_key = chunk.source_key or chunk.source
         if chunk.relayed_host:
+            # A relayed source is the relay's: its dedup spans and event ids (host, source_key,
+            # pos) can never be those of a node's own source, so a relay naming a node as the
+            # sender cannot make that node's events count as duplicates, nor take their ids.
+            source_key = relayed_source_key(origin.host, source_key)
             # Events a relay agent received from a sender that runs no agent (contract §10): the
             # sender as the relay knows it is the host; the authenticated relay is always recorded,
             # over anything the payload said, so a relayed event never passes for a node's own.
@@ -289,7 +304,7 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
         tiers = classifier.tiers(log_type=chunk.log_type, namespace=namespace, source=chunk.source,
                                  actions=columns["action"], apps=columns["app"])
         prepared.events.append(IncomingEvents(
-            host=host, host_ip=origin.host_ip, source_key=chunk.source_key or chunk.source,
+            host=host, host_ip=origin.host_ip, source_key=source_key,
             source=chunk.source, namespace=namespace, log_type=chunk.log_type, level=level, flags=flags,
             tier=tiers, **columns))
     return prepared

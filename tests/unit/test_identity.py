@@ -83,6 +83,34 @@ def test_a_relayed_chunk_is_stored_under_its_sender_with_the_relay_recorded():
     assert [json.loads(f) for f in relayed.fields_json] == [
         {"k": "v", "relay": "relay-1", "claimed_host": "sw-core-1"}, {"relay": "relay-1"}]
     assert own.host == "relay-1" and list(own.fields_json) == ['{"k":"v"}']
+    # The relayed source is the relay's own: no node's source has its key.
+    assert (relayed.source_key, own.source_key) == (f"relay\x00relay-1\x00{chunk.source_key or chunk.source}",
+                                                    plain.source_key or plain.source)
     chunk.relayed_host = "x" * 256
     with pytest.raises(BadBatch, match="relayed_host"):
         prepare_batch(pb.Batch(batch_id=2, chunks=[chunk]), origin, classifier)
+
+
+def test_a_relay_naming_a_node_cannot_make_its_events_duplicates(tmp_path):
+    """A relay that says its sender is node web-1, with web-1's source key and positions, stores
+    beside web-1's events, never instead of them: its source is keyed by the relay."""
+    from fleetlog.collector.store.sqlite import SqliteStore
+    classifier = Classifier(CollectorConfig())
+    own = _chunk("default", [6, 6])
+    forged = _chunk("default", [6, 6])
+    forged.relayed_host = "web-1"
+    store = SqliteStore(str(tmp_path / "events.db"), "normal", collector="c1")
+    try:
+        relayed = prepare_batch(pb.Batch(batch_id=1, chunks=[forged]), Origin("relay-1", "10.0.0.2"), classifier)
+        [result] = store.store_batch(relayed.events, 1_700_000_000_000_000)
+        assert (result.stored, result.duplicates) == (2, 0)
+        node = prepare_batch(pb.Batch(batch_id=1, chunks=[own]), Origin("web-1", "10.0.0.1"), classifier)
+        [result] = store.store_batch(node.events, 1_700_000_000_000_000)
+        assert (result.stored, result.duplicates) == (2, 0)
+    finally:
+        store.close()
+    for text in ("a\x00b",):
+        bad = _chunk("default", [6])
+        bad.source_key = text
+        with pytest.raises(BadBatch, match="NUL"):
+            prepare_batch(pb.Batch(batch_id=3, chunks=[bad]), Origin("web-1", "10.0.0.1"), classifier)
