@@ -219,14 +219,7 @@ def _is_json_object(text: str) -> bool:
 
 
 def _with_claim(fields_json: str, claimed: str) -> str:
-    try:
-        fields = json.loads(fields_json) if fields_json else {}
-    except json.JSONDecodeError:
-        fields = {"raw_fields": fields_json}
-    if not isinstance(fields, dict):
-        fields = {"raw_fields": fields}
-    fields["claimed_host"] = claimed
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return _with_fields(fields_json, claimed_host=claimed)
 
 
 def _with_fields(fields_json: str, **values: str) -> str:

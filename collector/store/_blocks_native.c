@@ -928,8 +928,8 @@ static PyObject *pick_strs(PyObject *self, PyObject *args) {
         Py_ssize_t want = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, j));
         if (want == -1 && PyErr_Occurred())
             goto fail;
-        if (want < last) {
-            PyErr_SetString(PyExc_ValueError, "indexes must ascend");
+        if (want < last || want < 0) {
+            PyErr_SetString(PyExc_ValueError, "indexes must be >= 0 and ascend");
             goto fail;
         }
         last = want;
@@ -986,7 +986,9 @@ static PyObject *pick_ints(PyObject *self, PyObject *args) {
         last = want;
         int64_t value;
         if (delta) {
-            for (; summed <= want; summed++) {     /* wraps as int64 arithmetic, as accumulate's would not overflow */
+            /* Summed as uint64 (wrapping): exact whenever the value fits in int64, which every
+             * value the encoder's deltas came from does. */
+            for (; summed <= want; summed++) {
                 int64_t step;
                 memcpy(&step, (const char *)data.buf + summed * (Py_ssize_t)sizeof(int64_t), sizeof step);
                 sum += (uint64_t)step;
