@@ -11,6 +11,7 @@ message holds the word `timeout`, holds that text. The payload format is blocks.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -41,19 +42,17 @@ class BlockColumns:
         return values
 
     def values(self, name: str, indexes: Sequence[int]) -> list[Any]:
-        """Column `name`'s values of events `indexes`: picked out of its section when they are
-        few and the column is not decoded yet, else from the decoded column."""
+        """Column `name`'s values of events `indexes`, in the order given."""
+        return _in_order(indexes, lambda ascending: self._values(name, ascending))
+
+    def _values(self, name: str, ascending: list[int]) -> list[Any]:
+        """Values of events `ascending` (distinct, ascending): picked out of the column's section
+        when they are few and it is not decoded yet, else from the decoded column."""
         decoded = self._columns.get(name)
-        if decoded is None and len(indexes) * SPARSE < self.count:
-            ascending = sorted(set(indexes))
-            picked = (self._opened.seqs_of(ascending) if name == "seq"
-                      else pick_column(self._opened, name, ascending))
-            if ascending == list(indexes):
-                return picked
-            found = dict(zip(ascending, picked))
-            return [found[i] for i in indexes]
+        if decoded is None and len(ascending) * SPARSE < self.count:
+            return self._opened.seqs_of(ascending) if name == "seq" else pick_column(self._opened, name, ascending)
         decoded = self.column(name)
-        return [decoded[i] for i in indexes]
+        return [decoded[i] for i in ascending]
 
     def rows(self, indexes: Sequence[int] | None = None) -> list[list[Any]]:
         """Rows (ROW_COLUMNS order, `hash` as decode_block gives it) of these events, in the
@@ -62,14 +61,12 @@ class BlockColumns:
             columns = [self.column(name) for name in ROW_COLUMNS[:-1]]
             columns.append(self._opened.links)
             return [list(row) for row in zip(*columns)]
-        ascending = sorted(set(indexes))
-        columns = [self.values(name, ascending) for name in ROW_COLUMNS[:-1]]
-        columns.append(self._opened.links_of(ascending))
-        rows = [list(row) for row in zip(*columns)]
-        if ascending == list(indexes):
-            return rows
-        at = dict(zip(ascending, rows))
-        return [list(at[i]) for i in indexes]
+
+        def rows_of(ascending: list[int]) -> list[list[Any]]:
+            columns = [self._values(name, ascending) for name in ROW_COLUMNS[:-1]]
+            columns.append(self._opened.links_of(ascending))
+            return [list(row) for row in zip(*columns)]
+        return [list(row) for row in _in_order(indexes, rows_of)] if _shuffled(indexes) else rows_of(list(indexes))
 
     def where(self, name: str, test: Callable[[Any], bool], among: Iterable[int] | None = None) -> list[int]:
         """Events (of `among`, default all) whose `name` value passes `test`."""
@@ -126,3 +123,17 @@ def _found(joined: bytes, needles: Sequence[str], whole: bool) -> set[int]:
             pos = search = end + 1
             index += 1
     return found
+
+
+def _shuffled(indexes: Sequence[int]) -> bool:
+    """Not distinct and ascending."""
+    return any(b <= a for a, b in itertools.pairwise(indexes))
+
+
+def _in_order(indexes: Sequence[int], of_ascending: Callable[[list[int]], list[Any]]) -> list[Any]:
+    """of_ascending(the distinct indexes, ascending), handed back in the order of `indexes`."""
+    if not _shuffled(indexes):
+        return of_ascending(list(indexes))
+    ascending = sorted(set(indexes))
+    found = dict(zip(ascending, of_ascending(ascending)))
+    return [found[i] for i in indexes]

@@ -314,12 +314,12 @@ class _BlockTests:
         self.impossible = terms.impossible
         self.bloom_items = sorted(terms.bloom_words)
         self.bloom_any: list[list[str]] = []     # each list: at least one of these must be held
-        self.request_pairs: list[tuple[int, int]] | None = None
-        self.user_pairs: list[tuple[int, int]] | None = None
-        for match, key, pairs in ((spec.request_id, request_key, "request_pairs"), (spec.user, user_key, "user_pairs")):
+        for match, key in ((spec.request_id, request_key), (spec.user, user_key)):
             if match is not None and not match.wildcards:
                 self.bloom_any.append([key(value) for value in match.exact])
-                setattr(self, pairs, [item_hashes(key(value)) for value in match.exact])
+        # The same items hashed once, for the request-id and user filters of block_keys.
+        self.request_pairs = _key_pairs(spec.request_id, request_key)
+        self.user_pairs = _key_pairs(spec.user, user_key)
 
     def may_match(self, header: BlockHeader, origin_hosts: set[str] | None,
                   bloom_of: Callable[[], bytes | None], keys_checked: bool) -> bool:
@@ -352,6 +352,14 @@ class _BlockTests:
                                             for items in self.bloom_any):
                 return False
         return True
+
+
+def _key_pairs(match: TextMatch | None, key: Callable[[str], str]) -> list[tuple[int, int]] | None:
+    """item_hashes of a filter's exact values; None when it has none to look up (no filter, or
+    a wildcard, which no filter holds)."""
+    if match is None or match.wildcards:
+        return None
+    return [item_hashes(key(value)) for value in match.exact]
 
 
 def _span_may_match(spec: FilterSpec, header: BlockHeader) -> bool:

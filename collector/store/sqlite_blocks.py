@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fleetlog.collector.store.blocks import (
-    REQUEST_ID,
-    USER,
     BlockError,
     DecodedBlock,
     EncodedBlock,
     decode_block,
+    decode_column,
     key_blooms,
+    open_payload,
 )
 from fleetlog.common.errors import StorageError
 
@@ -97,8 +97,10 @@ def create_blocks_schema(conn: sqlite3.Connection) -> None:
         for (block_id,) in conn.execute("SELECT id FROM blocks").fetchall():
             data = payload(conn, block_id)
             try:
-                rows = decode_block(data).rows if data is not None else []
-                blooms = key_blooms([r[REQUEST_ID] for r in rows], [r[USER] for r in rows]) if rows else None
+                # Two columns are all the filters are made of: the others stay compressed.
+                opened = open_payload(data) if data is not None else None
+                blooms = None if opened is None else key_blooms(decode_column(opened, "request_id"),
+                                                                decode_column(opened, "user"))
             except BlockError:
                 blooms = None
             conn.execute("INSERT INTO block_keys(block, requests, users) VALUES (?, ?, ?)",
