@@ -25,7 +25,7 @@ from fleetlog.collector.store.block_columns import BlockColumns
 from fleetlog.collector.store.blocks import tokens
 from fleetlog.collector.store.regex_literal import required_literal
 from fleetlog.collector.store.row_match import block_may_match, key_lookups, keys_may_match
-from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader, has_block_keys
+from fleetlog.collector.store.sqlite_blocks import HEADER_COLUMNS, BlockHeader, has_block_keys, stored_filter
 
 
 def time_bounds(spec: FilterSpec) -> tuple[int | None, int | None]:
@@ -79,7 +79,7 @@ class BlockSelection:
         found = []
         for row in conn.execute(sql, [head, *params, *extra_params]):
             header = BlockHeader(*row[:-1])
-            if block_may_match(spec, header, self.hosts, functools.partial(_bytes, row[-1]), keys_checked=keyed):
+            if block_may_match(spec, header, self.hosts, functools.partial(stored_filter, row[-1]), keys_checked=keyed):
                 found.append(header)
         return found
 
@@ -90,15 +90,9 @@ def _keyed_blocks(conn: sqlite3.Connection, spec: FilterSpec, requests: bool, us
     columns = ", ".join(name for name, wanted in (("requests", requests), ("users", users)) if wanted)
     found = []
     for block, *filters in conn.execute(f"SELECT block, {columns} FROM block_keys"):
-        if keys_may_match(spec, _bytes(filters[0]) if requests else None, _bytes(filters[-1]) if users else None):
+        if keys_may_match(spec, stored_filter(filters[0]) if requests else None, stored_filter(filters[-1]) if users else None):
             found.append(int(block))
     return found
-
-
-def _bytes(data: object) -> bytes | None:
-    """A stored filter; None (so the block is opened and matched exactly) when there is none or
-    it is not a blob (an altered file: `fleetlog verify` names it)."""
-    return bytes(data) if isinstance(data, (bytes, memoryview)) else None
 
 
 def select_blocks(spec: FilterSpec, hosts: list[str] | None) -> BlockSelection:

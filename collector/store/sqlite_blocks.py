@@ -107,6 +107,12 @@ def create_blocks_schema(conn: sqlite3.Connection) -> None:
                          (block_id, *(blooms or (_HOLDS_ALL, _HOLDS_ALL))))
 
 
+def stored_filter(value: object) -> bytes | None:
+    """A filter as stored; None when it is not a blob (an altered file: `fleetlog verify` names
+    its block, and a search opens the block and matches it exactly)."""
+    return bytes(value) if isinstance(value, (bytes, memoryview)) else None
+
+
 def has_block_keys(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'block_keys'").fetchone() is not None
 

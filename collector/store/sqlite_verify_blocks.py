@@ -8,8 +8,9 @@ more than MAX_HELD_ROWS of their rows (past it, a block is read a chunk at a tim
 Per event the chain check gets CANONICAL_KEYS values and the stored link (four bytes, or the whole
 link at a run's end). Two more items go in the same seq order: `Unreadable`, a block whose payload
 does not decode, or whose skip columns or filters (summary, word filter, request-id and user
-filters: what a search trusts to pass a block by) disagree with its events; and `RunStart`, the link a block stored as the one before a run (what a purge inside the
-block would make an anchor of), which sqlite_verify holds to the chain.
+filters: what a search trusts to pass a block by) disagree with its events; and `RunStart`, the
+link a block stored as the one before a run (what a purge inside the block would make an anchor
+of), which sqlite_verify holds to the chain.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from fleetlog.collector.store.blocks import (
     word_and_key_bloom,
     word_bloom,
 )
-from fleetlog.collector.store.sqlite_blocks import has_block_keys
+from fleetlog.collector.store.sqlite_blocks import has_block_keys, stored_filter
 from fleetlog.common import chain
 
 Row = tuple[Any, ...]
@@ -215,16 +216,13 @@ def _filters_hold(header: Row, rows: list[list[Any]], keyed: bool) -> bool:
                 return False
     except (ValueError, TypeError):
         return False
-    if _blob(bloom) not in (word_bloom(rows, columns), word_and_key_bloom(rows, columns)):
+    stored = stored_filter(bloom)
+    if stored != word_bloom(rows, columns) and stored != word_and_key_bloom(rows, columns):
         return False
     if not keyed:
         return True
-    return keys_row is not None and (_blob(requests), _blob(users)) == key_blooms(columns[REQUEST_ID], columns[USER])
-
-
-def _blob(value: Any) -> bytes | None:
-    """A stored filter; None for a value of another type (an altered file)."""
-    return bytes(value) if isinstance(value, (bytes, memoryview)) else None
+    return (keys_row is not None
+            and (stored_filter(requests), stored_filter(users)) == key_blooms(columns[REQUEST_ID], columns[USER]))
 
 
 def _hashable(value: Any) -> Any:
