@@ -1169,10 +1169,10 @@ static PyObject *chunk_bytes(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *source, *source_key, *namespace_, *log_type, *positions, *times, *levels, *messages, *request_ids,
-        *users, *actions, *apps, *pids, *fields_json, *flags, *claims;
-    if (!PyArg_ParseTuple(args, "UUUUOOOOOOOOOOOO", &source, &source_key, &namespace_, &log_type, &positions,
+        *users, *actions, *apps, *pids, *fields_json, *flags, *claims, *relayed_host = NULL;
+    if (!PyArg_ParseTuple(args, "UUUUOOOOOOOOOOOO|U", &source, &source_key, &namespace_, &log_type, &positions,
                           &times, &levels, &messages, &request_ids, &users, &actions, &apps, &pids, &fields_json,
-                          &flags, &claims))
+                          &flags, &claims, &relayed_host))
         return NULL;
     Out o = {NULL, 0, 0};
     if (put_text(&o, 1, source) < 0 || put_text(&o, 2, source_key) < 0 || put_text(&o, 3, namespace_) < 0
@@ -1181,7 +1181,8 @@ static PyObject *chunk_bytes(PyObject *self, PyObject *args)
         || put_texts(&o, 13, messages) < 0 || put_texts(&o, 14, request_ids) < 0 || put_texts(&o, 15, users) < 0
         || put_texts(&o, 16, actions) < 0 || put_texts(&o, 17, apps) < 0 || put_numbers(&o, 18, pids, AS_UINT32) < 0
         || put_texts(&o, 19, fields_json) < 0 || put_bytes(&o, 20, flags) < 0
-        || (claims != Py_None && put_texts(&o, 21, claims) < 0)) {
+        || (claims != Py_None && put_texts(&o, 21, claims) < 0)
+        || (relayed_host != NULL && put_text(&o, 22, relayed_host) < 0)) {
         PyMem_Free(o.data);
         return NULL;
     }

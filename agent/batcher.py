@@ -86,14 +86,12 @@ def chunk_payload(batch: SourceBatch, namespace: str) -> tuple[bytes, int, int]:
     """build_chunk's Chunk serialized, its event count and the records the source filters dropped.
     Without field filters the bytes are written in C from the columns (the same bytes: protobuf's
     wire format, fields in number order), not put into a message first and serialized from it."""
-    # A relayed source's chunk (receivers: its relayed_host) goes through protobuf: the C writer
-    # knows the fields a node's own chunk has.
-    if native_columns is not None and native_chunk_bytes is not None and not batch.filters and not batch.relayed_host:
+    if native_columns is not None and native_chunk_bytes is not None and not batch.filters:
         columns = native_columns(batch.records, batch.min_level, DEFAULT_LEVEL, _encode_fields)
         *values, dropped = columns
         try:
             return native_chunk_bytes(batch.source, batch.source_key, batch.namespace or namespace, batch.log_type,
-                                      *values), \
+                                      *values, batch.relayed_host), \
                 len(values[0]), dropped
         except (TypeError, ValueError, OverflowError, UnicodeError):
             pass    # a value the message refuses: build_chunk raises protobuf's own error for it

@@ -268,8 +268,8 @@ def test_native_and_python_build_the_same_chunk(seed):
 
 
 def test_a_relayed_chunk_keeps_its_sender_and_namespace():
-    """A receiver's batch (its relayed_host, its listener's namespace) is serialized with both:
-    the C writer, made for a node's own chunks, lost them after the two were merged."""
+    """A receiver's batch (its relayed_host, its listener's namespace) is serialized with both,
+    by the C writer as protobuf does (it lost them once, when the two were merged)."""
     from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
     records = [Record(position, parse_auto(f"line {position}"), "", 0, 0, 1) for position in range(3)]
     batch = SourceBatch("syslog:udp-in", "key", "system", records, None, namespace="network",
@@ -277,6 +277,7 @@ def test_a_relayed_chunk_keeps_its_sender_and_namespace():
     data, count, dropped = chunk_payload(batch, "default")
     chunk = pb.Chunk.FromString(data)
     assert (chunk.relayed_host, chunk.namespace, count, dropped) == ("10.9.9.9", "network", 3, 0)
+    assert data == build_chunk(batch, "default", native=False)[0].SerializeToString()
     own = SourceBatch("file:/x.log", "key", "application", records, None, namespace="network")
     assert pb.Chunk.FromString(chunk_payload(own, "default")[0]).namespace == "network"
 
