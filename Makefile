@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 # prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
 # chromium (the web console's browser tests, driven by Playwright with Debian's browser),
 # postgresql (the tests start their own server in a temporary directory; tests/pg.py).
-SYSTEM_PACKAGES := rsyslog rsyslog-gnutls bsdutils systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus chromium postgresql
+SYSTEM_PACKAGES := rsyslog rsyslog-gnutls bsdutils systemd-journal-remote poppler-utils systemd gcc libssl-dev prometheus prometheus-alertmanager chromium postgresql
 
 .PHONY: install proto system-deps test test-fast docs-screenshots run bench fuzz lint clean
 
