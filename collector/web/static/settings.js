@@ -1,0 +1,481 @@
+// The settings page: three tabs filled from /api/v1/settings/... and forms that send JSON
+// bodies with collector.toml's key names. Every value (names a user typed included) is set with
+// textContent, never parsed as markup; every change carries the session's CSRF token. The API
+// decides what a role sees and may change; its one-line errors are shown as they come.
+"use strict";
+
+const root = document.getElementById("settings");
+const API = "/api/v1/settings/";
+const MAY_CHANGE = root.dataset.mayChange === "yes";
+const MAY_MANAGE_TOKENS = root.dataset.mayManageTokens === "yes";
+
+// -- small helpers -----------------------------------------------------------------------------
+async function call(method, path, body) {
+  const options = { method, credentials: "same-origin", headers: { "X-CSRF-Token": root.dataset.csrf } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response, data = null;
+  try {
+    response = await fetch(path, options);
+  } catch (exc) {
+    return { ok: false, status: 0, data: { error: "the collector did not answer: " + exc.message } };
+  }
+  try { data = await response.json(); } catch (exc) { data = null; }
+  if (!response.ok && !(data && data.error)) data = { error: `HTTP ${response.status}` };
+  return { ok: response.ok, status: response.status, data };
+}
+
+function show(id, text) {
+  const element = document.getElementById(id);
+  if (!element) return;
+  element.textContent = text || "";
+  element.hidden = !text;
+}
+
+function element(tag, text, className) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (className) e.className = className;
+  return e;
+}
+
+function cell(tr, text, className) {
+  return tr.appendChild(element("td", text, className));
+}
+
+function button(text, className, onClick) {
+  const b = element("button", text, className);
+  b.type = "button";
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function listOf(data, key) {
+  if (Array.isArray(data)) return data;
+  return (data && Array.isArray(data[key])) ? data[key] : [];
+}
+
+function changedText(item) {
+  const c = item.changed || item.last_change;
+  if (item.source === "collector.toml") return "from collector.toml";
+  if (!c) return "";
+  return `${c.user || "?"} via ${c.via || "?"}, ${c.time || c.at || ""}`.trim();
+}
+
+function fromFile(item) {
+  return item.source === "collector.toml";
+}
+
+function commaList(text) {
+  return text.split(",").map((s) => s.trim()).filter((s) => s);
+}
+
+function emptyRow(tbody, columns, text) {
+  const tr = tbody.appendChild(document.createElement("tr"));
+  const td = cell(tr, text, "empty");
+  td.colSpan = columns;
+}
+
+// -- tabs --------------------------------------------------------------------------------------
+const TABS = ["forwarders", "namespaces", "access"];
+const loaders = {};
+
+function selectTab(name) {
+  if (!TABS.includes(name)) name = "forwarders";
+  for (const tab of TABS) {
+    document.getElementById("panel-" + tab).hidden = tab !== name;
+    document.getElementById("tab-" + tab).setAttribute("aria-selected", String(tab === name));
+  }
+  if (window.location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
+  loaders[name]();
+}
+
+for (const tab of TABS) {
+  document.getElementById("tab-" + tab).addEventListener("click", () => selectTab(tab));
+}
+
+// -- forwarders --------------------------------------------------------------------------------
+const fwForm = document.getElementById("forwarder-form");
+let fwEditing = null;   // the name being edited, or null when adding
+
+function destination(f) {
+  if (f.type === "syslog") return `${f.protocol || "tcp"}://${f.host || "127.0.0.1"}:${f.port || 514}`;
+  if (f.type === "jsonl") return `tcp://${f.host || "127.0.0.1"}:${f.port || ""}`;
+  if (f.type === "file") return f.path || "";
+  if (f.type === "console") return "stdout";
+  return "";
+}
+
+function patternsText(patterns) {
+  return (patterns || []).map((p) => `${p.field}=${p.pattern}`);
+}
+
+function filtersText(f) {
+  const parts = [];
+  if (f.min_level && f.min_level !== "debug") parts.push(`≥ ${f.min_level}`);
+  if (f.log_types && f.log_types.length) parts.push("log types " + f.log_types.join(", "));
+  if (f.actions && f.actions.length) parts.push("actions " + f.actions.join(", "));
+  if (f.include && f.include.length) parts.push("include " + patternsText(f.include).join(", "));
+  if (f.exclude && f.exclude.length) parts.push("exclude " + patternsText(f.exclude).join(", "));
+  return parts.join("; ") || "all events";
+}
+
+async function loadForwarders() {
+  const reply = await call("GET", API + "forwarders");
+  const tbody = document.querySelector("#forwarders tbody");
+  tbody.textContent = "";
+  if (!reply.ok) {
+    show("forwarders-error", reply.data.error);
+    emptyRow(tbody, 9, "Forwarders could not be read.");
+    return;
+  }
+  show("forwarders-error", "");
+  const items = listOf(reply.data, "forwarders");
+  if (!items.length) emptyRow(tbody, 9, "No forwarder configured.");
+  for (const f of items) {
+    const tr = tbody.appendChild(document.createElement("tr"));
+    tr.dataset.name = f.name;
+    const name = cell(tr, f.name, "name");
+    if (fromFile(f)) name.appendChild(element("span", "from collector.toml", "badge"));
+    cell(tr, f.type);
+    cell(tr, destination(f), "destination");
+    cell(tr, filtersText(f), "filters");
+    cell(tr, f.enabled === false ? "disabled" : (f.state || ""), "state");
+    cell(tr, f.lag_events === undefined ? "" : String(f.lag_events), "num");
+    cell(tr, f.last_error ? `${f.last_error_at || ""}: ${f.last_error}` : "none", "last-error");
+    cell(tr, changedText(f), "changed");
+    const actions = cell(tr, "", "row-actions");
+    if (MAY_CHANGE) {
+      actions.appendChild(button("Send a test event", "test", () => testForwarder(f.name)));
+      if (!fromFile(f)) {
+        actions.appendChild(button("Edit", "edit", () => openForwarderForm(f)));
+        actions.appendChild(button(f.enabled === false ? "Enable" : "Disable", "toggle",
+          () => saveForwarder({ ...configOf(f), enabled: f.enabled === false }, f.name)));
+        actions.appendChild(button("Remove", "remove", () => removeForwarder(f.name)));
+      }
+    }
+  }
+}
+loaders.forwarders = loadForwarders;
+
+// What a list item holds beyond collector.toml's keys (status, provenance) is not sent back.
+const NOT_CONFIG = ["state", "lag_events", "last_error", "last_error_at", "source", "changed", "last_change"];
+
+function configOf(f) {
+  const config = {};
+  for (const [key, value] of Object.entries(f)) if (!NOT_CONFIG.includes(key)) config[key] = value;
+  return config;
+}
+
+function fwField(id) {
+  return document.getElementById(id);
+}
+
+function showTypeFields() {
+  const type = fwField("fw-type").value;
+  const protocol = fwField("fw-protocol").value;
+  for (const set of fwForm.querySelectorAll("fieldset[data-types]")) {
+    const typeOk = set.dataset.types.split(" ").includes(type);
+    const protocolOk = !set.dataset.protocols || set.dataset.protocols.split(" ").includes(protocol);
+    set.hidden = !(typeOk && protocolOk);
+  }
+}
+fwField("fw-type").addEventListener("change", showTypeFields);
+fwField("fw-protocol").addEventListener("change", showTypeFields);
+
+function openForwarderForm(f) {
+  fwForm.reset();
+  fwEditing = f ? f.name : null;
+  show("forwarder-form-error", "");
+  document.getElementById("forwarder-form-title").textContent = f ? `Edit the forwarder ${f.name}` : "Add a forwarder";
+  if (f) {
+    const text = { "fw-name": f.name, "fw-host": f.host, "fw-port": f.port, "fw-facility": f.facility,
+      "fw-app-name": f.app_name, "fw-path": f.path, "fw-rotate-bytes": f.rotate_bytes, "fw-rotate-max": f.rotate_max,
+      "fw-tls-ca": f.tls && f.tls.ca, "fw-tls-cert": f.tls && f.tls.cert, "fw-tls-key": f.tls && f.tls.key,
+      "fw-log-types": (f.log_types || []).join(", "), "fw-include": patternsText(f.include).join("\n"),
+      "fw-exclude": patternsText(f.exclude).join("\n") };
+    for (const [id, value] of Object.entries(text)) fwField(id).value = value === undefined || value === null ? "" : value;
+    const choice = { "fw-type": f.type, "fw-protocol": f.protocol, "fw-format": f.format, "fw-framing": f.framing,
+      "fw-min-level": f.min_level };
+    for (const [id, value] of Object.entries(choice)) fwField(id).value = value || "";
+    fwField("fw-enabled").checked = f.enabled !== false;
+    for (const action of ["create", "read", "update", "delete"]) {
+      fwField("fw-action-" + action).checked = (f.actions || []).includes(action);
+    }
+  }
+  fwField("fw-name").readOnly = Boolean(f);
+  showTypeFields();
+  fwForm.hidden = false;
+  fwField("fw-name").focus();
+}
+
+function parsePatterns(text, what) {
+  const patterns = [];
+  for (const line of text.split("\n").map((l) => l.trim()).filter((l) => l)) {
+    const at = line.indexOf("=");
+    if (at < 1) throw new Error(`${what}: "${line}" is not field=pattern`);
+    patterns.push({ field: line.slice(0, at).trim(), pattern: line.slice(at + 1).trim() });
+  }
+  return patterns;
+}
+
+// The form as a JSON body: only the keys of the chosen type, and only those given (an empty
+// field takes collector.toml's default).
+function forwarderBody() {
+  const type = fwField("fw-type").value;
+  const body = { name: fwField("fw-name").value.trim(), type, enabled: fwField("fw-enabled").checked };
+  const set = (key, id, number) => {
+    const value = fwField(id).value.trim();
+    if (value) body[key] = number && /^\d+$/.test(value) ? Number(value) : value;
+  };
+  if (type === "syslog" || type === "jsonl") { set("host", "fw-host"); set("port", "fw-port", true); }
+  if (type === "syslog") {
+    set("protocol", "fw-protocol"); set("format", "fw-format"); set("framing", "fw-framing");
+    set("facility", "fw-facility"); set("app_name", "fw-app-name");
+    if (fwField("fw-protocol").value === "tls") {
+      const tls = {};
+      for (const key of ["ca", "cert", "key"]) {
+        const value = fwField("fw-tls-" + key).value.trim();
+        if (value) tls[key] = value;
+      }
+      if (Object.keys(tls).length) body.tls = tls;
+    }
+  }
+  if (type === "file") { set("path", "fw-path"); set("rotate_bytes", "fw-rotate-bytes", true); set("rotate_max", "fw-rotate-max", true); }
+  set("min_level", "fw-min-level");
+  const logTypes = commaList(fwField("fw-log-types").value);
+  if (logTypes.length) body.log_types = logTypes;
+  const actions = ["create", "read", "update", "delete"].filter((a) => fwField("fw-action-" + a).checked);
+  if (actions.length) body.actions = actions;
+  const include = parsePatterns(fwField("fw-include").value, "include");
+  if (include.length) body.include = include;
+  const exclude = parsePatterns(fwField("fw-exclude").value, "exclude");
+  if (exclude.length) body.exclude = exclude;
+  return body;
+}
+
+async function saveForwarder(body, existing) {
+  const reply = existing
+    ? await call("PUT", API + "forwarders/" + encodeURIComponent(existing), body)
+    : await call("POST", API + "forwarders", body);
+  if (!reply.ok) return reply.data.error;
+  show("forwarders-message", existing ? `Saved the forwarder ${body.name}.` : `Added the forwarder ${body.name}.`);
+  await loadForwarders();
+  return "";
+}
+
+fwForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  let body;
+  try {
+    body = forwarderBody();
+  } catch (exc) {
+    show("forwarder-form-error", exc.message);
+    return;
+  }
+  const error = await saveForwarder(body, fwEditing);
+  show("forwarder-form-error", error);
+  if (!error) fwForm.hidden = true;
+});
+document.getElementById("forwarder-cancel").addEventListener("click", () => { fwForm.hidden = true; });
+const addButton = document.getElementById("forwarder-add");
+if (addButton) addButton.addEventListener("click", () => openForwarderForm(null));
+
+async function removeForwarder(name) {
+  if (!window.confirm(`Remove the forwarder ${name}? Events not yet delivered to it are not sent.`)) return;
+  const reply = await call("DELETE", API + "forwarders/" + encodeURIComponent(name));
+  if (!reply.ok) { show("forwarders-error", reply.data.error); return; }
+  show("forwarders-message", `Removed the forwarder ${name}.`);
+  await loadForwarders();
+}
+
+async function testForwarder(name) {
+  show("forwarders-message", `Sending a test event through ${name}…`);
+  show("forwarders-error", "");
+  const reply = await call("POST", API + "forwarders/" + encodeURIComponent(name) + "/test", {});
+  if (!reply.ok) {
+    show("forwarders-message", "");
+    show("forwarders-error", `${name}: the test event was not delivered: ${reply.data.error}`);
+    return;
+  }
+  const d = reply.data || {};
+  const answer = d.answer || d.result || d.message || "delivered";
+  show("forwarders-message", `${name}: ${answer}`);
+}
+
+// -- namespaces --------------------------------------------------------------------------------
+const nsForm = document.getElementById("namespace-form");
+const DEFAULTS = "*";   // the route name of the defaults for new namespaces
+let nsEditing = null;   // {name, item}
+
+const UNITS = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800, y: 31536000 };
+
+function seconds(duration) {
+  if (!duration) return null;
+  if (duration === "indefinite") return Infinity;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)$/.exec(String(duration).trim());
+  return match ? Number(match[1]) * UNITS[match[2]] : null;
+}
+
+function retentionOf(item) {
+  return item.retention || {};
+}
+
+async function loadNamespaces() {
+  const reply = await call("GET", API + "namespaces");
+  const tbody = document.querySelector("#namespaces tbody");
+  tbody.textContent = "";
+  if (!reply.ok) {
+    show("namespaces-error", reply.data.error);
+    emptyRow(tbody, 6, "Namespaces could not be read.");
+    return;
+  }
+  show("namespaces-error", "");
+  const rows = [];
+  if (reply.data && reply.data.defaults) rows.push([DEFAULTS, reply.data.defaults]);
+  for (const n of listOf(reply.data, "namespaces")) rows.push([n.namespace || n.name, n]);
+  if (!rows.length) emptyRow(tbody, 6, "No namespace visible to you.");
+  for (const [name, n] of rows) {
+    const tr = tbody.appendChild(document.createElement("tr"));
+    tr.dataset.namespace = name;
+    const label = cell(tr, name === DEFAULTS ? "defaults for new namespaces" : name, "name");
+    if (name === DEFAULTS) label.classList.add("defaults");
+    if (fromFile(n)) label.appendChild(element("span", "from collector.toml", "badge"));
+    cell(tr, n.levels || n.min_level || "", "level");
+    cell(tr, retentionOf(n).general || "", "general");
+    cell(tr, retentionOf(n).security || "", "security");
+    cell(tr, changedText(n), "changed");
+    const actions = cell(tr, "", "row-actions");
+    if (MAY_CHANGE && !fromFile(n)) actions.appendChild(button("Edit", "edit", () => openNamespaceForm(name, n)));
+  }
+}
+loaders.namespaces = loadNamespaces;
+
+function openNamespaceForm(name, item) {
+  nsForm.reset();
+  nsEditing = { name, item };
+  show("namespace-form-error", "");
+  document.getElementById("namespace-confirm").hidden = true;
+  document.getElementById("namespace-form-title").textContent =
+    name === DEFAULTS ? "Defaults for new namespaces" : `Namespace ${name}`;
+  document.getElementById("ns-level").value = item.levels || item.min_level || "";
+  document.getElementById("ns-general").value = retentionOf(item).general || "";
+  document.getElementById("ns-security").value = retentionOf(item).security || "";
+  nsForm.hidden = false;
+}
+
+function namespaceBody() {
+  const body = { retention: {} };
+  const level = document.getElementById("ns-level").value;
+  if (level) body.levels = level;
+  for (const tier of ["general", "security"]) {
+    const value = document.getElementById("ns-" + tier).value.trim();
+    if (value) body.retention[tier] = value;
+  }
+  return body;
+}
+
+function shortens(before, after) {
+  return ["general", "security"].some((tier) => {
+    const old = seconds(retentionOf(before)[tier]), now = seconds(after.retention[tier]);
+    return now !== null && (old === null || now < old);
+  });
+}
+
+function namespacePath(name) {
+  return API + "namespaces/" + encodeURIComponent(name);
+}
+
+async function putNamespace(body) {
+  const name = nsEditing.name;
+  const reply = await call("PUT", namespacePath(name), body);
+  if (!reply.ok) { show("namespace-form-error", reply.data.error); return; }
+  nsForm.hidden = true;
+  show("namespaces-message", name === DEFAULTS ? "Saved the defaults for new namespaces." : `Saved the namespace ${name}.`);
+  await loadNamespaces();
+}
+
+nsForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = namespaceBody();
+  show("namespace-form-error", "");
+  if (!shortens(nsEditing.item, body)) { await putNamespace(body); return; }
+  // A shorter retention: show what the next purge would remove, and ask first.
+  const dry = await call("PUT", namespacePath(nsEditing.name) + "?dry_run=1", body);
+  if (!dry.ok) { show("namespace-form-error", dry.data.error); return; }
+  const removes = dry.data && dry.data.effect ? dry.data.effect.next_purge_removes : undefined;
+  document.getElementById("namespace-effect").textContent =
+    `The next purge removes ${removes === undefined ? "an unknown number of" : removes} stored events. Save anyway?`;
+  document.getElementById("namespace-confirm").hidden = false;
+  document.getElementById("namespace-save").disabled = true;
+});
+document.getElementById("namespace-confirm-save").addEventListener("click", async () => {
+  document.getElementById("namespace-confirm").hidden = true;
+  document.getElementById("namespace-save").disabled = false;
+  await putNamespace(namespaceBody());
+});
+document.getElementById("namespace-confirm-cancel").addEventListener("click", () => {
+  document.getElementById("namespace-confirm").hidden = true;
+  document.getElementById("namespace-save").disabled = false;
+});
+document.getElementById("namespace-cancel").addEventListener("click", () => { nsForm.hidden = true; });
+
+// -- access (tokens) ---------------------------------------------------------------------------
+async function loadTokens() {
+  const reply = await call("GET", API + "tokens");
+  const tbody = document.querySelector("#tokens tbody");
+  tbody.textContent = "";
+  if (!reply.ok) {
+    show("access-error", reply.data.error);
+    emptyRow(tbody, 7, "Tokens could not be read.");
+    return;
+  }
+  show("access-error", "");
+  const items = listOf(reply.data, "tokens");
+  if (!items.length) emptyRow(tbody, 7, "No token visible to you.");
+  for (const t of items) {
+    const tr = tbody.appendChild(document.createElement("tr"));
+    tr.dataset.name = t.name;
+    const name = cell(tr, t.name, "name");
+    if (fromFile(t)) name.appendChild(element("span", "from tokens file", "badge"));
+    cell(tr, t.role, "role");
+    cell(tr, (t.namespaces || []).join(", "), "namespaces");
+    cell(tr, t.created || "", "time");
+    cell(tr, t.last_used || "never", "time");
+    cell(tr, changedText(t), "changed");
+    const actions = cell(tr, "", "row-actions");
+    if (MAY_MANAGE_TOKENS && !fromFile(t)) actions.appendChild(button("Revoke", "revoke", () => revokeToken(t.name)));
+  }
+}
+loaders.access = loadTokens;
+
+async function revokeToken(name) {
+  if (!window.confirm(`Revoke the token ${name}? Whoever holds it is refused from now on.`)) return;
+  const reply = await call("DELETE", API + "tokens/" + encodeURIComponent(name));
+  if (!reply.ok) { show("access-error", reply.data.error); return; }
+  document.getElementById("token-secret").hidden = true;
+  show("access-message", `Revoked the token ${name}.`);
+  await loadTokens();
+}
+
+const tokenForm = document.getElementById("token-form");
+if (tokenForm) {
+  tokenForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { name: document.getElementById("token-name").value.trim(), role: document.getElementById("token-role").value,
+      namespaces: commaList(document.getElementById("token-namespaces").value) };
+    const reply = await call("POST", API + "tokens", body);
+    if (!reply.ok) { show("token-form-error", reply.data.error); return; }
+    show("token-form-error", "");
+    show("access-message", "");
+    tokenForm.reset();
+    document.getElementById("token-secret-name").textContent = reply.data.name || body.name;
+    document.getElementById("token-secret-value").textContent = reply.data.token || reply.data.secret || "";
+    document.getElementById("token-secret").hidden = false;
+    await loadTokens();
+  });
+}
+
+selectTab(window.location.hash.slice(1));
