@@ -52,8 +52,8 @@ test-fast: install
 # The console's screenshots in docs/: the browser tests write them to var/screenshots/ (git-ignored)
 # on every run, so a test run leaves the checkout clean; this target refreshes the committed copies.
 docs-screenshots: system-deps install
-	$(BIN)/python -m pytest -q tests/integration/test_web_browser.py
-	cp var/screenshots/console-*.png docs/
+	$(BIN)/python -m pytest -q tests/integration/test_web_browser.py tests/integration/test_settings_console.py
+	cp var/screenshots/console-*.png var/screenshots/settings-*.png docs/
 
 run: install
 	$(BIN)/python examples/run_local.py

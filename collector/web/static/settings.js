@@ -59,17 +59,30 @@ function listOf(data, key) {
 
 function changedText(item) {
   const c = item.changed || item.last_change;
-  if (item.source === "collector.toml") return "from collector.toml";
+  if (fromFile(item)) return badgeOf(item);
   if (!c) return "";
   return `${c.user || "?"} via ${c.via || "?"}, ${c.time || c.at || ""}`.trim();
 }
 
+// Entries a file defines (collector.toml, the tokens file) are read-only here.
 function fromFile(item) {
-  return item.source === "collector.toml";
+  return Boolean(item.source) && item.source !== "store";
+}
+
+function badgeOf(item) {
+  return fromFile(item) ? "from " + item.source : "";
 }
 
 function commaList(text) {
   return text.split(",").map((s) => s.trim()).filter((s) => s);
+}
+
+// An entry's name, with a badge when it comes from a file (read-only here).
+function nameCell(tr, text, badge) {
+  const td = cell(tr, "", "name");
+  td.appendChild(element("span", text, "value"));
+  if (badge) td.appendChild(element("span", badge, "badge"));
+  return td;
 }
 
 function emptyRow(tbody, columns, text) {
@@ -137,8 +150,7 @@ async function loadForwarders() {
   for (const f of items) {
     const tr = tbody.appendChild(document.createElement("tr"));
     tr.dataset.name = f.name;
-    const name = cell(tr, f.name, "name");
-    if (fromFile(f)) name.appendChild(element("span", "from collector.toml", "badge"));
+    nameCell(tr, f.name, badgeOf(f));
     cell(tr, f.type);
     cell(tr, destination(f), "destination");
     cell(tr, filtersText(f), "filters");
@@ -337,12 +349,13 @@ async function loadNamespaces() {
   if (reply.data && reply.data.defaults) rows.push([DEFAULTS, reply.data.defaults]);
   for (const n of listOf(reply.data, "namespaces")) rows.push([n.namespace || n.name, n]);
   if (!rows.length) emptyRow(tbody, 6, "No namespace visible to you.");
+  nsItems = Object.fromEntries(rows);
   for (const [name, n] of rows) {
     const tr = tbody.appendChild(document.createElement("tr"));
     tr.dataset.namespace = name;
-    const label = cell(tr, name === DEFAULTS ? "defaults for new namespaces" : name, "name");
+    const label = nameCell(tr, name === DEFAULTS ? "defaults for new namespaces" : name,
+      badgeOf(n));
     if (name === DEFAULTS) label.classList.add("defaults");
-    if (fromFile(n)) label.appendChild(element("span", "from collector.toml", "badge"));
     cell(tr, n.levels || n.min_level || "", "level");
     cell(tr, retentionOf(n).general || "", "general");
     cell(tr, retentionOf(n).security || "", "security");
@@ -364,6 +377,17 @@ function openNamespaceForm(name, item) {
   document.getElementById("ns-general").value = retentionOf(item).general || "";
   document.getElementById("ns-security").value = retentionOf(item).security || "";
   nsForm.hidden = false;
+}
+
+// A namespace without a row yet (no settings, no events seen): typed in by name.
+let nsItems = {};
+const nsPick = document.getElementById("namespace-pick");
+if (nsPick) {
+  nsPick.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = document.getElementById("ns-other").value.trim();
+    if (name) openNamespaceForm(name, nsItems[name] || {});
+  });
 }
 
 function namespaceBody() {
@@ -438,8 +462,7 @@ async function loadTokens() {
   for (const t of items) {
     const tr = tbody.appendChild(document.createElement("tr"));
     tr.dataset.name = t.name;
-    const name = cell(tr, t.name, "name");
-    if (fromFile(t)) name.appendChild(element("span", "from tokens file", "badge"));
+    nameCell(tr, t.name, badgeOf(t));
     cell(tr, t.role, "role");
     cell(tr, (t.namespaces || []).join(", "), "namespaces");
     cell(tr, t.created || "", "time");
