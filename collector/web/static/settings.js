@@ -401,9 +401,11 @@ function namespaceBody() {
   return body;
 }
 
+// Shorter than what applies now: the namespace's own retention, else the defaults'.
 function shortens(before, after) {
+  const defaults = retentionOf(nsItems[DEFAULTS] || {});
   return ["general", "security"].some((tier) => {
-    const old = seconds(retentionOf(before)[tier]), now = seconds(after.retention[tier]);
+    const old = seconds(retentionOf(before)[tier] || defaults[tier]), now = seconds(after.retention[tier]);
     return now !== null && (old === null || now < old);
   });
 }
