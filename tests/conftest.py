@@ -53,3 +53,20 @@ def _hard_bound_per_test():
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(scope="module")
+def browser(request):
+    """Headless Chromium for a browser test module (tests/web_console.py); the screenshots the
+    module names in SCREENSHOT_NAMES are removed first."""
+    from tests.web_console import chromium
+    with chromium(getattr(request.module, "SCREENSHOT_NAMES", ())) as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser):
+    """A page of its own (no cookies); dialogs accepted and recorded in `page.dialogs`."""
+    from tests.web_console import browser_page
+    with browser_page(browser, accept_downloads=True) as fresh:
+        yield fresh

@@ -7,6 +7,7 @@ tests speak to the console the way any HTTP client does.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.client
@@ -17,10 +18,17 @@ import secrets
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.harness import Cluster, Daemon, free_port, search_json, wait_for, write_lines, write_toml
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.harness import ROOT, Cluster, Daemon, free_port, search_json, wait_for, write_lines, write_toml
+
+CHROMIUM = "/usr/bin/chromium"   # Debian's; `playwright install` is not used
+SCREENSHOTS = ROOT / "var" / "screenshots"
+BROWSER_TIMEOUT_MS = 20_000
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'
@@ -103,6 +111,37 @@ def start_console(cluster: Cluster, folder: pathlib.Path, agent_overrides: dict[
     expected = len(WEB1_LINES) + len(WEB2_LINES) + len(PAY_LINES)
     wait_for(lambda: len(console.cli_events("--log-type", "application")) == expected, 30, "agents' lines stored")
     return console
+
+
+@contextlib.contextmanager
+def chromium(fresh_screenshots: tuple[str, ...]) -> Iterator[Browser]:
+    """Headless Chromium for a test module; the screenshots it will take are removed first, so a
+    check that they were written sees this run's."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name in fresh_screenshots:
+        (SCREENSHOTS / name).unlink(missing_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, timeout=BROWSER_TIMEOUT_MS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def browser_page(browser: Browser, **options: Any) -> Iterator[Page]:
+    """A page in a fresh context (no cookies); the messages of dialogs (alert, confirm) it opens
+    are kept in `page.dialogs`, each accepted (a confirmation answered yes)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, **options)
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    page.dialogs = dialogs   # type: ignore[attr-defined]
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @dataclass

@@ -12,17 +12,14 @@ import json
 import pathlib
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from tests.certs import TestCA
-from tests.harness import ROOT, Cluster, run_cli, wait_for, write_lines
+from tests.harness import Cluster, run_cli, wait_for, write_lines
 from tests.rsyslog_receiver import RsyslogReceiver
-from tests.web_console import XSS_SCRIPT, Console, Http, start_console
+from tests.web_console import SCREENSHOTS, XSS_SCRIPT, Console, Http, start_console
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "var" / "screenshots"
 SCREENSHOT_NAMES = ("settings-forwarders.png", "settings-namespaces.png", "settings-access.png")
-TIMEOUT_MS = 20_000
 APPLIED_WITHIN = 30   # seconds to poll for; the settings layer applies a change within 5 s
 
 
@@ -53,34 +50,6 @@ def console(tmp_path_factory):
         yield start_console(cluster, folder, forwarders=[archive])
     finally:
         cluster.stop_all()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for name in SCREENSHOT_NAMES:   # test_screenshots_were_written sees this run's
-        (SCREENSHOTS / name).unlink(missing_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, timeout=TIMEOUT_MS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser):
-    """A fresh browser context; confirmation dialogs (remove, revoke) are accepted and recorded."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-    page.dialogs = dialogs   # type: ignore[attr-defined]
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def api(console: Console, who: str = "root") -> Http:

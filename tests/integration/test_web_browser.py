@@ -10,14 +10,12 @@ import csv
 
 import openpyxl
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
-from tests.harness import ROOT, Cluster, write_lines
-from tests.web_console import XSS_IMG, XSS_SCRIPT, Console, start_console
+from tests.harness import Cluster, write_lines
+from tests.web_console import SCREENSHOTS, XSS_IMG, XSS_SCRIPT, Console, start_console
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "var" / "screenshots"
-TIMEOUT_MS = 20_000
+SCREENSHOT_NAMES = ("console-events.png", "console-trace.png", "console-status.png")
 
 
 @pytest.fixture(scope="module")
@@ -28,33 +26,6 @@ def console(tmp_path_factory):
         yield start_console(cluster, folder)
     finally:
         cluster.stop_all()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("console-*.png"):   # test_screenshots_were_written sees this run's
-        old.unlink()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, timeout=TIMEOUT_MS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.dialogs = dialogs   # type: ignore[attr-defined]
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def sign_in(page: Page, console: Console, who: str, path: str = "/events") -> None:
@@ -203,5 +174,5 @@ def test_injected_markup_renders_as_text_and_runs_nothing(page, console):
 
 
 def test_screenshots_were_written():
-    for name in ("console-events.png", "console-trace.png", "console-status.png"):
+    for name in SCREENSHOT_NAMES:
         assert (SCREENSHOTS / name).stat().st_size > 10_000

@@ -91,6 +91,17 @@ function emptyRow(tbody, columns, text) {
   td.colSpan = columns;
 }
 
+// A tab's table from an API answer: a row per entry, or the API's error above the table.
+function fillTable(tab, table, reply, entriesOf, emptyText, addRow) {
+  const tbody = document.querySelector(`#${table} tbody`);
+  const columns = document.querySelectorAll(`#${table} thead th`).length;
+  tbody.textContent = "";
+  show(tab + "-error", reply.ok ? "" : reply.data.error);
+  const entries = reply.ok ? entriesOf(reply.data) : [];
+  if (!entries.length) emptyRow(tbody, columns, reply.ok ? emptyText : "Could not be read.");
+  for (const entry of entries) addRow(tbody.appendChild(document.createElement("tr")), entry);
+}
+
 // -- tabs --------------------------------------------------------------------------------------
 const TABS = ["forwarders", "namespaces", "access"];
 const loaders = {};
@@ -135,40 +146,31 @@ function filtersText(f) {
   return parts.join("; ") || "all events";
 }
 
-async function loadForwarders() {
-  const reply = await call("GET", API + "forwarders");
-  const tbody = document.querySelector("#forwarders tbody");
-  tbody.textContent = "";
-  if (!reply.ok) {
-    show("forwarders-error", reply.data.error);
-    emptyRow(tbody, 9, "Forwarders could not be read.");
-    return;
-  }
-  show("forwarders-error", "");
-  const items = listOf(reply.data, "forwarders");
-  if (!items.length) emptyRow(tbody, 9, "No forwarder configured.");
-  for (const f of items) {
-    const tr = tbody.appendChild(document.createElement("tr"));
-    tr.dataset.name = f.name;
-    nameCell(tr, f.name, badgeOf(f));
-    cell(tr, f.type);
-    cell(tr, destination(f), "destination");
-    cell(tr, filtersText(f), "filters");
-    cell(tr, f.enabled === false ? "disabled" : (f.state || ""), "state");
-    cell(tr, f.lag_events === undefined ? "" : String(f.lag_events), "num");
-    cell(tr, f.last_error ? `${f.last_error_at || ""}: ${f.last_error}` : "none", "last-error");
-    cell(tr, changedText(f), "changed");
-    const actions = cell(tr, "", "row-actions");
-    if (MAY_CHANGE) {
-      actions.appendChild(button("Send a test event", "test", () => testForwarder(f.name)));
-      if (!fromFile(f)) {
-        actions.appendChild(button("Edit", "edit", () => openForwarderForm(f)));
-        actions.appendChild(button(f.enabled === false ? "Enable" : "Disable", "toggle",
-          () => saveForwarder({ ...configOf(f), enabled: f.enabled === false }, f.name)));
-        actions.appendChild(button("Remove", "remove", () => removeForwarder(f.name)));
-      }
+function forwarderRow(tr, f) {
+  tr.dataset.name = f.name;
+  nameCell(tr, f.name, badgeOf(f));
+  cell(tr, f.type);
+  cell(tr, destination(f), "destination");
+  cell(tr, filtersText(f), "filters");
+  cell(tr, f.enabled === false ? "disabled" : (f.state || ""), "state");
+  cell(tr, f.lag_events === undefined ? "" : String(f.lag_events), "num");
+  cell(tr, f.last_error ? `${f.last_error_at || ""}: ${f.last_error}` : "none", "last-error");
+  cell(tr, changedText(f), "changed");
+  const actions = cell(tr, "", "row-actions");
+  if (MAY_CHANGE) {
+    actions.appendChild(button("Send a test event", "test", () => testForwarder(f.name)));
+    if (!fromFile(f)) {
+      actions.appendChild(button("Edit", "edit", () => openForwarderForm(f)));
+      actions.appendChild(button(f.enabled === false ? "Enable" : "Disable", "toggle",
+        () => saveForwarder({ ...configOf(f), enabled: f.enabled === false }, f.name)));
+      actions.appendChild(button("Remove", "remove", () => removeForwarder(f.name)));
     }
   }
+}
+
+async function loadForwarders() {
+  fillTable("forwarders", "forwarders", await call("GET", API + "forwarders"), (data) => listOf(data, "forwarders"),
+    "No forwarder configured.", forwarderRow);
 }
 loaders.forwarders = loadForwarders;
 
@@ -335,34 +337,27 @@ function retentionOf(item) {
   return item.retention || {};
 }
 
+function namespaceRow(tr, [name, n]) {
+  tr.dataset.namespace = name;
+  const label = nameCell(tr, name === DEFAULTS ? "defaults for new namespaces" : name,
+    badgeOf(n));
+  if (name === DEFAULTS) label.classList.add("defaults");
+  cell(tr, n.levels || n.min_level || "", "level");
+  cell(tr, retentionOf(n).general || "", "general");
+  cell(tr, retentionOf(n).security || "", "security");
+  cell(tr, changedText(n), "changed");
+  const actions = cell(tr, "", "row-actions");
+  if (MAY_CHANGE && !fromFile(n)) actions.appendChild(button("Edit", "edit", () => openNamespaceForm(name, n)));
+}
+
 async function loadNamespaces() {
   const reply = await call("GET", API + "namespaces");
-  const tbody = document.querySelector("#namespaces tbody");
-  tbody.textContent = "";
-  if (!reply.ok) {
-    show("namespaces-error", reply.data.error);
-    emptyRow(tbody, 6, "Namespaces could not be read.");
-    return;
-  }
-  show("namespaces-error", "");
-  const rows = [];
-  if (reply.data && reply.data.defaults) rows.push([DEFAULTS, reply.data.defaults]);
-  for (const n of listOf(reply.data, "namespaces")) rows.push([n.namespace || n.name, n]);
-  if (!rows.length) emptyRow(tbody, 6, "No namespace visible to you.");
-  nsItems = Object.fromEntries(rows);
-  for (const [name, n] of rows) {
-    const tr = tbody.appendChild(document.createElement("tr"));
-    tr.dataset.namespace = name;
-    const label = nameCell(tr, name === DEFAULTS ? "defaults for new namespaces" : name,
-      badgeOf(n));
-    if (name === DEFAULTS) label.classList.add("defaults");
-    cell(tr, n.levels || n.min_level || "", "level");
-    cell(tr, retentionOf(n).general || "", "general");
-    cell(tr, retentionOf(n).security || "", "security");
-    cell(tr, changedText(n), "changed");
-    const actions = cell(tr, "", "row-actions");
-    if (MAY_CHANGE && !fromFile(n)) actions.appendChild(button("Edit", "edit", () => openNamespaceForm(name, n)));
-  }
+  fillTable("namespaces", "namespaces", reply, (data) => {
+    const rows = data && data.defaults ? [[DEFAULTS, data.defaults]] : [];
+    for (const n of listOf(data, "namespaces")) rows.push([n.namespace || n.name, n]);
+    nsItems = Object.fromEntries(rows);
+    return rows;
+  }, "No namespace visible to you.", namespaceRow);
 }
 loaders.namespaces = loadNamespaces;
 
@@ -449,30 +444,21 @@ document.getElementById("namespace-confirm-cancel").addEventListener("click", ()
 document.getElementById("namespace-cancel").addEventListener("click", () => { nsForm.hidden = true; });
 
 // -- access (tokens) ---------------------------------------------------------------------------
+function tokenRow(tr, t) {
+  tr.dataset.name = t.name;
+  nameCell(tr, t.name, badgeOf(t));
+  cell(tr, t.role, "role");
+  cell(tr, (t.namespaces || []).join(", "), "namespaces");
+  cell(tr, t.created || "", "time");
+  cell(tr, t.last_used || "never", "time");
+  cell(tr, changedText(t), "changed");
+  const actions = cell(tr, "", "row-actions");
+  if (MAY_MANAGE_TOKENS && !fromFile(t)) actions.appendChild(button("Revoke", "revoke", () => revokeToken(t.name)));
+}
+
 async function loadTokens() {
   const reply = await call("GET", API + "tokens");
-  const tbody = document.querySelector("#tokens tbody");
-  tbody.textContent = "";
-  if (!reply.ok) {
-    show("access-error", reply.data.error);
-    emptyRow(tbody, 7, "Tokens could not be read.");
-    return;
-  }
-  show("access-error", "");
-  const items = listOf(reply.data, "tokens");
-  if (!items.length) emptyRow(tbody, 7, "No token visible to you.");
-  for (const t of items) {
-    const tr = tbody.appendChild(document.createElement("tr"));
-    tr.dataset.name = t.name;
-    nameCell(tr, t.name, badgeOf(t));
-    cell(tr, t.role, "role");
-    cell(tr, (t.namespaces || []).join(", "), "namespaces");
-    cell(tr, t.created || "", "time");
-    cell(tr, t.last_used || "never", "time");
-    cell(tr, changedText(t), "changed");
-    const actions = cell(tr, "", "row-actions");
-    if (MAY_MANAGE_TOKENS && !fromFile(t)) actions.appendChild(button("Revoke", "revoke", () => revokeToken(t.name)));
-  }
+  fillTable("access", "tokens", reply, (data) => listOf(data, "tokens"), "No token visible to you.", tokenRow);
 }
 loaders.access = loadTokens;
 
