@@ -21,6 +21,7 @@ from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.denials import Denials
 from fleetlog.collector.event_times import TimePolicy
 from fleetlog.collector.evidence import Evidence
+from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.follow import Followers
 from fleetlog.collector.forward.forwarding import Forwarding
 from fleetlog.collector.grpc_server import GrpcServer
@@ -36,12 +37,16 @@ from fleetlog.collector.query import QueryEngine
 from fleetlog.collector.rejections import Rejections
 from fleetlog.collector.retention import RetentionScheduler, recover_pending
 from fleetlog.collector.running import RunningCollector
+from fleetlog.collector.settings import effective
+from fleetlog.collector.settings.effective import Effective
+from fleetlog.collector.settings.layer import Hooks, SettingsLayer
+from fleetlog.collector.settings.watcher import SettingsWatcher
 from fleetlog.collector.signing import Signer, load_or_create_key, previous_default_key
 from fleetlog.collector.status import StatusReport
 from fleetlog.collector.store import open_backend
 from fleetlog.collector.writer import StorageWriter
 from fleetlog.common import __version__
-from fleetlog.common.errors import StorageError
+from fleetlog.common.errors import StorageError, UsageError
 from fleetlog.common.http_health import HealthServer
 
 log = logging.getLogger("fleetlog.collector")
@@ -52,6 +57,7 @@ STOP_STEPS = {
     "stopping the web console": 3.0,       # 2 s for open requests (a live tail, a download), then cancelled
     "stopping the gRPC server": 7.0,       # 5 s for in-flight batches to commit, then cancelled
     "stopping retention": 3.0,
+    "stopping the settings watcher": 2.0,
     "leaving the cluster": 3.0,
     "stopping the checkpoint timer": 2.0,
     "recording the stop event": 5.0,
@@ -73,6 +79,19 @@ class CollectorApp:
         tokens = load_tokens(config.tokens_file) if config.tokens_file else None
         authenticator = Authenticator(tokens, mtls=bool(config.tls and config.tls.require_client_cert))
         self.backend = open_backend(config, str(self.data_dir))
+        # The settings managed live (collector/settings/): collector.toml + the store's entries.
+        self.file_config = config
+        self.authenticator = authenticator
+        self.settings_watcher = SettingsWatcher(
+            self.backend.settings_store(), config, lambda: {e.name for e in authenticator.file_tokens.values()},
+            self._apply_settings, authenticator.take_uses)
+        try:
+            settled = self.settings_watcher.load()
+            self.config = config = self._keep_restart_bound(settled.config)
+            authenticator.set_stored_tokens(settled.tokens)
+            self.classifier = Classifier(config)
+        except StorageError as exc:   # a database gone again: the watcher applies them once it answers
+            log.warning("settings: cannot read them yet (%s); running with collector.toml's", exc)
         self.store = store = self.backend.writer
         key, self.signing_key_path, _ = load_or_create_key(config.signing.key, str(self.data_dir))
         self.signer = Signer(key, config.node_name, config.signing.checkpoint_every,
@@ -114,12 +133,48 @@ class CollectorApp:
             authenticator=authenticator, auth_failures=AuthFailures(), rejections=Rejections(metrics.requests_rejected), intake=intake,
             nodes=nodes, own_events=self.own_events, denials=denials, query=query, store=store,
             followers=self.followers, status=status, evidence=Evidence(self.writer, self.signer, node_name),
-            node_name=node_name, data_dir=str(self.data_dir))
+            node_name=node_name, data_dir=str(self.data_dir), settings=self._settings_layer(query))
         self.web = None
         if config.web is not None:
             # Imported here: aiohttp and Jinja2 are loaded only by a collector with a console.
             from fleetlog.collector.web import WebConsole
             self.web = WebConsole(self.collector, config.web, config.tls)
+
+    def _settings_layer(self, query: QueryEngine) -> SettingsLayer:
+        def count_expiring(namespace: str, tier: str, cutoff_us: int) -> int:
+            raw = {"where": f"tier={tier}"} if namespace == "*" else {"namespace": namespace, "where": f"tier={tier}"}
+            if cutoff_us <= 0:
+                return 0
+            return sum(n for _, _, n in query.histogram(build_filter_spec(raw), 0, cutoff_us, 1))
+        authenticator = self.authenticator
+        hooks = Hooks(record=self.own_events.append, forwarder_status=self.forwarding.status,
+                      count_expiring=count_expiring,
+                      file_tokens=lambda: {e.name: e for e in authenticator.file_tokens.values()},
+                      token_uses=lambda: {**self.settings_watcher.uses},
+                      node_name=self._node_name, accepts_tokens=lambda: not authenticator.open)
+        return SettingsLayer(self.settings_watcher, hooks)
+
+    def _keep_restart_bound(self, config: CollectorConfig) -> CollectorConfig:
+        """What changes only with a restart keeps its running value (listen, tls, the console)."""
+        current = getattr(self, "config", config)
+        if config.listen != current.listen or config.tls != current.tls:
+            log.warning("listen and tls changes need a restart; keeping %s", current.listen)
+            config = replace(config, listen=current.listen, tls=current.tls)
+        if config.web != current.web:
+            log.warning("[web] changes need a restart; keeping the console as it is")
+            config = replace(config, web=current.web)
+        return config
+
+    async def _apply_settings(self, settled: Effective) -> None:
+        """The settings watcher's hand-over: collector.toml + the store's entries, applied through
+        the reload paths (a forwarder that cannot be built raises ConfigError: nothing changes)."""
+        config = self._keep_restart_bound(settled.config)
+        await asyncio.to_thread(self.forwarding.reload, list(config.forwarders))
+        self.config = config
+        self.classifier = Classifier(config)
+        self.retention.reconfigure(config)
+        self.metrics.show_intervals(config)
+        self.authenticator.set_stored_tokens(settled.tokens)
 
     def _node_name(self) -> str:
         return self.config.node_name   # the rooms read it at each use: the config as last reloaded
@@ -166,6 +221,7 @@ class CollectorApp:
         self.retention.start()
         self.membership.start()
         self.forwarding.start(list(self.config.forwarders))
+        self.settings_watcher.start()
         await self.writer.call(self.signer.checkpoint_head)
         self.checkpoint_timer.start()
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, self.config.listen,
@@ -182,6 +238,7 @@ class CollectorApp:
             await self._stop_step("stopping the gRPC server",
                                   self.grpc.stop(STOP_STEPS["stopping the gRPC server"] - 2.0))
         await self._stop_step("stopping retention", self.retention.stop())
+        await self._stop_step("stopping the settings watcher", self.settings_watcher.stop())
         await self._stop_step("leaving the cluster", self.membership.stop())
         await self._stop_step("stopping the checkpoint timer", self.checkpoint_timer.stop())
         stop_event = InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
@@ -213,18 +270,17 @@ class CollectorApp:
         return self.stop_step
 
     async def reload(self, config: CollectorConfig) -> None:
-        """Apply what can change without a restart: thresholds, tiers, retention, forwarders."""
-        if config.listen != self.config.listen or config.tls != self.config.tls:
-            log.warning("listen and tls changes need a restart; keeping %s", self.config.listen)
-            config = replace(config, listen=self.config.listen, tls=self.config.tls)
-        if config.web != self.config.web:
-            log.warning("[web] changes need a restart; keeping the console as it is")
-            config = replace(config, web=self.config.web)
-        await asyncio.to_thread(self.forwarding.reload, list(config.forwarders))
-        self.config = config
-        self.classifier = Classifier(config)
-        self.retention.reconfigure(config)
-        self.metrics.show_intervals(config)
+        """Apply what can change without a restart: thresholds, tiers, retention, forwarders, with
+        the settings kept in the store on top (collector/settings/effective.py)."""
+        self.file_config = config = self._keep_restart_bound(config)
+        try:
+            settled = effective.build(config, self.settings_watcher.rows, self.settings_watcher.file_tokens())
+        except UsageError as exc:
+            log.error("settings do not build with the new collector.toml (%s); applying collector.toml alone", exc)
+            settled = effective.Effective(config, ())
+        await self._apply_settings(settled)
+        self.settings_watcher.file_config = config
+        self.settings_watcher.effective = settled
 
     def ready(self) -> tuple[bool, str]:
         if not self.grpc.started:

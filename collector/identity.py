@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -135,20 +136,44 @@ def _namespaces(entry: TokenEntry) -> tuple[str, ...] | None:
 
 class Authenticator:
     def __init__(self, tokens: dict[str, TokenEntry] | None, mtls: bool):
+        self.file_tokens = dict(tokens or {})
         self.tokens = tokens
         self.mtls = mtls
+        # Fixed at start: tokens created through the settings (collector/settings/) never turn a
+        # collector that trusts loopback callers into one that refuses them, or back.
+        self._open = not tokens and not mtls
         # A certificate names a node; a tokens_file entry of the same name gives it another role
         # (e.g. an operator's client certificate with role auditor).
         self.roles_by_name = {entry.name: entry for entry in (tokens or {}).values()}
+        self._uses: dict[str, int] = {}
 
     @property
     def open(self) -> bool:
         """No TLS client certificates and no tokens: loopback-only trust mode."""
-        return not self.tokens and not self.mtls
+        return self._open
+
+    def set_stored_tokens(self, stored: tuple[TokenEntry, ...]) -> None:
+        """The tokens kept in the settings store, beside tokens_file's (whose names win); swapped
+        in one assignment, so a call sees the old set or the new one."""
+        names = {e.name for e in self.file_tokens.values()}
+        merged = dict(self.file_tokens)
+        for entry in stored:
+            if entry.name not in names:
+                merged[entry.sha256.strip().lower()] = entry
+        self.tokens = merged or None
+        self.roles_by_name = {entry.name: entry for entry in merged.values()}
+
+    def take_uses(self) -> dict[str, int]:
+        """Token name -> last use (µs) since the previous call (written to the store)."""
+        uses, self._uses = self._uses, {}
+        return uses
 
     def _entry(self, token: str) -> TokenEntry | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        return next((e for h, e in (self.tokens or {}).items() if hmac.compare_digest(h, digest)), None)
+        entry = next((e for h, e in (self.tokens or {}).items() if hmac.compare_digest(h, digest)), None)
+        if entry is not None and len(self._uses) < 100_000:
+            self._uses[entry.name] = time.time_ns() // 1000
+        return entry
 
     def refusal(self, metadata: Any) -> str | None:
         """Why a call with this metadata will be refused whatever it sends, or None. Checked

@@ -30,8 +30,10 @@ from fleetlog.collector.nodes import Nodes
 from fleetlog.collector.own_events import OwnEvents
 from fleetlog.collector.query import QueryEngine
 from fleetlog.collector.rejections import Rejections
+from fleetlog.collector.settings.layer import SettingsLayer
 from fleetlog.collector.status import StatusReport
 from fleetlog.collector.store import EventWriter
+from fleetlog.common.errors import StorageError
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
@@ -39,7 +41,7 @@ class RunningCollector:
     def __init__(self, *, authenticator: Authenticator, auth_failures: AuthFailures, rejections: Rejections, intake: Intake, nodes: Nodes,
                  own_events: OwnEvents, denials: Denials, query: QueryEngine, store: EventWriter,
                  followers: Followers, status: StatusReport, evidence: Evidence,
-                 node_name: Callable[[], str], data_dir: str):
+                 node_name: Callable[[], str], data_dir: str, settings: SettingsLayer | None = None):
         self._authenticator = authenticator
         self._auth_failures = auth_failures
         self._rejections = rejections
@@ -54,6 +56,7 @@ class RunningCollector:
         self._evidence = evidence
         self._node_name = node_name
         self._data_dir = data_dir
+        self._settings = settings
 
     # -- who is asking ---------------------------------------------------------------------------
 
@@ -208,6 +211,15 @@ class RunningCollector:
             await self._own_events.record_evidence(caller, "bundle", via, events, digests_sha256)
             return await self._evidence.attest(events, digests_sha256)
         return CollectorBundle(self.search(spec, order="asc", limit=0), attest)
+
+    # -- settings managed live -------------------------------------------------------------------
+
+    @property
+    def settings(self) -> SettingsLayer:
+        """Forwarders, namespaces and tokens kept in the store (collector/settings/layer.py)."""
+        if self._settings is None:
+            raise StorageError("settings are not available on this collector")
+        return self._settings
 
     # -- where the console writes ----------------------------------------------------------------
 

@@ -234,6 +234,16 @@ def build_config(cls: type[T], data: dict[str, Any], file_label: str) -> T:
         raise ConfigError(f"{file_label}: {exc.where}: {exc.problem}") from None
 
 
+def build_value(hint: Any, data: Any, where: str) -> Any:
+    """One value read as collector.toml reads it at key path `where` (the settings layer builds
+    a forwarder's table from an API body this way); ConfigError `WHERE.KEY: problem`, the same
+    words --check-config prints."""
+    try:
+        return _convert(hint, data, where)
+    except _Invalid as exc:
+        raise ConfigError(f"{exc.where}: {exc.problem}") from None
+
+
 def read_toml(path: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(path)
     try:

@@ -63,6 +63,11 @@ def _mask_value(key: str, value: Any) -> Any:
     return value
 
 
+def mask_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a fields object with secrets masked (keys naming a secret, secrets in text)."""
+    return {k: _mask_value(str(k), v) for k, v in fields.items()}
+
+
 def mask_event(event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """A copy of the event with secrets masked in message and fields; True when anything was."""
     out = dict(event)

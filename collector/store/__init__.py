@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from fleetlog.collector.filters import FilterSpec
+    from fleetlog.collector.store.settings_rows import SettingsStore
 
 # The stored columns, in the order of every row tuple a reader returns; contract §3 names.
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -325,6 +326,9 @@ class Backend(Protocol):
     def cursor_store(self, forwarder: str) -> CursorStore: ...
 
     def lease(self, forwarder: str) -> Lease: ...
+
+    def settings_store(self) -> SettingsStore:
+        """The settings managed live (collector/settings/), on a connection of their own."""
 
     def close(self) -> None: ...
 

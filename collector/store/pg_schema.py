@@ -96,6 +96,16 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE TABLE purge_journal (chain text NOT NULL, tier text NOT NULL, state text NOT NULL,
         PRIMARY KEY (chain, tier));
     """),
+    (3, """
+    -- Settings managed live (collector/settings/), shared by the cluster: one row per entry with
+    -- its JSON body and who changed it last; every collector polls `settings_version`.
+    CREATE TABLE settings (kind text NOT NULL, name text NOT NULL, body text NOT NULL,
+        created_at bigint NOT NULL, changed_at bigint NOT NULL, changed_by text NOT NULL,
+        changed_via text NOT NULL, PRIMARY KEY (kind, name));
+    CREATE TABLE settings_version (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
+    INSERT INTO settings_version(id, version) VALUES (1, 0);
+    CREATE TABLE token_uses (name text PRIMARY KEY, last_used bigint NOT NULL);
+    """),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -23,6 +23,7 @@ import psycopg
 from fleetlog.collector.store import pg_cluster
 from fleetlog.collector.store.pg_dsn import mask_dsn
 from fleetlog.collector.store.pg_schema import SchemaTooNew
+from fleetlog.collector.store.pg_settings import PostgresSettings
 from fleetlog.collector.store.postgres import PostgresStore, T, _first_line, connect
 from fleetlog.collector.store.postgres_reader import PostgresReader
 from fleetlog.common.errors import FleetlogError, StorageError
@@ -97,6 +98,9 @@ class PostgresBackend:
 
     def lease(self, forwarder: str) -> pg_cluster.PostgresLease:
         return pg_cluster.PostgresLease(self.dsn, forwarder)
+
+    def settings_store(self) -> PostgresSettings:
+        return PostgresSettings(self.dsn)
 
     # -- the cluster ----------------------------------------------------------------------------
 

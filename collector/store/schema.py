@@ -72,6 +72,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (seq INTEGER NOT NULL, key_id TEXT NOT NU
 -- (the rotation event in the chain is what makes an old key trusted).
 CREATE TABLE IF NOT EXISTS signing_keys (key_id TEXT PRIMARY KEY, public_key TEXT NOT NULL,
     first_seq INTEGER NOT NULL, added_at INTEGER NOT NULL);
+-- Settings managed live (collector/settings/): one row per entry (kind, name) with its JSON body
+-- and who changed it last; `settings_version` counts changes, so collectors poll one integer.
+CREATE TABLE IF NOT EXISTS settings (kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+    created_at INTEGER NOT NULL, changed_at INTEGER NOT NULL, changed_by TEXT NOT NULL,
+    changed_via TEXT NOT NULL, PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS settings_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT OR IGNORE INTO settings_version(id, version) VALUES (1, 0);
+-- When each token was last used (by name), kept apart so a use never bumps the version.
+CREATE TABLE IF NOT EXISTS token_uses (name TEXT PRIMARY KEY, last_used INTEGER NOT NULL);
 """
 
 # The main-file tables a single-file (schema 1) store already has, copied by the migration.

@@ -18,6 +18,7 @@ from fleetlog.collector.store import (
     row_to_event,
 )
 from fleetlog.collector.store.sqlite_reader import SqliteReader
+from fleetlog.collector.store.sqlite_settings import SqliteSettings
 from fleetlog.collector.store.sqlite_util import CHAIN, store_bytes  # noqa: F401 — re-exported
 from fleetlog.collector.store.sqlite_writer import DEFAULT_PERIOD_S, SqliteStore
 
@@ -72,6 +73,9 @@ class SqliteBackend:
 
     def lease(self, forwarder: str) -> _LocalLease:
         return _LocalLease()
+
+    def settings_store(self) -> SqliteSettings:
+        return SqliteSettings(self.location)
 
     def close(self) -> None:
         self.writer.close()

@@ -22,7 +22,7 @@ from aiohttp import web
 from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.config import ServerTlsConfig, WebConfig
 from fleetlog.collector.host_names import AllowedHosts
-from fleetlog.collector.web import api, export_jobs, hosts, pages, settings_page
+from fleetlog.collector.web import api, export_jobs, hosts, pages, settings_api, settings_page
 from fleetlog.collector.web.auth import COOKIE, ConsoleAuth, Denied
 from fleetlog.collector.web.context import AUTH_KEY, COLLECTOR_KEY, TEMPLATES_KEY, NotSignedIn, collector_of
 from fleetlog.common.errors import AuthError, ConfigError, QueryTimeout, StorageError, UsageError
@@ -127,6 +127,7 @@ def build_application(collector: RunningCollector, auth: ConsoleAuth,
     pages.add_routes(application)
     settings_page.add_routes(application)
     api.add_routes(application)
+    settings_api.add_routes(application)
     application.router.add_static("/static/", HERE / "static")
     return application
 

@@ -1,0 +1,184 @@
+"""The settings API (contract §9, issue 28) against a real collector process with its console and
+real agents: every route, every role, validation errors with --check-config's words, CSRF, the
+audit events (before/after, secrets masked), and changes applied live (a namespace's minimum level
+raised: events below it dropped without a restart)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from tests.harness import Cluster, search_json, wait_for, write_lines
+from tests.web_console import Console, Http, start_console
+
+S = "/api/v1/settings"
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("settings-api")
+    cluster = Cluster(folder)
+    try:
+        yield start_console(cluster, folder, retention={"namespaces": {"fixed": {"general": "30d"}}},
+                            forwarders=[{"name": "from-file", "type": "console"}])
+    finally:
+        cluster.stop_all()
+
+
+def api(console: Console, who: str | None) -> Http:
+    return Http(console.base, token=console.tokens[who] if who else None)
+
+
+def put_json(client: Http, path: str, data: object, headers: dict[str, str] | None = None):
+    return client.request("PUT", path, json.dumps(data).encode(), {"Content-Type": "application/json",
+                                                                   **(headers or {})})
+
+
+def audit(console: Console, action: str) -> list[dict]:
+    return search_json(console.collector, "--token-file", console.token_files["root"], "--action", action,
+                       "--namespace", "_collector")
+
+
+def jsonl_forwarder(console: Console, name: str, **extra) -> dict:
+    path = console.collector.config["data_dir"] + f"/../{name}.jsonl"
+    return {"name": name, "type": "file", "path": path, **extra}
+
+
+# -- forwarders ---------------------------------------------------------------------------------
+
+def test_forwarder_add_get_edit_remove_as_admin(console):
+    root = api(console, "root")
+    body = jsonl_forwarder(console, "ship", min_level="warning")
+    reply = root.post_json(f"{S}/forwarders", body)
+    assert reply.status == 201, reply.text
+    entry = reply.json()
+    assert entry["name"] == "ship" and entry["source"] == "store" and entry["read_only"] is False
+    assert entry["type"] == "file" and entry["min_level"] == "warning" and entry["enabled"] is True
+    assert entry["changed"]["user"] == "root" and entry["changed"]["via"] == "api"
+    listed = {f["name"]: f for f in root.get(f"{S}/forwarders").json()["forwarders"]}
+    assert set(listed) == {"from-file", "ship"}
+    assert listed["from-file"]["source"] == "collector.toml" and listed["from-file"]["read_only"] is True
+    assert {"state", "lag_events", "last_error", "last_error_at"} <= set(listed["ship"])
+    changed = put_json(root, f"{S}/forwarders/ship", {**body, "min_level": "error"})
+    assert changed.status == 200 and changed.json()["min_level"] == "error"
+    events = audit(console, "settings/forwarders.update")
+    assert events[-1]["user"] == "root"
+    assert events[-1]["fields"]["before"]["min_level"] == "warning"
+    assert events[-1]["fields"]["after"]["min_level"] == "error"
+    assert events[-1]["fields"]["via"] == "api" and events[-1]["tier"] == "security"
+    gone = root.request("DELETE", f"{S}/forwarders/ship")
+    assert gone.status == 200 and gone.json() == {"deleted": "ship"}
+    assert root.get(f"{S}/forwarders/ship").status == 404
+    assert audit(console, "settings/forwarders.delete")[-1]["fields"]["after"] is None
+
+
+def test_forwarder_validation_errors_are_check_config_messages(console):
+    root = api(console, "root")
+    cases = [
+        ({"name": "bad", "type": "syslog", "port": 70000}, "forwarders.bad.port: expected a port number 1-65535, got 70000"),
+        ({"name": "bad", "type": "carrier-pigeon"},
+         'forwarders.bad.type: expected "syslog" or "jsonl" or "file" or "console", got "carrier-pigeon"'),
+        ({"name": "bad", "type": "console", "colour": "red"}, "forwarders.bad.colour: unknown key"),
+        ({"name": "bad", "type": "console", "min_level": "loud"}, "forwarders.bad.min_level: "),
+    ]
+    for body, message in cases:
+        reply = root.post_json(f"{S}/forwarders", body)
+        assert reply.status == 400, (body, reply.text)
+        assert reply.json()["error"].startswith(message), reply.json()["error"]
+    assert root.post_json(f"{S}/forwarders", {"type": "console"}).json()["error"] == \
+        "forwarders: name: required, a non-empty string"
+    assert root.post_json(f"{S}/forwarders", {"name": "from-file", "type": "console"}).status == 409
+    assert [f["name"] for f in root.get(f"{S}/forwarders").json()["forwarders"]] == ["from-file"]
+
+
+def test_changes_need_the_csrf_token_with_a_session(console):
+    browser = Http(console.base)
+    assert browser.post_form("/signin", {"token": console.tokens["root"]}).status in (302, 303)
+    body = jsonl_forwarder(console, "csrf")
+    refused = browser.post_json(f"{S}/forwarders", body)
+    assert refused.status == 403 and "CSRF" in refused.json()["error"]
+    page = browser.get("/events").text
+    csrf = page.split('name="csrf" value="')[1].split('"')[0] if 'name="csrf" value="' in page else \
+        page.split('name="csrf-token" content="')[1].split('"')[0]
+    made = browser.post_json(f"{S}/forwarders", body, headers={"X-CSRF-Token": csrf})
+    assert made.status == 201 and made.json()["changed"]["via"] == "web"
+    assert browser.request("DELETE", f"{S}/forwarders/csrf", headers={"X-CSRF-Token": csrf}).status == 200
+
+
+def test_roles(console):
+    root = api(console, "root")
+    own = jsonl_forwarder(console, "pay-only", include=[{"field": "namespace", "pattern": "payments"}])
+    other = jsonl_forwarder(console, "everything")
+    assert api(console, "payadm").post_json(f"{S}/forwarders", own).status == 201
+    refused = api(console, "payadm").post_json(f"{S}/forwarders", other)
+    assert refused.status == 403 and "select nothing but its namespaces" in refused.json()["error"]
+    assert root.post_json(f"{S}/forwarders", other).status == 201
+    assert [f["name"] for f in api(console, "payadm").get(f"{S}/forwarders").json()["forwarders"]] == ["pay-only"]
+    assert {f["name"] for f in api(console, "audrey").get(f"{S}/forwarders").json()["forwarders"]} == \
+        {"from-file", "pay-only", "everything"}
+    assert api(console, "audrey").request("DELETE", f"{S}/forwarders/pay-only").status == 403
+    assert api(console, "payaud").request("DELETE", f"{S}/forwarders/pay-only").status == 403
+    assert api(console, "web-1").get(f"{S}/forwarders").status == 403
+    assert api(console, None).get(f"{S}/forwarders").status == 401
+    assert put_json(api(console, "payadm"), f"{S}/namespaces/default", {"levels": "error"}).status == 403
+    assert api(console, "payadm").get(f"{S}/namespaces/default").status == 404
+    assert api(console, "payadm").get(f"{S}/namespaces").json() == {"defaults": None, "namespaces": []}
+    denials = search_json(console.collector, "--token-file", console.token_files["root"], "--action", "audit/denied",
+                          "--namespace", "_collector", "--user", "payadm")
+    assert any("/api/v1/settings/forwarders" in e["message"] for e in denials)
+    for name in ("pay-only", "everything"):
+        assert root.request("DELETE", f"{S}/forwarders/{name}").status == 200
+
+
+# -- namespaces ---------------------------------------------------------------------------------
+
+def test_namespace_level_raised_drops_events_below_it_live(console):
+    payadm = api(console, "payadm")
+    reply = put_json(payadm, f"{S}/namespaces/payments", {"levels": "error"})
+    assert reply.status == 200, reply.text
+    assert reply.json()["levels"] == "error" and reply.json()["source"] == "store"
+    assert reply.json()["effective"]["levels"] == "error"
+    write_lines(console.logs["pay-1"], ["2025-12-01T11:00:00.000Z WARNING user=dave below the new level",
+                                        "2025-12-01T11:00:01.000Z ERROR user=dave at the new level"])
+    cli = ("--token-file", console.token_files["root"], "--namespace", "payments", "--user", "dave",
+           "--since", "2025-12-01T10:59:00Z")
+    wait_for(lambda: len(search_json(console.collector, *cli)) == 1, 10, "the error line stored")
+    assert [e["message"] for e in search_json(console.collector, *cli)] == ["user=dave at the new level"]
+    event = audit(console, "settings/namespaces.create")[-1]
+    assert event["user"] == "payadm" and event["fields"]["after"]["levels"] == "error"
+    assert put_json(payadm, f"{S}/namespaces/payments", {}).status == 200
+
+
+def test_namespace_dry_run_answers_the_effect_and_changes_nothing(console):
+    root = api(console, "root")
+    before = root.get(f"{S}/namespaces/default").json()
+    reply = put_json(root, f"{S}/namespaces/default?dry_run=1", {"retention": {"general": "1d"}})
+    assert reply.status == 200, reply.text
+    # The agents' lines are dated 2025-12-01: all eight of namespace default are older than a day.
+    assert reply.json()["effect"] == {"next_purge_removes": 8}
+    assert root.get(f"{S}/namespaces/default").json() == before
+    assert put_json(root, f"{S}/namespaces/fixed", {"levels": "error"}).status == 409
+    bad = put_json(root, f"{S}/namespaces/default", {"retention": {"general": "soon"}})
+    assert bad.status == 400 and bad.json()["error"].startswith("namespaces.default.retention.general: ")
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+def test_token_create_use_revoke(console):
+    root = api(console, "root")
+    made = root.post_json(f"{S}/tokens", {"name": "reader", "role": "auditor"})
+    assert made.status == 201, made.text
+    secret = made.json()["token"]
+    assert made.json()["role"] == "auditor" and made.json()["source"] == "store"
+    listed = {t["name"]: t for t in root.get(f"{S}/tokens").json()["tokens"]}
+    assert "token" not in listed["reader"] and listed["root"]["source"] == "tokens_file"
+    wait_for(lambda: Http(console.base, token=secret).get("/api/v1/status").status == 200, 5, "token works")
+    event = audit(console, "settings/tokens.create")[-1]
+    assert secret not in json.dumps(event) and hashlib.sha256(secret.encode()).hexdigest() not in json.dumps(event)
+    assert root.request("DELETE", f"{S}/tokens/reader").status == 200
+    wait_for(lambda: Http(console.base, token=secret).get("/api/v1/status").status == 401, 5, "token refused")
+    assert root.request("DELETE", f"{S}/tokens/root").status == 409
+    assert root.post_json(f"{S}/tokens", {"name": "x", "role": "wizard"}).json()["error"].startswith(
+        'tokens.role: expected "agent" or "admin"')
