@@ -17,7 +17,7 @@ from playwright.sync_api import Page
 from tests.certs import TestCA
 from tests.harness import Cluster, run_cli, wait_for, write_lines
 from tests.rsyslog_receiver import RsyslogReceiver
-from tests.web_console import SCREENSHOTS, XSS_SCRIPT, Console, Http, start_console
+from tests.web_console import SCREENSHOTS, XSS_IMG, Console, Http, start_console
 
 SCREENSHOT_NAMES = ("settings-forwarders.png", "settings-namespaces.png", "settings-access.png")
 APPLIED_WITHIN = 30   # seconds to poll for; the settings layer applies a change within 5 s
@@ -44,8 +44,8 @@ def console(tmp_path_factory):
     """The shared console, plus one forwarder defined in collector.toml (read-only on the page)."""
     folder = tmp_path_factory.mktemp("settings-console")
     cluster = Cluster(folder)
-    archive = {"name": "archive", "type": "file", "path": str(folder / "archive.jsonl"),
-               "include": [{"field": "namespace", "pattern": "default"}]}
+    # A console forwarder: no machine path on the screenshots.
+    archive = {"name": "archive", "type": "console", "include": [{"field": "namespace", "pattern": "default"}]}
     try:
         yield start_console(cluster, folder, forwarders=[archive])
     finally:
@@ -127,16 +127,19 @@ def test_add_a_tls_syslog_forwarder_from_the_form_and_send_a_test_event_to_rsysl
                                                      "include host=no-such-host-*")
     assert page.inner_text(f"{siem} td.changed").startswith("root via web, ")
     stored = api(console).get("/api/v1/settings/forwarders/siem-tls").json()
-    assert (stored["protocol"], stored["port"], stored["facility"], stored["tls"]["ca"]) == (
-        "tls", rsyslog.tls_port, "local4", server.ca)
+    assert (stored["protocol"], stored["port"], stored["facility"], stored["app_name"], stored["tls"]["ca"]) == (
+        "tls", rsyslog.tls_port, "local4", "fleetlog-page", server.ca)
 
     page.click(f"{siem} button.test")
-    page.wait_for_selector("#forwarders-message:has-text('siem-tls: ')")
+    page.wait_for_selector("#forwarders-message:has-text('delivered')")
     assert page.is_hidden("#forwarders-error")
+    answer = page.inner_text("#forwarders-message")
+    assert answer.startswith("siem-tls (") and answer.endswith("): delivered: the destination accepted the event")
     received = rsyslog.wait_received("tls", 1)
     assert len(received) == 1
-    assert received[0]["app_name"] == "fleetlog-page"
-    assert int(received[0]["pri"]) // 8 == 20     # local4
+    assert received[0]["msg"] == "fleetlog test event: forwarder siem-tls on collector collector-1, sent by root"
+    assert received[0]["msgid"] == "settings/forwarders.test"
+    assert int(received[0]["pri"]) == 20 * 8 + 5     # local4, notice
     page.screenshot(path=str(SCREENSHOTS / "settings-forwarders.png"), full_page=True)
 
     # Disable, then remove: the row says so, then is gone.
@@ -200,7 +203,7 @@ def test_shorter_retention_shows_the_dry_run_effect_and_asks_first(page, console
                                {"Content-Type": "application/json"})
     assert dry.status == 200
     removes = dry.json()["effect"]["next_purge_removes"]
-    assert isinstance(removes, int)
+    assert removes == 8     # web-1's six and web-2's two lines, from 2025-12-01
     assert page.inner_text("#namespace-effect") == f"The next purge removes {removes} stored events. Save anyway?"
     page.screenshot(path=str(SCREENSHOTS / "settings-namespaces.png"), full_page=True)
     page.click("#namespace-confirm-cancel")   # the events stay: nothing is saved
@@ -210,21 +213,37 @@ def test_shorter_retention_shows_the_dry_run_effect_and_asks_first(page, console
 
 def test_create_a_token_on_the_page_use_it_from_the_cli_and_revoke_it(page, console, tmp_path):
     open_settings(page, console, "root", "access")
-    page.fill("#token-name", f"reader {XSS_SCRIPT}")   # a typed name is shown as text
+    # A typed name that is markup: refused with the API's message, shown as text.
+    page.fill("#token-name", XSS_IMG)
+    page.click("#token-create")
+    page.wait_for_selector("#token-form-error:not([hidden])")
+    refused = api(console).post_json("/api/v1/settings/tokens", {"name": XSS_IMG, "role": "namespace-auditor",
+                                                                 "namespaces": []})
+    assert refused.status == 400
+    assert page.inner_text("#token-form-error") == refused.json()["error"]
+    assert XSS_IMG in refused.json()["error"]
+    assert page.locator("#panel-access img").count() == 0 and page.dialogs == []
+
+    page.fill("#token-name", "reader-1")
     page.select_option("#token-role", "namespace-auditor")
     page.fill("#token-namespaces", "payments")
     page.click("#token-create")
     page.wait_for_selector("#token-secret:not([hidden])")
+    assert page.is_hidden("#token-form-error")
     secret = page.inner_text("#token-secret-value").strip()
     assert len(secret) >= 20
-    reader = row(page, "tokens", f"reader {XSS_SCRIPT}")
+    reader = row(page, "tokens", "reader-1")
     page.wait_for_selector(reader)
-    assert page.inner_text(f"{reader} td.name .value") == f"reader {XSS_SCRIPT}"
+    assert page.inner_text(f"{reader} td.name .value") == "reader-1"
     assert page.inner_text(f"{reader} td.role") == "namespace-auditor"
     assert page.inner_text(f"{reader} td.namespaces") == "payments"
-    assert page.locator("#tokens script").count() == 0
+    assert page.inner_text(f"{reader} td.changed").startswith("root via web, ")
     listed = {t["name"]: t for t in api(console).get("/api/v1/settings/tokens").json()["tokens"]}
+    assert listed["reader-1"]["role"] == "namespace-auditor"
     assert secret not in json.dumps(listed)   # shown once, never listed
+    # Tokens of the tokens file are listed read-only.
+    assert page.inner_text(f"{row(page, 'tokens', 'root')} td.name .badge") == "from the tokens file"
+    assert page.locator(f"{row(page, 'tokens', 'root')} button.revoke").count() == 0
     page.screenshot(path=str(SCREENSHOTS / "settings-access.png"), full_page=True)
 
     token_file = tmp_path / "reader.token"
@@ -241,7 +260,7 @@ def test_create_a_token_on_the_page_use_it_from_the_cli_and_revoke_it(page, cons
 
     page.click(f"{reader} button.revoke")
     page.wait_for_selector(reader, state="detached")
-    assert page.dialogs == [f"Revoke the token reader {XSS_SCRIPT}? Whoever holds it is refused from now on."]
+    assert page.dialogs == ["Revoke the token reader-1? Whoever holds it is refused from now on."]
     refused = wait_for(lambda: (r := run_cli(*search)).returncode != 0 and r, APPLIED_WITHIN,
                        "the revoked token refused")
     assert refused.stdout == ""

@@ -57,20 +57,22 @@ function listOf(data, key) {
   return (data && Array.isArray(data[key])) ? data[key] : [];
 }
 
+// Where an entry comes from, when no one changed it here: a file, or (a namespace) the defaults.
+const SOURCES = { "collector.toml": "from collector.toml", "tokens_file": "from the tokens file", "default": "the defaults" };
+
 function changedText(item) {
-  const c = item.changed || item.last_change;
-  if (fromFile(item)) return badgeOf(item);
-  if (!c) return "";
-  return `${c.user || "?"} via ${c.via || "?"}, ${c.time || c.at || ""}`.trim();
+  const c = item.changed;
+  if (!c) return SOURCES[item.source] || "";
+  return `${c.user || "?"} via ${c.via || "?"}, ${c.time || ""}`.trim();
 }
 
 // Entries a file defines (collector.toml, the tokens file) are read-only here.
 function fromFile(item) {
-  return Boolean(item.source) && item.source !== "store";
+  return item.read_only === true;
 }
 
 function badgeOf(item) {
-  return fromFile(item) ? "from " + item.source : "";
+  return fromFile(item) ? SOURCES[item.source] || "read-only" : "";
 }
 
 function commaList(text) {
@@ -175,7 +177,7 @@ async function loadForwarders() {
 loaders.forwarders = loadForwarders;
 
 // What a list item holds beyond collector.toml's keys (status, provenance) is not sent back.
-const NOT_CONFIG = ["state", "lag_events", "last_error", "last_error_at", "source", "changed", "last_change"];
+const NOT_CONFIG = ["state", "lag_events", "last_error", "last_error_at", "source", "read_only", "changed"];
 
 function configOf(f) {
   const config = {};
@@ -315,8 +317,7 @@ async function testForwarder(name) {
     return;
   }
   const d = reply.data || {};
-  const answer = d.answer || d.result || d.message || "delivered";
-  show("forwarders-message", `${name}: ${answer}`);
+  show("forwarders-message", `${name}${d.target ? ` (${d.target})` : ""}: ${d.answer || "delivered"}`);
 }
 
 // -- namespaces --------------------------------------------------------------------------------
@@ -334,17 +335,24 @@ function seconds(duration) {
 }
 
 function retentionOf(item) {
-  return item.retention || {};
+  return (item && item.retention) || {};
+}
+
+// What applies to a namespace (`effective`); the entry's own `levels`/`retention` are null where it
+// takes the default's.
+function effectiveOf(item) {
+  return (item && item.effective) || item || {};
 }
 
 function namespaceRow(tr, [name, n]) {
   tr.dataset.namespace = name;
-  const label = nameCell(tr, name === DEFAULTS ? "defaults for new namespaces" : name,
-    badgeOf(n));
+  const label = nameCell(tr, name === DEFAULTS ? "defaults for new namespaces" : name, badgeOf(n));
   if (name === DEFAULTS) label.classList.add("defaults");
-  cell(tr, n.levels || n.min_level || "", "level");
-  cell(tr, retentionOf(n).general || "", "general");
-  cell(tr, retentionOf(n).security || "", "security");
+  const applies = effectiveOf(n);
+  const own = (value) => name === DEFAULTS || value !== null && value !== undefined;
+  cell(tr, applies.levels || "", "level").title = own(n.levels) ? "" : "the default";
+  cell(tr, retentionOf(applies).general || "", "general").title = own(retentionOf(n).general) ? "" : "the default";
+  cell(tr, retentionOf(applies).security || "", "security").title = own(retentionOf(n).security) ? "" : "the default";
   cell(tr, changedText(n), "changed");
   const actions = cell(tr, "", "row-actions");
   if (MAY_CHANGE && !fromFile(n)) actions.appendChild(button("Edit", "edit", () => openNamespaceForm(name, n)));
@@ -368,9 +376,16 @@ function openNamespaceForm(name, item) {
   document.getElementById("namespace-confirm").hidden = true;
   document.getElementById("namespace-form-title").textContent =
     name === DEFAULTS ? "Defaults for new namespaces" : `Namespace ${name}`;
-  document.getElementById("ns-level").value = item.levels || item.min_level || "";
-  document.getElementById("ns-general").value = retentionOf(item).general || "";
-  document.getElementById("ns-security").value = retentionOf(item).security || "";
+  const defaults = effectiveOf(nsItems[DEFAULTS]);
+  document.getElementById("ns-level").value = item.levels || "";
+  document.getElementById("ns-level").options[0].textContent =
+    defaults.levels && name !== DEFAULTS ? `(the default: ${defaults.levels})` : "(the default)";
+  for (const tier of ["general", "security"]) {
+    const input = document.getElementById("ns-" + tier);
+    input.value = retentionOf(item)[tier] || "";
+    const fallback = retentionOf(defaults)[tier];
+    input.placeholder = fallback && name !== DEFAULTS ? `(the default: ${fallback})` : "(the default)";
+  }
   nsForm.hidden = false;
 }
 
@@ -385,22 +400,26 @@ if (nsPick) {
   });
 }
 
+// Only what is set: an empty field takes the default's value (an empty body clears the entry).
 function namespaceBody() {
-  const body = { retention: {} };
+  const body = {};
   const level = document.getElementById("ns-level").value;
   if (level) body.levels = level;
+  const retention = {};
   for (const tier of ["general", "security"]) {
     const value = document.getElementById("ns-" + tier).value.trim();
-    if (value) body.retention[tier] = value;
+    if (value) retention[tier] = value;
   }
+  if (Object.keys(retention).length) body.retention = retention;
   return body;
 }
 
-// Shorter than what applies now: the namespace's own retention, else the defaults'.
+// Shorter than what applies now (the namespace's own retention, else the defaults').
 function shortens(before, after) {
-  const defaults = retentionOf(nsItems[DEFAULTS] || {});
+  const defaults = retentionOf(effectiveOf(nsItems[DEFAULTS]));
   return ["general", "security"].some((tier) => {
-    const old = seconds(retentionOf(before)[tier] || defaults[tier]), now = seconds(after.retention[tier]);
+    const old = seconds(retentionOf(effectiveOf(before))[tier] || defaults[tier]);
+    const now = seconds(retentionOf(after)[tier]);
     return now !== null && (old === null || now < old);
   });
 }
