@@ -250,8 +250,8 @@ def test_body_and_name_errors(console):
         (root.request("POST", f"{S}/forwarders", b" " * (65 * 1024), {"Content-Type": "application/json"}),
          "body: larger than 64 KiB"),
         (root.post_json(f"{S}/forwarders", {"name": "../etc", "type": "console"}),
-         "forwarders: name: '../etc' is not a valid name (letters, digits and _ . : @ -, at most 128 characters, "
-         "starting with a letter or digit)"),
+         ("forwarders: name: '../etc' is not a valid name (letters, digits and _ . : @ -, at most 128 characters, "
+         "starting with a letter or digit)")),
         (root.post_json(f"{S}/forwarders", {"name": "rel", "type": "file", "path": "out.jsonl"}),
          "forwarders.rel.path: must be an absolute path"),
         (root.post_json(f"{S}/forwarders", {"name": "inside", "type": "file",
