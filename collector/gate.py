@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 # The operation named in denials (the same words the handlers use).
 OPERATIONS = {"Stream": "ingest", "Search": "search", "Follow": "follow", "Status": "status",
-              "Evidence": "evidence", "Note": "note"}
+              "Evidence": "evidence", "Note": "note", "Settings": "settings"}
 
 
 class AuthGate(grpc.aio.ServerInterceptor):

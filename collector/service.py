@@ -20,6 +20,8 @@ from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.identity import Caller, NamespaceRefused, peer_ip
 from fleetlog.collector.ingest import BadBatch, Origin, decode_request
+from fleetlog.collector.settings.calls import settings_call
+from fleetlog.collector.settings.errors import SettingsClash, SettingsNotFound, SettingsRefused
 from fleetlog.common.errors import AuthError, QueryTimeout, StorageError, UsageError
 from fleetlog.common.event import to_json
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -303,3 +305,21 @@ class AdminService(pb_grpc.AdminServicer):
         except StorageError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot store the note: {exc}")
         return pb.NoteReply(seq=seq, id=event_id)
+
+    async def Settings(self, request: pb.SettingsRequest, context: grpc.aio.ServicerContext):
+        """The CLI's settings verbs: the layer the console's API uses, `fields.via = "cli"`."""
+        caller = await _authenticate(self.collector, context, "settings")
+        try:
+            answer = await settings_call(self.collector.settings, caller, request)
+        except SettingsRefused as exc:
+            await self.collector.record_denial(caller, f"settings {request.verb} {request.kind}", str(exc), context)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        except SettingsNotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except SettingsClash as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except UsageError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StorageError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return pb.SettingsReply(json=json.dumps(answer, ensure_ascii=False))

@@ -18,6 +18,7 @@ from typing import Any
 from fleetlog.collector.config import NamespaceRetention
 from fleetlog.collector.forward import ForwarderConfig
 from fleetlog.collector.identity import Role, TokenEntry
+from fleetlog.collector.internal import COLLECTOR_NAMESPACE
 from fleetlog.common.config import LevelName, build_value, to_plain
 from fleetlog.common.errors import ConfigError, UsageError
 
@@ -25,6 +26,7 @@ KINDS = ("forwarders", "namespaces", "tokens")
 DEFAULTS = "*"              # the namespaces entry holding the defaults for new namespaces
 MAX_NAME = 128
 MAX_BODY_BYTES = 64 * 1024
+MAX_TOKEN_NAMESPACES = 100
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 
 
@@ -106,6 +108,11 @@ def token(body: dict[str, Any], sha256: str) -> TokenEntry:
     """A TokenEntry (validated as tokens.toml's) from a creation body and the secret's hash."""
     settings: TokenSettings = _build(TokenSettings, body, "tokens")
     check_name("tokens", settings.name)
+    if len(settings.namespaces) > MAX_TOKEN_NAMESPACES:
+        raise UsageError(f"tokens.namespaces: at most {MAX_TOKEN_NAMESPACES} namespaces")
+    for namespace_name in settings.namespaces:
+        if namespace_name != COLLECTOR_NAMESPACE:    # TokenEntry's own check names that one
+            check_name("tokens.namespaces", namespace_name)
     entry = {"name": settings.name, "sha256": sha256, "role": settings.role,
              "namespaces": list(settings.namespaces)}
     return _build(TokenEntry, entry, f"tokens.{settings.name}")

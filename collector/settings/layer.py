@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import pathlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from fleetlog.common.masking import mask_fields
 from fleetlog.common.timefmt import format_us, now_us
 
 VIAS = ("web", "api", "cli")
+MAX_ENTRIES = 1000          # per kind: every collector holds and rebuilds them all
 
 
 @dataclass
@@ -173,6 +175,8 @@ class SettingsLayer:
                      body: dict[str, Any] | None) -> None:
         """Build the configuration with this change, then store it, apply it here, audit it."""
         rows = [r for r in self.watcher.rows if not (r.kind == kind and r.name == name)]
+        if before_row is None and sum(r.kind == kind for r in rows) >= MAX_ENTRIES:
+            raise UsageError(f"{kind}: at most {MAX_ENTRIES} entries are kept in the store")
         if body is not None:
             now = now_us()
             rows.append(SettingsRow(kind, name, json.dumps(body), now, now, caller.name, via))
@@ -215,6 +219,7 @@ class SettingsLayer:
             raise SettingsNotFound(f"forwarders: no entry {name!r}")
         enabled, config = entries.forwarder(name, body)
         self._check(caller, "forwarders", name, before, config)
+        self._check_file_target(caller, config)
         await asyncio.to_thread(_probe_sink, config)
         stored = {**entries.plain(config), "enabled": enabled}
         before_view = self.get_entry("forwarders", name, caller) if before is not None else None
@@ -222,6 +227,23 @@ class SettingsLayer:
         await self._audit(caller, via, "forwarders", name, "create" if create else "update",
                           _forwarder_audit(before_view), stored)
         return self.get_entry("forwarders", name, caller)
+
+    def _check_file_target(self, caller: Caller, config: Any) -> None:
+        """A `file` forwarder made here writes where the collector may write: only an admin may
+        make one, to an absolute path outside data_dir (the store, keys and cursors live there)."""
+        if getattr(config, "type", "") != "file":
+            return
+        if caller.role not in access.WRITERS:
+            raise SettingsRefused("only an admin may add or change a file forwarder (it writes on the "
+                                  "collector's file system)", caller)
+        path = pathlib.Path(config.path)
+        data_dir = pathlib.Path(self.file_config.data_dir).resolve()
+        if not path.is_absolute():
+            raise UsageError(f"forwarders.{config.name}.path: must be an absolute path")
+        resolved = path.resolve()
+        if resolved == data_dir or data_dir in resolved.parents:
+            raise UsageError(f"forwarders.{config.name}.path: must be outside data_dir ({data_dir}): the store, "
+                             "its keys and cursors live there")
 
     async def delete(self, kind: str, name: str, caller: Caller, via: str) -> dict[str, Any]:
         entries.check_kind(kind)
@@ -333,5 +355,5 @@ def _probe_sink(config: Any) -> None:
     try:
         sink = build_sink(config)
     except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"forwarders.{config.name}.{exc}") from None
     sink.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetlog.collector.web.openapi_settings import SCHEMAS, settings_paths
 from fleetlog.collector.web.queries import DEFAULT_LIMIT, MAX_LIMIT
 from fleetlog.common import __version__
 from fleetlog.common.event import FIELD_NAMES
@@ -62,7 +63,7 @@ def openapi_document() -> dict[str, Any]:
                                            "description": "a token of the collector's tokens.toml"},
                                 "session": {"type": "apiKey", "in": "cookie", "name": "fleetlog_session"}},
             "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}}},
-                        "Event": event},
+                        "Event": event, **SCHEMAS},
         },
         "security": [{"bearer": []}, {"session": []}],
         "paths": {
@@ -95,5 +96,6 @@ def openapi_document() -> dict[str, Any]:
                         "namespace": {"type": "string", "description": "one the caller holds; default: "
                                       "a namespace-admin's only namespace, else default"}}}}}},
                 "responses": {"201": _json_ok("the note's seq and id"), **_ERRORS}}},
+            **settings_paths(),
         },
     }

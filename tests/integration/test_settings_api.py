@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.harness import Cluster, search_json, wait_for, write_lines
+from tests.harness import Cluster, free_port, search_json, wait_for, write_lines
 from tests.web_console import Console, Http, start_console
 
 S = "/api/v1/settings"
@@ -109,8 +109,9 @@ def test_changes_need_the_csrf_token_with_a_session(console):
 
 def test_roles(console):
     root = api(console, "root")
-    own = jsonl_forwarder(console, "pay-only", include=[{"field": "namespace", "pattern": "payments"}])
-    other = jsonl_forwarder(console, "everything")
+    own = {"name": "pay-only", "type": "jsonl", "port": free_port(),
+           "include": [{"field": "namespace", "pattern": "payments"}]}
+    other = {"name": "everything", "type": "jsonl", "port": free_port()}
     assert api(console, "payadm").post_json(f"{S}/forwarders", own).status == 201
     refused = api(console, "payadm").post_json(f"{S}/forwarders", other)
     assert refused.status == 403 and "select nothing but its namespaces" in refused.json()["error"]
@@ -182,3 +183,119 @@ def test_token_create_use_revoke(console):
     assert root.request("DELETE", f"{S}/tokens/root").status == 409
     assert root.post_json(f"{S}/tokens", {"name": "x", "role": "wizard"}).json()["error"].startswith(
         'tokens.role: expected "agent" or "admin"')
+
+
+# -- every route, every role ----------------------------------------------------------------------
+
+READ_ROUTES = [f"{S}/forwarders", f"{S}/forwarders/from-file", f"{S}/namespaces", f"{S}/namespaces/payments",
+               f"{S}/tokens"]
+CHANGES = [("POST", f"{S}/forwarders", {"name": "x", "type": "console"}),
+           ("PUT", f"{S}/forwarders/from-file", {"type": "console"}),
+           ("DELETE", f"{S}/forwarders/from-file", None),
+           ("POST", f"{S}/forwarders/nothing/test", None),
+           ("PUT", f"{S}/namespaces/default", {"levels": "error"}),
+           ("POST", f"{S}/tokens", {"name": "x", "role": "admin"}),
+           ("DELETE", f"{S}/tokens/root", None)]
+
+
+def _send(client: Http, method: str, path: str, body: object) -> int:
+    data = json.dumps(body).encode() if body is not None else None
+    return client.request(method, path, data, {"Content-Type": "application/json"}).status
+
+
+def test_every_route_refuses_no_credentials_and_agent_tokens(console):
+    for path in READ_ROUTES:
+        assert api(console, None).get(path).status == 401, path
+        assert api(console, "web-1").get(path).status == 403, path
+    for method, path, body in CHANGES:
+        assert _send(api(console, None), method, path, body) == 401, (method, path)
+        assert _send(api(console, "web-1"), method, path, body) == 403, (method, path)
+        assert _send(Http(console.base, token="not-a-token"), method, path, body) == 401, (method, path)
+
+
+def test_readers_read_and_change_nothing(console):
+    for who in ("audrey", "payaud", "defaud"):
+        for path in (f"{S}/forwarders", f"{S}/namespaces", f"{S}/tokens"):
+            assert api(console, who).get(path).status == 200, (who, path)
+        for method, path, body in CHANGES:
+            status = _send(api(console, who), method, path, body)
+            assert status in (403, 404, 409), (who, method, path, status)
+            assert status != 200
+    # auditors see every token (never a secret); a namespace-auditor only its namespaces' non-admin ones
+    assert {t["name"] for t in api(console, "audrey").get(f"{S}/tokens").json()["tokens"]} >= {"root", "web-1", "pay-1"}
+    assert {t["name"] for t in api(console, "payaud").get(f"{S}/tokens").json()["tokens"]} == {"pay-1", "payaud", "payadm"}
+    assert api(console, "payaud").get(f"{S}/namespaces/payments").json()["namespace"] == "payments"
+    assert api(console, "payaud").get(f"{S}/forwarders/from-file").status == 404
+
+
+def test_admin_sees_read_only_entries_from_the_files(console):
+    root = api(console, "root")
+    fixed = root.get(f"{S}/namespaces/fixed").json()
+    assert (fixed["source"], fixed["read_only"], fixed["retention"]["general"]) == ("collector.toml", True, "30d")
+    assert fixed["effective"] == {"levels": "info", "retention": {"general": "30d", "security": "1y"}}
+    defaults = root.get(f"{S}/namespaces").json()["defaults"]
+    assert defaults["namespace"] == "*" and defaults["levels"] == "info"
+    assert _send(root, "PUT", f"{S}/forwarders/from-file", {"type": "console"}) == 409
+    assert _send(root, "DELETE", f"{S}/forwarders/from-file", None) == 409
+    assert _send(root, "DELETE", f"{S}/tokens/root", None) == 409
+
+
+def test_body_and_name_errors(console):
+    root = api(console, "root")
+    cases = [
+        (root.request("POST", f"{S}/forwarders", b"{not json", {"Content-Type": "application/json"}),
+         "body: not valid JSON"),
+        (root.request("POST", f"{S}/forwarders", b"[1]", {"Content-Type": "application/json"}),
+         "body: expected a JSON object"),
+        (root.request("POST", f"{S}/forwarders", b" " * (65 * 1024), {"Content-Type": "application/json"}),
+         "body: larger than 64 KiB"),
+        (root.post_json(f"{S}/forwarders", {"name": "../etc", "type": "console"}),
+         ("forwarders: name: '../etc' is not a valid name (letters, digits and _ . : @ -, at most 128 characters, "
+         "starting with a letter or digit)")),
+        (root.post_json(f"{S}/forwarders", {"name": "rel", "type": "file", "path": "out.jsonl"}),
+         "forwarders.rel.path: must be an absolute path"),
+        (root.post_json(f"{S}/forwarders", {"name": "inside", "type": "file",
+                                            "path": console.collector.config["data_dir"] + "/events.db"}),
+         "forwarders.inside.path: must be outside data_dir"),
+        (root.post_json(f"{S}/forwarders", {"name": "tls", "type": "syslog", "protocol": "tls",
+                                            "tls": {"ca": "/nonexistent/ca.pem"}}),
+         "forwarders.tls.tls: cannot load certificates: No such file or directory"),
+        (put_json(root, f"{S}/namespaces/default", {"levels": "loud"}), "namespaces.default.levels: "),
+        (put_json(root, f"{S}/namespaces/default", {"level": "error"}), "namespaces.default.level: unknown key"),
+        (put_json(root, f"{S}/namespaces/default", {"retention": {"general": "soon"}}),
+         "namespaces.default.retention.general: "),
+        (put_json(root, f"{S}/namespaces/default?dry_run=maybe", {}), "dry_run: expected 1 or 0, got 'maybe'"),
+        (root.get(f"{S}/forwarders?colour=red"), "unknown query parameter 'colour'"),
+        (root.post_json(f"{S}/tokens", {"name": "t", "role": "agent", "namespaces": ["_collector"]}),
+         "tokens.t.namespaces: '_collector' holds the collector's own events"),
+        (root.post_json(f"{S}/tokens", {"role": "agent"}), "tokens.name: required key is missing"),
+        (root.post_json(f"{S}/tokens", {"name": "t", "role": "agent", "colour": 1}), "tokens.colour: unknown key"),
+    ]
+    for reply, message in cases:
+        assert reply.status == 400, (message, reply.status, reply.text)
+        assert reply.json()["error"].startswith(message) or message in reply.json()["error"], reply.json()["error"]
+    names = [f["name"] for f in root.get(f"{S}/forwarders").json()["forwarders"]]
+    assert names == ["from-file"]
+
+
+def test_forwarder_test_through_a_file_forwarder(console, tmp_path):
+    root = api(console, "root")
+    out = tmp_path / "tested.jsonl"
+    assert root.post_json(f"{S}/forwarders", {"name": "tested", "type": "file", "path": str(out),
+                                              "log_types": ["nothing"]}).status == 201
+    reply = root.post_json(f"{S}/forwarders/tested/test", {})
+    assert reply.status == 200 and reply.json()["ok"] is True, reply.text
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(e["action"], e["user"]) for e in lines] == [("settings/forwarders.test", "root")]
+    assert audit(console, "settings/forwarders.test")[-1]["fields"]["ok"] is True
+    assert root.post_json(f"{S}/forwarders/nothing/test", {}).status == 404
+    disabled = put_json(root, f"{S}/forwarders/tested", {"type": "file", "path": str(out), "enabled": False})
+    assert disabled.status == 200 and disabled.json()["state"] == "disabled" and disabled.json()["enabled"] is False
+    assert root.request("DELETE", f"{S}/forwarders/tested").status == 200
+
+
+def test_openapi_lists_the_settings_routes(console):
+    doc = Http(console.base).get("/api/v1/openapi.json").json()
+    assert {f"{S}/forwarders", f"{S}/forwarders/{{name}}", f"{S}/forwarders/{{name}}/test", f"{S}/namespaces",
+            f"{S}/namespaces/{{namespace}}", f"{S}/tokens", f"{S}/tokens/{{name}}"} <= set(doc["paths"])
+    assert set(doc["paths"][f"{S}/forwarders/{{name}}"]) == {"get", "put", "delete"}

@@ -272,6 +272,26 @@ class BundlePage(_message.Message):
     evidence: EvidenceReply
     def __init__(self, lines: _Optional[_Iterable[str]] = ..., masked: _Optional[_Iterable[bool]] = ..., evidence: _Optional[_Union[EvidenceReply, _Mapping]] = ...) -> None: ...
 
+class SettingsRequest(_message.Message):
+    __slots__ = ("verb", "kind", "name", "body_json", "dry_run")
+    VERB_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BODY_JSON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    verb: str
+    kind: str
+    name: str
+    body_json: str
+    dry_run: bool
+    def __init__(self, verb: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., body_json: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class SettingsReply(_message.Message):
+    __slots__ = ("json",)
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    def __init__(self, json: _Optional[str] = ...) -> None: ...
+
 class NoteRequest(_message.Message):
     __slots__ = ("text", "namespace")
     TEXT_FIELD_NUMBER: _ClassVar[int]

@@ -392,6 +392,11 @@ class AdminStub:
                 request_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.NoteRequest.SerializeToString,
                 response_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.NoteReply.FromString,
                 _registered_method=True)
+        self.Settings = channel.unary_unary(
+                '/fleetlog.v1.Admin/Settings',
+                request_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.SettingsRequest.SerializeToString,
+                response_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.SettingsReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -407,6 +412,14 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Settings(self, request, context):
+        """Settings managed live (the CLI's forwarder, namespace and token verbs): the same layer and
+        JSON shapes as /api/v1/settings/ (docs/settings.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -414,6 +427,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Note,
                     request_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.NoteRequest.FromString,
                     response_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.NoteReply.SerializeToString,
+            ),
+            'Settings': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settings,
+                    request_deserializer=fleetlog_dot_v1_dot_fleetlog__pb2.SettingsRequest.FromString,
+                    response_serializer=fleetlog_dot_v1_dot_fleetlog__pb2.SettingsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -447,6 +465,33 @@ class Admin:
             '/fleetlog.v1.Admin/Note',
             fleetlog_dot_v1_dot_fleetlog__pb2.NoteRequest.SerializeToString,
             fleetlog_dot_v1_dot_fleetlog__pb2.NoteReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleetlog.v1.Admin/Settings',
+            fleetlog_dot_v1_dot_fleetlog__pb2.SettingsRequest.SerializeToString,
+            fleetlog_dot_v1_dot_fleetlog__pb2.SettingsReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,35 @@
+"""One settings call named by verb, kind and name (the gRPC `Admin/Settings` request behind the
+CLI's verbs) mapped onto the layer, with the API's answers; `via` is "cli"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetlog.collector.identity import Caller
+from fleetlog.collector.settings.entries import check_kind, parse_body
+from fleetlog.collector.settings.layer import SettingsLayer
+from fleetlog.common.errors import UsageError
+
+VERBS = ("list", "get", "create", "update", "delete", "test")
+
+
+async def settings_call(layer: SettingsLayer, caller: Caller, request: Any) -> Any:
+    verb, kind, name = request.verb, check_kind(request.kind), request.name
+    body = parse_body(request.body_json.encode()) if request.body_json else {}
+    if verb == "list":
+        return layer.list_entries(kind, caller)
+    if verb == "get":
+        return layer.get_entry(kind, name, caller)
+    if verb == "delete":
+        return await layer.delete(kind, name, caller, "cli")
+    if (verb, kind) == ("create", "forwarders"):
+        return await layer.put_forwarder("", body, caller, "cli", create=True)
+    if (verb, kind) == ("update", "forwarders"):
+        return await layer.put_forwarder(name, body, caller, "cli", create=False)
+    if (verb, kind) == ("test", "forwarders"):
+        return await layer.test_forwarder(name, caller, "cli")
+    if (verb, kind) == ("update", "namespaces"):
+        return await layer.put_namespace(name, body, caller, "cli", dry_run=request.dry_run)
+    if (verb, kind) == ("create", "tokens"):
+        return await layer.create_token(body, caller, "cli")
+    raise UsageError(f"settings: {verb!r} is not a verb of {kind} (verbs: {', '.join(VERBS)})")

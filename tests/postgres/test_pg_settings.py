@@ -1,0 +1,69 @@
+"""Settings managed live across a cluster (issue 28): two collectors on one PostgreSQL database;
+a change made through collector A is applied by collector B within 5 s, with no restart — a token
+created on A works on B and is refused on B once revoked on A; a forwarder added on A runs on both
+and delivers each event once (one lease); a namespace's minimum level raised on A drops events
+below it at B."""
+
+from __future__ import annotations
+
+import json
+
+from tests.harness import Cluster, run_cli, search_json, wait_for, write_lines
+from tests.web_console import write_tokens
+
+
+def _cli(collector, token_file, *args):
+    return run_cli("--collector", collector.address, "--token-file", token_file, *args)
+
+
+def _json(collector, token_file, *args):
+    reply = _cli(collector, token_file, *args, "--format", "json")
+    assert reply.returncode == 0, reply.stderr
+    return json.loads(reply.stdout)
+
+
+def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
+    cluster = Cluster(tmp_path)
+    tokens_file, _tokens, files = write_tokens(tmp_path)
+    pg = {"storage": {"backend": "postgresql", "dsn": pg_dsn}, "tokens_file": tokens_file}
+    try:
+        a = cluster.collector("col-a", **pg)
+        b = cluster.collector("col-b", **pg)
+        root = files["root"]
+
+        # A token created on A works on B, and is refused on B once revoked on A.
+        secret = tmp_path / "ops.token"
+        made = _cli(a, root, "token", "create", "ops", "--role", "auditor", "--out", str(secret))
+        assert made.returncode == 0, made.stderr
+        wait_for(lambda: _cli(b, str(secret), "status").returncode == 0, 5, "the token accepted by B")
+        assert _cli(a, root, "token", "revoke", "ops").returncode == 0
+        wait_for(lambda: _cli(b, str(secret), "status").returncode == 1, 5, "the token refused by B")
+
+        # A forwarder added on A runs on both collectors and delivers each event once.
+        out = tmp_path / "forwarded.jsonl"
+        added = _cli(a, root, "forwarder", "add", "archive", "type=file", f"path={out}", 'log_types=["application"]')
+        assert added.returncode == 0, added.stderr
+        wait_for(lambda: [f["name"] for f in _json(b, root, "forwarder", "list")["forwarders"]] == ["archive"],
+                 5, "the forwarder applied by B")
+
+        # A namespace's minimum level raised on A: B stores nothing below it.
+        assert _cli(a, root, "namespace", "set", "default", "--level", "error").returncode == 0
+        wait_for(lambda: [n["effective"]["levels"] for n in _json(b, root, "namespace", "list")["namespaces"]
+                          if n["namespace"] == "default"] == ["error"], 5, "the level applied by B")
+        log = tmp_path / "web-1.log"
+        write_lines(log, [f"2025-12-01T10:00:0{i}Z {level} line {i}" for i, level in
+                          enumerate(["info", "error", "warning", "error"])])
+        cluster.agent("web-1", [b], [{"type": "file", "paths": [str(log)]}], token_file=files["web-1"])
+        query = ("--token-file", root, "--log-type", "application")
+        wait_for(lambda: len(search_json(a, *query)) == 2, 20, "the error lines stored")
+        assert [e["message"] for e in search_json(a, *query)] == ["line 1", "line 3"]
+
+        def delivered() -> list[str]:
+            return [json.loads(line)["message"] for line in out.read_text().splitlines()] if out.exists() else []
+        wait_for(lambda: len(delivered()) >= 2, 20, "the error lines forwarded")
+        assert _cli(a, root, "note", "quiet period").returncode == 0   # a commit on A, which wakes its runner too
+        wait_for(lambda: len(search_json(b, "--token-file", root, "--action", "Admin.EventLog.Note")) == 1, 10,
+                 "the note visible on B")
+        assert delivered() == ["line 1", "line 3"]
+    finally:
+        cluster.stop_all()
