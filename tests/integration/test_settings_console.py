@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.certs import TestCA
-from tests.harness import Cluster, run_cli, wait_for, write_lines
+from tests.harness import Cluster, free_port, run_cli, wait_for, write_lines
 from tests.rsyslog_receiver import RsyslogReceiver
-from tests.web_console import SCREENSHOTS, XSS_IMG, Console, Http, start_console
+from tests.web_console import SCREENSHOTS, XSS_IMG, XSS_SCRIPT, Console, Http, start_console
 
 SCREENSHOT_NAMES = ("settings-forwarders.png", "settings-namespaces.png", "settings-access.png")
 APPLIED_WITHIN = 30   # seconds to poll for; the settings layer applies a change within 5 s
@@ -313,6 +313,27 @@ def test_namespace_admin_neither_sees_nor_changes_another_namespace(page, consol
     assert statuses[1] in (403, 404) and statuses[2] in (403, 404)
     assert root.get("/api/v1/settings/namespaces/default").json() == default_before
     assert root.get("/api/v1/settings/forwarders/default-only").json() == forwarder_before
+
+
+def test_markup_in_a_forwarder_is_text_and_a_failed_test_event_shows_the_error(page, console):
+    closed_port = free_port()   # nothing listens there
+    reply = api(console).post_json("/api/v1/settings/forwarders", {
+        "name": "unreachable", "type": "jsonl", "host": "127.0.0.1", "port": closed_port,
+        "log_types": [XSS_SCRIPT], "exclude": [{"field": "user", "pattern": XSS_IMG}]})
+    assert reply.status == 201, reply.text
+    open_settings(page, console, "root", "forwarders")
+    unreachable = row(page, "forwarders", "unreachable")
+    assert page.inner_text(f"{unreachable} td.filters") == f"log types {XSS_SCRIPT}; exclude user={XSS_IMG}"
+    assert page.locator("#forwarders script, #forwarders img").count() == 0
+    page.click(f"{unreachable} button.test")
+    page.wait_for_selector("#forwarders-error:not([hidden])")
+    again = api(console).post_json("/api/v1/settings/forwarders/unreachable/test", {})
+    assert again.status == 502
+    assert page.inner_text("#forwarders-error") == (f"unreachable: the test event was not delivered: "
+                                                    f"{again.json()['error']}")
+    assert page.is_hidden("#forwarders-message")
+    assert api(console).request("DELETE", "/api/v1/settings/forwarders/unreachable").status == 200
+    assert page.dialogs == []
 
 
 def test_an_auditor_reads_settings_without_change_buttons(page, console):
