@@ -10,6 +10,7 @@ from urllib.parse import quote, unquote, urlencode
 from aiohttp import web
 
 from fleetlog.collector.identity import Caller
+from fleetlog.collector.settings import access as settings_access
 from fleetlog.collector.web import queries
 from fleetlog.collector.web.auth import COOKIE, Denied
 from fleetlog.collector.web.context import TEMPLATES_KEY, auth_of, collector_of, require_caller
@@ -20,8 +21,6 @@ from fleetlog.common.levels import LEVEL_NAMES
 TITLE_FILTERS = ("since", "until", "min_level", "level", "message", "message_regex", "where", "namespace",
                  "log_type", "source", "app", "action", "date")
 MAX_NEXT = 4096
-# Roles that may read settings (/settings in the navigation; the API decides what each sees).
-SETTINGS_ROLES = ("admin", "auditor", "namespace-admin", "namespace-auditor", "trusted")
 
 
 def signin_url(request: web.Request) -> str:
@@ -52,7 +51,7 @@ def render(request: web.Request, name: str, status: int = 200, caller: Caller | 
         session = new_session = auth.sessions.create(caller)
     template = request.app[TEMPLATES_KEY].get_template(name)
     html = template.render(caller=caller, csrf=session.csrf if session else "", levels=LEVEL_NAMES,
-                           open_mode=auth.open, settings_link=caller is not None and caller.role in SETTINGS_ROLES,
+                           open_mode=auth.open, settings_link=caller is not None and caller.role in settings_access.READERS,
                            **context)
     response = web.Response(text=html, content_type="text/html", status=status)
     if new_session is not None:

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from fleetlog.collector.settings.access import READERS, WRITERS
 from fleetlog.collector.web.auth import Denied
 from fleetlog.collector.web.context import require_caller
-from fleetlog.collector.web.pages import SETTINGS_ROLES, render
+from fleetlog.collector.web.pages import render
 
-TABS = ("forwarders", "namespaces", "access")
-CHANGE_ROLES = ("admin", "namespace-admin", "trusted")
+# A namespace-admin changes its own namespaces' entries (collector/settings/access.py).
+CHANGE_ROLES = (*WRITERS, "namespace-admin")
 
 
 async def settings(request: web.Request) -> web.Response:
     caller = require_caller(request)
-    if caller.role not in SETTINGS_ROLES:
+    if caller.role not in READERS:
         raise Denied(f"role {caller.role!r} may not read settings", caller)
-    return render(request, "settings.html", caller=caller, tabs=TABS,
-                  may_change=caller.role in CHANGE_ROLES, may_manage_tokens=caller.role in ("admin", "trusted"))
+    return render(request, "settings.html", caller=caller, may_change=caller.role in CHANGE_ROLES, may_manage_tokens=caller.role in WRITERS)
 
 
 def add_routes(application: web.Application) -> None:
