@@ -20,7 +20,8 @@ async def settings(request: web.Request) -> web.Response:
     caller = require_caller(request)
     if caller.role not in READERS:
         raise Denied(f"role {caller.role!r} may not read settings", caller)
-    return render(request, "settings.html", caller=caller, may_change=caller.role in CHANGE_ROLES, may_manage_tokens=caller.role in WRITERS)
+    return render(request, "settings.html", caller=caller, may_change=caller.role in CHANGE_ROLES,
+                  may_manage_tokens=caller.role in WRITERS)
 
 
 def add_routes(application: web.Application) -> None:
