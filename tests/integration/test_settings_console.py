@@ -7,13 +7,18 @@ tabs' screenshots to var/screenshots/ (`make docs-screenshots` copies them into 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import pathlib
+import types
+import typing
 
 import pytest
 from playwright.sync_api import Page
 
+from fleetlog.collector.forward import ForwarderConfig
+from fleetlog.common.config import Flatten
 from tests.certs import TestCA
 from tests.harness import Cluster, free_port, run_cli, wait_for, write_lines
 from tests.rsyslog_receiver import RsyslogReceiver
@@ -362,3 +367,41 @@ def test_settings_page_signs_in_first_and_the_navigation_links_to_it(console):
     assert 'id="forwarder-add"' in api(console, "root").get("/settings").text
     assert 'id="forwarder-add"' not in api(console, "audrey").get("/settings").text
     assert 'id="token-form"' not in api(console, "payadm").get("/settings").text
+
+
+def _table_keys(section: type, prefix: str = "") -> dict[str, typing.Any]:
+    """Every key of a config section as collector.toml spells it (flattened sections' keys in
+    place, nested tables as `tls.ca`), with its type."""
+    keys: dict[str, typing.Any] = {}
+    hints = typing.get_type_hints(section, include_extras=True)
+    for item in dataclasses.fields(section):
+        hint = hints[item.name]
+        if typing.get_origin(hint) is typing.Annotated and any(isinstance(m, Flatten) for m in hint.__metadata__):
+            keys.update(_table_keys(typing.get_args(hint)[0], prefix))
+            continue
+        # A table of its own (`tls`, optional); not the items of a list (`include`'s patterns).
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        nested = [t for t in options if dataclasses.is_dataclass(t)]
+        if nested:
+            keys.update(_table_keys(nested[0], f"{prefix}{item.name}."))
+        else:
+            keys[prefix + item.name] = hint
+    return keys
+
+
+def _choices(hint: typing.Any) -> tuple[str, ...]:
+    """The values of a Literal key, or of a list of Literals (`actions`)."""
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        return _choices(typing.get_args(hint)[0])
+    return ()
+
+
+def test_the_forwarder_form_has_a_field_for_every_key_of_every_forwarder_type(console):
+    html = api(console).get("/settings").text
+    for section in typing.get_args(ForwarderConfig):
+        for key, hint in _table_keys(section).items():
+            assert f'name="{key}"' in html, (section.__name__, key)
+            for choice in _choices(hint):   # type, protocol, format, framing, actions
+                assert f'value="{choice}"' in html, (section.__name__, key, choice)
