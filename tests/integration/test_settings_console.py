@@ -300,24 +300,39 @@ def test_namespace_admin_neither_sees_nor_changes_another_namespace(page, consol
     page.wait_for_selector("#tokens tbody tr:not(:has-text('Loading'))")
     assert "root" not in column(page, "tokens", "name")
 
-    # Changing another namespace's settings with this session (cookie and CSRF token) is refused.
+    # Its own namespace it changes on the page; the change shows who made it.
+    page.click("#tab-namespaces")
+    payments = row(page, "namespaces", "payments")
+    page.click(f"{payments} button.edit")
+    page.fill("#ns-security", "3y")   # longer: saved without a question
+    page.click("#namespace-save")
+    page.wait_for_selector(f"{payments} td.security:text-is('3y')")
+    assert page.inner_text(f"{payments} td.changed").startswith("payadm via web, ")
+
+    # Another namespace's settings, with this session and its CSRF token: refused, nothing changes;
+    # and its own without the CSRF token: refused too.
     default_before = root.get("/api/v1/settings/namespaces/default").json()
     forwarder_before = root.get("/api/v1/settings/forwarders/default-only").json()
-    statuses = page.evaluate("""async () => {
-        const headers = {"Content-Type": "application/json",
-                         "X-CSRF-Token": document.getElementById("settings").dataset.csrf};
-        const put = (path, body) => fetch(path, {method: "PUT", headers, body: JSON.stringify(body)})
-            .then((r) => r.status);
-        return [await put("/api/v1/settings/namespaces/default", {levels: "emergency"}),
-                await put("/api/v1/settings/forwarders/default-only",
-                          {name: "default-only", type: "console"}),
-                await fetch("/api/v1/settings/forwarders/default-only", {method: "DELETE", headers})
-                    .then((r) => r.status)];
+    payments_before = root.get("/api/v1/settings/namespaces/payments").json()
+    answers = page.evaluate("""async () => {
+        const csrf = document.getElementById("settings").dataset.csrf;
+        const send = (method, path, body, withCsrf = true) => fetch(path, {method,
+            headers: {"Content-Type": "application/json", ...(withCsrf ? {"X-CSRF-Token": csrf} : {})},
+            body: body === undefined ? undefined : JSON.stringify(body)})
+            .then(async (r) => [r.status, (await r.json()).error]);
+        return [await send("PUT", "/api/v1/settings/namespaces/default", {levels: "emergency"}),
+                await send("PUT", "/api/v1/settings/forwarders/default-only", {name: "default-only", type: "console"}),
+                await send("DELETE", "/api/v1/settings/forwarders/default-only"),
+                await send("PUT", "/api/v1/settings/namespaces/payments", {levels: "debug"}, false)];
     }""")
-    assert statuses[0] == 403
-    assert statuses[1] in (403, 404) and statuses[2] in (403, 404)
+    assert answers[0] == [403, "namespace-admin 'payadm' may change only its namespaces (payments)"]
+    # A forwarder it cannot see: 404 for a removal; a PUT is refused by the rule on what it may change.
+    assert answers[1][0] in (403, 404)
+    assert answers[2] == [404, "forwarders: no entry 'default-only'"]
+    assert answers[3] == [403, "missing or wrong CSRF token (reload the page)"]
     assert root.get("/api/v1/settings/namespaces/default").json() == default_before
     assert root.get("/api/v1/settings/forwarders/default-only").json() == forwarder_before
+    assert root.get("/api/v1/settings/namespaces/payments").json() == payments_before
 
 
 def test_markup_in_a_forwarder_is_text_and_a_failed_test_event_shows_the_error(page, console):
