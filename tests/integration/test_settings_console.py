@@ -46,13 +46,15 @@ def rsyslog(tmp_path_factory, tls_pair):
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory):
-    """The shared console, plus one forwarder defined in collector.toml (read-only on the page)."""
+    """The shared console, plus a forwarder and a namespace's retention defined in collector.toml
+    (read-only on the page)."""
     folder = tmp_path_factory.mktemp("settings-console")
     cluster = Cluster(folder)
     # A console forwarder: no machine path on the screenshots.
     archive = {"name": "archive", "type": "console", "include": [{"field": "namespace", "pattern": "default"}]}
     try:
-        yield start_console(cluster, folder, forwarders=[archive])
+        yield start_console(cluster, folder, forwarders=[archive],
+                            retention={"namespaces": {"staging": {"general": "7d"}}})
     finally:
         cluster.stop_all()
 
@@ -193,6 +195,14 @@ def test_raise_a_namespace_minimum_level_on_the_page_and_see_events_below_it_dro
 
 def test_shorter_retention_shows_the_dry_run_effect_and_asks_first(page, console):
     open_settings(page, console, "root", "namespaces")
+    # The defaults for new namespaces come first; a namespace collector.toml sets is read-only.
+    assert page.inner_text("#namespaces tbody tr:first-child td.name .value") == "defaults for new namespaces"
+    assert [page.inner_text(f"{row(page, 'namespaces', '*')} td.{c}") for c in ("level", "general", "security")] == [
+        "info", "90d", "1y"]
+    staging = row(page, "namespaces", "staging")
+    assert [page.inner_text(f"{staging} td.{c}") for c in ("level", "general", "security")] == ["info", "7d", "1y"]
+    assert page.inner_text(f"{staging} td.name .badge") == "from collector.toml"
+    assert page.locator(f"{staging} button.edit").count() == 0
     default = row(page, "namespaces", "default")
     if page.locator(default).count():
         page.click(f"{default} button.edit")
