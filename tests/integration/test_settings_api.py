@@ -160,6 +160,14 @@ def test_namespace_dry_run_answers_the_effect_and_changes_nothing(console):
     # The agents' lines are dated 2025-12-01: all eight of namespace default are older than a day.
     assert reply.json()["effect"] == {"next_purge_removes": 8}
     assert root.get(f"{S}/namespaces/default").json() == before
+    # The defaults: every namespace's general-tier events older than a day, but those of `fixed`
+    # (its own general retention, from collector.toml).
+    older = search_json(console.collector, "--token-file", console.token_files["root"], "--where", "tier=general",
+                        "--until", "1d", "--limit", "0")
+    expected = len([e for e in older if e["namespace"] != "fixed"])
+    assert expected >= 8
+    defaults = put_json(root, f"{S}/namespaces/*?dry_run=1", {"retention": {"general": "1d"}})
+    assert defaults.json()["effect"] == {"next_purge_removes": expected}
     assert put_json(root, f"{S}/namespaces/fixed", {"levels": "error"}).status == 409
     bad = put_json(root, f"{S}/namespaces/default", {"retention": {"general": "soon"}})
     assert bad.status == 400 and bad.json()["error"].startswith("namespaces.default.retention.general: ")
