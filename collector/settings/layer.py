@@ -215,8 +215,8 @@ class SettingsLayer:
             raise SettingsClash(f"forwarders: {name!r} is defined in collector.toml (read-only here)")
         if create and before is not None:
             raise SettingsClash(f"forwarders: {name!r} exists already")
-        if not create and before is None:
-            raise SettingsNotFound(f"forwarders: no entry {name!r}")
+        if not create and (before is None or not access.may_see(caller, "forwarders", name, before)):
+            raise SettingsNotFound(f"forwarders: no entry {name!r}")   # one the caller may not see: the same
         enabled, config = entries.forwarder(name, body)
         self._check(caller, "forwarders", name, before, config)
         self._check_file_target(caller, config)

@@ -116,6 +116,9 @@ def test_roles(console):
     refused = api(console, "payadm").post_json(f"{S}/forwarders", other)
     assert refused.status == 403 and "select nothing but its namespaces" in refused.json()["error"]
     assert root.post_json(f"{S}/forwarders", other).status == 201
+    # A forwarder it may not see is answered as absent, whatever the verb.
+    for method in ("GET", "PUT", "DELETE"):
+        assert _send(api(console, "payadm"), method, f"{S}/forwarders/everything", other) == 404, method
     assert [f["name"] for f in api(console, "payadm").get(f"{S}/forwarders").json()["forwarders"]] == ["pay-only"]
     assert {f["name"] for f in api(console, "audrey").get(f"{S}/forwarders").json()["forwarders"]} == \
         {"from-file", "pay-only", "everything"}
