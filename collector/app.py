@@ -21,7 +21,6 @@ from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.denials import Denials
 from fleetlog.collector.event_times import TimePolicy
 from fleetlog.collector.evidence import Evidence
-from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.follow import Followers
 from fleetlog.collector.forward.forwarding import Forwarding
 from fleetlog.collector.grpc_server import GrpcServer
@@ -141,14 +140,9 @@ class CollectorApp:
             self.web = WebConsole(self.collector, config.web, config.tls)
 
     def _settings_layer(self, query: QueryEngine) -> SettingsLayer:
-        def count_expiring(namespace: str, tier: str, cutoff_us: int) -> int:
-            raw = {"where": f"tier={tier}"} if namespace == "*" else {"namespace": namespace, "where": f"tier={tier}"}
-            if cutoff_us <= 0:
-                return 0
-            return sum(n for _, _, n in query.histogram(build_filter_spec(raw), 0, cutoff_us, 1))
         authenticator = self.authenticator
         hooks = Hooks(record=self.own_events.append, forwarder_status=self.forwarding.status,
-                      count_expiring=count_expiring,
+                      histogram=query.histogram,
                       file_tokens=lambda: {e.name: e for e in authenticator.file_tokens.values()},
                       token_uses=lambda: {**self.settings_watcher.uses},
                       node_name=self._node_name, accepts_tokens=lambda: not authenticator.open)

@@ -163,6 +163,12 @@ class Authenticator:
         self.tokens = merged or None
         self.roles_by_name = {entry.name: entry for entry in merged.values()}
 
+    def still_valid(self, caller: Caller) -> bool:
+        """Whether the token a session was signed in with still exists with the same role (tokens
+        made through the settings can be revoked while their sessions are open)."""
+        entry = self.roles_by_name.get(caller.name)
+        return entry is not None and entry.role == caller.role
+
     def take_uses(self) -> dict[str, int]:
         """Token name -> last use (µs) since the previous call (written to the store)."""
         uses, self._uses = self._uses, {}

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fleetlog.collector.config import CollectorConfig, NamespaceRetention
+from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.forward import build_sink
 from fleetlog.collector.identity import Caller, TokenEntry
 from fleetlog.collector.internal import InternalEvent
-from fleetlog.collector.settings import access, effective, entries
+from fleetlog.collector.settings import access, effective, entries, purge_effect
 from fleetlog.collector.settings.errors import SettingsClash, SettingsNotFound, SettingsRefused
 from fleetlog.collector.settings.test_event import send_test_event
 from fleetlog.collector.settings.watcher import SettingsWatcher
@@ -40,7 +40,7 @@ class Hooks:
 
     record: Callable[[list[InternalEvent]], Awaitable[Any]]           # own events, via the writer
     forwarder_status: Callable[[], list[tuple[str, str, int, str, float]]]
-    count_expiring: Callable[[str, str, int], int]                    # blocking: (namespace, tier, cutoff µs)
+    histogram: purge_effect.Histogram                                 # blocking: the query engine's
     file_tokens: Callable[[], dict[str, TokenEntry]]                  # tokens_file's, by name
     token_uses: Callable[[], dict[str, int]]                          # name -> last use (µs)
     node_name: Callable[[], str]
@@ -215,8 +215,8 @@ class SettingsLayer:
             raise SettingsClash(f"forwarders: {name!r} is defined in collector.toml (read-only here)")
         if create and before is not None:
             raise SettingsClash(f"forwarders: {name!r} exists already")
-        if not create and before is None:
-            raise SettingsNotFound(f"forwarders: no entry {name!r}")
+        if not create and (before is None or not access.may_see(caller, "forwarders", name, before)):
+            raise SettingsNotFound(f"forwarders: no entry {name!r}")   # one the caller may not see: the same
         enabled, config = entries.forwarder(name, body)
         self._check(caller, "forwarders", name, before, config)
         self._check_file_target(caller, config)
@@ -280,7 +280,7 @@ class SettingsLayer:
             rows = [r for r in self.watcher.rows if not (r.kind == "namespaces" and r.name == name)]
             rows.append(SettingsRow("namespaces", name, json.dumps(stored), 0, 0, caller.name, via))
             after = effective.build(self.file_config, rows, self.hooks.file_tokens()).config
-            removes = await asyncio.to_thread(self._expiring, after, name)
+            removes = await asyncio.to_thread(purge_effect.next_purge_removes, after, name, self.hooks.histogram)
             return {"dry_run": True, "before": before, "after": effective.namespace_view(after, name),
                     "effect": {"next_purge_removes": removes}}
         if not stored and row is None:
@@ -289,22 +289,6 @@ class SettingsLayer:
         await self._audit(caller, via, "namespaces", name, "create" if row is None else
                           ("update" if stored else "delete"), before, effective.namespace_view(self.config, name))
         return self.get_entry("namespaces", name, caller)
-
-    def _expiring(self, config: CollectorConfig, name: str) -> int:
-        """Events of `name` (every namespace without its own retention, for `*`) the next purge would
-        remove under `config`'s retention."""
-        now = now_us()
-        total = 0
-        namespaces = [name] if name != entries.DEFAULTS else ["*"]
-        for tier in ("general", "security"):
-            own = config.retention.namespaces.get(name, NamespaceRetention()) if name != entries.DEFAULTS else None
-            seconds = getattr(own, tier) if own is not None and getattr(own, tier) is not None else \
-                getattr(config.retention, tier)
-            if seconds == float("inf"):
-                continue
-            for ns in namespaces:
-                total += self.hooks.count_expiring(ns, tier, now - int(seconds * 1_000_000))
-        return total
 
     async def create_token(self, body: dict[str, Any], caller: Caller, via: str) -> dict[str, Any]:
         if not self.hooks.accepts_tokens():

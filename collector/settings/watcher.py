@@ -39,6 +39,7 @@ class SettingsWatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[Any] | None = None
         self._polls = 0
+        self._failing = False        # the store did not answer the last poll (logged once per outage)
 
     def load(self) -> effective.Effective:
         """Blocking, at start: the entries as they are now (a set that does not build: the file's
@@ -109,5 +110,10 @@ class SettingsWatcher:
                 self._polls += 1
                 if self._polls % USES_EVERY == 0:
                     self.uses = await asyncio.to_thread(self.store.token_uses)
+                if self._failing:
+                    log.warning("settings: the store answers again")
+                    self._failing = False
             except FleetlogError as exc:      # the database is down: the running configuration stays
-                log.warning("settings: %s", exc)
+                if not self._failing:
+                    log.warning("settings: cannot poll the store (keeping the running configuration): %s", exc)
+                    self._failing = True

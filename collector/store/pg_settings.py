@@ -12,7 +12,7 @@ import psycopg
 
 from fleetlog.collector.store.pg_dsn import mask_dsn
 from fleetlog.collector.store.postgres import _first_line, connect
-from fleetlog.collector.store.settings_rows import SettingsConflict, SettingsRow
+from fleetlog.collector.store.settings_rows import SettingsRow, write_change
 from fleetlog.common.errors import StorageError
 
 T = TypeVar("T")
@@ -56,20 +56,7 @@ class PostgresSettings:
         def write(conn: psycopg.Connection) -> int:
             with conn.transaction():
                 conn.execute("SELECT version FROM settings_version WHERE id = 1 FOR UPDATE")
-                found = conn.execute("SELECT 1 FROM settings WHERE kind = %s AND name = %s", (kind, name)).fetchone()
-                if bool(found) != exists:
-                    raise SettingsConflict(f"{kind} {name!r} {'does not exist' if exists else 'exists already'}")
-                if body is None:
-                    conn.execute("DELETE FROM settings WHERE kind = %s AND name = %s", (kind, name))
-                elif exists:
-                    conn.execute("UPDATE settings SET body = %s, changed_at = %s, changed_by = %s, changed_via = %s"
-                                 " WHERE kind = %s AND name = %s", (body, now_us, who, via, kind, name))
-                else:
-                    conn.execute("INSERT INTO settings VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                                 (kind, name, body, now_us, now_us, who, via))
-                row = conn.execute("UPDATE settings_version SET version = version + 1 WHERE id = 1"
-                                   " RETURNING version").fetchone()
-                return int(row[0])  # type: ignore[index]
+                return write_change(conn.execute, "%s", kind, name, body, who, via, now_us, exists)
         return self._run(f"changing {kind} {name!r}", write)
 
     def touch_tokens(self, used: dict[str, int]) -> None:

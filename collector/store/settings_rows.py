@@ -4,7 +4,8 @@ last used. The backends' modules (sqlite_settings.py, pg_settings.py) implement 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from fleetlog.common.errors import StorageError
 
@@ -43,3 +44,22 @@ class SettingsStore(Protocol):
     def token_uses(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
+
+
+def write_change(execute: Callable[..., Any], mark: str, kind: str, name: str, body: str | None, who: str,
+                 via: str, now_us: int, exists: bool) -> int:
+    """The statements of one SettingsStore.change, inside the caller's transaction (`execute` is
+    the connection's, `mark` its driver's placeholder); the new version."""
+    def run(sql: str, *params: Any) -> Any:
+        return execute(sql.replace("?", mark), params)
+    found = run("SELECT 1 FROM settings WHERE kind = ? AND name = ?", kind, name).fetchone()
+    if bool(found) != exists:
+        raise SettingsConflict(f"{kind} {name!r} {'does not exist' if exists else 'exists already'}")
+    if body is None:
+        run("DELETE FROM settings WHERE kind = ? AND name = ?", kind, name)
+    elif exists:
+        run("UPDATE settings SET body = ?, changed_at = ?, changed_by = ?, changed_via = ? WHERE kind = ? AND name = ?",
+            body, now_us, who, via, kind, name)
+    else:
+        run("INSERT INTO settings VALUES (?, ?, ?, ?, ?, ?, ?)", kind, name, body, now_us, now_us, who, via)
+    return int(run("UPDATE settings_version SET version = version + 1 WHERE id = 1 RETURNING version").fetchone()[0])

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from fleetlog.collector.store.settings_rows import SettingsConflict, SettingsRow
+from fleetlog.collector.store.settings_rows import SettingsConflict, SettingsRow, write_change
 from fleetlog.common.errors import StorageError
 
 T = TypeVar("T")
@@ -54,20 +54,11 @@ class SqliteSettings:
                exists: bool) -> int:
         def write(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
-            found = conn.execute("SELECT 1 FROM settings WHERE kind = ? AND name = ?", (kind, name)).fetchone()
-            if bool(found) != exists:
+            try:
+                version = write_change(conn.execute, "?", kind, name, body, who, via, now_us, exists)
+            except SettingsConflict:
                 conn.execute("ROLLBACK")
-                raise SettingsConflict(f"{kind} {name!r} {'does not exist' if exists else 'exists already'}")
-            if body is None:
-                conn.execute("DELETE FROM settings WHERE kind = ? AND name = ?", (kind, name))
-            elif exists:
-                conn.execute("UPDATE settings SET body = ?, changed_at = ?, changed_by = ?, changed_via = ?"
-                             " WHERE kind = ? AND name = ?", (body, now_us, who, via, kind, name))
-            else:
-                conn.execute("INSERT INTO settings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (kind, name, body, now_us, now_us, who, via))
-            version = int(conn.execute("UPDATE settings_version SET version = version + 1 WHERE id = 1"
-                                       " RETURNING version").fetchone()[0])
+                raise
             conn.execute("COMMIT")
             return version
         return self._run(f"changing {kind} {name!r}", write)

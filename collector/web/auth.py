@@ -148,6 +148,10 @@ class ConsoleAuth:
             caller = self.authenticator.token_caller(token, ip)
         elif (session := self.session_of(request)) is not None:
             caller = session.caller
+            if caller.how == "token" and not self.authenticator.still_valid(caller):
+                # The token was revoked (or its role changed) since the sign-in: the session ends.
+                self.sessions.end(session.id)
+                return None
         elif self.authenticator.mtls and (name := certificate_name(request)):
             caller = self.authenticator.certificate_caller(name, ip)
         elif self.open:

@@ -116,6 +116,9 @@ def test_roles(console):
     refused = api(console, "payadm").post_json(f"{S}/forwarders", other)
     assert refused.status == 403 and "select nothing but its namespaces" in refused.json()["error"]
     assert root.post_json(f"{S}/forwarders", other).status == 201
+    # A forwarder it may not see is answered as absent, whatever the verb.
+    for method in ("GET", "PUT", "DELETE"):
+        assert _send(api(console, "payadm"), method, f"{S}/forwarders/everything", other) == 404, method
     assert [f["name"] for f in api(console, "payadm").get(f"{S}/forwarders").json()["forwarders"]] == ["pay-only"]
     assert {f["name"] for f in api(console, "audrey").get(f"{S}/forwarders").json()["forwarders"]} == \
         {"from-file", "pay-only", "everything"}
@@ -160,6 +163,14 @@ def test_namespace_dry_run_answers_the_effect_and_changes_nothing(console):
     # The agents' lines are dated 2025-12-01: all eight of namespace default are older than a day.
     assert reply.json()["effect"] == {"next_purge_removes": 8}
     assert root.get(f"{S}/namespaces/default").json() == before
+    # The defaults: every namespace's general-tier events older than a day, but those of `fixed`
+    # (its own general retention, from collector.toml).
+    older = search_json(console.collector, "--token-file", console.token_files["root"], "--where", "tier=general",
+                        "--until", "1d", "--limit", "0")
+    expected = len([e for e in older if e["namespace"] != "fixed"])
+    assert expected >= 8
+    defaults = put_json(root, f"{S}/namespaces/*?dry_run=1", {"retention": {"general": "1d"}})
+    assert defaults.json()["effect"] == {"next_purge_removes": expected}
     assert put_json(root, f"{S}/namespaces/fixed", {"levels": "error"}).status == 409
     bad = put_json(root, f"{S}/namespaces/default", {"retention": {"general": "soon"}})
     assert bad.status == 400 and bad.json()["error"].startswith("namespaces.default.retention.general: ")
@@ -180,6 +191,12 @@ def test_token_create_use_revoke(console):
     assert secret not in json.dumps(event) and hashlib.sha256(secret.encode()).hexdigest() not in json.dumps(event)
     assert root.request("DELETE", f"{S}/tokens/reader").status == 200
     wait_for(lambda: Http(console.base, token=secret).get("/api/v1/status").status == 401, 5, "token refused")
+    session = Http(console.base)
+    second = root.post_json(f"{S}/tokens", {"name": "signed-in", "role": "auditor"}).json()["token"]
+    wait_for(lambda: session.post_form("/signin", {"token": second}).status in (302, 303), 5, "signed in")
+    assert session.get("/api/v1/status").status == 200
+    assert root.request("DELETE", f"{S}/tokens/signed-in").status == 200
+    wait_for(lambda: session.get("/api/v1/status").status == 401, 5, "the revoked token's session ended")
     assert root.request("DELETE", f"{S}/tokens/root").status == 409
     assert root.post_json(f"{S}/tokens", {"name": "x", "role": "wizard"}).json()["error"].startswith(
         'tokens.role: expected "agent" or "admin"')
@@ -292,6 +309,18 @@ def test_forwarder_test_through_a_file_forwarder(console, tmp_path):
     disabled = put_json(root, f"{S}/forwarders/tested", {"type": "file", "path": str(out), "enabled": False})
     assert disabled.status == 200 and disabled.json()["state"] == "disabled" and disabled.json()["enabled"] is False
     assert root.request("DELETE", f"{S}/forwarders/tested").status == 200
+
+
+def test_audit_masks_secrets_in_bodies(console):
+    root = api(console, "root")
+    body = {"name": "masked", "type": "syslog", "protocol": "udp", "port": free_port(), "exclude": [{"field": "message", "pattern": "*password=hunter2*"}],
+            "app_name": "token=s3cr3t-value"}
+    assert root.post_json(f"{S}/forwarders", body).status == 201
+    event = audit(console, "settings/forwarders.create")[-1]
+    text = json.dumps(event)
+    assert "hunter2" not in text and "s3cr3t-value" not in text
+    assert event["fields"]["after"]["app_name"] == "token=***"
+    assert root.request("DELETE", f"{S}/forwarders/masked").status == 200
 
 
 def test_openapi_lists_the_settings_routes(console):
