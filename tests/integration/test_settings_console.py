@@ -22,7 +22,7 @@ from fleetlog.common.config import Flatten
 from tests.certs import TestCA
 from tests.harness import Cluster, free_port, run_cli, wait_for, write_lines
 from tests.rsyslog_receiver import RsyslogReceiver
-from tests.web_console import SCREENSHOTS, XSS_IMG, XSS_SCRIPT, Console, Http, start_console
+from tests.web_console import SCREENSHOTS, XSS_IMG, XSS_SCRIPT, Console, Http, Reply, start_console
 
 SCREENSHOT_NAMES = ("settings-forwarders.png", "settings-namespaces.png", "settings-access.png")
 APPLIED_WITHIN = 30   # seconds to poll for; the settings layer applies a change within 5 s
@@ -61,6 +61,10 @@ def console(tmp_path_factory):
 
 def api(console: Console, who: str = "root") -> Http:
     return Http(console.base, token=console.tokens[who])
+
+
+def put_json(client: Http, path: str, body: dict[str, typing.Any]) -> Reply:
+    return client.request("PUT", path, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
 
 def open_settings(page: Page, console: Console, who: str, tab: str) -> None:
@@ -213,9 +217,7 @@ def test_shorter_retention_shows_the_dry_run_effect_and_asks_first(page, console
     page.fill("#ns-general", "1d")
     page.click("#namespace-save")
     page.wait_for_selector("#namespace-confirm:not([hidden])")
-    dry = api(console).request("PUT", "/api/v1/settings/namespaces/default?dry_run=1",
-                               json.dumps({"retention": {"general": "1d"}}).encode(),
-                               {"Content-Type": "application/json"})
+    dry = put_json(api(console), "/api/v1/settings/namespaces/default?dry_run=1", {"retention": {"general": "1d"}})
     assert dry.status == 200
     removes = dry.json()["effect"]["next_purge_removes"]
     assert removes == 8     # web-1's six and web-2's two lines, from 2025-12-01
@@ -289,8 +291,7 @@ def test_namespace_admin_neither_sees_nor_changes_another_namespace(page, consol
     # retention removes nothing).
     for namespace, body in (("payments", {"levels": "error", "retention": {"security": "2y"}}),
                             ("default", {"retention": {"security": "2y"}})):
-        reply = root.request("PUT", f"/api/v1/settings/namespaces/{namespace}", json.dumps(body).encode(),
-                             {"Content-Type": "application/json"})
+        reply = put_json(root, f"/api/v1/settings/namespaces/{namespace}", body)
         assert reply.status == 200, reply.text
     for name, namespace in (("pay-only", "payments"), ("default-only", "default")):
         reply = root.post_json("/api/v1/settings/forwarders", {
@@ -362,6 +363,25 @@ def test_markup_in_a_forwarder_is_text_and_a_failed_test_event_shows_the_error(p
     assert page.is_hidden("#forwarders-message")
     assert api(console).request("DELETE", "/api/v1/settings/forwarders/unreachable").status == 200
     assert page.dialogs == []
+
+
+def test_a_forwarders_state_and_last_error_refresh_on_the_open_page(page, console):
+    root = api(console)
+    reply = root.post_json("/api/v1/settings/forwarders", {"name": "down", "type": "jsonl", "host": "127.0.0.1",
+                                                           "port": free_port(), "enabled": False})
+    assert reply.status == 201, reply.text
+    open_settings(page, console, "root", "forwarders")
+    down = row(page, "forwarders", "down")
+    assert page.inner_text(f"{down} td.state") == "disabled"
+    assert page.inner_text(f"{down} td.last-error") == "none"
+    # Enabled elsewhere (the API): it fails to connect, and the open page shows it, unreloaded.
+    # (An answer PUT back as it came: its status keys are ignored.)
+    assert put_json(root, "/api/v1/settings/forwarders/down", {**reply.json(), "enabled": True}).status == 200
+    page.wait_for_selector(f"{down} td.last-error:not(:text-is('none'))")
+    current = root.get("/api/v1/settings/forwarders/down").json()
+    assert current["last_error"] and page.inner_text(f"{down} td.last-error").endswith(current["last_error"])
+    assert page.inner_text(f"{down} td.state") != "disabled"
+    assert root.request("DELETE", "/api/v1/settings/forwarders/down").status == 200
 
 
 def test_an_auditor_reads_settings_without_change_buttons(page, console):

@@ -154,9 +154,8 @@ function forwarderRow(tr, f) {
   cell(tr, f.type);
   cell(tr, destination(f), "destination");
   cell(tr, filtersText(f), "filters");
-  cell(tr, f.enabled === false ? "disabled" : (f.state || ""), "state");
-  cell(tr, f.lag_events === undefined ? "" : String(f.lag_events), "num");
-  cell(tr, f.last_error ? `${f.last_error_at || ""}: ${f.last_error}` : "none", "last-error");
+  const status = forwarderStatus(f);
+  for (const [key, text] of Object.entries(status)) cell(tr, text, key === "lag" ? "num lag" : key);
   cell(tr, changedText(f), "changed");
   const actions = cell(tr, "", "row-actions");
   if (MAY_CHANGE) {
@@ -175,6 +174,26 @@ async function loadForwarders() {
     "No forwarder configured.", forwarderRow);
 }
 loaders.forwarders = loadForwarders;
+
+// State, lag and last error move on their own: every 5 s, while the tab shows, those cells are
+// set again in place (rows are not rebuilt under a pointer; a new or removed entry waits for the
+// next load).
+function forwarderStatus(f) {
+  return { state: f.enabled === false ? "disabled" : (f.state || ""),
+    lag: f.lag_events === undefined ? "" : String(f.lag_events),
+    "last-error": f.last_error ? `${f.last_error_at || ""}: ${f.last_error}` : "none" };
+}
+
+setInterval(async () => {
+  if (document.getElementById("panel-forwarders").hidden || document.hidden) return;
+  const reply = await call("GET", API + "forwarders");
+  if (!reply.ok) return;
+  for (const f of listOf(reply.data, "forwarders")) {
+    const tr = [...document.querySelectorAll("#forwarders tbody tr")].find((r) => r.dataset.name === f.name);
+    if (!tr) continue;
+    for (const [key, text] of Object.entries(forwarderStatus(f))) tr.querySelector("td." + key).textContent = text;
+  }
+}, 5000);
 
 // What a list item holds beyond collector.toml's keys (status, provenance) is not sent back.
 const NOT_CONFIG = ["state", "lag_events", "last_error", "last_error_at", "source", "read_only", "changed"];
