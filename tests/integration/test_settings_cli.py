@@ -132,3 +132,20 @@ def test_namespace_set_and_list(setup):
     table = cli(collector, files["root"], "namespace", "list").stdout.splitlines()
     assert table[0].split() == ["NAMESPACE", "MIN", "LEVEL", "GENERAL", "SECURITY", "SOURCE", "CHANGED"]
     assert table[2].split()[:5] == ["payments", "warning", "30d", "1y", "store"]
+
+
+def test_agents_and_strangers_are_refused(setup):
+    collector, files, folder = setup
+    agent = cli(collector, files["web-1"], "forwarder", "list")
+    assert agent.returncode == 1 and agent.stderr.strip() == \
+        f"fleetlog forwarder: collector {collector.address}: role 'agent' may not read settings"
+    stranger = folder / "stranger.token"
+    stranger.write_text("not-a-token\n")
+    refused = cli(collector, str(stranger), "token", "list")
+    assert refused.returncode == 1 and refused.stderr.strip().endswith("unknown token")
+    bad = cli(collector, files["root"], "forwarder", "add", "x", "no-equals-sign")
+    assert bad.returncode == 2 and bad.stderr.strip() == "fleetlog forwarder: expected KEY=VALUE, got 'no-equals-sign'"
+    denials = json.loads("[" + ",".join(cli(collector, files["root"], "search", "--format", "json", "--namespace",
+                                            "_collector", "--action", "audit/denied", "--user", "web-1"
+                                            ).stdout.split("\n")[:-1]) + "]")
+    assert any("settings list forwarders" in e["message"] for e in denials)
