@@ -50,6 +50,9 @@ def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
         assert _cli(a, root, "namespace", "set", "default", "--level", "error").returncode == 0
         wait_for(lambda: [n["effective"]["levels"] for n in _json(b, root, "namespace", "list")["namespaces"]
                           if n["namespace"] == "default"] == ["error"], 5, "the level applied by B")
+        version = a.metric("fleetlog_collector_settings_version")
+        assert version == 4   # four changes: token created, revoked, forwarder added, level set
+        wait_for(lambda: b.metric("fleetlog_collector_settings_version") == version, 5, "B at A's version")
         log = tmp_path / "web-1.log"
         write_lines(log, [f"2025-12-01T10:00:0{i}Z {level} line {i}" for i, level in
                           enumerate(["info", "error", "warning", "error"])])
