@@ -20,7 +20,7 @@ from typing import Any
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.forward import build_sink
 from fleetlog.collector.identity import Caller, TokenEntry
-from fleetlog.collector.internal import InternalEvent
+from fleetlog.collector.internal import COLLECTOR_NAMESPACE, InternalEvent
 from fleetlog.collector.settings import access, effective, entries, purge_effect
 from fleetlog.collector.settings.errors import SettingsClash, SettingsNotFound, SettingsRefused
 from fleetlog.collector.settings.test_event import send_test_event
@@ -147,7 +147,12 @@ class SettingsLayer:
         return name, None, answer
 
     def _namespaces(self) -> list[tuple[str, Any, dict[str, Any]]]:
-        names = {entries.DEFAULTS} | effective.file_namespaces(self.file_config) | set(self._rows("namespaces"))
+        """The defaults, the namespaces with settings, and those a token names (where agents write
+        and namespace roles work), so a page can set one that has no settings yet."""
+        tokens = [*self.hooks.file_tokens().values(), *self.watcher.effective.tokens]
+        named = {ns for token in tokens for ns in token.namespaces if ns != COLLECTOR_NAMESPACE}
+        names = ({entries.DEFAULTS} | effective.file_namespaces(self.file_config) | set(self._rows("namespaces"))
+                 | named)
         return [self._namespace_view(name) for name in sorted(names)]
 
     def _tokens(self) -> list[tuple[str, Any, dict[str, Any]]]:

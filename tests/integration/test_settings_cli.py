@@ -127,11 +127,15 @@ def test_namespace_set_and_list(setup):
     assert refused.returncode == 1 and "may change only its namespaces (payments)" in refused.stderr
     listed = json.loads(cli(collector, files["root"], "namespace", "list", "--format", "json").stdout)
     assert listed["defaults"]["levels"] == "info"
-    assert [(n["namespace"], n["levels"], n["retention"], n["changed"]["via"]) for n in listed["namespaces"]] == [
+    assert [(n["namespace"], n["levels"], n["retention"], (n["changed"] or {}).get("via"))
+            for n in listed["namespaces"]] == [
+        ("default", None, {"general": None, "security": None}, None),      # named by agent tokens
         ("payments", "warning", {"general": "30d", "security": None}, "cli")]
     table = cli(collector, files["root"], "namespace", "list").stdout.splitlines()
     assert table[0].split() == ["NAMESPACE", "MIN", "LEVEL", "GENERAL", "SECURITY", "SOURCE", "CHANGED"]
-    assert table[2].split()[:5] == ["payments", "warning", "30d", "1y", "store"]
+    assert [line.split()[:5] for line in table[1:]] == [["*", "info", "90d", "1y", "collector.toml"],
+                                                        ["default", "info", "90d", "1y", "default"],
+                                                        ["payments", "warning", "30d", "1y", "store"]]
 
 
 def test_agents_and_strangers_are_refused(setup):
