@@ -20,13 +20,14 @@ from fleetlog.common.errors import UsageError
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
 
-def _call(args: argparse.Namespace, verb: str, kind: str, name: str = "", body: dict[str, Any] | None = None,
+def settings_request(args: argparse.Namespace, verb: str, kind: str, name: str = "", body: dict[str, Any] | None = None,
           dry_run: bool = False) -> Any:
+    """One `Admin/Settings` call; the collector's answer (the API's JSON)."""
     conn = Connection.from_args(args)
     request = pb.SettingsRequest(verb=verb, kind=kind, name=name, dry_run=dry_run,
                                  body_json=json.dumps(body) if body is not None else "")
     with conn.channel() as channel:
-        reply = conn.admin(channel).Settings(request, metadata=conn.metadata)
+        reply = conn.admin(channel).Settings(request, metadata=conn.metadata, timeout=30)
     return json.loads(reply.json)
 
 
@@ -62,7 +63,7 @@ def _changed(entry: dict[str, Any]) -> str:
 # -- forwarders ---------------------------------------------------------------------------------
 
 def run_forwarder_list(args: argparse.Namespace) -> int:
-    answer = _call(args, "list", "forwarders")
+    answer = settings_request(args, "list", "forwarders")
     if args.format == "json":
         _print_json(answer)
         return 0
@@ -80,31 +81,31 @@ def _destination(forwarder: dict[str, Any]) -> str:
 
 def run_forwarder_add(args: argparse.Namespace) -> int:
     body = {"name": args.name, **key_values(args.settings)}
-    answer = _call(args, "create", "forwarders", args.name, body)
+    answer = settings_request(args, "create", "forwarders", args.name, body)
     print(f"forwarder {answer['name']} added ({answer['state']})")
     return 0
 
 
 def run_forwarder_edit(args: argparse.Namespace) -> int:
-    current = _call(args, "get", "forwarders", args.name)
+    current = settings_request(args, "get", "forwarders", args.name)
     body = {**current, **key_values(args.settings)}
     for key in args.unset or ():
         body.pop(key, None)
     if args.enable or args.disable:
         body["enabled"] = bool(args.enable)
-    answer = _call(args, "update", "forwarders", args.name, body)
+    answer = settings_request(args, "update", "forwarders", args.name, body)
     print(f"forwarder {answer['name']} changed ({answer['state']})")
     return 0
 
 
 def run_forwarder_rm(args: argparse.Namespace) -> int:
-    _call(args, "delete", "forwarders", args.name)
+    settings_request(args, "delete", "forwarders", args.name)
     print(f"forwarder {args.name} removed")
     return 0
 
 
 def run_forwarder_test(args: argparse.Namespace) -> int:
-    answer = _call(args, "test", "forwarders", args.name)
+    answer = settings_request(args, "test", "forwarders", args.name)
     print(f"forwarder {args.name} ({answer['target']}): {answer['answer']}")
     return 0 if answer["ok"] else 1
 
@@ -112,7 +113,7 @@ def run_forwarder_test(args: argparse.Namespace) -> int:
 # -- namespaces ---------------------------------------------------------------------------------
 
 def run_namespace_list(args: argparse.Namespace) -> int:
-    answer = _call(args, "list", "namespaces")
+    answer = settings_request(args, "list", "namespaces")
     if args.format == "json":
         _print_json(answer)
         return 0
@@ -127,7 +128,7 @@ def run_namespace_set(args: argparse.Namespace) -> int:
     if args.reset:
         body: dict[str, Any] = {}
     else:
-        current = _call(args, "get", "namespaces", args.namespace)
+        current = settings_request(args, "get", "namespaces", args.namespace)
         body = {}
         level = args.level if args.level is not None else current.get("levels")
         if level and level != "default":
@@ -138,7 +139,7 @@ def run_namespace_set(args: argparse.Namespace) -> int:
         retention = {k: v for k, v in retention.items() if v != "default"}
         if retention:
             body["retention"] = retention
-    answer = _call(args, "update", "namespaces", args.namespace, body, dry_run=args.dry_run)
+    answer = settings_request(args, "update", "namespaces", args.namespace, body, dry_run=args.dry_run)
     if args.dry_run:
         print(f"namespace {args.namespace}: the next purge would remove "
               f"{answer['effect']['next_purge_removes']} stored events (nothing changed)")
@@ -152,7 +153,7 @@ def run_namespace_set(args: argparse.Namespace) -> int:
 # -- tokens -------------------------------------------------------------------------------------
 
 def run_token_list(args: argparse.Namespace) -> int:
-    answer = _call(args, "list", "tokens")
+    answer = settings_request(args, "list", "tokens")
     if args.format == "json":
         _print_json(answer)
         return 0
@@ -164,7 +165,7 @@ def run_token_list(args: argparse.Namespace) -> int:
 
 def run_token_create(args: argparse.Namespace) -> int:
     namespaces = [n.strip() for n in (args.namespaces or "").split(",") if n.strip()]
-    answer = _call(args, "create", "tokens", args.name, {"name": args.name, "role": args.role,
+    answer = settings_request(args, "create", "tokens", args.name, {"name": args.name, "role": args.role,
                                                          "namespaces": namespaces})
     if args.out:
         try:
@@ -181,7 +182,7 @@ def run_token_create(args: argparse.Namespace) -> int:
 
 
 def run_token_revoke(args: argparse.Namespace) -> int:
-    _call(args, "delete", "tokens", args.name)
+    settings_request(args, "delete", "tokens", args.name)
     print(f"token {args.name} revoked")
     return 0
 

@@ -181,6 +181,16 @@ def _command(argv: list[str]) -> str:
                             if result.returncode else "")
 
 
+def _collector_settings(bundle: Bundle, args: argparse.Namespace) -> None:
+    """The settings managed live (docs/settings.md): part of the effective configuration that no
+    file holds. Tokens are listed without secrets or hashes, as the collector answers them."""
+    from fleetlog.cli.settings import settings_request
+    for kind in ("forwarders", "namespaces"):
+        bundle.add_json(f"status/settings-{kind}.json", settings_request(args, "list", kind))
+    # Names, roles, namespaces and times only; masking the text would take `"tokens": [` for a secret.
+    bundle.add_json("status/settings-tokens.json", settings_request(args, "list", "tokens"), mask=str)
+
+
 def run_support_bundle(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out)
     if not out.is_dir():
@@ -194,6 +204,7 @@ def run_support_bundle(args: argparse.Namespace) -> int:
     for index, path in enumerate(configs, 1):
         bundle.attempt(f"config {path}", functools.partial(_add_config, bundle, index, path))
     bundle.attempt("collector status", lambda: _collector_status(bundle, args))
+    bundle.attempt("collector settings", lambda: _collector_settings(bundle, args))
     bundle.attempt("versions", lambda: bundle.add_json("system/versions.json", _versions()))
     for name, argv in COMMANDS.items():
         bundle.attempt(name, functools.partial(_add_command, bundle, name, argv))

@@ -89,6 +89,7 @@ class CollectorApp:
             self.config = config = self._keep_restart_bound(settled.config)
             authenticator.set_stored_tokens(settled.tokens)
             self.classifier = Classifier(config)
+            metrics.settings_version.set(self.settings_watcher.version)
         except StorageError as exc:   # a database gone again: the watcher applies them once it answers
             log.warning("settings: cannot read them yet (%s); running with collector.toml's", exc)
         self.store = store = self.backend.writer
@@ -169,6 +170,7 @@ class CollectorApp:
         self.retention.reconfigure(config)
         self.metrics.show_intervals(config)
         self.authenticator.set_stored_tokens(settled.tokens)
+        self.metrics.settings_version.set(max(self.settings_watcher.version, 0))
 
     def _node_name(self) -> str:
         return self.config.node_name   # the rooms read it at each use: the config as last reloaded

@@ -49,6 +49,9 @@ class CollectorMetrics:
         self.storage_up = Gauge(p + "storage_up", "1 while the event store answers, 0 while it does not "
                                 "(a PostgreSQL store's database down, a full or read-only disk: batches "
                                 "are held, not acknowledged).", registry=r)
+        self.settings_version = Gauge(p + "settings_version", "Version of the settings managed live that this "
+                                      "collector runs (docs/settings.md); every collector of a cluster "
+                                      "reaches the same within seconds.", registry=r)
         self.purged = Counter(p + "events_purged", "Events deleted by retention.", ["tier"], registry=r)
         self.forward_events = Counter(p + "forward_events", "Events delivered by each forwarder.",
                                       ["forwarder"], registry=r)

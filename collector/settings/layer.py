@@ -20,7 +20,7 @@ from typing import Any
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.forward import build_sink
 from fleetlog.collector.identity import Caller, TokenEntry
-from fleetlog.collector.internal import InternalEvent
+from fleetlog.collector.internal import COLLECTOR_NAMESPACE, InternalEvent
 from fleetlog.collector.settings import access, effective, entries, purge_effect
 from fleetlog.collector.settings.errors import SettingsClash, SettingsNotFound, SettingsRefused
 from fleetlog.collector.settings.test_event import send_test_event
@@ -147,7 +147,12 @@ class SettingsLayer:
         return name, None, answer
 
     def _namespaces(self) -> list[tuple[str, Any, dict[str, Any]]]:
-        names = {entries.DEFAULTS} | effective.file_namespaces(self.file_config) | set(self._rows("namespaces"))
+        """The defaults, the namespaces with settings, and those a token names (where agents write
+        and namespace roles work), so a page can set one that has no settings yet."""
+        tokens = [*self.hooks.file_tokens().values(), *self.watcher.effective.tokens]
+        named = {ns for token in tokens for ns in token.namespaces if ns != COLLECTOR_NAMESPACE}
+        names = ({entries.DEFAULTS} | effective.file_namespaces(self.file_config) | set(self._rows("namespaces"))
+                 | named)
         return [self._namespace_view(name) for name in sorted(names)]
 
     def _tokens(self) -> list[tuple[str, Any, dict[str, Any]]]:
@@ -208,15 +213,16 @@ class SettingsLayer:
     async def put_forwarder(self, name: str, body: dict[str, Any], caller: Caller, via: str,
                             create: bool) -> dict[str, Any]:
         name = entries.check_name("forwarders", body.get("name") if create else name)
+        self._readable(caller)
         before = self._current_forwarder(name)
         row = self._rows("forwarders").get(name)
-        if before is not None and row is None:
-            self._readable(caller)
+        visible = before is not None and access.may_see(caller, "forwarders", name, before)
+        if not create and not visible:
+            raise SettingsNotFound(f"forwarders: no entry {name!r}")   # one the caller may not see: the same
+        if visible and row is None:
             raise SettingsClash(f"forwarders: {name!r} is defined in collector.toml (read-only here)")
         if create and before is not None:
             raise SettingsClash(f"forwarders: {name!r} exists already")
-        if not create and (before is None or not access.may_see(caller, "forwarders", name, before)):
-            raise SettingsNotFound(f"forwarders: no entry {name!r}")   # one the caller may not see: the same
         enabled, config = entries.forwarder(name, body)
         self._check(caller, "forwarders", name, before, config)
         self._check_file_target(caller, config)
@@ -268,11 +274,10 @@ class SettingsLayer:
     async def put_namespace(self, name: str, body: dict[str, Any], caller: Caller, via: str,
                             dry_run: bool = False) -> dict[str, Any]:
         name = entries.check_name("namespaces", name)
+        self._check(caller, "namespaces", name, None, None)
         if name in effective.file_namespaces(self.file_config):
-            self._readable(caller)
             raise SettingsClash(f"namespaces: {name!r} is defined in collector.toml (read-only here)")
         settings = entries.namespace(name, body)
-        self._check(caller, "namespaces", name, None, None)
         before = effective.namespace_view(self.config, name)
         row = self._rows("namespaces").get(name)
         stored = entries.plain(settings)

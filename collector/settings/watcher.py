@@ -54,29 +54,39 @@ class SettingsWatcher:
 
     def _take(self, version: int, rows: list[SettingsRow]) -> bool:
         self.version = version
-        try:
-            built = effective.build(self.file_config, rows, self.file_tokens())
-        except FleetlogError as exc:
-            log.error("settings version %d does not build, keeping the running configuration: %s", version, exc)
+        built = self._build(version, rows)
+        if built is None:
             return False
         self.rows, self.effective = rows, built
         return True
 
+    def _build(self, version: int, rows: list[SettingsRow]) -> effective.Effective | None:
+        try:
+            return effective.build(self.file_config, rows, self.file_tokens())
+        except FleetlogError as exc:
+            log.error("settings version %d does not build, keeping the running configuration: %s", version, exc)
+            return None
+
     async def refresh(self, force: bool = False) -> None:
-        """Apply the store's settings if their version moved (or `force`: the file changed)."""
+        """Apply the store's settings if their version moved (or `force`: the file changed). The
+        rows and configuration the layer answers from change only once `apply` took them."""
         async with self._lock:
             version = await asyncio.to_thread(self.store.version)
             if version == self.version and not force:
                 return
             version, rows = await asyncio.to_thread(self.store.rows)
-            if self._take(version, rows):
-                try:
-                    await self.apply(self.effective)
-                except FleetlogError as exc:
-                    log.error("settings version %d could not be applied, keeping the running configuration: %s",
-                              version, exc)
-                else:
-                    log.info("settings version %d applied", version)
+            self.version = version      # a set that fails is not retried until the next change
+            built = self._build(version, rows)
+            if built is None:
+                return
+            try:
+                await self.apply(built)
+            except FleetlogError as exc:
+                log.error("settings version %d could not be applied, keeping the running configuration: %s",
+                          version, exc)
+                return
+            self.rows, self.effective = rows, built
+            log.info("settings version %d applied", version)
 
     async def reload_file(self, file_config: CollectorConfig) -> None:
         """SIGHUP: collector.toml changed; rebuild with the store's entries."""

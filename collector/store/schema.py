@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS settings (kind TEXT NOT NULL, name TEXT NOT NULL, bod
     changed_via TEXT NOT NULL, PRIMARY KEY (kind, name));
 CREATE TABLE IF NOT EXISTS settings_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
 INSERT OR IGNORE INTO settings_version(id, version) VALUES (1, 0);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('settings_schema', '1');
 -- When each token was last used (by name), kept apart so a use never bumps the version.
 CREATE TABLE IF NOT EXISTS token_uses (name TEXT PRIMARY KEY, last_used INTEGER NOT NULL);
 """

@@ -128,7 +128,11 @@ def test_roles(console):
     assert api(console, None).get(f"{S}/forwarders").status == 401
     assert put_json(api(console, "payadm"), f"{S}/namespaces/default", {"levels": "error"}).status == 403
     assert api(console, "payadm").get(f"{S}/namespaces/default").status == 404
-    assert api(console, "payadm").get(f"{S}/namespaces").json() == {"defaults": None, "namespaces": []}
+    listed = api(console, "payadm").get(f"{S}/namespaces").json()
+    assert listed["defaults"] is None
+    assert [(n["namespace"], n["source"], n["levels"]) for n in listed["namespaces"]] == [("payments", "default", None)]
+    everything = api(console, "audrey").get(f"{S}/namespaces").json()["namespaces"]
+    assert [n["namespace"] for n in everything] == ["default", "fixed", "payments"]
     denials = search_json(console.collector, "--token-file", console.token_files["root"], "--action", "audit/denied",
                           "--namespace", "_collector", "--user", "payadm")
     assert any("/api/v1/settings/forwarders" in e["message"] for e in denials)

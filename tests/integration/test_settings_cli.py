@@ -127,8 +127,29 @@ def test_namespace_set_and_list(setup):
     assert refused.returncode == 1 and "may change only its namespaces (payments)" in refused.stderr
     listed = json.loads(cli(collector, files["root"], "namespace", "list", "--format", "json").stdout)
     assert listed["defaults"]["levels"] == "info"
-    assert [(n["namespace"], n["levels"], n["retention"], n["changed"]["via"]) for n in listed["namespaces"]] == [
+    assert [(n["namespace"], n["levels"], n["retention"], (n["changed"] or {}).get("via"))
+            for n in listed["namespaces"]] == [
+        ("default", None, {"general": None, "security": None}, None),      # named by agent tokens
         ("payments", "warning", {"general": "30d", "security": None}, "cli")]
     table = cli(collector, files["root"], "namespace", "list").stdout.splitlines()
     assert table[0].split() == ["NAMESPACE", "MIN", "LEVEL", "GENERAL", "SECURITY", "SOURCE", "CHANGED"]
-    assert table[2].split()[:5] == ["payments", "warning", "30d", "1y", "store"]
+    assert [line.split()[:5] for line in table[1:]] == [["*", "info", "90d", "1y", "collector.toml"],
+                                                        ["default", "info", "90d", "1y", "default"],
+                                                        ["payments", "warning", "30d", "1y", "store"]]
+
+
+def test_agents_and_strangers_are_refused(setup):
+    collector, files, folder = setup
+    agent = cli(collector, files["web-1"], "forwarder", "list")
+    assert agent.returncode == 1 and agent.stderr.strip() == \
+        f"fleetlog forwarder: collector {collector.address}: role 'agent' may not read settings"
+    stranger = folder / "stranger.token"
+    stranger.write_text("not-a-token\n")
+    refused = cli(collector, str(stranger), "token", "list")
+    assert refused.returncode == 1 and refused.stderr.strip().endswith("unknown token")
+    bad = cli(collector, files["root"], "forwarder", "add", "x", "no-equals-sign")
+    assert bad.returncode == 2 and bad.stderr.strip() == "fleetlog forwarder: expected KEY=VALUE, got 'no-equals-sign'"
+    denials = json.loads("[" + ",".join(cli(collector, files["root"], "search", "--format", "json", "--namespace",
+                                            "_collector", "--action", "audit/denied", "--user", "web-1"
+                                            ).stdout.split("\n")[:-1]) + "]")
+    assert any("settings list forwarders" in e["message"] for e in denials)

@@ -32,6 +32,12 @@ def test_support_bundle_collects_status_configs_logs_and_masks_secrets(cluster, 
         handle.write("2025-12-02 14:31:00 ERROR login failed for url https://x/?password=hunter2 "
                      "Authorization: Bearer abcdefghijklmnop\n")
 
+    # A setting kept in the store (docs/settings.md) travels in the bundle, a token's secret does not.
+    made = run_cli("--collector", collector.address, "--token-file", str(tmp_path / "admin.token"), "token",
+                   "create", "reader", "--role", "auditor")
+    assert made.returncode == 0, made.stderr
+    reader_token = made.stdout.strip()
+
     out = tmp_path / "out"
     out.mkdir()
     result = run_cli("--collector", collector.address, "--token-file", str(tmp_path / "admin.token"),
@@ -44,7 +50,7 @@ def test_support_bundle_collects_status_configs_logs_and_masks_secrets(cluster, 
     with tarfile.open(bundle) as tar:
         files = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode() for m in tar.getmembers()}
     everything = "\n".join(files.values())
-    for secret in (admin_token, agent_token, "hunter2", "abcdefghijklmnop"):
+    for secret in (admin_token, agent_token, reader_token, "hunter2", "abcdefghijklmnop"):
         assert secret not in everything
     assert "password=***" in files["logs/collector-1.log"]
 
@@ -55,6 +61,9 @@ def test_support_bundle_collects_status_configs_logs_and_masks_secrets(cluster, 
     assert effective["tokens_file"] == str(tokens)
     assert json.loads(files["config/2-agent.toml.effective.json"])["node_name"] == "web-1"
     assert "fleetlog_agent_events_read_total" in files["status/agent-2-metrics.txt"]
+    assert [(t["name"], t["source"]) for t in json.loads(files["status/settings-tokens.json"])["tokens"]] == [
+        ("ops", "tokens_file"), ("reader", "store"), ("web-1", "tokens_file")]
+    assert json.loads(files["status/settings-forwarders.json"]) == {"forwarders": []}
     assert json.loads(files["system/disk-collector-1.json"])["bytes_used_by_fleetlog"] > 0
     assert "agent --config" in files["system/processes.txt"]
     versions = json.loads(files["system/versions.json"])

@@ -50,6 +50,9 @@ def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
         assert _cli(a, root, "namespace", "set", "default", "--level", "error").returncode == 0
         wait_for(lambda: [n["effective"]["levels"] for n in _json(b, root, "namespace", "list")["namespaces"]
                           if n["namespace"] == "default"] == ["error"], 5, "the level applied by B")
+        version = a.metric("fleetlog_collector_settings_version")
+        assert version == 4   # four changes: token created, revoked, forwarder added, level set
+        wait_for(lambda: b.metric("fleetlog_collector_settings_version") == version, 5, "B at A's version")
         log = tmp_path / "web-1.log"
         write_lines(log, [f"2025-12-01T10:00:0{i}Z {level} line {i}" for i, level in
                           enumerate(["info", "error", "warning", "error"])])
@@ -67,3 +70,31 @@ def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
         assert delivered() == ["line 1", "line 3"]
     finally:
         cluster.stop_all()
+
+
+def test_postgres_settings_store_serialises_changes_and_refuses_conflicts(pg_dsn):
+    import psycopg
+    import pytest
+
+    from fleetlog.collector.store import pg_schema
+    from fleetlog.collector.store.pg_settings import PostgresSettings
+    from fleetlog.collector.store.settings_rows import SettingsConflict
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        pg_schema.migrate(conn, "test")
+    one, two = PostgresSettings(pg_dsn), PostgresSettings(pg_dsn)
+    try:
+        assert one.rows() == (0, [])
+        assert one.change("tokens", "ops", '{"role": "auditor"}', "root", "api", 10, exists=False) == 1
+        with pytest.raises(SettingsConflict, match="exists already"):
+            two.change("tokens", "ops", "{}", "root", "cli", 11, exists=False)
+        assert two.change("namespaces", "web", '{"levels": "error"}', "ann", "web", 12, exists=False) == 2
+        assert one.change("tokens", "ops", None, "root", "api", 13, exists=True) == 3
+        version, rows = two.rows()
+        assert version == 3 and [(r.kind, r.name, r.changed_by) for r in rows] == [("namespaces", "web", "ann")]
+        one.touch_tokens({"ops": 5})
+        two.touch_tokens({"ops": 4, "web-1": 9})
+        assert one.token_uses() == {"ops": 5, "web-1": 9}
+    finally:
+        one.close()
+        two.close()

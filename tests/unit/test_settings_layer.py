@@ -4,6 +4,7 @@ SQLite settings store (version counter, conflicts, token uses)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.identity import Caller, TokenEntry
 from fleetlog.collector.settings import access, effective, entries
+from fleetlog.collector.settings.watcher import SettingsWatcher
 from fleetlog.collector.store.settings_rows import SettingsConflict, SettingsRow
 from fleetlog.collector.store.sqlite import SqliteBackend
 from fleetlog.common.config import build_config
@@ -131,3 +133,34 @@ def test_sqlite_store_counts_versions_and_refuses_conflicts(tmp_path):
         assert reopened.settings_store().version() == 3
     finally:
         reopened.close()
+
+
+def test_watcher_applies_a_change_and_keeps_the_running_configuration_when_a_set_does_not_build(tmp_path):
+    backend = SqliteBackend(tmp_path, collector="c1")
+    store = backend.settings_store()
+    applied: list[effective.Effective] = []
+
+    async def apply(settled: effective.Effective) -> None:
+        applied.append(settled)
+
+    async def scenario() -> None:
+        watcher = SettingsWatcher(store, FILE, set, apply, poll=0.01)
+        watcher.load()
+        store.change("namespaces", "web", '{"levels": "error"}', "root", "api", 1, exists=False)
+        await watcher.refresh()
+        assert watcher.effective.config.namespace_level("web") == Level.ERROR and len(applied) == 1
+        # A row another collector (or a hand) stored that does not build here: refused, the rest stays.
+        store.change("forwarders", "bad", '{"type": "syslog", "port": 0}', "root", "api", 2, exists=False)
+        await watcher.refresh()
+        assert len(applied) == 1 and watcher.version == 2
+        assert watcher.effective.config.namespace_level("web") == Level.ERROR
+        assert [f.name for f in watcher.effective.config.forwarders] == ["siem"]
+        store.change("forwarders", "bad", None, "root", "api", 3, exists=True)
+        await watcher.refresh()
+        assert len(applied) == 2 and watcher.version == 3
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
+        backend.close()
