@@ -227,6 +227,19 @@ def test_shorter_retention_shows_the_dry_run_effect_and_asks_first(page, console
     assert page.is_hidden("#namespace-confirm")
     assert api(console).get("/api/v1/settings/namespaces/default").json() == before
 
+    # A namespace not listed yet, typed by name; a longer retention is saved without a question.
+    page.fill("#ns-other", "billing")
+    page.click("#ns-other-edit")
+    assert page.inner_text("#namespace-form-title") == "Namespace billing"
+    page.select_option("#ns-level", "warning")
+    page.fill("#ns-security", "2y")
+    page.click("#namespace-save")
+    billing = row(page, "namespaces", "billing")
+    page.wait_for_selector(billing)
+    assert [page.inner_text(f"{billing} td.{c}") for c in ("level", "general", "security")] == ["warning", "90d", "2y"]
+    assert page.inner_text(f"{billing} td.changed").startswith("root via web, ")
+    assert page.is_hidden("#namespace-confirm") and page.is_hidden("#namespace-form")
+
 
 def test_create_a_token_on_the_page_use_it_from_the_cli_and_revoke_it(page, console, tmp_path):
     open_settings(page, console, "root", "access")
