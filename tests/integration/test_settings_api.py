@@ -310,6 +310,15 @@ def test_forwarder_test_through_a_file_forwarder(console, tmp_path):
     assert [(e["action"], e["user"]) for e in lines] == [("settings/forwarders.test", "root")]
     assert audit(console, "settings/forwarders.test")[-1]["fields"]["ok"] is True
     assert root.post_json(f"{S}/forwarders/nothing/test", {}).status == 404
+    # Edited live: from now on it forwards the application lines (its cursor is past the older ones).
+    edited = put_json(root, f"{S}/forwarders/tested", {"type": "file", "path": str(out), "log_types": ["application"]})
+    assert edited.status == 200 and edited.json()["log_types"] == ["application"]
+    write_lines(console.logs["web-2"], ["2025-12-01T12:00:00.000Z INFO user=erin forwarded after the edit"])
+
+    def forwarded() -> list[str]:
+        return [json.loads(line)["message"] for line in out.read_text().splitlines()[1:]]
+    wait_for(forwarded, 10, "the new line forwarded")
+    assert forwarded() == ["user=erin forwarded after the edit"]
     disabled = put_json(root, f"{S}/forwarders/tested", {"type": "file", "path": str(out), "enabled": False})
     assert disabled.status == 200 and disabled.json()["state"] == "disabled" and disabled.json()["enabled"] is False
     assert root.request("DELETE", f"{S}/forwarders/tested").status == 200
