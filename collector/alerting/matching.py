@@ -4,15 +4,16 @@ A rule's filters are the search's filters (collector/store/row_match.py evaluate
 exactly as the store's queries do), so a rule counts what `fleetlog search` with the same flags
 would list. The host filter matches the event's host name or address, as a search's does.
 
-The index: most rules name exact actions (`login.failed`), levels (`--min-level error`) or
-namespaces; a rule is filed under the first of these it has, and an event is tested only
-against the rules filed under its own action, level and namespace, plus the few that name none
-of them.
+The index: most rules name exact values of some field (`action = "login.failed"`, a user, a
+namespace) or levels (`min_level = "error"`); a rule is filed under the most selective of these
+it has, and an event is tested only against the rules filed under its own values and level,
+plus the few rules that name none of them (a host or message filter alone).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,13 +21,14 @@ from typing import Any
 from fleetlog.collector.alerting.rules import AlertRule
 from fleetlog.collector.filters import FilterSpec, TextMatch, build_filter_spec
 from fleetlog.collector.store import EVENT_COLUMNS
+from fleetlog.collector.store.blocks import tokens
 from fleetlog.collector.store.row_match import row_predicate
-from fleetlog.common.levels import LEVEL_NAMES
+from fleetlog.common.levels import LEVEL_NAMES, Level
 from fleetlog.common.wildcard import compile_wildcard
 
 Row = Sequence[Any]
 COLUMN = {name: i for i, name in enumerate(EVENT_COLUMNS)}
-_ACTION, _LEVEL, _NAMESPACE = COLUMN["action"], COLUMN["level"], COLUMN["namespace"]
+_LEVEL, _MESSAGE = COLUMN["level"], COLUMN["message"]
 _HOST, _HOST_IP = COLUMN["host"], COLUMN["host_ip"]
 
 
@@ -37,14 +39,19 @@ def as_search_row(row: Row) -> tuple[Any, ...]:
 
 
 def _host_test(match: TextMatch) -> Callable[[Row], bool]:
+    """The host filter: the event's host name or its address, exact or by wildcard (the
+    wildcards joined into one expression: this test runs on every event for a rule filed
+    nowhere else)."""
     exact = frozenset(match.exact)
-    globs = [compile_wildcard(p).match for p in match.wildcards]
+    glob = (re.compile("|".join(f"(?:{compile_wildcard(p).pattern})" for p in match.wildcards), re.DOTALL).match
+            if match.wildcards else None)
 
     def test(row: Row) -> bool:
-        for value in (row[_HOST], row[_HOST_IP]):
-            if value and (value in exact or any(glob(value) for glob in globs)):
-                return True
-        return False
+        host, address = row[_HOST], row[_HOST_IP]
+        if host in exact or address in exact:
+            return True
+        return glob is not None and ((host is not None and glob(host) is not None)
+                                     or (address is not None and glob(address) is not None))
     return test
 
 
@@ -68,51 +75,98 @@ def compile_rule(index: int, rule: AlertRule) -> CompiledRule:
     return CompiledRule(index, rule, spec, test, tuple(COLUMN[name] for name in rule.group_by))
 
 
+def required_word(spec: FilterSpec) -> str:
+    """A word every message the rule matches holds as a whole word (a keyword search's word, as
+    blocks.tokens cuts and folds it): the longest first word of its keywords and phrases (a
+    keyword ending in `*` only when it has more than one word, the last being a prefix). ""
+    when it has none."""
+    words = []
+    for text in (*spec.keywords, *spec.phrases):
+        prefix = text in spec.keywords and text.endswith("*")
+        found = tokens(text.rstrip("*") if prefix else text)
+        if found and not (prefix and len(found) == 1):
+            words.append(found[0])
+    return max(words, key=len, default="")
+
+
+# Fields a rule may be filed under when it names exact values of one, most selective first.
+INDEX_FIELDS = ("request_id", "user", "action", "app", "source")
+BROAD_FIELDS = ("log_type", "namespace")
+
+
 class RuleIndex:
-    """The rules filed by a field every event they match must have."""
+    """The rules filed by a field every event they match must have, the most selective a rule
+    has: an exact request id, user, action, app or source; else a word its message keywords
+    need; else levels without info; else an exact log type or namespace; else any levels."""
 
     def __init__(self, rules: Sequence[AlertRule]):
         self.rules = [compile_rule(i, rule) for i, rule in enumerate(rules)]
-        self.by_action: dict[str, list[CompiledRule]] = defaultdict(list)
+        tables: dict[str, dict[str, list[CompiledRule]]] = {name: defaultdict(list)
+                                                            for name in (*INDEX_FIELDS, *BROAD_FIELDS)}
+        by_word: dict[str, list[CompiledRule]] = defaultdict(list)
         self.by_level: list[list[CompiledRule]] = [[] for _ in LEVEL_NAMES]
-        self.by_namespace: dict[str, list[CompiledRule]] = defaultdict(list)
         self.everywhere: list[CompiledRule] = []
         for compiled in self.rules:
-            self._file(compiled)
-        # Plain dicts from here: a lookup of an absent key must not add it.
-        self.by_action, self.by_namespace = dict(self.by_action), dict(self.by_namespace)
+            self._file(compiled, tables, by_word)
+        # Only the fields some rule is filed under, as plain dicts (a lookup must not add keys).
+        self.tables = [(COLUMN[name], dict(table)) for name, table in tables.items() if table]
+        self.by_word = dict(by_word)
 
-    def _file(self, compiled: CompiledRule) -> None:
+    def _file(self, compiled: CompiledRule, tables: dict[str, dict[str, list[CompiledRule]]],
+              by_word: dict[str, list[CompiledRule]]) -> None:
         spec = compiled.spec
-        if spec.action is not None and not spec.action.wildcards:
-            for action in spec.action.exact:
-                self.by_action[action].append(compiled)
+        for name in INDEX_FIELDS:
+            match: TextMatch | None = getattr(spec, name)
+            if match is not None and not match.wildcards:
+                for value in match.exact:
+                    tables[name][value].append(compiled)
+                return
+        word = required_word(spec)
+        if word:
+            by_word[word].append(compiled)
             return
         levels = set(spec.levels) if spec.levels else None
         if spec.max_level is not None:
             below = set(range(spec.max_level + 1))
             levels = below if levels is None else levels & below
-        if levels is not None:
-            for level in levels:
-                if 0 <= level < len(self.by_level):
-                    self.by_level[level].append(compiled)
+        # Levels without info (most events) before the broad fields: `min_level = "error"`
+        # leaves few events, a namespace or log type many.
+        if levels is not None and int(Level.INFO) not in levels:
+            self._file_levels(compiled, levels)
             return
-        if spec.namespace is not None and not spec.namespace.wildcards:
-            for namespace in spec.namespace.exact:
-                self.by_namespace[namespace].append(compiled)
+        for name in BROAD_FIELDS:
+            match: TextMatch | None = getattr(spec, name)
+            if match is not None and not match.wildcards:
+                for value in match.exact:
+                    tables[name][value].append(compiled)
+                return
+        if levels is not None:
+            self._file_levels(compiled, levels)
             return
         self.everywhere.append(compiled)
 
+    def _file_levels(self, compiled: CompiledRule, levels: set[int]) -> None:
+        for level in levels:
+            if 0 <= level < len(self.by_level):
+                self.by_level[level].append(compiled)
+
     def candidates(self, row: Row) -> list[CompiledRule]:
-        found = self.by_action.get(row[_ACTION], [])
+        found: list[CompiledRule] = []
+        for column, table in self.tables:
+            rules = table.get(row[column])
+            if rules:
+                found += rules
         level = row[_LEVEL]
         if 0 <= level < len(self.by_level) and self.by_level[level]:
-            found = found + self.by_level[level]
-        namespace_rules = self.by_namespace.get(row[_NAMESPACE])
-        if namespace_rules:
-            found = found + namespace_rules
+            found += self.by_level[level]
+        if self.by_word and row[_MESSAGE]:
+            # Each word once: a message that repeats a word must not offer its rules twice.
+            for word in set(tokens(row[_MESSAGE])):
+                rules = self.by_word.get(word)
+                if rules:
+                    found += rules
         if self.everywhere:
-            found = found + self.everywhere
+            found += self.everywhere
         return found
 
     def matches(self, row: Row) -> list[CompiledRule]:

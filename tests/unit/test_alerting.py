@@ -119,6 +119,18 @@ def test_the_index_offers_an_event_only_the_rules_it_may_match():
     assert keywords.matches(_row(user="root", message="disk is full")) == []
 
 
+def test_a_rule_with_message_keywords_is_offered_only_events_holding_its_word():
+    index = RuleIndex([_rule("oom", message='"out of memory"'), _rule("disk", message="disk* full"),
+                       _rule("prefix", message="kern*")])
+    assert [c.rule.name for c in index.everywhere] == ["prefix"]     # a one-word prefix names no whole word
+    names = lambda message: sorted(c.rule.name for c in index.candidates(_row(message=message)))
+    assert names("Out of Memory: killed process 7") == ["oom", "prefix"]
+    assert names("disk full, disk full") == ["disk", "prefix"]        # offered once though the word repeats
+    assert names("kernel: all fine") == ["prefix"]
+    assert [c.rule.name for c in index.matches(_row(message="kernel: out of memory"))] == ["oom", "prefix"]
+    assert [c.rule.name for c in index.matches(_row(message="disks fullness"))] == []
+
+
 def test_counts_slide_with_the_window_and_groups_are_bounded():
     counts = RuleCounts(window=60.0, max_groups=2)
     now = 1_000_000.0
