@@ -135,9 +135,9 @@ class RuleIndex:
             self._file_levels(compiled, levels)
             return
         for name in BROAD_FIELDS:
-            match: TextMatch | None = getattr(spec, name)
-            if match is not None and not match.wildcards:
-                for value in match.exact:
+            broad: TextMatch | None = getattr(spec, name)
+            if broad is not None and not broad.wildcards:
+                for value in broad.exact:
                     tables[name][value].append(compiled)
                 return
         if levels is not None:
