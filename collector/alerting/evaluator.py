@@ -135,43 +135,33 @@ class Evaluator:
     def _run(self) -> None:
         reader: EventReader | None = None
         cursor: Cursor = {}
-        holding = False
-        next_evaluation = time.monotonic()
+        saved: Cursor | None = None        # None: not holding the lease
         saved_at = 0.0
-        saved: Cursor = {}
+        next_evaluation = time.monotonic()
         try:
             while not self._stopping.is_set():
                 try:
-                    if reader is None:
-                        reader = self.backend.reader()
+                    reader = reader or self.backend.reader()
                     self.wake.clear()
-                    if not self.lease.held():
-                        if holding:
-                            with self._lock:
-                                self._configure(self.config)   # another collector evaluates from here on
-                        holding = False
-                        self.state = "standby: another collector evaluates the rules"
-                        self.metrics.alert_evaluator_active.set(0)
+                    if not self._holds_lease(saved is not None):
+                        saved = None
                         self.wake.wait(1.0)
                         continue
-                    if not holding:
+                    if saved is None:
+                        # Just taken: on from the cursor the last holder saved (or from now).
                         cursor = self.cursor_store.load() or reader.heads()
                         saved = dict(cursor)
-                        holding = True
-                        self.state = "evaluating"
-                        self.metrics.alert_evaluator_active.set(1)
                     pages = reader.read_after(cursor, None, self.batch_events)
                     if pages:
                         with self._lock:
                             self._count(pages)
                         cursor = {**cursor, **{chain: rows[-1][0] for chain, rows in pages}}
-                    if time.monotonic() - saved_at >= self.save_interval and cursor != saved:
+                    if cursor != saved and time.monotonic() - saved_at >= self.save_interval:
                         self.cursor_store.save(cursor)
                         saved, saved_at = dict(cursor), time.monotonic()
-                    now = time.monotonic()
-                    if now >= next_evaluation:
+                    if time.monotonic() >= next_evaluation:
                         self.evaluate()
-                        next_evaluation = now + self.config.evaluation_interval
+                        next_evaluation = time.monotonic() + self.config.evaluation_interval
                     if not pages:
                         self.wake.wait(max(0.0, min(1.0, next_evaluation - time.monotonic())))
                 except (FleetlogError, OSError) as exc:
@@ -181,7 +171,7 @@ class Evaluator:
                         reader.close()
                         reader = None
                     self._stopping.wait(1.0)
-            if holding and cursor != saved:
+            if saved is not None and cursor != saved:
                 self.cursor_store.save(cursor)
         except Exception:  # a bug must not end alerting silently
             log.exception("alert evaluator stopped by an unexpected error")
@@ -190,6 +180,20 @@ class Evaluator:
             if reader is not None:
                 reader.close()
             self.lease.release()
+
+    def _holds_lease(self, held_before: bool) -> bool:
+        """Whether this collector evaluates now; one that just lost the lease forgets its counts
+        and alerts (the new holder decides from here on)."""
+        if self.lease.held():
+            self.state = "evaluating"
+            self.metrics.alert_evaluator_active.set(1)
+            return True
+        if held_before:
+            with self._lock:
+                self._configure(self.config)
+        self.state = "standby: another collector evaluates the rules"
+        self.metrics.alert_evaluator_active.set(0)
+        return False
 
     def _count(self, pages: list[tuple[str, list[Any]]]) -> None:
         now = time.time()

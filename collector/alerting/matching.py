@@ -94,6 +94,19 @@ INDEX_FIELDS = ("request_id", "user", "action", "app", "source")
 BROAD_FIELDS = ("log_type", "namespace")
 
 
+def _file_by_value(compiled: CompiledRule, names: tuple[str, ...],
+                   tables: dict[str, dict[str, list[CompiledRule]]]) -> bool:
+    """File the rule under the exact values of the first of `names` it filters on without
+    wildcards; False when it filters on none of them so."""
+    for name in names:
+        match: TextMatch | None = getattr(compiled.spec, name)
+        if match is not None and not match.wildcards:
+            for value in match.exact:
+                tables[name][value].append(compiled)
+            return True
+    return False
+
+
 class RuleIndex:
     """The rules filed by a field every event they match must have, the most selective a rule
     has: an exact request id, user, action, app or source; else a word its message keywords
@@ -115,12 +128,8 @@ class RuleIndex:
     def _file(self, compiled: CompiledRule, tables: dict[str, dict[str, list[CompiledRule]]],
               by_word: dict[str, list[CompiledRule]]) -> None:
         spec = compiled.spec
-        for name in INDEX_FIELDS:
-            match: TextMatch | None = getattr(spec, name)
-            if match is not None and not match.wildcards:
-                for value in match.exact:
-                    tables[name][value].append(compiled)
-                return
+        if _file_by_value(compiled, INDEX_FIELDS, tables):
+            return
         word = required_word(spec)
         if word:
             by_word[word].append(compiled)
@@ -134,12 +143,8 @@ class RuleIndex:
         if levels is not None and int(Level.INFO) not in levels:
             self._file_levels(compiled, levels)
             return
-        for name in BROAD_FIELDS:
-            broad: TextMatch | None = getattr(spec, name)
-            if broad is not None and not broad.wildcards:
-                for value in broad.exact:
-                    tables[name][value].append(compiled)
-                return
+        if _file_by_value(compiled, BROAD_FIELDS, tables):
+            return
         if levels is not None:
             self._file_levels(compiled, levels)
             return
