@@ -14,6 +14,7 @@ import json
 import pathlib
 import re
 import signal
+import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -34,9 +35,9 @@ def setup(tmp_path_factory):
     late = Alertmanager(tmp / "am-2", late_hook, port=free_port())    # down until its test starts it
     cluster = Cluster(tmp)
     try:
-        collector = cluster.collector(alerting={
+        collector = cluster.collector(web={"listen": f"127.0.0.1:{free_port()}"}, alerting={
             "alertmanager_urls": [manager.url, late.url], "evaluation_interval": "200ms", "resend_delay": "1s",
-            "console_url": "https://logs.example:8433", "rules": [RULE]})
+            "rules": [RULE]})
         logs = tmp / "logs"
         logs.mkdir()
         cluster.agent("idp-1", [collector], [{"type": "file", "paths": [str(logs / "*.jsonl")], "parser": "json",
@@ -60,6 +61,11 @@ def _alert_events(collector, action: str, user: str) -> list[dict]:
     return [e for e in search_json(collector, "--action", action) if e["fields"]["labels"].get("user") == user]
 
 
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
 def _status(collector) -> str:
     result = run_cli("--collector", collector.address, "status")
     assert result.returncode == 0, result.stderr
@@ -76,16 +82,26 @@ def test_six_failed_sign_ins_fire_one_alert_with_the_users_label_kept_apart_per_
     assert alert["labels"] == {"alertname": "BruteForce", "severity": "critical", "collector": "collector-1",
                                "user": "alice"}
     assert re.fullmatch(r"alice failed [56] sign-ins", alert["annotations"]["summary"])
+    # generatorURL: the console's events page with the rule's filters, the group and the window;
+    # the API under the same query lists alice's failed sign-ins, and nothing else.
     link = urlsplit(alert["generatorURL"])
-    assert (link.scheme, link.netloc, link.path) == ("https", "logs.example:8433", "/events")
+    console = f"http://{collector.config['web']['listen']}"
+    assert (f"{link.scheme}://{link.netloc}", link.path) == (console, "/events")
     query = parse_qs(link.query)
     assert query["action"] == ["login.failed"] and query["user"] == ["alice"] and query["since"]
+    listed = _get_json(f"{console}/api/v1/events?{link.query}")["events"]
+    assert [(e["user"], e["action"]) for e in listed] == [("alice", "login.failed")] * 6
 
     # As an operator sees it: amtool, and `fleetlog status`.
     listed = manager.amtool_query("alertname=BruteForce")
     assert listed.returncode == 0, listed.stderr
     assert [a["labels"]["user"] for a in json.loads(listed.stdout)] == ["alice"]
     assert re.search(r"ALERT BruteForce firing since .*: alice failed [56] sign-ins", _status(collector))
+    shown = _get_json(f"{console}/api/v1/status")["alerting"]
+    assert shown["state"] == "evaluating"
+    assert [(a["labels"]["user"], a["labels"]["alertname"]) for a in shown["alerts"]] == [("alice", "BruteForce")]
+    with urllib.request.urlopen(f"{console}/status", timeout=10) as page:
+        assert re.search(r"<td>BruteForce</td>.*alice failed [56] sign-ins", page.read().decode(), re.DOTALL)
 
     # A seventh in the same window: counted (status shows 7), no second alert.
     _sign_ins(path, "alice", 1)
