@@ -1,8 +1,8 @@
 """The Alertmanager v2 API client: `POST {url}/api/v2/alerts` with a JSON list of alerts.
 
 Each URL is delivered to on its own: one that fails keeps the alerts it has not accepted (the
-newest state of each) and gets them again at the next evaluation, beside what changed meanwhile;
-the others are not held up beyond one request's timeout. What is waiting for one URL is bounded
+newest state of each) and gets them again at the next attempt (every second, and after each
+evaluation), beside what changed meanwhile; the others wait at most one request's timeout. What is waiting for one URL is bounded
 (MAX_WAITING alerts, the oldest resolved ones dropped first: Alertmanager resolves an alert
 it does not hear of again at its endsAt anyway).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -54,22 +55,30 @@ class Receiver:
         self.last_error = ""
         self.last_error_at = 0.0
         self.failures = 0            # in a row
+        self._lock = threading.Lock()   # the evaluator queues while the sender thread delivers
 
     def queue(self, alerts: Iterable[Alert]) -> None:
-        for alert in alerts:
-            self.waiting[alert_key(alert)] = alert
-        if len(self.waiting) > MAX_WAITING:
-            # Resolved ones first (they are the oldest news), then the oldest queued.
-            resolved = [k for k, a in self.waiting.items() if a.get("_resolved")]
-            for key in (resolved + list(self.waiting))[:len(self.waiting) - MAX_WAITING]:
-                self.waiting.pop(key, None)
+        with self._lock:
+            for alert in alerts:
+                self.waiting[alert_key(alert)] = alert
+            if len(self.waiting) > MAX_WAITING:
+                # Resolved ones first (they are the oldest news), then the oldest queued.
+                resolved = [k for k, a in self.waiting.items() if a.get("_resolved")]
+                for key in (resolved + list(self.waiting))[:len(self.waiting) - MAX_WAITING]:
+                    self.waiting.pop(key, None)
+
+    def pending(self) -> list[Alert]:
+        with self._lock:
+            return list(self.waiting.values())
 
     def deliver(self) -> int:
         """Send what is waiting; the number of alerts accepted. Raises OSError (with the reason)
         when the Alertmanager did not accept them; they stay waiting."""
-        if not self.waiting:
+        with self._lock:
+            sending = dict(self.waiting)
+        if not sending:
             return 0
-        alerts = [{k: v for k, v in alert.items() if not k.startswith("_")} for alert in self.waiting.values()]
+        alerts = [{k: v for k, v in alert.items() if not k.startswith("_")} for alert in sending.values()]
         body = json.dumps(alerts).encode()
         request = urllib.request.Request(self.endpoint, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
@@ -83,6 +92,8 @@ class Receiver:
             raise OSError(f"{self.label}: {exc.reason}") from None
         except (OSError, ValueError) as exc:
             raise OSError(f"{self.label}: {exc}") from None
-        sent = len(self.waiting)
-        self.waiting.clear()
-        return sent
+        with self._lock:
+            for key, alert in sending.items():
+                if self.waiting.get(key) is alert:      # not replaced by a newer state meanwhile
+                    del self.waiting[key]
+        return len(sending)

@@ -6,7 +6,8 @@ every evaluation_interval decides what fires and what resolves.
 An alert is a rule and one group's values. It is *pending* from the evaluation that first sees
 its count at or above the threshold, *firing* once it has stayed there for the rule's `for`, and
 *resolved* at the first evaluation that sees its count below the threshold again. Firing and
-resolved alerts are sent to every Alertmanager; firing ones again every resend_delay, with an
+resolved alerts are sent to every Alertmanager by a sender thread of their own (an unreachable
+one never holds up counting); firing ones again every resend_delay, with an
 endsAt a few resend delays ahead (as Prometheus does), so an Alertmanager that lost them learns
 them again and one that no longer hears of them resolves them itself.
 
@@ -78,6 +79,8 @@ class Evaluator:
         self._lock = threading.Lock()      # the configuration and the alerts, between the thread and status()
         self._configure(config)
         self._thread = threading.Thread(target=self._run, name="alert-evaluator", daemon=True)
+        self._sender = threading.Thread(target=self._send_loop, name="alert-sender", daemon=True)
+        self._send_wake = threading.Event()
         self._started = False
 
     def _configure(self, config: AlertingConfig) -> None:
@@ -96,6 +99,7 @@ class Evaluator:
         if not self._started:
             self._started = True
             self._thread.start()
+            self._sender.start()
 
     def reload(self, config: AlertingConfig) -> None:
         """New rules: a rule left exactly as it was keeps its counts and its alerts; the alerts
@@ -121,13 +125,16 @@ class Evaluator:
             # What the old Alertmanagers had not accepted yet goes to the new list too.
             for receiver in receivers:
                 for new in self.receivers:
-                    new.queue(receiver.waiting.values())
+                    new.queue(receiver.pending())
 
     def stop(self, timeout: float = 5.5) -> None:
         self._stopping.set()
         self.wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._send_wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in (self._thread, self._sender):
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
         self.metrics.alert_evaluator_active.set(0)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -216,7 +223,7 @@ class Evaluator:
     # -- evaluation ----------------------------------------------------------------------------
 
     def evaluate(self) -> None:
-        """Decide what fires and what resolves, then send to every Alertmanager."""
+        """Decide what fires and what resolves; the sender thread then sends it."""
         started = time.perf_counter()
         now = time.time()
         with self._lock:
@@ -239,8 +246,28 @@ class Evaluator:
                 elif alert.firing_since and now - alert.last_sent >= self.config.resend_delay:
                     self._send(alert, now)
             self.metrics.alerts_firing.set(sum(1 for a in self.active.values() if a.firing_since))
+        self.metrics.alert_evaluation_seconds.observe(time.perf_counter() - started)
+        self.metrics.alert_last_evaluation.set(now)
+        self._send_wake.set()
+
+    def _send_loop(self) -> None:
+        """The sender thread: deliver after each evaluation (and retry every second while an
+        Alertmanager has alerts waiting), so a slow or unreachable one never holds up counting."""
+        while not self._stopping.is_set():
+            self._send_wake.wait(1.0)
+            self._send_wake.clear()
+            try:
+                self.deliver()
+            except Exception:  # a bug must not end delivery silently
+                log.exception("alert delivery failed unexpectedly")
+
+    def deliver(self) -> None:
+        """Send what waits for each Alertmanager, one after the other."""
+        with self._lock:
             receivers = list(self.receivers)
         for receiver in receivers:
+            if self._stopping.is_set() and receiver.failures:
+                continue     # stopping: no new wait on one already failing
             try:
                 accepted = receiver.deliver()
                 if accepted:
@@ -254,9 +281,7 @@ class Evaluator:
                 receiver.failures += 1
                 receiver.last_error, receiver.last_error_at = str(exc), time.time()
                 if receiver.failures == 1:
-                    log.error("alertmanager %s: %s; retrying at each evaluation", receiver.label, exc)
-        self.metrics.alert_evaluation_seconds.observe(time.perf_counter() - started)
-        self.metrics.alert_last_evaluation.set(now)
+                    log.error("alertmanager %s: %s; retrying every second", receiver.label, exc)
 
     def _above(self, compiled: CompiledRule, group: tuple[str, ...], count: int, now: float) -> None:
         key = (compiled.index, group)

@@ -158,8 +158,9 @@ def test_for_holds_an_alert_pending_until_it_has_lasted(tmp_path):
     try:
         evaluator._count([("c1", [_row(1), _row(2), _row(3, user="bob")])])
         evaluator.evaluate()
+        evaluator.deliver()
         assert hook.received == [] and recorded == []            # pending: not sent, not recorded
-        wait_for(lambda: evaluator.evaluate() or hook.received, 10, "the alert after its `for`")
+        wait_for(lambda: evaluator.evaluate() or evaluator.deliver() or hook.received, 10, "the alert after its `for`")
         sent = [a for body in hook.received for a in body]
         assert [a["labels"]["user"] for a in sent] == ["alice"]
         assert [(e.action, e.tier, e.fields["labels"]["user"], e.fields["count"]) for e in recorded] == [
