@@ -147,6 +147,23 @@ def test_counts_slide_with_the_window_and_groups_are_bounded():
     assert counts.add(("carol",), now + 62, now + 62)       # room again once the others left
 
 
+def test_group_values_a_peer_writes_are_bounded_and_printable(tmp_path):
+    config = build_config(CollectorConfig, {"data_dir": str(tmp_path), "alerting": {
+        "alertmanager_urls": ["http://127.0.0.1:9"], "rules": [{**GOOD, "threshold": 1}]}}, "collector.toml")
+    backend = open_backend(config, str(tmp_path))
+    recorded: list = []
+    try:
+        evaluator = Evaluator(config.alerting, backend, CollectorMetrics(), recorded.extend, lambda: "c1", "")
+        evaluator._count([("c1", [_row(1, user="x\x1b[2J\n" + "y" * 100_000)])])
+        evaluator.evaluate()
+        [alert] = [a for _, alerts, _ in [evaluator.status()] for a in alerts]
+        user = alert[0]["user"]
+        assert user == "x?[2J?" + "y" * 250 and len(alert[1]) < 400
+        assert recorded[0].fields["labels"]["user"] == user
+    finally:
+        backend.close()
+
+
 def test_for_holds_an_alert_pending_until_it_has_lasted(tmp_path):
     hook = Webhook()
     config = build_config(CollectorConfig, {"data_dir": str(tmp_path), "alerting": {
