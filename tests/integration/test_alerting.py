@@ -14,13 +14,15 @@ import json
 import pathlib
 import re
 import signal
+import subprocess
+import sys
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.alertmanager import Alertmanager, Webhook
-from tests.harness import Cluster, free_port, run_cli, search_json, wait_for, write_lines
+from tests.harness import Cluster, env, free_port, run_cli, search_json, wait_for, write_lines, write_toml
 
 WINDOW = 10          # seconds: long enough for a loaded machine to deliver six lines well inside it
 RULE = {"name": "BruteForce", "filters": {"action": "login.failed"}, "group_by": ["user"], "threshold": 5,
@@ -154,3 +156,18 @@ def test_a_bad_rule_at_reload_is_refused_with_its_key_and_the_rules_kept(setup):
     # The running rule still counts and fires.
     _sign_ins(path, "dave", 5)
     wait_for(lambda: hook.alerts("firing", user="dave"), 30, "dave's alert under the kept rule")
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_a_bad_rule_stops_the_start_and_check_config_with_one_line(tmp_path, check):
+    path = write_toml(tmp_path / "collector.toml", {
+        "node_name": "c1", "listen": f"127.0.0.1:{free_port()}", "data_dir": str(tmp_path / "data"),
+        "alerting": {"alertmanager_urls": ["http://127.0.0.1:9093"],
+                     "rules": [{**RULE, "filters": {"min_level": "loud"}}]}})
+    result = subprocess.run([sys.executable, "-m", "fleetlog.collector", "--config", str(path),
+                             *(["--check-config"] if check else [])], capture_output=True, text=True, timeout=60,
+                            env=env(), check=False)
+    assert result.returncode == 2
+    assert result.stderr == ("fleetlog-collector: collector.toml: alerting.rules[0].filters.min_level: --min-level: "
+                             "unknown level 'loud' (expected one of emergency, alert, critical, error, warning, "
+                             "notice, info, debug)\n")
