@@ -66,13 +66,21 @@ class CompiledRule:
 
 def compile_rule(index: int, rule: AlertRule) -> CompiledRule:
     spec = build_filter_spec(dict(rule.filters))
+    return CompiledRule(index, rule, spec, _spec_test(spec), tuple(COLUMN[name] for name in rule.group_by))
+
+
+def _spec_test(spec: FilterSpec) -> Callable[[Row, tuple[Any, ...]], bool]:
     host_test = _host_test(spec.host) if spec.host is not None else None
     predicate = row_predicate(dataclasses.replace(spec, host=None), None)
     if host_test is None:
-        test: Callable[[Row, tuple[Any, ...]], bool] = lambda row, search_row: predicate(search_row)
-    else:
-        test = lambda row, search_row: host_test(row) and predicate(search_row)
-    return CompiledRule(index, rule, spec, test, tuple(COLUMN[name] for name in rule.group_by))
+        return lambda row, search_row: predicate(search_row)
+    return lambda row, search_row: host_test(row) and predicate(search_row)
+
+
+def _checked_by_index(compiled: CompiledRule, **cleared: Any) -> None:
+    """The rule is filed under values of these filters, so every event the index offers it has
+    passed them already: its own test leaves them out (BruteForce's `action` costs nothing)."""
+    compiled.test = _spec_test(dataclasses.replace(compiled.spec, **cleared))
 
 
 def required_word(spec: FilterSpec) -> str:
@@ -103,6 +111,7 @@ def _file_by_value(compiled: CompiledRule, names: tuple[str, ...],
         if match is not None and not match.wildcards:
             for value in match.exact:
                 tables[name][value].append(compiled)
+            _checked_by_index(compiled, **{name: None})
             return True
     return False
 
@@ -154,6 +163,7 @@ class RuleIndex:
         for level in levels:
             if 0 <= level < len(self.by_level):
                 self.by_level[level].append(compiled)
+        _checked_by_index(compiled, levels=(), max_level=None)
 
     def candidates(self, row: Row) -> list[CompiledRule]:
         found: list[CompiledRule] = []
