@@ -5,17 +5,19 @@ window counts; `for` holds an alert pending; groups are bounded."""
 from __future__ import annotations
 
 import json
+import random
 import time
 
 import pytest
 
 from fleetlog.collector.alerting.counts import RuleCounts
 from fleetlog.collector.alerting.evaluator import Evaluator
-from fleetlog.collector.alerting.matching import RuleIndex
+from fleetlog.collector.alerting.matching import RuleIndex, as_search_row
 from fleetlog.collector.alerting.rules import AlertRule
 from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.metrics import CollectorMetrics
 from fleetlog.collector.store import EVENT_COLUMNS, open_backend
+from fleetlog.collector.store.row_match import row_predicate
 from fleetlog.common.config import build_config
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.levels import Level
@@ -117,6 +119,33 @@ def test_the_index_offers_an_event_only_the_rules_it_may_match():
     assert len(keywords.matches(_row(user="admin", message="ERROR: Disk Full on /var"))) == 1
     assert keywords.matches(_row(user="alice", message="ERROR: Disk Full on /var")) == []
     assert keywords.matches(_row(user="root", message="disk is full")) == []
+
+
+def test_the_index_and_its_shortcuts_select_exactly_what_the_rules_filters_do():
+    """Random rules and events: a rule is among index.matches(row) exactly when its filters,
+    evaluated whole by the search's row test, select the row."""
+    rng = random.Random(31)
+    pool = {"action": ["login.failed", "login.*", "user.create,login.failed"], "user": ["alice", "bob,carol", "a*"],
+            "min_level": ["error", "info", "debug"], "level": ["warning", "error,critical"],
+            "namespace": ["default", "pay*"], "message": ["disk full", '"out of memory"', "disk*", "fail*"],
+            "log_type": ["security"], "message_regex": ["memory|disk"], "where": ["host=web%"]}
+    rules = []
+    for i in range(300):
+        keys = rng.sample(sorted(pool), rng.randint(1, 3))
+        rules.append(_rule(f"r{i}", **{k: rng.choice(pool[k]) for k in keys}))
+    index = RuleIndex(rules)
+    whole = [(compiled.rule.name, row_predicate(compiled.spec, None)) for compiled in index.rules]
+    matched = 0
+    messages = ["disk full on /var", "Out of memory: kill", "disks full", "login failed", "failure", ""]
+    for seq in range(1, 1500):
+        row = _row(seq, action=rng.choice(["login.failed", "user.create", "login.ok", "other"]),
+                   user=rng.choice(["alice", "bob", "carol", "adm", "zed"]), level=rng.choice(list(Level)),
+                   namespace=rng.choice(["default", "payments", "ops"]), host=rng.choice(["web-1", "db-1"]),
+                   message=rng.choice(messages))
+        expected = {name for name, test in whole if test(as_search_row(row))}
+        assert {c.rule.name for c in index.matches(row)} == expected, row
+        matched += len(expected)
+    assert matched > 10_000     # the rules do select: the comparison is not between empty sets
 
 
 def test_a_rule_with_message_keywords_is_offered_only_events_holding_its_word():
