@@ -107,16 +107,16 @@ class Evaluator:
         if config == self.config:
             return
         with self._lock:
-            old_counts = {c.rule: counts for c, counts in zip(self.index.rules, self.counts)}
+            old_counts = {c.rule.key(): counts for c, counts in zip(self.index.rules, self.counts)}
             old_alerts = list(self.active.values())
             receivers = self.receivers
             self._configure(config)
-            kept = {c.rule: c for c in self.index.rules if c.rule in old_counts}
-            for rule, compiled in kept.items():
-                self.counts[compiled.index] = old_counts[rule]
+            kept = {c.rule.key(): c for c in self.index.rules if c.rule.key() in old_counts}
+            for key, compiled in kept.items():
+                self.counts[compiled.index] = old_counts[key]
             now = time.time()
             for alert in old_alerts:
-                same = kept.get(alert.rule.rule)
+                same = kept.get(alert.rule.rule.key())
                 if same is not None:
                     alert.rule = same
                     self.active[(same.index, alert.group)] = alert

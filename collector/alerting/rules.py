@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 
 from fleetlog.collector.filters import build_filter_spec
@@ -102,6 +103,12 @@ class AlertRule:
                 raise FieldError("summary", f"{{{name}}}: no format specification or conversion is accepted")
             names.append(name)
         return names
+
+    def key(self) -> tuple[Any, ...]:
+        """A hashable identity of the whole rule (its filters table is a read-only mapping,
+        which hashes not): equal keys, equal rules."""
+        return tuple((f.name, tuple(sorted(value.items())) if isinstance(value, Mapping) else value)
+                     for f in fields(self) for value in [getattr(self, f.name)])
 
     def render_summary(self, values: Mapping[str, str], count: int) -> str:
         template = self.summary or "{name}: {count} matching events"

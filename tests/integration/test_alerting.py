@@ -156,6 +156,17 @@ def test_a_bad_rule_at_reload_is_refused_with_its_key_and_the_rules_kept(setup):
     # The running rule still counts and fires.
     _sign_ins(path, "dave", 5)
     wait_for(lambda: hook.alerts("firing", user="dave"), 30, "dave's alert under the kept rule")
+    # A good reload that adds a rule keeps the unchanged one's alert and counts with the new one.
+    errors = {"name": "LockedOut", "filters": {"action": "account.locked"}, "threshold": 1, "window": "1m",
+              "severity": "warning", "summary": "{count} accounts locked"}
+    cluster.rewrite(collector, alerting={**good, "rules": [errors, RULE]})
+    collector.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in collector.log(), 20, "the reload applied")
+    write_lines(path, [json.dumps({"level": "notice", "action": "account.locked", "user": "erin", "msg": "locked"})])
+    wait_for(lambda: hook.alerts("firing", alertname="LockedOut"), 30, "the added rule's alert")
+    # (dave's alert may have resolved meanwhile as its window passed, but not by the reload)
+    assert [e for e in _alert_events(collector, "alert/resolved", "dave") if "changed or removed" in e["message"]] == []
+    assert collector.process.poll() is None
 
 
 @pytest.mark.parametrize("check", [False, True])

@@ -215,3 +215,30 @@ def test_for_holds_an_alert_pending_until_it_has_lasted(tmp_path):
     finally:
         backend.close()
         hook.close()
+
+
+def test_a_reload_keeps_an_unchanged_rules_alerts_and_resolves_a_removed_ones(tmp_path):
+    def alerting(*rules: dict) -> CollectorConfig:
+        return build_config(CollectorConfig, {"data_dir": str(tmp_path), "alerting": {
+            "alertmanager_urls": ["http://127.0.0.1:9"], "rules": list(rules)}}, "collector.toml")
+    first = {**GOOD, "threshold": 2}
+    other = {**GOOD, "name": "Errors", "filters": {"min_level": "error"}, "group_by": [], "summary": ""}
+    config = alerting(first)
+    backend = open_backend(config, str(tmp_path))
+    recorded: list = []
+    try:
+        evaluator = Evaluator(config.alerting, backend, CollectorMetrics(), recorded.extend, lambda: "c1", "")
+        evaluator._count([("c1", [_row(1), _row(2)])])
+        evaluator.evaluate()
+        evaluator.reload(alerting(other, first).alerting)        # moved to second place, unchanged
+        evaluator.evaluate()
+        assert [(labels["alertname"], count) for labels, _, count, _ in evaluator.status()[1]] == [("BruteForce", 2)]
+        assert [e.action for e in recorded] == ["alert/firing"]
+        evaluator.reload(alerting(other).alerting)
+        evaluator.evaluate()
+        assert evaluator.status()[1] == []
+        assert [(e.action, e.fields["labels"]["user"]) for e in recorded] == [("alert/firing", "alice"),
+                                                                              ("alert/resolved", "alice")]
+        assert "its rule was changed or removed" in recorded[1].message
+    finally:
+        backend.close()
