@@ -230,7 +230,7 @@ class CollectorApp:
             log.warning("[web] changes need a restart; keeping the console as it is")
             config = replace(config, web=self.config.web)
         await asyncio.to_thread(self.forwarding.reload, list(config.forwarders))
-        self.evaluator.reload(config.alerting)
+        self.evaluator.reload(config.alerting, console_url(config))
         if config.alerting.rules:
             self.evaluator.start()
         self.config = config

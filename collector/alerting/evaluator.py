@@ -101,9 +101,10 @@ class Evaluator:
             self._thread.start()
             self._sender.start()
 
-    def reload(self, config: AlertingConfig) -> None:
+    def reload(self, config: AlertingConfig, console_url: str) -> None:
         """New rules: a rule left exactly as it was keeps its counts and its alerts; the alerts
         of a rule changed or removed are resolved (and sent so)."""
+        self.console_url = console_url.rstrip("/")
         if config == self.config:
             return
         with self._lock:

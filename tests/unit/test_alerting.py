@@ -230,11 +230,11 @@ def test_a_reload_keeps_an_unchanged_rules_alerts_and_resolves_a_removed_ones(tm
         evaluator = Evaluator(config.alerting, backend, CollectorMetrics(), recorded.extend, lambda: "c1", "")
         evaluator._count([("c1", [_row(1), _row(2)])])
         evaluator.evaluate()
-        evaluator.reload(alerting(other, first).alerting)        # moved to second place, unchanged
+        evaluator.reload(alerting(other, first).alerting, "")        # moved to second place, unchanged
         evaluator.evaluate()
         assert [(labels["alertname"], count) for labels, _, count, _ in evaluator.status()[1]] == [("BruteForce", 2)]
         assert [e.action for e in recorded] == ["alert/firing"]
-        evaluator.reload(alerting(other).alerting)
+        evaluator.reload(alerting(other).alerting, "")
         evaluator.evaluate()
         assert evaluator.status()[1] == []
         assert [(e.action, e.fields["labels"]["user"]) for e in recorded] == [("alert/firing", "alice"),
