@@ -44,6 +44,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("insert-rate", "bench.insert_rate", "run"),
     ("forward", "bench.forward", "run"),
     ("storage", "bench.storage", "run"),
+    ("alerting", "bench.alerting", "run"),
 ]
 
 

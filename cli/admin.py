@@ -69,4 +69,20 @@ def run_status(args: argparse.Namespace) -> int:
         last = (f"; last error at {format_us(fwd.last_error_time_us)}: {fwd.last_error}"
                 if fwd.last_error_time_us and not fwd.state.startswith("failing") else "")
         print(f"forwarder {fwd.name}: {fwd.state}, lag {fwd.lag_events} events{last}")
+    _print_alerting(status)
     return 0
+
+
+def _print_alerting(status: pb.StatusReply) -> None:
+    """The alert evaluator, each Alertmanager, and the alerts firing."""
+    if not status.alerting_state:
+        return
+    print(f"alerting: {status.alerting_state}, {len(status.alerts)} firing")
+    for manager in status.alertmanagers:
+        state = (f"failing since {format_us(int(manager.last_error_time * 1e6))}: {manager.last_error}"
+                 if manager.last_error else "ok")
+        print(f"alertmanager {manager.url}: {state}")
+    for alert in status.alerts:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+        print(f"ALERT {alert.labels.get('alertname', '')} firing since {_when(alert.firing_since)}: "
+              f"{alert.summary} ({alert.count} events) [{labels}]")

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from fleetlog.collector.admission import EventBudget
+from fleetlog.collector.alerting.evaluator import Evaluator
 from fleetlog.collector.auth_failures import AuthFailures
 from fleetlog.collector.checkpoint_timer import CheckpointTimer
 from fleetlog.collector.classify import Classifier
@@ -59,6 +60,7 @@ STOP_STEPS = {
     "stopping the settings watcher": 2.0,
     "leaving the cluster": 3.0,
     "stopping the checkpoint timer": 2.0,
+    "stopping the alert evaluator": 6.0,   # one Alertmanager request (5 s timeout) may be under way
     "recording the stop event": 5.0,
     "stopping the forwarders": 8.0,
     "signing the store's head": 5.0,
@@ -118,6 +120,8 @@ class CollectorApp:
         self.grpc = GrpcServer()
         self.http = HealthServer(config.metrics.listen, metrics.registry, self.ready)
         self.forwarding = Forwarding(self.backend, metrics, self.own_events.from_thread)
+        self.evaluator = Evaluator(config.alerting, self.backend, metrics, self.own_events.events_from_thread,
+                                   node_name, console_url(config))
         nodes = Nodes(metrics)
         self.membership = Membership(self.backend, config.node_name, lambda: self.address, self.started_at,
                                      nodes.all)
@@ -127,7 +131,8 @@ class CollectorApp:
                         classifier=lambda: self.classifier, writer=self.writer, nodes=nodes, metrics=metrics,
                         denials=denials, times=TimePolicy.of(config))
         status = StatusReport(query=query, store=store, metrics=metrics, nodes=nodes, membership=self.membership,
-                              retention=self.retention, forwarding=self.forwarding, node_name=node_name,
+                              retention=self.retention, forwarding=self.forwarding, evaluator=self.evaluator,
+                              node_name=node_name,
                               started_at=self.started_at)
         self.collector = RunningCollector(
             authenticator=authenticator, auth_failures=AuthFailures(), rejections=Rejections(metrics.requests_rejected), intake=intake,
@@ -168,6 +173,9 @@ class CollectorApp:
         self.config = config
         self.classifier = Classifier(config)
         self.retention.reconfigure(config)
+        self.evaluator.reload(config.alerting, console_url(config))
+        if config.alerting.rules:
+            self.evaluator.start()
         self.metrics.show_intervals(config)
         self.authenticator.set_stored_tokens(settled.tokens)
         self.metrics.settings_version.set(max(self.settings_watcher.version, 0))
@@ -190,6 +198,7 @@ class CollectorApp:
     def _after_commit(self, results: list[Any]) -> None:
         """Writer thread: wake forwarders and followers."""
         self.forwarding.wake()
+        self.evaluator.wake.set()
         self.followers.wake_from_thread()
 
     async def start(self) -> None:
@@ -218,6 +227,8 @@ class CollectorApp:
         self.membership.start()
         self.forwarding.start(list(self.config.forwarders))
         self.settings_watcher.start()
+        if self.config.alerting.rules:
+            self.evaluator.start()
         await self.writer.call(self.signer.checkpoint_head)
         self.checkpoint_timer.start()
         log.info("collector %s listening on %s (port %d), store %s", self.config.node_name, self.config.listen,
@@ -237,6 +248,7 @@ class CollectorApp:
         await self._stop_step("stopping the settings watcher", self.settings_watcher.stop())
         await self._stop_step("leaving the cluster", self.membership.stop())
         await self._stop_step("stopping the checkpoint timer", self.checkpoint_timer.stop())
+        await self._stop_step("stopping the alert evaluator", asyncio.to_thread(self.evaluator.stop))
         stop_event = InternalEvent("Collector.Stop", f"collector {self.config.node_name} stopped cleanly",
                                    tier="permanent")
         await self._stop_step("recording the stop event", self.own_events.append([stop_event]))
@@ -288,3 +300,12 @@ class CollectorApp:
         if not self.storage_up:
             return False, "storage unreachable"
         return True, "ready"
+
+
+def console_url(config: CollectorConfig) -> str:
+    """The base of alerts' generatorURL: alerting.console_url, else the console's listen address."""
+    if config.alerting.console_url:
+        return config.alerting.console_url
+    if config.web is None:
+        return ""
+    return f"{'https' if config.tls is not None else 'http'}://{config.web.listen}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Literal
 
+from fleetlog.collector.alerting.rules import EVALUATOR_NAME, AlertingConfig
 from fleetlog.collector.forward import ForwarderConfig
 from fleetlog.common.config import Converter, Duration, FieldError, LevelName, Size, load_config
 from fleetlog.common.http_health import MetricsConfig
@@ -241,6 +242,7 @@ class CollectorConfig:
     ingest: IngestConfig = IngestConfig()
     forwarders: tuple[ForwarderConfig, ...] = ()
     web: WebConfig | None = None
+    alerting: AlertingConfig = AlertingConfig()
     log_level: LevelName = Level.INFO
     log_file: str | None = None
     log_format: Literal["text", "json"] = "text"
@@ -263,6 +265,8 @@ class CollectorConfig:
         for i, name in enumerate(names):
             if names.index(name) != i:
                 raise FieldError(f"forwarders[{i}].name", f"duplicate forwarder name {name!r}")
+            if name == EVALUATOR_NAME:
+                raise FieldError(f"forwarders[{i}].name", f"{name!r} is the alert evaluator's cursor name")
 
     def check_reachable(self) -> None:
         """For --check-config: StorageError (one line) when the PostgreSQL store cannot be reached."""

@@ -91,6 +91,29 @@ class CollectorMetrics:
         self.purge_interval = Gauge(p + "purge_interval_seconds", "retention.purge_interval as configured.",
                                     registry=r)
         self.purge_failures = Counter(p + "purge_failures", "Retention purges that failed.", registry=r)
+        # The alert evaluator (collector/alerting/): the shipped rules watch it with these.
+        self.alert_evaluation_seconds = Histogram(
+            p + "alert_evaluation_seconds", "Time one evaluation of the alert rules took (deciding and sending).",
+            registry=r, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30))
+        self.alert_last_evaluation = Gauge(p + "alert_last_evaluation_timestamp_seconds",
+                                           "When the alert rules were last evaluated here (0: never, or "
+                                           "another collector of the cluster evaluates them).", registry=r)
+        self.alert_evaluation_interval = Gauge(p + "alert_evaluation_interval_seconds",
+                                               "alerting.evaluation_interval as configured (0: no rules).",
+                                               registry=r)
+        self.alert_evaluator_active = Gauge(p + "alert_evaluator_active", "1 while this collector holds the "
+                                            "alert evaluator's lease and evaluates the rules.", registry=r)
+        self.alerts_firing = Gauge(p + "alerts_firing", "Alerts firing now (rule and group).", registry=r)
+        self.alert_notifications = Counter(p + "alert_notifications", "Alert notifications Alertmanager "
+                                           "accepted, by Alertmanager URL.", ["alertmanager"], registry=r)
+        self.alert_notifications_failed = Counter(p + "alert_notifications_failed", "Alert notifications that "
+                                                  "failed (retried at the next evaluation), by Alertmanager URL.",
+                                                  ["alertmanager"], registry=r)
+        self.alert_events_evaluated = Counter(p + "alert_events_evaluated", "Committed events the alert "
+                                              "evaluator has read.", registry=r)
+        self.alert_groups_dropped = Counter(p + "alert_groups_dropped", "Matching events not counted because "
+                                            "their rule already counts max_groups_per_rule groups.", ["rule"],
+                                            registry=r)
         # Every known reason and tier from the start, at 0: a series that first appears at 1 is
         # invisible to increase() and rate(), so the first rejected batch would raise no alert.
         for reason in DROP_REASONS:
@@ -119,6 +142,9 @@ class CollectorMetrics:
         """The configured intervals the alert rules compare with (again after a reload)."""
         self.checkpoint_interval.set(config.signing.checkpoint_interval)
         self.purge_interval.set(config.retention.purge_interval)
+        self.alert_evaluation_interval.set(config.alerting.evaluation_interval if config.alerting.rules else 0)
+        for url in config.alerting.alertmanager_urls:
+            self.alert_notifications_failed.labels(url)
 
     def checkpoints_signed(self, count: int) -> None:
         self.checkpoints.inc(count)

@@ -78,6 +78,12 @@ class OwnEvents:
             event = InternalEvent(action, message, level=level, tier="general")
             self._loop.call_soon_threadsafe(lambda: self.in_background(self.append([event])))
 
+    def events_from_thread(self, events: list[InternalEvent]) -> None:
+        """Another thread's events as they are (the alert evaluator's alert/firing and
+        alert/resolved, security tier); stored in the background."""
+        if self._loop is not None and events:
+            self._loop.call_soon_threadsafe(lambda: self.in_background(self.append(list(events))))
+
     def in_background(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` (on the loop) without waiting for it; a failure is logged, not raised."""
         task = asyncio.ensure_future(coro)

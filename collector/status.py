@@ -9,7 +9,9 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from fleetlog.collector.alerting.evaluator import Evaluator
 from fleetlog.collector.cluster import Membership
 from fleetlog.collector.forward.forwarding import Forwarding
 from fleetlog.collector.identity import Caller
@@ -33,6 +35,7 @@ class StatusReport:
     membership: Membership
     retention: RetentionScheduler
     forwarding: Forwarding
+    evaluator: Evaluator
     node_name: Callable[[], str]   # the config as last reloaded
     started_at: float
 
@@ -57,7 +60,19 @@ class StatusReport:
             forwarders=[pb.ForwarderStatus(name=name, state=state, lag_events=lag, last_error=error,
                                            last_error_time_us=int(error_at * 1e6))
                         for name, state, lag, error, error_at in self.forwarding.status()],
+            **self.alerting(),
         )
+
+    def alerting(self) -> dict[str, Any]:
+        """The alert evaluator's part of the reply (nothing without rules)."""
+        if not self.evaluator.config.rules:
+            return {}
+        state, alerts, receivers = self.evaluator.status()
+        return {"alerting_state": state,
+                "alerts": [pb.AlertStatus(labels=labels, summary=summary, count=count, firing_since=since)
+                           for labels, summary, count, since in alerts],
+                "alertmanagers": [pb.AlertmanagerStatus(url=url, last_error=error, last_error_time=error_at)
+                                  for url, error, error_at in receivers]}
 
     async def scoped(self, namespaces: tuple[str, ...]) -> pb.StatusReply:
         """A namespace role's status: this collector's name, version, uptime and next purge, and

@@ -70,6 +70,12 @@ def _flattened(hint: Any) -> type | None:
     return None
 
 
+def toml_key(f: dataclasses.Field[Any]) -> str:
+    """The TOML key of a field: its name, or `metadata={"toml": ...}` for a key that is a Python
+    keyword (an alert rule's `for`)."""
+    return str(f.metadata.get("toml", f.name))
+
+
 def _table_keys(cls: type) -> dict[str, type | None]:
     """The keys of cls's TOML table -> the flattened section that owns each (None: cls itself)."""
     hints = get_type_hints(cls, include_extras=True)
@@ -77,7 +83,7 @@ def _table_keys(cls: type) -> dict[str, type | None]:
     for f in dataclasses.fields(cls):
         section = _flattened(hints[f.name])
         if section is None:
-            keys[f.name] = None
+            keys[toml_key(f)] = None
         else:
             keys.update(dict.fromkeys(_table_keys(section), section))
     return keys
@@ -205,16 +211,16 @@ def _build(cls: type[T], data: Any, where: str, fallback: Any = None) -> T:
             raise _Invalid(_join(where, key), f"unknown key (known keys: {', '.join(sorted(known))})")
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
-        name = field.name
+        name, key = field.name, toml_key(field)
         section = _flattened(hints[name])
         if section is not None:
             own = {k: v for k, v in data.items() if known[k] is section}
             values[name] = _build(section, own, where, field.default if isinstance(field.default, section) else None)
-        elif name in data:
-            values[name] = _convert(hints[name], data[name], _join(where, name), field.default)
+        elif key in data:
+            values[name] = _convert(hints[name], data[key], _join(where, key), field.default)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             if fallback is None:
-                raise _Invalid(_join(where, name), "required key is missing")
+                raise _Invalid(_join(where, key), "required key is missing")
             values[name] = getattr(fallback, name)
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
@@ -276,7 +282,7 @@ def to_plain(obj: Any) -> Any:
             if _flattened(hints[f.name]) is not None:
                 plain.update(to_plain(value))
             else:
-                plain[f.name] = _show(hints[f.name], value)
+                plain[toml_key(f)] = _show(hints[f.name], value)
         return plain
     return obj
 

@@ -209,4 +209,11 @@ async def status(collector: RunningCollector, caller: Caller) -> dict[str, Any]:
         "forwarders": [{"name": f.name, "state": f.state, "lag_events": f.lag_events, "last_error": f.last_error,
                         "last_error_at": format_us(f.last_error_time_us) if f.last_error_time_us else None}
                        for f in reply.forwarders],
+        "alerting": None if not reply.alerting_state else {
+            "state": reply.alerting_state,
+            "alertmanagers": [{"url": m.url, "last_error": m.last_error or None,
+                               "last_error_at": format_us(int(m.last_error_time * 1e6)) if m.last_error else None}
+                              for m in reply.alertmanagers],
+            "alerts": [{"labels": dict(a.labels), "summary": a.summary, "count": a.count,
+                        "firing_since": format_us(int(a.firing_since * 1e6))} for a in reply.alerts]},
     }

@@ -43,7 +43,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass():
 
 def test_every_alert_says_what_to_do_and_has_a_severity():
     alerts = _alerts()
-    assert len({a["alert"] for a in alerts}) == len(alerts) == 18
+    assert len({a["alert"] for a in alerts}) == len(alerts) == 20
     for alert in alerts:
         assert alert["alert"].startswith("Fleetlog")
         assert alert["labels"]["severity"] in ("warning", "critical"), alert["alert"]

@@ -218,8 +218,37 @@ class ForwarderStatus(_message.Message):
     last_error_time_us: int
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., lag_events: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_time_us: _Optional[int] = ...) -> None: ...
 
+class AlertStatus(_message.Message):
+    __slots__ = ("labels", "summary", "count", "firing_since")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    FIRING_SINCE_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    summary: str
+    count: int
+    firing_since: float
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., summary: _Optional[str] = ..., count: _Optional[int] = ..., firing_since: _Optional[float] = ...) -> None: ...
+
+class AlertmanagerStatus(_message.Message):
+    __slots__ = ("url", "last_error", "last_error_time")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_TIME_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    last_error: str
+    last_error_time: float
+    def __init__(self, url: _Optional[str] = ..., last_error: _Optional[str] = ..., last_error_time: _Optional[float] = ...) -> None: ...
+
 class StatusReply(_message.Message):
-    __slots__ = ("version", "uptime_seconds", "storage_bytes", "event_count", "nodes", "forwarders", "next_purge", "collector", "last_seq", "collectors", "scoped")
+    __slots__ = ("version", "uptime_seconds", "storage_bytes", "event_count", "nodes", "forwarders", "next_purge", "collector", "last_seq", "collectors", "scoped", "alerting_state", "alerts", "alertmanagers")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +260,9 @@ class StatusReply(_message.Message):
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     COLLECTORS_FIELD_NUMBER: _ClassVar[int]
     SCOPED_FIELD_NUMBER: _ClassVar[int]
+    ALERTING_STATE_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    ALERTMANAGERS_FIELD_NUMBER: _ClassVar[int]
     version: str
     uptime_seconds: float
     storage_bytes: int
@@ -242,7 +274,10 @@ class StatusReply(_message.Message):
     last_seq: int
     collectors: _containers.RepeatedCompositeFieldContainer[CollectorStatus]
     scoped: bool
-    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ..., collectors: _Optional[_Iterable[_Union[CollectorStatus, _Mapping]]] = ..., scoped: _Optional[bool] = ...) -> None: ...
+    alerting_state: str
+    alerts: _containers.RepeatedCompositeFieldContainer[AlertStatus]
+    alertmanagers: _containers.RepeatedCompositeFieldContainer[AlertmanagerStatus]
+    def __init__(self, version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., storage_bytes: _Optional[int] = ..., event_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., forwarders: _Optional[_Iterable[_Union[ForwarderStatus, _Mapping]]] = ..., next_purge: _Optional[float] = ..., collector: _Optional[str] = ..., last_seq: _Optional[int] = ..., collectors: _Optional[_Iterable[_Union[CollectorStatus, _Mapping]]] = ..., scoped: _Optional[bool] = ..., alerting_state: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[AlertStatus, _Mapping]]] = ..., alertmanagers: _Optional[_Iterable[_Union[AlertmanagerStatus, _Mapping]]] = ...) -> None: ...
 
 class EvidenceRequest(_message.Message):
     __slots__ = ()
