@@ -297,6 +297,8 @@ def test_body_and_name_errors(console):
         assert reply.json()["error"].startswith(message) or message in reply.json()["error"], reply.json()["error"]
     names = [f["name"] for f in root.get(f"{S}/forwarders").json()["forwarders"]]
     assert names == ["from-file"]
+    long = root.get(f"{S}/forwarders/{'a' * 4000}")
+    assert long.status == 404 and long.json()["error"] == f"forwarders: no entry {'a' * 128!r}..."
 
 
 def test_forwarder_test_through_a_file_forwarder(console, tmp_path):
