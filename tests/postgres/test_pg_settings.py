@@ -68,6 +68,9 @@ def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
         wait_for(lambda: len(search_json(b, "--token-file", root, "--action", "Admin.EventLog.Note")) == 1, 10,
                  "the note visible on B")
         assert delivered() == ["line 1", "line 3"]
+        # The dry run counts over PostgreSQL too: the two stored lines (2025) are older than a day.
+        dry = _cli(b, root, "namespace", "set", "default", "--general", "1d", "--dry-run")
+        assert dry.stdout.strip() == "namespace default: the next purge would remove 2 stored events (nothing changed)"
     finally:
         cluster.stop_all()
 
