@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetlog.collector.identity import Caller
-from fleetlog.collector.settings.entries import check_kind, parse_body
+from fleetlog.collector.settings.entries import check_kind, parse_body, shown
 from fleetlog.collector.settings.layer import SettingsLayer
 from fleetlog.common.errors import UsageError
 
@@ -14,7 +14,9 @@ VERBS = ("list", "get", "create", "update", "delete", "test")
 
 
 async def settings_call(layer: SettingsLayer, caller: Caller, request: Any) -> Any:
-    verb, kind, name = request.verb, check_kind(request.kind), request.name
+    verb, kind, name = request.verb, check_kind(request.kind[:64]), request.name
+    if verb not in VERBS:
+        raise UsageError(f"settings: unknown verb {shown(verb[:64])} (verbs: {', '.join(VERBS)})")
     body = parse_body(request.body_json.encode()) if request.body_json else {}
     if verb == "list":
         return layer.list_entries(kind, caller)

@@ -58,9 +58,14 @@ def check_name(kind: str, name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise UsageError(f"{kind}: name: required, a non-empty string")
     if len(name) > MAX_NAME or not _NAME.match(name):
-        raise UsageError(f"{kind}: name: {name[:MAX_NAME]!r} is not a valid name (letters, digits and _ . : @ -, "
+        raise UsageError(f"{kind}: name: {shown(name)} is not a valid name (letters, digits and _ . : @ -, "
                          f"at most {MAX_NAME} characters, starting with a letter or digit)")
     return name
+
+
+def shown(name: str) -> str:
+    """A name as an error message quotes it: bounded (a lookup may send any name)."""
+    return repr(name) if len(name) <= MAX_NAME else repr(name[:MAX_NAME]) + "..."
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:

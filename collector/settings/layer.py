@@ -102,7 +102,7 @@ class SettingsLayer:
         for entry_name, value, view in views:
             if entry_name == name and access.may_see(caller, kind, name, value):
                 return view
-        raise SettingsNotFound(f"{kind}: no entry {name!r}")
+        raise SettingsNotFound(f"{kind}: no entry {entries.shown(name)}")
 
     def _forwarders(self) -> list[tuple[str, Any, dict[str, Any]]]:
         rows = self._rows("forwarders")
@@ -218,7 +218,7 @@ class SettingsLayer:
         row = self._rows("forwarders").get(name)
         visible = before is not None and access.may_see(caller, "forwarders", name, before)
         if not create and not visible:
-            raise SettingsNotFound(f"forwarders: no entry {name!r}")   # one the caller may not see: the same
+            raise SettingsNotFound(f"forwarders: no entry {entries.shown(name)}")   # one the caller may not see: the same
         if visible and row is None:
             raise SettingsClash(f"forwarders: {name!r} is defined in collector.toml (read-only here)")
         if create and before is not None:
@@ -262,7 +262,7 @@ class SettingsLayer:
             if view is not None or name in self.hooks.file_tokens():
                 raise SettingsClash(f"{kind}: {name!r} is defined in {'collector.toml' if kind == 'forwarders' else 'tokens_file'} "
                                     "(read-only here)")
-            raise SettingsNotFound(f"{kind}: no entry {name!r}")
+            raise SettingsNotFound(f"{kind}: no entry {entries.shown(name)}")
         value = self._current_forwarder(name) if kind == "forwarders" else \
             next((t for t in self.watcher.effective.tokens if t.name == name), None)
         self._check(caller, kind, name, value, None)
@@ -313,7 +313,7 @@ class SettingsLayer:
         """Send one test event through the forwarder's transport; what the destination answered."""
         config = self._current_forwarder(name)
         if config is None or not access.may_see(caller, "forwarders", name, config):
-            raise SettingsNotFound(f"forwarders: no entry {name!r}")
+            raise SettingsNotFound(f"forwarders: no entry {entries.shown(name)}")
         self._check(caller, "forwarders", name, config, config)
         answer = await send_test_event(config, self.hooks.node_name(), caller.name)
         await self.hooks.record([InternalEvent("settings/forwarders.test", f"test event sent through forwarder "

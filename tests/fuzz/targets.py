@@ -671,6 +671,34 @@ def block_payload(data: bytes) -> None:
         assert str(exc)
 
 
+@target
+def settings_bodies(data: bytes) -> None:
+    """A settings API body (collector/settings/entries.py) as a peer sends it, for each kind: a
+    UsageError (HTTP 400) or an entry from which the running configuration builds."""
+    from fleetlog.collector.config import CollectorConfig
+    from fleetlog.collector.settings import effective, entries
+    from fleetlog.collector.store.settings_rows import SettingsRow
+    from fleetlog.common.errors import UsageError
+    kind, raw = data[:1], data[1:]
+    try:
+        body = entries.parse_body(raw)
+        if kind == b"f":
+            enabled, config = entries.forwarder("fuzz", body)
+            row = SettingsRow("forwarders", "fuzz", json.dumps({**entries.plain(config), "enabled": enabled}),
+                              0, 0, "fuzz", "api")
+        elif kind == b"t":
+            entry = entries.token(body, "0" * 64)
+            row = SettingsRow("tokens", entry.name, json.dumps({"sha256": entry.sha256, "role": entry.role,
+                                                                "namespaces": list(entry.namespaces)}), 0, 0, "f", "api")
+        else:
+            row = SettingsRow("namespaces", "fuzz", json.dumps(entries.plain(entries.namespace("fuzz", body))),
+                              0, 0, "fuzz", "api")
+    except UsageError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    effective.build(CollectorConfig(node_name="fuzz"), [row])   # what was accepted must build
+
+
 def run_one(name: str, data: bytes) -> None:
     TARGETS[name](data)
 

@@ -68,6 +68,12 @@ def test_forwarder_add_get_edit_remove_as_admin(console):
     assert events[-1]["fields"]["before"]["min_level"] == "warning"
     assert events[-1]["fields"]["after"]["min_level"] == "error"
     assert events[-1]["fields"]["via"] == "api" and events[-1]["tier"] == "security"
+    assert set(events[-1]["fields"]) == {"via", "kind", "name", "before", "after", "peer_ip"}
+    assert (events[-1]["fields"]["kind"], events[-1]["fields"]["name"], events[-1]["message"]) == \
+        ("forwarders", "ship", "forwarders 'ship' updated by root via api")
+    assert (events[-1]["level"], events[-1]["log_type"], events[-1]["namespace"]) == ("info", "audit", "_collector")
+    created = audit(console, "settings/forwarders.create")[-1]["fields"]
+    assert created["before"] is None and created["after"]["path"] == body["path"]
     gone = root.request("DELETE", f"{S}/forwarders/ship")
     assert gone.status == 200 and gone.json() == {"deleted": "ship"}
     assert root.get(f"{S}/forwarders/ship").status == 404
@@ -297,6 +303,8 @@ def test_body_and_name_errors(console):
         assert reply.json()["error"].startswith(message) or message in reply.json()["error"], reply.json()["error"]
     names = [f["name"] for f in root.get(f"{S}/forwarders").json()["forwarders"]]
     assert names == ["from-file"]
+    long = root.get(f"{S}/forwarders/{'a' * 4000}")
+    assert long.status == 404 and long.json()["error"] == f"forwarders: no entry {'a' * 128!r}..."
 
 
 def test_forwarder_test_through_a_file_forwarder(console, tmp_path):

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
+from fleetlog.collector.store import pg_schema
+from fleetlog.collector.store.pg_settings import PostgresSettings
 from tests.harness import Cluster, run_cli, search_json, wait_for, write_lines
+from tests.settings_store_cases import check_settings_store
 from tests.web_console import write_tokens
 
 
@@ -68,33 +73,19 @@ def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
         wait_for(lambda: len(search_json(b, "--token-file", root, "--action", "Admin.EventLog.Note")) == 1, 10,
                  "the note visible on B")
         assert delivered() == ["line 1", "line 3"]
+        # The dry run counts over PostgreSQL too: the two stored lines (2025) are older than a day.
+        dry = _cli(b, root, "namespace", "set", "default", "--general", "1d", "--dry-run")
+        assert dry.stdout.strip() == "namespace default: the next purge would remove 2 stored events (nothing changed)"
     finally:
         cluster.stop_all()
 
 
 def test_postgres_settings_store_serialises_changes_and_refuses_conflicts(pg_dsn):
-    import psycopg
-    import pytest
-
-    from fleetlog.collector.store import pg_schema
-    from fleetlog.collector.store.pg_settings import PostgresSettings
-    from fleetlog.collector.store.settings_rows import SettingsConflict
-
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         pg_schema.migrate(conn, "test")
     one, two = PostgresSettings(pg_dsn), PostgresSettings(pg_dsn)
     try:
-        assert one.rows() == (0, [])
-        assert one.change("tokens", "ops", '{"role": "auditor"}', "root", "api", 10, exists=False) == 1
-        with pytest.raises(SettingsConflict, match="exists already"):
-            two.change("tokens", "ops", "{}", "root", "cli", 11, exists=False)
-        assert two.change("namespaces", "web", '{"levels": "error"}', "ann", "web", 12, exists=False) == 2
-        assert one.change("tokens", "ops", None, "root", "api", 13, exists=True) == 3
-        version, rows = two.rows()
-        assert version == 3 and [(r.kind, r.name, r.changed_by) for r in rows] == [("namespaces", "web", "ann")]
-        one.touch_tokens({"ops": 5})
-        two.touch_tokens({"ops": 4, "web-1": 9})
-        assert one.token_uses() == {"ops": 5, "web-1": 9}
+        check_settings_store(one, two)
     finally:
         one.close()
         two.close()

@@ -13,11 +13,12 @@ from fleetlog.collector.config import CollectorConfig
 from fleetlog.collector.identity import Caller, TokenEntry
 from fleetlog.collector.settings import access, effective, entries
 from fleetlog.collector.settings.watcher import SettingsWatcher
-from fleetlog.collector.store.settings_rows import SettingsConflict, SettingsRow
+from fleetlog.collector.store.settings_rows import SettingsRow
 from fleetlog.collector.store.sqlite import SqliteBackend
 from fleetlog.common.config import build_config
 from fleetlog.common.errors import UsageError
 from fleetlog.common.levels import Level
+from tests.settings_store_cases import check_settings_store
 
 FILE = build_config(CollectorConfig, {
     "node_name": "c1", "forwarders": [{"name": "siem", "type": "console"}],
@@ -109,28 +110,16 @@ def test_namespace_admin_changes_only_what_selects_its_namespaces():
 
 def test_sqlite_store_counts_versions_and_refuses_conflicts(tmp_path):
     backend = SqliteBackend(tmp_path, collector="c1")
-    store = backend.settings_store()
+    one, two = backend.settings_store(), backend.settings_store()
     try:
-        assert store.rows() == (0, [])
-        assert store.change("forwarders", "x", '{"type": "console"}', "root", "api", 10, exists=False) == 1
-        with pytest.raises(SettingsConflict, match="exists already"):
-            store.change("forwarders", "x", "{}", "root", "api", 11, exists=False)
-        assert store.change("forwarders", "x", '{"type": "file"}', "ann", "web", 12, exists=True) == 2
-        version, rows = store.rows()
-        assert version == 2 and rows == [SettingsRow("forwarders", "x", '{"type": "file"}', 10, 12, "ann", "web")]
-        assert store.change("forwarders", "x", None, "ann", "cli", 13, exists=True) == 3
-        with pytest.raises(SettingsConflict, match="does not exist"):
-            store.change("forwarders", "x", None, "ann", "cli", 14, exists=True)
-        assert store.version() == 3
-        store.touch_tokens({"ops": 5})
-        store.touch_tokens({"ops": 3, "web-1": 7})
-        assert store.token_uses() == {"ops": 5, "web-1": 7}
+        check_settings_store(one, two)
     finally:
-        store.close()
+        one.close()
+        two.close()
         backend.close()
     reopened = SqliteBackend(tmp_path, collector="c1")
     try:
-        assert reopened.settings_store().version() == 3
+        assert reopened.settings_store().version() == 4
     finally:
         reopened.close()
 
