@@ -223,7 +223,14 @@ def _with_claim(fields_json: str, claimed: str) -> str:
 
 
 def _with_fields(fields_json: str, **values: str) -> str:
-    """fields_json with `values` set (over what the payload had under those names)."""
+    """fields_json with `values` set (over what the payload had under those names).
+
+    The usual text (an object already checked, no backslash, none of the names in it) gets the
+    values appended as text: the same JSON json.dumps would write for compact input, without a
+    loads and dumps an event (6 of a relayed event's 14 µs at the collector, py-spy)."""
+    spliced = _appended(fields_json, values)
+    if spliced is not None:
+        return spliced
     try:
         fields = json.loads(fields_json) if fields_json else {}
     except json.JSONDecodeError:
@@ -232,6 +239,22 @@ def _with_fields(fields_json: str, **values: str) -> str:
         fields = {"raw_fields": fields}
     fields.update(values)
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def _appended(fields_json: str, values: dict[str, str]) -> str | None:
+    """`fields_json` (a JSON object, as _check_columns made sure) with `values` added at its end,
+    or None when that could differ from loads + update + dumps: a backslash (an escaped name may
+    be one of ours) or one of the names already present (dumps keeps its place)."""
+    if "\\" in fields_json or any(f'"{name}"' in fields_json for name in values):
+        return None
+    added = ",".join(f'"{name}":{json.dumps(value, ensure_ascii=False)}' for name, value in values.items())
+    body = fields_json.rstrip()
+    if not body:
+        return "{" + added + "}"
+    if not body.endswith("}"):
+        return None
+    body = body[:-1].rstrip()
+    return body + added + "}" if body.endswith("{") else body + "," + added + "}"
 
 
 def relayed_source_key(relay: str, source_key: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, RetentionConfig, TierRule
-from fleetlog.collector.ingest import _is_json_object, _uncertain_objects
+from fleetlog.collector.ingest import _is_json_object, _uncertain_objects, _with_fields
 
 TEXTS = ['{}', '{"a":1}', ' {"a":1} ', '{"a":1}\n', '\t{}', '{"a":1}x', '{"a":1}{}', '[]', '1', '"s"', 'null',
          '{"a":NaN}', '{"a":Infinity}', '{"a"}', '{', '', ' ', '{"a":"\\ud800"}', '{"é":"✓"}',
@@ -110,3 +110,21 @@ def test_a_chunk_without_events_beside_one_with_events():
     kept = len(prepared.events[0])
     assert list(prepared.events[0].message) == ["x", "y"][:kept] and prepared.dropped_below_level == 2 - kept
     assert prepared.events[0].fields_json[0] == '{"a":1}'
+
+
+RELAYED = ['', '{}', ' { } ', '{"facility":"local0"}', '{"a":1,"b":[1,{"c":null}]}', '{"relay":"forged"}',
+           '{"x":"relay"}', '{"claimed_host":"h"}', '{"r\\u0065lay":"forged"}', '{"é":"✓"}', '{"a":1}\n']
+
+
+@pytest.mark.parametrize("text", RELAYED, ids=range(len(RELAYED)))
+def test_relay_fields_appended_read_back_as_the_full_rewrite(text):
+    """Appending the relay's fields to the text reads back as loads + update + dumps, key order
+    too, and is that text exactly for compact input."""
+    values = {"relay": "relay-1", "claimed_host": 'sw"1é'}
+    fields = json.loads(text) if text.strip() else {}
+    fields.update(values)
+    assert json.loads(_with_fields(text, **values)) == fields
+    assert list(json.loads(_with_fields(text, **values))) == list(fields)
+    compact = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    if not text or text == json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")):
+        assert _with_fields(text, **values) == compact
