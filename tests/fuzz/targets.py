@@ -545,9 +545,9 @@ def syslog_rfc3164(data: bytes) -> None:
 def syslog_receiver(data: bytes) -> None:
     """Bytes as a syslog listener gets them: one datagram, and the same bytes as a TCP stream cut
     at a fuzzed place; every frame parses without raising, within its bounds, onto the wire."""
-    from fleetlog.agent.sources.syslog import to_record
     from fleetlog.agent.sources.syslog_framing import FrameSplitter
     from fleetlog.agent.sources.syslog_parse import parse_syslog
+    from fleetlog.agent.sources.syslog_records import to_record
     given = Input(data)
     limit = given.int() % 200 + 64
     cut = given.int(2)
