@@ -64,6 +64,11 @@ class Origin:
     host_ip: str
     namespaces: tuple[str, ...] | None = None   # namespaces it may write; None = any
     claimed: str = ""                  # the name the agent gave itself, when it is not `host`
+    may_relay: bool = True             # relayed chunks accepted (identity.Caller.may_relay)
+
+
+class RelayRefused(Exception):
+    """A batch with relayed chunks from a caller that may not relay: nothing of it is stored."""
 
 
 @dataclass
@@ -278,7 +283,11 @@ def prepare_batch(batch: pb.Batch, origin: Origin, classifier: Classifier,
 
 
 def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -> PreparedBatch:
-    """Check every chunk first (BadBatch: nothing of the batch is stored), then build its events."""
+    """Check every chunk first (BadBatch, RelayRefused: nothing of the batch is stored), then build
+    its events."""
+    if not origin.may_relay and any(chunk.relayed_host for chunk in unpacked.chunks):
+        raise RelayRefused(f"{origin.host} may not relay events of other senders (relay = true in its "
+                           "tokens_file entry allows it)")
     checked = [_check_columns(chunk) for chunk in unpacked.chunks]
     prepared = PreparedBatch(events=[])
     for chunk, (count, fields_json) in zip(unpacked.chunks, checked):
