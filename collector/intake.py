@@ -19,8 +19,15 @@ from fleetlog.collector.classify import Classifier
 from fleetlog.collector.denials import Denials
 from fleetlog.collector.event_times import TimePolicy, bound_times
 from fleetlog.collector.identity import Caller
-from fleetlog.collector.ingest import (BadBatch, IngestLimits, Origin, PreparedBatch, RelayRefused, prepare_chunks,
-                                       unpack)
+from fleetlog.collector.ingest import (
+    BadBatch,
+    IngestLimits,
+    Origin,
+    PreparedBatch,
+    RelayRefused,
+    prepare_chunks,
+    unpack,
+)
 from fleetlog.collector.metrics import CollectorMetrics
 from fleetlog.collector.nodes import Nodes
 from fleetlog.collector.writer import StorageWriter
