@@ -36,10 +36,10 @@ setup(
     ext_modules=[
         Extension("fleetlog.common._chain_native", ["common/_chain_native.c"], libraries=["crypto"],
                   extra_compile_args=FLAGS, optional=True),
-        Extension("fleetlog.agent._parse_native", ["agent/_parse_native.c"], extra_compile_args=FLAGS,
-                  optional=True),
-        Extension("fleetlog.agent.sources._syslog_native", ["agent/sources/_syslog_native.c"],
+        Extension("fleetlog.agent._parse_native", ["agent/_parse_native.c"], depends=["agent/_civil_days.h"],
                   extra_compile_args=FLAGS, optional=True),
+        Extension("fleetlog.agent.sources._syslog_native", ["agent/sources/_syslog_native.c"],
+                  depends=["agent/_civil_days.h"], extra_compile_args=FLAGS, optional=True),
         Extension("fleetlog.collector.store._blocks_native", ["collector/store/_blocks_native.c"],
                   extra_compile_args=FLAGS, optional=True),
     ],

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../_civil_days.h"
+
 typedef const unsigned char uchar;
 
 static PyTypeObject *record_type = NULL, *parsed_type = NULL;
@@ -60,16 +62,6 @@ static PyObject *ascii_text(uchar *s, Py_ssize_t len)
 
 /* -- times ------------------------------------------------------------------------------------ */
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)   /* Howard Hinnant's */
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* syslog_parse._epoch_us: 1 and *us, or 0 where datetime() raises or the time is out of range. */
 static int epoch_us(int year, int month, int day, int hour, int minute, int second, uchar *fraction,
                     int fraction_len, int zone_seconds, int64_t *us)
@@ -105,16 +97,14 @@ typedef struct {
  * (Z|z|[+-]\d{2}:?\d{2})? -> where it ends, or -1. */
 static Py_ssize_t match_rfc3339(uchar *s, Py_ssize_t p, Py_ssize_t n, stamp *m)
 {
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-    if (n - p < 19)
-        return -1;
-    for (int k = 0; k < 19; k++) {
-        unsigned c = s[p + k];
-        int ok = shape[k] == 'd' ? is_digit(c) : shape[k] == 'T' ? (c == 'T' || c == 't' || c == ' ') : c == (uchar)shape[k];
-        if (!ok)
-            return -1;
-    }
+    static const int digit_at[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
     uchar *t = s + p;
+    if (n - p < 19 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't' && t[10] != ' ')
+        || t[13] != ':' || t[16] != ':')
+        return -1;
+    for (size_t k = 0; k < sizeof digit_at / sizeof *digit_at; k++)
+        if (!is_digit(t[digit_at[k]]))
+            return -1;
     m->year = two(t) * 100 + two(t + 2);
     m->month = two(t + 5);
     m->day = two(t + 8);
@@ -583,6 +573,17 @@ static Py_ssize_t message_end(uchar *s, Py_ssize_t a, Py_ssize_t b)   /* rstrip(
     return b;
 }
 
+/* fields[key] = the text of w, when it is not empty */
+static int set_text(PyObject *fields, PyObject *key, uchar *s, span w)
+{
+    if (w.b <= w.a)
+        return 0;
+    PyObject *text = ascii_text(s + w.a, w.b - w.a);
+    int failed = text == NULL || PyDict_SetItem(fields, key, text) < 0;
+    Py_XDECREF(text);
+    return failed ? -1 : 0;
+}
+
 /* The Record of an ASCII frame; *problem set; *chars the message's length. NULL on error. */
 static PyObject *ascii_record(uchar *s, Py_ssize_t n, PyObject *position, PyObject *flags, PyObject *read_us,
                               int now_year, double now_s, int *problem, Py_ssize_t *chars)
@@ -597,20 +598,8 @@ static PyObject *ascii_record(uchar *s, Py_ssize_t n, PyObject *position, PyObje
     Py_INCREF(empty);
     if (fields == NULL || PyDict_SetItem(fields, k_facility, PyTuple_GET_ITEM(facilities, h.facility)) < 0)
         goto done;
-    if (h.msgid.b > h.msgid.a) {
-        PyObject *msgid = ascii_text(s + h.msgid.a, h.msgid.b - h.msgid.a);
-        int failed = msgid == NULL || PyDict_SetItem(fields, k_msgid, msgid) < 0;
-        Py_XDECREF(msgid);
-        if (failed)
-            goto done;
-    }
-    if (h.procid.b > h.procid.a) {
-        PyObject *procid = ascii_text(s + h.procid.a, h.procid.b - h.procid.a);
-        int failed = procid == NULL || PyDict_SetItem(fields, k_procid, procid) < 0;
-        Py_XDECREF(procid);
-        if (failed)
-            goto done;
-    }
+    if (set_text(fields, k_msgid, s, h.msgid) < 0 || set_text(fields, k_procid, s, h.procid) < 0)
+        goto done;
     if (h.sd >= 0) {
         int ok;
         Py_ssize_t at = h.sd;
