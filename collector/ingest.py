@@ -323,7 +323,10 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
             # sender as the relay knows it is the host; the authenticated relay is always recorded,
             # over anything the payload said, so a relayed event never passes for a node's own.
             host = chunk.relayed_host
-            claims = [chunk.claimed_host[i] for i in keep] if chunk.claimed_host else [""] * len(keep)
+            if not chunk.claimed_host:
+                claims: Sequence[str] = [""] * len(keep)
+            else:   # the usual chunk keeps every event: one copy of the column, not an index each
+                claims = list(chunk.claimed_host) if len(keep) == count else [chunk.claimed_host[i] for i in keep]
             columns["fields_json"] = _relayed_fields(columns["fields_json"], claims, host, origin.host)
         elif chunk.claimed_host:
             claims = [chunk.claimed_host[i] or origin.claimed for i in keep]
