@@ -335,12 +335,10 @@ static PyObject *structured(uchar *s, Py_ssize_t *at, Py_ssize_t n, int *ok)
             if (key_len == 0 || key + key_len + 1 >= n || s[key + key_len] != '=' || s[key + key_len + 1] != '"')
                 goto malformed;
             Py_ssize_t j = key + key_len + 2, w = 0;
-            char *grown = PyMem_Realloc(buffer, n - j + 1);
-            if (grown == NULL) {
+            if (buffer == NULL && (buffer = PyMem_Malloc(n - j + 1)) == NULL) {   /* once: later values are shorter */
                 PyErr_NoMemory();
                 goto error;
             }
-            buffer = grown;
             while (j < n && s[j] != '"') {
                 if (s[j] == '\\' && j + 1 < n && (s[j + 1] == '"' || s[j + 1] == '\\' || s[j + 1] == ']'))
                     j++;
