@@ -38,6 +38,8 @@ class TokenEntry:
             raise FieldError("sha256", "expected the 64 hex digits of the token's SHA-256, not the token itself")
         if not self.name:
             raise FieldError("name", "must not be empty")
+        if self.relay and self.role != "agent":
+            raise FieldError("relay", f"only an agent relays events; role {self.role!r} sends none")
         if COLLECTOR_NAMESPACE in self.namespaces:
             raise FieldError("namespaces", f"{COLLECTOR_NAMESPACE!r} holds the collector's own events, which only "
                              "admin and auditor read; no token may list it")

@@ -129,8 +129,9 @@ def test_who_may_relay(tmp_path):
     assert not auth.certificate_caller("web-1", "10.0.0.3").may_relay
     assert not auth.certificate_caller("switch-7", "10.0.0.4").may_relay      # a certificate, no entry
     assert not Authenticator(None, mtls=True).certificate_caller("relay-1", "10.0.0.2").may_relay
-    open_auth = Authenticator(None, mtls=False)
-    assert open_auth.open
+    path.write_text(f'[[tokens]]\nname = "alice"\nsha256 = "{"ab" * 32}"\nrole = "auditor"\nrelay = true\n')
+    with pytest.raises(ConfigError, match=r"tokens\[0\]\.relay: only an agent relays events; role 'auditor' sends none"):
+        load_tokens(str(path))
 
 
 def test_a_relayed_chunk_from_an_agent_that_may_not_relay_refuses_the_batch():
