@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 # Debian packages the tests drive for real: rsyslog (the SIEM peer), systemd-journal-remote
 # (builds journal files), poppler-utils (pdftotext reads exported PDFs), systemd (systemd-analyze),
 # gcc and libssl-dev (build common/_chain_native.c, the hash chain's C step, and
-# agent/_parse_native.c, the agent's read+parse, and collector/store/_blocks_native.c, the block
-# codec's loops; see setup.py),
+# agent/_parse_native.c, the agent's read+parse, agent/sources/_syslog_native.c, the syslog
+# receiver's framing and parsing, and collector/store/_blocks_native.c, the block codec's loops;
+# see setup.py),
 # prometheus (promtool checks and unit-tests deploy/prometheus; the server evaluates the dashboard),
 # chromium (the web console's browser tests, driven by Playwright with Debian's browser),
 # postgresql (the tests start their own server in a temporary directory; tests/pg.py).
@@ -17,7 +18,8 @@ SYSTEM_PACKAGES := rsyslog rsyslog-gnutls bsdutils systemd-journal-remote popple
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c collector/store/_blocks_native.c \
+$(STAMP): pyproject.toml setup.py common/_chain_native.c agent/_parse_native.c agent/sources/_syslog_native.c \
+          agent/_civil_days.h collector/store/_blocks_native.c \
           $(wildcard proto/fleetlog/v1/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

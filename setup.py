@@ -12,6 +12,9 @@ form runs (same output, slower); `make test` installs the headers and checks the
 - agent/_parse_native.c, the agent's hot path: split, parse, the batch's columns (agent/parse.py, the
   file source and the batcher fall back to Python; tests/unit/test_parse_native.py holds both to the
   same output);
+- agent/sources/_syslog_native.c, the syslog receiver's framing and parsing of a whole read buffer
+  (agent/sources/syslog_native.py falls back to Python; tests/unit/test_syslog_native.py holds both
+  to the same records);
 - collector/store/_blocks_native.c, the compressed column block's bloom filter, decoded rows and
   derived ids (no library; collector/store/blocks.py falls back to Python, tests/unit/test_blocks.py
   holds both to the same bytes).
@@ -33,8 +36,10 @@ setup(
     ext_modules=[
         Extension("fleetlog.common._chain_native", ["common/_chain_native.c"], libraries=["crypto"],
                   extra_compile_args=FLAGS, optional=True),
-        Extension("fleetlog.agent._parse_native", ["agent/_parse_native.c"], extra_compile_args=FLAGS,
-                  optional=True),
+        Extension("fleetlog.agent._parse_native", ["agent/_parse_native.c"], depends=["agent/_civil_days.h"],
+                  extra_compile_args=FLAGS, optional=True),
+        Extension("fleetlog.agent.sources._syslog_native", ["agent/sources/_syslog_native.c"],
+                  depends=["agent/_civil_days.h"], extra_compile_args=FLAGS, optional=True),
         Extension("fleetlog.collector.store._blocks_native", ["collector/store/_blocks_native.c"],
                   extra_compile_args=FLAGS, optional=True),
     ],

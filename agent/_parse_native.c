@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_civil_days.h"
+
 static PyTypeObject *parsed_type = NULL;  /* agent.parse.Parsed */
 static PyObject *levels = NULL;           /* lower-case name -> int (common.levels._ALIASES) */
 static PyObject *targets = NULL;          /* key -> target index, as below */
@@ -91,17 +93,6 @@ static Py_ssize_t match_iso(uchar *s, Py_ssize_t p, Py_ssize_t n, iso_match *m)
         }
     }
     return e;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
 }
 
 /* iso_match_to_us: 0 and *us set, or -1 where datetime.fromisoformat raises ValueError. */

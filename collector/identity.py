@@ -31,6 +31,7 @@ class TokenEntry:
     sha256: str
     role: Role
     namespaces: tuple[str, ...] = ()
+    relay: bool = False      # may send events it received from others (contract §10); agents only
 
     def validate(self) -> None:
         digest = self.sha256.strip().lower()
@@ -38,6 +39,8 @@ class TokenEntry:
             raise FieldError("sha256", "expected the 64 hex digits of the token's SHA-256, not the token itself")
         if not self.name:
             raise FieldError("name", "must not be empty")
+        if self.relay and self.role != "agent":
+            raise FieldError("relay", f"only an agent relays events; role {self.role!r} sends none")
         if COLLECTOR_NAMESPACE in self.namespaces:
             raise FieldError("namespaces", f"{COLLECTOR_NAMESPACE!r} holds the collector's own events, which only "
                              "admin and auditor read; no token may list it")
@@ -57,6 +60,7 @@ class Caller:
     ip: str
     namespaces: tuple[str, ...] | None = None
     how: str = "trusted"   # "mtls" | "token" | "trusted"
+    may_relay: bool = False  # relayed chunks accepted: a tokens.toml entry's relay, or loopback trust
 
     @property
     def can_ingest(self) -> bool:
@@ -199,7 +203,7 @@ class Authenticator:
         entry = self._entry(token)
         if entry is None:
             raise AuthError("unknown token")
-        return Caller(entry.name, entry.role, ip, _namespaces(entry), "token")
+        return Caller(entry.name, entry.role, ip, _namespaces(entry), "token", entry.relay)
 
     def certificate_caller(self, name: str, ip: str) -> Caller:
         """The holder of a verified client certificate named `name` (CN or first DNS SAN)."""
@@ -207,8 +211,9 @@ class Authenticator:
         if entry is None:
             # A certificate identifies a node: it may ingest, not read, and — like an agent token
             # that lists none — only into "default": never every namespace by omission.
+            # Nor may it relay: that takes an entry with relay = true.
             return Caller(name, "agent", ip, ("default",), "mtls")
-        return Caller(name, entry.role, ip, _namespaces(entry), "mtls")
+        return Caller(name, entry.role, ip, _namespaces(entry), "mtls", entry.relay)
 
     def authenticate(self, context: grpc.aio.ServicerContext, claimed_name: str = "") -> Caller:
         ip = peer_ip(context)
@@ -220,7 +225,7 @@ class Authenticator:
             if name:
                 return self.certificate_caller(name, ip)
         if self.open:
-            return Caller(claimed_name or "anonymous", "trusted", ip, None, "trusted")
+            return Caller(claimed_name or "anonymous", "trusted", ip, None, "trusted", may_relay=True)
         raise AuthError("no valid credentials (token or client certificate) presented")
 
 

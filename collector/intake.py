@@ -19,7 +19,15 @@ from fleetlog.collector.classify import Classifier
 from fleetlog.collector.denials import Denials
 from fleetlog.collector.event_times import TimePolicy, bound_times
 from fleetlog.collector.identity import Caller
-from fleetlog.collector.ingest import BadBatch, IngestLimits, Origin, PreparedBatch, prepare_chunks, unpack
+from fleetlog.collector.ingest import (
+    BadBatch,
+    IngestLimits,
+    Origin,
+    PreparedBatch,
+    RelayRefused,
+    prepare_chunks,
+    unpack,
+)
 from fleetlog.collector.metrics import CollectorMetrics
 from fleetlog.collector.nodes import Nodes
 from fleetlog.collector.writer import StorageWriter
@@ -86,6 +94,11 @@ class Intake:
                 self._metrics.time_adjusted.labels(reason).inc(count)
         except BadBatch:
             await self._budget.release(*cost)
+            raise
+        except RelayRefused as exc:
+            await self._budget.release(*cost)
+            self._metrics.requests_rejected.labels("relay_denied").inc()
+            self._denials.record_soon(Caller(origin.host, "agent", self._nodes.get(origin.host).ip), "relay", str(exc))
             raise
         self._nodes.received(origin.host, prepared)
         if prepared.denied:

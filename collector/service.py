@@ -19,7 +19,7 @@ import grpc
 from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from fleetlog.collector.filters import FilterSpec
 from fleetlog.collector.identity import Caller, NamespaceRefused, peer_ip
-from fleetlog.collector.ingest import BadBatch, Origin, decode_request
+from fleetlog.collector.ingest import BadBatch, Origin, RelayRefused, decode_request
 from fleetlog.collector.settings.calls import settings_call
 from fleetlog.collector.settings.errors import SettingsClash, SettingsNotFound, SettingsRefused
 from fleetlog.common.errors import AuthError, QueryTimeout, StorageError, UsageError
@@ -131,7 +131,7 @@ class IngestService:
             caller = await _authenticate(collector, context, "ingest", claimed)
         await _require(collector, context, caller, caller.can_ingest, "ingest")
         origin = Origin(host=caller.name, host_ip=caller.ip, namespaces=caller.namespaces,
-                        claimed=claimed if claimed != caller.name else "")
+                        claimed=claimed if claimed != caller.name else "", may_relay=caller.may_relay)
         # Futures of acknowledgements in batch order; a BadBatch ends the stream after the acks
         # of every batch before it were sent (those batches stay stored).
         pending: asyncio.Queue = asyncio.Queue(maxsize=64)
@@ -170,7 +170,7 @@ class IngestService:
                         batch = None   # only the prepared events are kept until the commit
                     else:
                         await collector.release(0, size)
-            except BadBatch as exc:
+            except (BadBatch, RelayRefused) as exc:
                 await pending.put(exc)
             finally:
                 await pending.put(None)
@@ -181,6 +181,9 @@ class IngestService:
             while (item := await pending.get()) is not None:
                 if isinstance(item, BadBatch):
                     await self._refuse(context, peer, item)
+                if isinstance(item, RelayRefused):
+                    # The agent keeps the batch spooled and retries slowly, logging the reason once.
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(item))
                 yield await item
             await reader
         finally:
@@ -194,7 +197,7 @@ class IngestService:
     async def _submit(self, batch: pb.Batch, wire_bytes: int, origin: Origin) -> asyncio.Future:
         """Prepare a batch whose `wire_bytes` the caller admitted, and hand it to the writer; the
         returned future resolves to its ack, and the budget is given back after the commit.
-        Raises BadBatch (nothing of the batch is stored, the budget is back)."""
+        Raises BadBatch or RelayRefused (nothing of the batch is stored, the budget is back)."""
         batch_id = batch.batch_id
         admitted = await self.collector.prepare(batch, wire_bytes, origin)
 

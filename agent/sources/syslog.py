@@ -31,21 +31,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import ipaddress
 import logging
 import os
 import pathlib
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from fleetlog.agent.metrics import ReceiverMetrics
-from fleetlog.agent.parse import Parsed
-from fleetlog.agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
-from fleetlog.agent.sources.syslog_framing import FrameSplitter
-from fleetlog.agent.sources.syslog_parse import SyslogMessage, parse_syslog
+from fleetlog.agent.sources.base import Emit, Record, SourceBatch
+from fleetlog.agent.sources.syslog_native import StreamReader, datagram
+from fleetlog.agent.sources.syslog_records import Received
 from fleetlog.common.config import Duration, FieldError, LevelName, Size
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.event_filter import EventFilter, FieldPattern
@@ -65,9 +65,6 @@ EMIT_BYTES = 256 * 1024
 EMIT_RECORDS = 5000
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 BIND_RETRY = 5.0                # seconds between attempts to listen on an address that is taken
-# Keys of structured-data parameters that become the event's own columns (as JSON keys do).
-_COLUMN_KEYS = {"request_id": "request_id", "req_id": "request_id", "requestId": "request_id",
-                "user": "user", "user_name": "user", "username": "user", "action": "action"}
 
 
 @dataclass(frozen=True)
@@ -106,47 +103,6 @@ class SyslogSourceConfig:
     @property
     def listener(self) -> str:
         return self.name or f"syslog-{self.protocol}-{self.listen.rpartition(':')[2]}"
-
-
-def to_record(message: SyslogMessage, position: int, truncated: bool, read_time_us: int) -> Record:
-    """A parsed message as the batcher takes it: PRI's severity -> level, facility, MSGID and
-    structured data -> fields (parameters named like request_id/user/action -> those columns),
-    the claimed HOSTNAME -> claimed_host."""
-    fields: dict[str, Any] = {}
-    if message.facility:
-        fields["facility"] = message.facility
-    if message.msgid:
-        fields["msgid"] = message.msgid
-    if message.procid:
-        fields["procid"] = message.procid
-    columns = {"request_id": "", "user": "", "action": ""}
-    for sd_id, params in (message.structured or {}).items():
-        rest = {}
-        for key, value in params.items():
-            column = _COLUMN_KEYS.get(key)
-            if column and not columns[column]:
-                columns[column] = value
-            else:
-                rest[key] = value
-        if rest:
-            fields[sd_id] = rest
-    if "\ufffd" in message.message:
-        fields["invalid_utf8"] = True
-    parsed = Parsed(message.time_us, message.severity, message.message, columns["request_id"], columns["user"],
-                    columns["action"], fields or None, message.hostname)
-    return Record(position, parsed, message.app, message.pid, FLAG_TRUNCATED if truncated else 0, read_time_us)
-
-
-def cut_utf8(data: bytes) -> bytes:
-    """A message cut at max_message_bytes without the start of a character the cut split."""
-    i, continuation = len(data) - 1, 0
-    while i >= 0 and continuation < 3 and data[i] & 0xC0 == 0x80:
-        i, continuation = i - 1, continuation + 1
-    if i >= 0 and 0xC0 <= data[i] <= 0xF7:
-        needed = 2 if data[i] < 0xE0 else 3 if data[i] < 0xF0 else 4
-        if continuation + 1 < needed:
-            return data[:i]
-    return data
 
 
 def peer_host(address: Any) -> str:
@@ -239,31 +195,19 @@ class SyslogSource:
 
     # -- receiving -------------------------------------------------------------------------
 
-    def _accept(self, host: str, frames: Sequence[tuple[bytes, bool]]) -> None:
-        """Parse frames of one peer into records queued for the batcher."""
-        records = self._pending.setdefault(host, [])
-        before = len(records)
-        read_us = now_us()
+    def _take(self, host: str, received: Received) -> None:
+        """Queue one read's records for the batcher; count what was malformed."""
         metrics, name = self.metrics, self.name
-        for data, truncated in frames:
-            if truncated:
-                data = cut_utf8(data)
-            if not data.strip(b"\r\n\0 "):
-                metrics.malformed.labels(name, "empty").inc()
-                continue
-            message = parse_syslog(data)
-            if message.problem:
-                metrics.malformed.labels(name, message.problem).inc()
-            if truncated:
-                metrics.malformed.labels(name, "too_long").inc()
-            records.append(to_record(message, self._position, truncated, read_us))
-            self._position += 1
-            self._queued += 1
-            self._queued_bytes += len(message.message)
+        for reason, count in received.problems.items():
+            metrics.malformed.labels(name, reason).inc(count)
+        records = received.records
         if not records:
-            del self._pending[host]
             return
-        self.metrics.received.labels(name).inc(len(records) - before)
+        self._pending.setdefault(host, []).extend(records)
+        self._position += len(records)
+        self._queued += len(records)
+        self._queued_bytes += received.chars
+        metrics.received.labels(name).inc(len(records))
         self._has_data.set()
         if self._full():
             self._room.clear()
@@ -275,8 +219,8 @@ class SyslogSource:
         if self._full():
             self.metrics.dropped.labels(self.name, "queue_full").inc()
             return
-        limit = self.config.max_message_bytes
-        self._accept(peer_host(addr), [(data[:limit], len(data) > limit)])
+        self._take(peer_host(addr), datagram(data, self.config.max_message_bytes, self._position, now_us(),
+                                             dt.datetime.now(dt.UTC)))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._connections) >= self.config.max_connections:
@@ -305,7 +249,7 @@ class SyslogSource:
                 log.info("syslog %s: TLS handshake with %s failed: %s", self.name, host, exc)
                 return
             host = certificate_name(writer.get_extra_info("ssl_object")) or host
-        splitter = FrameSplitter(self.config.max_message_bytes)
+        splitter = StreamReader(self.config.max_message_bytes)
         while True:
             if not self._room.is_set():
                 await self._room.wait()       # backpressure: stop reading; the sender's window fills
@@ -317,17 +261,15 @@ class SyslogSource:
                 break
             if not data:
                 break
-            frames = splitter.feed(data)
-            if frames:
-                self._accept(host, frames)
+            self._take(host, splitter.feed_records(data, self._position, now_us(), dt.datetime.now(dt.UTC)))
             if splitter.broken:
                 self.metrics.refused.labels(self.name, splitter.broken.reason).inc()
                 log.info("syslog %s: closing the connection of %s: %s", self.name, host, splitter.broken)
                 return
         held = splitter.pending()
-        last = splitter.end()
-        if last is not None:
-            self._accept(host, [last])
+        last = splitter.end_records(self._position, now_us(), dt.datetime.now(dt.UTC))
+        if last.records or last.problems:
+            self._take(host, last)
         elif held:
             self.metrics.malformed.labels(self.name, "cut_frame").inc()
 

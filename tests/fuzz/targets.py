@@ -545,9 +545,9 @@ def syslog_rfc3164(data: bytes) -> None:
 def syslog_receiver(data: bytes) -> None:
     """Bytes as a syslog listener gets them: one datagram, and the same bytes as a TCP stream cut
     at a fuzzed place; every frame parses without raising, within its bounds, onto the wire."""
-    from fleetlog.agent.sources.syslog import to_record
     from fleetlog.agent.sources.syslog_framing import FrameSplitter
     from fleetlog.agent.sources.syslog_parse import parse_syslog
+    from fleetlog.agent.sources.syslog_records import to_record
     given = Input(data)
     limit = given.int() % 200 + 64
     cut = given.int(2)
@@ -566,6 +566,35 @@ def syslog_receiver(data: bytes) -> None:
         _check_parsed(record.parsed)
         records.append(record)
     _agent_chunk(records)
+
+
+@target
+def syslog_native(data: bytes) -> None:
+    """The receiver's C path (_syslog_native.c) against the Python reference on the same bytes: as
+    one datagram and as a stream (octet counting or LF, decided by its first byte) cut at a fuzzed
+    place, the same records, malformed counts, message lengths and framing state."""
+    import datetime as dt
+
+    from fleetlog.agent.sources.syslog_framing import FrameSplitter
+    from fleetlog.agent.sources.syslog_native import StreamReader, datagram, native
+    from fleetlog.agent.sources.syslog_records import frames_to_records
+    if native is None:
+        raise AssertionError("the C module is not built (setup.py build_ext)")
+    given = Input(data)
+    limit = given.int() % 200 + 1
+    cut = given.int(2)
+    now = dt.datetime(2026, 12, 31, 23, 0, tzinfo=dt.UTC) if given.int() % 2 else \
+        dt.datetime(2027, 1, 1, 0, 30, tzinfo=dt.UTC)
+    stream = given.rest()
+    assert datagram(stream, limit, 0, 1, now) == datagram(stream, limit, 0, 1, now, use_native=False)
+    reader, splitter = StreamReader(limit), FrameSplitter(limit)
+    ours, theirs = [], []
+    for part in (stream[:cut], stream[cut:]):
+        ours.append(reader.feed_records(part, sum(len(r.records) for r in ours), 1, now))
+        theirs.append(frames_to_records(splitter.feed(part), sum(len(r.records) for r in theirs), 1, now))
+    assert ours == theirs, (ours, theirs)
+    assert (reader.pending(), bool(reader.broken), reader.end()) == \
+        (splitter.pending(), bool(splitter.broken), splitter.end())
 
 
 # -- CLI: bundle verification ---------------------------------------------------------------------

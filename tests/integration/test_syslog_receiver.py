@@ -302,17 +302,20 @@ def test_a_reload_rebinds_the_listeners(relay):
     assert "tcp after the reload" in {e["message"] for e in relay.events("tcp-in", 141)}
 
 
-def test_a_full_spool_stops_tcp_reading_and_counts_udp_drops(cluster):
-    """Backpressure: with the collector away and the spool full, the relay stops reading TCP (the
-    sender's send blocks) and drops UDP datagrams, counted. When the collector comes, every TCP
-    message the sender handed over is stored, once."""
+def test_a_full_spool_stops_tcp_and_tls_reading_and_counts_udp_drops(cluster, tmp_path):
+    """Backpressure: with the collector away and the spool full, the relay stops reading TCP and
+    TLS (the senders' sends block) and drops UDP datagrams, counted. When the collector comes,
+    every TCP and TLS message the senders handed over is stored, once."""
     collector = cluster.collector("collector-2", start=False)
-    tcp_port, udp_port = free_port(), free_port()
+    tcp_port, udp_port, tls_port = free_port(), free_port(), free_port()
+    server = TestCA(tmp_path / "ca").issue("relay-2", server=True)
     agent = cluster.agent("relay-2", [collector], [
         {"type": "syslog", "name": "bp-tcp", "protocol": "tcp", "listen": f"127.0.0.1:{tcp_port}"},
         {"type": "syslog", "name": "bp-udp", "protocol": "udp", "listen": f"127.0.0.1:{udp_port}"},
+        {"type": "syslog", "name": "bp-tls", "protocol": "tls", "listen": f"127.0.0.1:{tls_port}",
+         "tls": {"cert": server.cert, "key": server.key}},
     ], spool={"max_bytes": "1MiB"}, batch={"max_bytes": "256KiB", "compression": "none"})
-    wait_for(lambda: "syslog listener bp-udp on" in agent.log() and "syslog listener bp-tcp on" in agent.log(),
+    wait_for(lambda: all(f"syslog listener bp-{kind} on" in agent.log() for kind in ("udp", "tcp", "tls")),
              20, "the listeners")
 
     def frame(i: int) -> bytes:
@@ -346,12 +349,44 @@ def test_a_full_spool_stops_tcp_reading_and_counts_udp_drops(cluster):
     assert metric_value(agent.metrics(), "fleetlog_agent_receiver_events_dropped_total",
                         {"listener": "bp-udp", "reason": "queue_full"}) == 200
 
+    # TLS (octet counting, as RFC 5425 has it): read until the listener's queue is full, then not.
+    # A TLS write that timed out must be retried with the same bytes before anything else.
+    client = ssl.create_default_context(cafile=server.ca)
+    tls = client.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=10), server_hostname="localhost")
+    tls.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    tls.settimeout(2)
+
+    def tls_frame(i: int) -> bytes:
+        message = b"<14>1 - - app - - - tls %06d " % i + b"y" * 1000
+        return b"%d %s" % (len(message), message)
+    tls_size = len(tls_frame(0))
+    tls_stream = b"".join(tls_frame(i) for i in range(60_000))
+    tls_sent, blocked = 0, b""
+    with pytest.raises(TimeoutError):
+        while tls_sent < len(tls_stream):
+            blocked = tls_stream[tls_sent:tls_sent + 65536]
+            tls_sent += tls.send(blocked)
+    # It stopped reading: what it took is what its queue holds, far from the 63 MB offered.
+    assert tls_sent < 40 * 1024 * 1024 and metric_value(
+        agent.metrics(), "fleetlog_agent_receiver_events_received_total", {"listener": "bp-tls"}) <= MAX_PENDING
+
     collector.start().wait_ready()
+    tls.settimeout(30)
+    tls_sent += tls.send(blocked)
+    tls_rest = -tls_sent % tls_size
+    tls.sendall(tls_stream[tls_sent:tls_sent + tls_rest])
+    tls_frames = (tls_sent + tls_rest) // tls_size
+    # Closed only once all is read: closing a socket with unread input (the server's TLS 1.3 session
+    # tickets) sends a reset, and the relay's kernel drops what the relay had not read yet.
+    tls.shutdown(socket.SHUT_WR)
+    wait_for(lambda: metric_value(agent.metrics(), "fleetlog_agent_receiver_events_received_total",
+                                  {"listener": "bp-tls"}) >= tls_frames, 45, "the relay reading the TLS stream")
+    tls.close()
     conn.settimeout(30)
     rest = -sent % size                 # finish the frame the blocked send had begun
     conn.sendall(stream[sent:sent + rest])
     conn.close()
-    frames = (sent + rest) // size
+    frames = (sent + rest) // size + tls_frames
     db = collector.config_path.parent / "data" / "events.db"
     try:
         wait_for(lambda: committed_events(db, "127.0.0.1") >= frames, 45, f"{frames} events stored")
@@ -359,6 +394,13 @@ def test_a_full_spool_stops_tcp_reading_and_counts_udp_drops(cluster):
         raise AssertionError(f"{committed_events(db, '127.0.0.1')} of {frames}\n{agent.log()}\n{collector.log()}\n"
                              + "\n".join(line for line in agent.metrics().splitlines() if "bp-" in line
                                          and "_created" not in line or "spool" in line)) from None
-    wait_for(lambda: committed_events(db, "127.0.0.1") >= frames + MAX_PENDING, 45, "the queued UDP messages stored")
+    try:
+        wait_for(lambda: committed_events(db, "127.0.0.1") >= frames + MAX_PENDING, 45, "the queued UDP messages stored")
+    except AssertionError:
+        raise AssertionError(f"{committed_events(db, '127.0.0.1')} of {frames} + {MAX_PENDING}, tls {tls_frames}\n"
+                             + "\n".join(line for line in agent.metrics().splitlines() if "bp-" in line
+                                         and "_created" not in line or "spool" in line)) from None
     assert committed_events(db, "127.0.0.1") == frames + MAX_PENDING
-    assert metric_value(agent.metrics(), "fleetlog_agent_receiver_events_received_total", {"listener": "bp-tcp"}) == frames
+    received = {listener: metric_value(agent.metrics(), "fleetlog_agent_receiver_events_received_total",
+                                       {"listener": listener}) for listener in ("bp-tcp", "bp-tls")}
+    assert received == {"bp-tcp": frames - tls_frames, "bp-tls": tls_frames}

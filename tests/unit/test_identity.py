@@ -8,8 +8,8 @@ import pytest
 
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, LevelsConfig, ServerTlsConfig
-from fleetlog.collector.identity import load_tokens
-from fleetlog.collector.ingest import BadBatch, Origin, prepare_batch
+from fleetlog.collector.identity import Authenticator, load_tokens
+from fleetlog.collector.ingest import BadBatch, Origin, RelayRefused, prepare_batch
 from fleetlog.collector.preflight import check_listen_policy
 from fleetlog.common.errors import ConfigError
 from fleetlog.common.levels import Level
@@ -114,3 +114,33 @@ def test_a_relay_naming_a_node_cannot_make_its_events_duplicates(tmp_path):
         bad.source_key = text
         with pytest.raises(BadBatch, match="NUL"):
             prepare_batch(pb.Batch(batch_id=3, chunks=[bad]), Origin("web-1", "10.0.0.1"), classifier)
+
+
+def test_who_may_relay(tmp_path):
+    """Relaying takes `relay = true` on a tokens_file entry (default false); a client certificate
+    without an entry may not; with neither tokens nor mTLS (loopback trust) it stays allowed."""
+    path = tmp_path / "tokens.toml"
+    path.write_text(f'[[tokens]]\nname = "relay-1"\nsha256 = "{"ab" * 32}"\nrole = "agent"\nrelay = true\n'
+                    f'[[tokens]]\nname = "web-1"\nsha256 = "{"cd" * 32}"\nrole = "agent"\n')
+    tokens = load_tokens(str(path))
+    assert {e.name: e.relay for e in tokens.values()} == {"relay-1": True, "web-1": False}
+    auth = Authenticator(tokens, mtls=True)
+    assert auth.certificate_caller("relay-1", "10.0.0.2").may_relay
+    assert not auth.certificate_caller("web-1", "10.0.0.3").may_relay
+    assert not auth.certificate_caller("switch-7", "10.0.0.4").may_relay      # a certificate, no entry
+    assert not Authenticator(None, mtls=True).certificate_caller("relay-1", "10.0.0.2").may_relay
+    path.write_text(f'[[tokens]]\nname = "alice"\nsha256 = "{"ab" * 32}"\nrole = "auditor"\nrelay = true\n')
+    with pytest.raises(ConfigError, match=r"tokens\[0\]\.relay: only an agent relays events; role 'auditor' sends none"):
+        load_tokens(str(path))
+
+
+def test_a_relayed_chunk_from_an_agent_that_may_not_relay_refuses_the_batch():
+    classifier = Classifier(CollectorConfig())
+    chunk = _chunk("default", [6])
+    chunk.relayed_host = "10.9.9.9"
+    batch = pb.Batch(batch_id=1, chunks=[_chunk("default", [6]), chunk])
+    with pytest.raises(RelayRefused, match="web-1 may not relay events of other senders"):
+        prepare_batch(batch, Origin(host="web-1", host_ip="10.0.0.3", may_relay=False), classifier)
+    own = prepare_batch(pb.Batch(batch_id=2, chunks=[_chunk("default", [6])]),
+                        Origin(host="web-1", host_ip="10.0.0.3", may_relay=False), classifier)
+    assert [e.host for e in own.events] == ["web-1"]

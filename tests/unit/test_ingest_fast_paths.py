@@ -11,7 +11,7 @@ import pytest
 
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, RetentionConfig, TierRule
-from fleetlog.collector.ingest import _is_json_object, _uncertain_objects
+from fleetlog.collector.ingest import _is_json_object, _relayed_fields, _uncertain_objects
 
 TEXTS = ['{}', '{"a":1}', ' {"a":1} ', '{"a":1}\n', '\t{}', '{"a":1}x', '{"a":1}{}', '[]', '1', '"s"', 'null',
          '{"a":NaN}', '{"a":Infinity}', '{"a"}', '{', '', ' ', '{"a":"\\ud800"}', '{"é":"✓"}',
@@ -110,3 +110,24 @@ def test_a_chunk_without_events_beside_one_with_events():
     kept = len(prepared.events[0])
     assert list(prepared.events[0].message) == ["x", "y"][:kept] and prepared.dropped_below_level == 2 - kept
     assert prepared.events[0].fields_json[0] == '{"a":1}'
+
+
+
+RELAYED = ['', '{}', ' { } ', '{"facility":"local0"}', '{"a":1,"b":[1,{"c":null}]}', '{"relay":"forged"}',
+           '{"x":"relay"}', '{"claimed_host":"h"}', '{"r\\u0065lay":"forged"}', '{"é":"✓"}', '{"a":1}\n',
+           '{"a":true}', '{"a":1.5e3}', '{"a" : "b" }', '{"a":{}}']
+
+
+def test_relay_fields_appended_read_back_as_the_full_rewrite():
+    """Appending the relay's fields to the text reads back as loads + update + dumps, key order
+    too, and is that text exactly for compact input."""
+    for claim in ("", "sender", 'sw"1é'):
+        got = _relayed_fields(RELAYED, [claim] * len(RELAYED), "sender", "relay-1")
+        for text, appended in zip(RELAYED, got):
+            fields = json.loads(text) if text.strip() else {}
+            fields["relay"] = "relay-1"
+            if claim and claim != "sender":
+                fields["claimed_host"] = claim
+            assert json.loads(appended) == fields and list(json.loads(appended)) == list(fields), text
+            if not text or text == json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")):
+                assert appended == json.dumps(fields, ensure_ascii=False, separators=(",", ":"))

@@ -8,9 +8,10 @@ import random
 
 import pytest
 
-from fleetlog.agent.sources.syslog import SyslogSourceConfig, certificate_name, cut_utf8, peer_host, to_record
+from fleetlog.agent.sources.syslog import SyslogSourceConfig, certificate_name, peer_host
 from fleetlog.agent.sources.syslog_framing import Frame, FrameSplitter
 from fleetlog.agent.sources.syslog_parse import SyslogMessage, parse_syslog
+from fleetlog.agent.sources.syslog_records import cut_utf8, to_record
 from fleetlog.common.config import FieldError
 from fleetlog.common.tls import TlsFiles
 
