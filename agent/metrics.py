@@ -29,15 +29,17 @@ class ReceiverMetrics:
                                  "and reason.", ["listener", "reason"], registry=r)
         self.connections = Gauge(p + "connections", "Open connections, by listener.", ["listener"], registry=r)
 
-    def listener(self, name: str) -> None:
-        """Every series of a listener at 0 from its start (see DROP_REASONS)."""
+    def listener(self, name: str, refusals: tuple[str, ...] = RECEIVER_REFUSALS, drops: tuple[str, ...] = RECEIVER_DROPS,
+                 malformed: tuple[str, ...] = RECEIVER_MALFORMED) -> None:
+        """Every series of a listener at 0 from its start (see DROP_REASONS); the reasons are the
+        syslog receiver's unless a receiver names its own."""
         self.received.labels(name)
         self.connections.labels(name)
-        for reason in RECEIVER_REFUSALS:
+        for reason in refusals:
             self.refused.labels(name, reason)
-        for reason in RECEIVER_DROPS:
+        for reason in drops:
             self.dropped.labels(name, reason)
-        for reason in RECEIVER_MALFORMED:
+        for reason in malformed:
             self.malformed.labels(name, reason)
 
 
