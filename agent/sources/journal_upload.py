@@ -51,7 +51,7 @@ CONTENT_TYPE = "application/vnd.fdo.journal"
 MAX_PENDING = 20_000                    # entries received, not yet handed to the batcher
 MAX_PENDING_BYTES = 8 * 1024 * 1024     # ... and their message bytes
 EMIT_RECORDS = 5000                     # a SourceBatch at most this many records
-MAX_SENDERS = 10_000                    # (sender, seqnum_id) pairs remembered for skipping re-sent entries
+MAX_SENDERS = 100_000                   # (sender, seqnum_id) pairs remembered for skipping re-sent entries
 BIND_RETRY = 5.0
 # The metrics' reasons, each at 0 from the start.
 REFUSALS = ("too_many_connections", "idle_timeout", "bad_content_type", "spool_full", "bad_stream")
@@ -155,6 +155,7 @@ class JournalUploadSource:
         self._tls = server_context(config.tls) if config.tls else None
         # Entries waiting for the batcher, by (sender, source label, source key), in arrival order.
         self._pending: dict[tuple[str, str, str], list[Record]] = {}
+        self._pending_bytes: dict[tuple[str, str, str], int] = {}     # their kept bytes, by the same key
         self._queued = 0
         self._queued_bytes = 0
         self._has_data = asyncio.Event()
@@ -163,7 +164,7 @@ class JournalUploadSource:
         # Per (sender, source key): the highest seqnum taken, and the highest in the spool.
         self._taken: dict[tuple[str, str], int] = {}
         self._spooled: dict[tuple[str, str], int] = {}
-        self._spool_moved = asyncio.Condition()
+        self._spool_moved = asyncio.Event()     # set (and replaced) whenever _spooled moves
         self._uploads = 0
         self.bound: tuple[str, int] | None = None
 
@@ -234,9 +235,8 @@ class JournalUploadSource:
             raise _Refused(503, "spool_full", f"the relay's spool is full ({what}); try again later") from None
 
     async def _spool_has(self, waits: dict[tuple[str, str], int]) -> None:
-        async with self._spool_moved:
-            await self._spool_moved.wait_for(
-                lambda: all(self._spooled.get(key, -1) >= seqnum for key, seqnum in waits.items()))
+        while not all(self._spooled.get(key, -1) >= seqnum for key, seqnum in waits.items()):
+            await self._spool_moved.wait()
 
     def _accept(self, host: str, entries: Iterable[ExportEntry], waits: dict[tuple[str, str], int]) -> None:
         taken = 0
@@ -246,15 +246,18 @@ class JournalUploadSource:
                 self.metrics.malformed.labels(self.name, "no_cursor").inc()
                 continue
             label, key, record = mapped
+            size = sum(map(len, entry.fields.values()))      # what the record holds, at most
             sender = (host, key)
             waits[sender] = max(waits.get(sender, -1), record.position)
             if record.position <= self._taken.get(sender, -1):
                 self.metrics.dropped.labels(self.name, "duplicate").inc()
                 continue
             self._remember(sender, record.position)
-            self._pending.setdefault((host, label, key), []).append(record)
+            group = (host, label, key)
+            self._pending.setdefault(group, []).append(record)
+            self._pending_bytes[group] = self._pending_bytes.get(group, 0) + size
             self._queued += 1
-            self._queued_bytes += len(record.parsed.message)
+            self._queued_bytes += size
             taken += 1
         if taken:
             self.metrics.received.labels(self.name).inc(taken)
@@ -263,15 +266,14 @@ class JournalUploadSource:
                 self._room.clear()
 
     def _remember(self, sender: tuple[str, str], seqnum: int) -> None:
+        """The highest seqnum taken from a sender, the most recent senders last. Beyond MAX_SENDERS
+        the least recent is forgotten: its re-sent entries are no longer skipped here (the
+        collector still stores each once), and an upload still waiting for it is answered 503."""
         taken = self._taken
-        if sender not in taken and len(taken) >= MAX_SENDERS:
-            # Forget the oldest sender whose entries are all in the spool; only the skipping of
-            # its re-sent entries is lost (the collector still stores each entry once).
-            for old in list(taken):
-                if self._spooled.get(old, -1) >= taken[old]:
-                    del taken[old]
-                    self._spooled.pop(old, None)
-                    break
+        if taken.pop(sender, None) is None and len(taken) >= MAX_SENDERS:
+            oldest = next(iter(taken))
+            del taken[oldest]
+            self._spooled.pop(oldest, None)
         taken[sender] = seqnum
 
     # -- handing over --------------------------------------------------------------------------
@@ -280,15 +282,17 @@ class JournalUploadSource:
         """Everything queued to the batcher. The highest seqnum per sender rides on the last batch:
         the spool takes batches in order, so when it holds that one it holds them all."""
         pending, self._pending = self._pending, {}
+        sizes, self._pending_bytes = self._pending_bytes, {}
         self._has_data.clear()
         marks: dict[tuple[str, str], int] = {}
         slices = []
         for (host, label, key), records in pending.items():
+            size = sizes[host, label, key]
             mark = (host, key)
             marks[mark] = max(marks.get(mark, -1), records[-1].position)
-            slices += [(host, label, key, records[i:i + EMIT_RECORDS]) for i in range(0, len(records), EMIT_RECORDS)]
-        for i, (host, label, key, records) in enumerate(slices):
-            size = sum(len(r.parsed.message) for r in records)
+            cuts = range(0, len(records), EMIT_RECORDS)
+            slices += [(host, label, key, records[i:i + EMIT_RECORDS], size if i == 0 else 0) for i in cuts]
+        for i, (host, label, key, records, size) in enumerate(slices):
             self.on_read(label, len(records))
             try:
                 await emit(SourceBatch(source=label, source_key=key, log_type=self.config.log_type, records=records,
@@ -307,13 +311,10 @@ class JournalUploadSource:
         if not checkpoint:
             return
         for sender, seqnum in checkpoint.items():
-            if seqnum > self._spooled.get(sender, -1):
+            if sender in self._taken and seqnum > self._spooled.get(sender, -1):   # bounded with _taken
                 self._spooled[sender] = seqnum
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._spool_moved:
-            self._spool_moved.notify_all()
+        moved, self._spool_moved = self._spool_moved, asyncio.Event()
+        moved.set()
 
     def lag_bytes(self) -> dict[str, int]:
         return {}
