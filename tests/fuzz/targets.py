@@ -244,6 +244,35 @@ def journal_entry(data: bytes) -> None:
     _agent_chunk([record])
 
 
+@target
+def journal_export(data: bytes) -> None:
+    """A journal-upload body: the export format parsed whole and cut at a fuzzed place gives the
+    same entries and counts; every entry within its bounds, mapped without raising, onto the wire."""
+    from fleetlog.agent.sources.journal_export import MAX_FIELDS, ExportParser
+    from fleetlog.agent.sources.journal_upload import export_record
+    given = Input(data)
+    limit = given.int() % 300 + 64
+    cut = given.int(2)
+    stream = given.rest()
+    whole, split = ExportParser(limit), ExportParser(limit)
+    entries = whole.feed(stream)
+    whole.end()
+    pieces = split.feed(stream[:cut]) + split.feed(stream[cut:])
+    split.end()
+    assert [(e.fields, e.truncated) for e in entries] == [(e.fields, e.truncated) for e in pieces]
+    assert whole.problems == split.problems, (whole.problems, split.problems)
+    records = []
+    for entry in entries:
+        assert len(entry.fields) <= MAX_FIELDS
+        assert len(entry.fields.get("MESSAGE", b"")) <= limit
+        assert sum(len(v) for k, v in entry.fields.items() if k != "MESSAGE") <= limit
+        mapped = export_record(entry)
+        if mapped is not None:
+            _check_parsed(mapped[2].parsed)
+            records.append(mapped[2])
+    _agent_chunk(records)
+
+
 # -- collector: search filters and --where ---------------------------------------------------------
 
 FILTER_KEYS = ("since", "until", "date", "min_level", "level", "request_id", "user", "host", "message",
