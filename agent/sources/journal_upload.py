@@ -17,7 +17,7 @@ comes only once every entry of the upload is in the spool. systemd-journal-uploa
 cursor only after a 2xx answer (--save-state); after any other answer it exits and, as a unit,
 is restarted by systemd and sends again from the saved cursor. Entries this relay already has
 (a seqnum at or below the highest it took for that sender and seqnum_id) are skipped on the relay
-and counted (`events_dropped_total{reason="duplicate"}`); the collector would drop them anyway.
+and counted (`receiver_events_duplicate_total`); the collector would drop them anyway.
 
 Spool full: an upload waits up to `spool_wait` for room in the receiver's queue and for its
 entries to reach the spool; then it is answered 503 with Retry-After. What it sent before is kept
@@ -55,7 +55,7 @@ MAX_SENDERS = 100_000                   # (sender, seqnum_id) pairs remembered f
 BIND_RETRY = 5.0
 # The metrics' reasons, each at 0 from the start.
 REFUSALS = ("too_many_connections", "idle_timeout", "bad_content_type", "spool_full", "bad_stream")
-DROPS = ("duplicate",)
+DROPS: tuple[str, ...] = ()                  # nothing is dropped: a full spool is answered 503
 MALFORMED = (*REASONS, "no_cursor")
 
 
@@ -250,7 +250,7 @@ class JournalUploadSource:
             sender = (host, key)
             waits[sender] = max(waits.get(sender, -1), record.position)
             if record.position <= self._taken.get(sender, -1):
-                self.metrics.dropped.labels(self.name, "duplicate").inc()
+                self.metrics.duplicates.labels(self.name).inc()
                 continue
             self._remember(sender, record.position)
             group = (host, label, key)

@@ -118,7 +118,7 @@ def test_plain_http_on_loopback(relay, tmp_path):
     # Sent again from the start (a lost state file): the relay skips what it has; nothing stored twice.
     done = upload(f"http://127.0.0.1:{relay.ports['plain']}", journal.path, tmp_path / "state2")
     assert done.returncode == 0, done.stderr
-    assert relay.metric("fleetlog_agent_receiver_events_dropped_total", listener="plain", reason="duplicate") == 42
+    assert relay.metric("fleetlog_agent_receiver_events_duplicate_total", listener="plain") == 42
     journal.append([entry("after the retry", unit="backup.service", identifier="backup")])
     done = upload(f"http://127.0.0.1:{relay.ports['plain']}", journal.path, tmp_path / "state")
     assert done.returncode == 0, done.stderr
@@ -225,8 +225,8 @@ def test_a_full_spool_answers_503_and_the_retry_stores_everything_once(cluster, 
     assert "LAST_CURSOR=" in state.read_text()
     events = stored(collector, count, "--source", "journald:busy.service")
     assert len({e["message"] for e in events}) == count
-    assert metric_value(agent.metrics(), "fleetlog_agent_receiver_events_dropped_total",
-                        {"listener": "tiny", "reason": "duplicate"}) == count
+    assert metric_value(agent.metrics(), "fleetlog_agent_receiver_events_duplicate_total",
+                        {"listener": "tiny"}) == count
 
 
 def _rfc3339(us: int) -> str:
