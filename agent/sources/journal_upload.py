@@ -27,7 +27,6 @@ and stored once (the retry's copies are skipped).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import pathlib
 from collections.abc import Callable, Iterable
@@ -38,8 +37,14 @@ from fleetlog.agent.metrics import ReceiverMetrics
 from fleetlog.agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
 from fleetlog.agent.sources.journal_export import REASONS, ExportEntry, ExportParser
 from fleetlog.agent.sources.journald import entry_to_record
-from fleetlog.agent.sources.syslog import certificate_name, cut_utf8, peer_host, server_context
-from fleetlog.common.config import Duration, FieldError, LevelName, Size
+from fleetlog.agent.sources.syslog import (
+    certificate_name,
+    check_listener_bounds,
+    cut_utf8,
+    peer_host,
+    server_context,
+)
+from fleetlog.common.config import Duration, FieldError, LevelName, Size, is_loopback
 from fleetlog.common.errors import ConfigError, MissingExtraError, the_extra
 from fleetlog.common.event_filter import EventFilter, FieldPattern
 from fleetlog.common.levels import Level
@@ -85,28 +90,13 @@ class JournalUploadSourceConfig:
                                  "set tls = { cert, key, ca } to listen beyond this machine")
         elif not self.tls.cert or not self.tls.key:
             raise FieldError("tls", "needs cert and key (and ca to require client certificates)")
-        if self.max_message_bytes < 64:
-            raise FieldError("max_message_bytes", "must be at least 64 bytes")
-        if self.max_connections < 1:
-            raise FieldError("max_connections", "must be at least 1")
-        if self.idle_timeout <= 0:
-            raise FieldError("idle_timeout", "must be more than 0")
+        check_listener_bounds(self.max_message_bytes, self.max_connections, self.idle_timeout)
         if self.spool_wait <= 0:
             raise FieldError("spool_wait", "must be more than 0")
 
     @property
     def listener(self) -> str:
         return self.name or f"journal-upload-{self.listen.rpartition(':')[2]}"
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def export_record(entry: ExportEntry) -> tuple[str, str, Record] | None:

@@ -244,16 +244,21 @@ def journal_entry(data: bytes) -> None:
     _agent_chunk([record])
 
 
+def _limit_cut_stream(data: bytes, spread: int) -> tuple[int, int, bytes]:
+    """A receiver's input: a max_message_bytes of 64 + [0, spread), where TCP cuts it, the bytes."""
+    given = Input(data)
+    limit = given.int() % spread + 64
+    cut = given.int(2)
+    return limit, cut, given.rest()
+
+
 @target
 def journal_export(data: bytes) -> None:
     """A journal-upload body: the export format parsed whole and cut at a fuzzed place gives the
     same entries and counts; every entry within its bounds, mapped without raising, onto the wire."""
     from fleetlog.agent.sources.journal_export import MAX_FIELDS, ExportParser
     from fleetlog.agent.sources.journal_upload import export_record
-    given = Input(data)
-    limit = given.int() % 300 + 64
-    cut = given.int(2)
-    stream = given.rest()
+    limit, cut, stream = _limit_cut_stream(data, 300)
     whole, split = ExportParser(limit), ExportParser(limit)
     entries = whole.feed(stream)
     whole.end()
@@ -577,10 +582,7 @@ def syslog_receiver(data: bytes) -> None:
     from fleetlog.agent.sources.syslog import to_record
     from fleetlog.agent.sources.syslog_framing import FrameSplitter
     from fleetlog.agent.sources.syslog_parse import parse_syslog
-    given = Input(data)
-    limit = given.int() % 200 + 64
-    cut = given.int(2)
-    stream = given.rest()
+    limit, cut, stream = _limit_cut_stream(data, 200)
     splitter = FrameSplitter(limit)
     frames = splitter.feed(stream[:cut]) + splitter.feed(stream[cut:])
     last = splitter.end()

@@ -41,9 +41,6 @@ class Relay:
         wait_for(lambda: all(f"journal-upload listener {name} on" in self.agent.log() for name in self.ports), 20,
                  "the journal-upload listeners")
 
-    def metric(self, name: str, **labels: str) -> float:
-        return metric_value(self.agent.metrics(), name, labels)
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -62,6 +59,10 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def relay(cluster, tmp_path_factory):
     return Relay(cluster, tmp_path_factory.mktemp("relay-1"))
+
+
+def metric(agent, name: str, **labels: str) -> float:
+    return metric_value(agent.metrics(), name, labels)
 
 
 def upload(url: str, journal: pathlib.Path, state: pathlib.Path, *tls: str) -> subprocess.CompletedProcess:
@@ -113,12 +114,12 @@ def test_plain_http_on_loopback(relay, tmp_path):
     assert (multi["level"], multi["pid"]) == ("error", 399)
     raw = events["raw \ufffd\ufffd bytes"]
     assert raw["level"] == "warning" and raw["user"] == "alice" and raw["fields"]["invalid_utf8"] is True
-    assert relay.metric("fleetlog_agent_receiver_events_received_total", listener="plain") == 42
+    assert metric(relay.agent, "fleetlog_agent_receiver_events_received_total", listener="plain") == 42
 
     # Sent again from the start (a lost state file): the relay skips what it has; nothing stored twice.
     done = upload(f"http://127.0.0.1:{relay.ports['plain']}", journal.path, tmp_path / "state2")
     assert done.returncode == 0, done.stderr
-    assert relay.metric("fleetlog_agent_receiver_events_duplicate_total", listener="plain") == 42
+    assert metric(relay.agent, "fleetlog_agent_receiver_events_duplicate_total", listener="plain") == 42
     journal.append([entry("after the retry", unit="backup.service", identifier="backup")])
     done = upload(f"http://127.0.0.1:{relay.ports['plain']}", journal.path, tmp_path / "state")
     assert done.returncode == 0, done.stderr
@@ -144,7 +145,7 @@ def test_https_with_client_certificates(relay, tmp_path):
         assert event["fields"]["relay"] == "relay-1"
     long = by_message["x" * 200]                                # max_message_bytes = 200
     assert long["truncated"] is True and long["level"] == "critical"
-    assert relay.metric("fleetlog_agent_receiver_malformed_total", listener="secure", reason="too_long") == 1
+    assert metric(relay.agent, "fleetlog_agent_receiver_malformed_total", listener="secure", reason="too_long") == 1
 
     # Without a client certificate: the handshake fails, nothing is stored.
     context = ssl.create_default_context(cafile=relay.node.ca)
@@ -173,21 +174,21 @@ def test_hostile_uploads_are_answered_and_counted(relay):
     good = b"__CURSOR=" + (cursor % (1, BOOT_ID)).encode() + b"\nMESSAGE=kept before the junk\n\n"
     status, _ = _post(port, good + b"MESSAGE\n" + struct.pack("<Q", 3) + b"abcXJUNK")
     assert status == 400
-    assert relay.metric("fleetlog_agent_receiver_malformed_total", listener="plain", reason="bad_binary_end") == 1
-    assert relay.metric("fleetlog_agent_receiver_refused_total", listener="plain", reason="bad_stream") == 1
+    assert metric(relay.agent, "fleetlog_agent_receiver_malformed_total", listener="plain", reason="bad_binary_end") == 1
+    assert metric(relay.agent, "fleetlog_agent_receiver_refused_total", listener="plain", reason="bad_stream") == 1
 
     status, _ = _post(port, b"MESSAGE=no cursor\n\nlower=case\nbad name=x\n" + b"A" * 100 + b"\n\n")
     assert status == 200
-    assert relay.metric("fleetlog_agent_receiver_malformed_total", listener="plain", reason="no_cursor") == 2
-    assert relay.metric("fleetlog_agent_receiver_malformed_total", listener="plain", reason="bad_field_name") == 3
+    assert metric(relay.agent, "fleetlog_agent_receiver_malformed_total", listener="plain", reason="no_cursor") == 2
+    assert metric(relay.agent, "fleetlog_agent_receiver_malformed_total", listener="plain", reason="bad_field_name") == 3
 
     status, _ = _post(port, b"MESSAGE=half an entry\n__CURSOR=" + (cursor % (2, BOOT_ID)).encode() + b"\n")
     assert status == 200
-    assert relay.metric("fleetlog_agent_receiver_malformed_total", listener="plain", reason="cut_entry") == 1
+    assert metric(relay.agent, "fleetlog_agent_receiver_malformed_total", listener="plain", reason="cut_entry") == 1
 
     status, _ = _post(port, good, content_type="text/plain")
     assert status == 415
-    assert relay.metric("fleetlog_agent_receiver_refused_total", listener="plain", reason="bad_content_type") == 1
+    assert metric(relay.agent, "fleetlog_agent_receiver_refused_total", listener="plain", reason="bad_content_type") == 1
 
     # What came before the junk is stored, the cut entry is not.
     stored(relay.collector, 1, "--host", "127.0.0.1", "--source", "journald:journal")
@@ -212,21 +213,19 @@ def test_a_full_spool_answers_503_and_the_retry_stores_everything_once(cluster, 
     assert done.returncode != 0
     assert "failed with code 503" in done.stderr, done.stderr
     assert not state.exists() or "LAST_CURSOR" not in state.read_text()
-    assert metric_value(agent.metrics(), "fleetlog_agent_receiver_refused_total",
-                        {"listener": "tiny", "reason": "spool_full"}) == 1
+    assert metric(agent, "fleetlog_agent_receiver_refused_total", listener="tiny", reason="spool_full") == 1
 
     collector.start()
     collector.wait_ready()
-    wait_for(lambda: metric_value(agent.metrics(), "fleetlog_agent_spool_events") == 0
-             and metric_value(agent.metrics(), "fleetlog_agent_events_acked_total") == count, 60,
+    wait_for(lambda: metric(agent, "fleetlog_agent_spool_events") == 0
+             and metric(agent, "fleetlog_agent_events_acked_total") == count, 60,
              "the spool drained")
     done = upload(f"http://127.0.0.1:{port}", journal.path, state)
     assert done.returncode == 0, done.stderr
     assert "LAST_CURSOR=" in state.read_text()
     events = stored(collector, count, "--source", "journald:busy.service")
     assert len({e["message"] for e in events}) == count
-    assert metric_value(agent.metrics(), "fleetlog_agent_receiver_events_duplicate_total",
-                        {"listener": "tiny"}) == count
+    assert metric(agent, "fleetlog_agent_receiver_events_duplicate_total", listener="tiny") == count
 
 
 def _rfc3339(us: int) -> str:
