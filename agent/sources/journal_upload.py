@@ -55,7 +55,10 @@ log = logging.getLogger("fleetlog.agent.journal_upload")
 CONTENT_TYPE = "application/vnd.fdo.journal"
 MAX_PENDING = 20_000                    # entries received, not yet handed to the batcher
 MAX_PENDING_BYTES = 8 * 1024 * 1024     # ... and their message bytes
-EMIT_RECORDS = 5000                     # a SourceBatch at most this many records
+# A SourceBatch at most this big: the batcher seals after the chunk that crosses batch.max_bytes,
+# and a sealed batch must stay well under the collector's 4 MiB message limit.
+EMIT_RECORDS = 5000
+EMIT_BYTES = 256 * 1024
 MAX_SENDERS = 100_000                   # (sender, seqnum_id) pairs remembered for skipping re-sent entries
 BIND_RETRY = 5.0
 # The metrics' reasons, each at 0 from the start.
@@ -122,6 +125,22 @@ def export_record(entry: ExportEntry) -> tuple[str, str, Record] | None:
     return label, key, record
 
 
+def _slices(queued: list[tuple[Record, int]]) -> list[tuple[list[Record], int]]:
+    """Records cut into runs of at most EMIT_RECORDS and about EMIT_BYTES, with their bytes."""
+    out: list[tuple[list[Record], int]] = []
+    run: list[Record] = []
+    size = 0
+    for record, held in queued:
+        run.append(record)
+        size += held
+        if size >= EMIT_BYTES or len(run) >= EMIT_RECORDS:
+            out.append((run, size))
+            run, size = [], 0
+    if run:
+        out.append((run, size))
+    return out
+
+
 class _Refused(Exception):
     def __init__(self, status: int, reason: str, text: str):
         super().__init__(text)
@@ -144,8 +163,8 @@ class JournalUploadSource:
         self.filters = EventFilter(config.include, config.exclude)
         self._tls = server_context(config.tls) if config.tls else None
         # Entries waiting for the batcher, by (sender, source label, source key), in arrival order.
-        self._pending: dict[tuple[str, str, str], list[Record]] = {}
-        self._pending_bytes: dict[tuple[str, str, str], int] = {}     # their kept bytes, by the same key
+        # Each with the bytes it holds at most (its entry's kept bytes).
+        self._pending: dict[tuple[str, str, str], list[tuple[Record, int]]] = {}
         self._queued = 0
         self._queued_bytes = 0
         self._has_data = asyncio.Event()
@@ -244,8 +263,7 @@ class JournalUploadSource:
                 continue
             self._remember(sender, record.position)
             group = (host, label, key)
-            self._pending.setdefault(group, []).append(record)
-            self._pending_bytes[group] = self._pending_bytes.get(group, 0) + size
+            self._pending.setdefault(group, []).append((record, size))
             self._queued += 1
             self._queued_bytes += size
             taken += 1
@@ -272,16 +290,12 @@ class JournalUploadSource:
         """Everything queued to the batcher. The highest seqnum per sender rides on the last batch:
         the spool takes batches in order, so when it holds that one it holds them all."""
         pending, self._pending = self._pending, {}
-        sizes, self._pending_bytes = self._pending_bytes, {}
         self._has_data.clear()
         marks: dict[tuple[str, str], int] = {}
         slices = []
-        for (host, label, key), records in pending.items():
-            size = sizes[host, label, key]
-            mark = (host, key)
-            marks[mark] = max(marks.get(mark, -1), records[-1].position)
-            cuts = range(0, len(records), EMIT_RECORDS)
-            slices += [(host, label, key, records[i:i + EMIT_RECORDS], size if i == 0 else 0) for i in cuts]
+        for (host, label, key), queued in pending.items():
+            marks[host, key] = max(marks.get((host, key), -1), queued[-1][0].position)
+            slices += [(host, label, key, records, size) for records, size in _slices(queued)]
         for i, (host, label, key, records, size) in enumerate(slices):
             self.on_read(label, len(records))
             try:

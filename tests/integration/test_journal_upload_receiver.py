@@ -215,17 +215,53 @@ def test_a_full_spool_answers_503_and_the_retry_stores_everything_once(cluster, 
     assert not state.exists() or "LAST_CURSOR" not in state.read_text()
     assert metric(agent, "fleetlog_agent_receiver_refused_total", listener="tiny", reason="spool_full") == 1
 
+    # A bigger upload fills the queue before the spool (8 MiB) while the spool is full: it is
+    # answered 503 in the middle of its body.
+    status, retry_after = _post_bulk(port, BULK)
+    assert (status, retry_after) == (503, "1")
+    assert metric(agent, "fleetlog_agent_receiver_refused_total", listener="tiny", reason="spool_full") == 2
+    taken = metric(agent, "fleetlog_agent_receiver_events_received_total", listener="tiny")
+    assert count < taken < count + BULK
+
     collector.start()
     collector.wait_ready()
-    wait_for(lambda: metric(agent, "fleetlog_agent_spool_events") == 0
-             and metric(agent, "fleetlog_agent_events_acked_total") == count, 60,
-             "the spool drained")
+    wait_for(lambda: metric(agent, "fleetlog_agent_spool_events") == 0 and metric(agent, "fleetlog_agent_events_acked_total")
+             == metric(agent, "fleetlog_agent_receiver_events_received_total", listener="tiny"), 60, "the spool drained")
     done = upload(f"http://127.0.0.1:{port}", journal.path, state)
     assert done.returncode == 0, done.stderr
     assert "LAST_CURSOR=" in state.read_text()
+    assert _post_bulk(port, BULK) == (200, None)
     events = stored(collector, count, "--source", "journald:busy.service")
     assert len({e["message"] for e in events}) == count
-    assert metric(agent, "fleetlog_agent_receiver_events_duplicate_total", listener="tiny") == count
+    bulk = stored(collector, BULK, "--source", "journald:bulk.service")
+    assert sorted(e["fields"]["cursor"] for e in bulk) == sorted(_bulk_cursor(i) for i in range(BULK))
+    assert metric(agent, "fleetlog_agent_receiver_events_received_total", listener="tiny") == count + BULK
+    # The retries' entries the relay had already taken (all of the journal's, the bulk's before the 503) are skipped.
+    assert metric(agent, "fleetlog_agent_receiver_events_duplicate_total", listener="tiny") == taken
+
+
+BULK = 1200
+
+
+def _bulk_cursor(i: int) -> str:
+    return f"s=b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0;i={i + 1:x};b={BOOT_ID};m={i:x};t={i:x};x=0"
+
+
+def _post_bulk(port: int, entries: int) -> tuple[int, str | None]:
+    """Entries of 8 KB (9.6 MB for 1200), sent chunked as systemd-journal-upload sends them."""
+    def body():
+        for i in range(entries):
+            yield (f"__CURSOR={_bulk_cursor(i)}\n_SYSTEMD_UNIT=bulk.service\nMESSAGE={i} ".encode()
+                   + b"%08x" % i * 1000 + b"\n\n")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/upload", body=body(), encode_chunked=True,
+                     headers={"Content-Type": "application/vnd.fdo.journal", "Transfer-Encoding": "chunked"})
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After")
+    finally:
+        conn.close()
 
 
 def _rfc3339(us: int) -> str:
