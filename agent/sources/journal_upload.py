@@ -62,7 +62,7 @@ EMIT_BYTES = 256 * 1024
 MAX_SENDERS = 100_000                   # (sender, seqnum_id) pairs remembered for skipping re-sent entries
 BIND_RETRY = 5.0
 # The metrics' reasons, each at 0 from the start.
-REFUSALS = ("too_many_connections", "idle_timeout", "bad_content_type", "spool_full", "bad_stream")
+REFUSALS = ("too_many_connections", "idle_timeout", "bad_content_type", "spool_full", "bad_stream", "cut_upload")
 DROPS: tuple[str, ...] = ()                  # nothing is dropped: a full spool is answered 503
 MALFORMED = (*REASONS, "no_cursor")
 
@@ -203,6 +203,7 @@ class JournalUploadSource:
         return response
 
     async def _receive(self, request: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
         if request.content_type != CONTENT_TYPE:
             raise _Refused(415, "bad_content_type", f"expected Content-Type {CONTENT_TYPE}")
         host = self._sender(request)
@@ -217,6 +218,9 @@ class JournalUploadSource:
                         data = await request.content.readany()
                 except TimeoutError:
                     raise _Refused(408, "idle_timeout", "no data for idle_timeout") from None
+                except (ConnectionError, HttpProcessingError) as exc:   # hung up, or broken chunking
+                    parser.end()
+                    raise _Refused(400, "cut_upload", f"the upload ended before its body: {exc}") from None
                 if not data:
                     parser.end()
                     break

@@ -186,6 +186,25 @@ def test_hostile_uploads_are_answered_and_counted(relay):
     assert status == 200
     assert metric(relay.agent, "fleetlog_agent_receiver_malformed_total", listener="plain", reason="cut_entry") == 1
 
+    # A sender that hangs up in the middle of its chunked body.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(b"POST /upload HTTP/1.1\r\nHost: relay\r\nContent-Type: application/vnd.fdo.journal\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n10\r\nMESSAGE=hung up")
+    wait_for(lambda: metric(relay.agent, "fleetlog_agent_receiver_malformed_total", listener="plain",
+                            reason="cut_entry") == 2, 10, "the cut upload counted")
+    wait_for(lambda: metric(relay.agent, "fleetlog_agent_receiver_connections", listener="plain") == 0, 10,
+             "the upload ended")
+    assert metric(relay.agent, "fleetlog_agent_receiver_refused_total", listener="plain", reason="cut_upload") == 1
+
+    # Not HTTP at all, and the wrong method: answered by the HTTP layer, never an error in the log.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(b"\x16\x03\x01 not http\r\n\r\n")
+        assert raw.recv(100).split(b" ")[1] == b"400"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request("GET", "/upload")
+    assert conn.getresponse().status == 405
+    conn.close()
+
     status, _ = _post(port, good, content_type="text/plain")
     assert status == 415
     assert metric(relay.agent, "fleetlog_agent_receiver_refused_total", listener="plain", reason="bad_content_type") == 1
