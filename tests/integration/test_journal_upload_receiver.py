@@ -158,6 +158,27 @@ def test_https_with_client_certificates(relay, tmp_path):
     assert len(search_json(relay.collector, "--namespace", "*", "--source", "journald:auditd.service")) == 31
 
 
+def test_following_the_journal_as_the_unit_does(relay, tmp_path):
+    """The uploader as its unit runs it: following the journal, one POST for what is new each time."""
+    journal = JournalFile(tmp_path / "follow.journal", START_US)
+    journal.append([entry("before the start", unit="follow.service", identifier="follow")])
+    uploader = subprocess.Popen([UPLOAD, f"--url=http://127.0.0.1:{relay.ports['plain']}", f"--file={journal.path}",
+                                 f"--save-state={tmp_path / 'state'}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        stored(relay.collector, 1, "--source", "journald:follow.service")
+        for round_ in range(3):
+            journal.append([entry(f"round {round_} line {i}", unit="follow.service", identifier="follow")
+                            for i in range(5)])
+            stored(relay.collector, 1 + 5 * (round_ + 1), "--source", "journald:follow.service")
+        assert uploader.poll() is None
+    finally:
+        uploader.terminate()
+        _, errors = uploader.communicate(timeout=20)
+    assert "failed" not in errors, errors
+    assert "LAST_CURSOR=" in (tmp_path / "state").read_text()
+
+
 def _post(port: int, body: bytes, content_type: str = "application/vnd.fdo.journal") -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     try:
