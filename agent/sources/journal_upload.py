@@ -54,7 +54,7 @@ log = logging.getLogger("fleetlog.agent.journal_upload")
 
 CONTENT_TYPE = "application/vnd.fdo.journal"
 MAX_PENDING = 20_000                    # entries received, not yet handed to the batcher
-MAX_PENDING_BYTES = 8 * 1024 * 1024     # ... and their message bytes
+MAX_PENDING_BYTES = 8 * 1024 * 1024     # ... and the bytes their entries kept
 # A SourceBatch at most this big: the batcher seals after the chunk that crosses batch.max_bytes,
 # and a sealed batch must stay well under the collector's 4 MiB message limit.
 EMIT_RECORDS = 5000
