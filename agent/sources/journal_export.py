@@ -40,6 +40,22 @@ REASONS = (BAD_FIELD_NAME, FIELD_TOO_LONG, ENTRY_TOO_LARGE, TOO_MANY_FIELDS, MES
 _LINE, _TEXT, _SIZE, _BINARY, _BINARY_END, _SKIP_LINE, _BROKEN = range(7)
 
 
+_NAMES: dict[bytes, str] = {}      # valid names seen, as text (the same few dozen in every entry)
+_NAMES_MAX = 10_000
+
+
+def _known_name(name: bytes) -> str:
+    """The field name as text; "" when it is not a journal field name."""
+    text = _NAMES.get(name)
+    if text is None:
+        if len(name) > MAX_NAME or not _NAME.fullmatch(name):
+            return ""
+        text = name.decode("ascii")
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[name] = text
+    return text
+
+
 @dataclass
 class ExportEntry:
     """One entry: its fields (the last value of a field given twice) and whether MESSAGE was cut."""
@@ -75,7 +91,28 @@ class ExportParser:
         end = len(buffer)
         while pos < end:
             state = self._state
+            if state == _LINE and not self._count:
+                # The usual entry: wholly in the buffer and text fields only, taken in one step.
+                whole = self._whole_entry(buffer, pos)
+                if whole is not None:
+                    done.append(whole[0])
+                    pos = whole[1]
+                    continue
             if state == _LINE:
+                # The usual field: a whole text line already in the buffer, taken in one step.
+                newline = buffer.find(b"\n", pos)
+                if newline > pos:
+                    equals = buffer.find(b"=", pos, min(newline, pos + MAX_NAME + 1))
+                    if equals >= 0:
+                        self._start_field(bytes(buffer[pos:equals]))
+                        if self._name:
+                            self._value = buffer[equals + 1:newline]
+                            if len(self._value) > self._limit:
+                                del self._value[max(self._limit, 0):]
+                                self._over = True
+                            self._end_field()
+                        pos = newline + 1
+                        continue
                 newline = buffer.find(b"\n", pos, pos + MAX_NAME + 1)
                 equals = buffer.find(b"=", pos, pos + MAX_NAME + 1 if newline < 0 else newline)
                 if equals >= 0:                                    # NAME=value
@@ -145,6 +182,35 @@ class ExportParser:
         self._buffer = bytearray()
         self._state = _LINE
 
+    def _whole_entry(self, buffer: bytearray, pos: int) -> tuple[ExportEntry, int] | None:
+        """The entry at `pos` and the position after it, when it is wholly in the buffer, has only
+        text fields with names seen before and keeps every bound; else None (and nothing changed:
+        the field-by-field path takes it). Every line holding a known name and `=` means no binary
+        field is there: a binary field's name line has no `=`."""
+        end = buffer.find(b"\n\n", pos)
+        if end <= pos:
+            return None
+        lines = bytes(buffer[pos:end]).split(b"\n")
+        if len(lines) > MAX_FIELDS:
+            return None
+        fields: dict[str, bytes] = {}
+        names = _NAMES
+        for line in lines:
+            name, equals, value = line.partition(b"=")
+            text = names.get(name)
+            if text is None or not equals:
+                return None
+            fields[text] = value
+        if len(fields) != len(lines):
+            return None          # a name given twice: the field-by-field path bounds each value in turn
+        limit = self.max_message_bytes
+        message = fields.get("MESSAGE")
+        if message is not None and len(message) > limit:
+            return None
+        if sum(map(len, fields.values())) - len(message or b"") > limit:
+            return None
+        return ExportEntry(fields), end + 2
+
     # -- one field ---------------------------------------------------------------------------
 
     def _new_entry(self) -> None:
@@ -157,13 +223,14 @@ class ExportParser:
         self._value = bytearray()
         self._over = False
         self._name = ""
-        if not _NAME.fullmatch(name):
+        text = _known_name(name)
+        if not text:
             self.problems[BAD_FIELD_NAME] += 1
         elif self._count > MAX_FIELDS:
             if self._count == MAX_FIELDS + 1:
                 self.problems[TOO_MANY_FIELDS] += 1
         else:
-            self._name = name.decode("ascii")
+            self._name = text
         if self._name == "MESSAGE":
             self._limit = self.max_message_bytes
         else:

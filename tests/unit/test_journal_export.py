@@ -169,3 +169,17 @@ def test_https_may_listen_on_every_address(tmp_path):
     path.write_text('[[sources]]\ntype = "journal-upload"\nlisten = ":19532"\n'
                     'tls = { cert = "/etc/fleetlog/relay.crt", key = "/etc/fleetlog/relay.key", ca = "/etc/ca.pem" }\n')
     assert load_agent_config(str(path)).sources[0].listener == "journal-upload-19532"
+
+
+def test_whole_entries_and_field_by_field_agree():
+    """The one-step path for whole entries of text fields gives what the field-by-field path gives
+    (the entry cut in two takes the second): names given twice, values at and over the bounds."""
+    cases = [b"A=" + b"1" * 50 + b"\nA=" + b"2" * 60 + b"\nMESSAGE=m\n\n",
+             b"A=" + b"1" * 90 + b"\nB=" + b"2" * 20 + b"\n\n",
+             b"MESSAGE=" + b"x" * 100 + b"\nMESSAGE=" + b"y" * 101 + b"\n\n",
+             b"MESSAGE=" + b"x" * 100 + b"\nA=" + b"a" * 100 + b"\n\n"]
+    for data in cases:
+        whole, whole_parser = parse(data * 2, max_message_bytes=100)
+        split, split_parser = parse(data * 2, max_message_bytes=100, step=7)
+        assert [(e.fields, e.truncated) for e in whole] == [(e.fields, e.truncated) for e in split], data
+        assert whole_parser.problems == split_parser.problems, data
