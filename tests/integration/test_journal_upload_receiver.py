@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import pathlib
+import signal
 import socket
 import ssl
 import struct
@@ -177,6 +178,20 @@ def test_following_the_journal_as_the_unit_does(relay, tmp_path):
         _, errors = uploader.communicate(timeout=20)
     assert "failed" not in errors, errors
     assert "LAST_CURSOR=" in (tmp_path / "state").read_text()
+
+
+def test_a_reload_listens_again_with_the_new_settings(relay, cluster, tmp_path):
+    sources = [dict(source) for source in relay.agent.config["sources"]]
+    sources[0]["namespace"] = "reloaded"
+    cluster.rewrite(relay.agent, sources=sources)
+    relay.agent.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: relay.agent.log().count("journal-upload listener plain on") == 2, 20, "the listener again")
+    journal = JournalFile(tmp_path / "reload.journal", START_US)
+    journal.append([entry("after the reload", unit="reload.service")])
+    done = upload(f"http://127.0.0.1:{relay.ports['plain']}", journal.path, tmp_path / "state")
+    assert done.returncode == 0, done.stderr
+    [event] = stored(relay.collector, 1, "--source", "journald:reload.service")
+    assert (event["message"], event["namespace"]) == ("after the reload", "reloaded")
 
 
 def _post(port: int, body: bytes, content_type: str = "application/vnd.fdo.journal") -> tuple[int, str]:
