@@ -28,16 +28,22 @@ class ReceiverMetrics:
         self.malformed = Counter(p + "malformed", "Messages kept despite a malformed header or frame, by listener "
                                  "and reason.", ["listener", "reason"], registry=r)
         self.connections = Gauge(p + "connections", "Open connections, by listener.", ["listener"], registry=r)
+        # Not "dropped": nothing is lost, the relay already had them (journal-upload retries).
+        self.duplicates = Counter(p + "events_duplicate", "Entries sent again that the relay already had (skipped), "
+                                  "by listener.", ["listener"], registry=r)
 
-    def listener(self, name: str) -> None:
-        """Every series of a listener at 0 from its start (see DROP_REASONS)."""
+    def listener(self, name: str, refusals: tuple[str, ...] = RECEIVER_REFUSALS, drops: tuple[str, ...] = RECEIVER_DROPS,
+                 malformed: tuple[str, ...] = RECEIVER_MALFORMED) -> None:
+        """Every series of a listener at 0 from its start (see DROP_REASONS); the reasons are the
+        syslog receiver's unless a receiver names its own."""
         self.received.labels(name)
         self.connections.labels(name)
-        for reason in RECEIVER_REFUSALS:
+        self.duplicates.labels(name)
+        for reason in refusals:
             self.refused.labels(name, reason)
-        for reason in RECEIVER_DROPS:
+        for reason in drops:
             self.dropped.labels(name, reason)
-        for reason in RECEIVER_MALFORMED:
+        for reason in malformed:
             self.malformed.labels(name, reason)
 
 

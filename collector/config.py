@@ -4,7 +4,6 @@ daemons use (metrics, TLS) come from common."""
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import socket
@@ -15,7 +14,7 @@ from typing import Annotated, Literal
 
 from fleetlog.collector.alerting.rules import EVALUATOR_NAME, AlertingConfig
 from fleetlog.collector.forward import ForwarderConfig
-from fleetlog.common.config import Converter, Duration, FieldError, LevelName, Size, load_config
+from fleetlog.common.config import Converter, Duration, FieldError, LevelName, Size, is_loopback, load_config
 from fleetlog.common.http_health import MetricsConfig
 from fleetlog.common.levels import Level
 from fleetlog.common.tls import TlsFiles
@@ -257,7 +256,7 @@ class CollectorConfig:
         if problem:
             raise FieldError("listen", problem)
         if self.web is not None and not (self.tls is not None or self.insecure
-                                         or _is_loopback(self.web.listen.rpartition(":")[0].strip("[]"))):
+                                         or is_loopback(self.web.listen.rpartition(":")[0])):
             raise FieldError("web.listen", f"refusing to serve the console on {self.web.listen} without TLS "
                              "(tokens would cross the network in clear); use a loopback address, "
                              "configure tls, or set insecure = true")
@@ -281,7 +280,7 @@ class CollectorConfig:
 
     def listen_policy_problem(self) -> str | None:
         """contract §4.1: without TLS and tokens, listen on loopback only unless `insecure = true`."""
-        if self.tls is not None or self.tokens_file or self.insecure or _is_loopback(self.listen_host):
+        if self.tls is not None or self.tokens_file or self.insecure or is_loopback(self.listen_host):
             return None
         return (f"refusing to listen on {self.listen} without TLS or tokens_file; "
                 "use a loopback address, configure tls/tokens_file, or set insecure = true")
@@ -294,13 +293,6 @@ class CollectorConfig:
         return self.levels.namespaces.get(namespace, self.levels.default)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_collector_config(path: str) -> CollectorConfig:

@@ -20,6 +20,7 @@ A section may define `validate(self)` that raises `FieldError` for checks across
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import pathlib
@@ -104,6 +105,18 @@ def check_regex(key: str, pattern: str) -> None:
         re.compile(pattern)
     except re.error as exc:
         raise FieldError(key, f"invalid regular expression: {exc}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address's host part ("127.0.0.1", "[::1]", "localhost") is this machine only;
+    "" (every address) is not."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Invalid(Exception):

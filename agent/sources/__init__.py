@@ -10,14 +10,16 @@ from collections.abc import Callable
 from fleetlog.agent.metrics import ReceiverMetrics
 from fleetlog.agent.sources.base import Source
 from fleetlog.agent.sources.file import FileSource, FileSourceConfig
+from fleetlog.agent.sources.journal_upload import JournalUploadSource, JournalUploadSourceConfig
 from fleetlog.agent.sources.journald import JournaldSource, JournaldSourceConfig
 from fleetlog.agent.sources.syslog import SyslogSource, SyslogSourceConfig
 
-SourceConfig = FileSourceConfig | JournaldSourceConfig | SyslogSourceConfig
+SourceConfig = FileSourceConfig | JournaldSourceConfig | SyslogSourceConfig | JournalUploadSourceConfig
 
 SOURCES: dict[type, Callable[..., Source]] = {FileSourceConfig: FileSource, JournaldSourceConfig: JournaldSource}
 
-RECEIVERS: dict[type, Callable[..., Source]] = {SyslogSourceConfig: SyslogSource}
+RECEIVERS: dict[type, Callable[..., Source]] = {SyslogSourceConfig: SyslogSource,
+                                                 JournalUploadSourceConfig: JournalUploadSource}
 
 
 def build_source(config: SourceConfig, state_dir: pathlib.Path, on_read: Callable[[str, int], None],

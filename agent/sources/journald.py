@@ -66,9 +66,15 @@ _TRUSTED_OR_PROTOCOL = {
 
 def _decode(value: Any) -> tuple[str, bool]:
     """A journal field value as text: (text, was invalid UTF-8). journalctl writes fields that
-    are not valid UTF-8 as arrays of byte values, and fields it did not print as null."""
+    are not valid UTF-8 as arrays of byte values, and fields it did not print as null; the
+    journal export format gives bytes."""
     if isinstance(value, str):
         return value, False
+    if isinstance(value, bytes):        # the journal export format's values (journal-upload receiver)
+        try:
+            return value.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return value.decode("utf-8", "replace"), True
     if isinstance(value, list):
         if value and isinstance(value[0], list):   # a field logged several times: the last one
             return _decode(value[-1])

@@ -93,16 +93,21 @@ class SyslogSourceConfig:
                                  "client certificates)")
         elif self.tls is not None:
             raise FieldError("tls", f'only for protocol = "tls", not {self.protocol!r}')
-        if self.max_message_bytes < 64:
-            raise FieldError("max_message_bytes", "must be at least 64 bytes")
-        if self.max_connections < 1:
-            raise FieldError("max_connections", "must be at least 1")
-        if self.idle_timeout <= 0:
-            raise FieldError("idle_timeout", "must be more than 0")
+        check_listener_bounds(self.max_message_bytes, self.max_connections, self.idle_timeout)
 
     @property
     def listener(self) -> str:
         return self.name or f"syslog-{self.protocol}-{self.listen.rpartition(':')[2]}"
+
+
+def check_listener_bounds(max_message_bytes: int, max_connections: int, idle_timeout: float) -> None:
+    """The bounds every receiver's listener has (FieldError naming the key)."""
+    if max_message_bytes < 64:
+        raise FieldError("max_message_bytes", "must be at least 64 bytes")
+    if max_connections < 1:
+        raise FieldError("max_connections", "must be at least 1")
+    if idle_timeout <= 0:
+        raise FieldError("idle_timeout", "must be more than 0")
 
 
 def peer_host(address: Any) -> str:

@@ -244,6 +244,40 @@ def journal_entry(data: bytes) -> None:
     _agent_chunk([record])
 
 
+def _limit_cut_stream(data: bytes, spread: int) -> tuple[int, int, bytes]:
+    """A receiver's input: a max_message_bytes of 64 + [0, spread), where TCP cuts it, the bytes."""
+    given = Input(data)
+    limit = given.int() % spread + 64
+    cut = given.int(2)
+    return limit, cut, given.rest()
+
+
+@target
+def journal_export(data: bytes) -> None:
+    """A journal-upload body: the export format parsed whole and cut at a fuzzed place gives the
+    same entries and counts; every entry within its bounds, mapped without raising, onto the wire."""
+    from fleetlog.agent.sources.journal_export import MAX_FIELDS, ExportParser
+    from fleetlog.agent.sources.journal_upload import export_record
+    limit, cut, stream = _limit_cut_stream(data, 300)
+    whole, split = ExportParser(limit), ExportParser(limit)
+    entries = whole.feed(stream)
+    whole.end()
+    pieces = split.feed(stream[:cut]) + split.feed(stream[cut:])
+    split.end()
+    assert [(e.fields, e.truncated) for e in entries] == [(e.fields, e.truncated) for e in pieces]
+    assert whole.problems == split.problems, (whole.problems, split.problems)
+    records = []
+    for entry in entries:
+        assert len(entry.fields) <= MAX_FIELDS
+        assert len(entry.fields.get("MESSAGE", b"")) <= limit
+        assert sum(len(v) for k, v in entry.fields.items() if k != "MESSAGE") <= limit
+        mapped = export_record(entry)
+        if mapped is not None:
+            _check_parsed(mapped[2].parsed)
+            records.append(mapped[2])
+    _agent_chunk(records)
+
+
 # -- collector: search filters and --where ---------------------------------------------------------
 
 FILTER_KEYS = ("since", "until", "date", "min_level", "level", "request_id", "user", "host", "message",
@@ -548,10 +582,7 @@ def syslog_receiver(data: bytes) -> None:
     from fleetlog.agent.sources.syslog_framing import FrameSplitter
     from fleetlog.agent.sources.syslog_parse import parse_syslog
     from fleetlog.agent.sources.syslog_records import to_record
-    given = Input(data)
-    limit = given.int() % 200 + 64
-    cut = given.int(2)
-    stream = given.rest()
+    limit, cut, stream = _limit_cut_stream(data, 200)
     splitter = FrameSplitter(limit)
     frames = splitter.feed(stream[:cut]) + splitter.feed(stream[cut:])
     last = splitter.end()
