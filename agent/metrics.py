@@ -8,10 +8,13 @@ from fleetlog.common.metrics import register_standard
 
 DROP_REASONS = ("spool_full", "filtered", "collector_threshold")
 # Receivers (syslog, ...): why a connection was ended or a datagram dropped, why a kept frame was malformed.
-RECEIVER_REFUSALS = ("too_many_connections", "tls_handshake", "idle_timeout", "bad_octet_count")
-RECEIVER_DROPS = ("queue_full",)
+# OTLP adds requests refused (spool_full and bodies that are not requests) and records rejected as
+# partial success (counted as dropped: the sender was told, and does not send them again).
+RECEIVER_REFUSALS = ("too_many_connections", "tls_handshake", "idle_timeout", "bad_octet_count", "spool_full",
+                     "bad_protobuf", "bad_json", "unsupported_media_type", "too_large", "bad_encoding")
+RECEIVER_DROPS = ("queue_full", "too_many_records", "fields_too_long", "empty")
 RECEIVER_MALFORMED = ("empty", "no_priority", "bad_priority", "bad_timestamp", "bad_structured_data", "too_long",
-                      "cut_frame")
+                      "cut_frame", "bad_trace_id")
 
 
 class ReceiverMetrics:

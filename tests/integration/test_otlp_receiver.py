@@ -1,0 +1,253 @@
+"""The OTLP receiver (contract §10, issue 29) with real clients: the OpenTelemetry Python SDK's
+OTLP log exporters (gRPC and HTTP/protobuf) and plain HTTP clients sending OTLP/JSON, into one
+relay agent that ships to a real collector. Asserts the exact events stored, partial success,
+hostile bodies answered and counted, and the full-spool answer of both protocols.
+
+One relay and one collector for the module (the full-spool test has its own small-spool relay)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import TraceFlags
+
+from tests.harness import Cluster, free_port, metric_value, run_cli, search_json, wait_for
+
+TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+SPAN = 0x00F067AA0BA902B7
+
+
+class Relay:
+    def __init__(self, cluster: Cluster, **source: object):
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.collector = cluster.collector()
+        self.agent = cluster.agent("relay-1", [self.collector], [
+            {"type": "otlp", "name": "otel", "grpc_listen": f"127.0.0.1:{self.grpc_port}",
+             "http_listen": f"127.0.0.1:{self.http_port}", "max_records_per_request": 50,
+             "max_message_bytes": 1000, **source}])
+        wait_for(lambda: "otlp listener otel-grpc on" in self.agent.log()
+                 and "otlp listener otel-http on" in self.agent.log(), 20, "the otlp listeners")
+
+    def events(self, count: int, *filters: str) -> list[dict]:
+        seen: list[dict] = []
+
+        def stored() -> list[dict] | None:
+            seen[:] = search_json(self.collector, "--source", "otlp:otel", "--order", "asc", *filters)
+            return seen if len(seen) >= count else None
+        try:
+            wait_for(stored, 30, f"{count} events {filters}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; have {len(seen)}\n{self.agent.log()}") from None
+        assert len(seen) == count, [e["message"] for e in seen]
+        return seen
+
+    def metric(self, name: str, **labels: str) -> float:
+        return metric_value(self.agent.metrics(), name, labels)
+
+    def post(self, body: bytes, content_type: str, encoding: str = "") -> tuple[int, bytes, dict]:
+        headers = {"Content-Type": content_type, **({"Content-Encoding": encoding} if encoding else {})}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/v1/logs", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read(), dict(exc.headers)
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory):
+    cluster = Cluster(tmp_path_factory.mktemp("otlp-relay"))
+    relay = None
+    try:
+        relay = Relay(cluster)
+        yield relay
+    finally:
+        cluster.stop_all()
+    text = relay.agent.log_path.read_text(errors="replace") if relay else ""
+    assert "Traceback" not in text and "ERROR" not in text, text[-5000:]
+
+
+def _send_with_sdk(exporter, records: list[LogRecord]) -> None:
+    provider = LoggerProvider(resource=Resource.create({"service.name": "checkout", "host.name": "pod-17",
+                                                        "process.pid": 4242, "k8s.namespace.name": "shop"}))
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    logger = provider.get_logger("shop.orders")
+    for record in records:
+        logger.emit(record)
+    assert provider.force_flush(20_000)
+    provider.shutdown()
+
+
+def _records(protocol: str) -> list[LogRecord]:
+    records = [LogRecord(timestamp=1_767_225_600_000_000_000 + i * 1000, severity_number=SeverityNumber.WARN,
+                         severity_text="WARN", body=f"{protocol} order {i} shipped",
+                         attributes={"order.id": i, "user": "alice", "paid": True},
+                         trace_id=TRACE + i, span_id=SPAN, trace_flags=TraceFlags(1))
+               for i in range(20)]
+    records.append(LogRecord(severity_number=SeverityNumber.FATAL, body={"error": "disk", "code": 5, "via": protocol},
+                             attributes={"request_id": "req-own"}, trace_id=TRACE, span_id=SPAN,
+                             trace_flags=TraceFlags(1)))
+    records.append(LogRecord(severity_text="Notice", body=f"{protocol} no trace"))
+    return records
+
+
+def test_sdk_exporters_over_grpc_and_http(relay):
+    _send_with_sdk(GrpcLogExporter(endpoint=f"127.0.0.1:{relay.grpc_port}", insecure=True), _records("grpc"))
+    _send_with_sdk(HttpLogExporter(endpoint=f"http://127.0.0.1:{relay.http_port}/v1/logs"), _records("http"))
+    for protocol in ("grpc", "http"):
+        events = relay.events(22, "--message", protocol)
+        shipped = [e for e in events if "shipped" in e["message"]]
+        assert [e["message"] for e in shipped] == [f"{protocol} order {i} shipped" for i in range(20)]
+        for i, event in enumerate(shipped):
+            trace = f"{TRACE + i:032x}"
+            assert (event["host"], event["app"], event["pid"], event["level"]) == ("127.0.0.1", "checkout", 4242,
+                                                                                   "warning")
+            assert (event["namespace"], event["log_type"], event["source"]) == ("default", "application", "otlp:otel")
+            assert event["time"] == f"2026-01-01T00:00:00.{i:06d}Z"
+            assert event["user"] == "alice"
+            assert event["request_id"] == trace              # no request id of its own: the trace id
+            resource = event["fields"].pop("resource")
+            assert event["fields"] == {
+                "order.id": i, "paid": True, "trace_id": trace, "span_id": f"{SPAN:016x}", "scope": "shop.orders",
+                "claimed_host": "pod-17", "relay": "relay-1"}
+            # The resource's other attributes (the SDK adds its own); service.name, host.name and
+            # process.pid are the columns above.
+            assert set(resource) == {"k8s.namespace.name", "telemetry.sdk.language", "telemetry.sdk.name",
+                                     "telemetry.sdk.version", "service.instance.id"}
+            assert resource["k8s.namespace.name"] == "shop"
+        fatal = next(e for e in events if e["level"] == "emergency")
+        assert json.loads(fatal["message"]) == {"error": "disk", "code": 5, "via": protocol}
+        assert fatal["request_id"] == "req-own"              # its own request id wins over the trace id
+        assert fatal["fields"]["trace_id"] == f"{TRACE:032x}"
+        plain = next(e for e in events if e["message"] == f"{protocol} no trace")
+        assert plain["level"] == "notice" and plain["request_id"] is None and "trace_id" not in plain["fields"]
+        assert relay.metric("fleetlog_agent_receiver_events_received_total", listener=f"otel-{protocol}") == 22
+
+    # Trace ids are searchable: the request id (fleetlog trace) and the field (--where).
+    trace = f"{TRACE + 3:032x}"
+    traced = run_cli("--collector", relay.collector.address, "trace", trace)
+    assert traced.returncode == 0, traced.stderr
+    assert sorted(line.split()[-2] for line in traced.stdout.splitlines() if "shipped" in line) == ["3", "3"]
+    found = search_json(relay.collector, "--where", f'fields=%"trace_id":"{TRACE:032x}"%')
+    assert sorted(e["message"] for e in found) == sorted(['{"error":"disk","code":5,"via":"grpc"}',
+                                                          '{"error":"disk","code":5,"via":"http"}',
+                                                          "grpc order 0 shipped", "http order 0 shipped"])
+    assert len(search_json(relay.collector, "--request-id", f"{TRACE >> 64:016x}*")) == 40
+
+
+def _json_request(records: list[dict], resource: dict | None = None) -> bytes:
+    return json.dumps({"resourceLogs": [{
+        "resource": {"attributes": [{"key": k, "value": v} for k, v in (resource or {}).items()]},
+        "scopeLogs": [{"scope": {"name": "json.client"}, "logRecords": records}]}]}).encode()
+
+
+def test_json_bodies_from_an_http_client(relay):
+    records = [{"timeUnixNano": "1767225600123456000", "severityNumber": 17, "severityText": "ERROR",
+                "body": {"stringValue": "json order failed"},
+                "attributes": [{"key": "retries", "value": {"intValue": "3"}},
+                               {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"},
+                                                                                   {"doubleValue": 1.5}]}}}],
+                "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174"},
+               {"observedTimeUnixNano": 1767225601000000000, "severityNumber": 9,
+                "body": {"kvlistValue": {"values": [{"key": "k", "value": {"boolValue": False}}]}}}]
+    body = _json_request(records, {"service.name": {"stringValue": "json-app"}})
+    status, answer, headers = relay.post(body, "application/json")
+    assert (status, headers["Content-Type"]) == (200, "application/json"), answer
+    assert json.loads(answer) == {}
+    status, answer, _ = relay.post(gzip.compress(body.replace(b"json order", b"gzip order")),
+                                   "application/json", "gzip")
+    assert status == 200, answer
+    events = relay.events(4, "--app", "json-app")
+    failed = [e for e in events if e["message"].endswith("order failed")]
+    assert sorted(e["message"] for e in failed) == ["gzip order failed", "json order failed"]
+    for event in failed:
+        assert (event["level"], event["time"]) == ("error", "2026-01-01T00:00:00.123456Z")
+        assert event["request_id"] == "5b8efff798038103d269b633813fc60c"
+        assert event["fields"] == {"retries": 3, "tags": ["a", 1.5], "trace_id": "5b8efff798038103d269b633813fc60c",
+                                   "span_id": "eee19b7ec3c1b174", "scope": "json.client", "relay": "relay-1"}
+    kv = [e for e in events if e["message"] == '{"k":false}']
+    assert [(e["level"], e["time"]) for e in kv] == [("info", "2026-01-01T00:00:01.000000Z")] * 2
+
+
+def test_partial_success_names_the_rejected_records(relay):
+    """Of 60 records: 50 fit max_records_per_request, one has attributes too long for
+    max_message_bytes, one is empty; the 48 others are stored, and a long body is cut, not refused."""
+    records = [{"body": {"stringValue": f"partial {i}"}} for i in range(47)]
+    records.append({"body": {"stringValue": "partial long " + "x" * 2000}})
+    records.insert(10, {"body": {"stringValue": "too big"},
+                        "attributes": [{"key": "blob", "value": {"stringValue": "y" * 2000}}]})
+    records.insert(20, {})
+    records += [{"body": {"stringValue": f"over {i}"}} for i in range(10)]
+    body = _json_request(records, {"service.name": {"stringValue": "partial-app"}})
+    status, answer, _ = relay.post(body, "application/json")
+    assert status == 200
+    assert json.loads(answer) == {"partialSuccess": {"rejectedLogRecords": "12", "errorMessage": (
+        "1 log record(s) rejected: no body, no attributes and no event name; "
+        "1 log record(s) rejected: attributes longer than max_message_bytes as JSON; "
+        "10 log record(s) rejected: more records in one request than max_records_per_request")}}
+    events = relay.events(48, "--app", "partial-app")
+    assert [e["message"] for e in events[:47]] == [f"partial {i}" for i in range(47)]
+    assert events[47]["truncated"] is True and events[47]["message"] == ("partial long " + "x" * 2000)[:1000]
+    # The same over gRPC, with a protobuf response.
+    request = ExportLogsServiceRequest()
+    scope = request.resource_logs.add().scope_logs.add()
+    for i in range(52):
+        scope.log_records.add().body.string_value = f"grpc partial {i}"
+    with grpc.insecure_channel(f"127.0.0.1:{relay.grpc_port}") as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                                     request_serializer=ExportLogsServiceRequest.SerializeToString,
+                                     response_deserializer=ExportLogsServiceResponse.FromString)
+        response = export(request, timeout=20)
+        assert (response.partial_success.rejected_log_records, response.partial_success.error_message) == (
+            2, "2 log record(s) rejected: more records in one request than max_records_per_request")
+        # A body that is not a request: INVALID_ARGUMENT, counted.
+        raw = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+        with pytest.raises(grpc.RpcError) as refused:
+            raw(b"\xff\xff\xff", timeout=20)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert relay.metric("fleetlog_agent_receiver_events_dropped_total", listener="otel-http",
+                        reason="too_many_records") == 10
+    assert relay.metric("fleetlog_agent_receiver_events_dropped_total", listener="otel-grpc",
+                        reason="too_many_records") == 2
+    assert relay.metric("fleetlog_agent_receiver_refused_total", listener="otel-grpc", reason="bad_protobuf") == 1
+
+
+def test_hostile_http_bodies_are_answered_and_counted(relay):
+    cases = [
+        (b"{not json", "application/json", "", 400, "bad_json"),
+        (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}', "application/json", "",
+         400, "bad_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "", 400, "bad_json"),
+        (b"\x0a\xff\xff\xff\xff\x0f", "application/x-protobuf", "", 400, "bad_protobuf"),
+        (b"hello", "text/plain", "", 415, "unsupported_media_type"),
+        (gzip.compress(b"\0" * (50 * 1024 * 1024)), "application/x-protobuf", "gzip", 413, "too_large"),
+        (b"not gzip at all", "application/x-protobuf", "gzip", 400, "bad_encoding"),
+    ]
+    for body, content_type, encoding, status, reason in cases:
+        got, answer, _ = relay.post(body, content_type, encoding)
+        assert got == status, (body[:60], answer[:300])
+        if reason:
+            assert relay.metric("fleetlog_agent_receiver_refused_total", listener="otel-http", reason=reason) >= 1, reason
+    deep = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":' + b'{"arrayValue":{"values":[' * 200 + \
+        b"]}}" * 200 + b"}]}]}]}"
+    got, answer, _ = relay.post(deep, "application/json")
+    assert got == 400, answer[:300]
+    # Still serving.
+    status, _, _ = relay.post(_json_request([{"body": {"stringValue": "after the hostile ones"}}]), "application/json")
+    assert status == 200
+    relay.events(1, "--message", "after the hostile ones")
