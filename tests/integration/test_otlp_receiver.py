@@ -251,3 +251,90 @@ def test_hostile_http_bodies_are_answered_and_counted(relay):
     status, _, _ = relay.post(_json_request([{"body": {"stringValue": "after the hostile ones"}}]), "application/json")
     assert status == 200
     relay.events(1, "--message", "after the hostile ones")
+
+
+def _big_request(tag: str, count: int = 100) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.add(key="service.name").value.string_value = "filler"
+    scope = resource_logs.scope_logs.add()
+    for i in range(count):
+        scope.log_records.add().body.string_value = f"{tag} {i:04d} " + "z" * 1000
+    return request
+
+
+def test_a_full_spool_is_answered_retryable_and_the_records_come_when_it_empties(cluster):
+    """The collector is away and the spool (1 MiB) fills: gRPC answers UNAVAILABLE with a RetryInfo,
+    HTTP 503 with Retry-After, and nothing of a refused request is taken. The SDK's exporters wait
+    and retry as told; once the collector comes, every record answered with success is stored once,
+    and the retried ones too."""
+    from google.rpc import error_details_pb2, status_pb2
+
+    collector = cluster.collector("collector-full", start=False)
+    grpc_port, http_port = free_port(), free_port()
+    agent = cluster.agent("relay-full", [collector], [
+        {"type": "otlp", "name": "full", "grpc_listen": f"127.0.0.1:{grpc_port}",
+         "http_listen": f"127.0.0.1:{http_port}", "retry_after": "1s"}],
+        spool={"max_bytes": "1MiB"}, batch={"max_bytes": "256KiB", "compression": "none"})
+    wait_for(lambda: "otlp listener full-http on" in agent.log(), 20, "the otlp listeners")
+    accepted = 0
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                                     request_serializer=ExportLogsServiceRequest.SerializeToString,
+                                     response_deserializer=ExportLogsServiceResponse.FromString)
+        with pytest.raises(grpc.RpcError) as full:
+            for _ in range(50):
+                export(_big_request(f"accepted {accepted}"), timeout=20)
+                accepted += 1
+    assert 3 <= accepted < 10, accepted
+    assert full.value.code() == grpc.StatusCode.UNAVAILABLE
+    trailers = dict(full.value.trailing_metadata())
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    info = error_details_pb2.RetryInfo()
+    assert status.code == 14 and status.details[0].Unpack(info)
+    assert info.retry_delay.seconds == 1
+    assert error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]) == info
+
+    body = _big_request("refused over http").SerializeToString()
+    request = urllib.request.Request(f"http://127.0.0.1:{http_port}/v1/logs", data=body,
+                                     headers={"Content-Type": "application/x-protobuf"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=20)
+    assert (refused.value.code, refused.value.headers["Retry-After"]) == (503, "1")
+    assert status_pb2.Status.FromString(refused.value.read()).code == 14
+    for listener in ("full-grpc", "full-http"):
+        assert metric_value(agent.metrics(), "fleetlog_agent_receiver_refused_total",
+                            {"listener": listener, "reason": "spool_full"}) >= 1
+
+    # The SDK's exporters, sending while the spool is full (50 KB requests, more than the room
+    # left): they retry after the delay asked.
+    import threading
+    senders = [
+        threading.Thread(target=_send_with_sdk, args=(
+            GrpcLogExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True, timeout=60),
+            [LogRecord(severity_number=SeverityNumber.INFO, body=f"sdk grpc waited {i} " + "w" * 5000)
+             for i in range(10)])),
+        threading.Thread(target=_send_with_sdk, args=(
+            HttpLogExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/logs", timeout=60),
+            [LogRecord(severity_number=SeverityNumber.INFO, body=f"sdk http waited {i} " + "w" * 5000)
+             for i in range(10)])),
+    ]
+    for sender in senders:
+        sender.start()
+    wait_for(lambda: sum(metric_value(agent.metrics(), "fleetlog_agent_receiver_refused_total",
+                                      {"listener": listener, "reason": "spool_full"})
+                         for listener in ("full-grpc", "full-http")) >= 4, 20, "the SDK's requests refused")
+    collector.start().wait_ready()
+    for sender in senders:
+        sender.join(60)
+        assert not sender.is_alive()
+    stored: list[dict] = []
+
+    def all_stored() -> bool:
+        stored[:] = search_json(collector, "--source", "otlp:full", "--order", "asc")
+        return len(stored) >= accepted * 100 + 20
+    wait_for(all_stored, 45, "every accepted record stored")
+    messages = [e["message"].split(" zzzz")[0].split(" wwww")[0] for e in stored]
+    expected = [f"accepted {n} {i:04d}" for n in range(accepted) for i in range(100)]
+    assert sorted(messages) == sorted(expected + [f"sdk {p} waited {i}" for p in ("grpc", "http") for i in range(10)])
+    assert not any("refused" in m for m in messages)
