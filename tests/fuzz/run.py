@@ -36,6 +36,7 @@ INSTRUMENTED = (
     "fleetlog.common.bundle_attestation", "fleetlog.common.levels", "fleetlog.common.wildcard",
     "fleetlog.collector.web.queries", "fleetlog.common.export.writers", "fleetlog.common.export.columns",
     "fleetlog.collector.store.blocks", "fleetlog.collector.store.block_columns", "fleetlog.collector.store.row_match",
+    "fleetlog.agent.sources.otlp_map",
 )
 
 
