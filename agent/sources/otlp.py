@@ -35,7 +35,7 @@ from fleetlog.agent.metrics import ReceiverMetrics
 from fleetlog.agent.sources.base import Emit, SourceBatch
 from fleetlog.agent.sources.syslog import BIND_RETRY, _slices, certificate_name, peer_host, server_context
 from fleetlog.common.config import Duration, FieldError, LevelName, Size
-from fleetlog.common.errors import ConfigError
+from fleetlog.common.errors import ConfigError, the_extra
 from fleetlog.common.event_filter import EventFilter, FieldPattern
 from fleetlog.common.levels import Level
 from fleetlog.common.timefmt import now_us
@@ -104,8 +104,12 @@ class OtlpSource:
     def __init__(self, config: OtlpSourceConfig, state_dir: pathlib.Path,
                  on_read: Callable[[str, int], None] | None = None, metrics: ReceiverMetrics | None = None,
                  spool_room: Callable[[int], bool] | None = None):
-        from fleetlog.agent.sources import otlp_map  # the receivers extra, only when configured
-        self.map = otlp_map
+        try:     # the receivers extra, imported only when an otlp source is configured
+            from fleetlog.agent.sources import otlp_grpc, otlp_http, otlp_map
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f'agent.toml: sources: type = "otlp" needs {the_extra("receivers", exc.name or "")}') \
+                from None
+        self.map, self.start_grpc, self.start_http = otlp_map, otlp_grpc.start_grpc, otlp_http.start_http
         self.config = config
         self.name = config.name
         self.label = f"otlp:{self.name}"
@@ -144,7 +148,7 @@ class OtlpSource:
                                       now_us())
         rejected = sum(mapped.rejected.values())
         for reason, count in mapped.rejected.items():
-            metrics.dropped.labels(listener, reason).inc(count)
+            metrics.rejected.labels(listener, reason).inc(count)
         if mapped.truncated:
             metrics.malformed.labels(listener, "too_long").inc(mapped.truncated)
         if mapped.bad_ids:
@@ -207,15 +211,13 @@ class OtlpSource:
                     await asyncio.shield(stop())
 
     async def _serve_grpc(self, address: str) -> Callable[[], Any]:
-        from fleetlog.agent.sources.otlp_grpc import start_grpc
-        server, port = await start_grpc(self, address, self.listeners["grpc"], self._grpc_tls)
+        server, port = await self.start_grpc(self, address, self.listeners["grpc"], self._grpc_tls)
         self.bound["grpc"] = (address.rpartition(":")[0], port)
         return lambda: server.stop(0)
 
     async def _serve_http(self, address: str) -> Callable[[], Any]:
-        from fleetlog.agent.sources.otlp_http import start_http
         host, _, port = address.rpartition(":")
-        runner, _ = await start_http(self, self.listeners["http"])
+        runner, _ = await self.start_http(self, self.listeners["http"])
         try:
             listener = await asyncio.get_running_loop().create_server(
                 lambda: self._http_protocol(runner.server), host.strip("[]") or None, int(port), ssl=self._tls,

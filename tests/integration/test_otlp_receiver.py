@@ -14,6 +14,7 @@ import urllib.request
 
 import grpc
 import pytest
+import requests
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -26,6 +27,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import TraceFlags
 
+from tests.certs import TestCA
 from tests.harness import Cluster, free_port, metric_value, run_cli, search_json, wait_for
 
 TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -33,15 +35,23 @@ SPAN = 0x00F067AA0BA902B7
 
 
 class Relay:
-    def __init__(self, cluster: Cluster, **source: object):
+    def __init__(self, cluster: Cluster, folder):
         self.grpc_port, self.http_port = free_port(), free_port()
+        self.tls_ports = {"grpc": free_port(), "http": free_port()}
+        ca = TestCA(folder / "ca")
+        self.server, self.client = ca.issue("relay-1", server=True), ca.issue("app-server-3")
+        self.stranger = TestCA(folder / "other-ca").issue("app-server-3")
         self.collector = cluster.collector()
         self.agent = cluster.agent("relay-1", [self.collector], [
             {"type": "otlp", "name": "otel", "grpc_listen": f"127.0.0.1:{self.grpc_port}",
              "http_listen": f"127.0.0.1:{self.http_port}", "max_records_per_request": 50,
-             "max_message_bytes": 1000, **source}])
-        wait_for(lambda: "otlp listener otel-grpc on" in self.agent.log()
-                 and "otlp listener otel-http on" in self.agent.log(), 20, "the otlp listeners")
+             "max_message_bytes": 1000},
+            {"type": "otlp", "name": "otel-tls", "grpc_listen": f"127.0.0.1:{self.tls_ports['grpc']}",
+             "http_listen": f"127.0.0.1:{self.tls_ports['http']}",
+             "tls": {"cert": self.server.cert, "key": self.server.key, "ca": self.server.ca}}])
+        wait_for(lambda: all(f"otlp listener {name} on" in self.agent.log()
+                             for name in ("otel-grpc", "otel-http", "otel-tls-grpc", "otel-tls-http")),
+                 20, "the otlp listeners")
 
     def events(self, count: int, *filters: str) -> list[dict]:
         seen: list[dict] = []
@@ -71,10 +81,11 @@ class Relay:
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("otlp-relay"))
+    folder = tmp_path_factory.mktemp("otlp-relay")
+    cluster = Cluster(folder)
     relay = None
     try:
-        relay = Relay(cluster)
+        relay = Relay(cluster, folder)
         yield relay
     finally:
         cluster.stop_all()
@@ -220,9 +231,9 @@ def test_partial_success_names_the_rejected_records(relay):
         with pytest.raises(grpc.RpcError) as refused:
             raw(b"\xff\xff\xff", timeout=20)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert relay.metric("fleetlog_agent_receiver_events_dropped_total", listener="otel-http",
+    assert relay.metric("fleetlog_agent_receiver_events_rejected_total", listener="otel-http",
                         reason="too_many_records") == 10
-    assert relay.metric("fleetlog_agent_receiver_events_dropped_total", listener="otel-grpc",
+    assert relay.metric("fleetlog_agent_receiver_events_rejected_total", listener="otel-grpc",
                         reason="too_many_records") == 2
     assert relay.metric("fleetlog_agent_receiver_refused_total", listener="otel-grpc", reason="bad_protobuf") == 1
 
@@ -338,3 +349,39 @@ def test_a_full_spool_is_answered_retryable_and_the_records_come_when_it_empties
     expected = [f"accepted {n} {i:04d}" for n in range(accepted) for i in range(100)]
     assert sorted(messages) == sorted(expected + [f"sdk {p} waited {i}" for p in ("grpc", "http") for i in range(10)])
     assert not any("refused" in m for m in messages)
+
+
+def test_tls_with_client_certificates_names_the_sender_by_its_certificate(relay):
+    """With tls.ca set, both listeners require a client certificate the ca signed; the event's host
+    is the certificate's name, and the name the resource claims stays a field."""
+    def credentials(files) -> grpc.ChannelCredentials:
+        read = lambda path: open(path, "rb").read()     # noqa: E731
+        return grpc.ssl_channel_credentials(read(files.ca), read(files.key), read(files.cert))
+    records = [LogRecord(severity_number=SeverityNumber.INFO, body=f"tls grpc {i}") for i in range(5)]
+    _send_with_sdk(GrpcLogExporter(endpoint=f"localhost:{relay.tls_ports['grpc']}",
+                                   credentials=credentials(relay.client)), records)
+    records = [LogRecord(severity_number=SeverityNumber.INFO, body=f"tls http {i}") for i in range(5)]
+    # requests lets REQUESTS_CA_BUNDLE in the environment override the exporter's CA file; not here.
+    session = requests.Session()
+    session.trust_env = False
+    _send_with_sdk(HttpLogExporter(endpoint=f"https://localhost:{relay.tls_ports['http']}/v1/logs",
+                                   certificate_file=relay.client.ca, client_certificate_file=relay.client.cert,
+                                   client_key_file=relay.client.key, session=session), records)
+    events = wait_for(lambda: [found for found in [search_json(relay.collector, "--source", "otlp:otel-tls")]
+                               if len(found) >= 10], 30, "10 events over TLS")[0]
+    assert sorted(e["message"] for e in events) == sorted([f"tls grpc {i}" for i in range(5)]
+                                                          + [f"tls http {i}" for i in range(5)])
+    for event in events:
+        assert (event["host"], event["fields"]["claimed_host"], event["fields"]["relay"]) == (
+            "app-server-3", "pod-17", "relay-1")
+    # A certificate from another CA, and none at all, are refused at the handshake.
+    with grpc.secure_channel(f"localhost:{relay.tls_ports['grpc']}", credentials(relay.stranger)) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")(b"", timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    import ssl
+    context = ssl.create_default_context(cafile=relay.server.ca)
+    with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
+        urllib.request.urlopen(urllib.request.Request(f"https://localhost:{relay.tls_ports['http']}/v1/logs", data=b"",
+                                                      headers={"Content-Type": "application/x-protobuf"}),
+                               timeout=10, context=context).read()
