@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import pathlib
 import urllib.error
 import urllib.request
 
@@ -355,8 +356,8 @@ def test_tls_with_client_certificates_names_the_sender_by_its_certificate(relay)
     """With tls.ca set, both listeners require a client certificate the ca signed; the event's host
     is the certificate's name, and the name the resource claims stays a field."""
     def credentials(files) -> grpc.ChannelCredentials:
-        read = lambda path: open(path, "rb").read()     # noqa: E731
-        return grpc.ssl_channel_credentials(read(files.ca), read(files.key), read(files.cert))
+        ca, key, cert = (pathlib.Path(path).read_bytes() for path in (files.ca, files.key, files.cert))
+        return grpc.ssl_channel_credentials(ca, key, cert)
     records = [LogRecord(severity_number=SeverityNumber.INFO, body=f"tls grpc {i}") for i in range(5)]
     _send_with_sdk(GrpcLogExporter(endpoint=f"localhost:{relay.tls_ports['grpc']}",
                                    credentials=credentials(relay.client)), records)
