@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import pathlib
 import socket
 from collections.abc import Callable
@@ -33,7 +32,14 @@ from typing import Any, Literal
 
 from fleetlog.agent.metrics import ReceiverMetrics
 from fleetlog.agent.sources.base import Emit, SourceBatch
-from fleetlog.agent.sources.syslog import BIND_RETRY, _slices, certificate_name, peer_host, server_context
+from fleetlog.agent.sources.syslog import (
+    BIND_RETRY,
+    _slices,
+    certificate_name,
+    peer_host,
+    run_identity,
+    server_context,
+)
 from fleetlog.common.config import Duration, FieldError, LevelName, Size
 from fleetlog.common.errors import ConfigError, the_extra
 from fleetlog.common.event_filter import EventFilter, FieldPattern
@@ -112,8 +118,7 @@ class OtlpSource:
         self.map, self.start_grpc, self.start_http = otlp_map, otlp_grpc.start_grpc, otlp_http.start_http
         self.config = config
         self.name = config.name
-        self.label = f"otlp:{self.name}"
-        self.source_key = f"otlp:{self.name}:{os.urandom(8).hex()}"
+        self.label, self.source_key = run_identity("otlp", self.name)
         self.on_read = on_read or (lambda source, n: None)
         self.metrics = metrics or ReceiverMetrics()
         self.listeners = {kind: f"{self.name}-{kind}" for kind in config.listens}

@@ -108,6 +108,12 @@ class SyslogSourceConfig:
         return self.name or f"syslog-{self.protocol}-{self.listen.rpartition(':')[2]}"
 
 
+def run_identity(kind: str, name: str) -> tuple[str, str]:
+    """A receiver's source label, and the source key of this run of it: a new random key each run,
+    so its positions (numbered from 0) never meet an earlier run's in the collector's dedup."""
+    return f"{kind}:{name}", f"{kind}:{name}:{os.urandom(8).hex()}"
+
+
 def to_record(message: SyslogMessage, position: int, truncated: bool, read_time_us: int) -> Record:
     """A parsed message as the batcher takes it: PRI's severity -> level, facility, MSGID and
     structured data -> fields (parameters named like request_id/user/action -> those columns),
@@ -220,8 +226,7 @@ class SyslogSource:
                  on_read: Callable[[str, int], None] | None = None, metrics: ReceiverMetrics | None = None):
         self.config = config
         self.name = config.listener
-        self.label = f"syslog:{self.name}"
-        self.source_key = f"syslog:{self.name}:{os.urandom(8).hex()}"
+        self.label, self.source_key = run_identity("syslog", self.name)
         self.on_read = on_read or (lambda source, n: None)
         self.metrics = metrics or ReceiverMetrics()
         self.metrics.listener(self.name)

@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import TraceFlags
 
 from tests.certs import TestCA
-from tests.harness import Cluster, free_port, metric_value, run_cli, search_json, wait_for
+from tests.harness import Cluster, free_port, metric_value, relay_cluster, run_cli, search_json, wait_for
 
 TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN = 0x00F067AA0BA902B7
@@ -82,16 +82,8 @@ class Relay:
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("otlp-relay")
-    cluster = Cluster(folder)
-    relay = None
-    try:
-        relay = Relay(cluster, folder)
+    with relay_cluster(tmp_path_factory.mktemp("otlp-relay"), Relay) as relay:
         yield relay
-    finally:
-        cluster.stop_all()
-    text = relay.agent.log_path.read_text(errors="replace") if relay else ""
-    assert "Traceback" not in text and "ERROR" not in text, text[-5000:]
 
 
 def _send_with_sdk(exporter, records: list[LogRecord]) -> None:

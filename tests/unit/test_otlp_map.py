@@ -148,7 +148,7 @@ def test_protobuf_that_is_not_a_request():
         assert caught.value.reason == "bad_protobuf"
 
 
-def test_config_defaults_and_errors(tmp_path):
+def test_config_defaults_and_errors():
     config = OtlpSourceConfig(type="otlp")
     assert config.listens == {"grpc": "127.0.0.1:4317", "http": "127.0.0.1:4318"}
     assert OtlpSourceConfig(type="otlp", http_listen=":4318").listens == {"http": ":4318"}
@@ -161,12 +161,13 @@ def test_config_defaults_and_errors(tmp_path):
             OtlpSourceConfig(type="otlp", **kwargs).validate()
         assert caught.value.key == key
 
-    from fleetlog.agent.config import load_agent_config
-    path = tmp_path / "agent.toml"
-    path.write_text('[[sources]]\ntype = "otlp"\ngrpc_listen = "0.0.0.0:4317"\nhttp_listen = "0.0.0.0:4318"\n'
-                    'name = "apps"\nnamespace = "web"\nlog_type = "web"\nmax_message_bytes = "8KiB"\n'
-                    'max_request_bytes = "8MiB"\nretry_after = "10s"\n')
-    source = load_agent_config(str(path)).sources[0]
+    # As agent.toml writes it: sizes and durations in words.
+    from fleetlog.agent.config import AgentConfig
+    from fleetlog.common.config import build_config
+    table = {"type": "otlp", "grpc_listen": "0.0.0.0:4317", "http_listen": "0.0.0.0:4318", "name": "apps",
+             "namespace": "web", "log_type": "web", "max_message_bytes": "8KiB", "max_request_bytes": "8MiB",
+             "retry_after": "10s"}
+    (source,) = build_config(AgentConfig, {"sources": [table]}, "agent.toml").sources
     assert isinstance(source, OtlpSourceConfig)
     assert (source.name, source.namespace, source.log_type, source.max_message_bytes, source.max_request_bytes,
             source.retry_after) == ("apps", "web", "web", 8192, 8 * 1024 * 1024, 10.0)
