@@ -167,21 +167,29 @@ class OtlpSource:
             metrics.refused.labels(listener, "spool_full").inc()
             return Answer("full", message="the relay's spool is full; retry later")
         durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Shielded: a sender that gives up (a gRPC deadline) must not cancel a hand-over half done,
+        # which could cut the batcher's seal of other requests' records short.
+        await asyncio.shield(self._hand_over(records, host, listener, durable))
+        await durable
+        return answer
+
+    async def _hand_over(self, records: list[Any], host: str, listener: str, durable: asyncio.Future[None]) -> None:
+        """Number the records after every earlier request's and give them to the batcher; the last
+        slice carries `durable`, resolved by commit once it is in the spool."""
         async with self._order:
             base = self._position
             self._position += len(records)
             records = [r._replace(position=base + r.position) for r in records]
-            metrics.received.labels(listener).inc(len(records))
+            self.metrics.received.labels(listener).inc(len(records))
             slices = _slices(records)
             for i, (part, part_size) in enumerate(slices):
                 self.on_read(self.label, len(part))
+                assert self._emit is not None
                 await self._emit(SourceBatch(
                     source=self.label, source_key=self.source_key, log_type=self.config.log_type, records=part,
                     checkpoint=durable if i == len(slices) - 1 else None, read_bytes=part_size + 64 * len(part),
                     min_level=int(self.config.min_level), filters=self.filters or None,
                     namespace=self.config.namespace, relayed_host=host))
-        await durable
-        return answer
 
     def commit(self, checkpoint: Any) -> None:
         """The batch holding a request's last records is in the spool: its answer may go."""
