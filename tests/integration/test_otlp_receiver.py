@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import pathlib
+import socket
 import urllib.error
 import urllib.request
 
@@ -46,7 +47,7 @@ class Relay:
         self.agent = cluster.agent("relay-1", [self.collector], [
             {"type": "otlp", "name": "otel", "grpc_listen": f"127.0.0.1:{self.grpc_port}",
              "http_listen": f"127.0.0.1:{self.http_port}", "max_records_per_request": 50,
-             "max_message_bytes": 1000},
+             "max_message_bytes": 1000, "max_connections": 4, "idle_timeout": "2s"},
             {"type": "otlp", "name": "otel-tls", "grpc_listen": f"127.0.0.1:{self.tls_ports['grpc']}",
              "http_listen": f"127.0.0.1:{self.tls_ports['http']}",
              "tls": {"cert": self.server.cert, "key": self.server.key, "ca": self.server.ca}}])
@@ -378,3 +379,22 @@ def test_tls_with_client_certificates_names_the_sender_by_its_certificate(relay)
         urllib.request.urlopen(urllib.request.Request(f"https://localhost:{relay.tls_ports['http']}/v1/logs", data=b"",
                                                       headers={"Content-Type": "application/x-protobuf"}),
                                timeout=10, context=context).read()
+
+
+def test_http_connections_are_bounded_and_idle_ones_closed(relay):
+    def open_now() -> float:
+        return relay.metric("fleetlog_agent_receiver_connections", listener="otel-http")
+    wait_for(lambda: open_now() == 0, 20, "the earlier clients' connections closed")
+    held = [socket.create_connection(("127.0.0.1", relay.http_port), timeout=10) for _ in range(4)]
+    try:
+        wait_for(lambda: open_now() == 4, 10, "four connections open")
+        with socket.create_connection(("127.0.0.1", relay.http_port), timeout=10) as extra:
+            assert extra.recv(100) == b""                 # closed at once: one over max_connections
+        assert relay.metric("fleetlog_agent_receiver_refused_total", listener="otel-http",
+                            reason="too_many_connections") == 1
+        for conn in held:                                 # idle_timeout = 2s: the relay closes them
+            assert conn.recv(100) == b""
+        wait_for(lambda: open_now() == 0, 10, "the idle connections closed")
+    finally:
+        for conn in held:
+            conn.close()
