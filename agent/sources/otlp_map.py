@@ -189,14 +189,16 @@ def map_request(request: ExportLogsServiceRequest, max_message_bytes: int, max_r
         pid = resource.get("process.pid")
         pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 <= pid < 2**31 else 0
         rest = {k: v for k, v in resource.items() if k not in _RESOURCE_USED}
+        resource_bytes = resource_logs.resource.ByteSize() * 6
         for scope_logs in resource_logs.scope_logs:
             scope = scope_logs.scope.name
+            around = resource_bytes + len(scope) * 6     # bytes the resource and scope add to fields
             for log_record in scope_logs.log_records:
                 seen += 1
                 if seen > max_records:
                     mapped.rejected["too_many_records"] += 1
                     continue
-                record = _record(mapped, log_record, len(records), app, claimed, pid, rest, scope,
+                record = _record(mapped, log_record, len(records), app, claimed, pid, rest, scope, around,
                                  max_message_bytes, read_time_us)
                 if record is not None:
                     records.append(record)
@@ -208,7 +210,7 @@ def _text(value: Any) -> str:
 
 
 def _record(mapped: Mapped, log_record: Any, position: int, app: str, claimed: str, pid: int,
-            resource: dict[str, Any], scope: str, max_bytes: int, read_time_us: int) -> Record | None:
+            resource: dict[str, Any], scope: str, around: int, max_bytes: int, read_time_us: int) -> Record | None:
     has_body = log_record.HasField("body") and log_record.body.WhichOneof("value") is not None
     if not has_body and not log_record.attributes and not log_record.event_name:
         mapped.rejected["empty"] += 1
@@ -244,7 +246,10 @@ def _record(mapped: Mapped, log_record: Any, position: int, app: str, claimed: s
         fields["scope"] = scope
     if resource:
         fields["resource"] = resource
-    if len(_dumps(fields)) > max_bytes:
+    # The fields' JSON is at most about 6 bytes per byte of the record (\u escapes) plus the
+    # resource and scope; only a record near the bound is encoded to measure it.
+    if (log_record.ByteSize() * 6 + around + 256 > max_bytes
+            and len(_dumps(fields).encode("utf-8", "surrogatepass")) > max_bytes):
         mapped.rejected["fields_too_long"] += 1
         return None
     level = level_of(log_record.severity_number, log_record.severity_text)

@@ -575,7 +575,7 @@ def _otlp(data: bytes, encoding: str) -> None:
     records map within their bounds onto the wire; the rejected are counted, never more than sent."""
     from fleetlog.agent.sources.otlp_map import OtlpDecodeError, decode_json, decode_protobuf, map_request
     given = Input(data)
-    limit = given.int() % 200 + 64
+    limit = given.int(2) % 2000 + 64     # small and large, so both the measured and the skipped check run
     max_records = given.int() % 20 + 1
     body = given.rest()
     try:
@@ -590,6 +590,8 @@ def _otlp(data: bytes, encoding: str) -> None:
         _check_parsed(record.parsed)
         assert len(record.parsed.message.encode("utf-8", "surrogatepass")) <= limit or not record.flags
         assert 0 <= record.pid < 1 << 31
+        fields = json.dumps(record.parsed.fields, ensure_ascii=False, separators=(",", ":"), default=str)
+        assert len(fields.encode("utf-8", "surrogatepass")) <= limit, (len(fields), limit)   # else rejected
     _agent_chunk(mapped.records)
     assert not mapped.rejected or mapped.error_message()
 
