@@ -381,7 +381,7 @@ def test_tls_with_client_certificates_names_the_sender_by_its_certificate(relay)
                                timeout=10, context=context).read()
 
 
-def test_http_connections_are_bounded_and_idle_ones_closed(relay):
+def test_http_connections_are_bounded_and_idle_or_slow_ones_closed(relay):
     def open_now() -> float:
         return relay.metric("fleetlog_agent_receiver_connections", listener="otel-http")
     wait_for(lambda: open_now() == 0, 20, "the earlier clients' connections closed")
@@ -398,3 +398,13 @@ def test_http_connections_are_bounded_and_idle_ones_closed(relay):
     finally:
         for conn in held:
             conn.close()
+    # Slow senders are bounded by the same timeout: headers that never end, a body that never comes.
+    slow_headers = socket.create_connection(("127.0.0.1", relay.http_port), timeout=10)
+    slow_body = socket.create_connection(("127.0.0.1", relay.http_port), timeout=10)
+    with slow_headers, slow_body:
+        slow_headers.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: relay\r\n")
+        slow_body.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 100\r\n\r\n{")
+        assert slow_headers.recv(100) == b""
+        assert slow_body.recv(100).startswith(b"HTTP/1.1 408 ")
+    assert relay.metric("fleetlog_agent_receiver_refused_total", listener="otel-http", reason="idle_timeout") == 1
