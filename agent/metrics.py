@@ -10,7 +10,7 @@ DROP_REASONS = ("spool_full", "filtered", "collector_threshold")
 # Receivers (syslog, ...): why a connection was ended or a datagram dropped, why a kept frame was malformed.
 # OTLP adds requests refused (spool_full and bodies that are not requests), and records rejected as
 # partial success (RECEIVER_REJECTS: the sender was told, and does not send them again).
-RECEIVER_REFUSALS = ("too_many_connections", "tls_handshake", "idle_timeout", "bad_octet_count", "spool_full",
+RECEIVER_REFUSALS = ("too_many_connections", "tls_handshake", "idle_timeout", "bad_octet_count", "spool_full", "busy",
                      "bad_protobuf", "bad_json", "unsupported_media_type", "too_large", "bad_encoding")
 RECEIVER_DROPS = ("queue_full",)
 RECEIVER_REJECTS = ("too_many_records", "fields_too_long", "empty")

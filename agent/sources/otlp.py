@@ -26,7 +26,7 @@ import contextlib
 import logging
 import pathlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,7 +65,8 @@ class OtlpSourceConfig:
     max_message_bytes: Size = 64 * 1024          # a longer body is cut and flagged truncated
     max_request_bytes: Size = 4 * 1024 * 1024    # gRPC max_receive_message_length; HTTP body (after gzip)
     max_records_per_request: int = 10_000        # more are rejected (partial success)
-    max_connections: int = 1000                  # HTTP connections; gRPC requests at once
+    max_connections: int = 1000                  # HTTP connections; gRPC requests at once (gRPC's own bound)
+    max_concurrent_requests: int = 64            # requests held at once (read, waiting for the spool); more: retry later
     idle_timeout: Duration = 300.0
     retry_after: Duration = 5.0                  # the delay asked of a sender while the spool is full
     min_level: LevelName = Level.DEBUG
@@ -84,7 +85,7 @@ class OtlpSourceConfig:
             raise FieldError("max_message_bytes", "must be at least 64 bytes")
         if self.max_request_bytes < 1024:
             raise FieldError("max_request_bytes", "must be at least 1KiB")
-        for key in ("max_records_per_request", "max_connections"):
+        for key in ("max_records_per_request", "max_connections", "max_concurrent_requests"):
             if getattr(self, key) < 1:
                 raise FieldError(key, "must be at least 1")
         if self.idle_timeout <= 0:
@@ -133,12 +134,27 @@ class OtlpSource:
         self._order = asyncio.Lock()       # positions are handed to the batcher in order
         self._emit: Emit | None = None
         self._connections = 0
+        self._requests = 0                 # requests held: read, or waiting for the spool
         self.bound: dict[str, tuple[str, int]] = {}   # protocol -> the address listened on
 
     # -- one request ---------------------------------------------------------------------------
 
     def decode(self, data: bytes, encoding: str) -> Any:
         return self.map.decode_json(data) if encoding == "json" else self.map.decode_protobuf(data)
+
+    @contextlib.contextmanager
+    def request_slot(self, listener: str) -> Iterator[bool]:
+        """Whether one more request may be held: memory stays bounded by max_concurrent_requests
+        times max_request_bytes, however many connections there are. Refused: retry later."""
+        if self._requests >= self.config.max_concurrent_requests:
+            self.metrics.refused.labels(listener, "busy").inc()
+            yield False
+            return
+        self._requests += 1
+        try:
+            yield True
+        finally:
+            self._requests -= 1
 
     async def take(self, data: bytes, encoding: str, host: str, listener: str) -> Answer:
         """Decode, map and spool one request; the answer once its records are durable."""

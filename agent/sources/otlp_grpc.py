@@ -16,6 +16,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
+from fleetlog.agent.sources.otlp import Answer
 from fleetlog.agent.sources.syslog import peer_host
 from fleetlog.common.errors import ConfigError
 
@@ -55,7 +56,11 @@ async def start_grpc(source: OtlpSource, address: str, listener: str,
     config = source.config
 
     async def export(data: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        answer = await source.take(data, "protobuf", grpc_peer(context, credentials is not None), listener)
+        with source.request_slot(listener) as admitted:
+            if admitted:
+                answer = await source.take(data, "protobuf", grpc_peer(context, credentials is not None), listener)
+            else:
+                answer = Answer("full", message="the relay is busy with other requests; retry later")
         if answer.status == "bad":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, answer.message)
         if answer.status == "full":

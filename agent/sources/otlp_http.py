@@ -69,6 +69,15 @@ async def start_http(source: OtlpSource, listener: str) -> tuple[web.AppRunner, 
             source.metrics.refused.labels(listener, "unsupported_media_type").inc()
             return _status(3, f"Content-Type {request.content_type!r}: expected application/x-protobuf or "
                            "application/json", "json", 415)
+        with source.request_slot(listener) as admitted:     # before the body is read into memory
+            if not admitted:
+                return retry_later("the relay is busy with other requests; retry later", encoding)
+            return await _take(request, encoding)
+
+    def retry_later(message: str, encoding: str) -> web.Response:
+        return _status(14, message, encoding, 503, {"Retry-After": str(max(1, round(config.retry_after)))})
+
+    async def _take(request: web.Request, encoding: str) -> web.Response:
         try:
             async with asyncio.timeout(config.idle_timeout):
                 data = await request.read()
@@ -87,8 +96,7 @@ async def start_http(source: OtlpSource, listener: str) -> tuple[web.AppRunner, 
         if answer.status == "bad":
             return _status(3, answer.message, encoding, 400)
         if answer.status == "full":
-            return _status(14, answer.message, encoding, 503,
-                           {"Retry-After": str(max(1, round(config.retry_after)))})
+            return retry_later(answer.message, encoding)
         response = ExportLogsServiceResponse()
         if answer.rejected:
             response.partial_success.rejected_log_records = answer.rejected

@@ -408,3 +408,46 @@ def test_http_connections_are_bounded_and_idle_or_slow_ones_closed(relay):
         assert slow_headers.recv(100) == b""
         assert slow_body.recv(100).startswith(b"HTTP/1.1 408 ")
     assert relay.metric("fleetlog_agent_receiver_refused_total", listener="otel-http", reason="idle_timeout") == 1
+
+
+def test_requests_held_at_once_are_bounded_and_the_rest_asked_to_retry(cluster):
+    """max_concurrent_requests = 2 and a long batch.max_wait: two requests wait for the spool, a
+    third is answered retry later (503 with Retry-After; gRPC UNAVAILABLE) without being read."""
+    import threading
+    collector = cluster.collector("collector-busy")
+    grpc_port, http_port = free_port(), free_port()
+    agent = cluster.agent("relay-busy", [collector], [
+        {"type": "otlp", "name": "few", "grpc_listen": f"127.0.0.1:{grpc_port}",
+         "http_listen": f"127.0.0.1:{http_port}", "max_concurrent_requests": 2}], batch={"max_wait": "3s"})
+    wait_for(lambda: "otlp listener few-http on" in agent.log(), 20, "the otlp listeners")
+    url = f"http://127.0.0.1:{http_port}/v1/logs"
+
+    def post(text: str) -> tuple[int, str | None]:
+        body = _json_request([{"body": {"stringValue": text}}])
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.status, None
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers["Retry-After"]
+    answers: list[tuple[int, str | None]] = []
+    waiting = [threading.Thread(target=lambda i=i: answers.append(post(f"held {i}"))) for i in range(2)]
+    for thread in waiting:
+        thread.start()
+    wait_for(lambda: metric_value(agent.metrics(), "fleetlog_agent_receiver_events_received_total",
+                                  {"listener": "few-http"}) == 2, 10, "two requests waiting for the spool")
+    assert post("third") == (503, "5")
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        with pytest.raises(grpc.RpcError) as busy:
+            channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")(b"", timeout=10)
+        assert busy.value.code() == grpc.StatusCode.UNAVAILABLE
+    for thread in waiting:
+        thread.join(20)
+    assert answers == [(200, None), (200, None)]
+    assert (metric_value(agent.metrics(), "fleetlog_agent_receiver_refused_total", {"listener": "few-http",
+                                                                                    "reason": "busy"}),
+            metric_value(agent.metrics(), "fleetlog_agent_receiver_refused_total", {"listener": "few-grpc",
+                                                                                    "reason": "busy"})) == (1, 1)
+    stored = wait_for(lambda: [found for found in [search_json(collector, "--source", "otlp:few")] if len(found) == 2],
+                      20, "the two held requests stored")[0]
+    assert sorted(e["message"] for e in stored) == ["held 0", "held 1"]
