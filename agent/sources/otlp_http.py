@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fleetlog.agent.sources.otlp import OtlpSource
 
 CONTENT_TYPES = {"application/x-protobuf": "protobuf", "application/json": "json"}
+SHUTDOWN_GRACE = 0.5
 MEDIA = {"protobuf": "application/x-protobuf", "json": "application/json"}
 
 
@@ -106,7 +107,9 @@ async def start_http(source: OtlpSource, listener: str) -> tuple[web.AppRunner, 
     app = web.Application(client_max_size=config.max_request_bytes)
     app.router.add_post("/v1/logs", logs)
     # Bodies are unpacked here, not by aiohttp, so that a broken or oversized gzip is ours to answer.
+    # At a stop, requests still waiting for the spool are not waited for (the agent's stop seals
+    # their records after the sources end); shutdown_timeout only lets answers being written finish.
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=config.idle_timeout, handle_signals=False,
-                           auto_decompress=False)
+                           auto_decompress=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     return runner, app

@@ -430,6 +430,8 @@ def test_requests_held_at_once_are_bounded_and_the_rest_asked_to_retry(cluster):
                 return response.status, None
         except urllib.error.HTTPError as exc:
             return exc.code, exc.headers["Retry-After"]
+        except (ConnectionError, urllib.error.URLError):
+            return 0, None                          # no answer: the connection was closed
     answers: list[tuple[int, str | None]] = []
     waiting = [threading.Thread(target=lambda i=i: answers.append(post(f"held {i}"))) for i in range(2)]
     for thread in waiting:
@@ -451,3 +453,33 @@ def test_requests_held_at_once_are_bounded_and_the_rest_asked_to_retry(cluster):
     stored = wait_for(lambda: [found for found in [search_json(collector, "--source", "otlp:few")] if len(found) == 2],
                       20, "the two held requests stored")[0]
     assert sorted(e["message"] for e in stored) == ["held 0", "held 1"]
+
+    # A clean stop while two requests wait for the spool: they are not answered (the senders see a
+    # retryable failure), their records are sealed into the spool, and stored once after the restart.
+    def grpc_export(text: str) -> str:
+        request = ExportLogsServiceRequest()
+        request.resource_logs.add().scope_logs.add().log_records.add().body.string_value = text
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")(
+                    request.SerializeToString(), timeout=20)
+            return "ok"
+        except grpc.RpcError as exc:
+            return exc.code().name
+    results: list[object] = []
+    waiting = [threading.Thread(target=lambda: results.append(grpc_export("at stop grpc"))),
+               threading.Thread(target=lambda: results.append(post("at stop http")[0]))]
+    for thread in waiting:
+        thread.start()
+    wait_for(lambda: sum(metric_value(agent.metrics(), "fleetlog_agent_receiver_events_received_total",
+                                      {"listener": name}) for name in ("few-http", "few-grpc")) == 4, 10,
+             "two more requests waiting")
+    assert agent.stop() == 0
+    for thread in waiting:
+        thread.join(20)
+    assert sorted(map(str, results)) == ["0", "UNAVAILABLE"]      # no answer over HTTP; retryable over gRPC
+    agent.start()
+    stored = wait_for(lambda: [found for found in [search_json(collector, "--source", "otlp:few")] if len(found) >= 4],
+                      20, "the records of the stop stored")[0]
+    assert sorted(e["message"] for e in stored) == ["at stop grpc", "at stop http", "held 0", "held 1"]
+    assert "Traceback" not in agent.log() and "ERROR" not in agent.log()

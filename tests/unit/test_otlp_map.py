@@ -156,7 +156,8 @@ def test_config_defaults_and_errors():
                         ({"tls": TlsFiles(cert="c")}, "tls"), ({"max_message_bytes": 10}, "max_message_bytes"),
                         ({"max_request_bytes": 100}, "max_request_bytes"),
                         ({"max_records_per_request": 0}, "max_records_per_request"),
-                        ({"max_connections": 0}, "max_connections"), ({"idle_timeout": 0}, "idle_timeout")):
+                        ({"max_connections": 0}, "max_connections"), ({"idle_timeout": 0}, "idle_timeout"),
+                        ({"max_concurrent_requests": 0}, "max_concurrent_requests")):
         with pytest.raises(FieldError) as caught:
             OtlpSourceConfig(type="otlp", **kwargs).validate()
         assert caught.value.key == key
