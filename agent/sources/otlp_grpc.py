@@ -79,10 +79,17 @@ async def start_grpc(source: OtlpSource, address: str, listener: str,
         ("grpc.max_connection_idle_ms", idle_ms),
         ("grpc.so_reuseport", 0),
     ])
-    try:
-        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
-    except RuntimeError:
-        port = 0
+    host, _, port_text = address.rpartition(":")
+    # ":4317" is every address, as for the syslog listeners; gRPC wants it spelled out.
+    candidates = [address] if host else [f"[::]:{port_text}", f"0.0.0.0:{port_text}"]
+    port = 0
+    for candidate in candidates:
+        try:
+            port = server.add_secure_port(candidate, credentials) if credentials else server.add_insecure_port(candidate)
+        except RuntimeError:
+            port = 0
+        if port:
+            break
     if not port:
         raise ConfigError(f"agent.toml: otlp listener {listener}: cannot listen on {address}")
     await server.start()

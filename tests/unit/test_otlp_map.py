@@ -172,3 +172,21 @@ def test_config_defaults_and_errors():
     assert isinstance(source, OtlpSourceConfig)
     assert (source.name, source.namespace, source.log_type, source.max_message_bytes, source.max_request_bytes,
             source.retry_after) == ("apps", "web", "web", 8192, 8 * 1024 * 1024, 10.0)
+
+
+def test_a_listen_address_without_host_is_every_address(tmp_path):
+    """":PORT" listens on every address, as a syslog listener's does; gRPC needs it spelled out."""
+    import asyncio
+    import socket
+
+    from fleetlog.agent.sources.otlp import OtlpSource
+
+    async def bind() -> None:
+        source = OtlpSource(OtlpSourceConfig(type="otlp", grpc_listen=":4317"), tmp_path)
+        server, port = await source.start_grpc(source, ":0", "otlp-grpc", None)
+        try:
+            assert port > 0
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        finally:
+            await server.stop(0)
+    asyncio.run(bind())
