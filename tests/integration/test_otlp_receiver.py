@@ -19,6 +19,7 @@ import pytest
 import requests
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -112,8 +113,11 @@ def _records(protocol: str) -> list[LogRecord]:
 
 
 def test_sdk_exporters_over_grpc_and_http(relay):
-    _send_with_sdk(GrpcLogExporter(endpoint=f"127.0.0.1:{relay.grpc_port}", insecure=True), _records("grpc"))
-    _send_with_sdk(HttpLogExporter(endpoint=f"http://127.0.0.1:{relay.http_port}/v1/logs"), _records("http"))
+    # Both compressed, as the SDKs are often configured (OTEL_EXPORTER_OTLP_COMPRESSION=gzip).
+    _send_with_sdk(GrpcLogExporter(endpoint=f"127.0.0.1:{relay.grpc_port}", insecure=True,
+                                   compression=grpc.Compression.Gzip), _records("grpc"))
+    _send_with_sdk(HttpLogExporter(endpoint=f"http://127.0.0.1:{relay.http_port}/v1/logs",
+                                   compression=Compression.Gzip), _records("http"))
     for protocol in ("grpc", "http"):
         events = relay.events(22, "--message", protocol)
         shipped = [e for e in events if "shipped" in e["message"]]
