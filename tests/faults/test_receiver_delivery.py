@@ -34,8 +34,8 @@ from opentelemetry.sdk.resources import Resource
 from fleetlog.agent.sources.syslog import MAX_PENDING
 from tests.harness import free_port, search_json, wait_for
 
-OTLP_BATCHES, OTLP_BATCH = 60, 100
-SYSLOG_LINES = 30_000
+OTLP_BATCHES, OTLP_BATCH = 40, 100
+SYSLOG_LINES = 20_000
 MAX_EVENTS = 5000       # the relay's batch.max_events
 
 
