@@ -64,7 +64,7 @@ bench: system-deps install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Coverage-guided fuzzing (atheris) of every parser that reads outside data, FUZZ_SECONDS per
-# target (17 targets: about 4 minutes in all). Findings: var/fuzz/; see tests/fuzz/run.py.
+# target (21 targets: about 5 minutes in all). Findings: var/fuzz/; see tests/fuzz/run.py.
 FUZZ_SECONDS ?= 12
 fuzz: install
 	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS)

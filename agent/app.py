@@ -81,7 +81,16 @@ class AgentApp:
         self.stop_step = "not stopping"
 
     def _build(self, config: Any) -> Source:
-        return build_source(config, self.state_dir, self._on_read, self.metrics.receivers)
+        return build_source(config, self.state_dir, self._on_read, self.metrics.receivers, self._spool_room)
+
+    def _spool_room(self, size: int) -> bool:
+        """Whether a receiver's request of about `size` bytes can be spooled without waiting: room for
+        it and for the batch being filled (`block`), and a spool that can be written."""
+        spool = self.outbox
+        if spool.fault:
+            return False
+        return (spool.when_full != "block"
+                or spool.pending_bytes() + size + self.config.batch.max_bytes <= spool.max_bytes)
 
     def _on_read(self, source: str, count: int) -> None:
         self.metrics.read.labels(source).inc(count)

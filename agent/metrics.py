@@ -8,10 +8,14 @@ from fleetlog.common.metrics import register_standard
 
 DROP_REASONS = ("spool_full", "filtered", "collector_threshold")
 # Receivers (syslog, ...): why a connection was ended or a datagram dropped, why a kept frame was malformed.
-RECEIVER_REFUSALS = ("too_many_connections", "tls_handshake", "idle_timeout", "bad_octet_count")
+# OTLP adds requests refused (spool_full and bodies that are not requests), and records rejected as
+# partial success (RECEIVER_REJECTS: the sender was told, and does not send them again).
+RECEIVER_REFUSALS = ("too_many_connections", "tls_handshake", "idle_timeout", "bad_octet_count", "spool_full", "busy",
+                     "bad_protobuf", "bad_json", "unsupported_media_type", "too_large", "bad_encoding")
 RECEIVER_DROPS = ("queue_full",)
+RECEIVER_REJECTS = ("too_many_records", "fields_too_long", "empty")
 RECEIVER_MALFORMED = ("empty", "no_priority", "bad_priority", "bad_timestamp", "bad_structured_data", "too_long",
-                      "cut_frame")
+                      "cut_frame", "bad_trace_id")
 
 
 class ReceiverMetrics:
@@ -27,6 +31,8 @@ class ReceiverMetrics:
                                "and reason.", ["listener", "reason"], registry=r)
         self.malformed = Counter(p + "malformed", "Messages kept despite a malformed header or frame, by listener "
                                  "and reason.", ["listener", "reason"], registry=r)
+        self.rejected = Counter(p + "events_rejected", "Records refused in an answer that says so (OTLP partial "
+                                "success), by listener and reason.", ["listener", "reason"], registry=r)
         self.connections = Gauge(p + "connections", "Open connections, by listener.", ["listener"], registry=r)
         # Not "dropped": nothing is lost, the relay already had them (journal-upload retries).
         self.duplicates = Counter(p + "events_duplicate", "Entries sent again that the relay already had (skipped), "
@@ -43,6 +49,8 @@ class ReceiverMetrics:
             self.refused.labels(name, reason)
         for reason in drops:
             self.dropped.labels(name, reason)
+        for reason in RECEIVER_REJECTS:
+            self.rejected.labels(name, reason)
         for reason in malformed:
             self.malformed.labels(name, reason)
 

@@ -31,6 +31,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("signing", "bench.signing", "run"),
     ("rsyslog", "bench.rsyslog", "run"),
     ("syslog-tcp", "bench.syslog_receiver", "run"),
+    ("otlp", "bench.otlp_receiver", "run"),
     ("collector-alone", "bench.collector_alone", "run"),
     ("e2e-4-agents", "bench.e2e", "run_four_agents"),
     ("e2e-postgres", "bench.postgres", "run"),

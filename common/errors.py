@@ -55,7 +55,7 @@ class MissingExtraError(FleetlogError):
 # The import names that only an extra brings (pyproject.toml), and that extra.
 EXTRA_OF_MODULE = {"cryptography": "cli", "psycopg": "postgresql", "xlsxwriter": "export", "fpdf": "export",
                    "aiohttp": "console", "jinja2": "console", "grpc_health": "collector",
-                   "re2": "collector"}
+                   "re2": "collector", "opentelemetry": "receivers"}
 
 
 def the_extra(extra: str, missing: str) -> str:

@@ -7,6 +7,7 @@ deadline — no fixed sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -18,7 +19,7 @@ import sys
 import tarfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,3 +270,19 @@ def write_tar(path: pathlib.Path | str, files: dict[str, bytes]) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+
+
+@contextlib.contextmanager
+def relay_cluster(folder: pathlib.Path, make: Callable[[Cluster, pathlib.Path], Any]) -> Iterator[Any]:
+    """A relay agent and its collector for a module of receiver tests (`make` starts them and
+    returns an object with `.agent`), stopped at the end. Hostile peers are counted, never a
+    traceback: the relay's log must then hold no traceback and no ERROR line."""
+    cluster = Cluster(folder)
+    relay = None
+    try:
+        relay = make(cluster, folder)
+        yield relay
+    finally:
+        cluster.stop_all()
+    text = relay.agent.log_path.read_text(errors="replace") if relay else ""
+    assert "Traceback" not in text and "ERROR" not in text, text[-5000:]

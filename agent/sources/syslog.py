@@ -110,6 +110,13 @@ def check_listener_bounds(max_message_bytes: int, max_connections: int, idle_tim
         raise FieldError("idle_timeout", "must be more than 0")
 
 
+def run_identity(kind: str, name: str) -> tuple[str, str]:
+    """A receiver's source label, and the source key of this run of it: a new random key each run,
+    so its positions (numbered from 0) never meet an earlier run's in the collector's dedup."""
+    return f"{kind}:{name}", f"{kind}:{name}:{os.urandom(8).hex()}"
+
+
+
 def peer_host(address: Any) -> str:
     """A peer address as text: IPv4-mapped IPv6 addresses as plain IPv4."""
     text = str(address[0]) if isinstance(address, tuple) and address else str(address or "")
@@ -181,8 +188,7 @@ class SyslogSource:
                  on_read: Callable[[str, int], None] | None = None, metrics: ReceiverMetrics | None = None):
         self.config = config
         self.name = config.listener
-        self.label = f"syslog:{self.name}"
-        self.source_key = f"syslog:{self.name}:{os.urandom(8).hex()}"
+        self.label, self.source_key = run_identity("syslog", self.name)
         self.on_read = on_read or (lambda source, n: None)
         self.metrics = metrics or ReceiverMetrics()
         self.metrics.listener(self.name)

@@ -39,6 +39,7 @@ INSTRUMENTED = (
     "fleetlog.collector.web.queries", "fleetlog.common.export.writers", "fleetlog.common.export.columns",
     "fleetlog.collector.store.blocks", "fleetlog.collector.store.block_columns", "fleetlog.collector.store.row_match",
     "fleetlog.collector.settings.entries", "fleetlog.collector.settings.effective",
+    "fleetlog.agent.sources.otlp_map",
 )
 
 

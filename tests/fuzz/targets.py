@@ -628,6 +628,44 @@ def syslog_native(data: bytes) -> None:
         (splitter.pending(), bool(splitter.broken), splitter.end())
 
 
+# -- agent: the OTLP receiver ---------------------------------------------------------------------
+
+def _otlp(data: bytes, encoding: str) -> None:
+    """A request body as an OTLP listener gets it: it decodes (or is an OtlpDecodeError), and its
+    records map within their bounds onto the wire; the rejected are counted, never more than sent."""
+    from fleetlog.agent.sources.otlp_map import OtlpDecodeError, decode_json, decode_protobuf, map_request
+    given = Input(data)
+    limit = given.int(2) % 2000 + 64     # small and large, so both the measured and the skipped check run
+    max_records = given.int() % 20 + 1
+    body = given.rest()
+    try:
+        request = decode_json(body) if encoding == "json" else decode_protobuf(body)
+    except OtlpDecodeError:
+        return
+    mapped = map_request(request, limit, max_records, 0)
+    sent = sum(len(scope.log_records) for resource in request.resource_logs for scope in resource.scope_logs)
+    assert len(mapped.records) + sum(mapped.rejected.values()) == sent, (len(mapped.records), mapped.rejected, sent)
+    assert len(mapped.records) <= max_records
+    for record in mapped.records:
+        _check_parsed(record.parsed)
+        assert len(record.parsed.message.encode("utf-8", "surrogatepass")) <= limit or not record.flags
+        assert 0 <= record.pid < 1 << 31
+        fields = json.dumps(record.parsed.fields, ensure_ascii=False, separators=(",", ":"), default=str)
+        assert len(fields.encode("utf-8", "surrogatepass")) <= limit, (len(fields), limit)   # else rejected
+    _agent_chunk(mapped.records)
+    assert not mapped.rejected or mapped.error_message()
+
+
+@target
+def otlp_protobuf(data: bytes) -> None:
+    _otlp(data, "protobuf")
+
+
+@target
+def otlp_json(data: bytes) -> None:
+    _otlp(data, "json")
+
+
 # -- CLI: bundle verification ---------------------------------------------------------------------
 
 def _tar(members: dict[str, bytes]) -> bytes:

@@ -24,6 +24,7 @@ from tests.harness import (
     committed_events,
     free_port,
     metric_value,
+    relay_cluster,
     search_json,
     wait_for,
     write_toml,
@@ -76,17 +77,8 @@ class Relay:
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("syslog-relay")
-    cluster = Cluster(folder)
-    relay = None
-    try:
-        relay = Relay(cluster, folder)
+    with relay_cluster(tmp_path_factory.mktemp("syslog-relay"), Relay) as relay:
         yield relay
-    finally:
-        cluster.stop_all()
-    # Hostile peers and failed handshakes are counted, never a traceback.
-    text = relay.agent.log_path.read_text(errors="replace") if relay else ""
-    assert "Traceback" not in text and "ERROR" not in text, text[-5000:]
 
 
 def _logger(*args: str, lines: list[str]) -> None:

@@ -46,7 +46,7 @@ def test_defaults_and_conversions():
      "agent.toml: sources[0].pattern: invalid regular expression"),
     ({"batch": {"max_wait": "soon"}}, "agent.toml: batch.max_wait: expected a duration"),
     ({"spool": {"max_bytes": "lots"}}, "agent.toml: spool.max_bytes: expected a size"),
-    ({"sources": [{"type": "kafka"}]}, 'agent.toml: sources[0].type: expected "file" or "journald" or "syslog" or "journal-upload", got "kafka"'),
+    ({"sources": [{"type": "kafka"}]}, 'agent.toml: sources[0].type: expected "file" or "journald" or "syslog" or "otlp" or "journal-upload", got "kafka"'),
     ({"collectors": ["nohost"]}, "agent.toml: collectors[0]: expected HOST:PORT, got 'nohost'"),
     ({"sources": [{"type": "file", "paths": ["a"], "min_level": "loud"}]}, "agent.toml: sources[0].min_level: unknown level 'loud'"),
     ({"sources": [{"type": "file"}]}, "agent.toml: sources[0].paths: required key is missing"),

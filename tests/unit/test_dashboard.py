@@ -80,6 +80,7 @@ def test_the_dashboard_shows_what_the_operator_needs():
         "process_cpu_seconds_total", "fleetlog_build_info",
         "fleetlog_agent_receiver_events_received_total", "fleetlog_agent_receiver_events_dropped_total",
         "fleetlog_agent_receiver_refused_total", "fleetlog_agent_receiver_malformed_total",
+        "fleetlog_agent_receiver_events_rejected_total",
     } <= used
     joined = [e for e in dashboard_exprs() if "process_" in e]
     assert joined and all("group_left (daemon) fleetlog_build_info" in e for e in joined)
