@@ -9,6 +9,7 @@ it does not hear of again at its endsAt anyway).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -16,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 log = logging.getLogger("fleetlog.collector.alerting")
 
@@ -40,6 +41,16 @@ def url_label(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def basic_auth(url: str) -> dict[str, str]:
+    """The Authorization header for a URL that carries a user (and password), as an Alertmanager
+    behind a proxy with basic auth wants it; the URL sent keeps neither."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return {}
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+
+
 def alert_key(alert: Alert) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(alert["labels"].items()))
 
@@ -50,7 +61,8 @@ class Receiver:
     def __init__(self, url: str):
         self.url = url
         self.label = url_label(url)
-        self.endpoint = url.rstrip("/") + "/api/v2/alerts"
+        self.endpoint = self.label.rstrip("/") + "/api/v2/alerts"
+        self.headers = {"Content-Type": "application/json", **basic_auth(url)}
         self.waiting: dict[tuple[tuple[str, str], ...], Alert] = {}
         self.last_error = ""
         self.last_error_at = 0.0
@@ -81,7 +93,7 @@ class Receiver:
         alerts = [{k: v for k, v in alert.items() if not k.startswith("_")} for alert in sending.values()]
         body = json.dumps(alerts).encode()
         request = urllib.request.Request(self.endpoint, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+                                         headers=self.headers)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:   # http/https only (rules.py)
                 answer.read(MAX_ANSWER_BYTES)

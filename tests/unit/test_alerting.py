@@ -242,3 +242,37 @@ def test_a_reload_keeps_an_unchanged_rules_alerts_and_resolves_a_removed_ones(tm
         assert "its rule was changed or removed" in recorded[1].message
     finally:
         backend.close()
+
+
+def test_a_url_with_user_and_password_sends_them_as_basic_auth_and_shows_neither():
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fleetlog.collector.alerting.alertmanager import Receiver
+
+    seen: list[tuple[str, str | None, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.path, self.headers.get("Authorization"),
+                         self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        receiver = Receiver(f"http://ops%40example:s%3Acret@127.0.0.1:{port}/am/")
+        receiver.queue([{"labels": {"alertname": "BruteForce", "user": "alice"}}])
+        assert receiver.deliver() == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert receiver.label == f"http://127.0.0.1:{port}/am/"
+    assert seen == [("/am/api/v2/alerts", "Basic " + base64.b64encode(b"ops@example:s:cret").decode(),
+                     b'[{"labels": {"alertname": "BruteForce", "user": "alice"}}]')]
