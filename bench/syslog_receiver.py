@@ -14,6 +14,7 @@ import threading
 import time
 
 from bench.common import cpu_seconds, stored_events, write_workload
+from bench.e2e import _Head
 from tests.harness import Cluster, free_port, wait_for
 
 MAX_LINES = 1_000_000
@@ -47,15 +48,24 @@ def run_fleetlog(tmp: pathlib.Path, payload: bytes, count: int) -> dict:
             {"type": "syslog", "name": "bench", "protocol": "tcp", "listen": f"127.0.0.1:{port}"}],
             batch={"max_wait": "100ms", "max_events": 5000})
         wait_for(lambda: "syslog listener bench on" in agent.log(), 30, "the relay listening")
+        db = tmp / "bench-collector" / "data" / "events.db"
+        # As the e2e section: progress from the committed head in the store's main file every
+        # 50 ms (rsyslog's output is polled as often), then the relayed events counted exactly;
+        # the collector's CPU from when the messages start.
+        head = _Head(db)
+        first = head.seq()
+        collector_cpu_before = cpu_seconds(collector.process.pid)
         started = time.monotonic()
         sender = _send(port, payload)
-        db = tmp / "bench-collector" / "data" / "events.db"
+        wait_for(lambda: head.seq() - first >= count, timeout=900, what=f"{count} messages committed", interval=0.05)
         wait_for(lambda: stored_events(db, "127.0.0.1") >= count, timeout=900, what=f"{count} messages stored",
-                 interval=0.2)
+                 interval=0.05)
+        head.close()
         elapsed = time.monotonic() - started
         sender.join(5)
         return {"events": count, "seconds": elapsed, "rate": count / elapsed,
-                "agent_cpu": cpu_seconds(agent.process.pid), "collector_cpu": cpu_seconds(collector.process.pid)}
+                "agent_cpu": cpu_seconds(agent.process.pid),
+                "collector_cpu": cpu_seconds(collector.process.pid) - collector_cpu_before}
     finally:
         cluster.stop_all()
 
