@@ -28,6 +28,10 @@ async def settings_call(layer: SettingsLayer, caller: Caller, request: Any) -> A
         return await layer.put_forwarder("", body, caller, "cli", create=True)
     if (verb, kind) == ("update", "forwarders"):
         return await layer.put_forwarder(name, body, caller, "cli", create=False)
+    if (verb, kind) == ("create", "alerts"):
+        return await layer.put_alert("", body, caller, "cli", create=True)
+    if (verb, kind) == ("update", "alerts"):
+        return await layer.put_alert(name, body, caller, "cli", create=False)
     if (verb, kind) == ("test", "forwarders"):
         return await layer.test_forwarder(name, caller, "cli")
     if (verb, kind) == ("update", "namespaces"):

@@ -83,6 +83,19 @@ async def put_forwarder(request: web.Request, caller: Caller) -> Any:
                                                                _via(request), create=False)
 
 
+@route(changes=True, status=201)
+async def add_alert(request: web.Request, caller: Caller) -> Any:
+    body = await _body(request)
+    return await collector_of(request).settings.put_alert("", body, caller, _via(request), create=True)
+
+
+@route(changes=True)
+async def put_alert(request: web.Request, caller: Caller) -> Any:
+    body = await _body(request)
+    return await collector_of(request).settings.put_alert(request.match_info["name"], body, caller,
+                                                           _via(request), create=False)
+
+
 @route(changes=True)
 async def delete_entry(request: web.Request, caller: Caller) -> Any:
     return await collector_of(request).settings.delete(request.match_info["kind"], request.match_info["name"],
@@ -116,12 +129,14 @@ async def add_token(request: web.Request, caller: Caller) -> Any:
 
 def add_routes(application: web.Application) -> None:
     router = application.router
-    kinds = "{kind:forwarders|namespaces|tokens}"
+    kinds = "{kind:forwarders|namespaces|tokens|alerts}"
     router.add_get(f"{PREFIX}/{kinds}", list_entries)
     router.add_post(f"{PREFIX}/forwarders", add_forwarder)
-    router.add_get(f"{PREFIX}/{{kind:forwarders|namespaces}}/{{name}}", get_entry)
+    router.add_get(f"{PREFIX}/{{kind:forwarders|namespaces|alerts}}/{{name}}", get_entry)
     router.add_put(f"{PREFIX}/forwarders/{{name}}", put_forwarder)
-    router.add_delete(f"{PREFIX}/{{kind:forwarders|tokens}}/{{name}}", delete_entry)
+    router.add_delete(f"{PREFIX}/{{kind:forwarders|tokens|alerts}}/{{name}}", delete_entry)
     router.add_post(f"{PREFIX}/forwarders/{{name}}/test", test_forwarder)
     router.add_put(f"{PREFIX}/namespaces/{{name}}", put_namespace)
     router.add_post(f"{PREFIX}/tokens", add_token)
+    router.add_post(f"{PREFIX}/alerts", add_alert)
+    router.add_put(f"{PREFIX}/alerts/{{name}}", put_alert)
