@@ -1,7 +1,9 @@
 """Alert rules managed live (issue 31's last line, contract §9/§11): `/api/v1/settings/alerts`
 against a real collector with its console, real agents and a real Alertmanager — every role, a bad
 rule refused with the rule parser's words, collector.toml's rules read-only, the audit events, a
-rule made through the API firing on matching events with no restart, and the CLI's `alert` verbs.
+rule made through the API firing on matching events with no restart, the CLI's `alert` verbs, and
+the settings page's Alerts tab in a real browser (Debian's headless Chromium driven by Playwright),
+which writes var/screenshots/settings-alerts.png (`make docs-screenshots` copies it into docs/).
 
 One collector (tokens of every role, agents web-1, web-2 and pay-1) and one Alertmanager for the
 module; each test uses its own rule names and users."""
@@ -11,13 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pathlib
+
 import pytest
+from playwright.sync_api import Page
 
 from tests.alertmanager import Alertmanager, Webhook
 from tests.harness import Cluster, run_cli, search_json, wait_for, write_lines
-from tests.web_console import Console, Http, start_console
+from tests.web_console import SCREENSHOTS, XSS_IMG, Console, Http, start_console
 
 S = "/api/v1/settings"
+SCREENSHOT_NAMES = ("settings-alerts.png",)
 FILE_RULE = {"name": "FromFile", "filters": {"action": "never.seen"}, "threshold": 1000, "window": "1m"}
 
 
@@ -172,3 +178,74 @@ def test_the_cli_alert_verbs(setup):
     assert len(bad.stderr.strip().splitlines()) == 1
     assert cli("alert", "rm", "CliRule").stdout.strip() == "alert rule CliRule removed"
     assert "CliRule" not in cli("alert", "list").stdout
+
+
+# -- the Alerts tab ------------------------------------------------------------------------------
+
+def open_alerts_tab(page: Page, console: Console, who: str) -> None:
+    page.goto(f"{console.base}/settings#alerts")
+    assert "/signin" in page.url
+    page.fill("#token", console.tokens[who])
+    page.click("#signin")
+    page.wait_for_url("**/settings*")
+    page.click("#tab-alerts")
+    page.wait_for_selector("#panel-alerts tbody tr:not(:has-text('Loading'))")
+
+
+def test_add_a_rule_on_the_alerts_tab_see_it_listed_and_a_bad_threshold_shows_the_apis_message(setup, page):
+    console, _hook = setup
+    open_alerts_tab(page, console, "root")
+    page.click("#alert-add")
+    page.fill("#al-name", "PageRule")
+    page.fill("#al-threshold", "0")
+    page.fill("#al-window", "10m")
+    page.fill("#al-filters", "action=login.failed\nnamespace=default")
+    page.fill("#al-group-by", "user")
+    page.click("#alert-save")
+    page.wait_for_selector("#alert-form-error:not([hidden])")
+    refused = api(console, "root").post_json(f"{S}/alerts", {"name": "PageRule", "threshold": 0, "window": "10m"})
+    assert refused.status == 400
+    assert page.inner_text("#alert-form-error") == refused.json()["error"] == \
+        "alerts.PageRule.threshold: must be at least 1"
+    page.fill("#al-threshold", "5")
+    page.fill("#al-for", "30s")
+    page.fill("#al-severity", "critical")
+    page.fill("#al-summary", XSS_IMG + " {user}")        # a value that is markup: shown as text
+    page.click("#alert-save")
+    row = '#alerts tbody tr[data-name="PageRule"]'
+    page.wait_for_selector(row)
+    assert page.is_hidden("#alert-form")
+    assert page.inner_text("#alerts-message") == "Added the rule PageRule."
+    cells = {name: page.inner_text(f"{row} td.{name}") for name in
+             ("filters", "group-by", "threshold", "severity", "firing", "source")}
+    assert cells == {"filters": "action=login.failed, namespace=default", "group-by": "user",
+                     "threshold": "5 in 10m for 30s", "severity": "critical", "firing": "no", "source": "settings"}
+    assert page.inner_text(f"{row} td.changed").startswith("root via web, ")
+    stored = api(console, "root").get(f"{S}/alerts/PageRule").json()
+    assert stored["summary"] == XSS_IMG + " {user}" and stored["filters"] == {"action": "login.failed",
+                                                                             "namespace": "default"}
+    file_row = '#alerts tbody tr[data-name="FromFile"]'
+    assert page.inner_text(f"{file_row} td.source") == "collector.toml"
+    assert page.locator(f"{file_row} button.edit, {file_row} button.remove").count() == 0
+    assert page.locator("#panel-alerts img").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "settings-alerts.png"), full_page=True)
+
+    page.click(f"{row} button.edit")
+    page.fill("#al-threshold", "9")
+    page.click("#alert-save")
+    page.wait_for_selector(f"{row} td.threshold:has-text('9 in 10m')")
+    page.click(f"{row} button.remove")
+    page.wait_for_selector(row, state="detached")
+    assert page.dialogs == ["Remove the alert rule PageRule? Its firing alerts are no longer sent."]
+    assert api(console, "root").get(f"{S}/alerts/PageRule").status == 404
+
+
+def test_an_auditor_sees_the_alerts_tab_without_change_buttons(setup, page):
+    console, _hook = setup
+    open_alerts_tab(page, console, "audrey")
+    assert "FromFile" in page.locator("#alerts tbody td.name .value").all_inner_texts()
+    assert page.locator("#alert-add, #alerts button.edit, #alerts button.remove").count() == 0
+
+
+def test_screenshot_was_written():
+    assert pathlib.Path(SCREENSHOTS / "settings-alerts.png").stat().st_size > 10_000

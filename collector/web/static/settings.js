@@ -1,4 +1,4 @@
-// The settings page: three tabs filled from /api/v1/settings/... and forms that send JSON
+// The settings page: four tabs filled from /api/v1/settings/... and forms that send JSON
 // bodies with collector.toml's key names. Every value (names a user typed included) is set with
 // textContent, never parsed as markup; every change carries the session's CSRF token. The API
 // decides what a role sees and may change; its one-line errors are shown as they come.
@@ -105,7 +105,7 @@ function fillTable(tab, table, reply, entriesOf, emptyText, addRow) {
 }
 
 // -- tabs --------------------------------------------------------------------------------------
-const TABS = ["forwarders", "namespaces", "access"];
+const TABS = ["forwarders", "namespaces", "alerts", "access"];
 const loaders = {};
 
 function selectTab(name) {
@@ -480,6 +480,108 @@ document.getElementById("namespace-confirm-cancel").addEventListener("click", ()
   document.getElementById("namespace-save").disabled = false;
 });
 document.getElementById("namespace-cancel").addEventListener("click", () => { nsForm.hidden = true; });
+
+// -- alerts (alert rules) ----------------------------------------------------------------------
+const alForm = document.getElementById("alert-form");
+let alEditing = null;   // the name being edited, or null when adding
+
+function ruleFiltersText(rule) {
+  return Object.entries(rule.filters || {}).map(([key, value]) => `${key}=${value}`);
+}
+
+function alertRow(tr, a) {
+  tr.dataset.name = a.name;
+  nameCell(tr, a.name, badgeOf(a));
+  cell(tr, ruleFiltersText(a).join(", ") || "all events", "filters");
+  cell(tr, (a.group_by || []).join(", "), "group-by");
+  cell(tr, `${a.threshold} in ${a.window} for ${a.for || "0s"}`, "threshold");
+  cell(tr, a.severity || "", "severity");
+  cell(tr, a.firing ? `yes (${a.firing})` : "no", "firing");
+  cell(tr, a.source === "collector.toml" ? "collector.toml" : "settings", "source");
+  cell(tr, changedText(a), "changed");
+  const actions = cell(tr, "", "row-actions");
+  if (MAY_CHANGE && !fromFile(a)) {
+    actions.appendChild(button("Edit", "edit", () => openAlertForm(a)));
+    actions.appendChild(button("Remove", "remove", () => removeAlert(a.name)));
+  }
+}
+
+async function loadAlerts() {
+  fillTable("alerts", "alerts", await call("GET", API + "alerts"), (data) => listOf(data, "alerts"),
+    "No alert rule visible to you.", alertRow);
+}
+loaders.alerts = loadAlerts;
+
+function openAlertForm(a) {
+  alForm.reset();
+  alEditing = a ? a.name : null;
+  show("alert-form-error", "");
+  document.getElementById("alert-form-title").textContent = a ? `Edit the rule ${a.name}` : "Add a rule";
+  if (a) {
+    const text = { "al-name": a.name, "al-threshold": a.threshold, "al-window": a.window, "al-for": a.for,
+      "al-severity": a.severity, "al-summary": a.summary, "al-filters": ruleFiltersText(a).join("\n"),
+      "al-group-by": (a.group_by || []).join(", ") };
+    for (const [id, value] of Object.entries(text)) {
+      document.getElementById(id).value = value === undefined || value === null ? "" : value;
+    }
+  }
+  document.getElementById("al-name").readOnly = Boolean(a);
+  alForm.hidden = false;
+  document.getElementById("al-name").focus();
+}
+
+// The form as a JSON body: only the keys given (an empty field takes collector.toml's default);
+// a threshold that is not a whole number is sent as typed, for the API to say what is wrong.
+function alertBody() {
+  const body = { name: document.getElementById("al-name").value.trim() };
+  const threshold = document.getElementById("al-threshold").value.trim();
+  if (threshold) body.threshold = /^\d+$/.test(threshold) ? Number(threshold) : threshold;
+  for (const [key, id] of [["window", "al-window"], ["for", "al-for"], ["severity", "al-severity"],
+    ["summary", "al-summary"]]) {
+    const value = document.getElementById(id).value.trim();
+    if (value) body[key] = value;
+  }
+  const filters = {};
+  for (const line of document.getElementById("al-filters").value.split("\n").map((l) => l.trim()).filter((l) => l)) {
+    const at = line.indexOf("=");
+    if (at < 1) throw new Error(`filters: "${line}" is not filter=value`);
+    filters[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  if (Object.keys(filters).length) body.filters = filters;
+  const groupBy = commaList(document.getElementById("al-group-by").value);
+  if (groupBy.length) body.group_by = groupBy;
+  return body;
+}
+
+alForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  let body;
+  try {
+    body = alertBody();
+  } catch (exc) {
+    show("alert-form-error", exc.message);
+    return;
+  }
+  const reply = alEditing
+    ? await call("PUT", API + "alerts/" + encodeURIComponent(alEditing), body)
+    : await call("POST", API + "alerts", body);
+  if (!reply.ok) { show("alert-form-error", reply.data.error); return; }
+  show("alert-form-error", "");
+  alForm.hidden = true;
+  show("alerts-message", alEditing ? `Saved the rule ${body.name}.` : `Added the rule ${body.name}.`);
+  await loadAlerts();
+});
+document.getElementById("alert-cancel").addEventListener("click", () => { alForm.hidden = true; });
+const alertAddButton = document.getElementById("alert-add");
+if (alertAddButton) alertAddButton.addEventListener("click", () => openAlertForm(null));
+
+async function removeAlert(name) {
+  if (!window.confirm(`Remove the alert rule ${name}? Its firing alerts are no longer sent.`)) return;
+  const reply = await call("DELETE", API + "alerts/" + encodeURIComponent(name));
+  if (!reply.ok) { show("alerts-error", reply.data.error); return; }
+  show("alerts-message", `Removed the rule ${name}.`);
+  await loadAlerts();
+}
 
 // -- access (tokens) ---------------------------------------------------------------------------
 function tokenRow(tr, t) {
