@@ -9,7 +9,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fleetlog.cli.settings import _changed, _print_json, _table, key_values, settings_request
+from fleetlog.cli.settings import (
+    _changed,
+    _print_json,
+    _table,
+    add_and_edit_verbs,
+    edited,
+    key_values,
+    settings_request,
+)
 
 
 def _filters(rule: dict[str, Any]) -> str:
@@ -35,18 +43,13 @@ def run_alert_add(args: argparse.Namespace) -> int:
 
 
 def run_alert_edit(args: argparse.Namespace) -> int:
-    current = settings_request(args, "get", "alerts", args.name)
-    body = {**current, **key_values(args.settings)}
-    for key in args.unset or ():
-        body.pop(key, None)
-    answer = settings_request(args, "update", "alerts", args.name, body)
+    answer = settings_request(args, "update", "alerts", args.name, edited(args, "alerts"))
     print(f"alert rule {answer['name']} changed")
     return 0
 
 
 def run_alert_rm(args: argparse.Namespace) -> int:
-    settings_request(args, "delete", "alerts", args.name)
-    print(f"alert rule {args.name} removed")
+    print(f"alert rule {settings_request(args, 'delete', 'alerts', args.name)['deleted']} removed")
     return 0
 
 
@@ -56,16 +59,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     listing = verbs.add_parser("list", parents=parents, help="every alert rule, and whether it fires")
     listing.add_argument("--format", choices=("table", "json"), default="table")
     listing.set_defaults(handler=run_alert_list)
-    add = verbs.add_parser("add", parents=parents,
-                           help="add a rule: NAME KEY=VALUE ... (collector.toml's [[alerting.rules]] keys)")
-    add.add_argument("name", metavar="NAME")
-    add.add_argument("settings", nargs="*", metavar="KEY=VALUE")
-    add.set_defaults(handler=run_alert_add)
-    edit = verbs.add_parser("edit", parents=parents, help="change a rule's keys")
-    edit.add_argument("name", metavar="NAME")
-    edit.add_argument("settings", nargs="*", metavar="KEY=VALUE")
-    edit.add_argument("--unset", action="append", metavar="KEY", help="back to the key's default")
-    edit.set_defaults(handler=run_alert_edit)
+    add_and_edit_verbs(verbs, parents, "rule", "collector.toml's [[alerting.rules]] keys", run_alert_add,
+                       run_alert_edit)
     remove = verbs.add_parser("rm", parents=parents, help="remove a rule made here")
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(handler=run_alert_rm)

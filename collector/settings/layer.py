@@ -223,23 +223,30 @@ class SettingsLayer:
         if why is not None:
             raise SettingsRefused(why, caller)
 
+    def _target(self, kind: str, name: str, body: dict[str, Any], caller: Caller, create: bool,
+                current: Callable[[str], Any]) -> tuple[str, Any, SettingsRow | None]:
+        """The entry a create or replace of a collector.toml-keyed kind aims at: (its name, what
+        runs now under it or None, its stored row or None); 404, 409 as the API answers them."""
+        name = entries.check_name(kind, body.get("name") if create else name)
+        self._readable(caller)
+        before = current(name)
+        row = self._rows(kind).get(name)
+        visible = before is not None and access.may_see(caller, kind, name, before)
+        if not create and not visible:
+            raise SettingsNotFound(f"{kind}: no entry {entries.shown(name)}")   # one the caller may not see: the same
+        if visible and row is None:
+            raise SettingsClash(f"{kind}: {name!r} is defined in collector.toml (read-only here)")
+        if create and before is not None:
+            raise SettingsClash(f"{kind}: {name!r} exists already")
+        return name, before, row
+
     def _current_forwarder(self, name: str) -> Any:
         settled = self.watcher.effective
         return next((f for f in (*self.config.forwarders, *settled.disabled) if f.name == name), None)
 
     async def put_forwarder(self, name: str, body: dict[str, Any], caller: Caller, via: str,
                             create: bool) -> dict[str, Any]:
-        name = entries.check_name("forwarders", body.get("name") if create else name)
-        self._readable(caller)
-        before = self._current_forwarder(name)
-        row = self._rows("forwarders").get(name)
-        visible = before is not None and access.may_see(caller, "forwarders", name, before)
-        if not create and not visible:
-            raise SettingsNotFound(f"forwarders: no entry {entries.shown(name)}")   # one the caller may not see: the same
-        if visible and row is None:
-            raise SettingsClash(f"forwarders: {name!r} is defined in collector.toml (read-only here)")
-        if create and before is not None:
-            raise SettingsClash(f"forwarders: {name!r} exists already")
+        name, before, row = self._target("forwarders", name, body, caller, create, self._current_forwarder)
         enabled, config = entries.forwarder(name, body)
         self._check(caller, "forwarders", name, before, config)
         self._check_file_target(caller, config)
@@ -271,21 +278,19 @@ class SettingsLayer:
     def _current_rule(self, name: str) -> Any:
         return next((r for r in self.config.alerting.rules if r.name == name), None)
 
+    async def put_entry(self, kind: str, name: str, body: dict[str, Any], caller: Caller, via: str,
+                        create: bool) -> dict[str, Any]:
+        """Add (create) or replace a forwarder or an alert rule."""
+        put = {"forwarders": self.put_forwarder, "alerts": self.put_alert}.get(entries.check_kind(kind))
+        if put is None:
+            raise UsageError(f"{kind}: entries are not added or replaced this way")
+        return await put(name, body, caller, via, create)
+
     async def put_alert(self, name: str, body: dict[str, Any], caller: Caller, via: str,
                         create: bool) -> dict[str, Any]:
         """Add or replace a stored alert rule; the evaluator takes it as on SIGHUP (the watcher's
         apply), here at once and on the other collectors at their next poll."""
-        name = entries.check_name("alerts", body.get("name") if create else name)
-        self._readable(caller)
-        before = self._current_rule(name)
-        row = self._rows("alerts").get(name)
-        visible = before is not None and access.may_see(caller, "alerts", name, before)
-        if not create and not visible:
-            raise SettingsNotFound(f"alerts: no entry {entries.shown(name)}")
-        if visible and row is None:
-            raise SettingsClash(f"alerts: {name!r} is defined in collector.toml (read-only here)")
-        if create and before is not None:
-            raise SettingsClash(f"alerts: {name!r} exists already")
+        name, before, row = self._target("alerts", name, body, caller, create, self._current_rule)
         rule = entries.alert(name, body)
         self._check(caller, "alerts", name, before, rule)
         stored = entries.plain(rule)

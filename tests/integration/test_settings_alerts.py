@@ -137,6 +137,9 @@ def test_roles_auditors_read_agents_nothing_namespace_admin_its_namespaces_only(
     assert payadm.get(f"{S}/alerts/FromFile").status == 404
     assert api(console, "audrey").request("DELETE", f"{S}/alerts/PayErrors").status == 403
     assert payadm.request("DELETE", f"{S}/alerts/PayErrors").status == 200
+    denials = search_json(console.collector, "--token-file", console.token_files["root"], "--action", "audit/denied",
+                          "--namespace", "_collector", "--user", "payadm")
+    assert any("POST /api/v1/settings/alerts" in e["message"] for e in denials)
 
 
 def test_a_rule_made_through_the_api_fires_on_matching_events_without_restart(setup):
