@@ -222,6 +222,7 @@ def test_add_a_rule_on_the_alerts_tab_see_it_listed_and_a_bad_threshold_shows_th
              ("filters", "group-by", "threshold", "severity", "firing", "source")}
     assert cells == {"filters": "action=login.failed, namespace=default", "group-by": "user",
                      "threshold": "5 in 10m for 30s", "severity": "critical", "firing": "no", "source": "settings"}
+    assert page.inner_text('#alerts tbody tr[data-name="FromFile"] td.threshold') == "1000 in 1m for 0s"
     assert page.inner_text(f"{row} td.changed").startswith("root via web, ")
     stored = api(console, "root").get(f"{S}/alerts/PageRule").json()
     assert stored["summary"] == XSS_IMG + " {user}" and stored["filters"] == {"action": "login.failed",
@@ -251,3 +252,12 @@ def test_an_auditor_sees_the_alerts_tab_without_change_buttons(setup, page):
 
 def test_screenshot_was_written():
     assert pathlib.Path(SCREENSHOTS / "settings-alerts.png").stat().st_size > 10_000
+
+
+def test_openapi_lists_the_alert_routes(setup):
+    console, _hook = setup
+    doc = Http(console.base).get("/api/v1/openapi.json").json()
+    assert set(doc["paths"][f"{S}/alerts"]) == {"get", "post"}
+    assert set(doc["paths"][f"{S}/alerts/{{name}}"]) == {"get", "put", "delete"}
+    assert {"threshold", "window", "filters", "group_by", "for", "severity", "summary"} <= \
+        set(doc["components"]["schemas"]["AlertBody"]["properties"])
