@@ -105,6 +105,19 @@ def test_a_bad_rule_is_refused_with_the_rule_parsers_words_and_nothing_changes(s
         assert reply.status == 400, (body, reply.text)
         assert reply.json()["error"].startswith(message), (body, reply.json())
     assert root.post_json(f"{S}/alerts", {"name": "bad name!", "threshold": 1, "window": "1m"}).status == 400
+    # What a hostile caller may send: one-line 400s, nothing stored.
+    hostile = [({"name": "H", "threshold": 1, "window": "1m", "filters": "action=x"}, "alerts.H.filters: expected a table"),
+               ({"name": "H", "threshold": 1, "window": "1m", "filters": {"message_regex": "("}}, "alerts.H.filters."),
+               ({"name": "H", "threshold": 1, "window": "1m", "group_by": ["user"] * 5000}, "alerts.H.group_by[1]"),
+               ({"name": "H", "threshold": 1, "window": "1m", "nonsense": 1}, "alerts.H"),
+               ({"name": "x" * 5000, "threshold": 1, "window": "1m"}, "alerts: name: ")]
+    for body, start in hostile:
+        reply = root.post_json(f"{S}/alerts", body)
+        assert reply.status == 400 and reply.json()["error"].startswith(start), (start, reply.text[:300])
+        assert "\n" not in reply.json()["error"] and len(reply.json()["error"]) < 1000
+    assert root.request("POST", f"{S}/alerts", b"[1, 2]", {"Content-Type": "application/json"}).status == 400
+    long_name = put_json(root, f"{S}/alerts/{'y' * 5000}", {"threshold": 1, "window": "1m"})
+    assert long_name.status == 400 and len(long_name.json()["error"]) < 300, long_name.text[:300]
     assert root.get(f"{S}/alerts/Bad").status == 404
     assert [a["name"] for a in root.get(f"{S}/alerts").json()["alerts"]] == ["FromFile"]
 
