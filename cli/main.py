@@ -16,8 +16,8 @@ from fleetlog.common import __version__
 from fleetlog.common.errors import FleetlogError, missing_extra_message
 
 # Modules that register subcommands, in the order `fleetlog --help` lists them.
-COMMAND_MODULES = ("fleetlog.cli.search", "fleetlog.cli.export", "fleetlog.cli.admin", "fleetlog.cli.settings", "fleetlog.cli.verify",
-                   "fleetlog.cli.support")
+COMMAND_MODULES = ("fleetlog.cli.search", "fleetlog.cli.export", "fleetlog.cli.admin", "fleetlog.cli.settings",
+                   "fleetlog.cli.alerts", "fleetlog.cli.verify", "fleetlog.cli.support")
 
 
 class ArgumentParser(argparse.ArgumentParser):

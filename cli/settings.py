@@ -86,11 +86,17 @@ def run_forwarder_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_forwarder_edit(args: argparse.Namespace) -> int:
-    current = settings_request(args, "get", "forwarders", args.name)
-    body = {**current, **key_values(args.settings)}
+def edited(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """An entry's body as `edit NAME KEY=VALUE ... [--unset KEY]` leaves it: what the collector
+    answers for it now, the keys given set, the keys unset back to their defaults."""
+    body = {**settings_request(args, "get", kind, args.name), **key_values(args.settings)}
     for key in args.unset or ():
         body.pop(key, None)
+    return body
+
+
+def run_forwarder_edit(args: argparse.Namespace) -> int:
+    body = edited(args, "forwarders")
     if args.enable or args.disable:
         body["enabled"] = bool(args.enable)
     answer = settings_request(args, "update", "forwarders", args.name, body)
@@ -187,6 +193,20 @@ def run_token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_and_edit_verbs(verbs: Any, parents: list[argparse.ArgumentParser], noun: str, keys: str,
+                       on_add: Any, on_edit: Any) -> argparse.ArgumentParser:
+    """`add NAME KEY=VALUE ...` and `edit NAME KEY=VALUE ... [--unset KEY]`; the edit parser, for
+    options of its own."""
+    add = verbs.add_parser("add", parents=parents, help=f"add a {noun}: NAME KEY=VALUE ... ({keys})")
+    edit = verbs.add_parser("edit", parents=parents, help=f"change a {noun}'s keys")
+    for parser, handler in ((add, on_add), (edit, on_edit)):
+        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("settings", nargs="*", metavar="KEY=VALUE")
+        parser.set_defaults(handler=handler)
+    edit.add_argument("--unset", action="append", metavar="KEY", help="back to the key's default")
+    return edit
+
+
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     listing = argparse.ArgumentParser(add_help=False)
     listing.add_argument("--format", choices=("table", "json"), default="table")
@@ -195,18 +215,11 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     verbs = forwarder.add_subparsers(dest="verb", metavar="VERB", required=True, parser_class=type(forwarder))
     verbs.add_parser("list", parents=[*parents, listing], help="every forwarder, its state and lag").set_defaults(
         handler=run_forwarder_list)
-    add = verbs.add_parser("add", parents=parents, help="add a forwarder: NAME KEY=VALUE ... (collector.toml's keys)")
-    add.add_argument("name", metavar="NAME")
-    add.add_argument("settings", nargs="*", metavar="KEY=VALUE")
-    add.set_defaults(handler=run_forwarder_add)
-    edit = verbs.add_parser("edit", parents=parents, help="change a forwarder's keys")
-    edit.add_argument("name", metavar="NAME")
-    edit.add_argument("settings", nargs="*", metavar="KEY=VALUE")
-    edit.add_argument("--unset", action="append", metavar="KEY", help="back to the key's default")
+    edit = add_and_edit_verbs(verbs, parents, "forwarder", "collector.toml's keys", run_forwarder_add,
+                              run_forwarder_edit)
     switch = edit.add_mutually_exclusive_group()
     switch.add_argument("--enable", action="store_true")
     switch.add_argument("--disable", action="store_true", help="keep it stored, send nothing")
-    edit.set_defaults(handler=run_forwarder_edit)
     for verb, handler, text in (("rm", run_forwarder_rm, "remove a forwarder"),
                                 ("test", run_forwarder_test, "send one test event; print what the destination answered")):
         parser = verbs.add_parser(verb, parents=parents, help=text)

@@ -185,7 +185,7 @@ def _collector_settings(bundle: Bundle, args: argparse.Namespace) -> None:
     """The settings managed live (docs/settings.md): part of the effective configuration that no
     file holds. Tokens are listed without secrets or hashes, as the collector answers them."""
     from fleetlog.cli.settings import settings_request
-    for kind in ("forwarders", "namespaces"):
+    for kind in ("forwarders", "namespaces", "alerts"):
         bundle.add_json(f"status/settings-{kind}.json", settings_request(args, "list", kind))
     # Names, roles, namespaces and times only; masking the text would take `"tokens": [` for a secret.
     bundle.add_json("status/settings-tokens.json", settings_request(args, "list", "tokens"), mask=str)

@@ -151,7 +151,8 @@ class CollectorApp:
                       histogram=query.histogram,
                       file_tokens=lambda: {e.name: e for e in authenticator.file_tokens.values()},
                       token_uses=lambda: {**self.settings_watcher.uses},
-                      node_name=self._node_name, accepts_tokens=lambda: not authenticator.open)
+                      node_name=self._node_name, accepts_tokens=lambda: not authenticator.open,
+                      alerts_firing=self._alerts_firing)
         return SettingsLayer(self.settings_watcher, hooks)
 
     def _keep_restart_bound(self, config: CollectorConfig) -> CollectorConfig:
@@ -179,6 +180,12 @@ class CollectorApp:
         self.metrics.show_intervals(config)
         self.authenticator.set_stored_tokens(settled.tokens)
         self.metrics.settings_version.set(max(self.settings_watcher.version, 0))
+
+    def _alerts_firing(self) -> dict[str, int]:
+        firing: dict[str, int] = {}
+        for labels, _summary, _count, _since in self.evaluator.status()[1]:
+            firing[labels["alertname"]] = firing.get(labels["alertname"], 0) + 1
+        return firing
 
     def _node_name(self) -> str:
         return self.config.node_name   # the rooms read it at each use: the config as last reloaded

@@ -46,6 +46,8 @@ def format_duration(seconds: float) -> str:
     """The shortest exact spelling of a duration, for printing effective configs."""
     if math.isinf(seconds):
         return "indefinite"
+    if seconds == 0:
+        return "0s"             # not "0.0s" (an alert rule's default `for`)
     for unit in ("y", "d", "h", "m", "s", "ms"):
         count = seconds / _DURATION_UNITS[unit]
         if count >= 1 and abs(count - round(count)) < 1e-9:

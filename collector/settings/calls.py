@@ -24,10 +24,8 @@ async def settings_call(layer: SettingsLayer, caller: Caller, request: Any) -> A
         return layer.get_entry(kind, name, caller)
     if verb == "delete":
         return await layer.delete(kind, name, caller, "cli")
-    if (verb, kind) == ("create", "forwarders"):
-        return await layer.put_forwarder("", body, caller, "cli", create=True)
-    if (verb, kind) == ("update", "forwarders"):
-        return await layer.put_forwarder(name, body, caller, "cli", create=False)
+    if verb in ("create", "update") and kind in ("forwarders", "alerts"):
+        return await layer.put_entry(kind, "" if verb == "create" else name, body, caller, "cli", create=verb == "create")
     if (verb, kind) == ("test", "forwarders"):
         return await layer.test_forwarder(name, caller, "cli")
     if (verb, kind) == ("update", "namespaces"):

@@ -1,7 +1,8 @@
 """The running configuration = collector.toml + the store's entries.
 
 Precedence (docs/settings.md): an entry collector.toml defines — a forwarder by name, a namespace
-named in `[levels] namespaces` or `[retention] namespaces`, a token of tokens_file — is read-only
+named in `[levels] namespaces` or `[retention] namespaces`, a token of tokens_file, an alert rule
+of `[[alerting.rules]]` by name — is read-only
 here (`"source": "collector.toml"`), and the store may not define the same name. The defaults for
 new namespaces (`*`) are the exception: collector.toml gives their first values, and once set
 through the settings, the store's values win for the keys the entry sets (`"source": "settings"`).
@@ -61,6 +62,8 @@ def build(file_config: CollectorConfig, rows: Iterable[SettingsRow], file_tokens
     retention = dict(file_config.retention.namespaces)
     default_level = file_config.levels.default
     general, security = file_config.retention.general, file_config.retention.security
+    file_rules = {r.name for r in file_config.alerting.rules}
+    rules = list(file_config.alerting.rules)
     tokens: list[TokenEntry] = []
     disabled: list[Any] = []
     for row in rows:
@@ -84,15 +87,19 @@ def build(file_config: CollectorConfig, rows: Iterable[SettingsRow], file_tokens
                     retention[row.name] = ns.retention
         elif row.kind == "tokens" and row.name not in taken_tokens:
             tokens.append(stored_token(row.name, body))
+        elif row.kind == "alerts" and row.name not in file_rules:
+            rules.append(entries.alert(row.name, body))
     config = replace(
         file_config, forwarders=tuple(forwarders),
         levels=replace(file_config.levels, default=default_level, namespaces=MappingProxyType(levels)),
         retention=replace(file_config.retention, general=general, security=security,
-                          namespaces=MappingProxyType(retention)))
-    try:
-        config.validate()
-    except FieldError as exc:
-        raise UsageError(f"{exc.key}: {exc.problem}") from None
+                          namespaces=MappingProxyType(retention)),
+        alerting=replace(file_config.alerting, rules=tuple(rules)))
+    for section, where in ((config, ""), (config.alerting, "alerting.")):   # stored rules need an Alertmanager too
+        try:
+            section.validate()
+        except FieldError as exc:
+            raise UsageError(f"{where}{exc.key}: {exc.problem}") from None
     return Effective(config, tuple(tokens), tuple(disabled))
 
 

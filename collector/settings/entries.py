@@ -5,7 +5,10 @@ collector.toml (common/config.py), so a bad body gets --check-config's words:
   namespace's entries of `[levels] namespaces` and `[retention] namespaces`; the name `*` holds the
   defaults for every other namespace (`[levels] default`, `[retention] general/security`);
 - tokens: `{"name": ..., "role": ..., "namespaces": [...]}` as in tokens.toml; the store keeps the
-  SHA-256 of the secret, which is answered once, at creation.
+  SHA-256 of the secret, which is answered once, at creation;
+- alerts: one `[[alerting.rules]]` table (`threshold`, `window`, `filters`, ...), validated by the
+  rule parser collector.toml's rules go through (collector/alerting/rules.py). Its `name` is the
+  entry's.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fleetlog.collector.alerting.rules import AlertRule
 from fleetlog.collector.config import NamespaceRetention
 from fleetlog.collector.forward import ForwarderConfig
 from fleetlog.collector.identity import Role, TokenEntry
@@ -22,7 +26,7 @@ from fleetlog.collector.internal import COLLECTOR_NAMESPACE
 from fleetlog.common.config import LevelName, build_value, to_plain
 from fleetlog.common.errors import ConfigError, UsageError
 
-KINDS = ("forwarders", "namespaces", "tokens")
+KINDS = ("forwarders", "namespaces", "tokens", "alerts")
 DEFAULTS = "*"              # the namespaces entry holding the defaults for new namespaces
 MAX_NAME = 128
 MAX_BODY_BYTES = 64 * 1024
@@ -103,6 +107,20 @@ def forwarder(name: str, body: dict[str, Any]) -> tuple[bool, Any]:
     if not isinstance(enabled, bool):
         raise UsageError(f"forwarders.{name}.enabled: expected true or false, got {json.dumps(enabled)}")
     return enabled, _build(ForwarderConfig, {**table, "name": name}, f"forwarders.{name}")
+
+
+# What an alert rule's answer adds to its collector.toml keys (ignored when a body echoes them).
+ALERT_STATUS_KEYS = ("source", "read_only", "changed", "firing")
+
+
+def alert(name: str, body: dict[str, Any]) -> AlertRule:
+    """An AlertRule from a body: `[[alerting.rules]]`'s keys, checked as collector.toml's rules
+    are. Its `name` is the entry's."""
+    if "name" in body and body["name"] != name:
+        raise UsageError(f"alerts.{name}.name: the body names {body['name']!r}, the URL {name!r} "
+                         "(rename = remove and add)")
+    table = {k: v for k, v in body.items() if k not in ALERT_STATUS_KEYS}
+    return _build(AlertRule, {**table, "name": name}, f"alerts.{name}")
 
 
 def namespace(name: str, body: dict[str, Any]) -> NamespaceSettings:

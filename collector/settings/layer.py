@@ -45,6 +45,7 @@ class Hooks:
     token_uses: Callable[[], dict[str, int]]                          # name -> last use (µs)
     node_name: Callable[[], str]
     accepts_tokens: Callable[[], bool]                                # False: no credentials configured
+    alerts_firing: Callable[[], dict[str, int]] = dict                # rule name -> its alerts firing now
 
 
 def _when(us: int) -> str | None:
@@ -80,7 +81,8 @@ class SettingsLayer:
             raise SettingsRefused(f"role {caller.role!r} may not read settings", caller)
 
     def _views(self, kind: str) -> list[tuple[str, Any, dict[str, Any]]]:
-        return {"forwarders": self._forwarders, "namespaces": self._namespaces, "tokens": self._tokens}[kind]()
+        return {"forwarders": self._forwarders, "namespaces": self._namespaces, "tokens": self._tokens,
+                "alerts": self._alerts}[kind]()
 
     def list_entries(self, kind: str, caller: Caller) -> dict[str, Any]:
         """The answer of `GET /api/v1/settings/{kind}`: {kind: [entries the caller may see]}, and
@@ -120,6 +122,21 @@ class SettingsLayer:
                     "state": state, "lag_events": lag, "last_error": error or None,
                     "last_error_at": _when(int(at * 1_000_000)) if at else None}
             out.append((config.name, config, view))
+        return sorted(out, key=lambda item: item[0])
+
+    def _alerts(self) -> list[tuple[str, Any, dict[str, Any]]]:
+        """Every rule that runs: collector.toml's (read-only) and the store's, with how many of
+        its alerts fire now (on the collector that evaluates; 0 on one in standby)."""
+        rows = self._rows("alerts")
+        in_file = {r.name for r in self.file_config.alerting.rules}
+        firing = self.hooks.alerts_firing()
+        out = []
+        for rule in self.config.alerting.rules:
+            source = effective.FILE if rule.name in in_file else effective.STORE
+            view = {**entries.plain(rule), "source": source, "read_only": source == effective.FILE,
+                    "changed": None if source == effective.FILE else _changed(rows.get(rule.name)),
+                    "firing": firing.get(rule.name, 0)}
+            out.append((rule.name, rule, view))
         return sorted(out, key=lambda item: item[0])
 
     def _namespace_view(self, name: str) -> tuple[str, Any, dict[str, Any]]:
@@ -206,23 +223,30 @@ class SettingsLayer:
         if why is not None:
             raise SettingsRefused(why, caller)
 
+    def _target(self, kind: str, name: str, body: dict[str, Any], caller: Caller, create: bool,
+                current: Callable[[str], Any]) -> tuple[str, Any, SettingsRow | None]:
+        """The entry a create or replace of a collector.toml-keyed kind aims at: (its name, what
+        runs now under it or None, its stored row or None); 404, 409 as the API answers them."""
+        name = entries.check_name(kind, body.get("name") if create else name)
+        self._readable(caller)
+        before = current(name)
+        row = self._rows(kind).get(name)
+        visible = before is not None and access.may_see(caller, kind, name, before)
+        if not create and not visible:
+            raise SettingsNotFound(f"{kind}: no entry {entries.shown(name)}")   # one the caller may not see: the same
+        if visible and row is None:
+            raise SettingsClash(f"{kind}: {name!r} is defined in collector.toml (read-only here)")
+        if create and before is not None:
+            raise SettingsClash(f"{kind}: {name!r} exists already")
+        return name, before, row
+
     def _current_forwarder(self, name: str) -> Any:
         settled = self.watcher.effective
         return next((f for f in (*self.config.forwarders, *settled.disabled) if f.name == name), None)
 
     async def put_forwarder(self, name: str, body: dict[str, Any], caller: Caller, via: str,
                             create: bool) -> dict[str, Any]:
-        name = entries.check_name("forwarders", body.get("name") if create else name)
-        self._readable(caller)
-        before = self._current_forwarder(name)
-        row = self._rows("forwarders").get(name)
-        visible = before is not None and access.may_see(caller, "forwarders", name, before)
-        if not create and not visible:
-            raise SettingsNotFound(f"forwarders: no entry {entries.shown(name)}")   # one the caller may not see: the same
-        if visible and row is None:
-            raise SettingsClash(f"forwarders: {name!r} is defined in collector.toml (read-only here)")
-        if create and before is not None:
-            raise SettingsClash(f"forwarders: {name!r} exists already")
+        name, before, row = self._target("forwarders", name, body, caller, create, self._current_forwarder)
         enabled, config = entries.forwarder(name, body)
         self._check(caller, "forwarders", name, before, config)
         self._check_file_target(caller, config)
@@ -251,22 +275,46 @@ class SettingsLayer:
             raise UsageError(f"forwarders.{config.name}.path: must be outside data_dir ({data_dir}): the store, "
                              "its keys and cursors live there")
 
+    def _current_rule(self, name: str) -> Any:
+        return next((r for r in self.config.alerting.rules if r.name == name), None)
+
+    async def put_entry(self, kind: str, name: str, body: dict[str, Any], caller: Caller, via: str,
+                        create: bool) -> dict[str, Any]:
+        """Add (create) or replace a forwarder or an alert rule."""
+        put = {"forwarders": self.put_forwarder, "alerts": self.put_alert}.get(entries.check_kind(kind))
+        if put is None:
+            raise UsageError(f"{kind}: entries are not added or replaced this way")
+        return await put(name, body, caller, via, create)
+
+    async def put_alert(self, name: str, body: dict[str, Any], caller: Caller, via: str,
+                        create: bool) -> dict[str, Any]:
+        """Add or replace a stored alert rule; the evaluator takes it as on SIGHUP (the watcher's
+        apply), here at once and on the other collectors at their next poll."""
+        name, before, row = self._target("alerts", name, body, caller, create, self._current_rule)
+        rule = entries.alert(name, body)
+        self._check(caller, "alerts", name, before, rule)
+        stored = entries.plain(rule)
+        before_view = _alert_audit(self.get_entry("alerts", name, caller)) if before is not None else None
+        await self._store(caller, via, "alerts", name, row, stored)
+        await self._audit(caller, via, "alerts", name, "create" if create else "update", before_view, stored)
+        return self.get_entry("alerts", name, caller)
+
     async def delete(self, kind: str, name: str, caller: Caller, via: str) -> dict[str, Any]:
         entries.check_kind(kind)
         if kind == "namespaces":
             raise UsageError("namespaces: an entry is changed with PUT (its values back to the defaults: "
                              "PUT {} )")
         row = self._rows(kind).get(name)
-        view = self.get_entry(kind, name, caller) if row is not None or kind == "forwarders" else None
+        view = self.get_entry(kind, name, caller) if row is not None or kind in ("forwarders", "alerts") else None
         if row is None:
             if view is not None or name in self.hooks.file_tokens():
-                raise SettingsClash(f"{kind}: {name!r} is defined in {'collector.toml' if kind == 'forwarders' else 'tokens_file'} "
+                raise SettingsClash(f"{kind}: {name!r} is defined in {'tokens_file' if kind == 'tokens' else 'collector.toml'} "
                                     "(read-only here)")
             raise SettingsNotFound(f"{kind}: no entry {entries.shown(name)}")
-        value = self._current_forwarder(name) if kind == "forwarders" else \
-            next((t for t in self.watcher.effective.tokens if t.name == name), None)
+        value = {"forwarders": self._current_forwarder, "alerts": self._current_rule}.get(
+            kind, lambda n: next((t for t in self.watcher.effective.tokens if t.name == n), None))(name)
         self._check(caller, kind, name, value, None)
-        before = _forwarder_audit(view) if kind == "forwarders" else _token_audit(value)
+        before = {"forwarders": _forwarder_audit, "alerts": _alert_audit}.get(kind, lambda _: _token_audit(value))(view)
         await self._store(caller, via, kind, name, row, None)
         await self._audit(caller, via, kind, name, "delete", before, None)
         return {"deleted": name}
@@ -329,6 +377,13 @@ def _forwarder_audit(view: dict[str, Any] | None) -> dict[str, Any] | None:
     if view is None:
         return None
     return {k: v for k, v in view.items() if k not in entries.FORWARDER_STATUS_KEYS}
+
+
+def _alert_audit(view: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A rule's keys as its audit event shows them (no status)."""
+    if view is None:
+        return None
+    return {k: v for k, v in view.items() if k not in entries.ALERT_STATUS_KEYS}
 
 
 def _token_audit(entry: TokenEntry | None) -> dict[str, Any] | None:

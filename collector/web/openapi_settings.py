@@ -72,6 +72,18 @@ SCHEMAS: dict[str, Any] = {
         "source": {"enum": ["tokens_file", "store"]}, "created": {"type": ["string", "null"]},
         "last_used": {"type": ["string", "null"]}, "changed": {"$ref": "#/components/schemas/Changed"},
         "token": {"type": "string", "description": "the secret: only in the answer of its creation"}}},
+    "AlertBody": {"type": "object", "description": "one [[alerting.rules]] table of collector.toml (name, "
+                  "threshold, window, filters, group_by, for, severity, summary), checked by the same rule parser",
+                  "required": ["threshold", "window"], "properties": {
+                      "name": {"type": "string"}, "threshold": {"type": "integer"}, "window": {"type": "string"},
+                      "filters": {"type": "object", "additionalProperties": {"type": "string"}},
+                      "group_by": {"type": "array", "items": {"type": "string"}}, "for": {"type": "string"},
+                      "severity": {"type": "string"}, "summary": {"type": "string"}}},
+    "Alert": {"type": "object", "description": "the rule's keys, and how many of its alerts fire now",
+              "properties": {"name": {"type": "string"}, "source": {"enum": ["collector.toml", "store"]},
+                             "read_only": {"type": "boolean"}, "changed": {"$ref": "#/components/schemas/Changed"},
+                             "firing": {"type": "integer", "description": "alerts of this rule firing now (0 on "
+                                        "a collector in standby)"}}},
 }
 
 
@@ -110,5 +122,14 @@ def settings_paths() -> dict[str, Any]:
                         "201", body="TokenBody", clash=True)},
         f"{base}/tokens/{{name}}": {
             "delete": _op("revoke a token made here", _ok("{deleted: name}"), parameters=[_name("token")],
+                          clash=True)},
+        f"{base}/alerts": {
+            "get": _op("every alert rule the caller may see, and whether it fires", _ok("{alerts: [Alert]}")),
+            "post": _op("add an alert rule", _ok("the rule", "Alert"), "201", body="AlertBody", clash=True)},
+        f"{base}/alerts/{{name}}": {
+            "get": _op("one alert rule", _ok("the rule", "Alert"), parameters=[_name("alert rule")]),
+            "put": _op("replace an alert rule's keys", _ok("the rule", "Alert"), parameters=[_name("alert rule")],
+                       body="AlertBody", clash=True),
+            "delete": _op("remove an alert rule", _ok("{deleted: name}"), parameters=[_name("alert rule")],
                           clash=True)},
     }

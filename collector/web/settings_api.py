@@ -70,17 +70,23 @@ async def get_entry(request: web.Request, caller: Caller) -> Any:
     return collector_of(request).settings.get_entry(request.match_info["kind"], request.match_info["name"], caller)
 
 
-@route(changes=True, status=201)
-async def add_forwarder(request: web.Request, caller: Caller) -> Any:
-    body = await _body(request)
-    return await collector_of(request).settings.put_forwarder("", body, caller, _via(request), create=True)
+def add_entry(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """POST of a forwarder or an alert rule, named by its body. A route per kind, so that a denial
+    names the kind's route."""
+    @route(changes=True, status=201)
+    async def add(request: web.Request, caller: Caller) -> Any:
+        body = await _body(request)
+        return await collector_of(request).settings.put_entry(kind, "", body, caller, _via(request), create=True)
+    return add
 
 
-@route(changes=True)
-async def put_forwarder(request: web.Request, caller: Caller) -> Any:
-    body = await _body(request)
-    return await collector_of(request).settings.put_forwarder(request.match_info["name"], body, caller,
+def put_entry(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    @route(changes=True)
+    async def put(request: web.Request, caller: Caller) -> Any:
+        body = await _body(request)
+        return await collector_of(request).settings.put_entry(kind, request.match_info["name"], body, caller,
                                                                _via(request), create=False)
+    return put
 
 
 @route(changes=True)
@@ -116,12 +122,13 @@ async def add_token(request: web.Request, caller: Caller) -> Any:
 
 def add_routes(application: web.Application) -> None:
     router = application.router
-    kinds = "{kind:forwarders|namespaces|tokens}"
+    kinds = "{kind:forwarders|namespaces|tokens|alerts}"
     router.add_get(f"{PREFIX}/{kinds}", list_entries)
-    router.add_post(f"{PREFIX}/forwarders", add_forwarder)
-    router.add_get(f"{PREFIX}/{{kind:forwarders|namespaces}}/{{name}}", get_entry)
-    router.add_put(f"{PREFIX}/forwarders/{{name}}", put_forwarder)
-    router.add_delete(f"{PREFIX}/{{kind:forwarders|tokens}}/{{name}}", delete_entry)
+    for kind in ("forwarders", "alerts"):
+        router.add_post(f"{PREFIX}/{kind}", add_entry(kind))
+        router.add_put(f"{PREFIX}/{kind}/{{name}}", put_entry(kind))
+    router.add_get(f"{PREFIX}/{{kind:forwarders|namespaces|alerts}}/{{name}}", get_entry)
+    router.add_delete(f"{PREFIX}/{{kind:forwarders|tokens|alerts}}/{{name}}", delete_entry)
     router.add_post(f"{PREFIX}/forwarders/{{name}}/test", test_forwarder)
     router.add_put(f"{PREFIX}/namespaces/{{name}}", put_namespace)
     router.add_post(f"{PREFIX}/tokens", add_token)

@@ -1,4 +1,4 @@
-"""The /settings page (contract §9): a shell with three tabs (forwarders, namespaces, access)
+"""The /settings page (contract §9): a shell with four tabs (forwarders, namespaces, alerts, access)
 that collector/web/static/settings.js fills from the settings API, so the page, the API and
 the CLI show and change the same things through one settings layer. The API decides what a
 caller sees and may change; the page only hides the buttons a read-only role could not use."""

@@ -64,6 +64,7 @@ def test_support_bundle_collects_status_configs_logs_and_masks_secrets(cluster, 
     assert [(t["name"], t["source"]) for t in json.loads(files["status/settings-tokens.json"])["tokens"]] == [
         ("ops", "tokens_file"), ("reader", "store"), ("web-1", "tokens_file")]
     assert json.loads(files["status/settings-forwarders.json"]) == {"forwarders": []}
+    assert json.loads(files["status/settings-alerts.json"]) == {"alerts": []}
     assert json.loads(files["system/disk-collector-1.json"])["bytes_used_by_fleetlog"] > 0
     assert "agent --config" in files["system/processes.txt"]
     versions = json.loads(files["system/versions.json"])

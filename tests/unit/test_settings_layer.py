@@ -108,6 +108,43 @@ def test_namespace_admin_changes_only_what_selects_its_namespaces():
     assert not access.may_see(payadm, "tokens", "root", TokenEntry("root", "a" * 64, "admin"))
 
 
+ALERTING_FILE = build_config(CollectorConfig, {
+    "node_name": "c1", "alerting": {"alertmanager_urls": ["http://127.0.0.1:9093"], "rules": [
+        {"name": "Brute", "filters": {"action": "login.failed"}, "threshold": 5, "window": "5m"}]},
+}, "collector.toml")
+
+
+def test_stored_alert_rules_follow_the_files_which_keep_their_names():
+    built = effective.build(ALERTING_FILE, [
+        row("alerts", "Brute", {"threshold": 1, "window": "1m"}),          # the file's name: the file wins
+        row("alerts", "Errors", {"threshold": 10, "window": "1m", "filters": {"min_level": "error"}, "for": "30s"}),
+    ]).config.alerting.rules
+    assert [(r.name, r.threshold, r.window, r.for_) for r in built] == [("Brute", 5, 300.0, 0.0),
+                                                                         ("Errors", 10, 60.0, 30.0)]
+    assert entries.plain(built[1])["for"] == "30s"
+    with pytest.raises(UsageError, match=r"^alerts\.Bad\.filters\.until: a rule counts events within its window"):
+        effective.build(ALERTING_FILE, [row("alerts", "Bad", {"threshold": 1, "window": "1m",
+                                                              "filters": {"until": "1h"}})])
+    with pytest.raises(UsageError, match=r"^alerting\.alertmanager_urls: rules need at least one Alertmanager URL$"):
+        effective.build(FILE, [row("alerts", "Lonely", {"threshold": 1, "window": "1m"})])
+
+
+def test_namespace_admin_changes_only_rules_whose_namespace_filter_is_its_own():
+    payadm = _caller("namespace-admin", ("payments",))
+    own = entries.alert("own", {"threshold": 1, "window": "1m", "filters": {"namespace": "payments", "user": "x"}})
+    listed = entries.alert("two", {"threshold": 1, "window": "1m", "filters": {"namespace": "payments,default"}})
+    wild = entries.alert("wild", {"threshold": 1, "window": "1m", "filters": {"namespace": "pay*"}})
+    everything = entries.alert("all", {"threshold": 1, "window": "1m"})
+    assert access.may_change(payadm, "alerts", "own", None, own) is None and access.may_see(payadm, "alerts", "own", own)
+    for rule in (listed, wild, everything):
+        assert access.may_change(payadm, "alerts", rule.name, None, rule) is not None
+        assert not access.may_see(payadm, "alerts", rule.name, rule)
+    assert access.may_change(payadm, "alerts", "own", everything, own) is not None     # taking one over
+    assert access.may_change(_caller("auditor"), "alerts", "own", None, own) is not None
+    assert access.may_see(_caller("auditor"), "alerts", "all", everything)
+    assert not access.may_see(_caller("agent", ("payments",)), "alerts", "own", own)
+
+
 def test_sqlite_store_counts_versions_and_refuses_conflicts(tmp_path):
     backend = SqliteBackend(tmp_path, collector="c1")
     one, two = backend.settings_store(), backend.settings_store()

@@ -1,4 +1,4 @@
-// The settings page: three tabs filled from /api/v1/settings/... and forms that send JSON
+// The settings page: four tabs filled from /api/v1/settings/... and forms that send JSON
 // bodies with collector.toml's key names. Every value (names a user typed included) is set with
 // textContent, never parsed as markup; every change carries the session's CSRF token. The API
 // decides what a role sees and may change; its one-line errors are shown as they come.
@@ -104,8 +104,67 @@ function fillTable(tab, table, reply, entriesOf, emptyText, addRow) {
   for (const entry of entries) addRow(tbody.appendChild(document.createElement("tr")), entry);
 }
 
+// A tab's loader: the kind's list, as a table.
+function tableLoader(tab, table, kind, emptyText, addRow) {
+  return async () => fillTable(tab, table, await call("GET", API + kind), (data) => listOf(data, kind), emptyText, addRow);
+}
+
+// Remove an entry once the user agreed; the API's error above the table, else `done` below it.
+async function removeEntry(kind, name, question, tab, done, reload) {
+  if (!window.confirm(question)) return false;
+  const reply = await call("DELETE", API + kind + "/" + encodeURIComponent(name));
+  if (!reply.ok) { show(tab + "-error", reply.data.error); return false; }
+  show(tab + "-message", done);
+  await reload();
+  return true;
+}
+
+// A form to add an entry (values {}) or edit one (its values by field id; its name then read-only);
+// more() sets what is not text.
+function openEntryForm(form, prefix, title, nameId, values, more) {
+  form.reset();
+  show(prefix + "-form-error", "");
+  document.getElementById(prefix + "-form-title").textContent = title;
+  for (const [id, value] of Object.entries(values)) {
+    document.getElementById(id).value = value === undefined || value === null ? "" : value;
+  }
+  more();
+  document.getElementById(nameId).readOnly = nameId in values;
+  form.hidden = false;
+  document.getElementById(nameId).focus();
+}
+
+// Add (existing: null) or replace a forwarder or an alert rule; the API's error, or "" once saved.
+async function saveEntry(kind, noun, body, existing, reload) {
+  const reply = existing
+    ? await call("PUT", API + kind + "/" + encodeURIComponent(existing), body)
+    : await call("POST", API + kind, body);
+  if (!reply.ok) return reply.data.error;
+  show(kind + "-message", existing ? `Saved the ${noun} ${body.name}.` : `Added the ${noun} ${body.name}.`);
+  await reload();
+  return "";
+}
+
+// A form that sends bodyOf() through save(body); a body it cannot make or the API's refusal is
+// shown in the form, and the form closes once saved.
+function submitsEntry(form, errorId, bodyOf, save) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let body;
+    try {
+      body = bodyOf();
+    } catch (exc) {
+      show(errorId, exc.message);
+      return;
+    }
+    const error = await save(body);
+    show(errorId, error);
+    if (!error) form.hidden = true;
+  });
+}
+
 // -- tabs --------------------------------------------------------------------------------------
-const TABS = ["forwarders", "namespaces", "access"];
+const TABS = ["forwarders", "namespaces", "alerts", "access"];
 const loaders = {};
 
 function selectTab(name) {
@@ -169,10 +228,7 @@ function forwarderRow(tr, f) {
   }
 }
 
-async function loadForwarders() {
-  fillTable("forwarders", "forwarders", await call("GET", API + "forwarders"), (data) => listOf(data, "forwarders"),
-    "No forwarder configured.", forwarderRow);
-}
+const loadForwarders = tableLoader("forwarders", "forwarders", "forwarders", "No forwarder configured.", forwarderRow);
 loaders.forwarders = loadForwarders;
 
 // State, lag and last error move on their own: every 5 s, while the tab shows, those cells are
@@ -221,29 +277,24 @@ fwField("fw-type").addEventListener("change", showTypeFields);
 fwField("fw-protocol").addEventListener("change", showTypeFields);
 
 function openForwarderForm(f) {
-  fwForm.reset();
   fwEditing = f ? f.name : null;
-  show("forwarder-form-error", "");
-  document.getElementById("forwarder-form-title").textContent = f ? `Edit the forwarder ${f.name}` : "Add a forwarder";
-  if (f) {
-    const text = { "fw-name": f.name, "fw-host": f.host, "fw-port": f.port, "fw-facility": f.facility,
-      "fw-app-name": f.app_name, "fw-path": f.path, "fw-rotate-bytes": f.rotate_bytes, "fw-rotate-max": f.rotate_max,
-      "fw-tls-ca": f.tls && f.tls.ca, "fw-tls-cert": f.tls && f.tls.cert, "fw-tls-key": f.tls && f.tls.key,
-      "fw-log-types": (f.log_types || []).join(", "), "fw-include": patternsText(f.include).join("\n"),
-      "fw-exclude": patternsText(f.exclude).join("\n") };
-    for (const [id, value] of Object.entries(text)) fwField(id).value = value === undefined || value === null ? "" : value;
-    const choice = { "fw-type": f.type, "fw-protocol": f.protocol, "fw-format": f.format, "fw-framing": f.framing,
-      "fw-min-level": f.min_level };
-    for (const [id, value] of Object.entries(choice)) fwField(id).value = value || "";
-    fwField("fw-enabled").checked = f.enabled !== false;
-    for (const action of ["create", "read", "update", "delete"]) {
-      fwField("fw-action-" + action).checked = (f.actions || []).includes(action);
+  const text = !f ? {} : { "fw-name": f.name, "fw-host": f.host, "fw-port": f.port, "fw-facility": f.facility,
+    "fw-app-name": f.app_name, "fw-path": f.path, "fw-rotate-bytes": f.rotate_bytes, "fw-rotate-max": f.rotate_max,
+    "fw-tls-ca": f.tls && f.tls.ca, "fw-tls-cert": f.tls && f.tls.cert, "fw-tls-key": f.tls && f.tls.key,
+    "fw-log-types": (f.log_types || []).join(", "), "fw-include": patternsText(f.include).join("\n"),
+    "fw-exclude": patternsText(f.exclude).join("\n") };
+  openEntryForm(fwForm, "forwarder", f ? `Edit the forwarder ${f.name}` : "Add a forwarder", "fw-name", text, () => {
+    if (f) {
+      const choice = { "fw-type": f.type, "fw-protocol": f.protocol, "fw-format": f.format, "fw-framing": f.framing,
+        "fw-min-level": f.min_level };
+      for (const [id, value] of Object.entries(choice)) fwField(id).value = value || "";
+      fwField("fw-enabled").checked = f.enabled !== false;
+      for (const action of ["create", "read", "update", "delete"]) {
+        fwField("fw-action-" + action).checked = (f.actions || []).includes(action);
+      }
     }
-  }
-  fwField("fw-name").readOnly = Boolean(f);
-  showTypeFields();
-  fwForm.hidden = false;
-  fwField("fw-name").focus();
+    showTypeFields();
+  });
 }
 
 function parsePatterns(text, what) {
@@ -291,39 +342,18 @@ function forwarderBody() {
   return body;
 }
 
-async function saveForwarder(body, existing) {
-  const reply = existing
-    ? await call("PUT", API + "forwarders/" + encodeURIComponent(existing), body)
-    : await call("POST", API + "forwarders", body);
-  if (!reply.ok) return reply.data.error;
-  show("forwarders-message", existing ? `Saved the forwarder ${body.name}.` : `Added the forwarder ${body.name}.`);
-  await loadForwarders();
-  return "";
+function saveForwarder(body, existing) {
+  return saveEntry("forwarders", "forwarder", body, existing, loadForwarders);
 }
 
-fwForm.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  let body;
-  try {
-    body = forwarderBody();
-  } catch (exc) {
-    show("forwarder-form-error", exc.message);
-    return;
-  }
-  const error = await saveForwarder(body, fwEditing);
-  show("forwarder-form-error", error);
-  if (!error) fwForm.hidden = true;
-});
+submitsEntry(fwForm, "forwarder-form-error", forwarderBody, (body) => saveForwarder(body, fwEditing));
 document.getElementById("forwarder-cancel").addEventListener("click", () => { fwForm.hidden = true; });
 const addButton = document.getElementById("forwarder-add");
 if (addButton) addButton.addEventListener("click", () => openForwarderForm(null));
 
-async function removeForwarder(name) {
-  if (!window.confirm(`Remove the forwarder ${name}? Events not yet delivered to it are not sent.`)) return;
-  const reply = await call("DELETE", API + "forwarders/" + encodeURIComponent(name));
-  if (!reply.ok) { show("forwarders-error", reply.data.error); return; }
-  show("forwarders-message", `Removed the forwarder ${name}.`);
-  await loadForwarders();
+function removeForwarder(name) {
+  return removeEntry("forwarders", name, `Remove the forwarder ${name}? Events not yet delivered to it are not sent.`,
+    "forwarders", `Removed the forwarder ${name}.`, loadForwarders);
 }
 
 async function testForwarder(name) {
@@ -481,6 +511,76 @@ document.getElementById("namespace-confirm-cancel").addEventListener("click", ()
 });
 document.getElementById("namespace-cancel").addEventListener("click", () => { nsForm.hidden = true; });
 
+// -- alerts (alert rules) ----------------------------------------------------------------------
+const alForm = document.getElementById("alert-form");
+let alEditing = null;   // the name being edited, or null when adding
+
+function ruleFiltersText(rule) {
+  return Object.entries(rule.filters || {}).map(([key, value]) => `${key}=${value}`);
+}
+
+function alertRow(tr, a) {
+  tr.dataset.name = a.name;
+  nameCell(tr, a.name, badgeOf(a));
+  cell(tr, ruleFiltersText(a).join(", ") || "all events", "filters");
+  cell(tr, (a.group_by || []).join(", "), "group-by");
+  cell(tr, `${a.threshold} in ${a.window} for ${a.for || "0s"}`, "threshold");
+  cell(tr, a.severity || "", "severity");
+  cell(tr, a.firing ? `yes (${a.firing})` : "no", "firing");
+  cell(tr, a.source === "collector.toml" ? "collector.toml" : "settings", "source");
+  cell(tr, changedText(a), "changed");
+  const actions = cell(tr, "", "row-actions");
+  if (MAY_CHANGE && !fromFile(a)) {
+    actions.appendChild(button("Edit", "edit", () => openAlertForm(a)));
+    actions.appendChild(button("Remove", "remove", () => removeAlert(a.name)));
+  }
+}
+
+const loadAlerts = tableLoader("alerts", "alerts", "alerts", "No alert rule visible to you.", alertRow);
+loaders.alerts = loadAlerts;
+
+function openAlertForm(a) {
+  alEditing = a ? a.name : null;
+  const text = !a ? {} : { "al-name": a.name, "al-threshold": a.threshold, "al-window": a.window, "al-for": a.for,
+    "al-severity": a.severity, "al-summary": a.summary, "al-filters": ruleFiltersText(a).join("\n"),
+    "al-group-by": (a.group_by || []).join(", ") };
+  openEntryForm(alForm, "alert", a ? `Edit the rule ${a.name}` : "Add a rule", "al-name", text, () => {});
+}
+
+// The form as a JSON body: only the keys given (an empty field takes collector.toml's default);
+// a threshold that is not a whole number is sent as typed, for the API to say what is wrong.
+function alertBody() {
+  const body = { name: document.getElementById("al-name").value.trim() };
+  const threshold = document.getElementById("al-threshold").value.trim();
+  if (threshold) body.threshold = /^\d+$/.test(threshold) ? Number(threshold) : threshold;
+  for (const [key, id] of [["window", "al-window"], ["for", "al-for"], ["severity", "al-severity"],
+    ["summary", "al-summary"]]) {
+    const value = document.getElementById(id).value.trim();
+    if (value) body[key] = value;
+  }
+  const filters = {};
+  for (const line of document.getElementById("al-filters").value.split("\n").map((l) => l.trim()).filter((l) => l)) {
+    const at = line.indexOf("=");
+    if (at < 1) throw new Error(`filters: "${line}" is not filter=value`);
+    filters[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  if (Object.keys(filters).length) body.filters = filters;
+  const groupBy = commaList(document.getElementById("al-group-by").value);
+  if (groupBy.length) body.group_by = groupBy;
+  return body;
+}
+
+submitsEntry(alForm, "alert-form-error", alertBody,
+  (body) => saveEntry("alerts", "rule", body, alEditing, loadAlerts));
+document.getElementById("alert-cancel").addEventListener("click", () => { alForm.hidden = true; });
+const alertAddButton = document.getElementById("alert-add");
+if (alertAddButton) alertAddButton.addEventListener("click", () => openAlertForm(null));
+
+function removeAlert(name) {
+  return removeEntry("alerts", name, `Remove the alert rule ${name}? Its firing alerts are no longer sent.`,
+    "alerts", `Removed the rule ${name}.`, loadAlerts);
+}
+
 // -- access (tokens) ---------------------------------------------------------------------------
 function tokenRow(tr, t) {
   tr.dataset.name = t.name;
@@ -494,19 +594,13 @@ function tokenRow(tr, t) {
   if (MAY_MANAGE_TOKENS && !fromFile(t)) actions.appendChild(button("Revoke", "revoke", () => revokeToken(t.name)));
 }
 
-async function loadTokens() {
-  const reply = await call("GET", API + "tokens");
-  fillTable("access", "tokens", reply, (data) => listOf(data, "tokens"), "No token visible to you.", tokenRow);
-}
+const loadTokens = tableLoader("access", "tokens", "tokens", "No token visible to you.", tokenRow);
 loaders.access = loadTokens;
 
 async function revokeToken(name) {
-  if (!window.confirm(`Revoke the token ${name}? Whoever holds it is refused from now on.`)) return;
-  const reply = await call("DELETE", API + "tokens/" + encodeURIComponent(name));
-  if (!reply.ok) { show("access-error", reply.data.error); return; }
-  document.getElementById("token-secret").hidden = true;
-  show("access-message", `Revoked the token ${name}.`);
-  await loadTokens();
+  const hideSecret = async () => { document.getElementById("token-secret").hidden = true; await loadTokens(); };
+  await removeEntry("tokens", name, `Revoke the token ${name}? Whoever holds it is refused from now on.`, "access",
+    `Revoked the token ${name}.`, hideSecret);
 }
 
 const tokenForm = document.getElementById("token-form");
