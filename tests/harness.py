@@ -217,6 +217,23 @@ def search_json(collector: Daemon, *args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def searched_exactly(collector: Daemon, count: int, *args: str, context: Callable[[], str] = lambda: "",
+                     timeout: float = 30) -> list[dict[str, Any]]:
+    """The events `fleetlog search ARGS` finds, once it finds `count` of them (within `timeout`);
+    exactly `count`, or the assertion names what was found (and `context()`, e.g. a daemon's log)."""
+    seen: list[dict[str, Any]] = []
+
+    def enough() -> list[dict[str, Any]] | None:
+        seen[:] = search_json(collector, *args)
+        return seen if len(seen) >= count else None
+    try:
+        wait_for(enough, timeout, f"{count} events {args}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; have {len(seen)}\n{context()}".rstrip()) from None
+    assert len(seen) == count, [e["message"] for e in seen]
+    return seen
+
+
 def write_lines(path: pathlib.Path, lines: list[str], mode: str = "a") -> None:
     with open(path, mode) as handle:
         handle.write("".join(line + "\n" for line in lines))

@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from tests.certs import TestCA
-from tests.harness import Cluster, free_port, metric_value, search_json, wait_for
+from tests.harness import Cluster, free_port, metric_value, search_json, searched_exactly, wait_for
 from tests.journal_files import BOOT_ID, JournalFile, entry
 
 UPLOAD = "/usr/lib/systemd/systemd-journal-upload"
@@ -73,17 +73,7 @@ def upload(url: str, journal: pathlib.Path, state: pathlib.Path, *tls: str) -> s
 
 
 def stored(relay_collector, count: int, *filters: str) -> list[dict]:
-    seen: list[dict] = []
-
-    def enough() -> list[dict] | None:
-        seen[:] = search_json(relay_collector, "--namespace", "*", *filters)
-        return seen if len(seen) >= count else None
-    try:
-        wait_for(enough, 30, f"{count} events {filters}")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; have {len(seen)}") from None
-    assert len(seen) == count, [e["message"] for e in seen]
-    return seen
+    return searched_exactly(relay_collector, count, "--namespace", "*", *filters)
 
 
 def test_plain_http_on_loopback(relay, tmp_path):

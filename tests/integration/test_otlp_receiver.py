@@ -31,7 +31,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import TraceFlags
 
 from tests.certs import TestCA
-from tests.harness import Cluster, free_port, metric_value, relay_cluster, run_cli, search_json, wait_for
+from tests.harness import (
+    Cluster,
+    free_port,
+    metric_value,
+    relay_cluster,
+    run_cli,
+    search_json,
+    searched_exactly,
+    wait_for,
+)
 
 TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN = 0x00F067AA0BA902B7
@@ -57,17 +66,8 @@ class Relay:
                  20, "the otlp listeners")
 
     def events(self, count: int, *filters: str) -> list[dict]:
-        seen: list[dict] = []
-
-        def stored() -> list[dict] | None:
-            seen[:] = search_json(self.collector, "--source", "otlp:otel", "--order", "asc", *filters)
-            return seen if len(seen) >= count else None
-        try:
-            wait_for(stored, 30, f"{count} events {filters}")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; have {len(seen)}\n{self.agent.log()}") from None
-        assert len(seen) == count, [e["message"] for e in seen]
-        return seen
+        return searched_exactly(self.collector, count, "--source", "otlp:otel", "--order", "asc", *filters,
+                                context=self.agent.log)
 
     def metric(self, name: str, **labels: str) -> float:
         return metric_value(self.agent.metrics(), name, labels)
