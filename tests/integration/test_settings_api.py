@@ -196,17 +196,17 @@ def test_token_create_use_revoke(console):
     assert made.json()["role"] == "auditor" and made.json()["source"] == "store"
     listed = {t["name"]: t for t in root.get(f"{S}/tokens").json()["tokens"]}
     assert "token" not in listed["reader"] and listed["root"]["source"] == "tokens_file"
-    wait_for(lambda: Http(console.base, token=secret).get("/api/v1/status").status == 200, 5, "token works")
+    wait_for(lambda: Http(console.base, token=secret).get("/api/v1/status").status == 200, 30, "token works")
     event = audit(console, "settings/tokens.create")[-1]
     assert secret not in json.dumps(event) and hashlib.sha256(secret.encode()).hexdigest() not in json.dumps(event)
     assert root.request("DELETE", f"{S}/tokens/reader").status == 200
-    wait_for(lambda: Http(console.base, token=secret).get("/api/v1/status").status == 401, 5, "token refused")
+    wait_for(lambda: Http(console.base, token=secret).get("/api/v1/status").status == 401, 30, "token refused")
     session = Http(console.base)
     second = root.post_json(f"{S}/tokens", {"name": "signed-in", "role": "auditor"}).json()["token"]
-    wait_for(lambda: session.post_form("/signin", {"token": second}).status in (302, 303), 5, "signed in")
+    wait_for(lambda: session.post_form("/signin", {"token": second}).status in (302, 303), 30, "signed in")
     assert session.get("/api/v1/status").status == 200
     assert root.request("DELETE", f"{S}/tokens/signed-in").status == 200
-    wait_for(lambda: session.get("/api/v1/status").status == 401, 5, "the revoked token's session ended")
+    wait_for(lambda: session.get("/api/v1/status").status == 401, 30, "the revoked token's session ended")
     assert root.request("DELETE", f"{S}/tokens/root").status == 409
     assert root.post_json(f"{S}/tokens", {"name": "x", "role": "wizard"}).json()["error"].startswith(
         'tokens.role: expected "agent" or "admin"')

@@ -38,7 +38,7 @@ def test_token_created_by_the_cli_works_and_is_refused_once_revoked(setup):
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip() == f"token made (auditor) created; written to {secret_file} (shown only once)"
     assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
-    wait_for(lambda: cli(collector, str(secret_file), "status").returncode == 0, 5, "the new token accepted")
+    wait_for(lambda: cli(collector, str(secret_file), "status").returncode == 0, 30, "the new token accepted")
     listed = json.loads(cli(collector, files["root"], "token", "list", "--format", "json").stdout)
     made_entry = next(t for t in listed["tokens"] if t["name"] == "made")
     assert made_entry["role"] == "auditor" and made_entry["source"] == "store" and made_entry["created"]
@@ -46,7 +46,7 @@ def test_token_created_by_the_cli_works_and_is_refused_once_revoked(setup):
                                                     "json").stdout)["tokens"] if t["name"] == "made")["last_used"],
              15, "last use recorded")
     assert cli(collector, files["root"], "token", "revoke", "made").stdout.strip() == "token made revoked"
-    wait_for(lambda: cli(collector, str(secret_file), "status").returncode != 0, 5, "the revoked token refused")
+    wait_for(lambda: cli(collector, str(secret_file), "status").returncode != 0, 30, "the revoked token refused")
     refused = cli(collector, str(secret_file), "status")
     assert refused.returncode == 1 and refused.stderr.strip().endswith("unknown token")
     audit = json.loads("[" + ",".join(cli(collector, files["root"], "search", "--format", "json", "--namespace",

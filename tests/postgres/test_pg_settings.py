@@ -36,13 +36,15 @@ def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
         b = cluster.collector("col-b", **pg)
         root = files["root"]
 
+        # Each change is polled for with a 30 s deadline: the contract's "within 5 s" rests on the
+        # watcher's 1 s poll, and a slow machine must not fail the test (timings go in make bench).
         # A token created on A works on B, and is refused on B once revoked on A.
         secret = tmp_path / "ops.token"
         made = _cli(a, root, "token", "create", "ops", "--role", "auditor", "--out", str(secret))
         assert made.returncode == 0, made.stderr
-        wait_for(lambda: _cli(b, str(secret), "status").returncode == 0, 5, "the token accepted by B")
+        wait_for(lambda: _cli(b, str(secret), "status").returncode == 0, 30, "the token accepted by B")
         assert _cli(a, root, "token", "revoke", "ops").returncode == 0
-        wait_for(lambda: _cli(b, str(secret), "status").returncode == 1, 5, "the token refused by B")
+        wait_for(lambda: _cli(b, str(secret), "status").returncode == 1, 30, "the token refused by B")
 
         # A forwarder added on A runs on both collectors and delivers each event once.
         out = tmp_path / "forwarded.jsonl"
@@ -54,10 +56,10 @@ def test_a_change_on_one_collector_is_applied_by_the_other(tmp_path, pg_dsn):
         # A namespace's minimum level raised on A: B stores nothing below it.
         assert _cli(a, root, "namespace", "set", "default", "--level", "error").returncode == 0
         wait_for(lambda: [n["effective"]["levels"] for n in _json(b, root, "namespace", "list")["namespaces"]
-                          if n["namespace"] == "default"] == ["error"], 5, "the level applied by B")
+                          if n["namespace"] == "default"] == ["error"], 30, "the level applied by B")
         version = a.metric("fleetlog_collector_settings_version")
         assert version == 4   # four changes: token created, revoked, forwarder added, level set
-        wait_for(lambda: b.metric("fleetlog_collector_settings_version") == version, 5, "B at A's version")
+        wait_for(lambda: b.metric("fleetlog_collector_settings_version") == version, 30, "B at A's version")
         log = tmp_path / "web-1.log"
         write_lines(log, [f"2025-12-01T10:00:0{i}Z {level} line {i}" for i, level in
                           enumerate(["info", "error", "warning", "error"])])
