@@ -11,6 +11,7 @@ import logging
 from fleetlog.agent import shipper as shipper_module
 from fleetlog.agent.shipper import Shipper
 from fleetlog.agent.spool import DiskSpool
+from fleetlog.collector.auth_failures import TOO_MANY_FAILURES
 from tests.bounded import run_bounded
 from tests.harness import write_toml
 
@@ -46,5 +47,9 @@ def test_a_refused_agent_backs_off_and_logs_the_refusal_once(cluster, tmp_path, 
     for n, delay in enumerate(delays[:8], start=1):
         ceiling = min(5.0, 0.1 * 2 ** n)
         assert ceiling * 0.5 <= delay <= ceiling, (n, delays)
+    # Once per cause: the token's refusal first; on a slow machine the attempts may pass the
+    # collector's limit of failed authentications an address may make, a second cause, said once.
     refusals = [r for r in caplog.records if "refused this agent" in r.getMessage()]
-    assert len(refusals) == 1 and refusals[0].levelname == "ERROR"
+    causes = [r.args[1] for r in refusals]
+    assert causes in (["unknown token"], ["unknown token", TOO_MANY_FAILURES + "; try again within a minute"]), causes
+    assert {r.levelname for r in refusals} == {"ERROR"}
