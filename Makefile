@@ -54,7 +54,8 @@ test-fast: install
 # The console's screenshots in docs/: the browser tests write them to var/screenshots/ (git-ignored)
 # on every run, so a test run leaves the checkout clean; this target refreshes the committed copies.
 docs-screenshots: system-deps install
-	$(BIN)/python -m pytest -q tests/integration/test_web_browser.py tests/integration/test_settings_console.py
+	$(BIN)/python -m pytest -q tests/integration/test_web_browser.py tests/integration/test_settings_console.py \
+	  tests/integration/test_settings_alerts.py
 	cp var/screenshots/console-*.png var/screenshots/settings-*.png docs/
 
 run: install
