@@ -60,10 +60,16 @@ function listOf(data, key) {
 // Where an entry comes from, when no one changed it here: a file, or (a namespace) the defaults.
 const SOURCES = { "collector.toml": "from collector.toml", "tokens_file": "from the tokens file", "default": "the defaults" };
 
+// An RFC 3339 time as a person reads it: to the second, in UTC ("2026-12-03 23:17:28 UTC").
+function shownTime(text) {
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$/.exec(text || "");
+  return m ? `${m[1]} ${m[2]} UTC` : (text || "");
+}
+
 function changedText(item) {
   const c = item.changed;
   if (!c) return SOURCES[item.source] || "";
-  return `${c.user || "?"} via ${c.via || "?"}, ${c.time || ""}`.trim();
+  return `${c.user || "?"} via ${c.via || "?"}, ${shownTime(c.time)}`.trim();
 }
 
 // Entries a file defines (collector.toml, the tokens file) are read-only here.
@@ -587,8 +593,8 @@ function tokenRow(tr, t) {
   nameCell(tr, t.name, badgeOf(t));
   cell(tr, t.role, "role");
   cell(tr, (t.namespaces || []).join(", "), "namespaces");
-  cell(tr, t.created || "", "time");
-  cell(tr, t.last_used || "never", "time");
+  cell(tr, shownTime(t.created), "time");
+  cell(tr, t.last_used ? shownTime(t.last_used) : "never", "time");
   cell(tr, changedText(t), "changed");
   const actions = cell(tr, "", "row-actions");
   if (MAY_MANAGE_TOKENS && !fromFile(t)) actions.appendChild(button("Revoke", "revoke", () => revokeToken(t.name)));
