@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import zstandard
 from google.protobuf.message import DecodeError
@@ -21,10 +22,11 @@ from fleetlog.collector.store import IncomingEvents
 from fleetlog.common.errors import FleetlogError
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
-try:  # the grammar check in C (setup.py builds it with the block codec)
+try:  # the grammar check and the relayed fields in C (setup.py builds them with the block codec)
+    from fleetlog.collector.store._blocks_native import relayed_fields as _native_relayed
     from fleetlog.collector.store._blocks_native import uncertain_objects as _native_uncertain
 except ImportError:  # pragma: no cover - not built: json.loads looks at every text
-    _native_uncertain = None  # type: ignore[assignment]
+    _native_uncertain = _native_relayed = None  # type: ignore[assignment]
 
 
 class BadBatch(FleetlogError):
@@ -247,28 +249,40 @@ def _relayed_fields(texts: Sequence[str], claims: Sequence[str], host: str, rela
     """Each relayed event's fields_json with `relay` and, where the sender claimed another name,
     `claimed_host` set: what _with_fields gives. The usual text (no backslash, which an escaped name
     could hide behind, and neither name in it) gets them appended as text, encoded once a chunk,
-    instead of a JSON loads and dumps an event (6 of a relayed event's 14 µs at the collector)."""
+    instead of a JSON loads and dumps an event (6 of a relayed event's 14 µs at the collector);
+    in C when built (a Python step an event was 1 of the 7 µs left)."""
     relay_part = '"relay":' + json.dumps(relay, ensure_ascii=False)
+    if _native_relayed is not None and relay_part.isascii():
+        made, fallbacks = _native_relayed(texts, claims, host, relay_part, _claim_part)
+        for i in fallbacks:
+            made[i] = _relayed_text(texts[i], claims[i], host, relay, relay_part, _claim_part(claims[i]))
+        return cast(list[str], made)    # every None was a fallback, now filled
     claim_parts: dict[str, str] = {}
     out = []
     for text, claim in zip(texts, claims):
-        added = relay_part
-        claimed = bool(claim) and claim != host
-        if claimed:
-            part = claim_parts.get(claim)
-            if part is None:
-                part = claim_parts[claim] = ',"claimed_host":' + json.dumps(claim, ensure_ascii=False)
-            added += part
-        if not text:
-            out.append("{" + added + "}")
-        elif (text[-1] == "}" and text[-2:-1] in _VALUE_ENDS and "\\" not in text and '"relay"' not in text
-              and '"claimed_host"' not in text):
-            out.append(text[:-1] + "," + added + "}")
-        elif claimed:
-            out.append(_with_fields(text, relay=relay, claimed_host=claim))
-        else:
-            out.append(_with_fields(text, relay=relay))
+        part = claim_parts.get(claim)
+        if part is None:
+            part = claim_parts[claim] = _claim_part(claim)
+        out.append(_relayed_text(text, claim, host, relay, relay_part, part))
     return out
+
+
+def _claim_part(claim: str) -> str:
+    return ',"claimed_host":' + json.dumps(claim, ensure_ascii=False)
+
+
+def _relayed_text(text: str, claim: str, host: str, relay: str, relay_part: str, claim_part: str) -> str:
+    """One event's text of _relayed_fields (`claim_part`: _claim_part(claim))."""
+    claimed = bool(claim) and claim != host
+    added = relay_part + claim_part if claimed else relay_part
+    if not text:
+        return "{" + added + "}"
+    if (text[-1] == "}" and text[-2:-1] in _VALUE_ENDS and "\\" not in text and '"relay"' not in text
+            and '"claimed_host"' not in text):
+        return text[:-1] + "," + added + "}"
+    if claimed:
+        return _with_fields(text, relay=relay, claimed_host=claim)
+    return _with_fields(text, relay=relay)
 
 
 def relayed_source_key(relay: str, source_key: str) -> str:

@@ -1153,6 +1153,129 @@ static PyObject *uncertain_objects(PyObject *self, PyObject *values_in) {
     return uncertain;
 }
 
+/* -- ingest: a relayed event's fields text with the relay's members appended ------------------ */
+
+/* relayed_fields(texts, claims, host, relay_member, claim_member) -> (texts, fallbacks)
+ *
+ * collector/ingest.py's _relayed_fields for the usual text, in one call instead of a Python step an
+ * event: an ASCII fields text ("" or a JSON object already checked, ending in a member and "}",
+ * with no backslash, "relay" or "claimed_host" in it) gets ,"relay":... and, where claims[i] is not
+ * empty and not `host`, ,"claimed_host":... appended before its "}". relay_member is the ASCII
+ * text '"relay":<name>'; claim_member(claim) gives ',"claimed_host":<claim>' (asked once for a
+ * run of the same claim). Every other text is None in the result and its index is in
+ * `fallbacks`: the caller rewrites those through json. */
+static int value_end(Py_UCS1 c) {
+    return c == '"' || (c >= '0' && c <= '9') || c == 'e' || c == 'l' || c == '}' || c == ']';
+}
+
+static int contains(const char *text, Py_ssize_t size, const char *needle, Py_ssize_t needle_size) {
+    for (const char *at = text, *end = text + size - needle_size + 1; at < end; at++) {
+        if ((at = memchr(at, needle[0], (size_t)(end - at))) == NULL)
+            return 0;
+        if (memcmp(at, needle, (size_t)needle_size) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int usual_text(const char *text, Py_ssize_t size) {
+    return size >= 2 && text[size - 1] == '}' && value_end((Py_UCS1)text[size - 2]) &&
+           memchr(text, '\\', (size_t)size) == NULL && !contains(text, size, "\"relay\"", 7) &&
+           !contains(text, size, "\"claimed_host\"", 14);
+}
+
+static PyObject *appended(const char *text, Py_ssize_t size, const char *relay, Py_ssize_t relay_size,
+                          const char *claim, Py_ssize_t claim_size) {
+    /* "" -> {relay claim}; {...} -> {...,relay claim} */
+    Py_ssize_t keep = size ? size - 1 : 0;     /* the text before its "}" */
+    PyObject *out = PyUnicode_New(keep + 1 + relay_size + claim_size + 1, 127);
+    if (out == NULL)
+        return NULL;
+    char *at = (char *)PyUnicode_1BYTE_DATA(out);
+    memcpy(at, text, (size_t)keep);
+    at[keep] = size ? ',' : '{';
+    at += keep + 1;
+    memcpy(at, relay, (size_t)relay_size);
+    memcpy(at + relay_size, claim, (size_t)claim_size);
+    at[relay_size + claim_size] = '}';
+    return out;
+}
+
+static PyObject *relayed_fields(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *texts_in, *claims_in, *host, *relay_obj, *claim_member;
+    if (!PyArg_ParseTuple(args, "OOUUO:relayed_fields", &texts_in, &claims_in, &host, &relay_obj, &claim_member))
+        return NULL;
+    if (!PyUnicode_IS_COMPACT_ASCII(relay_obj)) {
+        PyErr_SetString(PyExc_ValueError, "relay_member must be ASCII");
+        return NULL;
+    }
+    PyObject *texts = PySequence_Fast(texts_in, "texts must be a sequence");
+    PyObject *claims = texts ? PySequence_Fast(claims_in, "claims must be a sequence") : NULL;
+    PyObject *out = NULL, *fallbacks = NULL, *last_claim = NULL, *last_member = NULL, *result = NULL;
+    if (claims == NULL)
+        goto done;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(texts);
+    if (PySequence_Fast_GET_SIZE(claims) != count) {
+        PyErr_SetString(PyExc_ValueError, "texts and claims differ in length");
+        goto done;
+    }
+    if ((out = PyList_New(count)) == NULL || (fallbacks = PyList_New(0)) == NULL)
+        goto done;
+    const char *relay = (const char *)PyUnicode_1BYTE_DATA(relay_obj);
+    Py_ssize_t relay_size = PyUnicode_GET_LENGTH(relay_obj);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *text = PySequence_Fast_GET_ITEM(texts, i), *claim = PySequence_Fast_GET_ITEM(claims, i);
+        const char *member = "";
+        Py_ssize_t member_size = 0;
+        int usual = PyUnicode_Check(text) && PyUnicode_IS_COMPACT_ASCII(text) && PyUnicode_Check(claim);
+        if (usual && PyUnicode_GET_LENGTH(claim) > 0) {
+            int is_host = PyUnicode_Compare(claim, host);
+            if (is_host == -1 && PyErr_Occurred())
+                goto done;
+            if (is_host != 0) {
+                if (last_claim == NULL || (claim != last_claim && PyUnicode_Compare(claim, last_claim) != 0)) {
+                    Py_XDECREF(last_member);
+                    if ((last_member = PyObject_CallOneArg(claim_member, claim)) == NULL)
+                        goto done;
+                    if (!PyUnicode_Check(last_member)) {
+                        PyErr_SetString(PyExc_TypeError, "claim_member must return str");
+                        goto done;
+                    }
+                    Py_XSETREF(last_claim, Py_NewRef(claim));
+                }
+                usual = PyUnicode_IS_COMPACT_ASCII(last_member);
+                member = (const char *)PyUnicode_1BYTE_DATA(last_member);
+                member_size = PyUnicode_GET_LENGTH(last_member);
+            }
+        }
+        const char *data = usual ? (const char *)PyUnicode_1BYTE_DATA(text) : NULL;
+        Py_ssize_t size = usual ? PyUnicode_GET_LENGTH(text) : 0;
+        if (usual && (size == 0 || usual_text(data, size))) {
+            PyObject *made = appended(data, size, relay, relay_size, member, member_size);
+            if (made == NULL)
+                goto done;
+            PyList_SET_ITEM(out, i, made);
+            continue;
+        }
+        PyObject *index = PyLong_FromSsize_t(i);
+        int failed = index == NULL || PyList_Append(fallbacks, index) < 0;
+        Py_XDECREF(index);
+        if (failed)
+            goto done;
+        PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
+    }
+    result = PyTuple_Pack(2, out, fallbacks);
+done:
+    Py_XDECREF(texts);
+    Py_XDECREF(claims);
+    Py_XDECREF(out);
+    Py_XDECREF(fallbacks);
+    Py_XDECREF(last_claim);
+    Py_XDECREF(last_member);
+    return result;
+}
+
 /* -- encode: rows back to columns ------------------------------------------------------------ */
 
 static PyObject *columns(PyObject *self, PyObject *args) {
@@ -1209,6 +1332,7 @@ static PyMethodDef module_methods[] = {
     {"pick_ints", pick_ints, METH_VARARGS, "Some values of an integer column's section."},
     {"columns", columns, METH_VARARGS, "The columns (lists) of equally wide rows."},
     {"uncertain_objects", uncertain_objects, METH_O, "Indexes of the non-empty values not certainly JSON objects."},
+    {"relayed_fields", relayed_fields, METH_VARARGS, "Relayed events' fields texts with the relay's members."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -131,3 +131,22 @@ def test_relay_fields_appended_read_back_as_the_full_rewrite():
             assert json.loads(appended) == fields and list(json.loads(appended)) == list(fields), text
             if not text or text == json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")):
                 assert appended == json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_relay_fields_in_c_are_the_python_texts(monkeypatch):
+    """The C loop gives the Python loop's texts, for mixed claims within a chunk (the sender's own
+    name, none, non-ASCII, quotes) and texts it hands back to json (non-ASCII, escapes, names)."""
+    from fleetlog.collector import ingest
+    if ingest._native_relayed is None:
+        raise AssertionError("the C extension is not built (make install builds it)")
+    texts = RELAYED * 4
+    claims = (["", "sender", "sw-1", "sw-1", 'sw"1é', "sw-2"] * len(texts))[:len(texts)]
+    for relay in ("relay-1", "relais-é"):
+        native = _relayed_fields(texts, claims, "sender", relay)
+        monkeypatch.setattr(ingest, "_native_relayed", None)
+        python = _relayed_fields(texts, claims, "sender", relay)
+        monkeypatch.undo()
+        assert native == python
+    out, fallbacks = ingest._native_relayed(['{"a":1}', '{"é":1}', ""], ["", "", "x"], "h", '"relay":"r"',
+                                            ingest._claim_part)
+    assert out == ['{"a":1,"relay":"r"}', None, '{"relay":"r","claimed_host":"x"}'] and fallbacks == [1]
