@@ -21,7 +21,11 @@
 #include <openssl/evp.h>
 #include <string.h>
 
-#define BLOCK_ROWS 256
+/* Rows a step: their canonical bytes are made with the GIL, then hashed without it. Each step
+ * hands the GIL over and must win it back from the receiving thread, which keeps it up to the
+ * interpreter's switch interval (5 ms): at 256 rows a step that wait was a fifth of the call's
+ * time in the running collector. 4096 rows of about 600 bytes keep the buffer near 2.5 MB. */
+#define BLOCK_ROWS 4096
 
 typedef struct {
     char *data;
@@ -255,7 +259,7 @@ static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     memcpy(links, head.buf, 32);
     int failed = 0;
-    /* Blocks of rows, so the buffer stays small enough to live in the CPU cache. */
+    /* Steps of BLOCK_ROWS rows: a bounded buffer, and few hand-overs of the GIL. */
     for (Py_ssize_t block = 0; block < row_count && !failed; block += BLOCK_ROWS) {
         Py_ssize_t block_end = block + BLOCK_ROWS < row_count ? block + BLOCK_ROWS : row_count;
         /* 1. The block's canonical bytes into one buffer (needs the GIL: reads Python objects). */
