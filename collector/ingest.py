@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.internal import COLLECTOR_NAMESPACE
 from fleetlog.collector.store import IncomingEvents
+from fleetlog.collector.store.blocks import event_ids
 from fleetlog.common.errors import FleetlogError
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 
@@ -354,5 +355,5 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
         prepared.events.append(IncomingEvents(
             host=host, host_ip=origin.host_ip, source_key=source_key,
             source=chunk.source, namespace=namespace, log_type=chunk.log_type, level=level, flags=flags,
-            tier=tiers, **columns))
+            tier=tiers, ids=event_ids(host, source_key, columns["position"]), **columns))
     return prepared

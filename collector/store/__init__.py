@@ -99,6 +99,9 @@ class IncomingEvents:
     fields_json: Sequence[str]
     flags: bytes
     tier: Sequence[str]
+    # The derived event ids (store.blocks.event_ids), when the intake made them: the SQLite
+    # writer, whose thread bounds the ingest rate, then need not. None: the writer makes them.
+    ids: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return len(self.position)

@@ -868,6 +868,38 @@ fail:
     return NULL;
 }
 
+/* event_ids(host, source_key, positions) -> list[str]: the derived id of each position of one
+ * source (what fill_ids puts into rows), for the intake to make while it prepares a batch. */
+static PyObject *event_ids(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *host, *key, *positions_in;
+    if (!PyArg_ParseTuple(args, "UUO:event_ids", &host, &key, &positions_in))
+        return NULL;
+    PyObject *pair = PyTuple_Pack(2, host, key), *keys = pair ? PyDict_New() : NULL, *zero = PyLong_FromLong(0);
+    PyObject *positions = PySequence_Fast(positions_in, "positions must be a sequence"), *ids = NULL;
+    Blake2b prefix;
+    if (pair == NULL || keys == NULL || zero == NULL || positions == NULL || PyDict_SetItem(keys, zero, pair) < 0 ||
+        origin_state(keys, zero, &prefix) < 0)
+        goto done;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(positions);
+    if ((ids = PyList_New(count)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *id = event_id_of(&prefix, PySequence_Fast_GET_ITEM(positions, i));
+        if (id == NULL) {
+            Py_CLEAR(ids);
+            goto done;
+        }
+        PyList_SET_ITEM(ids, i, id);
+    }
+done:
+    Py_XDECREF(pair);
+    Py_XDECREF(keys);
+    Py_XDECREF(zero);
+    Py_XDECREF(positions);
+    return ids;
+}
+
 /* -- reading ------------------------------------------------------------------------------- */
 
 /* bloom_holds_any(bloom, pairs, hashes) -> bool: whether the filter may hold one of the items
@@ -1327,6 +1359,7 @@ static PyMethodDef module_methods[] = {
     {"split", split, METH_VARARGS, "Bytes cut into pieces of one size."},
     {"origin_spans", origin_spans, METH_VARARGS, "origin -> (min pos, max pos)."},
     {"fill_ids", fill_ids, METH_VARARGS, "Put the derived event id into rows whose id is None."},
+    {"event_ids", event_ids, METH_VARARGS, "The derived event ids of one source's positions."},
     {"bloom_holds_any", bloom_holds_any, METH_VARARGS, "Whether a filter may hold one of some items."},
     {"pick_strs", pick_strs, METH_VARARGS, "Some values of a string column's section."},
     {"pick_ints", pick_ints, METH_VARARGS, "Some values of an integer column's section."},

@@ -573,6 +573,15 @@ def decode_block(data: bytes) -> DecodedBlock:
     return DecodedBlock(rows, opened.runs)
 
 
+def event_ids(host: str, source_key: str, positions: Sequence[int]) -> list[str]:
+    """The derived event ids (contract §4.2) of one source's positions: what fill_ids puts into
+    rows, made by the intake while it prepares a batch (off the writer's thread)."""
+    if _native is not None:
+        return _native.event_ids(host, source_key, positions)
+    from fleetlog.common.ids import event_ids_of
+    return list(map(event_ids_of(host, source_key), positions))
+
+
 def fill_ids(rows: list[list[Any]], source_keys: dict[int, tuple[str, str]]) -> None:
     """Put each row's event id back (contract §4.2): from (host, source_key) of its origin and
     its pos, where the block did not keep one."""

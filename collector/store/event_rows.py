@@ -43,8 +43,9 @@ def chunk_rows(first_seq: int, origin: int, received_at: int, host: str, host_ip
                collector: str | None, namespace: str, source: str, log_type: str,
                columns: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Rows for seqs first_seq.. of `columns` (position, time_us, app, pid, level, request_id, user,
-    action, message, fields_json, tier, flags, equally long); `id` and `hash` are None."""
-    positions, times, apps, pids, levels, request_ids, users, actions, messages, fields, tiers, flags = columns
+    action, message, fields_json, tier, flags, id, equally long; an id None where the caller
+    fills it in); `hash` is None."""
+    positions, times, apps, pids, levels, request_ids, users, actions, messages, fields, tiers, flags, ids = columns
     count = len(positions)
 
     def same(value: Any) -> list[Any]:
@@ -54,7 +55,7 @@ def chunk_rows(first_seq: int, origin: int, received_at: int, host: str, host_ip
     nones = same(None)
     by_name = {
         "seq": list(range(first_seq, first_seq + count)), "origin": same(origin), "pos": list(positions),
-        "id": nones, "time": list(times), "received_at": same(received_at), "host": same(host),
+        "id": list(ids), "time": list(times), "received_at": same(received_at), "host": same(host),
         "host_ip": same(host_ip), "collector": same(collector), "namespace": same(namespace),
         "source": same(source), "log_type": same(log_type), "app": or_none(apps), "pid": or_none(pids),
         "level": list(levels), "request_id": or_none(request_ids), "user": or_none(users),

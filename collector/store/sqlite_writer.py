@@ -527,7 +527,8 @@ class SqliteStore:
             self._addresses.add((host, host_ip))
         columns: Sequence[Sequence[Any]] = (
             positions, incoming.time_us, incoming.app, incoming.pid, incoming.level, incoming.request_id,
-            incoming.user, incoming.action, incoming.message, incoming.fields_json, incoming.tier, incoming.flags)
+            incoming.user, incoming.action, incoming.message, incoming.fields_json, incoming.tier, incoming.flags,
+            incoming.ids if incoming.ids is not None else [None] * count)
         duplicates = 0
         fresh = set(positions)
         if len(fresh) == count and seen.isdisjoint(fresh):
@@ -547,9 +548,10 @@ class SqliteStore:
         seq += count
         rows = chunk_rows(first, origin, received_at, host, host_ip, collector, namespace, source, log_type,
                           columns)
-        # The ids (contract §4.2: hashed into the chain, not stored) in one C loop, not a Python
-        # call an event.
-        fill_ids(rows, {origin: (host, source_key)})
+        if incoming.ids is None:
+            # The ids (contract §4.2: hashed into the chain, not stored) in one C loop, not a
+            # Python call an event; the intake's batches have them already.
+            fill_ids(rows, {origin: (host, source_key)})
         out.extend(rows)
         result.stored = seq - first + 1
         result.duplicates = duplicates

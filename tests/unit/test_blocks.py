@@ -260,6 +260,13 @@ def test_fill_ids_derives_the_ids_as_the_collector_does(codec):
         "kept"]
 
 
+def test_event_ids_are_the_ids_fill_ids_derives(codec):
+    positions = [0, 1, -7, 2**63 - 1, -(2**63), 10**30, 121]
+    rows = [row(s, origin=2, pos=p) for s, p in enumerate(positions, 1)]
+    codec.fill_ids(rows, KEYS)
+    assert codec.event_ids(*KEYS[2], positions) == [r[COL["id"]] for r in rows]
+
+
 def test_fill_ids_names_an_unknown_origin(codec):
     with pytest.raises(KeyError):
         codec.fill_ids([row(1, origin=9)], KEYS)

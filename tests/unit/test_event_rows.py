@@ -13,24 +13,25 @@ from fleetlog.collector.store import ROW_COLUMNS, blocks, event_rows
 
 
 def columns_of(count: int) -> list[list[Any]]:
-    """A chunk's columns (position .. flags) with empty values, zeros and flags beyond the low bit."""
+    """A chunk's columns (position .. flags, id) with empty values, zeros, flags beyond the low bit
+    and ids given for some events (the intake's) and not for others (None: the writer's)."""
     return [
         [100 * i for i in range(count)], [1_764_686_245_000_000 + i for i in range(count)],
         ["web" if i % 3 else "" for i in range(count)], [i % 2 * 42 for i in range(count)],
         bytes(i % 8 for i in range(count)), [f"r{i}" if i % 4 else "" for i in range(count)],
         ["alice"] * count, [""] * count, [f"line {i}" for i in range(count)],
         ['{"a":1}' if i % 5 == 0 else "" for i in range(count)], ["general"] * count,
-        bytes((i * 37) % 256 for i in range(count))]
+        bytes((i * 37) % 256 for i in range(count)), [f"{i:032x}" if i % 2 else None for i in range(count)]]
 
 
 def rows_one_at_a_time(first: int, origin: int, received_at: int, host: str, host_ip: str | None,
                        collector: str | None, namespace: str, source: str, log_type: str,
                        columns: list[list[Any]]) -> list[list[Any]]:
     """The writer's rows before event_rows: a Python list an event."""
-    return [[s, origin, pos, None, time_us, received_at, host, host_ip, collector, namespace,
+    return [[s, origin, pos, event_id, time_us, received_at, host, host_ip, collector, namespace,
              source, log_type, app or None, pid or None, level, request_id or None, user or None,
              action or None, message, field or None, tier, flag & 1, None]
-            for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag
+            for s, pos, time_us, app, pid, level, request_id, user, action, message, field, tier, flag, event_id
             in zip(range(first, first + len(columns[0])), *columns)]
 
 
@@ -60,6 +61,7 @@ def test_derived_ids_leave_the_id_column_out():
                                  columns_of(50))
     for row in rows:
         row[ROW_COLUMNS.index("hash")] = bytes(32)
+        row[ROW_COLUMNS.index("id")] = None
     with_ids = [list(row) for row in rows]
     for i, row in enumerate(with_ids):
         row[ROW_COLUMNS.index("id")] = f"{i:032x}"

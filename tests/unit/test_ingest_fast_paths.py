@@ -150,3 +150,23 @@ def test_relay_fields_in_c_are_the_python_texts(monkeypatch):
     out, fallbacks = ingest._native_relayed(['{"a":1}', '{"é":1}', ""], ["", "", "x"], "h", '"relay":"r"',
                                             ingest._claim_part)
     assert out == ['{"a":1,"relay":"r"}', None, '{"relay":"r","claimed_host":"x"}'] and fallbacks == [1]
+
+
+def test_prepared_events_carry_the_ids_the_writer_would_derive():
+    """The intake makes each event's id (contract §4.2) from the stored host and source key, a
+    relayed event's too (its sender as host, the relay's key), so the writer need not."""
+    from fleetlog.collector.ingest import Origin, prepare_batch, relayed_source_key
+    from fleetlog.common.ids import event_ids_of
+    from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
+
+    def chunk(**extra):
+        return pb.Chunk(source="syslog:edge", source_key="edge", position=[0, 7, 2**40],
+                        time_us=[1_764_686_245_000_000] * 3, level=bytes([6] * 3), message=["a", "b", "c"],
+                        request_id=[""] * 3, user=[""] * 3, action=[""] * 3, app=[""] * 3, pid=[0] * 3,
+                        fields_json=[""] * 3, flags=bytes(3), **extra)
+    batch = pb.Batch(batch_id=1, chunks=[chunk(), chunk(relayed_host="10.0.0.9")])
+    own, relayed = prepare_batch(batch, Origin("relay-1", "127.0.0.1"),
+                                 Classifier(CollectorConfig(node_name="c1"))).events
+    assert list(own.ids) == [event_ids_of("relay-1", "edge")(p) for p in (0, 7, 2**40)]
+    assert list(relayed.ids) == [event_ids_of("10.0.0.9", relayed_source_key("relay-1", "edge"))(p)
+                                 for p in (0, 7, 2**40)]
