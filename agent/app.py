@@ -72,7 +72,7 @@ class AgentApp:
                                on_dropped=lambda n: self.metrics.dropped.labels("filtered").inc(n))
         self.shipper = Shipper(
             collectors=list(config.collectors), node_name=config.node_name, outbox=self.outbox,
-            on_ack=self._on_ack, token=self.token, tls=config.tls, compression=config.batch.compression,
+            on_ack=self._on_ack, token=self.token, tls=config.tls,
             on_state=self._on_state, on_error=lambda reason: self.metrics.send_errors.inc())
         self.http = HealthServer(config.metrics.listen, self.metrics.registry, self.ready)
         self._tasks: list[asyncio.Task[Any]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from fleetlog.agent.sources.base import SourceBatch
 from fleetlog.agent.wire import length_delimited
 from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
 from fleetlog.common.timefmt import now_us
+
+GZIP_WBITS = zlib.MAX_WBITS | 16     # zlib's gzip format
 
 
 @dataclass
@@ -140,6 +143,12 @@ class Batcher:
         self._lock = asyncio.Lock()
         self._first_at: float | None = None
         self._zstd = zstandard.ZstdCompressor(level=1)
+        self._packers: dict[str, tuple[pb.Codec, Callable[[bytes], bytes]]] = {
+            "zstd": (pb.CODEC_ZSTD, self._zstd.compress),
+            # Level 1: a third of level 6's CPU (1.6 against 4.6 ms for 5,000 bench lines) for
+            # 4 % more bytes; gRPC's own gzip, which agents used before, has no level to set.
+            "gzip": (pb.CODEC_GZIP, lambda data: zlib.compress(data, 1, wbits=GZIP_WBITS)),
+        }
 
     async def add(self, batch: SourceBatch, source: Any) -> None:
         chunk, events, dropped = chunk_payload(batch, self.namespace)
@@ -179,10 +188,11 @@ class Batcher:
         if not self._checkpoints:
             return
         batch = pb.Batch(batch_id=self.next_id)
-        if self.compression == "zstd" and self._chunks:
-            batch.codec = pb.CODEC_ZSTD
+        packer = self._packers.get(self.compression)
+        if packer is not None and self._chunks:
+            batch.codec, pack = packer
             # Chunks{chunks = 1}
-            batch.packed = self._zstd.compress(b"".join([length_delimited(b"\x0a", c) for c in self._chunks]))
+            batch.packed = pack(b"".join([length_delimited(b"\x0a", c) for c in self._chunks]))
             payload = batch.SerializeToString()
         else:
             # Batch{batch_id = 1, chunks = 3}: the chunks' fields follow batch_id's.

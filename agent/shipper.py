@@ -51,7 +51,7 @@ class StreamFailed(Exception):
 class Shipper:
     def __init__(self, *, collectors: list[str], node_name: str, outbox: Outbox,
                  on_ack: Callable[[SealedBatch, pb.IngestReply, float], None],
-                 token: str | None = None, tls: TlsFiles | None = None, compression: str = "gzip",
+                 token: str | None = None, tls: TlsFiles | None = None,
                  window: int = 8, backoff_initial: float = 0.1, backoff_max: float = 5.0,
                  failback_interval: float = 5.0, on_state: Callable[[bool, str], None] | None = None,
                  on_error: Callable[[str], None] | None = None):
@@ -61,7 +61,6 @@ class Shipper:
         self.on_ack = on_ack
         self.token = token
         self.tls = tls
-        self.compression = grpc.Compression.Gzip if compression == "gzip" else grpc.Compression.NoCompression
         self.window = window
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.failback_interval = failback_interval
@@ -89,10 +88,11 @@ class Shipper:
                    ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
                    ("grpc.http2.ping_timeout_ms", 5_000),
                    ("grpc.http2.max_pings_without_data", 0), ("grpc.keepalive_permit_without_calls", 1)]
+        # No gRPC compression: the batcher compresses a batch's payload (gzip or zstd) once, as
+        # it seals it, and the spool keeps it so (contract §3, [batch] compression).
         if self.tls is not None:
-            return grpc.aio.secure_channel(address, channel_credentials(self.tls), options=options,
-                                           compression=self.compression)
-        return grpc.aio.insecure_channel(address, options=options, compression=self.compression)
+            return grpc.aio.secure_channel(address, channel_credentials(self.tls), options=options)
+        return grpc.aio.insecure_channel(address, options=options)
 
     def stop(self) -> None:
         """Make `run` return at its next step; the caller cancels the task as well."""

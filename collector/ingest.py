@@ -9,6 +9,7 @@ here and raises BadBatch with a reason a person can act on.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -84,6 +85,7 @@ class PreparedBatch:
 
 
 _zstd = zstandard.ZstdDecompressor()
+_GZIP_WBITS = zlib.MAX_WBITS | 16      # zlib's gzip format, one member
 
 
 def decode_request(raw: bytes) -> pb.IngestRequest:
@@ -118,11 +120,32 @@ def _unpack_zstd(batch: pb.Batch, limits: IngestLimits) -> bytes:
         data = b"".join(parts)
     except (zstandard.ZstdError, ValueError) as exc:
         raise BadBatch("bad_compression", f"batch {batch.batch_id}: cannot decode its zstd payload: {exc}") from None
+    return _within_limit(batch, data, "zstd", limits)
+
+
+def _unpack_gzip(batch: pb.Batch, limits: IngestLimits) -> bytes:
+    """One gzip member, inflated to at most max_message_bytes + 1 (more is refused, never made)."""
+    inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
+    try:
+        data = inflater.decompress(batch.packed, limits.max_message_bytes + 1)
+    except zlib.error as exc:
+        raise BadBatch("bad_compression", f"batch {batch.batch_id}: cannot decode its gzip payload: {exc}") from None
+    if len(data) <= limits.max_message_bytes and not inflater.eof:
+        raise BadBatch("bad_compression", f"batch {batch.batch_id}: its gzip payload is cut short")
+    if inflater.eof and inflater.unused_data:
+        raise BadBatch("bad_compression", f"batch {batch.batch_id}: bytes after its gzip payload")
+    return _within_limit(batch, data, "gzip", limits)
+
+
+def _within_limit(batch: pb.Batch, data: bytes, codec: str, limits: IngestLimits) -> bytes:
     if len(data) > limits.max_message_bytes:
-        raise BadBatch("too_large", f"batch {batch.batch_id}: zstd payload expands beyond "
+        raise BadBatch("too_large", f"batch {batch.batch_id}: {codec} payload expands beyond "
                        f"ingest.max_message_bytes ({limits.max_message_bytes} bytes); send smaller batches "
                        "(agent batch.max_bytes) or raise the collector's limit")
     return data
+
+
+_UNPACKERS = {pb.CODEC_ZSTD: _unpack_zstd, pb.CODEC_GZIP: _unpack_gzip}
 
 
 def unpack(batch: pb.Batch, limits: IngestLimits = IngestLimits()) -> Unpacked:
@@ -142,10 +165,11 @@ def _chunks(batch: pb.Batch, limits: IngestLimits) -> tuple[list[pb.Chunk], int]
         if batch.packed:
             raise BadBatch("bad_compression", f"batch {batch.batch_id}: packed payload without a codec")
         return list(batch.chunks), 0
-    if batch.codec == pb.CODEC_ZSTD:
+    unpacker = _UNPACKERS.get(batch.codec)
+    if unpacker is not None:
         if batch.chunks:
             raise BadBatch("bad_columns", f"batch {batch.batch_id}: both chunks and a packed payload")
-        data = _unpack_zstd(batch, limits)
+        data = unpacker(batch, limits)
         try:
             chunks = pb.Chunks.FromString(data)
         except (DecodeError, RecursionError, ValueError) as exc:
@@ -153,7 +177,7 @@ def _chunks(batch: pb.Batch, limits: IngestLimits) -> tuple[list[pb.Chunk], int]
                            f"fleetlog.v1.Chunks message ({exc or 'protobuf decode error'})") from None
         return list(chunks.chunks), len(data)
     raise BadBatch("unknown_codec", f"batch {batch.batch_id}: unknown codec {batch.codec} "
-                   "(this collector knows CODEC_NONE = 0 and CODEC_ZSTD = 1; use compression "
+                   "(this collector knows CODEC_NONE = 0, CODEC_ZSTD = 1 and CODEC_GZIP = 2; use compression "
                    '"zstd", "gzip" or "none")')
 
 

@@ -47,11 +47,13 @@ def batch(batch_id: int, chunks: Sequence[pb.Chunk], **fields) -> bytes:
 
 
 async def exchange(address: str, frames: Sequence[bytes], *, metadata=None, timeout: float = 20.0,
-                   options=None) -> tuple[list[pb.IngestReply], grpc.StatusCode | None, str]:
+                   options=None, compression: grpc.Compression | None = None
+                   ) -> tuple[list[pb.IngestReply], grpc.StatusCode | None, str]:
     """Send `frames` one after the other, each after the previous batch's ack (the hello and
-    bad frames are not acknowledged); return the replies and how the stream ended."""
+    bad frames are not acknowledged); return the replies and how the stream ended.
+    `compression`: gRPC's own, of every message (what agents before CODEC_GZIP asked for)."""
     replies: list[pb.IngestReply] = []
-    async with grpc.aio.insecure_channel(address, options=options or []) as channel:
+    async with grpc.aio.insecure_channel(address, options=options or [], compression=compression) as channel:
         call = channel.stream_stream(METHOD, request_serializer=None,
                                      response_deserializer=pb.IngestReply.FromString)(
             metadata=metadata, timeout=timeout)

@@ -28,7 +28,7 @@ def _cancel_at_random_moments(address: str, token: str | None, spool_dir, rng: r
         loop = asyncio.get_running_loop()
         for _ in range(ROUNDS):
             ship = Shipper(collectors=[address], node_name="web-1", outbox=outbox, on_ack=lambda *a: None,
-                           token=token, tls=None, compression="none", backoff_initial=0.001, backoff_max=0.005)
+                           token=token, tls=None, backoff_initial=0.001, backoff_max=0.005)
             task = asyncio.create_task(ship.run())
             await asyncio.sleep(rng.uniform(0.0, 0.03))
             started = loop.time()

@@ -127,7 +127,9 @@ def ingest_bytes(data: bytes) -> None:
 @target
 def ingest_batch(data: bytes) -> None:
     """Well-formed protobuf with fuzzed contents: column lengths, levels, times, positions,
-    codecs, fields_json, zstd payloads."""
+    codecs, fields_json, zstd and gzip payloads."""
+    import gzip
+
     import zstandard
 
     from fleetlog.common.pb.fleetlog.v1 import fleetlog_pb2 as pb
@@ -150,11 +152,13 @@ def ingest_batch(data: bytes) -> None:
                          for _ in range(max(0, lengths["fields_json"]))],
             flags=bytes(given.int() for _ in range(max(0, lengths["flags"]))),
             claimed_host=[given.text(5) for _ in range(n)] if given.int() % 4 == 0 else []))
-    batch = pb.Batch(batch_id=given.int(8), codec=given.pick([0, 0, 1, 1, 2]))
-    if batch.codec == pb.CODEC_ZSTD:
-        packed = zstandard.ZstdCompressor().compress(pb.Chunks(chunks=chunks).SerializeToString())
+    batch = pb.Batch(batch_id=given.int(8), codec=given.pick([0, 0, 1, 1, 2, 2, 3]))
+    if batch.codec in (pb.CODEC_ZSTD, pb.CODEC_GZIP):
+        whole = pb.Chunks(chunks=chunks).SerializeToString()
+        packed = (zstandard.ZstdCompressor().compress(whole) if batch.codec == pb.CODEC_ZSTD
+                  else gzip.compress(whole, compresslevel=1))
         cut = given.int(2)
-        batch.packed = packed[:cut] if cut % 5 == 0 else packed
+        batch.packed = packed[:cut] if cut % 5 == 0 else packed + given.text(3).encode() if cut % 7 == 0 else packed
     else:
         batch.chunks.extend(chunks)
     _ingest(pb.IngestRequest(batch=batch).SerializeToString())

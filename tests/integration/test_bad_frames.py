@@ -4,6 +4,7 @@ stream had acknowledged before stay stored."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 
 import grpc
@@ -52,6 +53,13 @@ def _bomb() -> pb.Batch:
     return pb.Batch(batch_id=2, codec=pb.CODEC_ZSTD, packed=payload)
 
 
+def _gzip(packed: bytes) -> bytes:
+    return pb.IngestRequest(batch=pb.Batch(batch_id=2, codec=pb.CODEC_GZIP, packed=packed)).SerializeToString()
+
+
+_CHUNKS = pb.Chunks(chunks=[chunk(3, start=900)]).SerializeToString()
+
+
 CASES = {
     # name: (bad frame, metric reason, words the message must contain)
     "corrupt protobuf": (b"\x12\xff\xff\xff\x0fnot-a-protobuf", "corrupt_message", "not a valid"),
@@ -62,6 +70,10 @@ CASES = {
     "corrupt zstd": (pb.IngestRequest(batch=pb.Batch(batch_id=2, codec=pb.CODEC_ZSTD, packed=b"garbage"))
                      .SerializeToString(), "bad_compression", "zstd"),
     "zstd bomb": (pb.IngestRequest(batch=_bomb()).SerializeToString(), "too_large", "max_message_bytes"),
+    "corrupt gzip": (_gzip(b"garbage"), "bad_compression", "cannot decode its gzip payload"),
+    "gzip cut short": (_gzip(gzip.compress(_CHUNKS)[:-12]), "bad_compression", "cut short"),
+    "bytes after gzip": (_gzip(gzip.compress(_CHUNKS) + b"tail"), "bad_compression", "bytes after"),
+    "gzip bomb": (_gzip(gzip.compress(b"\0" * (16 << 20), compresslevel=9)), "too_large", "max_message_bytes"),
     "too many events": (batch(2, [chunk(600, start=300), chunk(600, source="file:/b.log")]),
                         "too_many_events", "max_batch_events (1000)"),
     "level out of range": (batch(2, [_bad("level", 200)]), "bad_value", "level 200 out of range"),
@@ -85,6 +97,20 @@ def test_a_malformed_frame_is_refused_and_earlier_batches_stay_stored(collector,
     stored = search_json(collector, "--source", source)
     assert sorted(e["message"] for e in stored) == [f"line {i}" for i in range(4)]
     assert "Traceback" not in collector.log()
+
+
+def test_batches_from_earlier_agents_gzipped_by_grpc_are_stored(collector):
+    """Agents before CODEC_GZIP had gRPC gzip each message; the collector still takes them, and a
+    gzip batch (CODEC_GZIP) inside such a stream too."""
+    plain = batch(1, [chunk(4, source="file:/grpc-gzip.log")])
+    packed = pb.Chunks(chunks=[chunk(3, start=10, source="file:/grpc-gzip.log")]).SerializeToString()
+    replies, code, details = run(exchange(collector.address, [hello(), plain, _gzip(gzip.compress(packed))],
+                                          compression=grpc.Compression.Gzip))
+    assert code is None, (code, details)
+    assert [(r.batch_id, r.stored, r.error) for r in replies] == [(1, 4, ""), (2, 3, "")]
+    stored = search_json(collector, "--source", "file:/grpc-gzip.log")
+    assert sorted(e["message"] for e in stored) == sorted([f"line {i}" for i in range(4)] +
+                                                          [f"line {i}" for i in range(10, 13)])
 
 
 def test_a_corrupt_first_frame_is_refused_too(collector):

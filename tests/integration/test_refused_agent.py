@@ -33,7 +33,7 @@ def test_a_refused_agent_backs_off_and_logs_the_refusal_once(cluster, tmp_path, 
         outbox = DiskSpool(tmp_path / "spool", 1 << 20)
         ship = Shipper(collectors=[collector.address], node_name="web-1", outbox=outbox,
                        on_ack=lambda *a: None, token="a-wrong-token",
-                       tls=None, compression="none", on_error=errors.append)
+                       tls=None, on_error=errors.append)
         task = asyncio.create_task(ship.run())
         while len(delays) < 8 and not task.done():
             await asyncio.wait([task], timeout=0.05)

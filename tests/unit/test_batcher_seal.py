@@ -1,9 +1,10 @@
 """A sealed batch is assembled from its chunks serialized one at a time (agent/wire.py), and is the
-same bytes as the Batch (or, zstd'd, the Chunks) message serialized whole."""
+same bytes as the Batch (or, zstd'd or gzipped, the Chunks) message serialized whole."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 
 import pytest
 import zstandard
@@ -47,11 +48,12 @@ def test_a_sealed_batch_is_the_message_serialized_whole(compression):
     chunks = asyncio.run(run())
     assert [b.batch_id for b in sealed] == [300, 301, 302]
     for batch, expected in zip(sealed, chunks):
-        if compression == "zstd":
-            whole = pb.Batch(batch_id=batch.batch_id, codec=pb.CODEC_ZSTD)
+        if compression != "none":
+            codec, unpack = {"zstd": (pb.CODEC_ZSTD, zstandard.ZstdDecompressor().decompress),
+                             "gzip": (pb.CODEC_GZIP, gzip.decompress)}[compression]
+            whole = pb.Batch(batch_id=batch.batch_id, codec=codec)
             message = pb.Batch.FromString(batch.payload)
-            assert zstandard.ZstdDecompressor().decompress(message.packed) == \
-                pb.Chunks(chunks=expected).SerializeToString()
+            assert unpack(message.packed) == pb.Chunks(chunks=expected).SerializeToString()
             whole.packed = message.packed
         else:
             whole = pb.Batch(batch_id=batch.batch_id, chunks=expected)

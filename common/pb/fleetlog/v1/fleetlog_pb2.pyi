@@ -11,8 +11,10 @@ class Codec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CODEC_NONE: _ClassVar[Codec]
     CODEC_ZSTD: _ClassVar[Codec]
+    CODEC_GZIP: _ClassVar[Codec]
 CODEC_NONE: Codec
 CODEC_ZSTD: Codec
+CODEC_GZIP: Codec
 
 class IngestRequest(_message.Message):
     __slots__ = ("hello", "batch")
