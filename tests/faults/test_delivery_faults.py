@@ -153,7 +153,9 @@ def test_7a_full_spool_with_block_pauses_reading_and_resumes(cluster, tmp_path):
     logs = _logs(tmp_path)
     write_lines(logs / "app.log", numbered(0, 60_000))
     collector = cluster.collector(start=False)
-    agent = cluster.agent(HOST, [collector], _file_source(logs), spool={"max_bytes": "4MiB", "when_full": "block"})
+    # Uncompressed batches, so that 60,000 lines (~7 MB) overfill the 4 MiB spool.
+    agent = cluster.agent(HOST, [collector], _file_source(logs), spool={"max_bytes": "4MiB", "when_full": "block"},
+                          batch={"compression": "none"})
     wait_for(lambda: agent.metric("fleetlog_agent_spool_bytes") > 0, 30, "spool in use")
     wait_for(lambda: agent.metric("fleetlog_agent_source_lag_bytes") > 0, 30, "lag reported")
     # Full: the reader waits; what it has read is at most the spool plus the batches at its door.
@@ -174,8 +176,8 @@ def test_7b_full_spool_with_drop_oldest_counts_drops_and_keeps_reading(cluster, 
     logs = _logs(tmp_path)
     write_lines(logs / "app.log", numbered(0, 60_000))
     collector = cluster.collector(start=False)
-    agent = cluster.agent(HOST, [collector], _file_source(logs),
-                          spool={"max_bytes": "4MiB", "when_full": "drop_oldest"})
+    agent = cluster.agent(HOST, [collector], _file_source(logs),   # uncompressed, as in 7a
+                          spool={"max_bytes": "4MiB", "when_full": "drop_oldest"}, batch={"compression": "none"})
     wait_for(lambda: agent.metric("fleetlog_agent_events_read_total") == 60_000, 30, "everything read")
     # Every line read is either in the spool or counted as dropped.
     wait_for(lambda: agent.metric("fleetlog_agent_spool_events")

@@ -206,7 +206,7 @@ def test_agent_stops_with_its_spool_full(cluster, tmp_path):
     collector = cluster.collector(start=False)
     agent = cluster.agent(HOST, [collector], _file_source(logs),
                           spool={"max_bytes": "256KiB", "when_full": "block"},
-                          batch={"max_wait": "50ms", "max_events": 500})
+                          batch={"max_wait": "50ms", "max_events": 500, "compression": "none"})
     wait_for(lambda: agent.metric("fleetlog_agent_spool_bytes") > 200 * 1024, 30, "spool nearly full")
     assert agent.metric("fleetlog_agent_spool_events") < total
     _sigterm_and_wait(agent, AGENT_STOP_BOUND)
