@@ -46,7 +46,11 @@ class Classifier:
 
     def tiers(self, *, log_type: str, namespace: str, source: str, actions: Sequence[str],
               apps: Sequence[str]) -> list[str]:
-        # Looked up once per distinct (action, app) of the chunk: most chunks have one or a few.
+        # Looked up once per distinct (action, app) of the chunk: most chunks have one or a few,
+        # and most have one action and one app, found by two C passes (no pair made an event).
+        if actions and actions.count(actions[0]) == len(actions) and apps.count(apps[0]) == len(apps):
+            tier = self.tier(log_type=log_type, action=actions[0], namespace=namespace, source=source, app=apps[0])
+            return [tier] * len(actions)
         of = {pair: self.tier(log_type=log_type, action=pair[0], namespace=namespace, source=source, app=pair[1])
               for pair in set(zip(actions, apps))}
         if len(of) == 1:

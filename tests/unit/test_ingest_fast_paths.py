@@ -93,6 +93,11 @@ def test_tiers_per_event_follow_the_rules_for_each_action_and_app():
     same = classifier.tiers(log_type="application", namespace="default", source="file:/a", actions=[""] * 3,
                             apps=[""] * 3)
     assert same == ["general"] * 3
+    logins = classifier.tiers(log_type="application", namespace="default", source="file:/a", actions=["login"] * 3,
+                              apps=["web"] * 3)
+    assert logins == ["security"] * 3
+    assert classifier.tiers(log_type="audit", namespace="default", source="file:/a", actions=[""] * 3,
+                            apps=["vault", "web", "vault"]) == ["security", "general", "security"]
 
 
 def test_a_chunk_without_events_beside_one_with_events():
