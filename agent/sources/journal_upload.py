@@ -29,12 +29,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
-from collections.abc import Callable, Iterable
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from fleetlog.agent.metrics import ReceiverMetrics
 from fleetlog.agent.sources.base import FLAG_TRUNCATED, Emit, Record, SourceBatch
+from fleetlog.agent.sources.http_connections import ConnectionLimit
 from fleetlog.agent.sources.journal_export import REASONS, ExportEntry, ExportParser
 from fleetlog.agent.sources.journald import entry_to_record
 from fleetlog.agent.sources.syslog import (
@@ -76,7 +78,7 @@ class JournalUploadSourceConfig:
     namespace: str = ""
     log_type: str = "system"
     max_message_bytes: Size = 64 * 1024
-    max_connections: int = 100                   # uploads at once
+    max_connections: int = 100                   # open connections, idle ones too
     idle_timeout: Duration = 300.0               # an upload sending nothing this long is ended
     spool_wait: Duration = 10.0                  # how long an upload waits for the spool before 503
     min_level: LevelName = Level.DEBUG
@@ -174,24 +176,16 @@ class JournalUploadSource:
         self._taken: dict[tuple[str, str], int] = {}
         self._spooled: dict[tuple[str, str], int] = {}
         self._spool_moved = asyncio.Event()     # set (and replaced) whenever _spooled moves
-        self._uploads = 0
         self.bound: tuple[str, int] | None = None
 
     # -- one upload ------------------------------------------------------------------------------
 
     async def _upload(self, request: Any) -> Any:
         from aiohttp import web
-        if self._uploads >= self.config.max_connections:
-            return self._refuse(_Refused(503, "too_many_connections", "too many uploads at once"))
-        self._uploads += 1
-        self.metrics.connections.labels(self.name).inc()
         try:
             await self._receive(request)
         except _Refused as refused:
             return self._refuse(refused)
-        finally:
-            self._uploads -= 1
-            self.metrics.connections.labels(self.name).dec()
         return web.Response(status=200, text="OK.\n")
 
     def _refuse(self, refused: _Refused) -> Any:
@@ -329,32 +323,39 @@ class JournalUploadSource:
 
     # -- listening -----------------------------------------------------------------------------
 
-    async def _listen(self) -> Any:
+    async def _listen(self) -> Callable[[], Awaitable[None]]:
         from aiohttp import web
         app = web.Application()
         app.router.add_post("/upload", self._upload)
-        # The access log is off (every upload would be a line); keep-alive bounded by idle_timeout.
+        # The access log is off (every upload would be a line). The keep-alive timer, idle_timeout
+        # (at most 75 s), also closes a connection whose request head does not come whole.
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=min(self.config.idle_timeout, 75.0),
                                lingering_time=1.0, shutdown_timeout=1.0, handle_signals=False)
         await runner.setup()
+        server = runner.server
+        assert server is not None          # made by runner.setup()
+        connections = ConnectionLimit(self.config.max_connections, self.metrics.connections.labels(self.name).inc,
+                                      self.metrics.refused.labels(self.name, "too_many_connections").inc)
         address, _, port = self.config.listen.rpartition(":")
-        site = web.TCPSite(runner, address.strip("[]") or None, int(port), ssl_context=self._tls,
-                           reuse_address=True, backlog=128)
         try:
-            await site.start()
+            listener = await asyncio.get_running_loop().create_server(
+                lambda: connections.protocol(server), address.strip("[]") or None, int(port), ssl=self._tls,
+                reuse_address=True, backlog=128, family=socket.AF_UNSPEC)
         except OSError as exc:
             await runner.cleanup()
             raise ConfigError(f"agent.toml: journal-upload listener {self.name}: cannot listen on "
                               f"{self.config.listen}: {exc.strerror}") from None
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or ()
-        self.bound = sockets[0].getsockname()[:2] if sockets else None
-        return runner
+        self.bound = listener.sockets[0].getsockname()[:2] if listener.sockets else None
+
+        async def stop() -> None:
+            listener.close()
+            await runner.cleanup()
+        return stop
 
     async def run(self, emit: Emit) -> None:
         while True:
             try:
-                runner = await self._listen()
+                stop = await self._listen()
                 break
             except ConfigError as exc:
                 log.error("%s; trying again in %.0f s", exc, BIND_RETRY)
@@ -370,5 +371,5 @@ class JournalUploadSource:
             await self._flush(emit)
             raise
         finally:
-            await asyncio.shield(runner.cleanup())
+            await asyncio.shield(stop())
 

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from fleetlog.agent.metrics import ReceiverMetrics
 from fleetlog.agent.sources.base import Emit, SourceBatch
+from fleetlog.agent.sources.http_connections import ConnectionLimit
 from fleetlog.agent.sources.syslog import (
     BIND_RETRY,
     _slices,
@@ -133,7 +134,6 @@ class OtlpSource:
         self._position = 0
         self._order = asyncio.Lock()       # positions are handed to the batcher in order
         self._emit: Emit | None = None
-        self._connections = 0
         self._requests = 0                 # requests held: read, or waiting for the spool
         self.bound: dict[str, tuple[str, int]] = {}   # protocol -> the address listened on
 
@@ -247,9 +247,15 @@ class OtlpSource:
     async def _serve_http(self, address: str) -> Callable[[], Any]:
         host, _, port = address.rpartition(":")
         runner, _ = await self.start_http(self, self.listeners["http"])
+        server = runner.server
+        assert server is not None          # made by runner.setup()
+        listener_name = self.listeners["http"]
+        connections = ConnectionLimit(
+            self.config.max_connections, self.metrics.connections.labels(listener_name).inc,
+            self.metrics.refused.labels(listener_name, "too_many_connections").inc)
         try:
             listener = await asyncio.get_running_loop().create_server(
-                lambda: self._http_protocol(runner.server), host.strip("[]") or None, int(port), ssl=self._tls,
+                lambda: connections.protocol(server), host.strip("[]") or None, int(port), ssl=self._tls,
                 reuse_address=True, backlog=256, family=socket.AF_UNSPEC)
         except OSError as exc:
             await runner.cleanup()
@@ -262,41 +268,8 @@ class OtlpSource:
             await runner.cleanup()
         return stop
 
-    def _http_protocol(self, factory: Any) -> Any:
-        """One HTTP connection, or a refusal past max_connections (counted)."""
-        if self._connections >= self.config.max_connections:
-            self.metrics.refused.labels(self.listeners["http"], "too_many_connections").inc()
-            return _Refuse()
-        return _Counted(self, factory())
-
     def http_host(self, transport: Any) -> str:
         host = peer_host(transport.get_extra_info("peername")) if transport else ""
         if self._tls is not None and transport is not None:
             host = certificate_name(transport.get_extra_info("ssl_object")) or host
         return host
-
-
-class _Refuse(asyncio.Protocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
-
-
-class _Counted:
-    """aiohttp's protocol for one connection, counted in the listener's open connections (a plain
-    object, so that every other call the transport makes reaches aiohttp's protocol)."""
-
-    def __init__(self, source: OtlpSource, inner: Any):
-        self.source, self.inner = source, inner
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.source._connections += 1
-        self.source.metrics.connections.labels(self.source.listeners["http"]).inc()
-        self.inner.connection_made(transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.source._connections -= 1
-        self.source.metrics.connections.labels(self.source.listeners["http"]).dec()
-        self.inner.connection_lost(exc)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)

@@ -28,7 +28,7 @@ START_US = 1_764_685_845_000_000
 
 class Relay:
     def __init__(self, cluster: Cluster, folder: pathlib.Path):
-        self.ports = {name: free_port() for name in ("plain", "secure")}
+        self.ports = {name: free_port() for name in ("plain", "secure", "bounded")}
         self.ca = TestCA(folder / "ca")
         self.server = self.ca.issue("relay-1", server=True)
         self.node = self.ca.issue("node-7")                 # the uploading node's certificate name
@@ -38,6 +38,8 @@ class Relay:
             {"type": "journal-upload", "name": "secure", "listen": f"127.0.0.1:{self.ports['secure']}",
              "namespace": "nodes", "log_type": "journal", "max_message_bytes": 200,
              "tls": {"cert": self.server.cert, "key": self.server.key, "ca": self.server.ca}},
+            {"type": "journal-upload", "name": "bounded", "listen": f"127.0.0.1:{self.ports['bounded']}",
+             "max_connections": 3, "idle_timeout": "2s"},
         ])
         wait_for(lambda: all(f"journal-upload listener {name} on" in self.agent.log() for name in self.ports), 20,
                  "the journal-upload listeners")
@@ -312,3 +314,31 @@ def _post_bulk(port: int, entries: int) -> tuple[int, str | None]:
 def _rfc3339(us: int) -> str:
     import datetime as dt
     return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_connections_are_bounded_and_idle_or_slow_ones_closed(relay):
+    """Open connections, idle ones too, are counted where they are made: one over max_connections
+    is closed at once; one sending nothing, or a request head that never ends, is closed after
+    idle_timeout (the HTTP keep-alive timer)."""
+    def open_now() -> float:
+        return metric(relay.agent, "fleetlog_agent_receiver_connections", listener="bounded")
+    port = relay.ports["bounded"]
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    try:
+        wait_for(lambda: open_now() == 3, 10, "three connections open")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+            assert extra.recv(100) == b""                 # closed at once: one over max_connections
+        assert metric(relay.agent, "fleetlog_agent_receiver_refused_total", listener="bounded",
+                      reason="too_many_connections") == 1
+        held[0].sendall(b"POST /upload HTTP/1.1\r\nHost: relay\r\n")     # a head that never ends
+        for conn in held:                                 # idle_timeout = 2s: the relay closes them
+            assert conn.recv(100) == b""
+        wait_for(lambda: open_now() == 0, 10, "the idle connections closed")
+    finally:
+        for conn in held:
+            conn.close()
+    # Below the bound again: an upload goes through.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"POST /upload HTTP/1.1\r\nHost: relay\r\nContent-Type: application/vnd.fdo.journal\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 200 ")
