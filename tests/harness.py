@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -28,10 +29,41 @@ import tomli_w
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 1024
+
+
 def free_port() -> int:
+    """A port free for TCP and UDP on 127.0.0.1, below the kernel's ephemeral range when there is
+    room: a port bind(0) gives is ephemeral, and an outgoing connection made before the daemon
+    listens (an agent's to its collector) could take it (seen: a relay's listener refused with
+    "address already in use" for 20 s). Never the same port twice in one test run."""
+    start = _ephemeral_start()
+    if start > 11_000:
+        for _ in range(200):
+            port = random.randrange(10_000, start)
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
