@@ -66,6 +66,27 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def assert_connections_bounded(port: int, limit: int, open_now: Callable[[], float],
+                               refused: Callable[[], float], first_bytes: bytes = b"") -> None:
+    """An HTTP receiver's connection bound, from outside: `limit` connections held open (the first
+    sending `first_bytes`, e.g. a request head that never ends), one more closed at once and
+    counted (`refused()` goes to 1), and every held one closed by the listener's idle_timeout."""
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(limit)]
+    try:
+        wait_for(lambda: open_now() == limit, 10, f"{limit} connections open")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+            assert extra.recv(100) == b""                 # closed at once: one over max_connections
+        assert refused() == 1
+        if first_bytes:
+            held[0].sendall(first_bytes)
+        for conn in held:                                 # idle_timeout: the listener closes them
+            assert conn.recv(100) == b""
+        wait_for(lambda: open_now() == 0, 10, "the idle connections closed")
+    finally:
+        for conn in held:
+            conn.close()
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
              interval: float = 0.05) -> Any:
     """Poll until predicate() is truthy; return its value or fail naming `what`."""

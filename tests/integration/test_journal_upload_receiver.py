@@ -19,7 +19,15 @@ import subprocess
 import pytest
 
 from tests.certs import TestCA
-from tests.harness import Cluster, free_port, metric_value, search_json, searched_exactly, wait_for
+from tests.harness import (
+    Cluster,
+    assert_connections_bounded,
+    free_port,
+    metric_value,
+    search_json,
+    searched_exactly,
+    wait_for,
+)
 from tests.journal_files import BOOT_ID, JournalFile, entry
 
 UPLOAD = "/usr/lib/systemd/systemd-journal-upload"
@@ -323,20 +331,11 @@ def test_connections_are_bounded_and_idle_or_slow_ones_closed(relay):
     def open_now() -> float:
         return metric(relay.agent, "fleetlog_agent_receiver_connections", listener="bounded")
     port = relay.ports["bounded"]
-    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
-    try:
-        wait_for(lambda: open_now() == 3, 10, "three connections open")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
-            assert extra.recv(100) == b""                 # closed at once: one over max_connections
-        assert metric(relay.agent, "fleetlog_agent_receiver_refused_total", listener="bounded",
-                      reason="too_many_connections") == 1
-        held[0].sendall(b"POST /upload HTTP/1.1\r\nHost: relay\r\n")     # a head that never ends
-        for conn in held:                                 # idle_timeout = 2s: the relay closes them
-            assert conn.recv(100) == b""
-        wait_for(lambda: open_now() == 0, 10, "the idle connections closed")
-    finally:
-        for conn in held:
-            conn.close()
+    assert_connections_bounded(
+        port, 3, open_now,
+        lambda: metric(relay.agent, "fleetlog_agent_receiver_refused_total", listener="bounded",
+                       reason="too_many_connections"),
+        first_bytes=b"POST /upload HTTP/1.1\r\nHost: relay\r\n")         # a head that never ends
     # Below the bound again: an upload goes through.
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         conn.sendall(b"POST /upload HTTP/1.1\r\nHost: relay\r\nContent-Type: application/vnd.fdo.journal\r\n"

@@ -33,6 +33,7 @@ from opentelemetry.trace import TraceFlags
 from tests.certs import TestCA
 from tests.harness import (
     Cluster,
+    assert_connections_bounded,
     free_port,
     metric_value,
     relay_cluster,
@@ -389,19 +390,8 @@ def test_http_connections_are_bounded_and_idle_or_slow_ones_closed(relay):
     def open_now() -> float:
         return relay.metric("fleetlog_agent_receiver_connections", listener="otel-http")
     wait_for(lambda: open_now() == 0, 20, "the earlier clients' connections closed")
-    held = [socket.create_connection(("127.0.0.1", relay.http_port), timeout=10) for _ in range(4)]
-    try:
-        wait_for(lambda: open_now() == 4, 10, "four connections open")
-        with socket.create_connection(("127.0.0.1", relay.http_port), timeout=10) as extra:
-            assert extra.recv(100) == b""                 # closed at once: one over max_connections
-        assert relay.metric("fleetlog_agent_receiver_refused_total", listener="otel-http",
-                            reason="too_many_connections") == 1
-        for conn in held:                                 # idle_timeout = 2s: the relay closes them
-            assert conn.recv(100) == b""
-        wait_for(lambda: open_now() == 0, 10, "the idle connections closed")
-    finally:
-        for conn in held:
-            conn.close()
+    assert_connections_bounded(relay.http_port, 4, open_now, lambda: relay.metric(
+        "fleetlog_agent_receiver_refused_total", listener="otel-http", reason="too_many_connections"))
     # Slow senders are bounded by the same timeout: headers that never end, a body that never comes.
     slow_headers = socket.create_connection(("127.0.0.1", relay.http_port), timeout=10)
     slow_body = socket.create_connection(("127.0.0.1", relay.http_port), timeout=10)
