@@ -769,27 +769,28 @@ static void blake2b_hex(Blake2b *b, char *hex) {
     }
 }
 
-/* The prefix state of one origin: "host NUL source_key NUL" hashed. */
-static int origin_state(PyObject *source_keys, PyObject *origin, Blake2b *state) {
-    PyObject *pair = PyObject_GetItem(source_keys, origin);
-    if (pair == NULL)
-        return -1;
-    PyObject *host = NULL, *key = NULL;
-    int rc = -1;
-    if (!PyArg_ParseTuple(pair, "UU", &host, &key))
-        goto done;
+/* The prefix state of one source: "host NUL source_key NUL" hashed. */
+static int prefix_state(PyObject *host, PyObject *key, Blake2b *state) {
     Py_ssize_t host_size, key_size;
     const char *host_utf8 = PyUnicode_AsUTF8AndSize(host, &host_size);
     const char *key_utf8 = host_utf8 ? PyUnicode_AsUTF8AndSize(key, &key_size) : NULL;
     if (key_utf8 == NULL)
-        goto done;
+        return -1;
     blake2b_init(state, 16);
     blake2b_update(state, (const unsigned char *)host_utf8, (size_t)host_size);
     blake2b_update(state, (const unsigned char *)"", 1);
     blake2b_update(state, (const unsigned char *)key_utf8, (size_t)key_size);
     blake2b_update(state, (const unsigned char *)"", 1);
-    rc = 0;
-done:
+    return 0;
+}
+
+/* The prefix state of one origin, whose (host, source_key) is source_keys[origin]. */
+static int origin_state(PyObject *source_keys, PyObject *origin, Blake2b *state) {
+    PyObject *pair = PyObject_GetItem(source_keys, origin);
+    if (pair == NULL)
+        return -1;
+    PyObject *host = NULL, *key = NULL;
+    int rc = PyArg_ParseTuple(pair, "UU", &host, &key) ? prefix_state(host, key, state) : -1;
     Py_DECREF(pair);
     return rc;
 }
@@ -875,12 +876,12 @@ static PyObject *event_ids(PyObject *self, PyObject *args) {
     PyObject *host, *key, *positions_in;
     if (!PyArg_ParseTuple(args, "UUO:event_ids", &host, &key, &positions_in))
         return NULL;
-    PyObject *pair = PyTuple_Pack(2, host, key), *keys = pair ? PyDict_New() : NULL, *zero = PyLong_FromLong(0);
-    PyObject *positions = PySequence_Fast(positions_in, "positions must be a sequence"), *ids = NULL;
     Blake2b prefix;
-    if (pair == NULL || keys == NULL || zero == NULL || positions == NULL || PyDict_SetItem(keys, zero, pair) < 0 ||
-        origin_state(keys, zero, &prefix) < 0)
-        goto done;
+    if (prefix_state(host, key, &prefix) < 0)
+        return NULL;
+    PyObject *positions = PySequence_Fast(positions_in, "positions must be a sequence"), *ids = NULL;
+    if (positions == NULL)
+        return NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(positions);
     if ((ids = PyList_New(count)) == NULL)
         goto done;
@@ -893,10 +894,7 @@ static PyObject *event_ids(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(ids, i, id);
     }
 done:
-    Py_XDECREF(pair);
-    Py_XDECREF(keys);
-    Py_XDECREF(zero);
-    Py_XDECREF(positions);
+    Py_DECREF(positions);
     return ids;
 }
 
