@@ -265,6 +265,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 def search_json(collector: Daemon, *args: str) -> list[dict[str, Any]]:
+    """`fleetlog search ARGS` as events. Every search is itself stored, as an audit event whose
+    message names its filters: poll with a filter the audit event cannot match (--host of the
+    agent, --namespace, --log-type), or the second poll finds the first one's audit event."""
     result = run_cli("--collector", collector.address, "search", "--format", "json", "--limit", "0", *args)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

@@ -157,13 +157,13 @@ def test_a_bad_reload_keeps_the_running_configuration(cluster, tmp_path):
     app = tmp_path / "app.log"
     write_lines(app, ["2025-12-02T14:30:45Z INFO before"])
     agent = cluster.agent("web-1", [collector], [{"type": "file", "paths": [str(app)]}])
-    wait_for(lambda: search_json(collector, "--message", "before"), 30, "first line")
+    wait_for(lambda: search_json(collector, "--host", "web-1", "--message", "before"), 30, "first line")
     agent.config_path.write_text(agent.config_path.read_text() + "\nunknown_key = 1\n")
     agent.process.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload refused" in agent.log(), 30, "refusal logged")
     assert "unknown_key" in agent.log()
     write_lines(app, ["2025-12-02T14:30:46Z INFO after"])
-    wait_for(lambda: search_json(collector, "--message", "after"), 30, "the running agent goes on")
+    wait_for(lambda: search_json(collector, "--host", "web-1", "--message", "after"), 30, "the running agent goes on")
     assert agent.process.poll() is None
 
 

@@ -25,7 +25,7 @@ def test_support_bundle_collects_status_configs_logs_and_masks_secrets(cluster, 
     write_lines(app, ["2025-12-02T14:30:45Z INFO hello"])
     agent = cluster.agent("web-1", [collector], [{"type": "file", "paths": [str(app)]}],
                           token_file=str(tmp_path / "agent.token"))
-    wait_for(lambda: search_json(collector, "--message", "hello", "--token-file", str(tmp_path / "admin.token")),
+    wait_for(lambda: search_json(collector, "--host", "web-1", "--message", "hello", "--token-file", str(tmp_path / "admin.token")),
              30, "the agent's line stored")
     # A secret that found its way into a daemon's log must not travel in the bundle.
     with open(collector_log, "a") as handle:
