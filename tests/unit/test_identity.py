@@ -8,7 +8,7 @@ import pytest
 
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.config import CollectorConfig, LevelsConfig, ServerTlsConfig
-from fleetlog.collector.identity import Authenticator, load_tokens
+from fleetlog.collector.identity import Authenticator, TokenEntry, load_tokens
 from fleetlog.collector.ingest import BadBatch, Origin, RelayRefused, prepare_batch
 from fleetlog.collector.preflight import check_listen_policy
 from fleetlog.common.errors import ConfigError
@@ -144,3 +144,22 @@ def test_a_relayed_chunk_from_an_agent_that_may_not_relay_refuses_the_batch():
     own = prepare_batch(pb.Batch(batch_id=2, chunks=[_chunk("default", [6])]),
                         Origin(host="web-1", host_ip="10.0.0.3", may_relay=False), classifier)
     assert [e.host for e in own.events] == ["web-1"]
+
+
+def test_a_token_is_found_by_its_digest_among_many(tmp_path):
+    """tokens_file (any case of hex) and 1,000 stored tokens: each token finds its own entry, a
+    token one character off finds none."""
+    import hashlib
+
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+    path = tmp_path / "tokens.toml"
+    path.write_text(f'[[tokens]]\nname = "web-1"\nsha256 = "{digest("web-secret").upper()}"\nrole = "agent"\n')
+    auth = Authenticator(load_tokens(str(path)), mtls=False)
+    stored = tuple(TokenEntry(name=f"reader-{i}", sha256=digest(f"secret-{i}"), role="auditor") for i in range(1000))
+    auth.set_stored_tokens(stored)
+    assert auth.token_caller("web-secret", "10.0.0.1").name == "web-1"
+    assert [auth.token_caller(f"secret-{i}", "10.0.0.2").name for i in (0, 517, 999)] == \
+        ["reader-0", "reader-517", "reader-999"]
+    assert auth.refusal([("authorization", "Bearer secret-1000")]) == "unknown token"
+    assert auth.refusal([("authorization", "Bearer secret-999")]) is None
