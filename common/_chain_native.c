@@ -8,13 +8,15 @@
  * the two SHA-256 themselves (`make bench`, section signing).
  *
  *   link_rows(head: bytes, rows: list[list], keys: tuple[str], columns: tuple[int], link_column: int) -> bytes
+ *   link_columns(head: bytes, table: list[list], keys: tuple[str], columns: tuple[int], link_column: int) -> bytes
  *
  * For each row, the canonical object is {keys[k]: row[columns[k]]} in the given key order (the
  * caller passes the keys sorted); its link is stored in row[link_column] and the last link is
  * returned. Nothing is changed if any row fails (TypeError, UnicodeEncodeError). Rows are lists
- * so the link goes into the row the writer built, without a second copy of it. The GIL is let go
- * while hashing, so no other thread may change `rows` during the call (the writer's rows are
- * its own).
+ * so the link goes into the row the writer built, without a second copy of it. link_columns is
+ * the same over a table kept by column (table[c][i] is row i's value of column c, every column
+ * as long): the links go into table[link_column]. The GIL is let go while hashing, so no other
+ * thread may change the rows or the table during the call (the writer's are its own).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -196,16 +198,19 @@ static void columns_free(Column *cols, Py_ssize_t count) {
     PyMem_Free(cols);
 }
 
-/* Append one row's canonical object to `out`. */
-static int add_row(Buffer *out, PyObject *row, Column *cols, Py_ssize_t count) {
-    Py_ssize_t width = PyList_GET_SIZE(row);
+/* Append row `i`'s canonical object to `out`: table[i][c] (by_column 0, a list of rows) or
+ * table[c][i] (by_column 1, a list of columns, checked to be long enough before). */
+static int add_row(Buffer *out, PyObject *table, Py_ssize_t i, int by_column, Column *cols, Py_ssize_t count) {
+    PyObject *row = by_column ? NULL : PyList_GET_ITEM(table, i);
+    Py_ssize_t width = by_column ? PyList_GET_SIZE(table) : PyList_GET_SIZE(row);
     for (Py_ssize_t k = 0; k < count; k++) {
         Column *col = &cols[k];
         if (col->index >= width) {
             PyErr_SetString(PyExc_IndexError, "a column index is past the end of a row");
             return -1;
         }
-        PyObject *value = PyList_GET_ITEM(row, col->index);
+        PyObject *value = by_column ? PyList_GET_ITEM(PyList_GET_ITEM(table, col->index), i)
+                                    : PyList_GET_ITEM(row, col->index);
         if (value != col->last) {
             col->encoded.len = col->prefix_len;
             if (add_value(&col->encoded, value) < 0)
@@ -219,12 +224,32 @@ static int add_row(Buffer *out, PyObject *row, Column *cols, Py_ssize_t count) {
     return buffer_add(out, "}", 1);
 }
 
-static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
+/* A table by column: every column a list of `rows` values (the ones the keys name and the link
+ * column), so add_row and the links' store need no check an item. */
+static int check_table(PyObject *table, Column *cols, Py_ssize_t key_count, Py_ssize_t link_column,
+                       Py_ssize_t *rows) {
+    Py_ssize_t width = PyList_GET_SIZE(table);
+    if (width == 0 || link_column >= width || !PyList_Check(PyList_GET_ITEM(table, link_column))) {
+        PyErr_SetString(PyExc_TypeError, "the table must be a list of column lists that has the link column");
+        return -1;
+    }
+    *rows = PyList_GET_SIZE(PyList_GET_ITEM(table, link_column));
+    for (Py_ssize_t k = 0; k < key_count; k++) {
+        PyObject *column = cols[k].index < width ? PyList_GET_ITEM(table, cols[k].index) : NULL;
+        if (column == NULL || !PyList_Check(column) || PyList_GET_SIZE(column) != *rows) {
+            PyErr_SetString(PyExc_TypeError, "every column of the table must be a list as long as the link column");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *link_table(PyObject *args, int by_column) {
     Py_buffer head;
     PyObject *rows, *keys, *columns;
     Py_ssize_t link_column;
-    if (!PyArg_ParseTuple(args, "y*O!O!O!n:link_rows", &head, &PyList_Type, &rows, &PyTuple_Type, &keys,
-                          &PyTuple_Type, &columns, &link_column))
+    if (!PyArg_ParseTuple(args, by_column ? "y*O!O!O!n:link_columns" : "y*O!O!O!n:link_rows", &head, &PyList_Type,
+                          &rows, &PyTuple_Type, &keys, &PyTuple_Type, &columns, &link_column))
         return NULL;
 
     PyObject *result = NULL;
@@ -250,6 +275,16 @@ static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     if (columns_init(cols, keys, columns, key_count) < 0)
         goto done;
+    if (by_column) {    /* `rows` is the table; the row count is its columns' length */
+        PyMem_Free(links);
+        if (check_table(rows, cols, key_count, link_column, &row_count) < 0 ||
+            (links = PyMem_Malloc(32 * ((size_t)row_count + 1))) == NULL) {
+            links = NULL;
+            if (!PyErr_Occurred())
+                PyErr_NoMemory();
+            goto done;
+        }
+    }
 
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     ctx = EVP_MD_CTX_new();
@@ -265,12 +300,14 @@ static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
         /* 1. The block's canonical bytes into one buffer (needs the GIL: reads Python objects). */
         canonical.len = 0;
         for (Py_ssize_t i = block; i < block_end; i++) {
-            PyObject *row = PyList_GET_ITEM(rows, i);
-            if (!PyList_Check(row) || link_column >= PyList_GET_SIZE(row)) {
-                PyErr_SetString(PyExc_TypeError, "rows must be lists that have the link column");
-                goto done;
+            if (!by_column) {
+                PyObject *row = PyList_GET_ITEM(rows, i);
+                if (!PyList_Check(row) || link_column >= PyList_GET_SIZE(row)) {
+                    PyErr_SetString(PyExc_TypeError, "rows must be lists that have the link column");
+                    goto done;
+                }
             }
-            if (add_row(&canonical, row, cols, key_count) < 0)
+            if (add_row(&canonical, rows, i, by_column, cols, key_count) < 0)
                 goto done;
             event_ends[i - block + 1] = canonical.len;
         }
@@ -294,7 +331,7 @@ static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
         goto done;
     }
 
-    /* 3. Only now change the rows: every row or none. */
+    /* 3. Only now change the rows (or the link column): every row or none. */
     PyObject **made = PyMem_Calloc((size_t)row_count + 1, sizeof *made);
     if (made == NULL) {
         PyErr_NoMemory();
@@ -309,8 +346,13 @@ static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
             goto done;
         }
     }
-    for (Py_ssize_t i = 0; i < row_count; i++)
-        PyList_SetItem(PyList_GET_ITEM(rows, i), link_column, made[i]);  /* steals made[i] */
+    PyObject *link_list = by_column ? PyList_GET_ITEM(rows, link_column) : NULL;
+    for (Py_ssize_t i = 0; i < row_count; i++) {   /* PyList_SetItem steals made[i] */
+        if (by_column)
+            PyList_SetItem(link_list, i, made[i]);
+        else
+            PyList_SetItem(PyList_GET_ITEM(rows, i), link_column, made[i]);
+    }
     PyMem_Free(made);
     result = PyBytes_FromStringAndSize((const char *)links + 32 * row_count, 32);
 
@@ -325,9 +367,20 @@ done:
     return result;
 }
 
+static PyObject *link_rows(PyObject *Py_UNUSED(self), PyObject *args) {
+    return link_table(args, 0);
+}
+
+static PyObject *link_columns(PyObject *Py_UNUSED(self), PyObject *args) {
+    return link_table(args, 1);
+}
+
 static PyMethodDef methods[] = {
     {"link_rows", link_rows, METH_VARARGS,
      "link_rows(head, rows, keys, columns, link_column) -> head: store each row's chain link in it."},
+    {"link_columns", link_columns, METH_VARARGS,
+     "link_columns(head, table, keys, columns, link_column) -> head: the same over a table of columns; "
+     "the links go into table[link_column]."},
     {NULL, NULL, 0, NULL},
 };
 

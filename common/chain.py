@@ -23,9 +23,11 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring
 
 try:  # the writer's step in C (setup.py builds it where OpenSSL's headers are installed)
+    from fleetlog.common._chain_native import link_columns as _native_link_columns
     from fleetlog.common._chain_native import link_rows as _native_link_rows
 except ImportError:  # pragma: no cover - exercised by tests through _python_link_rows
     _native_link_rows = None  # type: ignore[assignment]  # not built: link_rows takes the Python step
+    _native_link_columns = None  # type: ignore[assignment]
 
 GENESIS = b"\x00" * 32
 
@@ -88,6 +90,24 @@ def _python_link_rows(head: bytes, rows: list[list], columns: Sequence[int], lin
         links.append(head)
     for row, link in zip(rows, links):  # every row or none, as in C
         row[link_column] = link
+    return head
+
+
+def link_columns(head: bytes, table: list[list], columns: Sequence[int], link_column: int) -> bytes:
+    """link_rows over a table kept by column (table[c][i]: row i's value of column c, every
+    column as long): the links go into table[link_column]. The writer keeps a transaction's new
+    events so, and makes no list an event."""
+    if _native_link_columns is not None:
+        return _native_link_columns(head, table, CANONICAL_KEYS, tuple(columns), link_column)
+    return _python_link_columns(head, table, columns, link_column)
+
+
+def _python_link_columns(head: bytes, table: list[list], columns: Sequence[int], link_column: int) -> bytes:
+    links = []
+    for values in zip(*(table[c] for c in columns)):
+        head = extend(head, canonical_values(values))
+        links.append(head)
+    table[link_column][:] = links
     return head
 
 

@@ -105,3 +105,42 @@ def test_no_rows_leave_the_head_as_it_was():
 def test_misuse_is_an_exception_not_a_crash(head, rows, error):
     with pytest.raises(error):
         _chain_native.link_rows(head, rows, KEYS, COLUMNS, LINK)
+
+
+def _table(rows: list[list]) -> list[list]:
+    """The rows kept by column, as the writer keeps a transaction's events."""
+    return [list(column) for column in zip(*rows)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_table_by_column_links_as_its_rows_do(seed):
+    rows = _rows(random.Random(seed), 9000)  # more than two of the C code's 4,096-row steps
+    start = bytes(range(32))
+    expected_head, expected_links = _reference(start, rows)
+    table, fallback = _table(rows), _table(rows)
+
+    assert _chain_native.link_columns(start, table, KEYS, COLUMNS, LINK) == expected_head
+    assert table[LINK] == expected_links
+    assert chain._python_link_columns(start, fallback, COLUMNS, LINK) == expected_head
+    assert fallback[LINK] == expected_links
+
+
+@pytest.mark.parametrize("bad, error", [(1.5, TypeError), ("lone \ud800 surrogate", UnicodeEncodeError)])
+def test_a_table_value_without_a_canonical_form_changes_no_link(bad, error):
+    table = _table(_rows(random.Random(2), 5000))
+    table[5][4999] = bad     # in the second step
+    with pytest.raises(error):
+        _chain_native.link_columns(chain.GENESIS, table, KEYS, COLUMNS, LINK)
+    assert all(link is None for link in table[LINK])
+
+
+@pytest.mark.parametrize("table", [
+    [],                                           # no columns
+    [[1]] * LINK,                                 # no link column
+    [[1, 2]] * LINK + [[None]],                   # columns longer than the link column
+    [[1]] * (LINK - 1) + [(1,), [None]],          # a column that is not a list
+])
+def test_a_misshapen_table_is_an_exception_not_a_crash(table):
+    with pytest.raises(TypeError):
+        _chain_native.link_columns(bytes(32), table, KEYS, COLUMNS, LINK)
+    assert _chain_native.link_columns(bytes(32), [[]] * (LINK + 1), KEYS, COLUMNS, LINK) == bytes(32)
