@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -79,7 +80,7 @@ class Signer:
         return (checkpoint.seq, checkpoint.key_id, checkpoint.collector, checkpoint.chain_hash, checkpoint.time,
                 checkpoint.signature)
 
-    def in_transaction(self, rows: list[list], last_checkpoint: int) -> list[CheckpointRow]:
+    def in_transaction(self, rows: Sequence[Sequence[Any]], last_checkpoint: int) -> list[CheckpointRow]:
         """The store's checkpointer (collector.store.Checkpointer): sign every `every`-th seq among
         the new rows (seq first, link last in each row; rows are consecutive seqs); the store
         writes them in the transaction of the rows."""

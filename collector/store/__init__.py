@@ -181,7 +181,7 @@ def row_to_event(row: Sequence[Any]) -> dict[str, Any]:
 # The signer's hook, called by the writer inside the storing transaction:
 # (new rows of one chain: seq first, link last, consecutive seqs; last checkpoint seq)
 # -> checkpoints to store in the same transaction (so checkpoints commit with their events).
-Checkpointer = Callable[[list[list[Any]], int], list[CheckpointRow]]
+Checkpointer = Callable[[Sequence[Sequence[Any]], int], list[CheckpointRow]]
 
 
 class EventWriter(Protocol):

@@ -230,7 +230,12 @@ def bloom_holds_any(bloom: bytes, pairs: Sequence[tuple[int, int]], hashes: int 
 
 def bloom_items(rows: Sequence[Sequence[Any]]) -> set[str]:
     """What a block's bloom holds: the words of its messages."""
-    return set(_TOKEN.findall(fold("\n".join(row[MESSAGE] for row in rows))))
+    return message_words([row[MESSAGE] for row in rows])
+
+
+def message_words(messages: Sequence[str]) -> set[str]:
+    """The words of `messages` as a block's bloom holds them."""
+    return set(_TOKEN.findall(fold("\n".join(messages))))
 
 
 def key_items(values: Sequence[Any], key: Callable[[str], str]) -> set[str]:
@@ -238,17 +243,17 @@ def key_items(values: Sequence[Any], key: Callable[[str], str]) -> set[str]:
     return {key(v) for v in set(values) if v}
 
 
-def word_bloom(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
-    """The filter of a block's message words (`columns`: the rows' columns, ROW_COLUMNS order)."""
+def word_bloom(columns: Sequence[Sequence[Any]]) -> bytes:
+    """The filter of a block's message words (`columns`: the block's columns, ROW_COLUMNS order)."""
     if _native is None:
-        return build_bloom(bloom_items(rows))
+        return build_bloom(message_words(columns[MESSAGE]))
     return _native.bloom(columns[MESSAGE], (), (), tokens, BLOOM_BITS_PER_ITEM, BLOOM_HASHES)
 
 
-def word_and_key_bloom(rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]]) -> bytes:
+def word_and_key_bloom(columns: Sequence[Sequence[Any]]) -> bytes:
     """The word filter of a block written before block_keys: its request ids and users too."""
     if _native is None:
-        return build_bloom(bloom_items(rows) | key_items(columns[REQUEST_ID], request_key)
+        return build_bloom(message_words(columns[MESSAGE]) | key_items(columns[REQUEST_ID], request_key)
                            | key_items(columns[USER], user_key))
     return _native.bloom(columns[MESSAGE], columns[REQUEST_ID], columns[USER], tokens, BLOOM_BITS_PER_ITEM,
                          BLOOM_HASHES)
@@ -352,7 +357,15 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     events): none is kept, as if each were None."""
     if not rows:
         raise ValueError("an empty block")
-    columns = _columns(rows)
+    return encode_columns(_columns(rows), link_before, derived_ids)
+
+
+def encode_columns(columns: list[list[Any]], link_before: Callable[[int], bytes],
+                   derived_ids: bool = False) -> EncodedBlock:
+    """encode_block of the same events kept by column (one list per ROW_COLUMNS name, equally
+    long, lists the encoder may keep): how the SQLite writer hands a transaction's events over."""
+    if not columns[SEQ]:
+        raise ValueError("an empty block")
     sections: list[bytes] = []
     spec: dict[str, Any] = {}
     for name in _INT_COLUMNS:
@@ -368,7 +381,8 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     sections.append(_native.link_prefixes(links, LINK_PREFIX) if _native is not None
                     else b"".join([bytes(link[:LINK_PREFIX]) for link in links]))
     spec["link_prefix"] = {"b": len(sections) - 1}
-    header = json.dumps({"format": FORMAT, "count": len(rows), "runs": runs, "columns": spec,
+    count = len(seqs)
+    header = json.dumps({"format": FORMAT, "count": count, "runs": runs, "columns": spec,
                          "sections": [len(s) for s in sections]}).encode()
     payload = len(header).to_bytes(4, "little") + header + b"".join(sections)
     times = columns[TIME]
@@ -379,9 +393,9 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
         if len(distinct) <= MAX_SUMMARY_VALUES:
             summary[name] = sorted(distinct, key=lambda v: (v is not None, v or ""))
     return EncodedBlock(
-        min_seq=seqs[0], max_seq=seqs[-1], min_time=min(times), max_time=max(times), count=len(rows),
-        min_level=min(columns[LEVEL]), namespace=rows[0][NAMESPACE], host=rows[0][HOST],
-        summary=json.dumps(summary), bloom=word_bloom(rows, columns), request_bloom=request_bloom,
+        min_seq=seqs[0], max_seq=seqs[-1], min_time=min(times), max_time=max(times), count=count,
+        min_level=min(columns[LEVEL]), namespace=columns[NAMESPACE][0], host=columns[HOST][0],
+        summary=json.dumps(summary), bloom=word_bloom(columns), request_bloom=request_bloom,
         user_bloom=user_bloom, data=_zstd_compress(payload),
         origins=_origin_spans(columns[ORIGIN], columns[POS]))
 

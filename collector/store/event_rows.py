@@ -1,4 +1,5 @@
-"""The rows (ROW_COLUMNS) of one chunk's new events, built column by column.
+"""The rows (ROW_COLUMNS) of one chunk's new events, built column by column; or those columns
+themselves (chunk_columns), which is how the SQLite writer keeps a transaction's events.
 
 The writer chains and encodes rows; a chunk arrives as columns. Each column is put into its stored
 form with one C-speed step (absent optional values become None, never "" or 0: they are stored and
@@ -45,6 +46,18 @@ def chunk_rows(first_seq: int, origin: int, received_at: int, host: str, host_ip
     """Rows for seqs first_seq.. of `columns` (position, time_us, app, pid, level, request_id, user,
     action, message, fields_json, tier, flags, id, equally long; an id None where the caller
     fills it in); `hash` is None."""
+    ordered = chunk_columns(first_seq, origin, received_at, host, host_ip, collector, namespace, source, log_type,
+                            columns)
+    if _native_rows is not None:
+        return _native_rows(ordered, len(ordered[0]))
+    return [list(row) for row in zip(*ordered)]
+
+
+def chunk_columns(first_seq: int, origin: int, received_at: int, host: str, host_ip: str | None,
+                  collector: str | None, namespace: str, source: str, log_type: str,
+                  columns: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """The same events as chunk_rows, kept by column: one list per ROW_COLUMNS name (the SQLite
+    writer keeps a transaction's events so)."""
     positions, times, apps, pids, levels, request_ids, users, actions, messages, fields, tiers, flags, ids = columns
     count = len(positions)
 
@@ -52,7 +65,6 @@ def chunk_rows(first_seq: int, origin: int, received_at: int, host: str, host_ip
         """A column with one value for every event."""
         return [value] * count
 
-    nones = same(None)
     by_name = {
         "seq": list(range(first_seq, first_seq + count)), "origin": same(origin), "pos": list(positions),
         "id": list(ids), "time": list(times), "received_at": same(received_at), "host": same(host),
@@ -60,9 +72,6 @@ def chunk_rows(first_seq: int, origin: int, received_at: int, host: str, host_ip
         "source": same(source), "log_type": same(log_type), "app": or_none(apps), "pid": or_none(pids),
         "level": list(levels), "request_id": or_none(request_ids), "user": or_none(users),
         "action": or_none(actions), "message": list(messages), "fields": or_none(fields), "tier": list(tiers),
-        "truncated": low_bits(flags), "hash": nones,
+        "truncated": low_bits(flags), "hash": same(None),
     }
-    ordered = [by_name[name] for name in ROW_COLUMNS]
-    if _native_rows is not None:
-        return _native_rows(ordered, count)
-    return [list(row) for row in zip(*ordered)]
+    return [by_name[name] for name in ROW_COLUMNS]

@@ -32,6 +32,7 @@ import psycopg
 
 from fleetlog.collector.store import (
     ROW_COLUMNS,
+    Checkpointer,
     CheckpointRow,
     DeleteResult,
     IncomingEvents,
@@ -108,7 +109,7 @@ class PostgresStore:
         self._origins: dict[tuple[str, str], int] = {}
         self._addresses: set[tuple[str, str]] = set()
         self._partitions: set[tuple[str, int]] = set()
-        self.checkpointer: Callable[[list[list[Any]], int], list[CheckpointRow]] | None = None
+        self.checkpointer: Checkpointer | None = None
         # Told when the database stops answering (the backend's health; see postgres_backend).
         self.on_down: Callable[[], None] | None = None
         self.size_bytes = 0

@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 from fleetlog.collector.store import ROW_COLUMNS
-from fleetlog.collector.store.blocks import EncodedBlock, encode_block
+from fleetlog.collector.store.blocks import EncodedBlock, encode_block, encode_columns
 from fleetlog.collector.store.sqlite_blocks import insert_block
 
 MAX_BLOCK_EVENTS = 8_192
@@ -35,6 +35,21 @@ def stream_blocks(rows: Sequence[list[Any]], link_before: Callable[[int], bytes]
     streams = _one_stream(rows) or _by_stream(rows)
     return [encode_block(group[start:start + MAX_BLOCK_EVENTS], link_before, derived_ids=not keep_ids)
             for group in streams for start in range(0, len(group), MAX_BLOCK_EVENTS)]
+
+
+def stream_column_blocks(table: list[list[Any]], link_before: Callable[[int], bytes]) -> list[EncodedBlock]:
+    """stream_blocks of a partition's events kept by column (one list per ROW_COLUMNS name, seq
+    order; the writer's new events, every id the derived one). A table of one stream, the usual
+    one, is cut into blocks by slicing its columns, without a list an event; one of several
+    streams is made into rows and goes the rows' way."""
+    if len(set(table[_NAMESPACE])) != 1 or len(set(table[_HOST])) != 1:
+        return stream_blocks([list(row) for row in zip(*table)], link_before)
+    count = len(table[0])
+    if count <= MAX_BLOCK_EVENTS:
+        return [encode_columns(table, link_before, derived_ids=True)]
+    return [encode_columns([column[start:start + MAX_BLOCK_EVENTS] for column in table], link_before,
+                           derived_ids=True)
+            for start in range(0, count, MAX_BLOCK_EVENTS)]
 
 
 def _one_stream(rows: Sequence[list[Any]]) -> list[Sequence[list[Any]]] | None:

@@ -217,7 +217,7 @@ def _filters_hold(header: Row, rows: list[list[Any]], keyed: bool) -> bool:
     except (ValueError, TypeError):
         return False
     stored = stored_filter(bloom)
-    if stored != word_bloom(rows, columns) and stored != word_and_key_bloom(rows, columns):
+    if stored != word_bloom(columns) and stored != word_and_key_bloom(columns):
         return False
     if not keyed:
         return True

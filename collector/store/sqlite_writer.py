@@ -25,8 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from operator import itemgetter
-from typing import Any
+from typing import Any, overload
 
 from fleetlog.collector.store import (
     ROW_COLUMNS,
@@ -45,9 +44,9 @@ from fleetlog.collector.store.blocks import (
     TIME,
     BlockError,
     EncodedBlock,
-    fill_ids,
+    event_ids,
 )
-from fleetlog.collector.store.event_rows import chunk_rows
+from fleetlog.collector.store.event_rows import chunk_columns
 from fleetlog.collector.store.partitions import (
     ConnectionPool,
     Partition,
@@ -65,7 +64,7 @@ from fleetlog.collector.store.sqlite_blocks import (
     delete_blocks,
     file_transaction,
 )
-from fleetlog.collector.store.sqlite_bulk import PartitionConnection, stream_blocks, wait_all
+from fleetlog.collector.store.sqlite_bulk import PartitionConnection, stream_column_blocks, wait_all
 from fleetlog.collector.store.sqlite_compact import FAN_IN, TIERS, compact_stream
 from fleetlog.collector.store.sqlite_convert import convert_row_partitions
 from fleetlog.collector.store.sqlite_migrate import migrate_single_file
@@ -91,7 +90,7 @@ class _Pending:
     """What one transaction adds to one partition, applied to the catalogue at commit."""
 
     part: Partition
-    rows: list[list[Any]]
+    events: int
     new: bool
     blocks: list[EncodedBlock] = field(default_factory=list)
     spans: dict[int, list[int]] = field(default_factory=dict)      # origin -> [min_pos, max_pos]
@@ -264,22 +263,24 @@ class SqliteStore:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             results = []
-            event_rows: list[list[Any]] = []
+            # The transaction's new events by column (ROW_COLUMNS): chained, routed and encoded
+            # as columns, with no list an event (docs/storage-model.md).
+            table: list[list[Any]] = [[] for _ in ROW_COLUMNS]
             added: dict[int, set[int]] = {}
             writing: list[concurrent.futures.Future[None]] = []
             try:
                 for incoming in batches:
-                    result, seq = self._rows_for(incoming, received_at_us, seq, event_rows, added)
+                    result, seq = self._events_for(incoming, received_at_us, seq, table, added)
                     results.append(result)
-                if event_rows:
+                if table[SEQ]:
                     # Chained inside the transaction: no acknowledged event is ever unchained.
-                    head = self._hand_over(event_rows, head, pending, opened, writing)
+                    head = self._hand_over(table, head, pending, opened, writing)
                     # The main file's part of the transaction, while the blocks are written.
                     self._catalogue_add(pending)
                     self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                           (("last_seq", str(seq)), ("chain_head", head.hex())))
                     if self.checkpointer is not None:
-                        signed = self.checkpointer(event_rows, checkpoint_seq)
+                        signed = self.checkpointer(_SeqsAndLinks(table), checkpoint_seq)
                         if signed:
                             self.conn.executemany(INSERT_CHECKPOINT, signed)
                             checkpoint_seq = signed[-1][0]
@@ -328,7 +329,7 @@ class SqliteStore:
                     self._small[key] = self._small.get(key, 0) + 1
                     if self._small[key] >= FAN_IN:
                         self._due[key] = None
-        budget = max(MERGE_BUDGET, 4 * sum(len(item.rows) for item in pending.values()))
+        budget = max(MERGE_BUDGET, 4 * sum(item.events for item in pending.values()))
         while self._due and budget > 0:
             key = next(iter(self._due))
             name, namespace, host = key
@@ -382,33 +383,33 @@ class SqliteStore:
                                        f"transaction failed: {exc}") from exc
             self._unclean.discard(name)
 
-    def _hand_over(self, rows: list[list[Any]], head: bytes, pending: dict[str, _Pending],
+    def _hand_over(self, table: list[list[Any]], head: bytes, pending: dict[str, _Pending],
                    opened: list[PartitionConnection], writing: list[concurrent.futures.Future[None]]) -> bytes:
-        """Chain the transaction's rows, route them to their partitions and start writing each
-        file's blocks in its thread. Returns the new head."""
+        """Chain the transaction's events (`table`, by column), route them to their partitions and
+        start writing each file's blocks in its thread. Returns the new head."""
         before = head
-        head = chain.link_rows(head, rows, CHAIN_COLUMNS, HASH)
-        first = rows[0][0]
+        head = chain.link_columns(head, table, CHAIN_COLUMNS, HASH)
+        links, first = table[HASH], table[SEQ][0]
 
         def link_before(seq: int) -> bytes:
             """The whole link of seq - 1: of this transaction, or the head it started from."""
-            return bytes(rows[seq - 1 - first][HASH]) if seq > first else before
+            return bytes(links[seq - 1 - first]) if seq > first else before
 
-        for name, routed in self._route(rows, pending).items():
+        for name, routed in self._route(table, pending).items():
             conn = self.partition_conn(name)
             conn.begin_batch()
             opened.append(conn)
             # Encoded here, one file after the other: a zstd compressor is not thread-safe.
-            blocks = stream_blocks(routed, link_before)
+            blocks = stream_column_blocks(routed, link_before)
             pending[name].blocks += blocks
             writing.append(self._threads.submit(conn.insert_blocks, blocks))
         return head
 
-    def _route(self, rows: list[list[Any]], pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
-        """Rows by partition: tier and period of the event's time. Adds them to `pending` (new
-        partitions get their file) and returns them by partition name."""
+    def _route(self, table: list[list[Any]], pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
+        """The events (by column) by partition: tier and period of the event's time. Adds them to
+        `pending` (new partitions get their file) and returns each partition's table by name."""
         routed: dict[str, list[list[Any]]] = {}
-        groups = _one_partition(rows, self.period_us) or _by_partition(rows, self.period_us)
+        groups = _one_partition(table, self.period_us) or _by_partition(table, self.period_us)
         for (tier, start), group in groups.items():
             name = partition_name(tier, start)
             item = pending.get(name)
@@ -417,9 +418,9 @@ class SqliteStore:
                 new = part is None
                 if part is None:
                     part = self._new_partition(name, tier, start)
-                item = pending[name] = _Pending(replace(part), [], new)
+                item = pending[name] = _Pending(replace(part), 0, new)
             routed[name] = group
-            item.rows.extend(group)
+            item.events += len(group[SEQ])
         return routed
 
     def _new_partition(self, name: str, tier: str, start: int) -> Partition:
@@ -506,9 +507,10 @@ class SqliteStore:
                             if row[ORIGIN] == origin and low <= row[POS] <= high and row[SEQ] <= self.last_seq)
         return seen
 
-    def _rows_for(self, incoming: IncomingEvents, received_at: int, seq: int, out: list[list[Any]],
-                  added: dict[int, set[int]]) -> tuple[StoreResult, int]:
-        """Append the new events of one chunk to `out` as rows (ROW_COLUMNS, hash still None)."""
+    def _events_for(self, incoming: IncomingEvents, received_at: int, seq: int, table: list[list[Any]],
+                    added: dict[int, set[int]]) -> tuple[StoreResult, int]:
+        """Append the new events of one chunk to `table` (a list per ROW_COLUMNS name; hash still
+        None)."""
         result = StoreResult()
         count = len(incoming)
         if count == 0:
@@ -528,7 +530,9 @@ class SqliteStore:
         columns: Sequence[Sequence[Any]] = (
             positions, incoming.time_us, incoming.app, incoming.pid, incoming.level, incoming.request_id,
             incoming.user, incoming.action, incoming.message, incoming.fields_json, incoming.tier, incoming.flags,
-            incoming.ids if incoming.ids is not None else [None] * count)
+            # The ids (contract §4.2: hashed into the chain, not stored) in one C loop, not a
+            # Python call an event; the intake's batches have them already.
+            incoming.ids if incoming.ids is not None else event_ids(host, source_key, positions))
         duplicates = 0
         fresh = set(positions)
         if len(fresh) == count and seen.isdisjoint(fresh):
@@ -546,13 +550,13 @@ class SqliteStore:
             count = len(keep)
         first = seq + 1
         seq += count
-        rows = chunk_rows(first, origin, received_at, host, host_ip, collector, namespace, source, log_type,
-                          columns)
-        if incoming.ids is None:
-            # The ids (contract §4.2: hashed into the chain, not stored) in one C loop, not a
-            # Python call an event; the intake's batches have them already.
-            fill_ids(rows, {origin: (host, source_key)})
-        out.extend(rows)
+        chunk = chunk_columns(first, origin, received_at, host, host_ip, collector, namespace, source, log_type,
+                              columns)
+        if table[SEQ]:
+            for column, values in zip(table, chunk):
+                column.extend(values)
+        else:
+            table[:] = chunk        # the transaction's first chunk: its new lists are the table
         result.stored = seq - first + 1
         result.duplicates = duplicates
         if result.stored:
@@ -744,31 +748,52 @@ class SqliteStore:
             self.conn.close()
 
 
-def _one_partition(rows: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]] | None:
-    """{(tier, period start): rows} when every row goes to one partition, the usual transaction
-    (checked with C loops over two columns); else None."""
-    tiers = set(map(itemgetter(_TIER), rows))
+def _one_partition(table: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]] | None:
+    """{(tier, period start): table} when every event goes to one partition, the usual
+    transaction (checked with C loops over two columns); else None."""
+    tiers = set(table[_TIER])
     if len(tiers) != 1:
         return None
-    times = list(map(itemgetter(TIME), rows))
+    times = table[TIME]
     first, last = min(times), max(times)
     start = first - first % period
     if last - last % period != start:
         return None
-    return {(tiers.pop(), start): rows}
+    return {(tiers.pop(), start): table}
 
 
-def _by_partition(rows: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]]:
-    """Rows by (tier, period start), in order of first appearance."""
-    groups: dict[tuple[str, int], list[list[Any]]] = {}
-    for row in rows:
-        time_us = row[TIME]
-        key = (row[_TIER], time_us - time_us % period)
-        target = groups.get(key)
-        if target is None:
-            target = groups[key] = []
-        target.append(row)
-    return groups
+def _by_partition(table: list[list[Any]], period: int) -> dict[tuple[str, int], list[list[Any]]]:
+    """The events by (tier, period start), in order of first appearance, each group by column."""
+    at: dict[tuple[str, int], list[int]] = {}
+    for i, (tier, time_us) in enumerate(zip(table[_TIER], table[TIME])):
+        key = (tier, time_us - time_us % period)
+        indexes = at.get(key)
+        if indexes is None:
+            indexes = at[key] = []
+        indexes.append(i)
+    return {key: [[column[i] for i in indexes] for column in table] for key, indexes in at.items()}
+
+
+class _SeqsAndLinks(Sequence[tuple[int, bytes]]):
+    """What the checkpointer reads of a transaction's events kept by column: row i as (seq,
+    link), seq first and link last as in a row (collector.store.Checkpointer)."""
+
+    def __init__(self, table: list[list[Any]]):
+        self._seqs, self._links = table[SEQ], table[HASH]
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, bytes]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[int, bytes]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, bytes] | Sequence[tuple[int, bytes]]:
+        if isinstance(index, slice):
+            return list(zip(self._seqs[index], self._links[index]))
+        return self._seqs[index], self._links[index]
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -403,7 +403,7 @@ def test_a_file_written_before_block_keys_verifies(copy, signed):
     conn.execute("DROP TABLE block_keys")
     for block_id in block_ids(conn):
         rows = decoded(conn, block_id).rows
-        legacy = blocks.word_and_key_bloom(rows, list(zip(*rows)))
+        legacy = blocks.word_and_key_bloom(list(zip(*rows)))
         conn.execute("UPDATE blocks SET bloom = ? WHERE id = ?", (legacy, block_id))
     conn.commit()
     conn.close()
