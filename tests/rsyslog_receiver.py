@@ -118,9 +118,14 @@ class RsyslogReceiver:
         if not path.exists():
             return []
         text = path.read_text(encoding="utf-8", errors="replace")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        # Whole lines only: rsyslog may be writing the last one as it is read.
+        complete = text[:text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def wait_received(self, input_name: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-        wait_for(lambda: len(self.received(input_name)) >= count, timeout,
-                 f"{count} messages at rsyslog's {input_name} input (have {len(self.received(input_name))})")
+        try:
+            wait_for(lambda: len(self.received(input_name)) >= count, timeout,
+                     f"{count} messages at rsyslog's {input_name} input")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (have {len(self.received(input_name))})") from None
         return self.received(input_name)
