@@ -177,7 +177,10 @@ class IngestConfig:
 
     max_message_bytes: Size = 4 * 1024 * 1024       # one gRPC message, after gzip/zstd expansion
     max_batch_events: int = 50_000
-    max_pending_events: int = 20_000                 # received, not yet committed, all agents
+    # Received, not yet committed, all agents. Room for the writer's transaction (it takes up to
+    # 50,000 events a group) and the batches prepared meanwhile: at 20,000 the receiving side
+    # waited for each commit (collector alone 4-15 % slower, peak RSS 28 MiB lower at 1M events).
+    max_pending_events: int = 60_000
     max_pending_bytes: Size = 32 * 1024 * 1024
     max_streams_per_connection: int = 8
     # Event times a peer may set (collector/event_times.py): older or further ahead than these
