@@ -12,7 +12,7 @@ import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import zstandard
 from google.protobuf.message import DecodeError
@@ -184,10 +184,11 @@ def _chunks(batch: pb.Batch, limits: IngestLimits) -> tuple[list[pb.Chunk], int]
 _COLUMNS = ("time_us", "level", "message", "request_id", "user", "action", "app", "pid", "fields_json", "flags")
 
 
-def _check_columns(chunk: pb.Chunk) -> tuple[int, list[str]]:
+def _check_columns(chunk: pb.Chunk) -> tuple[int, dict[str, list[Any]]]:
     """Every per-event column has one value per event, and every value is one the store and the
     queries can hold; BadBatch names the first that is not. Returns the count of events and the
-    fields_json values (made into str objects once, for the check and the events)."""
+    columns it made into lists for the check (fields_json, position, time_us), for the events
+    too: a protobuf column makes its Python values again at every pass over it."""
     count = len(chunk.position)
     where = f"chunk of source {chunk.source!r}"
     for name in _COLUMNS:
@@ -206,12 +207,13 @@ def _check_columns(chunk: pb.Chunk) -> tuple[int, list[str]]:
         raise BadBatch("bad_value", f"{where}: relayed_host is longer than {MAX_RELAYED_HOST} characters or "
                        "holds a NUL")
     if count == 0:
-        return 0, []
+        return 0, {"fields_json": [], "position": [], "time_us": []}
     if max(chunk.level) > MAX_LEVEL:
         raise BadBatch("bad_value", f"{where}: level {max(chunk.level)} out of range (0 emergency .. 7 debug)")
-    if max(chunk.position) > MAX_POSITION:
-        raise BadBatch("bad_value", f"{where}: position {max(chunk.position)} beyond 2^63-1")
-    times = chunk.time_us
+    positions = list(chunk.position)
+    if max(positions) > MAX_POSITION:
+        raise BadBatch("bad_value", f"{where}: position {max(positions)} beyond 2^63-1")
+    times = list(chunk.time_us)
     if min(times) < MIN_TIME_US or max(times) > MAX_TIME_US:
         bad = next(t for t in times if not MIN_TIME_US <= t <= MAX_TIME_US)
         raise BadBatch("bad_value", f"{where}: time_us {bad} outside the years 0001-9999")
@@ -220,7 +222,7 @@ def _check_columns(chunk: pb.Chunk) -> tuple[int, list[str]]:
         if not _is_json_object(texts[i]):
             raise BadBatch("bad_value", f"{where}: fields_json of event {i} is not a JSON object "
                            "(send \"\" for no fields)")
-    return count, texts
+    return count, {"fields_json": texts, "position": positions, "time_us": times}
 
 
 def _uncertain_objects(texts: Sequence[str]) -> Sequence[int]:
@@ -329,7 +331,7 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
                            "tokens_file entry allows it)")
     checked = [_check_columns(chunk) for chunk in unpacked.chunks]
     prepared = PreparedBatch(events=[])
-    for chunk, (count, fields_json) in zip(unpacked.chunks, checked):
+    for chunk, (count, listed) in zip(unpacked.chunks, checked):
         prepared.received += count
         namespace = chunk.namespace or "default"
         if namespace == COLLECTOR_NAMESPACE or (origin.namespaces is not None and namespace not in origin.namespaces):
@@ -345,8 +347,8 @@ def prepare_chunks(unpacked: Unpacked, origin: Origin, classifier: Classifier) -
         if not keep:
             continue
         columns = {name: list(getattr(chunk, name)) for name in (
-            "position", "time_us", "message", "request_id", "user", "action", "app", "pid")}
-        columns["fields_json"] = fields_json
+            "message", "request_id", "user", "action", "app", "pid")}
+        columns.update(listed)
         level, flags = bytes(levels), bytes(chunk.flags)
         if len(keep) != count:
             columns = {name: [values[i] for i in keep] for name, values in columns.items()}
