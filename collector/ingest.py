@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import zstandard
 from google.protobuf.message import DecodeError
+from zlib_ng import zlib_ng
 
 from fleetlog.collector.classify import Classifier
 from fleetlog.collector.internal import COLLECTOR_NAMESPACE
@@ -125,10 +126,10 @@ def _unpack_zstd(batch: pb.Batch, limits: IngestLimits) -> bytes:
 
 def _unpack_gzip(batch: pb.Batch, limits: IngestLimits) -> bytes:
     """One gzip member, inflated to at most max_message_bytes + 1 (more is refused, never made)."""
-    inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
+    inflater = zlib_ng.decompressobj(wbits=_GZIP_WBITS)    # zlib's API; 2.3x zlib's speed here
     try:
         data = inflater.decompress(batch.packed, limits.max_message_bytes + 1)
-    except zlib.error as exc:
+    except zlib_ng.error as exc:  # type: ignore[misc]  # a class; its stub calls it an instance
         raise BadBatch("bad_compression", f"batch {batch.batch_id}: cannot decode its gzip payload: {exc}") from None
     if len(data) <= limits.max_message_bytes and not inflater.eof:
         raise BadBatch("bad_compression", f"batch {batch.batch_id}: its gzip payload is cut short")
