@@ -4,9 +4,9 @@
 `synchronous = full`, 20,000 events per transaction) with the collector's Signer attached: the
 hash chain plus an Ed25519 checkpoint every 1,000 events inside each transaction (the default).
 The chain cannot be switched off (it is part of every row), so instead of a second run without
-it, the run times its two steps where they happen: `chain.link_rows` (the canonical form and two
-SHA-256 per event for the whole transaction; C where common/_chain_native was built, as `make
-install` does) and the signer's checkpointer. The loss is their share of the run's time, which
+it, the run times its two steps where they happen: `chain.link_columns` (the canonical form and
+two SHA-256 per event for the whole transaction, kept by column; C where common/_chain_native was
+built, as `make install` does) and the signer's checkpointer. The loss is their share of the run's time, which
 is what throughput would gain without them.
 """
 
@@ -62,7 +62,7 @@ def _measure(path: str) -> tuple[float, float, float]:
     store = SqliteStore(path, "full", collector="bench-collector")
     Signer(Ed25519PrivateKey.generate(), "bench-collector", every=1000).attach(store)
     checkpoints = store.checkpointer = _Timed(store.checkpointer)
-    links = chain.link_rows = _Timed(chain.link_rows)  # the writer calls it through the module
+    links = chain.link_columns = _Timed(chain.link_columns)  # the writer calls it through the module
     chunks = _chunks(0)
     try:
         started = time.perf_counter()
@@ -70,7 +70,7 @@ def _measure(path: str) -> tuple[float, float, float]:
             store.store_batch(chunks[first:first + PER_TRANSACTION], 1_764_686_300_000_000)
         elapsed = time.perf_counter() - started
     finally:
-        chain.link_rows = links.function
+        chain.link_columns = links.function
         store.close()
     return EVENTS / elapsed, links.seconds, checkpoints.seconds
 
