@@ -13,7 +13,7 @@ from fleetlog.collector.config import CollectorConfig, NamespaceRetention, Reten
 from fleetlog.collector.filters import build_filter_spec
 from fleetlog.collector.retention import PURGE_ACTION
 from fleetlog.collector.signing import Signer
-from fleetlog.collector.store import ROW_COLUMNS
+from fleetlog.collector.store import EVENT_COLUMNS, ROW_COLUMNS
 from fleetlog.collector.store.blocks import encode_block
 from fleetlog.collector.store.sqlite import SqliteReader, SqliteStore
 from fleetlog.collector.store.sqlite_blocks import insert_block
@@ -215,3 +215,34 @@ def test_a_new_partition_period_applies_to_new_partitions_and_reads_merge_both(t
     reader = SqliteReader(str(tmp_path / "events.db"))
     assert _messages(reader.search(build_filter_spec({}))) == ["6h 1h", "day 7h", "6h 8h", "day 9h"]
     assert _messages(reader.search(build_filter_spec({}), order="desc", limit=3)) == ["day 9h", "6h 8h", "day 7h"]
+
+
+def test_one_transaction_of_several_streams_and_a_long_one_stores_every_event_in_its_block(tmp_path):
+    """The writer keeps a transaction by column: a stream longer than a block is cut by slicing its
+    columns, a partition of several streams goes the rows' way; either way every event is stored
+    once, in seq order, one stream a block, and the chain verifies."""
+    import sqlite3
+
+    from fleetlog.collector.store.sqlite_bulk import MAX_BLOCK_EVENTS
+    key = Ed25519PrivateKey.generate()
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    Signer(key, "c1", every=1000).attach(store)
+    long = MAX_BLOCK_EVENTS + 100
+    store.store_batch([incoming("web-1", "a", list(range(1, long + 1)), time_us=[NOW + i for i in range(long)]),
+                       incoming("web-2", "b", [1, 2, 3], time_us=[NOW + 1, NOW + 2, NOW + 3],
+                                messages=["b1", "b2", "b3"]),
+                       incoming("web-1", "c", [7], time_us=[NOW + 4], messages=["c7"])], NOW)
+    [path] = (tmp_path / "partitions").glob("*.db")
+    with sqlite3.connect(path) as conn:
+        blocks = conn.execute("SELECT host, count, min_seq, max_seq FROM blocks ORDER BY min_seq").fetchall()
+    assert blocks == [("web-1", MAX_BLOCK_EVENTS, 1, MAX_BLOCK_EVENTS),
+                      ("web-1", 101, MAX_BLOCK_EVENTS + 1, long + 4),
+                      ("web-2", 3, long + 1, long + 3)]
+    reader = SqliteReader(str(tmp_path / "events.db"))
+    [(_, rows)] = reader.read_after({}, None, long + 10)
+    assert [r[0] for r in rows] == list(range(1, long + 5))
+    assert [r[16] for r in rows[long:]] == ["b1", "b2", "b3", "c7"]
+    host = EVENT_COLUMNS.index("host")
+    assert [r[host] for r in rows[long - 1:]] == ["web-1", "web-2", "web-2", "web-2", "web-1"]
+    store.close()
+    assert verify_db(str(tmp_path), key.public_key()).events == long + 4
