@@ -327,22 +327,18 @@ static PyObject *link_table(PyObject *args, int by_column) {
     cols = PyMem_Calloc((size_t)key_count, sizeof *cols);
     steps[0].event_ends = PyMem_Calloc(BLOCK_ROWS + 1, sizeof(size_t));
     steps[1].event_ends = PyMem_Calloc(BLOCK_ROWS + 1, sizeof(size_t));
-    links = PyMem_Malloc(32 * ((size_t)row_count + 1));
-    if (!cols || !steps[0].event_ends || !steps[1].event_ends || !links) {
+    if (!cols || !steps[0].event_ends || !steps[1].event_ends) {
         PyErr_NoMemory();
         goto done;
     }
     if (columns_init(cols, keys, columns, key_count) < 0)
         goto done;
-    if (by_column) {    /* `rows` is the table; the row count is its columns' length */
-        PyMem_Free(links);
-        if (check_table(rows, cols, key_count, link_column, &row_count) < 0 ||
-            (links = PyMem_Malloc(32 * ((size_t)row_count + 1))) == NULL) {
-            links = NULL;
-            if (!PyErr_Occurred())
-                PyErr_NoMemory();
-            goto done;
-        }
+    /* By column, `rows` is the table: the row count is its columns' length. */
+    if (by_column && check_table(rows, cols, key_count, link_column, &row_count) < 0)
+        goto done;
+    if ((links = PyMem_Malloc(32 * ((size_t)row_count + 1))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
 
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
