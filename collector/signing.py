@@ -22,7 +22,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -80,15 +79,15 @@ class Signer:
         return (checkpoint.seq, checkpoint.key_id, checkpoint.collector, checkpoint.chain_hash, checkpoint.time,
                 checkpoint.signature)
 
-    def in_transaction(self, rows: Sequence[Sequence[Any]], last_checkpoint: int) -> list[CheckpointRow]:
+    def in_transaction(self, first: int, links: Sequence[bytes], last_checkpoint: int) -> list[CheckpointRow]:
         """The store's checkpointer (collector.store.Checkpointer): sign every `every`-th seq among
-        the new rows (seq first, link last in each row; rows are consecutive seqs); the store
-        writes them in the transaction of the rows."""
-        first, last = rows[0][0], rows[-1][0]
+        the new events (seqs first.., links[i] the link of first + i); the store writes them in
+        the transaction of the events."""
+        last = first + len(links) - 1
         target = max(last_checkpoint + self.every, first)   # overdue (e.g. stored unsigned before): sign now
         signed = []
         while target <= last:
-            signed.append(self._sign(target, rows[target - first][-1]))
+            signed.append(self._sign(target, links[target - first]))
             target += self.every
         if signed and self.on_signed is not None:
             self.on_signed(len(signed))

@@ -179,9 +179,9 @@ def row_to_event(row: Sequence[Any]) -> dict[str, Any]:
 
 
 # The signer's hook, called by the writer inside the storing transaction:
-# (new rows of one chain: seq first, link last, consecutive seqs; last checkpoint seq)
-# -> checkpoints to store in the same transaction (so checkpoints commit with their events).
-Checkpointer = Callable[[Sequence[Sequence[Any]], int], list[CheckpointRow]]
+# (the first new seq of one chain, the links of it and the consecutive seqs after it, the last
+# checkpoint seq) -> checkpoints to store in the same transaction (so they commit with their events).
+Checkpointer = Callable[[int, Sequence[bytes], int], list[CheckpointRow]]
 
 
 class EventWriter(Protocol):

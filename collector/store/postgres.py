@@ -250,7 +250,7 @@ class PostgresStore:
                     for row in rows:
                         copy.write_row((name, *row))
                 if self.checkpointer is not None:
-                    checkpoints = self.checkpointer(rows, checkpoint_seq)
+                    checkpoints = self.checkpointer(rows[0][0], [row[_HASH_COLUMN] for row in rows], checkpoint_seq)
                     self._insert_checkpoints(checkpoints)
                     checkpoint_seq = max([checkpoint_seq, *(cp[0] for cp in checkpoints)])
                 self.conn.execute("UPDATE chains SET last_seq = %s, head = %s, last_checkpoint_seq = %s"

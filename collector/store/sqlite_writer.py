@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, overload
+from typing import Any
 
 from fleetlog.collector.store import (
     ROW_COLUMNS,
@@ -280,7 +280,7 @@ class SqliteStore:
                     self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                           (("last_seq", str(seq)), ("chain_head", head.hex())))
                     if self.checkpointer is not None:
-                        signed = self.checkpointer(_SeqsAndLinks(table), checkpoint_seq)
+                        signed = self.checkpointer(table[SEQ][0], table[HASH], checkpoint_seq)
                         if signed:
                             self.conn.executemany(INSERT_CHECKPOINT, signed)
                             checkpoint_seq = signed[-1][0]
@@ -772,28 +772,6 @@ def _by_partition(table: list[list[Any]], period: int) -> dict[tuple[str, int], 
             indexes = at[key] = []
         indexes.append(i)
     return {key: [[column[i] for i in indexes] for column in table] for key, indexes in at.items()}
-
-
-class _SeqsAndLinks(Sequence[tuple[int, bytes]]):
-    """What the checkpointer reads of a transaction's events kept by column: row i as (seq,
-    link), seq first and link last as in a row (collector.store.Checkpointer)."""
-
-    def __init__(self, table: list[list[Any]]):
-        self._seqs, self._links = table[SEQ], table[HASH]
-
-    def __len__(self) -> int:
-        return len(self._seqs)
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[int, bytes]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[tuple[int, bytes]]: ...
-
-    def __getitem__(self, index: int | slice) -> tuple[int, bytes] | Sequence[tuple[int, bytes]]:
-        if isinstance(index, slice):
-            return list(zip(self._seqs[index], self._links[index]))
-        return self._seqs[index], self._links[index]
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -29,10 +29,9 @@ def _sign(key: Ed25519PrivateKey, collector: str, seq: int, link: bytes) -> tupl
 
 
 def _checkpointer(key: Ed25519PrivateKey, collector: str):
-    def sign(rows: list[list], last: int) -> list[tuple]:
-        first = rows[0][0]
-        return [_sign(key, collector, seq, rows[seq - first][-1])
-                for seq in range(max(last + EVERY, first), rows[-1][0] + 1, EVERY)
+    def sign(first: int, links: list[bytes], last: int) -> list[tuple]:
+        return [_sign(key, collector, seq, links[seq - first])
+                for seq in range(max(last + EVERY, first), first + len(links), EVERY)
                 if seq - last >= EVERY or seq == first]
     return sign
 

@@ -147,9 +147,9 @@ def test_a_disk_full_at_any_point_of_a_transaction_of_two_files_heals_without_re
     signed = store.checkpointer
     assert signed is not None
 
-    def checkpointer(rows, last):        # the main file's part of the transaction
+    def checkpointer(first, links, last):    # the main file's part of the transaction
         disk.write("main-part")
-        return signed(rows, last)
+        return signed(first, links, last)
 
     store.checkpointer = checkpointer
     store.conn = MainFile(store.conn, disk)  # type: ignore[assignment]
