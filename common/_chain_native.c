@@ -3,9 +3,7 @@
  * The canonical form and the chain are defined in common/chain.py (and docs/tamper-evidence.md);
  * this produces the same bytes as its reference (json.dumps with sort_keys, compact separators,
  * ensure_ascii=False, UTF-8) for the value types the store keeps: None, int, bool and str.
- * tests/unit/test_chain_native.py compares the two. Python's per-event cost of the same work
- * (formatting 20 fields, two hashlib calls) was ~2.3 us; here it is ~0.7 us, about 0.45 of it
- * the two SHA-256 themselves (`make bench`, section signing).
+ * tests/unit/test_chain_native.py compares the two.
  *
  *   link_rows(head: bytes, rows: list[list], keys: tuple[str], columns: tuple[int], link_column: int) -> bytes
  *   link_columns(head: bytes, table: list[list], keys: tuple[str], columns: tuple[int], link_column: int) -> bytes
@@ -15,24 +13,29 @@
  * returned. Nothing is changed if any row fails (TypeError, UnicodeEncodeError). Rows are lists
  * so the link goes into the row the writer built, without a second copy of it. link_columns is
  * the same over a table kept by column (table[c][i] is row i's value of column c, every column
- * as long): the links go into table[link_column]. The call keeps the GIL; a helper thread it
- * starts hashes bytes already made, and touches no Python object.
+ * as long): the links go into table[link_column].
+ *
+ * Three passes, so that the costly part holds no GIL: (1) with the GIL, each value is looked at
+ * once and noted as a piece (a str's UTF-8, an int's digits, or "as the row before"); (2) without
+ * it, the canonical bytes are made from the pieces and hashed, a helper thread hashing one step
+ * while the next is made; (3) with it again, the links go into the rows. The collector's
+ * receiving thread prepares batches during (2), which was three quarters of the call. The caller
+ * must not change the rows (or the table) from another thread during the call: the pieces point
+ * into the strs they hold.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
-/* Rows a step. A step's canonical bytes are made with the GIL (they read Python objects) while a
- * helper thread hashes the step before, which needs no Python object: the two overlap, and the
- * call keeps the GIL throughout. Letting the GIL go while hashing, as before, made the writer win
- * it back from the collector's receiving thread at every step, which may keep it for the
- * interpreter's switch interval (5 ms): 0.7-0.9 us an event of waiting in the running collector,
- * more than the hashing itself. 2048 rows of about 600 bytes keep each of the two buffers near
- * 1.2 MB. */
+/* Rows a step of pass (2): one step's canonical bytes are made while the helper thread hashes the
+ * step before. 2048 rows of about 600 bytes keep each of the two buffers near 1.2 MB. */
 #define BLOCK_ROWS 2048
 
+/* A growable byte buffer on the raw allocator, which pass (2) may call without the GIL. Failing
+ * to grow is -1 and nothing else: a caller that holds the GIL raises MemoryError. */
 typedef struct {
     char *data;
     size_t len;
@@ -41,13 +44,14 @@ typedef struct {
 
 static int buffer_grow(Buffer *buf, size_t extra) {
     size_t cap = buf->cap ? buf->cap : 4096;
-    while (cap < buf->len + extra)
+    while (cap < buf->len + extra) {
+        if (cap > SIZE_MAX / 2)
+            return -1;
         cap *= 2;
-    char *data = PyMem_Realloc(buf->data, cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
     }
+    char *data = PyMem_RawRealloc(buf->data, cap);
+    if (data == NULL)
+        return -1;
     buf->data = data;
     buf->cap = cap;
     return 0;
@@ -74,30 +78,22 @@ static void init_escape_table(void) {
     needs_escape['"'] = needs_escape['\\'] = 1;
 }
 
-/* A JSON string as json.encoder.encode_basestring writes it, then UTF-8: '"' and '\\' escaped,
- * \b \f \n \r \t in short form, other control characters as \u00xx (lowercase hex), everything
- * else as is. Working on UTF-8 bytes is safe: bytes of multi-byte sequences are all >= 0x80.
- * Runs that need no escaping (nearly all text) are copied whole. */
-static int add_json_string(Buffer *buf, PyObject *text) {
+/* The UTF-8 `s` (`n` bytes) as a JSON string, as json.encoder.encode_basestring writes it: '"'
+ * and '\\' escaped, \b \f \n \r \t in short form, other control characters as \u00xx (lowercase
+ * hex), everything else as is. Working on UTF-8 bytes is safe: bytes of multi-byte sequences are
+ * all >= 0x80. Runs that need no escaping (nearly all text) are copied whole. No GIL needed. */
+static int add_json_string(Buffer *buf, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    Py_ssize_t n;
-    const char *s;
-    if (PyUnicode_IS_COMPACT_ASCII(text)) {  /* the common case: the str's own bytes are UTF-8 */
-        s = (const char *)PyUnicode_DATA(text);
-        n = PyUnicode_GET_LENGTH(text);
-    } else if ((s = PyUnicode_AsUTF8AndSize(text, &n)) == NULL) {
-        return -1;
-    }
-    if (buffer_reserve(buf, (size_t)n * 6 + 2) < 0)
+    if (n > (SIZE_MAX - 2) / 6 || buffer_reserve(buf, n * 6 + 2) < 0)
         return -1;
     char *out = buf->data + buf->len;
     *out++ = '"';
-    Py_ssize_t run = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!needs_escape[c])
             continue;
-        memcpy(out, s + run, (size_t)(i - run));
+        memcpy(out, s + run, i - run);
         out += i - run;
         run = i + 1;
         *out++ = '\\';
@@ -114,11 +110,21 @@ static int add_json_string(Buffer *buf, PyObject *text) {
             *out++ = hex[c >> 4]; *out++ = hex[c & 0xf];
         }
     }
-    memcpy(out, s + run, (size_t)(n - run));
+    memcpy(out, s + run, n - run);
     out += n - run;
     *out++ = '"';
     buf->len = (size_t)(out - buf->data);
     return 0;
+}
+
+/* A str's UTF-8: its own bytes when it is ASCII, else the form PyUnicode_AsUTF8AndSize keeps in
+ * the str (UnicodeEncodeError for a lone surrogate). Both live as long as the str. GIL held. */
+static const char *utf8_of(PyObject *text, Py_ssize_t *n) {
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {
+        *n = PyUnicode_GET_LENGTH(text);
+        return (const char *)PyUnicode_DATA(text);
+    }
+    return PyUnicode_AsUTF8AndSize(text, n);
 }
 
 /* Decimal digits of a 64-bit integer (snprintf was a fifth of the whole call). */
@@ -134,43 +140,62 @@ static int add_integer(Buffer *buf, long long number) {
     return buffer_add(buf, p, (size_t)(end - p));
 }
 
-static int add_value(Buffer *buf, PyObject *value) {
-    if (value == Py_None)
-        return buffer_add(buf, "null", 4);
-    if (PyUnicode_Check(value))
-        return add_json_string(buf, value);
-    if (PyBool_Check(value))
-        return value == Py_True ? buffer_add(buf, "true", 4) : buffer_add(buf, "false", 5);
-    if (PyLong_Check(value)) {
+/* The JSON of a value that is not a str (null, true, false, an integer) appended to `buf`, or an
+ * exception: TypeError for a type the canonical form has no encoding for. GIL held. */
+static int add_literal(Buffer *buf, PyObject *value) {
+    int rc;
+    if (value == Py_None) {
+        rc = buffer_add(buf, "null", 4);
+    } else if (PyBool_Check(value)) {
+        rc = value == Py_True ? buffer_add(buf, "true", 4) : buffer_add(buf, "false", 5);
+    } else if (PyLong_Check(value)) {
         int overflow = 0;
         long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (number == -1 && PyErr_Occurred())
             return -1;
-        if (!overflow)
-            return add_integer(buf, number);
-        /* beyond 64 bits: Python's own decimal form, as json writes it */
-        PyObject *digits = PyObject_Str(value);
-        if (digits == NULL)
-            return -1;
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(digits, &n);
-        int rc = s == NULL ? -1 : buffer_add(buf, s, (size_t)n);
-        Py_DECREF(digits);
-        return rc;
+        if (!overflow) {
+            rc = add_integer(buf, number);
+        } else {    /* beyond 64 bits: Python's own decimal form, as json writes it */
+            PyObject *digits = PyObject_Str(value);
+            Py_ssize_t n;
+            const char *s = digits == NULL ? NULL : PyUnicode_AsUTF8AndSize(digits, &n);
+            if (s == NULL) {
+                Py_XDECREF(digits);
+                return -1;
+            }
+            rc = buffer_add(buf, s, (size_t)n);
+            Py_DECREF(digits);
+        }
+    } else {
+        PyErr_Format(PyExc_TypeError, "the canonical form has no encoding for %.100s values",
+                     Py_TYPE(value)->tp_name);
+        return -1;
     }
-    PyErr_Format(PyExc_TypeError, "the canonical form has no encoding for %.100s values",
-                 Py_TYPE(value)->tp_name);
-    return -1;
+    if (rc < 0)
+        PyErr_NoMemory();
+    return rc;
 }
 
-/* One canonical key: `{"key":` for the first, `,"key":` for the rest, followed by the encoding
- * of the last value seen in its column. Values that repeat from row to row (host, source, tier,
- * the receive time, small ints: the same object) are then copied, not encoded again. */
+/* One value of one row, noted in pass (1) and written in pass (2) after its key. */
+enum { PIECE_STR, PIECE_LITERAL, PIECE_REPEAT };
+
+typedef struct {
+    union {
+        const char *text;   /* PIECE_STR: the str's UTF-8, escaped when written */
+        size_t offset;      /* PIECE_LITERAL: where its JSON is in the call's literals */
+    } at;
+    uint32_t size;
+    uint32_t kind;          /* PIECE_REPEAT: the same object as the row before: its JSON again */
+} Piece;
+
+/* One canonical key: its prefix (`{"key":` for the first, `,"key":` for the rest) and where its
+ * values are. Values that repeat from row to row (host, source, tier, the receive time, small
+ * ints: the same object) are encoded once: `last` keeps the JSON written for the next row. */
 typedef struct {
     Py_ssize_t index;    /* the row column holding this key's value */
-    size_t prefix_len;
-    PyObject *last;      /* strong reference, so the pointer cannot be reused while cached */
-    Buffer encoded;      /* prefix, then the encoding of `last` */
+    Buffer prefix;
+    PyObject *seen;      /* pass (1): the value of the row before (borrowed: the rows hold it) */
+    Buffer last;         /* pass (2): the JSON of the value of the row before, when repeated */
 } Column;
 
 static int columns_init(Column *cols, PyObject *keys, PyObject *indexes, Py_ssize_t count) {
@@ -186,50 +211,102 @@ static int columns_init(Column *cols, PyObject *keys, PyObject *indexes, Py_ssiz
                 PyErr_SetString(PyExc_ValueError, "columns must be non-negative");
             return -1;
         }
-        if (buffer_add(&cols[k].encoded, k == 0 ? "{" : ",", 1) < 0 || add_json_string(&cols[k].encoded, key) < 0 ||
-            buffer_add(&cols[k].encoded, ":", 1) < 0)
+        Py_ssize_t n;
+        const char *name = utf8_of(key, &n);
+        if (name == NULL)
             return -1;
-        cols[k].prefix_len = cols[k].encoded.len;
+        if (buffer_add(&cols[k].prefix, k == 0 ? "{" : ",", 1) < 0 || add_json_string(&cols[k].prefix, name, (size_t)n) < 0 ||
+            buffer_add(&cols[k].prefix, ":", 1) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
     }
     return 0;
 }
 
 static void columns_free(Column *cols, Py_ssize_t count) {
     for (Py_ssize_t k = 0; cols != NULL && k < count; k++) {
-        Py_XDECREF(cols[k].last);
-        PyMem_Free(cols[k].encoded.data);
+        PyMem_RawFree(cols[k].prefix.data);
+        PyMem_RawFree(cols[k].last.data);
     }
     PyMem_Free(cols);
 }
 
-/* Append row `i`'s canonical object to `out`: table[i][c] (by_column 0, a list of rows) or
- * table[c][i] (by_column 1, a list of columns, checked to be long enough before). */
-static int add_row(Buffer *out, PyObject *table, Py_ssize_t i, int by_column, Column *cols, Py_ssize_t count) {
+/* Pass (1), GIL held: the pieces of row `i`, table[i][c] (by_column 0, a list of rows) or
+ * table[c][i] (by_column 1, a list of columns, checked to be long enough before). Ints become
+ * their digits in `literals`; a str is only pointed at. */
+static int note_row(Piece *pieces, Buffer *literals, PyObject *table, Py_ssize_t i, int by_column, Column *cols,
+                    Py_ssize_t count) {
     PyObject *row = by_column ? NULL : PyList_GET_ITEM(table, i);
     Py_ssize_t width = by_column ? PyList_GET_SIZE(table) : PyList_GET_SIZE(row);
     for (Py_ssize_t k = 0; k < count; k++) {
         Column *col = &cols[k];
+        Piece *piece = &pieces[k];
         if (col->index >= width) {
             PyErr_SetString(PyExc_IndexError, "a column index is past the end of a row");
             return -1;
         }
         PyObject *value = by_column ? PyList_GET_ITEM(PyList_GET_ITEM(table, col->index), i)
                                     : PyList_GET_ITEM(row, col->index);
-        if (value != col->last) {
-            col->encoded.len = col->prefix_len;
-            if (add_value(&col->encoded, value) < 0)
-                return -1;
-            Py_INCREF(value);
-            Py_XSETREF(col->last, value);
+        if (value == col->seen) {
+            piece->kind = PIECE_REPEAT;
+            continue;
         }
-        if (buffer_add(out, col->encoded.data, col->encoded.len) < 0)
+        col->seen = value;
+        if (PyUnicode_Check(value)) {
+            Py_ssize_t n;
+            const char *s = utf8_of(value, &n);
+            if (s == NULL)
+                return -1;
+            if ((size_t)n > UINT32_MAX) {
+                PyErr_SetString(PyExc_ValueError, "a value of 4 GiB or more has no place in the chain");
+                return -1;
+            }
+            piece->at.text = s;
+            piece->size = (uint32_t)n;
+            piece->kind = PIECE_STR;
+        } else {
+            size_t before = literals->len;
+            if (add_literal(literals, value) < 0)
+                return -1;
+            piece->at.offset = before;
+            piece->size = (uint32_t)(literals->len - before);
+            piece->kind = PIECE_LITERAL;
+        }
+    }
+    return 0;
+}
+
+/* Pass (2), no GIL: row `pieces`' canonical object appended to `out`. `next`: the pieces of the
+ * row after (NULL for the last), to know which values to keep for it. -1: out of memory. */
+static int write_row(Buffer *out, const Piece *pieces, const Piece *next, const char *literals, Column *cols,
+                     Py_ssize_t count) {
+    for (Py_ssize_t k = 0; k < count; k++) {
+        Column *col = &cols[k];
+        const Piece *piece = &pieces[k];
+        if (buffer_add(out, col->prefix.data, col->prefix.len) < 0)
             return -1;
+        if (piece->kind == PIECE_REPEAT) {
+            if (buffer_add(out, col->last.data, col->last.len) < 0)
+                return -1;
+            continue;
+        }
+        size_t from = out->len;
+        int rc = piece->kind == PIECE_STR ? add_json_string(out, piece->at.text, piece->size)
+                                          : buffer_add(out, literals + piece->at.offset, piece->size);
+        if (rc < 0)
+            return -1;
+        if (next != NULL && next[k].kind == PIECE_REPEAT) {
+            col->last.len = 0;
+            if (buffer_add(&col->last, out->data + from, out->len - from) < 0)
+                return -1;
+        }
     }
     return buffer_add(out, "}", 1);
 }
 
 /* A table by column: every column a list of `rows` values (the ones the keys name and the link
- * column), so add_row and the links' store need no check an item. */
+ * column), so note_row and the links' store need no check an item. */
 static int check_table(PyObject *table, Column *cols, Py_ssize_t key_count, Py_ssize_t link_column,
                        Py_ssize_t *rows) {
     Py_ssize_t width = PyList_GET_SIZE(table);
@@ -302,6 +379,41 @@ static void hashing_start(Hashing *h, HashStep *step) {
         hash_step(step);
 }
 
+/* Pass (2), no GIL: every row's canonical bytes made and hashed, steps of BLOCK_ROWS, each hashed
+ * beside the making of the next. 0, or -1 out of memory, or 1 when OpenSSL failed. */
+static int make_links(const Piece *pieces, Py_ssize_t row_count, Py_ssize_t key_count, const char *literals,
+                      Column *cols, HashStep steps[2], unsigned char *links, EVP_MD *sha256, EVP_MD_CTX *ctx) {
+    Hashing hashing = {0};
+    int failed = 0;
+    for (Py_ssize_t block = 0, turn = 0; block < row_count && !failed; block += BLOCK_ROWS, turn ^= 1) {
+        Py_ssize_t block_end = block + BLOCK_ROWS < row_count ? block + BLOCK_ROWS : row_count;
+        HashStep *step = &steps[turn];
+        /* The buffer of the step before the last one: its hashing ended before that one's began. */
+        step->canonical.len = 0;
+        for (Py_ssize_t i = block; i < block_end; i++) {
+            const Piece *next = i + 1 < row_count ? pieces + (i + 1) * key_count : NULL;
+            if (write_row(&step->canonical, pieces + i * key_count, next, literals, cols, key_count) < 0) {
+                hashing_wait(&hashing);
+                return -1;
+            }
+            step->event_ends[i - block + 1] = step->canonical.len;
+        }
+        /* Its links need the last link of the step before: wait for that one, then hash this one
+         * beside the making of the next. */
+        failed = hashing_wait(&hashing);
+        if (!failed) {
+            step->first = block;
+            step->count = block_end - block;
+            step->links = links;
+            step->sha256 = sha256;
+            step->ctx = ctx;
+            step->failed = 0;
+            hashing_start(&hashing, step);
+        }
+    }
+    return hashing_wait(&hashing) || failed ? 1 : 0;
+}
+
 static PyObject *link_table(PyObject *args, int by_column) {
     Py_buffer head;
     PyObject *rows, *keys, *columns;
@@ -312,8 +424,9 @@ static PyObject *link_table(PyObject *args, int by_column) {
 
     PyObject *result = NULL;
     HashStep steps[2] = {{{0}}};   /* filled in turn: one is hashed while the other is made */
-    Hashing hashing = {0};
     Column *cols = NULL;
+    Piece *pieces = NULL;
+    Buffer literals = {0};
     unsigned char *links = NULL;
     EVP_MD *sha256 = NULL;
     EVP_MD_CTX *ctx = NULL;
@@ -336,9 +449,24 @@ static PyObject *link_table(PyObject *args, int by_column) {
     /* By column, `rows` is the table: the row count is its columns' length. */
     if (by_column && check_table(rows, cols, key_count, link_column, &row_count) < 0)
         goto done;
-    if ((links = PyMem_Malloc(32 * ((size_t)row_count + 1))) == NULL) {
+    if ((size_t)row_count + 1 > SIZE_MAX / ((size_t)key_count * sizeof(Piece) + 32) ||
+        (links = PyMem_Malloc(32 * ((size_t)row_count + 1))) == NULL ||
+        (pieces = PyMem_RawMalloc((size_t)(row_count ? row_count : 1) * (size_t)key_count * sizeof(Piece))) == NULL) {
         PyErr_NoMemory();
         goto done;
+    }
+
+    /* 1. Every value looked at once, with the GIL. */
+    for (Py_ssize_t i = 0; i < row_count; i++) {
+        if (!by_column) {
+            PyObject *row = PyList_GET_ITEM(rows, i);
+            if (!PyList_Check(row) || link_column >= PyList_GET_SIZE(row)) {
+                PyErr_SetString(PyExc_TypeError, "rows must be lists that have the link column");
+                goto done;
+            }
+        }
+        if (note_row(pieces + i * key_count, &literals, rows, i, by_column, cols, key_count) < 0)
+            goto done;
     }
 
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -348,79 +476,55 @@ static PyObject *link_table(PyObject *args, int by_column) {
         goto done;
     }
     memcpy(links, head.buf, 32);
-    int failed = 0;
-    for (Py_ssize_t block = 0, turn = 0; block < row_count && !failed; block += BLOCK_ROWS, turn ^= 1) {
-        Py_ssize_t block_end = block + BLOCK_ROWS < row_count ? block + BLOCK_ROWS : row_count;
-        HashStep *step = &steps[turn];
-        /* 1. The step's canonical bytes (with the GIL: reads Python objects), into the buffer
-         * the step before the last one used: its hashing ended before that one's began. */
-        step->canonical.len = 0;
-        for (Py_ssize_t i = block; i < block_end; i++) {
-            if (!by_column) {
-                PyObject *row = PyList_GET_ITEM(rows, i);
-                if (!PyList_Check(row) || link_column >= PyList_GET_SIZE(row)) {
-                    PyErr_SetString(PyExc_TypeError, "rows must be lists that have the link column");
-                    goto done;
-                }
-            }
-            if (add_row(&step->canonical, rows, i, by_column, cols, key_count) < 0)
-                goto done;
-            step->event_ends[i - block + 1] = step->canonical.len;
-        }
-        /* 2. Its links need the last link of the step before: wait for that one, then hash this
-         * one beside the making of the next. */
-        failed = hashing_wait(&hashing);
-        if (!failed) {
-            step->first = block;
-            step->count = block_end - block;
-            step->links = links;
-            step->sha256 = sha256;
-            step->ctx = ctx;
-            step->failed = 0;
-            hashing_start(&hashing, step);
-        }
-    }
-    /* The last step, while the GIL is kept: letting it go here would mean winning it back. */
-    failed = hashing_wait(&hashing) || failed;
-    if (failed) {
-        PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
+
+    /* 2. The canonical bytes and their links, without it. */
+    int made;
+    Py_BEGIN_ALLOW_THREADS
+    made = make_links(pieces, row_count, key_count, literals.data, cols, steps, links, sha256, ctx);
+    Py_END_ALLOW_THREADS
+    if (made != 0) {
+        if (made < 0)
+            PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
         goto done;
     }
 
     /* 3. Only now change the rows (or the link column): every row or none. */
-    PyObject **made = PyMem_Calloc((size_t)row_count + 1, sizeof *made);
-    if (made == NULL) {
+    PyObject **link_objects = PyMem_Calloc((size_t)row_count + 1, sizeof *link_objects);
+    if (link_objects == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < row_count; i++) {
-        made[i] = PyBytes_FromStringAndSize((const char *)links + 32 * (i + 1), 32);
-        if (made[i] == NULL) {
+        link_objects[i] = PyBytes_FromStringAndSize((const char *)links + 32 * (i + 1), 32);
+        if (link_objects[i] == NULL) {
             for (Py_ssize_t j = 0; j < i; j++)
-                Py_DECREF(made[j]);
-            PyMem_Free(made);
+                Py_DECREF(link_objects[j]);
+            PyMem_Free(link_objects);
             goto done;
         }
     }
     PyObject *link_list = by_column ? PyList_GET_ITEM(rows, link_column) : NULL;
-    for (Py_ssize_t i = 0; i < row_count; i++) {   /* PyList_SetItem steals made[i] */
+    for (Py_ssize_t i = 0; i < row_count; i++) {   /* PyList_SetItem steals link_objects[i] */
         if (by_column)
-            PyList_SetItem(link_list, i, made[i]);
+            PyList_SetItem(link_list, i, link_objects[i]);
         else
-            PyList_SetItem(PyList_GET_ITEM(rows, i), link_column, made[i]);
+            PyList_SetItem(PyList_GET_ITEM(rows, i), link_column, link_objects[i]);
     }
-    PyMem_Free(made);
+    PyMem_Free(link_objects);
     result = PyBytes_FromStringAndSize((const char *)links + 32 * row_count, 32);
 
 done:
-    hashing_wait(&hashing);     /* an error while the step before was hashed */
     EVP_MD_CTX_free(ctx);
     EVP_MD_free(sha256);
     columns_free(cols, key_count);
     for (int t = 0; t < 2; t++) {
-        PyMem_Free(steps[t].canonical.data);
+        PyMem_RawFree(steps[t].canonical.data);
         PyMem_Free(steps[t].event_ends);
     }
+    PyMem_RawFree(pieces);
+    PyMem_RawFree(literals.data);
     PyMem_Free(links);
     PyBuffer_Release(&head);
     return result;

@@ -46,7 +46,7 @@ def _rows(rng: random.Random, count: int) -> list[list]:
 @pytest.mark.parametrize("seed", range(5))
 def test_links_equal_the_reference_for_any_stored_value(seed):
     rng = random.Random(seed)
-    rows = _rows(rng, 700)  # more than one of the C code's 256-row blocks
+    rows = _rows(rng, 5000)  # more than two of the C code's 2,048-row steps
     start = bytes(range(32))
     expected_head, expected_links = _reference(start, rows)
     fallback_rows = [list(row) for row in rows]
@@ -61,9 +61,10 @@ def test_links_equal_the_reference_for_any_stored_value(seed):
 
 def test_values_repeated_from_row_to_row_are_encoded_per_row():
     """The C code reuses the encoding of a value seen in the row before (same object); a value that
-    changes and changes back must still be encoded each time."""
-    a, b = "host-a", "host-\"b\""
-    rows = [[a if i % 3 else b, i, None] + ["x"] * (len(KEYS) - 3) + [None] for i in range(600)]
+    changes and changes back must still be encoded each time, and one repeated over every row
+    (the "x" columns) across the steps the rows are hashed in."""
+    a, b, c = "host-a", "host-\"b\"", "hôte-ç"
+    rows = [[(a, b, c)[i % 3] if i % 5 else b, i, None] + ["x"] * (len(KEYS) - 3) + [None] for i in range(5000)]
     head = _chain_native.link_rows(chain.GENESIS, rows, KEYS, COLUMNS, LINK)
     assert (head, [row[LINK] for row in rows]) == _reference(chain.GENESIS, [row[:LINK] for row in rows])
 
@@ -114,7 +115,7 @@ def _table(rows: list[list]) -> list[list]:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_a_table_by_column_links_as_its_rows_do(seed):
-    rows = _rows(random.Random(seed), 9000)  # more than two of the C code's 4,096-row steps
+    rows = _rows(random.Random(seed), 9000)  # more than four of the C code's 2,048-row steps
     start = bytes(range(32))
     expected_head, expected_links = _reference(start, rows)
     table, fallback = _table(rows), _table(rows)
