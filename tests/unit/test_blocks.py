@@ -267,6 +267,16 @@ def test_event_ids_are_the_ids_fill_ids_derives(codec):
     assert codec.event_ids(*KEYS[2], positions) == [r[COL["id"]] for r in rows]
 
 
+@pytest.mark.parametrize("positions", [
+    [0, 1, -7, 2**63 - 1, -(2**63), *range(100, 5100)],   # every one a 64-bit int: hashed without the GIL
+    [0, 1, True, 2**64, -(2**70), 7],                       # not all: each as str(pos) gives it
+])
+def test_event_ids_are_contract_ids(codec, positions):
+    host, key = KEYS[2]
+    assert codec.event_ids(host, key, positions) == [
+        hashlib.blake2b(f"{host}\x00{key}\x00{p}".encode(), digest_size=16).hexdigest() for p in positions]
+
+
 def test_fill_ids_names_an_unknown_origin(codec):
     with pytest.raises(KeyError):
         codec.fill_ids([row(1, origin=9)], KEYS)
