@@ -571,6 +571,56 @@ done:
     return result;
 }
 
+/* int_column(values, delta) -> bytes | None: an integer column as array("q") keeps it, each value
+ * or (delta) its difference from the value before (the first's from 0), in native order. None
+ * when a value is None or a value or difference needs more than 64 bits: the caller keeps such a
+ * column as JSON. TypeError for a value that is not an int. */
+static PyObject *int_column(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *values_in;
+    int delta;
+    if (!PyArg_ParseTuple(args, "Op:int_column", &values_in, &delta))
+        return NULL;
+    PyObject *values = PySequence_Fast(values_in, "values must be a sequence");
+    if (values == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(values);
+    PyObject *packed = count <= PY_SSIZE_T_MAX / 8 ? PyBytes_FromStringAndSize(NULL, count * 8) : PyErr_NoMemory();
+    char *out = packed != NULL ? PyBytes_AS_STRING(packed) : NULL;
+    long long before = 0;
+    for (Py_ssize_t i = 0; packed != NULL && i < count; i++) {
+        PyObject *value = PySequence_Fast_GET_ITEM(values, i);
+        int overflow = 0;
+        long long number = 0, stored;
+        if (value == Py_None) {
+            Py_CLEAR(packed);
+            packed = Py_NewRef(Py_None);
+            break;
+        }
+        if (!PyLong_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "an integer column holds a %.100s", Py_TYPE(value)->tp_name);
+            Py_CLEAR(packed);
+            break;
+        }
+        number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (number == -1 && PyErr_Occurred()) {
+            Py_CLEAR(packed);
+            break;
+        }
+        if (overflow || (delta && __builtin_sub_overflow(number, before, &stored))) {
+            Py_CLEAR(packed);
+            packed = Py_NewRef(Py_None);
+            break;
+        }
+        if (!delta)
+            stored = number;
+        before = number;
+        memcpy(out + 8 * i, &stored, 8);
+    }
+    Py_DECREF(values);
+    return packed;
+}
+
 static PyObject *link_prefixes(PyObject *self, PyObject *args) {
     (void)self;
     Py_ssize_t size;
@@ -1390,6 +1440,7 @@ static PyMethodDef module_methods[] = {
     {"bloom", bloom, METH_VARARGS, "The bloom filter of a block's message words, request ids and users."},
     {"rows", rows, METH_VARARGS, "Rows (lists) of equally long columns."},
     {"str_column", str_column, METH_O, "A string column's values joined by NUL, as UTF-8."},
+    {"int_column", int_column, METH_VARARGS, "An integer column as array('q') bytes, or None: keep it as JSON."},
     {"link_prefixes", link_prefixes, METH_VARARGS, "The first bytes of each link, one after another."},
     {"split", split, METH_VARARGS, "Bytes cut into pieces of one size."},
     {"origin_spans", origin_spans, METH_VARARGS, "origin -> (min pos, max pos)."},

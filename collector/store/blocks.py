@@ -316,16 +316,24 @@ def _joined(values: list[Any]) -> tuple[bytes, bool, bool] | None:
 def _encode_int(values: list[Any], delta: bool, sections: list[bytes]) -> Any:
     if _constant(values):
         return {"c": values[0]}
-    if None in values:
+    packed = _native.int_column(values, delta) if _native is not None else _packed_ints(values, delta)
+    if packed is None:
         sections.append(json.dumps(values).encode())
         return {"j": len(sections) - 1}
+    sections.append(packed)
+    return {"q": len(sections) - 1, "d": 1} if delta else {"q": len(sections) - 1}
+
+
+def _packed_ints(values: list[Any], delta: bool) -> bytes | None:
+    """The values (or, `delta`, their differences) as array("q") bytes; None when one is None or
+    needs more than 64 bits, kept as JSON then (_blocks_native.int_column)."""
+    if None in values:
+        return None
     numbers = map(operator.sub, values, itertools.chain((0,), values)) if delta else values
     try:
-        sections.append(array("q", numbers).tobytes())
+        return array("q", numbers).tobytes()
     except OverflowError:       # beyond 64 bits
-        sections.append(json.dumps(values).encode())
-        return {"j": len(sections) - 1}
-    return {"q": len(sections) - 1, "d": 1} if delta else {"q": len(sections) - 1}
+        return None
 
 
 def _origin_spans(origins: Sequence[int], positions: Sequence[int]) -> dict[int, tuple[int, int]]:

@@ -167,6 +167,24 @@ def test_c_and_python_encode_the_same_bytes(monkeypatch, seed):
     assert blocks.decode_block(native.data).rows == expected(rows)
 
 
+@pytest.mark.parametrize("values", [
+    [5, 7, 6, -3, 0, True, False, 2**63 - 1, -(2**63)],       # whole, and a difference past 64 bits
+    [1, 2, 3, 2**62, -(2**62), 2**62],                        # differences that fit
+    [1, None, 3],                                             # a None: kept as JSON
+    [1, 2**64],                                               # a value past 64 bits: kept as JSON
+    [],
+])
+@pytest.mark.parametrize("delta", [False, True])
+def test_c_and_python_pack_an_integer_column_alike(values, delta):
+    assert _blocks_native.int_column(values, delta) == blocks._packed_ints(values, delta)
+
+
+def test_an_integer_column_holding_a_str_is_a_type_error_in_c_and_python():
+    for pack in (_blocks_native.int_column, blocks._packed_ints):
+        with pytest.raises(TypeError):
+            pack([1, "2"], False)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_c_and_python_blooms_are_the_same(seed):
     rows = mixed_rows(100 + seed, 1 + seed * 500)
