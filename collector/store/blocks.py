@@ -368,10 +368,13 @@ def encode_block(rows: Sequence[Sequence[Any]], link_before: Callable[[int], byt
     return encode_columns(_columns(rows), link_before, derived_ids)
 
 
-def encode_columns(columns: list[list[Any]], link_before: Callable[[int], bytes],
-                   derived_ids: bool = False) -> EncodedBlock:
+def encode_columns(columns: list[list[Any]], link_before: Callable[[int], bytes], derived_ids: bool = False,
+                   links: Callable[[], Sequence[bytes]] | None = None) -> EncodedBlock:
     """encode_block of the same events kept by column (one list per ROW_COLUMNS name, equally
-    long, lists the encoder may keep): how the SQLite writer hands a transaction's events over."""
+    long, lists the encoder may keep): how the SQLite writer hands a transaction's events over.
+    `links`: when given, returns the block's links (columns[HASH] is not read), and is asked for
+    them (and link_before) only after everything else is encoded: the writer's blocks are
+    encoded while their links are being made."""
     if not columns[SEQ]:
         raise ValueError("an empty block")
     sections: list[bytes] = []
@@ -383,29 +386,30 @@ def encode_columns(columns: list[list[Any]], link_before: Callable[[int], bytes]
             spec[name] = {"c": None}
         else:
             spec[name] = _encode_str(columns[ROW_COLUMNS.index(name)], sections)
-    seqs = columns[SEQ]
-    links = columns[HASH]
-    runs = [[start, end, bytes(link_before(start)).hex(), bytes(links[at]).hex()] for start, end, at in _runs(seqs)]
-    sections.append(_native.link_prefixes(links, LINK_PREFIX) if _native is not None
-                    else b"".join([bytes(link[:LINK_PREFIX]) for link in links]))
-    spec["link_prefix"] = {"b": len(sections) - 1}
+    seqs, times = columns[SEQ], columns[TIME]
     count = len(seqs)
-    header = json.dumps({"format": FORMAT, "count": count, "runs": runs, "columns": spec,
-                         "sections": [len(s) for s in sections]}).encode()
-    payload = len(header).to_bytes(4, "little") + header + b"".join(sections)
-    times = columns[TIME]
+    bloom = word_bloom(columns)
     request_bloom, user_bloom = key_blooms(columns[REQUEST_ID], columns[USER])
     summary = {}
     for name in SUMMARY_COLUMNS:
         distinct = set(columns[ROW_COLUMNS.index(name)])
         if len(distinct) <= MAX_SUMMARY_VALUES:
             summary[name] = sorted(distinct, key=lambda v: (v is not None, v or ""))
+    # What needs the links, last.
+    block_links = columns[HASH] if links is None else links()
+    runs = [[start, end, bytes(link_before(start)).hex(), bytes(block_links[at]).hex()]
+            for start, end, at in _runs(seqs)]
+    sections.append(_native.link_prefixes(block_links, LINK_PREFIX) if _native is not None
+                    else b"".join([bytes(link[:LINK_PREFIX]) for link in block_links]))
+    spec["link_prefix"] = {"b": len(sections) - 1}
+    header = json.dumps({"format": FORMAT, "count": count, "runs": runs, "columns": spec,
+                         "sections": [len(s) for s in sections]}).encode()
+    payload = len(header).to_bytes(4, "little") + header + b"".join(sections)
     return EncodedBlock(
         min_seq=seqs[0], max_seq=seqs[-1], min_time=min(times), max_time=max(times), count=count,
         min_level=min(columns[LEVEL]), namespace=columns[NAMESPACE][0], host=columns[HOST][0],
-        summary=json.dumps(summary), bloom=word_bloom(columns), request_bloom=request_bloom,
-        user_bloom=user_bloom, data=_zstd_compress(payload),
-        origins=_origin_spans(columns[ORIGIN], columns[POS]))
+        summary=json.dumps(summary), bloom=bloom, request_bloom=request_bloom, user_bloom=user_bloom,
+        data=_zstd_compress(payload), origins=_origin_spans(columns[ORIGIN], columns[POS]))
 
 
 # -- decoding ---------------------------------------------------------------------------------------

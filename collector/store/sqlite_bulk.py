@@ -37,19 +37,36 @@ def stream_blocks(rows: Sequence[list[Any]], link_before: Callable[[int], bytes]
             for group in streams for start in range(0, len(group), MAX_BLOCK_EVENTS)]
 
 
-def stream_column_blocks(table: list[list[Any]], link_before: Callable[[int], bytes]) -> list[EncodedBlock]:
+def stream_column_blocks(table: list[list[Any]], link_before: Callable[[int], bytes],
+                         pool: concurrent.futures.Executor | None = None,
+                         links: Callable[[], Sequence[bytes]] | None = None) -> list[EncodedBlock]:
     """stream_blocks of a partition's events kept by column (one list per ROW_COLUMNS name, seq
     order; the writer's new events, every id the derived one). A table of one stream, the usual
     one, is cut into blocks by slicing its columns, without a list an event; one of several
-    streams is made into rows and goes the rows' way."""
+    streams is made into rows and goes the rows' way. With a `pool`, the blocks are encoded in
+    it side by side (a block's word filter and zstd let the GIL go). `links`: returns
+    table[HASH] once the links are made, which is not read before (the writer makes them
+    meanwhile); link_before is asked only after."""
     if len(set(table[_NAMESPACE])) != 1 or len(set(table[_HOST])) != 1:
+        if links is not None:
+            links()
         return stream_blocks([list(row) for row in zip(*table)], link_before)
     count = len(table[0])
-    if count <= MAX_BLOCK_EVENTS:
-        return [encode_columns(table, link_before, derived_ids=True)]
-    return [encode_columns([column[start:start + MAX_BLOCK_EVENTS] for column in table], link_before,
-                           derived_ids=True)
-            for start in range(0, count, MAX_BLOCK_EVENTS)]
+    whole = count <= MAX_BLOCK_EVENTS
+
+    def encode(start: int) -> EncodedBlock:
+        block = table if whole else [column[start:start + MAX_BLOCK_EVENTS] for column in table]
+        if links is None:
+            return encode_columns(block, link_before, derived_ids=True)
+        return encode_columns(block, link_before, derived_ids=True,
+                              links=lambda: links() if whole else links()[start:start + MAX_BLOCK_EVENTS])
+
+    starts = range(0, count, MAX_BLOCK_EVENTS)
+    if pool is None:
+        return [encode(start) for start in starts]
+    encoding = [pool.submit(encode, start) for start in starts]
+    wait_all(encoding)
+    return [future.result() for future in encoding]
 
 
 def _one_stream(rows: Sequence[list[Any]]) -> list[Sequence[list[Any]]] | None:

@@ -386,30 +386,47 @@ class SqliteStore:
     def _hand_over(self, table: list[list[Any]], head: bytes, pending: dict[str, _Pending],
                    opened: list[PartitionConnection], writing: list[concurrent.futures.Future[None]]) -> bytes:
         """Chain the transaction's events (`table`, by column), route them to their partitions and
-        start writing each file's blocks in its thread. Returns the new head."""
+        start writing each file's blocks in its thread. Returns the new head.
+
+        The links are made in a partition thread (the C chain step lets the GIL go for most of
+        it) while the other threads encode the blocks of the usual transaction, one partition,
+        as far as they do not need the links: the writer's thread bounds the ingest rate."""
         before = head
-        head = chain.link_columns(head, table, CHAIN_COLUMNS, HASH)
+        linking = self._threads.submit(chain.link_columns, head, table, CHAIN_COLUMNS, HASH)
         links, first = table[HASH], table[SEQ][0]
+
+        def linked() -> list[bytes]:
+            """Every link of the transaction, once made."""
+            linking.result()
+            return links
 
         def link_before(seq: int) -> bytes:
             """The whole link of seq - 1: of this transaction, or the head it started from."""
             return bytes(links[seq - 1 - first]) if seq > first else before
 
-        for name, routed in self._route(table, pending).items():
-            conn = self.partition_conn(name)
-            conn.begin_batch()
-            opened.append(conn)
-            # Encoded here, one file after the other: a zstd compressor is not thread-safe.
-            blocks = stream_column_blocks(routed, link_before)
-            pending[name].blocks += blocks
-            writing.append(self._threads.submit(conn.insert_blocks, blocks))
-        return head
+        try:
+            groups = _one_partition(table, self.period_us)
+            table_links: Callable[[], list[bytes]] | None = linked
+            if groups is None:      # split by partition: each group's columns are copies, links too
+                table_links = None
+                linked()
+                groups = _by_partition(table, self.period_us)
+            for name, routed in self._route(groups, pending).items():
+                conn = self.partition_conn(name)
+                conn.begin_batch()
+                opened.append(conn)
+                blocks = stream_column_blocks(routed, link_before, self._threads, table_links)
+                pending[name].blocks += blocks
+                writing.append(self._threads.submit(conn.insert_blocks, blocks))
+            return linking.result()
+        finally:
+            concurrent.futures.wait([linking])     # never left reading the table past a failure
 
-    def _route(self, table: list[list[Any]], pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
-        """The events (by column) by partition: tier and period of the event's time. Adds them to
-        `pending` (new partitions get their file) and returns each partition's table by name."""
+    def _route(self, groups: dict[tuple[str, int], list[list[Any]]],
+               pending: dict[str, _Pending]) -> dict[str, list[list[Any]]]:
+        """The events (by column) of each (tier, period start) by partition name. Adds them to
+        `pending` (new partitions get their file)."""
         routed: dict[str, list[list[Any]]] = {}
-        groups = _one_partition(table, self.period_us) or _by_partition(table, self.period_us)
         for (tier, start), group in groups.items():
             name = partition_name(tier, start)
             item = pending.get(name)
