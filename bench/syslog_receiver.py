@@ -18,6 +18,7 @@ from bench.e2e import _Head
 from tests.harness import Cluster, free_port, wait_for
 
 MAX_LINES = 1_000_000
+PAIRS = 3                   # alternated runs of fleetlog and rsyslog (run's docstring)
 
 
 def syslog_payload(input_path: pathlib.Path) -> tuple[bytes, int]:
@@ -115,22 +116,43 @@ action(type="omfile" file="{out}" template="raw" asyncWriting="on" ioBufferSize=
 
 
 def run(ctx) -> list:
-    """TCP syslog -> stored, beside rsyslog imtcp -> omfile on the same messages: goal >= 0.5x."""
+    """TCP syslog -> stored, beside rsyslog imtcp -> omfile on the same messages: goal >= 0.5x.
+
+    PAIRS runs of each, alternated (fleetlog, rsyslog, fleetlog, ...): this machine's speed drifts
+    by a quarter within minutes, and one pair's ratio moved by as much. The goal is judged on the
+    median of the pairs' ratios; every pair's is shown."""
+    import statistics
+
     from bench.common import Row
 
     lines = min(ctx.lines, MAX_LINES)
     input_path = ctx.work / "syslog-input.log"
     write_workload(input_path, lines)
     payload, count = syslog_payload(input_path)
-    print(f"   {count:,} RFC 5424 messages over one TCP connection (octet counting)", flush=True)
-    ours = run_fleetlog(ctx.work / "syslog-fleetlog", payload, count)
+    print(f"   {count:,} RFC 5424 messages over one TCP connection (octet counting), {PAIRS} alternated pairs",
+          flush=True)
+    ours, theirs = [], []
+    for pair in range(PAIRS):
+        ours.append(run_fleetlog(ctx.work / f"syslog-fleetlog-{pair}", payload, count))
+        rsyslog = run_rsyslog(ctx.work / f"syslog-rsyslog-{pair}", payload, count)
+        if rsyslog is not None:
+            theirs.append(rsyslog)
     rows = [Row("TCP syslog -> stored (relay agent -> collector, synchronous=full)",
-                f"{ours['rate']:,.0f} messages/s (cpu agent {ours['agent_cpu']:.1f} s, "
-                f"collector {ours['collector_cpu']:.1f} s)")]
-    theirs = run_rsyslog(ctx.work / "syslog-rsyslog", payload, count)
-    if theirs is None:
+                f"{_span([r['rate'] for r in ours])} messages/s (cpu a run: agent "
+                f"{_span([r['agent_cpu'] for r in ours], '.1f')} s, collector "
+                f"{_span([r['collector_cpu'] for r in ours], '.1f')} s)")]
+    if not theirs:
         return [*rows, Row("rsyslog imtcp -> omfile", "rsyslogd not installed (make system-deps)")]
-    ratio = ours["rate"] / theirs["rate"] if theirs["rate"] else 0.0
+    ratios = [mine["rate"] / other["rate"] for mine, other in zip(ours, theirs)]
+    ratio = statistics.median(ratios)
     return [*rows,
-            Row("rsyslog imtcp -> omfile, same messages", f"{theirs['rate']:,.0f} lines/s (cpu {theirs['cpu']:.1f} s)"),
-            Row("TCP syslog -> stored / rsyslog imtcp -> omfile", f"{ratio:.2f}", ">= 0.5", ratio >= 0.5)]
+            Row("rsyslog imtcp -> omfile, same messages",
+                f"{_span([r['rate'] for r in theirs])} lines/s (cpu a run {_span([r['cpu'] for r in theirs], '.1f')} s)"),
+            Row("TCP syslog -> stored / rsyslog imtcp -> omfile, median of the pairs",
+                f"{ratio:.2f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)})", ">= 0.5", ratio >= 0.5)]
+
+
+def _span(values: list[float], spec: str = ",.0f") -> str:
+    """'low-high' of the runs' figures (one figure when they agree)."""
+    low, high = format(min(values), spec), format(max(values), spec)
+    return low if low == high else f"{low}-{high}"
