@@ -176,8 +176,11 @@ static int add_literal(Buffer *buf, PyObject *value) {
     return rc;
 }
 
-/* One value of one row, noted in pass (1) and written in pass (2) after its key. */
-enum { PIECE_STR, PIECE_LITERAL, PIECE_REPEAT };
+/* One value of one row that is not the row before's (that one is a bit of the row's repeat
+ * mask), noted in pass (1) and written in pass (2) after its key. Most of a row's values repeat
+ * (host, source, tier...): a piece only for the others keeps a 50,000-event call's notes near
+ * 4 MB instead of 16. */
+enum { PIECE_STR, PIECE_LITERAL };
 
 typedef struct {
     union {
@@ -185,8 +188,28 @@ typedef struct {
         size_t offset;      /* PIECE_LITERAL: where its JSON is in the call's literals */
     } at;
     uint32_t size;
-    uint32_t kind;          /* PIECE_REPEAT: the same object as the row before: its JSON again */
+    uint32_t kind;
 } Piece;
+
+#define MAX_KEYS 64         /* a row's repeat mask is a uint64_t */
+
+/* The pieces of a call, in row order; grown as pass (1) goes. */
+typedef struct {
+    Piece *items;
+    size_t count, room;
+} Pieces;
+
+static Piece *pieces_next(Pieces *p) {
+    if (p->count == p->room) {
+        size_t room = p->room ? p->room * 2 : 4096;
+        Piece *items = room <= SIZE_MAX / sizeof(Piece) ? PyMem_RawRealloc(p->items, room * sizeof(Piece)) : NULL;
+        if (items == NULL)
+            return NULL;
+        p->items = items;
+        p->room = room;
+    }
+    return &p->items[p->count++];
+}
 
 /* One canonical key: its prefix (`{"key":` for the first, `,"key":` for the rest) and where its
  * values are. Values that repeat from row to row (host, source, tier, the receive time, small
@@ -232,16 +255,16 @@ static void columns_free(Column *cols, Py_ssize_t count) {
     PyMem_Free(cols);
 }
 
-/* Pass (1), GIL held: the pieces of row `i`, table[i][c] (by_column 0, a list of rows) or
- * table[c][i] (by_column 1, a list of columns, checked to be long enough before). Ints become
- * their digits in `literals`; a str is only pointed at. */
-static int note_row(Piece *pieces, Buffer *literals, PyObject *table, Py_ssize_t i, int by_column, Column *cols,
-                    Py_ssize_t count) {
+/* Pass (1), GIL held: row `i`, table[i][c] (by_column 0, a list of rows) or table[c][i]
+ * (by_column 1, a list of columns, checked to be long enough before): in `*repeats` a bit a key
+ * whose value is the row before's object, a piece for each other value. Ints become their
+ * digits in `literals`; a str is only pointed at. */
+static int note_row(uint64_t *repeats, Pieces *pieces, Buffer *literals, PyObject *table, Py_ssize_t i,
+                    int by_column, Column *cols, Py_ssize_t count) {
     PyObject *row = by_column ? NULL : PyList_GET_ITEM(table, i);
     Py_ssize_t width = by_column ? PyList_GET_SIZE(table) : PyList_GET_SIZE(row);
     for (Py_ssize_t k = 0; k < count; k++) {
         Column *col = &cols[k];
-        Piece *piece = &pieces[k];
         if (col->index >= width) {
             PyErr_SetString(PyExc_IndexError, "a column index is past the end of a row");
             return -1;
@@ -249,10 +272,15 @@ static int note_row(Piece *pieces, Buffer *literals, PyObject *table, Py_ssize_t
         PyObject *value = by_column ? PyList_GET_ITEM(PyList_GET_ITEM(table, col->index), i)
                                     : PyList_GET_ITEM(row, col->index);
         if (value == col->seen) {
-            piece->kind = PIECE_REPEAT;
+            *repeats |= (uint64_t)1 << k;
             continue;
         }
         col->seen = value;
+        Piece *piece = pieces_next(pieces);
+        if (piece == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
         if (PyUnicode_Check(value)) {
             Py_ssize_t n;
             const char *s = utf8_of(value, &n);
@@ -277,26 +305,27 @@ static int note_row(Piece *pieces, Buffer *literals, PyObject *table, Py_ssize_t
     return 0;
 }
 
-/* Pass (2), no GIL: row `pieces`' canonical object appended to `out`. `next`: the pieces of the
- * row after (NULL for the last), to know which values to keep for it. -1: out of memory. */
-static int write_row(Buffer *out, const Piece *pieces, const Piece *next, const char *literals, Column *cols,
-                     Py_ssize_t count) {
+/* Pass (2), no GIL: a row's canonical object appended to `out`, from its repeat mask and its
+ * pieces, taken from `*cursor` on. `next`: the repeat mask of the row after (0 for the last),
+ * to know which values to keep for it. -1: out of memory. */
+static int write_row(Buffer *out, uint64_t repeats, uint64_t next, const Piece **cursor, const char *literals,
+                     Column *cols, Py_ssize_t count) {
     for (Py_ssize_t k = 0; k < count; k++) {
         Column *col = &cols[k];
-        const Piece *piece = &pieces[k];
         if (buffer_add(out, col->prefix.data, col->prefix.len) < 0)
             return -1;
-        if (piece->kind == PIECE_REPEAT) {
+        if (repeats >> k & 1) {
             if (buffer_add(out, col->last.data, col->last.len) < 0)
                 return -1;
             continue;
         }
+        const Piece *piece = (*cursor)++;
         size_t from = out->len;
         int rc = piece->kind == PIECE_STR ? add_json_string(out, piece->at.text, piece->size)
                                           : buffer_add(out, literals + piece->at.offset, piece->size);
         if (rc < 0)
             return -1;
-        if (next != NULL && next[k].kind == PIECE_REPEAT) {
+        if (next >> k & 1) {
             col->last.len = 0;
             if (buffer_add(&col->last, out->data + from, out->len - from) < 0)
                 return -1;
@@ -381,9 +410,11 @@ static void hashing_start(Hashing *h, HashStep *step) {
 
 /* Pass (2), no GIL: every row's canonical bytes made and hashed, steps of BLOCK_ROWS, each hashed
  * beside the making of the next. 0, or -1 out of memory, or 1 when OpenSSL failed. */
-static int make_links(const Piece *pieces, Py_ssize_t row_count, Py_ssize_t key_count, const char *literals,
-                      Column *cols, HashStep steps[2], unsigned char *links, EVP_MD *sha256, EVP_MD_CTX *ctx) {
+static int make_links(const uint64_t *repeats, const Piece *pieces, Py_ssize_t row_count, Py_ssize_t key_count,
+                      const char *literals, Column *cols, HashStep steps[2], unsigned char *links, EVP_MD *sha256,
+                      EVP_MD_CTX *ctx) {
     Hashing hashing = {0};
+    const Piece *cursor = pieces;
     int failed = 0;
     for (Py_ssize_t block = 0, turn = 0; block < row_count && !failed; block += BLOCK_ROWS, turn ^= 1) {
         Py_ssize_t block_end = block + BLOCK_ROWS < row_count ? block + BLOCK_ROWS : row_count;
@@ -391,8 +422,8 @@ static int make_links(const Piece *pieces, Py_ssize_t row_count, Py_ssize_t key_
         /* The buffer of the step before the last one: its hashing ended before that one's began. */
         step->canonical.len = 0;
         for (Py_ssize_t i = block; i < block_end; i++) {
-            const Piece *next = i + 1 < row_count ? pieces + (i + 1) * key_count : NULL;
-            if (write_row(&step->canonical, pieces + i * key_count, next, literals, cols, key_count) < 0) {
+            uint64_t next = i + 1 < row_count ? repeats[i + 1] : 0;
+            if (write_row(&step->canonical, repeats[i], next, &cursor, literals, cols, key_count) < 0) {
                 hashing_wait(&hashing);
                 return -1;
             }
@@ -425,16 +456,18 @@ static PyObject *link_table(PyObject *args, int by_column) {
     PyObject *result = NULL;
     HashStep steps[2] = {{{0}}};   /* filled in turn: one is hashed while the other is made */
     Column *cols = NULL;
-    Piece *pieces = NULL;
+    uint64_t *repeats = NULL;
+    Pieces pieces = {0};
     Buffer literals = {0};
     unsigned char *links = NULL;
     EVP_MD *sha256 = NULL;
     EVP_MD_CTX *ctx = NULL;
     Py_ssize_t key_count = PyTuple_GET_SIZE(keys), row_count = PyList_GET_SIZE(rows);
 
-    if (head.len != 32 || key_count != PyTuple_GET_SIZE(columns) || key_count == 0 || link_column < 0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "head must be 32 bytes, keys/columns non-empty and equal in length, link_column >= 0");
+    if (head.len != 32 || key_count != PyTuple_GET_SIZE(columns) || key_count == 0 || key_count > MAX_KEYS ||
+        link_column < 0) {
+        PyErr_SetString(PyExc_ValueError, "head must be 32 bytes, keys/columns non-empty (at most 64) and equal in "
+                        "length, link_column >= 0");
         goto done;
     }
     cols = PyMem_Calloc((size_t)key_count, sizeof *cols);
@@ -449,9 +482,8 @@ static PyObject *link_table(PyObject *args, int by_column) {
     /* By column, `rows` is the table: the row count is its columns' length. */
     if (by_column && check_table(rows, cols, key_count, link_column, &row_count) < 0)
         goto done;
-    if ((size_t)row_count + 1 > SIZE_MAX / ((size_t)key_count * sizeof(Piece) + 32) ||
-        (links = PyMem_Malloc(32 * ((size_t)row_count + 1))) == NULL ||
-        (pieces = PyMem_RawMalloc((size_t)(row_count ? row_count : 1) * (size_t)key_count * sizeof(Piece))) == NULL) {
+    if ((size_t)row_count + 1 > SIZE_MAX / 32 || (links = PyMem_Malloc(32 * ((size_t)row_count + 1))) == NULL ||
+        (repeats = PyMem_RawCalloc((size_t)row_count + 1, sizeof *repeats)) == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -465,7 +497,7 @@ static PyObject *link_table(PyObject *args, int by_column) {
                 goto done;
             }
         }
-        if (note_row(pieces + i * key_count, &literals, rows, i, by_column, cols, key_count) < 0)
+        if (note_row(&repeats[i], &pieces, &literals, rows, i, by_column, cols, key_count) < 0)
             goto done;
     }
 
@@ -480,7 +512,7 @@ static PyObject *link_table(PyObject *args, int by_column) {
     /* 2. The canonical bytes and their links, without it. */
     int made;
     Py_BEGIN_ALLOW_THREADS
-    made = make_links(pieces, row_count, key_count, literals.data, cols, steps, links, sha256, ctx);
+    made = make_links(repeats, pieces.items, row_count, key_count, literals.data, cols, steps, links, sha256, ctx);
     Py_END_ALLOW_THREADS
     if (made != 0) {
         if (made < 0)
@@ -523,7 +555,8 @@ done:
         PyMem_RawFree(steps[t].canonical.data);
         PyMem_Free(steps[t].event_ends);
     }
-    PyMem_RawFree(pieces);
+    PyMem_RawFree(repeats);
+    PyMem_RawFree(pieces.items);
     PyMem_RawFree(literals.data);
     PyMem_Free(links);
     PyBuffer_Release(&head);

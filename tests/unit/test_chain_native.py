@@ -108,6 +108,12 @@ def test_misuse_is_an_exception_not_a_crash(head, rows, error):
         _chain_native.link_rows(head, rows, KEYS, COLUMNS, LINK)
 
 
+def test_more_keys_than_a_repeat_mask_holds_is_refused():
+    keys = tuple(f"k{i:02d}" for i in range(65))
+    with pytest.raises(ValueError):
+        _chain_native.link_rows(bytes(32), [[0] * 66], keys, tuple(range(65)), 65)
+
+
 def _table(rows: list[list]) -> list[list]:
     """The rows kept by column, as the writer keeps a transaction's events."""
     return [list(column) for column in zip(*rows)]
