@@ -127,7 +127,9 @@ class SqliteStore:
         # the GIL, so a second file stored no faster (issue 30, measured) and cut every stream's
         # blocks in two. Shard files an older version made (`-s1` ...) stay partitions like any.
         self.shards = max(1, int(writer_shards))
-        # The files of one transaction (tiers, late days) are written and synced side by side.
+        # The files of one transaction (tiers, late days) are written and synced side by side, and
+        # its links made beside the encoding of its blocks (_hand_over): no task here waits on
+        # another but the encodings on the linking, which is submitted first.
         self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=PARTITION_THREADS,
                                                               thread_name_prefix="partition-writer")
         self._origins: dict[tuple[str, str], int] = {
