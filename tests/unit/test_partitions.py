@@ -246,3 +246,31 @@ def test_one_transaction_of_several_streams_and_a_long_one_stores_every_event_in
     assert [r[host] for r in rows[long - 1:]] == ["web-1", "web-2", "web-2", "web-2", "web-1"]
     store.close()
     assert verify_db(str(tmp_path), key.public_key()).events == long + 4
+
+
+def test_a_transaction_the_chain_cannot_link_stores_nothing_while_its_blocks_were_encoding(tmp_path):
+    """The writer makes a transaction's links in one partition thread while the others encode its
+    blocks. A value without a canonical form (a lone surrogate) fails the linking after the blocks
+    have started: nothing of the transaction is stored, no transaction stays open, and the next
+    one is stored from seq 1 and verifies."""
+    import pytest
+
+    from fleetlog.collector.store.sqlite_bulk import MAX_BLOCK_EVENTS
+    key = Ed25519PrivateKey.generate()
+    store = SqliteStore(tmp_path / "events.db", collector="c1")
+    signer = Signer(key, "c1", every=1000)
+    signer.attach(store)
+    count = 3 * MAX_BLOCK_EVENTS
+    messages = [f"line {i}" for i in range(count - 1)] + ["lone \ud800 surrogate"]
+    with pytest.raises(UnicodeEncodeError):
+        store.store_batch([incoming("web-1", "a", list(range(1, count + 1)), messages=messages,
+                                    time_us=[NOW + i for i in range(count)])], NOW)
+    assert store.last_seq == 0
+    store.store_batch([incoming("web-1", "a", [1, 2, 3], messages=["x1", "x2", "x3"],
+                                time_us=[NOW + 1, NOW + 2, NOW + 3])], NOW)
+    reader = SqliteReader(str(tmp_path / "events.db"))
+    [(_, rows)] = reader.read_after({}, None, 10)
+    assert [(r[0], r[16]) for r in rows] == [(1, "x1"), (2, "x2"), (3, "x3")]
+    assert signer.checkpoint_head(store)
+    store.close()
+    assert verify_db(str(tmp_path), key.public_key()).events == 3
