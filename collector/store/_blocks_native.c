@@ -951,15 +951,14 @@ static PyObject *event_ids(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    int plain = 1;
+    int plain = 1;      /* every position an int of 64 bits: hashed from `numbers` without the GIL */
     for (Py_ssize_t i = 0; i < count && plain; i++) {
         PyObject *pos = PySequence_Fast_GET_ITEM(positions, i);
         int overflow = 0;
-        plain = PyLong_CheckExact(pos) && ((numbers[i] = PyLong_AsLongLongAndOverflow(pos, &overflow)) != -1 ||
-                                           !PyErr_Occurred()) && !overflow;
+        if (PyLong_CheckExact(pos))
+            numbers[i] = PyLong_AsLongLongAndOverflow(pos, &overflow);   /* an exact int: no error */
+        plain = PyLong_CheckExact(pos) && !overflow;
     }
-    if (PyErr_Occurred())
-        goto done;
     if ((ids = PyList_New(count)) == NULL)
         goto done;
     if (plain) {

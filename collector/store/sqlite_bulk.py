@@ -59,7 +59,7 @@ def stream_column_blocks(table: list[list[Any]], link_before: Callable[[int], by
         if links is None:
             return encode_columns(block, link_before, derived_ids=True)
         return encode_columns(block, link_before, derived_ids=True,
-                              links=lambda: links() if whole else links()[start:start + MAX_BLOCK_EVENTS])
+                              links=lambda: links()[start:start + MAX_BLOCK_EVENTS])
 
     starts = range(0, count, MAX_BLOCK_EVENTS)
     if pool is None:
